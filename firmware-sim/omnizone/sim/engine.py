@@ -1,0 +1,188 @@
+"""The simulation loop: arrivals, walking, advertising, gateways, ground truth.
+
+Each heard advert goes to the real gateway code as a bleak BLEDevice and an
+AdvertisementData parsed from the raw advertising bytes the phone would send,
+so decode, aggregation and the outbox run exactly as on a Raspberry Pi.
+"""
+
+import json
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol, TextIO
+
+import numpy as np
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+
+from omnizone.contract import datetime_to_ms
+from omnizone.contract.ids import eid_key
+from omnizone.gateway.ble.adstructures import eddystone_eid_payload, parse_ad_structures
+from omnizone.sim.radio import receptions
+from omnizone.sim.scenario import Scenario
+from omnizone.sim.shoppers import Shopper, TripPlanner
+from omnizone.store import StorePlan
+
+
+class SimClock:
+    """Simulated epoch milliseconds; the gateways read time from here."""
+
+    def __init__(self, start_ms: int) -> None:
+        self.now_ms = start_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+class AdvertisementSink(Protocol):
+    """What the simulator needs of a gateway: bleak's callback and a clock tick."""
+
+    def on_advertisement(self, device: BLEDevice, advertisement: AdvertisementData) -> None: ...
+    def tick(self) -> None: ...
+
+
+@dataclass(slots=True)
+class SimCounters:
+    shoppers_arrived: int = 0
+    shoppers_left: int = 0
+    adverts_sent: int = 0
+    adverts_heard: int = 0
+
+
+class Simulation:
+    def __init__(
+        self,
+        scenario: Scenario,
+        store: StorePlan,
+        gateways: Mapping[str, AdvertisementSink],
+        clock: SimClock | None = None,
+        ground_truth: TextIO | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.store = store
+        self.clock = clock or SimClock(datetime_to_ms(scenario.start))
+        self.start_ms = self.clock.now_ms
+        self.end_ms = self.start_ms + round(scenario.duration_s * 1000)
+        self.ground_truth = ground_truth
+        self.counters = SimCounters()
+        self.shoppers: list[Shopper] = []
+        self._rng = random.Random(scenario.seed)
+        self._np_rng = np.random.default_rng(scenario.seed)
+        self._planner = TripPlanner(store, scenario.shoppers, self._rng)
+        self._gateway_ids = [g.id for g in store.gateways if g.ble and g.id in gateways]
+        self._sinks = [gateways[g] for g in self._gateway_ids]
+        positions = {g.id: g.position for g in store.gateways}
+        self._gateway_xy = np.array([positions[g] for g in self._gateway_ids], dtype=np.float64)
+        self._payloads: dict[str, bytes] = {}
+        self._next_arrival_ms = self.start_ms + self._arrival_gap_ms()
+        self._next_truth_ms = self.start_ms
+        for _ in range(scenario.shoppers.initial_shoppers):
+            self._arrive()
+
+    @property
+    def finished(self) -> bool:
+        return self.clock.now_ms >= self.end_ms
+
+    def step(self) -> None:
+        tick = self.scenario.tick_ms
+        self.clock.now_ms += tick
+        now = self.clock.now_ms
+        while self._next_arrival_ms <= now and now < self.end_ms:
+            self._arrive()
+            self._next_arrival_ms += self._arrival_gap_ms()
+        for shopper in self.shoppers:
+            shopper.advance(tick)
+        for shopper in self.shoppers:
+            if shopper.gone:
+                self.counters.shoppers_left += 1
+        self.shoppers = [s for s in self.shoppers if not s.gone]
+        self._advertise(now)
+        for sink in self._sinks:
+            sink.tick()
+        if now >= self._next_truth_ms:
+            self._write_truth(now)
+            self._next_truth_ms += self.scenario.ground_truth_interval_ms
+
+    def run(self, on_step: Callable[["Simulation"], None] | None = None) -> None:
+        while not self.finished:
+            self.step()
+            if on_step is not None:
+                on_step(self)
+
+    def close_windows(self) -> None:
+        """Let the gateways close their last aggregation window."""
+        self.clock.now_ms += self.scenario.window_ms
+        for sink in self._sinks:
+            sink.tick()
+
+    def device_of(self, shopper: Shopper) -> str:
+        return eid_key(shopper.ephemeral_id)
+
+    # -- internals --------------------------------------------------------------
+
+    def _arrival_gap_ms(self) -> int:
+        rate = self.scenario.shoppers.arrivals_per_minute
+        if rate <= 0:
+            return 10**15
+        return max(1, round(self._rng.expovariate(rate / 60_000)))
+
+    def _arrive(self) -> None:
+        behaviour = self.scenario.shoppers
+        if len(self.shoppers) >= behaviour.max_shoppers:
+            return
+        self.counters.shoppers_arrived += 1
+        number = self.counters.shoppers_arrived
+        start = self._planner.spawn_point()
+        legs, zones = self._planner.plan(start)
+        ephemeral = self._rng.getrandbits(64).to_bytes(8, "big")
+        # A resolvable private address (top bits 01), as phones use.
+        address_bytes = bytes([0x40 | self._rng.getrandbits(6)]) + self._rng.getrandbits(40).to_bytes(5, "big")
+        shopper = Shopper(
+            id=f"shopper-{number:05d}",
+            ephemeral_id=ephemeral,
+            phone_address=":".join(f"{b:02X}" for b in address_bytes),
+            position=start,
+            legs=legs,
+            next_advert_ms=self.clock.now_ms + self._rng.randrange(behaviour.advert_interval_ms),
+            planned_zones=zones,
+        )
+        self._payloads[shopper.id] = eddystone_eid_payload(ephemeral, -20)
+        self.shoppers.append(shopper)
+
+    def _advertise(self, now: int) -> None:
+        interval = self.scenario.shoppers.advert_interval_ms
+        sending = [s for s in self.shoppers if s.next_advert_ms <= now]
+        if not sending or not self._sinks:
+            return
+        for shopper in sending:
+            # BLE adds a 0-10 ms random delay to every advertising event.
+            shopper.next_advert_ms += interval + self._rng.randrange(11)
+        xy = np.array([s.position for s in sending], dtype=np.float64)
+        rssi, heard = receptions(xy, self._gateway_xy, self.scenario.radio, self._np_rng)
+        self.counters.adverts_sent += len(sending)
+        for i, g in zip(*np.nonzero(heard), strict=True):
+            shopper = sending[i]
+            device = BLEDevice(shopper.phone_address, None, None)
+            advert = parse_ad_structures(self._payloads[shopper.id], int(round(rssi[i, g])))
+            self._sinks[g].on_advertisement(device, advert)
+            self.counters.adverts_heard += 1
+
+    def _write_truth(self, now: int) -> None:
+        if self.ground_truth is None:
+            return
+        for shopper in self.shoppers:
+            x, y = shopper.position
+            self.ground_truth.write(
+                json.dumps(
+                    {
+                        "t_ms": now,
+                        "shopper": shopper.id,
+                        "device": self.device_of(shopper),
+                        "zone": self.store.zone_at(shopper.position),
+                        "x": round(x, 2),
+                        "y": round(y, 2),
+                    }
+                )
+                + "\n"
+            )
+

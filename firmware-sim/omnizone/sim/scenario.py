@@ -1,0 +1,80 @@
+"""A scenario file (config/scenarios/*.yaml): which store, how many shoppers,
+how they behave and how noisy the radio is. Everything is seeded."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RadioModel(_Strict):
+    """Log-distance path loss with Gaussian shadowing and distance-dependent loss."""
+
+    tx_power_1m_dbm: float = Field(-59.0, description="RSSI of a phone at 1 m")
+    path_loss_exponent: float = Field(2.2, gt=1, le=6)
+    shadowing_sigma_db: float = Field(3.0, ge=0, le=20)
+    sensitivity_dbm: float = Field(-95.0, description="weaker adverts are never heard")
+    base_loss: float = Field(0.05, ge=0, lt=1, description="packet loss next to the gateway")
+    loss_per_10m: float = Field(0.10, ge=0, le=1, description="extra packet loss per 10 m")
+
+
+class ShopperBehaviour(_Strict):
+    arrivals_per_minute: float = Field(3.0, ge=0)
+    initial_shoppers: int = Field(4, ge=0, description="already walking in at t=0")
+    max_shoppers: int = Field(500, ge=1)
+    zones_per_trip: tuple[int, int] = (2, 6)
+    dwell_mean_s: float = Field(60.0, gt=0, description="mean browsing time in a chosen zone")
+    fitting_room_dwell_mean_s: float = Field(150.0, gt=0)
+    checkout_probability: float = Field(0.6, ge=0, le=1)
+    walking_speed_mps: float = Field(1.1, gt=0)
+    browsing_speed_mps: float = Field(0.4, gt=0)
+    advert_interval_ms: int = Field(500, ge=20, le=10_000)
+
+
+class Scenario(_Strict):
+    name: str = "default"
+    store_file: Path = Path("config/stores/rivoli.yaml")
+    seed: int = 1
+    start: datetime = Field(datetime(2026, 11, 21, 9, 0, tzinfo=UTC), description="sim start")
+    duration_s: float = Field(600.0, gt=0)
+    tick_ms: int = Field(100, ge=10, le=1000)
+    window_ms: int = Field(1000, ge=100, description="gateway aggregation window")
+    ground_truth_interval_ms: int = Field(1000, ge=100)
+    shoppers: ShopperBehaviour = ShopperBehaviour()
+    radio: RadioModel = RadioModel()
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+def load_scenario(path: str | Path, **overrides: Any) -> Scenario:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise ScenarioError(f"{path}: cannot read: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ScenarioError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: expected a mapping")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors(include_url=False)
+        )
+        raise ScenarioError(f"{path}: {problems}") from None
+    if not scenario.store_file.is_absolute():
+        # Store paths are relative to the repository root or the scenario file.
+        beside = path.parent / scenario.store_file
+        if not scenario.store_file.exists() and beside.exists():
+            scenario = scenario.model_copy(update={"store_file": beside})
+    return scenario

@@ -1,0 +1,1 @@
+"""BLE: decode advertisements into device keys, aggregate per window."""

@@ -1,0 +1,78 @@
+"""Per-device aggregation over fixed windows aligned to the epoch.
+
+Windows are aligned (start = t - t % window) so every gateway in a store closes
+the same windows and the server can compare like with like.
+"""
+
+from dataclasses import dataclass, field
+
+from omnizone.contract import BleSighting
+
+
+@dataclass(slots=True)
+class _Accumulator:
+    count: int = 0
+    rssi_sum: float = 0.0
+    rssi_max: float = -1000.0
+    tx_power: int | None = None
+
+
+@dataclass(slots=True)
+class WindowAggregator:
+    window_ms: int
+    _window_start: int | None = None
+    _devices: dict[str, _Accumulator] = field(default_factory=dict)
+    _closed: list[list[BleSighting]] = field(default_factory=list)
+    late_adverts: int = 0
+
+    def add(self, device: str, rssi: float, tx_power: int | None, at_ms: int) -> None:
+        start = at_ms - at_ms % self.window_ms
+        if self._window_start is None:
+            self._window_start = start
+        elif start > self._window_start:
+            self._close()
+            self._window_start = start
+        elif start < self._window_start:
+            self.late_adverts += 1  # clock stepped back or a stale report: not worth a window
+            return
+        acc = self._devices.get(device)
+        if acc is None:
+            acc = self._devices[device] = _Accumulator()
+        acc.count += 1
+        acc.rssi_sum += rssi
+        if rssi > acc.rssi_max:
+            acc.rssi_max = rssi
+        if tx_power is not None:
+            acc.tx_power = tx_power
+
+    def tick(self, now_ms: int) -> None:
+        """Close the current window once its end has passed."""
+        if self._window_start is not None and now_ms >= self._window_start + self.window_ms:
+            self._close()
+            self._window_start = None
+
+    def drain(self) -> list[list[BleSighting]]:
+        """Closed windows, oldest first, each a non-empty batch of sightings."""
+        closed, self._closed = self._closed, []
+        return closed
+
+    def _close(self) -> None:
+        if not self._devices or self._window_start is None:
+            self._devices = {}
+            return
+        start = self._window_start
+        self._closed.append(
+            [
+                BleSighting(
+                    device=device,
+                    window_start_ms=start,
+                    window_ms=self.window_ms,
+                    count=acc.count,
+                    rssi_mean=round(acc.rssi_sum / acc.count, 2),
+                    rssi_max=acc.rssi_max,
+                    tx_power=acc.tx_power,
+                )
+                for device, acc in self._devices.items()
+            ]
+        )
+        self._devices = {}

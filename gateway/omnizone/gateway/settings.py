@@ -1,0 +1,55 @@
+"""Gateway settings: a YAML file (config/gateway.example.yaml) overridden by
+OMNIZONE_GATEWAY_* environment variables."""
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from omnizone.contract.topics import IDENTIFIER_PATTERN
+
+
+class GatewayConfigError(ValueError):
+    pass
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OMNIZONE_GATEWAY_", extra="forbid")
+
+    store: str = Field(pattern=IDENTIFIER_PATTERN, description="store id, as in the store file")
+    gateway: str = Field(pattern=IDENTIFIER_PATTERN, description="this gateway's id")
+    broker_host: str = Field("127.0.0.1", description="MQTT broker host")
+    broker_port: int = Field(1883, ge=1, le=65535, description="MQTT broker port (8883 with TLS)")
+    username: str | None = Field(None, description="MQTT username; default: the gateway id")
+    password: str = Field(description="MQTT password of this gateway")
+    tls_ca: str | None = Field(None, description="CA file: set it to use TLS")
+    window_ms: int = Field(1000, ge=100, le=60_000, description="BLE aggregation window")
+    outbox_path: Path = Field(
+        Path("/var/lib/omnizone/outbox.db"), description="durable outbox (SQLite)"
+    )
+    outbox_max_messages: int = Field(200_000, ge=100, description="oldest dropped beyond this")
+    health_interval_s: float = Field(30.0, gt=0, description="health message period")
+
+
+def load_gateway_settings(path: str | Path | None, **overrides: Any) -> GatewaySettings:
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as error:
+            raise GatewayConfigError(f"{path}: cannot read: {error.strerror}") from None
+        except yaml.YAMLError as error:
+            raise GatewayConfigError(f"{path}: not valid YAML: {error}") from None
+        if not isinstance(loaded, dict):
+            raise GatewayConfigError(f"{path}: expected a mapping of settings")
+        data.update(loaded)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return GatewaySettings(**data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors(include_url=False)
+        )
+        raise GatewayConfigError(f"{path or '<environment>'}: {problems}") from None

@@ -1,0 +1,159 @@
+"""The embedded broker (amqtt) for machines without Mosquitto, run as a subprocess.
+
+The parent side (``prepare_embedded``) writes the same password and ACL files
+as for Mosquitto plus a small JSON config and returns a restartable
+``BrokerProcess``; the child side (``main``) is ``python -m
+omnizone.broker.embedded --config <file>``. amqtt is imported only in the child.
+
+Not like Mosquitto: no persistence, so queued messages of offline persistent
+sessions are lost when the embedded broker restarts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from omnizone.broker.accounts import BrokerAccounts
+from omnizone.broker.files import RunFiles, TlsFiles, write_credentials
+from omnizone.broker.process import BrokerError, BrokerProcess
+
+_PLUGINS = "omnizone.broker.amqtt_plugins"
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedConfig:
+    host: str
+    port: int
+    password_file: str
+    acl_file: str
+    tls_port: int | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    cafile: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> EmbeddedConfig:
+        return cls(**json.loads(text))
+
+
+def amqtt_config(config: EmbeddedConfig) -> dict[str, Any]:
+    """The amqtt 0.12 ``BrokerConfig`` dict: our plugins only, no anonymous access."""
+    listeners: dict[str, Any] = {
+        "default": {"type": "tcp", "bind": f"{config.host}:{config.port}"},
+    }
+    if config.tls_port is not None:
+        listeners["tls"] = {
+            "type": "tcp",
+            "bind": f"{config.host}:{config.tls_port}",
+            "ssl": True,
+            "certfile": config.certfile,
+            "keyfile": config.keyfile,
+            "cafile": config.cafile,
+        }
+    return {
+        "listeners": listeners,
+        "plugins": {
+            f"{_PLUGINS}.PasswordFileAuthPlugin": {
+                "password_file": config.password_file,
+                "acl_file": config.acl_file,
+            },
+            f"{_PLUGINS}.AclTopicPlugin": {"acl_file": config.acl_file},
+        },
+    }
+
+
+def prepare_embedded(
+    accounts: BrokerAccounts,
+    *,
+    run_dir: Path,
+    host: str,
+    port: int,
+    tls: TlsFiles | None = None,
+    start_timeout_s: float = 15.0,
+) -> BrokerProcess:
+    if tls is not None and tls.require_certificate:
+        raise BrokerError("the embedded broker cannot require client certificates; use Mosquitto")
+    files = RunFiles(run_dir)
+    write_credentials(accounts, files)
+    config = EmbeddedConfig(
+        host=host,
+        port=port,
+        password_file=str(files.password_file.resolve()),
+        acl_file=str(files.acl_file.resolve()),
+        tls_port=tls.port if tls else None,
+        certfile=str(tls.certfile.resolve()) if tls else None,
+        keyfile=str(tls.keyfile.resolve()) if tls else None,
+        cafile=str(tls.cafile.resolve()) if tls and tls.cafile else None,
+    )
+    conf_file = files.config_file("embedded")
+    conf_file.write_text(config.to_json(), encoding="utf-8")
+    # The child must import this very omnizone, even when run from a checkout.
+    base = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (base, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return BrokerProcess(
+        "embedded",
+        [sys.executable, "-m", "omnizone.broker.embedded", "--config", str(conf_file.resolve())],
+        host=host,
+        port=port,
+        log_path=files.log_file,
+        env=env,
+        extra_ports=(tls.port,) if tls is not None else (),
+        start_timeout_s=start_timeout_s,
+    )
+
+
+async def serve(config: EmbeddedConfig) -> None:
+    """Run until SIGTERM/SIGINT, then shut the broker down cleanly."""
+    from amqtt.broker import Broker
+
+    broker = Broker(amqtt_config(config))
+    await broker.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    logging.getLogger("omnizone.broker").info(
+        "embedded broker listening on %s:%d", config.host, config.port
+    )
+    await stop.wait()
+    await broker.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m omnizone.broker.embedded")
+    parser.add_argument("--config", type=Path, required=True, help="JSON written by the launcher")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # amqtt logs every packet at INFO through some loggers; keep the log readable.
+    logging.getLogger("amqtt").setLevel(logging.WARNING)
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    logging.getLogger("amqtt.broker.plugins").setLevel(logging.INFO)
+    try:
+        config = EmbeddedConfig.from_json(args.config.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"embedded broker: cannot read config {args.config}: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Identifiers that travel on the wire.
+
+A BLE device is named by what it *advertises*, resolved to a key string, never
+by its MAC address: ``ibeacon:<uuid>:<major>:<minor>``,
+``altbeacon:<id1>:<id2>:<id3>``, ``eddystone-uid:<namespace>:<instance>``,
+``eid:<16 hex>`` (the shopper app's rotating ephemeral id).
+"""
+
+import re
+import uuid
+
+DEVICE_KEY_PATTERN = (
+    r"^(?:ibeacon:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:\d{1,5}:\d{1,5}"
+    r"|altbeacon:[0-9a-f]{32}:\d{1,5}:\d{1,5}"
+    r"|eddystone-uid:[0-9a-f]{20}:[0-9a-f]{12}"
+    r"|eid:[0-9a-f]{16})$"
+)
+_DEVICE_KEY = re.compile(DEVICE_KEY_PATTERN)
+_MAC_LIKE = re.compile(r"(?i)\b[0-9a-f]{2}(?:[:-][0-9a-f]{2}){5}\b")
+
+
+def check_device_key(value: str) -> str:
+    if _MAC_LIKE.search(value):
+        raise ValueError(f"device key {value!r} contains a MAC address; MACs never leave a gateway")
+    if not _DEVICE_KEY.match(value):
+        raise ValueError(
+            f"device key {value!r} is not one of ibeacon:<uuid>:<major>:<minor>, "
+            "altbeacon:<32 hex>:<major>:<minor>, eddystone-uid:<20 hex>:<12 hex>, eid:<16 hex>"
+        )
+    return value
+
+
+def ibeacon_key(proximity_uuid: uuid.UUID, major: int, minor: int) -> str:
+    return f"ibeacon:{proximity_uuid}:{major}:{minor}"
+
+
+def altbeacon_key(beacon_id: bytes, major: int, minor: int) -> str:
+    return f"altbeacon:{beacon_id.hex()}:{major}:{minor}"
+
+
+def eddystone_uid_key(namespace: bytes, instance: bytes) -> str:
+    return f"eddystone-uid:{namespace.hex()}:{instance.hex()}"
+
+
+def eid_key(ephemeral_id: bytes) -> str:
+    if len(ephemeral_id) != 8:
+        raise ValueError(f"an ephemeral id is 8 bytes, got {len(ephemeral_id)}")
+    return f"eid:{ephemeral_id.hex()}"

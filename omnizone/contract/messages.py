@@ -1,0 +1,184 @@
+"""Versioned message schemas for everything a gateway publishes.
+
+Every message is an envelope: schema version, kind, store, gateway, a sequence
+number that increases by one per message (all kinds share one counter per
+gateway and it survives restarts), the time it was sent, and its body. The
+server de-duplicates on (gateway, seq) and reports gaps.
+"""
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
+
+from omnizone.contract.ids import check_device_key
+from omnizone.contract.topics import IDENTIFIER_PATTERN, parse_topic
+
+SCHEMA_VERSION = 1
+MAX_ITEMS = 10_000
+MAX_PAYLOAD_BYTES = 1_048_576
+
+# 2000-01-01 .. 2100-01-01: catches seconds-instead-of-milliseconds mistakes.
+EpochMs = Annotated[int, Field(ge=946_684_800_000, le=4_102_444_800_000)]
+Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+DeviceKey = Annotated[str, AfterValidator(check_device_key)]
+Rssi = Annotated[float, Field(ge=-127, le=20)]
+GatewayState = Literal["online", "offline"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Envelope(_Strict):
+    v: Literal[1] = Field(SCHEMA_VERSION, description="schema version")
+    store: Identifier
+    gateway: Identifier
+    seq: int = Field(ge=0, description="per-gateway, +1 per message, survives restarts")
+    sent_ms: EpochMs
+
+
+class BleSighting(_Strict):
+    """One device heard by one gateway during one aggregation window."""
+
+    device: DeviceKey
+    window_start_ms: EpochMs
+    window_ms: int = Field(gt=0, le=600_000)
+    count: int = Field(gt=0)
+    rssi_mean: Rssi
+    rssi_max: Rssi
+    tx_power: int | None = Field(None, ge=-127, le=20, description="calibrated dBm at 1 m")
+
+
+class BleMessage(_Envelope):
+    kind: Literal["ble"] = "ble"
+    items: list[BleSighting] = Field(min_length=1, max_length=MAX_ITEMS)
+
+
+class NfcTap(_Strict):
+    """A tag or phone presented to a tap point (shelf or kiosk reader)."""
+
+    tap_point: Identifier
+    uid: str = Field(pattern=r"^[0-9a-f]{8,20}$", description="tag/phone UID, lower-case hex")
+    at_ms: EpochMs
+    ndef_uri: str | None = Field(None, max_length=2048)
+
+
+class NfcMessage(_Envelope):
+    kind: Literal["nfc"] = "nfc"
+    items: list[NfcTap] = Field(min_length=1, max_length=MAX_ITEMS)
+
+
+class RfidRead(_Strict):
+    """A UHF tag seen by a reader antenna (fitting rooms)."""
+
+    reader: Identifier
+    antenna: int = Field(ge=1, le=16)
+    epc: str = Field(pattern=r"^[0-9a-f]{8,64}$", description="EPC bank, lower-case hex")
+    rssi: Rssi
+    at_ms: EpochMs
+    count: int = Field(1, gt=0)
+
+
+class RfidMessage(_Envelope):
+    kind: Literal["rfid"] = "rfid"
+    items: list[RfidRead] = Field(min_length=1, max_length=MAX_ITEMS)
+
+
+class StatusMessage(_Envelope):
+    """Retained birth ("online") and last-will ("offline") of a gateway session.
+
+    A session reserves two sequence numbers at connect: the birth and, one
+    above it, the will, so a gateway that dies leaves no gap in its sequence.
+    """
+
+    kind: Literal["status"] = "status"
+    state: GatewayState
+    session: int = Field(ge=0, description="boot/connect counter")
+    version: str = Field(max_length=64)
+
+
+class HealthMessage(_Envelope):
+    kind: Literal["health"] = "health"
+    uptime_s: float = Field(ge=0)
+    outbox_depth: int = Field(ge=0)
+    outbox_dropped: int = Field(ge=0)
+    readers: dict[str, str] = Field(default_factory=dict, description="reader name -> state")
+    cpu_temp_c: float | None = None
+    version: str = Field(max_length=64)
+
+
+GatewayMessage = Annotated[
+    BleMessage | NfcMessage | RfidMessage | StatusMessage | HealthMessage,
+    Field(discriminator="kind"),
+]
+_GATEWAY_MESSAGE: TypeAdapter[GatewayMessage] = TypeAdapter(GatewayMessage)
+
+
+class ContractError(ValueError):
+    """A message that breaks the contract; the text says what and where."""
+
+    def __init__(self, topic: str, reason: str) -> None:
+        super().__init__(f"{topic}: {reason}")
+        self.topic = topic
+        self.reason = reason
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "<message>"
+        parts.append(f"{where}: {item['msg']}")
+    more = error.error_count() - len(parts)
+    if more > 0:
+        parts.append(f"... and {more} more")
+    return "; ".join(parts)
+
+
+def parse_message(topic: str, payload: bytes) -> GatewayMessage:
+    """Validate one MQTT message against the contract.
+
+    The topic must agree with the body (store, gateway, kind): a gateway cannot
+    speak for another one even if the broker's ACLs were loosened.
+    """
+    try:
+        address = parse_topic(topic)
+    except ValueError as error:
+        raise ContractError(topic, str(error)) from None
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError(topic, f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        raw: Any = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ContractError(topic, f"payload is not JSON: {error}") from None
+    if isinstance(raw, dict) and raw.get("v") not in (None, SCHEMA_VERSION):
+        raise ContractError(
+            topic, f"schema version {raw.get('v')!r} is not supported (this is v{SCHEMA_VERSION})"
+        )
+    try:
+        message = _GATEWAY_MESSAGE.validate_python(raw)
+    except ValidationError as error:
+        raise ContractError(topic, _describe(error)) from None
+    mismatches = [
+        f"{field} is {body!r} in the body but {expected!r} in the topic"
+        for field, body, expected in (
+            ("store", message.store, address.store),
+            ("gateway", message.gateway, address.gateway),
+            ("kind", message.kind, address.kind.value),
+        )
+        if body != expected
+    ]
+    if mismatches:
+        raise ContractError(topic, "; ".join(mismatches))
+    return message
+
+
+def dump_message(message: GatewayMessage) -> bytes:
+    return message.model_dump_json(exclude_none=True).encode()

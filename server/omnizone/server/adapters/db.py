@@ -1,0 +1,481 @@
+"""SQLAlchemy storage: the tables and the repository the services use.
+
+SQLite (the default, in WAL mode with foreign keys on) and PostgreSQL
+(``postgresql+psycopg://``) are both supported through the same ORM models.
+"""
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    case,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from omnizone.contract import BleSighting, HealthMessage, NfcTap, RfidRead, StatusMessage
+from omnizone.server.domain.visits import DeviceVisitState, VisitClosed, VisitEvent, VisitOpened
+from omnizone.server.service.ports import (
+    DeadLetter,
+    IngestStats,
+    ReceivedKey,
+    VisitRecord,
+    VisitStatus,
+    ZoneSummary,
+)
+
+DEFAULT_DATABASE_URL = "sqlite:///omnizone.db"
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Ident = String(63)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {int: BigInteger(), str: Text()}
+
+
+class ReceivedMessage(Base):
+    """One accepted gateway message; the unique key is the de-duplication."""
+
+    __tablename__ = "received_messages"
+    __table_args__ = (UniqueConstraint("store", "gateway", "seq", name="uq_received_seq"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    store: Mapped[str] = mapped_column(Ident)
+    gateway: Mapped[str] = mapped_column(Ident)
+    seq: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(16))
+    sent_ms: Mapped[int]
+    received_ms: Mapped[int]
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeadLetterRow(Base):
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    received_ms: Mapped[int]
+    topic: Mapped[str]
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    reason: Mapped[str]
+
+
+class BleSightingRow(Base):
+    __tablename__ = "ble_sightings"
+    __table_args__ = (Index("ix_ble_store_device_time", "store", "device", "window_start_ms"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("received_messages.id", ondelete="CASCADE"))
+    store: Mapped[str] = mapped_column(Ident)
+    gateway: Mapped[str] = mapped_column(Ident)
+    device: Mapped[str] = mapped_column(String(128))
+    window_start_ms: Mapped[int]
+    window_ms: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+    rssi_mean: Mapped[float] = mapped_column(Float)
+    rssi_max: Mapped[float] = mapped_column(Float)
+    tx_power: Mapped[int | None] = mapped_column(Integer)
+
+
+class NfcTapRow(Base):
+    __tablename__ = "nfc_taps"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("received_messages.id", ondelete="CASCADE"))
+    store: Mapped[str] = mapped_column(Ident)
+    gateway: Mapped[str] = mapped_column(Ident)
+    tap_point: Mapped[str] = mapped_column(Ident)
+    uid: Mapped[str] = mapped_column(String(20))
+    at_ms: Mapped[int]
+    ndef_uri: Mapped[str | None]
+
+
+class RfidReadRow(Base):
+    __tablename__ = "rfid_reads"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("received_messages.id", ondelete="CASCADE"))
+    store: Mapped[str] = mapped_column(Ident)
+    gateway: Mapped[str] = mapped_column(Ident)
+    reader: Mapped[str] = mapped_column(Ident)
+    antenna: Mapped[int] = mapped_column(Integer)
+    epc: Mapped[str] = mapped_column(String(64))
+    rssi: Mapped[float] = mapped_column(Float)
+    at_ms: Mapped[int]
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class GatewayStatusRow(Base):
+    """Latest birth/will and latest health report of each gateway."""
+
+    __tablename__ = "gateway_status"
+
+    store: Mapped[str] = mapped_column(Ident, primary_key=True)
+    gateway: Mapped[str] = mapped_column(Ident, primary_key=True)
+    state: Mapped[str | None] = mapped_column(String(16))
+    session: Mapped[int | None]
+    version: Mapped[str | None] = mapped_column(String(64))
+    status_ms: Mapped[int | None]
+    health_ms: Mapped[int | None]
+    health: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    received_ms: Mapped[int]
+
+
+class DevicePresenceRow(Base):
+    """The open stay of each device: the visit state machine, persisted."""
+
+    __tablename__ = "device_presence"
+    __table_args__ = (Index("ix_presence_store_zone", "store", "zone"),)
+
+    store: Mapped[str] = mapped_column(Ident, primary_key=True)
+    device: Mapped[str] = mapped_column(String(128), primary_key=True)
+    zone: Mapped[str] = mapped_column(Ident)
+    entered_ms: Mapped[int]
+    last_in_zone_ms: Mapped[int]
+    last_heard_ms: Mapped[int]
+    away_zone: Mapped[str | None] = mapped_column(Ident)
+    away_since_ms: Mapped[int | None]
+
+
+class VisitRow(Base):
+    __tablename__ = "visits"
+    __table_args__ = (
+        Index("ix_visits_device_status", "store", "device", "status"),
+        Index("ix_visits_zone_status", "store", "zone", "status"),
+        Index("ix_visits_entered", "store", "entered_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    store: Mapped[str] = mapped_column(Ident)
+    device: Mapped[str] = mapped_column(String(128))
+    zone: Mapped[str] = mapped_column(Ident)
+    entered_ms: Mapped[int]
+    left_ms: Mapped[int | None]
+    dwell_s: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(8))
+
+
+# -- engine -------------------------------------------------------------------
+
+
+def make_engine(url: str = DEFAULT_DATABASE_URL) -> Engine:
+    """An engine for SQLite (WAL, foreign keys, busy timeout) or PostgreSQL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
+
+
+def create_schema(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+
+
+# -- repository ---------------------------------------------------------------
+
+
+class _SqlTransaction:
+    """The write side of one message, inside one session transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+        self._message_id: int | None = None
+
+    def received_before(self, key: ReceivedKey) -> bool:
+        found = self._s.scalar(
+            select(ReceivedMessage.id).where(
+                ReceivedMessage.store == key.store,
+                ReceivedMessage.gateway == key.gateway,
+                ReceivedMessage.seq == key.seq,
+            )
+        )
+        return found is not None
+
+    def count_duplicate(self, key: ReceivedKey) -> None:
+        self._s.execute(
+            update(ReceivedMessage)
+            .where(
+                ReceivedMessage.store == key.store,
+                ReceivedMessage.gateway == key.gateway,
+                ReceivedMessage.seq == key.seq,
+            )
+            .values(duplicates=ReceivedMessage.duplicates + 1)
+        )
+
+    def record_received(
+        self, key: ReceivedKey, kind: str, sent_ms: int, received_ms: int, items: int
+    ) -> None:
+        row = ReceivedMessage(
+            store=key.store, gateway=key.gateway, seq=key.seq, kind=kind,
+            sent_ms=sent_ms, received_ms=received_ms, items=items, duplicates=0,
+        )
+        self._s.add(row)
+        self._s.flush()
+        self._message_id = row.id
+
+    def _mid(self) -> int:
+        if self._message_id is None:
+            raise RuntimeError("record_received must come before the message's items")
+        return self._message_id
+
+    def add_ble_sightings(
+        self, store: str, gateway: str, seq: int, items: Sequence[BleSighting]
+    ) -> None:
+        mid = self._mid()
+        self._s.add_all(
+            BleSightingRow(
+                message_id=mid, store=store, gateway=gateway, device=i.device,
+                window_start_ms=i.window_start_ms, window_ms=i.window_ms, count=i.count,
+                rssi_mean=i.rssi_mean, rssi_max=i.rssi_max, tx_power=i.tx_power,
+            )
+            for i in items
+        )
+
+    def add_nfc_taps(self, store: str, gateway: str, seq: int, items: Sequence[NfcTap]) -> None:
+        mid = self._mid()
+        self._s.add_all(
+            NfcTapRow(
+                message_id=mid, store=store, gateway=gateway, tap_point=i.tap_point,
+                uid=i.uid, at_ms=i.at_ms, ndef_uri=i.ndef_uri,
+            )
+            for i in items
+        )
+
+    def add_rfid_reads(self, store: str, gateway: str, seq: int, items: Sequence[RfidRead]) -> None:
+        mid = self._mid()
+        self._s.add_all(
+            RfidReadRow(
+                message_id=mid, store=store, gateway=gateway, reader=i.reader,
+                antenna=i.antenna, epc=i.epc, rssi=i.rssi, at_ms=i.at_ms, count=i.count,
+            )
+            for i in items
+        )
+
+    def _status_row(self, store: str, gateway: str, received_ms: int) -> GatewayStatusRow:
+        row = self._s.get(GatewayStatusRow, (store, gateway))
+        if row is None:
+            row = GatewayStatusRow(store=store, gateway=gateway, received_ms=received_ms)
+            self._s.add(row)
+        row.received_ms = received_ms
+        return row
+
+    def record_status(self, message: StatusMessage, received_ms: int) -> None:
+        row = self._status_row(message.store, message.gateway, received_ms)
+        # A retained birth replayed after a newer will must not win: newest sent wins.
+        if row.status_ms is None or message.sent_ms >= row.status_ms:
+            row.state, row.session = message.state, message.session
+            row.version, row.status_ms = message.version, message.sent_ms
+
+    def record_health(self, message: HealthMessage, received_ms: int) -> None:
+        row = self._status_row(message.store, message.gateway, received_ms)
+        if row.health_ms is None or message.sent_ms >= row.health_ms:
+            row.health_ms = message.sent_ms
+            row.health = message.model_dump(mode="json")
+            row.version = message.version
+
+    def apply_visit_events(self, store: str, device: str, events: Sequence[VisitEvent]) -> None:
+        for ev in events:
+            if isinstance(ev, VisitOpened):
+                self._s.add(
+                    VisitRow(
+                        store=store, device=device, zone=ev.zone,
+                        entered_ms=ev.entered_ms, status="open",
+                    )
+                )
+                continue
+            assert isinstance(ev, VisitClosed)
+            status: VisitStatus = "pass_by" if ev.pass_by else "visit"
+            row = self._s.scalar(
+                select(VisitRow).where(
+                    VisitRow.store == store, VisitRow.device == device,
+                    VisitRow.status == "open", VisitRow.zone == ev.zone,
+                    VisitRow.entered_ms == ev.entered_ms,
+                )
+            )
+            if row is None:
+                row = VisitRow(store=store, device=device, zone=ev.zone, entered_ms=ev.entered_ms)
+                self._s.add(row)
+            row.left_ms, row.dwell_s, row.status = ev.left_ms, ev.dwell_s, status
+
+    def save_presence(self, store: str, device: str, state: DeviceVisitState | None) -> None:
+        row = self._s.get(DevicePresenceRow, (store, device))
+        if state is None:
+            if row is not None:
+                self._s.delete(row)
+            return
+        if row is None:
+            row = DevicePresenceRow(store=store, device=device)
+            self._s.add(row)
+        row.zone, row.entered_ms = state.zone, state.entered_ms
+        row.last_in_zone_ms, row.last_heard_ms = state.last_in_zone_ms, state.last_heard_ms
+        row.away_zone, row.away_since_ms = state.away_zone, state.away_since_ms
+
+
+class SqlRepository:
+    """The ``Repository`` port over an SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str = DEFAULT_DATABASE_URL, *, create: bool = True) -> "SqlRepository":
+        engine = make_engine(url)
+        if create:
+            create_schema(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[_SqlTransaction]:
+        with Session(self.engine) as session, session.begin():
+            yield _SqlTransaction(session)
+
+    def add_dead_letter(self, received_ms: int, topic: str, payload: bytes, reason: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.add(
+                DeadLetterRow(received_ms=received_ms, topic=topic, payload=payload, reason=reason)
+            )
+
+    def is_transient(self, error: BaseException) -> bool:
+        if isinstance(error, OperationalError | InterfaceError):
+            return True
+        return isinstance(error, DBAPIError) and error.connection_invalidated
+
+    def load_presence(self) -> dict[tuple[str, str], DeviceVisitState]:
+        with Session(self.engine) as session:
+            return {
+                (r.store, r.device): DeviceVisitState(
+                    zone=r.zone, entered_ms=r.entered_ms, last_in_zone_ms=r.last_in_zone_ms,
+                    last_heard_ms=r.last_heard_ms, away_zone=r.away_zone,
+                    away_since_ms=r.away_since_ms,
+                )
+                for r in session.scalars(select(DevicePresenceRow))
+            }
+
+    def highest_seqs(self) -> dict[tuple[str, str], int]:
+        query = select(
+            ReceivedMessage.store, ReceivedMessage.gateway, func.max(ReceivedMessage.seq)
+        ).group_by(ReceivedMessage.store, ReceivedMessage.gateway)
+        with Session(self.engine) as session:
+            return {(s, g): int(m) for s, g, m in session.execute(query)}
+
+    def presence_by_zone(self, store: str) -> dict[str, int]:
+        query = (
+            select(DevicePresenceRow.zone, func.count())
+            .where(DevicePresenceRow.store == store)
+            .group_by(DevicePresenceRow.zone)
+        )
+        with Session(self.engine) as session:
+            return {zone: int(n) for zone, n in session.execute(query)}
+
+    def latest_event_ms(self, store: str) -> int | None:
+        with Session(self.engine) as session:
+            heard = session.scalar(
+                select(func.max(DevicePresenceRow.last_heard_ms)).where(
+                    DevicePresenceRow.store == store
+                )
+            )
+            if heard is None:
+                heard = session.scalar(
+                    select(func.max(ReceivedMessage.sent_ms)).where(ReceivedMessage.store == store)
+                )
+            return None if heard is None else int(heard)
+
+    def recent_visits(self, store: str, limit: int, zone: str | None) -> list[VisitRecord]:
+        query = select(VisitRow).where(VisitRow.store == store)
+        if zone is not None:
+            query = query.where(VisitRow.zone == zone)
+        query = query.order_by(VisitRow.entered_ms.desc(), VisitRow.id.desc()).limit(limit)
+        with Session(self.engine) as session:
+            return [
+                VisitRecord(
+                    device=r.device, zone=r.zone, entered_ms=r.entered_ms, left_ms=r.left_ms,
+                    dwell_s=r.dwell_s, status=_status(r.status),
+                )
+                for r in session.scalars(query)
+            ]
+
+    def zone_summaries(self, store: str) -> list[ZoneSummary]:
+        def n(status: str) -> Any:
+            return func.coalesce(func.sum(case((VisitRow.status == status, 1), else_=0)), 0)
+
+        query = (
+            select(
+                VisitRow.zone, n("visit"), n("pass_by"), n("open"),
+                func.avg(case((VisitRow.status == "visit", VisitRow.dwell_s), else_=None)),
+            )
+            .where(VisitRow.store == store)
+            .group_by(VisitRow.zone)
+        )
+        with Session(self.engine) as session:
+            return [
+                ZoneSummary(
+                    zone=zone, visits=int(v), pass_bys=int(p), open_visits=int(o),
+                    mean_dwell_s=None if mean is None else float(mean),
+                )
+                for zone, v, p, o, mean in session.execute(query)
+            ]
+
+    def ingest_stats(self) -> IngestStats:
+        per_gateway = select(
+            func.count(), func.max(ReceivedMessage.seq), func.min(ReceivedMessage.seq),
+            func.sum(ReceivedMessage.duplicates),
+        ).group_by(ReceivedMessage.store, ReceivedMessage.gateway)
+        ingested = duplicates = gaps = 0
+        with Session(self.engine) as session:
+            for count, highest, lowest, dups in session.execute(per_gateway):
+                ingested += int(count)
+                duplicates += int(dups or 0)
+                gaps += int(highest) - int(lowest) + 1 - int(count)
+            dead = session.scalar(select(func.count()).select_from(DeadLetterRow)) or 0
+        return IngestStats(ingested, duplicates, int(dead), gaps)
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        query = select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit)
+        with Session(self.engine) as session:
+            return [
+                DeadLetter(r.id, r.received_ms, r.topic, r.payload, r.reason)
+                for r in session.scalars(query)
+            ]
+
+
+def _status(value: str) -> VisitStatus:
+    if value == "open":
+        return "open"
+    if value == "pass_by":
+        return "pass_by"
+    return "visit"

@@ -1,0 +1,204 @@
+"""MQTT ingest: subscribe to every gateway topic and feed one worker thread.
+
+QoS 1 with a persistent session and MANUAL acknowledgements: a message is
+acknowledged only after its database transaction committed, so a crash at any
+point leaves it with the broker, which redelivers it (de-duplication makes the
+second delivery harmless). One worker keeps messages in arrival order.
+"""
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from omnizone.contract import subscription_filter
+from omnizone.server.service.ingest import IngestService
+
+log = logging.getLogger(__name__)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class MqttIngestCounters:
+    received: int = 0
+    handled: int = 0
+    acknowledged: int = 0
+    storage_errors: int = 0
+    connects: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    session: int
+    received_ms: int
+
+
+_STOP = object()
+
+
+class MqttIngest:
+    """Broker → IngestService, acknowledging only what is safely stored."""
+
+    def __init__(
+        self,
+        service: IngestService,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        username: str | None = None,
+        password: str | None = None,
+        tls_ca: Path | None = None,
+        client_id: str = "omnizone-server",
+        topic: str | None = None,
+        retry_delay_s: float = 1.0,
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        self._service = service
+        self._host, self._port = host, port
+        self._topic = topic or subscription_filter()
+        self._retry_delay_s = retry_delay_s
+        self._clock = clock
+        self.counters = MqttIngestCounters()
+        self._queue: queue.Queue[_Delivery | object] = queue.Queue()
+        self._stopping = threading.Event()
+        self._connected = threading.Event()
+        self._session = 0  # bumped on every connect: message ids are per connection
+        self._worker: threading.Thread | None = None
+        self._started = False
+        self._stopped = False
+        self._client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        if username is not None:
+            self._client.username_pw_set(username, password)
+        if tls_ca is not None:
+            self._client.tls_set(ca_certs=str(tls_ca), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+
+    @property
+    def connected(self) -> bool:
+        """Connected and subscribed: messages published from now on reach us."""
+        return self._connected.is_set()
+
+    @property
+    def pending(self) -> int:
+        """Messages received but not yet handled."""
+        return self._queue.qsize()
+
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        return self._connected.wait(timeout)
+
+    def start(self) -> None:
+        """Connect in the background (retrying until the broker answers)."""
+        if self._started:
+            return
+        self._started = True
+        self._worker = threading.Thread(target=self._work, name="omnizone-ingest", daemon=True)
+        self._worker.start()
+        self._client.connect_async(self._host, self._port, keepalive=30)
+        self._client.loop_start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Handle (and acknowledge) what was received, then disconnect. Idempotent."""
+        if not self._started or self._stopped:
+            return
+        self._stopped = True
+        # A message that cannot be stored right now is left unacknowledged: the
+        # broker redelivers it to the next session.
+        self._stopping.set()
+        self._queue.put(_STOP)
+        if self._worker is not None:
+            self._worker.join(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    # -- paho callbacks (network thread) ---------------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker %s:%s refused the connection: %s", self._host, self._port, reason)
+            return
+        self._session += 1
+        self.counters.connects += 1
+        client.subscribe(self._topic, qos=1)
+        log.info(
+            "connected to %s:%s (session present: %s), subscribed to %s",
+            self._host, self._port, flags.session_present, self._topic,
+        )
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
+    ) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("broker refused the subscription to %s: %s", self._topic, reasons)
+            return
+        self._connected.set()
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        self._connected.clear()
+        if not self._stopping.is_set():
+            log.warning("disconnected from %s:%s: %s; reconnecting", self._host, self._port, reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.counters.received += 1
+        self._queue.put(
+            _Delivery(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._session, self._clock())
+        )
+
+    # -- worker thread -----------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            assert isinstance(item, _Delivery)
+            if not self._handle(item):
+                return
+
+    def _handle(self, delivery: _Delivery) -> bool:
+        """Handle until stored; False when stopping before that (leave it unacked)."""
+        while True:
+            try:
+                self._service.handle(delivery.topic, delivery.payload, delivery.received_ms)
+                break
+            except Exception:
+                self.counters.storage_errors += 1
+                log.exception("storing a message from %s failed; retrying", delivery.topic)
+                if self._stopping.wait(self._retry_delay_s):
+                    return False
+        self.counters.handled += 1
+        # An id from an earlier connection means nothing now: the broker redelivers
+        # that message itself, and de-duplication absorbs it.
+        if delivery.qos > 0 and delivery.session == self._session:
+            self._client.ack(delivery.mid, delivery.qos)
+            self.counters.acknowledged += 1
+        return True

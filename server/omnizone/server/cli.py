@@ -1,0 +1,124 @@
+"""``omnizone server ...``: run the server (ingest + API) in the foreground.
+
+Heavy dependencies (FastAPI, SQLAlchemy, paho) are imported inside the
+commands so ``omnizone --help`` works on a gateway-only install.
+"""
+
+import json
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+server_app = typer.Typer(
+    help="The omnizone server: MQTT ingest, zone visits and the HTTP API.",
+    no_args_is_help=True,
+)
+
+
+@server_app.callback()
+def _group() -> None:
+    """The omnizone server: MQTT ingest, zone visits and the HTTP API."""
+
+
+def _parse_api_keys(values: list[str]) -> dict[str, list[str]]:
+    keys: dict[str, list[str]] = {}
+    for value in values:
+        key, _, scopes = value.partition(":")
+        if not key:
+            raise typer.BadParameter(f"{value!r}: expected KEY or KEY:scope[,scope]")
+        keys[key] = [s.strip() for s in scopes.split(",") if s.strip()] or ["read"]
+    return keys
+
+
+@server_app.command("run")
+def run(
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL [env OMNIZONE_DATABASE_URL]")
+    ] = None,
+    mqtt_host: Annotated[str | None, typer.Option(help="broker host [127.0.0.1]")] = None,
+    mqtt_port: Annotated[int | None, typer.Option(help="broker port [1883]")] = None,
+    mqtt_username: Annotated[str | None, typer.Option(help="broker user [omnizone-server]")] = None,
+    mqtt_password: Annotated[
+        str | None, typer.Option(help="broker password [env OMNIZONE_MQTT_PASSWORD]")
+    ] = None,
+    mqtt_tls_ca: Annotated[
+        Path | None, typer.Option(help="CA file: connect to the broker with TLS")
+    ] = None,
+    api_host: Annotated[str | None, typer.Option(help="API bind address [127.0.0.1]")] = None,
+    api_port: Annotated[int | None, typer.Option(help="API port [8600]")] = None,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY:scope[,scope] (scopes: read, admin); repeatable"),
+    ] = None,
+    store: Annotated[
+        list[Path] | None, typer.Option(help="store file (YAML); repeatable")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print one JSON object with the final stats")
+    ] = False,
+) -> None:
+    """Run ingest and the API until Ctrl-C (or SIGTERM)."""
+    from pydantic import ValidationError
+
+    from omnizone.server.runtime import ServerRuntime
+    from omnizone.server.settings import ServerSettings
+    from omnizone.store import StoreConfigError
+
+    overrides: dict[str, Any] = {
+        "database_url": database_url,
+        "mqtt_host": mqtt_host,
+        "mqtt_port": mqtt_port,
+        "mqtt_username": mqtt_username,
+        "mqtt_password": mqtt_password,
+        "mqtt_tls_ca": mqtt_tls_ca,
+        "api_host": api_host,
+        "api_port": api_port,
+        "api_keys": _parse_api_keys(api_key) if api_key else None,
+        "store_files": store,
+    }
+    try:
+        settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        typer.echo(f"error: invalid server settings: {error}", err=True)
+        raise typer.Exit(2) from None
+    runtime = ServerRuntime(settings)
+    try:
+        runtime.start()
+    except (ValueError, StoreConfigError, OSError, RuntimeError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+
+    done = threading.Event()
+
+    def _terminate(_signum: int, _frame: FrameType | None) -> None:
+        done.set()
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    typer.echo(
+        f"omnizone server: API on {runtime.api_url} (docs at {runtime.api_url}/docs), "
+        f"ingesting from mqtt://{settings.mqtt_host}:{settings.mqtt_port}; Ctrl-C to stop",
+        err=True,
+    )
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        counters = runtime.ingest.counters
+        runtime.stop()
+    summary = {
+        "accepted": counters.accepted,
+        "duplicates": counters.duplicates,
+        "dead_lettered": counters.dead_lettered,
+        "gaps": counters.gaps,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        typer.echo(f"stopped: {summary}", err=True)

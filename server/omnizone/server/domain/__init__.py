@@ -1,0 +1,1 @@
+"""Pure domain core: plain data in, plain data out; no framework imports."""

@@ -1,0 +1,1 @@
+"""How the server is driven: the HTTP API (and, beside it, runtime and CLI)."""

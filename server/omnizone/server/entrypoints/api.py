@@ -1,0 +1,275 @@
+"""The HTTP API (FastAPI): occupancy, visits, zone summaries, ingest health.
+
+Everything but ``GET /health`` needs an API key, sent as ``X-API-Key`` or
+``Authorization: Bearer <key>``. Scope ``read`` opens the store data and
+metrics; ``admin`` (which implies ``read``) also opens the dead letters.
+"""
+
+import base64
+import hmac
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from pydantic import BaseModel, Field
+
+from omnizone.server.service.queries import NotFound, StoreQueries
+
+API_PREFIX = "/api/v1"
+
+
+# -- response models ------------------------------------------------------------
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+    mqtt_connected: bool | None = Field(None, description="None when no ingest runs here")
+
+
+class ZoneOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+
+
+class StoreOut(BaseModel):
+    id: str
+    name: str
+    timezone: str
+    zones: list[ZoneOut]
+
+
+class ZoneOccupancyOut(BaseModel):
+    zone: str
+    name: str
+    devices: int = Field(description="devices with an open stay in the zone")
+
+
+class OccupancyOut(BaseModel):
+    store: str
+    at_ms: int = Field(description="store event time (latest BLE window end), epoch ms")
+    zones: list[ZoneOccupancyOut]
+
+
+class VisitOut(BaseModel):
+    device: str
+    zone: str
+    entered_ms: int
+    left_ms: int | None
+    dwell_s: float | None
+    status: Literal["open", "visit", "pass_by"]
+
+
+class ZoneSummaryOut(BaseModel):
+    zone: str
+    visits: int = Field(description="closed stays of at least min_presence_s")
+    pass_bys: int = Field(description="closed stays shorter than min_presence_s")
+    open_visits: int
+    mean_dwell_s: float | None = Field(description="mean dwell of closed visits")
+
+
+class IngestStatsOut(BaseModel):
+    ingested: int
+    duplicates: int
+    dead_lettered: int
+    gaps: int = Field(description="sequence numbers never received, over all gateways")
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    received_ms: int
+    topic: str
+    reason: str
+    payload_text: str = Field(description="payload as UTF-8, undecodable bytes replaced")
+    payload_base64: str
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+# -- auth -------------------------------------------------------------------------
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _scopes_of(keys: Mapping[str, frozenset[str]], presented: str) -> frozenset[str] | None:
+    found: frozenset[str] | None = None
+    for key, scopes in keys.items():  # compare against every key: no timing hint
+        if hmac.compare_digest(key.encode(), presented.encode()):
+            found = scopes
+    return found
+
+
+def _authorizer(keys: Mapping[str, frozenset[str]]) -> Callable[[str], Callable[..., None]]:
+    def require(scope: str) -> Callable[..., None]:
+        def check(
+            api_key: Annotated[str | None, Depends(_api_key_header)],
+            bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        ) -> None:
+            presented = api_key or (bearer.credentials if bearer else None)
+            if not presented:
+                raise HTTPException(
+                    status.HTTP_401_UNAUTHORIZED,
+                    "missing API key: send X-API-Key or Authorization: Bearer <key>",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            scopes = _scopes_of(keys, presented)
+            if scopes is None:
+                raise HTTPException(
+                    status.HTTP_401_UNAUTHORIZED, "unknown API key",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            if scope not in scopes and "admin" not in scopes:
+                raise HTTPException(
+                    status.HTTP_403_FORBIDDEN, f"this API key lacks the {scope!r} scope"
+                )
+
+        return check
+
+    return require
+
+
+# -- metrics ----------------------------------------------------------------------
+
+
+class _StoreCollector(Collector):
+    """Reads the numbers at scrape time, so every API process reports the same."""
+
+    def __init__(self, queries: StoreQueries) -> None:
+        self._queries = queries
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._queries.ingest_stats()
+        for name, value, text in (
+            ("omnizone_ingested_messages", stats.ingested, "gateway messages accepted"),
+            ("omnizone_duplicate_messages", stats.duplicates, "redelivered messages ignored"),
+            ("omnizone_dead_letters", stats.dead_lettered, "messages rejected with a reason"),
+            ("omnizone_sequence_gaps", stats.gaps, "sequence numbers never received"),
+        ):
+            yield GaugeMetricFamily(name, text, value=value)
+        devices = GaugeMetricFamily(
+            "omnizone_zone_devices", "devices with an open stay", labels=["store", "zone"]
+        )
+        for store in self._queries.stores:
+            for zone in self._queries.occupancy(store).zones:
+                devices.add_metric([store, zone.zone], zone.devices)
+        yield devices
+
+
+# -- the app ----------------------------------------------------------------------
+
+
+def create_app(
+    queries: StoreQueries,
+    api_keys: Mapping[str, Iterable[str]],
+    *,
+    mqtt_connected: Callable[[], bool] | None = None,
+) -> FastAPI:
+    """The API over ``queries``; ``api_keys`` maps a key to its scopes."""
+    keys = {key: frozenset(scopes) for key, scopes in api_keys.items()}
+    require = _authorizer(keys)
+    read = [Depends(require("read"))]
+    admin = [Depends(require("admin"))]
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(_StoreCollector(queries))
+    errors: dict[int | str, dict[str, object]] = {
+        401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}
+    }
+
+    app = FastAPI(
+        title="omnizone",
+        version="1",
+        description="In-store proximity: zone occupancy, visits and dwell.",
+        responses=errors,
+    )
+
+    @app.exception_handler(NotFound)
+    def _not_found(_request: Request, error: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=404)
+
+    @app.get("/health", response_model=HealthOut, tags=["ops"])
+    def health() -> HealthOut:
+        return HealthOut(mqtt_connected=mqtt_connected() if mqtt_connected else None)
+
+    @app.get("/metrics", dependencies=read, tags=["ops"], response_class=Response)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get(f"{API_PREFIX}/stores", response_model=list[StoreOut], dependencies=read)
+    def stores() -> list[StoreOut]:
+        return [
+            StoreOut(
+                id=plan.id, name=plan.store.name, timezone=plan.store.timezone,
+                zones=[ZoneOut(id=z.id, name=z.name, kind=z.kind.value) for z in plan.zones],
+            )
+            for plan in queries.stores.values()
+        ]
+
+    @app.get(
+        f"{API_PREFIX}/stores/{{store}}/occupancy", response_model=OccupancyOut, dependencies=read
+    )
+    def occupancy(store: str) -> OccupancyOut:
+        found = queries.occupancy(store)
+        return OccupancyOut(
+            store=found.store, at_ms=found.at_ms,
+            zones=[ZoneOccupancyOut(zone=z.zone, name=z.name, devices=z.devices)
+                   for z in found.zones],
+        )
+
+    @app.get(
+        f"{API_PREFIX}/stores/{{store}}/visits", response_model=list[VisitOut], dependencies=read
+    )
+    def visits(
+        store: str,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        zone: str | None = None,
+    ) -> list[VisitOut]:
+        return [
+            VisitOut(
+                device=v.device, zone=v.zone, entered_ms=v.entered_ms, left_ms=v.left_ms,
+                dwell_s=v.dwell_s, status=v.status,
+            )
+            for v in queries.recent_visits(store, limit, zone)
+        ]
+
+    @app.get(
+        f"{API_PREFIX}/stores/{{store}}/zones/summary",
+        response_model=list[ZoneSummaryOut],
+        dependencies=read,
+    )
+    def zone_summary(store: str) -> list[ZoneSummaryOut]:
+        return [
+            ZoneSummaryOut(
+                zone=s.zone, visits=s.visits, pass_bys=s.pass_bys, open_visits=s.open_visits,
+                mean_dwell_s=s.mean_dwell_s,
+            )
+            for s in queries.zone_summaries(store)
+        ]
+
+    @app.get(f"{API_PREFIX}/ingest/stats", response_model=IngestStatsOut, dependencies=read)
+    def ingest_stats() -> IngestStatsOut:
+        s = queries.ingest_stats()
+        return IngestStatsOut(
+            ingested=s.ingested, duplicates=s.duplicates, dead_lettered=s.dead_lettered,
+            gaps=s.gaps,
+        )
+
+    @app.get(f"{API_PREFIX}/dead-letters", response_model=list[DeadLetterOut], dependencies=admin)
+    def dead_letters(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[DeadLetterOut]:
+        return [
+            DeadLetterOut(
+                id=d.id, received_ms=d.received_ms, topic=d.topic, reason=d.reason,
+                payload_text=d.payload.decode("utf-8", errors="replace"),
+                payload_base64=base64.b64encode(d.payload).decode("ascii"),
+            )
+            for d in queries.dead_letters(limit)
+        ]
+
+    return app

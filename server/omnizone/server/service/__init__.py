@@ -1,0 +1,1 @@
+"""Use cases over the domain core; storage is reached through ``ports``."""

@@ -1,0 +1,261 @@
+"""Ingest use case: one MQTT message in, one database transaction out.
+
+Every message is validated against the contract, de-duplicated on
+(store, gateway, seq), stored, and for BLE turned into zone placements and
+visit events. Bad input never raises: it is dead-lettered with a reason that
+says what and where, and the next message is handled as usual. In-memory
+localization state is only updated after the transaction commits, so a
+message that failed half-way is re-processed cleanly when it is redelivered.
+"""
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from omnizone.contract import (
+    BleMessage,
+    ContractError,
+    GatewayMessage,
+    HealthMessage,
+    NfcMessage,
+    RfidMessage,
+    StatusMessage,
+    parse_message,
+)
+from omnizone.server.domain.nearest import DEFAULT_STALE_MS, Reading, assign_zone, prune
+from omnizone.server.domain.visits import DeviceVisitState, VisitEvent, advance, expire
+from omnizone.server.service.ports import IngestTransaction, ReceivedKey, Repository
+from omnizone.store import StorePlan
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY_MS = 1000
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    DEAD_LETTERED = "dead_lettered"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    outcome: Outcome
+    reason: str | None = None
+    gap: int = 0
+    """How many sequence numbers of this gateway were skipped just before it."""
+
+
+@dataclass(slots=True)
+class IngestCounters:
+    """Since this process started (the API's stats come from the database)."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    gaps: int = 0
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Visit state changes of one message, applied to memory after commit."""
+
+    states: dict[str, DeviceVisitState | None] = field(default_factory=dict)
+    events: dict[str, list[VisitEvent]] = field(default_factory=dict)
+    clock_ms: int | None = None
+    swept_ms: int | None = None
+
+    def record(self, device: str, state: DeviceVisitState | None, events: list[VisitEvent]) -> None:
+        self.states[device] = state
+        if events:
+            self.events.setdefault(device, []).extend(events)
+
+
+class IngestService:
+    """Turns gateway messages into stored facts, zone stays and visits."""
+
+    def __init__(
+        self,
+        stores: Mapping[str, StorePlan],
+        repository: Repository,
+        *,
+        stale_ms: int = DEFAULT_STALE_MS,
+    ) -> None:
+        self._stores = dict(stores)
+        self._repo = repository
+        self._stale_ms = stale_ms
+        self._lock = threading.Lock()
+        self.counters = IngestCounters()
+        self._readings: dict[str, dict[str, dict[str, Reading]]] = {s: {} for s in self._stores}
+        self._states: dict[str, dict[str, DeviceVisitState]] = {s: {} for s in self._stores}
+        self._clock_ms: dict[str, int] = {}
+        self._swept_ms: dict[str, int] = {}
+        for (store, device), state in repository.load_presence().items():
+            if store in self._states:
+                self._states[store][device] = state
+                clock = max(self._clock_ms.get(store, 0), state.last_heard_ms)
+                self._clock_ms[store] = clock
+        self._highest = repository.highest_seqs()
+
+    @property
+    def stores(self) -> Mapping[str, StorePlan]:
+        return self._stores
+
+    def event_time(self, store: str) -> int | None:
+        """The store's clock: the latest BLE window end seen (not the wall clock)."""
+        return self._clock_ms.get(store)
+
+    def present(self, store: str) -> dict[str, DeviceVisitState]:
+        """Devices with an open stay in the store (a copy)."""
+        with self._lock:
+            return dict(self._states.get(store, {}))
+
+    def handle(self, topic: str, payload: bytes, received_ms: int) -> IngestOutcome:
+        """Process one message. Raises only when storage itself is unavailable
+        (the caller must then not acknowledge the message and retry later)."""
+        with self._lock:
+            try:
+                message = parse_message(topic, payload)
+            except ContractError as error:
+                return self._dead_letter(topic, payload, received_ms, error.reason)
+            plan = self._stores.get(message.store)
+            if plan is None:
+                known = ", ".join(sorted(self._stores)) or "none"
+                return self._dead_letter(
+                    topic, payload, received_ms,
+                    f"unknown store {message.store!r} (this server knows: {known})",
+                )
+            if message.gateway not in plan.gateway_zones:
+                return self._dead_letter(
+                    topic, payload, received_ms,
+                    f"gateway {message.gateway!r} is not in the plan of store {message.store!r}",
+                )
+            try:
+                return self._process(plan, message, received_ms)
+            except Exception as error:
+                if self._repo.is_transient(error):
+                    raise
+                log.exception("processing %s seq %s failed", topic, message.seq)
+                return self._dead_letter(
+                    topic, payload, received_ms,
+                    f"processing failed: {type(error).__name__}: {error}",
+                )
+
+    # -- internals -----------------------------------------------------------
+
+    def _dead_letter(
+        self, topic: str, payload: bytes, received_ms: int, reason: str
+    ) -> IngestOutcome:
+        log.warning("dead letter from %s: %s", topic, reason)
+        self._repo.add_dead_letter(received_ms, topic, payload, reason)
+        self.counters.dead_lettered += 1
+        return IngestOutcome(Outcome.DEAD_LETTERED, reason)
+
+    def _process(self, plan: StorePlan, message: GatewayMessage, received_ms: int) -> IngestOutcome:
+        key = ReceivedKey(message.store, message.gateway, message.seq)
+        pending = _Pending()
+        with self._repo.transaction() as tx:
+            if tx.received_before(key):
+                tx.count_duplicate(key)
+                duplicate = True
+            else:
+                duplicate = False
+                items = (
+                    len(message.items)
+                    if isinstance(message, BleMessage | NfcMessage | RfidMessage)
+                    else 0
+                )
+                tx.record_received(key, message.kind, message.sent_ms, received_ms, items)
+                self._store_facts(plan, message, received_ms, tx, pending)
+        if duplicate:
+            self.counters.duplicates += 1
+            return IngestOutcome(Outcome.DUPLICATE, f"seq {key.seq} of {key.gateway} seen before")
+        self._apply(plan.id, pending)
+        gateway = (key.store, key.gateway)
+        highest = self._highest.get(gateway)
+        gap = key.seq - highest - 1 if highest is not None and key.seq > highest + 1 else 0
+        if highest is None or key.seq > highest:
+            self._highest[gateway] = key.seq
+        if gap:
+            log.warning("gap of %d before seq %d from %s/%s", gap, key.seq, *gateway)
+            self.counters.gaps += gap
+        self.counters.accepted += 1
+        return IngestOutcome(Outcome.ACCEPTED, gap=gap)
+
+    def _store_facts(
+        self,
+        plan: StorePlan,
+        message: GatewayMessage,
+        received_ms: int,
+        tx: IngestTransaction,
+        pending: _Pending,
+    ) -> None:
+        store, gateway, seq = message.store, message.gateway, message.seq
+        match message:
+            case BleMessage():
+                tx.add_ble_sightings(store, gateway, seq, message.items)
+                self._localize(plan, message, tx, pending)
+            case NfcMessage():
+                tx.add_nfc_taps(store, gateway, seq, message.items)
+            case RfidMessage():
+                tx.add_rfid_reads(store, gateway, seq, message.items)
+            case StatusMessage():
+                tx.record_status(message, received_ms)
+            case HealthMessage():
+                tx.record_health(message, received_ms)
+
+    def _state(self, store: str, device: str, pending: _Pending) -> DeviceVisitState | None:
+        if device in pending.states:
+            return pending.states[device]
+        return self._states[store].get(device)
+
+    def _localize(
+        self, plan: StorePlan, message: BleMessage, tx: IngestTransaction, pending: _Pending
+    ) -> None:
+        store, settings, zones = plan.id, plan.store.visits, plan.gateway_zones
+        readings = self._readings[store]
+        clock = self._clock_ms.get(store, 0)
+        items = sorted(message.items, key=lambda s: s.window_start_ms + s.window_ms)
+        for item in items:
+            at_ms = item.window_start_ms + item.window_ms
+            stale_ms = max(self._stale_ms, item.window_ms)
+            heard = prune(readings.get(item.device, {}), at_ms, stale_ms)
+            heard[message.gateway] = Reading(item.rssi_mean, at_ms)
+            # Readings are a cache rebuilt by redelivery; states wait for commit.
+            readings[item.device] = heard
+            zone = assign_zone(heard, zones, at_ms, stale_ms)
+            state, events = advance(self._state(store, item.device, pending), zone, at_ms, settings)
+            pending.record(item.device, state, events)
+            clock = max(clock, at_ms)
+        pending.clock_ms = clock
+        if clock - self._swept_ms.get(store, 0) >= SWEEP_EVERY_MS:
+            pending.swept_ms = clock
+            devices = set(self._states[store]) | set(pending.states)
+            for device in sorted(devices):
+                state, events = expire(self._state(store, device, pending), clock, settings)
+                if events:
+                    pending.record(device, state, events)
+        for device, state in pending.states.items():
+            tx.apply_visit_events(store, device, pending.events.get(device, []))
+            tx.save_presence(store, device, state)
+
+    def _apply(self, store: str, pending: _Pending) -> None:
+        states = self._states[store]
+        for device, state in pending.states.items():
+            if state is None:
+                states.pop(device, None)
+            else:
+                states[device] = state
+        if pending.clock_ms is not None:
+            self._clock_ms[store] = pending.clock_ms
+        if pending.swept_ms is not None:
+            self._swept_ms[store] = pending.swept_ms
+            readings = self._readings[store]
+            for device, heard in list(readings.items()):
+                fresh = prune(heard, pending.swept_ms, self._stale_ms)
+                if fresh:
+                    readings[device] = fresh
+                else:
+                    del readings[device]

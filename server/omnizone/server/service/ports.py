@@ -1,0 +1,124 @@
+"""What the use cases need from storage, as protocols over plain records.
+
+The SQLAlchemy adapter implements these; the service layer never imports it,
+so a different store (or an in-memory fake) can stand behind the same seam.
+"""
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from omnizone.contract import (
+    BleSighting,
+    HealthMessage,
+    NfcTap,
+    RfidRead,
+    StatusMessage,
+)
+from omnizone.server.domain.visits import DeviceVisitState, VisitEvent
+
+VisitStatus = Literal["open", "visit", "pass_by"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedKey:
+    store: str
+    gateway: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class VisitRecord:
+    device: str
+    zone: str
+    entered_ms: int
+    left_ms: int | None
+    dwell_s: float | None
+    status: VisitStatus
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneSummary:
+    zone: str
+    visits: int
+    pass_bys: int
+    open_visits: int
+    mean_dwell_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestStats:
+    ingested: int
+    duplicates: int
+    dead_lettered: int
+    gaps: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    received_ms: int
+    topic: str
+    payload: bytes
+    reason: str
+
+
+class IngestTransaction(Protocol):
+    """Everything one message changes; committed together or not at all."""
+
+    def received_before(self, key: ReceivedKey) -> bool: ...
+
+    def count_duplicate(self, key: ReceivedKey) -> None: ...
+
+    def record_received(
+        self, key: ReceivedKey, kind: str, sent_ms: int, received_ms: int, items: int
+    ) -> None: ...
+
+    def add_ble_sightings(
+        self, store: str, gateway: str, seq: int, items: Sequence[BleSighting]
+    ) -> None: ...
+
+    def add_nfc_taps(self, store: str, gateway: str, seq: int, items: Sequence[NfcTap]) -> None: ...
+
+    def add_rfid_reads(
+        self, store: str, gateway: str, seq: int, items: Sequence[RfidRead]
+    ) -> None: ...
+
+    def record_status(self, message: StatusMessage, received_ms: int) -> None: ...
+
+    def record_health(self, message: HealthMessage, received_ms: int) -> None: ...
+
+    def apply_visit_events(self, store: str, device: str, events: Sequence[VisitEvent]) -> None: ...
+
+    def save_presence(self, store: str, device: str, state: DeviceVisitState | None) -> None: ...
+
+
+class Repository(Protocol):
+    def transaction(self) -> AbstractContextManager[IngestTransaction]: ...
+
+    def add_dead_letter(
+        self, received_ms: int, topic: str, payload: bytes, reason: str
+    ) -> None: ...
+
+    def is_transient(self, error: BaseException) -> bool:
+        """True when the storage itself failed (retry later), not the message."""
+        ...
+
+    # -- state restored at start-up ---------------------------------------
+    def load_presence(self) -> dict[tuple[str, str], DeviceVisitState]: ...
+
+    def highest_seqs(self) -> dict[tuple[str, str], int]: ...
+
+    # -- reads for the API --------------------------------------------------
+    def presence_by_zone(self, store: str) -> dict[str, int]: ...
+
+    def latest_event_ms(self, store: str) -> int | None: ...
+
+    def recent_visits(self, store: str, limit: int, zone: str | None) -> list[VisitRecord]: ...
+
+    def zone_summaries(self, store: str) -> list[ZoneSummary]: ...
+
+    def ingest_stats(self) -> IngestStats: ...
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]: ...

@@ -1,0 +1,76 @@
+"""Server settings, read from ``OMNIZONE_*`` environment variables (or a ``.env``).
+
+Every field has a default that runs a single-machine server next to a local
+Mosquitto, except the API keys: the API refuses to start without one.
+"""
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KNOWN_SCOPES = frozenset({"read", "admin"})
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OMNIZONE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = Field(
+        "sqlite:///omnizone.db",
+        description="SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://user:pw@host/db",
+    )
+    mqtt_host: str = Field("127.0.0.1", description="MQTT broker host")
+    mqtt_port: int = Field(1883, ge=1, le=65535, description="MQTT broker port")
+    mqtt_username: str = Field("omnizone-server", description="broker user of the server")
+    mqtt_password: SecretStr | None = Field(None, description="broker password (none: no auth)")
+    mqtt_tls_ca: Path | None = Field(
+        None, description="CA file; when set the MQTT connection uses TLS"
+    )
+    mqtt_client_id: str = Field(
+        "omnizone-server",
+        description="persistent-session id: keep it stable so queued messages survive restarts",
+    )
+    api_host: str = Field("127.0.0.1", description="HTTP API bind address")
+    api_port: int = Field(8600, ge=0, le=65535, description="HTTP API port (0: any free port)")
+    api_keys: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            'API key -> scopes ("read", "admin"), e.g. '
+            'OMNIZONE_API_KEYS=\'{"change-me": ["read", "admin"]}\''
+        ),
+    )
+    store_files: list[Path] = Field(
+        default_factory=lambda: [Path("config/stores/rivoli.yaml")],
+        description="store files (YAML) this server serves",
+    )
+
+
+class MissingApiKey(ValueError):
+    """The API would be open to anyone; say how to give it a key."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no API key configured: set OMNIZONE_API_KEYS, e.g. "
+            "OMNIZONE_API_KEYS='{\"<a long random key>\": [\"read\", \"admin\"]}' "
+            "(or pass --api-key KEY:read,admin to `omnizone server run`)"
+        )
+
+
+def check_api_keys(keys: dict[str, list[str]]) -> dict[str, frozenset[str]]:
+    """Keys with known scopes; raises with a clear message otherwise."""
+    if not keys:
+        raise MissingApiKey()
+    checked: dict[str, frozenset[str]] = {}
+    for key, scopes in keys.items():
+        if len(key) < 8:
+            raise ValueError(f"API key {key[:2]}… is too short: use at least 8 characters")
+        unknown = set(scopes) - KNOWN_SCOPES
+        if unknown:
+            raise ValueError(
+                f"API key {key[:4]}… has unknown scope(s) {sorted(unknown)}; "
+                f"known: {sorted(KNOWN_SCOPES)}"
+            )
+        checked[key] = frozenset(scopes)
+    return checked

@@ -1,0 +1,57 @@
+"""The same repository on PostgreSQL (skipped when no server is reachable)."""
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from omnizone.server.adapters.db import SqlRepository
+from omnizone.server.service.ingest import IngestService, Outcome
+from omnizone.store import StorePlan
+
+from .conftest import DEVICE_A, STORE, T0, ble
+
+ADMIN_URL = os.environ.get(
+    "OMNIZONE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture
+def pg_repo() -> Iterator[SqlRepository]:
+    schema = f"omnizone_server_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(ADMIN_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except OperationalError as error:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable: {error.orig}")
+    repo = SqlRepository.from_url(f"{ADMIN_URL}?options=-csearch_path%3D{schema}")
+    try:
+        yield repo
+    finally:
+        repo.close()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def test_ingest_visits_and_stats_on_postgres(plan: StorePlan, pg_repo: SqlRepository) -> None:
+    service = IngestService({plan.id: plan}, pg_repo)
+    for t in range(0, 15):
+        outcome = service.handle(*ble("gw-shoes", t, T0 + t * 1000, {DEVICE_A: -60}), T0)
+        assert outcome.outcome is Outcome.ACCEPTED
+    for t in range(15, 30):
+        service.handle(*ble("gw-denim", t, T0 + t * 1000, {DEVICE_A: -60}), T0)
+    duplicate = service.handle(*ble("gw-shoes", 3, T0 + 3000, {DEVICE_A: -60}), T0)
+    assert duplicate.outcome is Outcome.DUPLICATE
+    service.handle("omnizone/v1/paris-rivoli/gw-shoes/ble", b"\x00", T0)
+    stats = pg_repo.ingest_stats()
+    assert (stats.ingested, stats.duplicates, stats.dead_lettered, stats.gaps) == (30, 1, 1, 0)
+    summary = {s.zone: s for s in pg_repo.zone_summaries(STORE)}
+    assert summary["shoes"].visits == 1 and summary["shoes"].mean_dwell_s == 14.0
+    assert pg_repo.presence_by_zone(STORE) == {"denim": 1}
+    assert pg_repo.dead_letters(5)[0].payload == b"\x00"
