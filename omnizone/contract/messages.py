@@ -7,7 +7,7 @@ server de-duplicates on (gateway, seq) and reports gaps.
 """
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -21,7 +21,7 @@ from pydantic import (
 from omnizone.contract.ids import check_device_key
 from omnizone.contract.topics import IDENTIFIER_PATTERN, parse_topic
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 MAX_ITEMS = 10_000
 MAX_PAYLOAD_BYTES = 1_048_576
 

@@ -2,6 +2,7 @@
 the floor, overlaps) live in validators so every error names its field."""
 
 import math
+from collections.abc import Sequence
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Self
@@ -156,16 +157,22 @@ class StorePlan(_Strict):
                     f"gateways[{i}] ({gw.id}) stands in no zone at {list(gw.position)}: "
                     "move it or give it a 'zone'"
                 )
-        for name, items in (("nfc_tap_points", self.nfc_tap_points), ("rfid_readers", self.rfid_readers)):
+        attached: tuple[tuple[str, Sequence[NfcTapPoint | RfidReader]], ...] = (
+            ("nfc_tap_points", self.nfc_tap_points),
+            ("rfid_readers", self.rfid_readers),
+        )
+        for name, items in attached:
             for i, item in enumerate(items):
                 if item.gateway not in gateway_ids:
-                    raise ValueError(f"{name}[{i}] ({item.id}).gateway: unknown gateway {item.gateway!r}")
+                    raise ValueError(
+                        f"{name}[{i}] ({item.id}).gateway: unknown gateway {item.gateway!r}"
+                    )
                 if item.zone not in zone_ids:
                     raise ValueError(f"{name}[{i}] ({item.id}).zone: unknown zone {item.zone!r}")
-        for i, (a, b) in enumerate(self.walls):
-            for z in (a, b):
-                if z not in zone_ids:
-                    raise ValueError(f"walls[{i}]: unknown zone {z!r}")
+        for i, pair in enumerate(self.walls):
+            for wall_zone in pair:
+                if wall_zone not in zone_ids:
+                    raise ValueError(f"walls[{i}]: unknown zone {wall_zone!r}")
         for i, beacon in enumerate(self.beacons):
             if not floor.holds(beacon.position):
                 raise ValueError(f"beacons[{i}] ({beacon.id}).position lies outside the floor")

@@ -136,7 +136,9 @@ class Simulation:
         legs, zones = self._planner.plan(start)
         ephemeral = self._rng.getrandbits(64).to_bytes(8, "big")
         # A resolvable private address (top bits 01), as phones use.
-        address_bytes = bytes([0x40 | self._rng.getrandbits(6)]) + self._rng.getrandbits(40).to_bytes(5, "big")
+        address_bytes = bytes([0x40 | self._rng.getrandbits(6)]) + self._rng.getrandbits(
+            40
+        ).to_bytes(5, "big")
         shopper = Shopper(
             id=f"shopper-{number:05d}",
             ephemeral_id=ephemeral,
@@ -163,7 +165,7 @@ class Simulation:
         for i, g in zip(*np.nonzero(heard), strict=True):
             shopper = sending[i]
             device = BLEDevice(shopper.phone_address, None, None)
-            advert = parse_ad_structures(self._payloads[shopper.id], int(round(rssi[i, g])))
+            advert = parse_ad_structures(self._payloads[shopper.id], round(float(rssi[i, g])))
             self._sinks[g].on_advertisement(device, advert)
             self.counters.adverts_heard += 1
 
@@ -185,4 +187,3 @@ class Simulation:
                 )
                 + "\n"
             )
-

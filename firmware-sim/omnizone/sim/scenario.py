@@ -69,7 +69,8 @@ def load_scenario(path: str | Path, **overrides: Any) -> Scenario:
         scenario = Scenario.model_validate(data)
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors(include_url=False)
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in error.errors(include_url=False)
         )
         raise ScenarioError(f"{path}: {problems}") from None
     if not scenario.store_file.is_absolute():

@@ -5,6 +5,7 @@ A shopper is a queue of legs (walk to a point, then pause); moving is plain
 geometry, all randomness comes from the scenario's seeded generator.
 """
 
+import itertools
 import math
 import random
 from collections import deque
@@ -84,7 +85,8 @@ class TripPlanner:
         lo, hi = b.zones_per_trip
         count = min(self.rng.randint(lo, hi), len(self.browsable))
         weights = [
-            0.35 if self.store.zone(z).kind is ZoneKind.FITTING_ROOM else 1.0 for z in self.browsable
+            0.35 if self.store.zone(z).kind is ZoneKind.FITTING_ROOM else 1.0
+            for z in self.browsable
         ]
         chosen: list[str] = []
         while len(chosen) < count:
@@ -108,7 +110,7 @@ class TripPlanner:
     def _walk(self, legs: deque[Leg], origin: str, destination: str) -> Point:
         route = _route(self.store.adjacency, origin, destination)
         position = legs[-1].target if legs else self._inside(origin)
-        for a, b in zip(route, route[1:], strict=False):
+        for a, b in itertools.pairwise(route):
             (x1, y1), (x2, y2) = self.store.passages[(a, b)]
             length = math.dist((x1, y1), (x2, y2))
             margin = min(0.4, length / 4) / length

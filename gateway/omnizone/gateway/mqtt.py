@@ -10,6 +10,7 @@ Only the drain thread touches the in-flight list; paho's callbacks just set
 flags and wake it, so no lock is ever held across a call into paho.
 """
 
+import contextlib
 import logging
 import ssl
 import threading
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from omnizone.contract import GatewayState, Kind, StatusMessage, dump_message, topic_for
 from omnizone.gateway.outbox import Outbox
@@ -55,6 +57,9 @@ class MqttLink:
         self.version = version
         self.max_inflight = max_inflight
         self.acknowledged = 0
+        # Every sequence number the broker acknowledged (outbox rows and status
+        # messages), in order; the simulator checks these arrive exactly once.
+        self.acknowledged_seqs: list[int] = []
         self.connects = 0
         self.last_error: str | None = None
         self._wake = threading.Event()
@@ -64,8 +69,9 @@ class MqttLink:
         self._session = 0
         self._will_seq = -1
         self._thread: threading.Thread | None = None
+        self._births: list[tuple[int, mqtt.MQTTMessageInfo]] = []
         self._client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=f"omnizone-gw-{store}-{gateway}",
             clean_session=True,
             protocol=mqtt.MQTTv311,
@@ -115,11 +121,13 @@ class MqttLink:
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self._connected:
-            info = self._client.publish(*self._status("offline", self._will_seq), qos=1, retain=True)
-            try:
+            info = self._client.publish(
+                *self._status("offline", self._will_seq), qos=1, retain=True
+            )
+            with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=2)
-            except (RuntimeError, ValueError):
-                pass
+            if info.is_published():
+                self.acknowledged_seqs.append(self._will_seq)
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -132,7 +140,8 @@ class MqttLink:
             return
         self.connects += 1
         self.last_error = None
-        client.publish(*self._status("online", self._will_seq - 1), qos=1, retain=True)
+        birth = client.publish(*self._status("online", self._will_seq - 1), qos=1, retain=True)
+        self._births.append((self._will_seq - 1, birth))
         self._generation += 1
         self._connected = True
         self._wake.set()
@@ -174,11 +183,16 @@ class MqttLink:
     def _collect_acks(
         self, inflight: list[tuple[int, mqtt.MQTTMessageInfo]]
     ) -> list[tuple[int, mqtt.MQTTMessageInfo]]:
+        for seq, info in list(self._births):
+            if info.is_published():
+                self._births.remove((seq, info))
+                self.acknowledged_seqs.append(seq)
         still = []
         for seq, info in inflight:
             if info.is_published():
                 if self.outbox.remove(seq):
                     self.acknowledged += 1
+                    self.acknowledged_seqs.append(seq)
             else:
                 still.append((seq, info))
         return still

@@ -4,6 +4,7 @@ Time comes from an injected clock (epoch ms) so the simulator can run the real
 pipeline faster than real time; nothing here sleeps or reads the wall clock.
 """
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
-from omnizone.contract import BleMessage, HealthMessage, Kind, dump_message, topic_for
+from omnizone.contract import BleMessage, BleSighting, HealthMessage, Kind, dump_message, topic_for
 from omnizone.gateway import __version__
 from omnizone.gateway.ble.aggregate import WindowAggregator
 from omnizone.gateway.ble.decode import decode_advertisement
@@ -74,23 +75,16 @@ class GatewayNode:
         now = self.clock()
         self._aggregator.tick(now)
         for batch in self._aggregator.drain():
-            self._enqueue(
-                lambda seq, items=batch: (
-                    self._ble_topic,
-                    dump_message(
-                        BleMessage(
-                            store=self.store,
-                            gateway=self.gateway,
-                            seq=seq,
-                            sent_ms=self.clock(),
-                            items=items,
-                        )
-                    ),
-                )
-            )
+            self._enqueue(functools.partial(self._ble, batch))
         if now >= self._next_health_ms:
             self._next_health_ms = now + self.health_interval_ms
             self._enqueue(self._health)
+
+    def _ble(self, items: list[BleSighting], seq: int) -> tuple[str, bytes]:
+        message = BleMessage(
+            store=self.store, gateway=self.gateway, seq=seq, sent_ms=self.clock(), items=items
+        )
+        return self._ble_topic, dump_message(message)
 
     def _health(self, seq: int) -> tuple[str, bytes]:
         now = self.clock()

@@ -56,7 +56,8 @@ class Outbox:
                 seq = self._take_seqs(1)
                 topic, payload = build(seq)
                 self._db.execute(
-                    "INSERT INTO outbox (seq, topic, payload) VALUES (?, ?, ?)", (seq, topic, payload)
+                    "INSERT INTO outbox (seq, topic, payload) VALUES (?, ?, ?)",
+                    (seq, topic, payload),
                 )
                 dropped = self._enforce_bound()
                 self._db.execute("COMMIT")

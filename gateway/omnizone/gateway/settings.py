@@ -50,6 +50,7 @@ def load_gateway_settings(path: str | Path | None, **overrides: Any) -> GatewayS
         return GatewaySettings(**data)
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors(include_url=False)
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in error.errors(include_url=False)
         )
         raise GatewayConfigError(f"{path or '<environment>'}: {problems}") from None

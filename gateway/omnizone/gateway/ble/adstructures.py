@@ -57,7 +57,8 @@ def parse_ad_structures(
             service_data[uuid16(int.from_bytes(body[:2], "little"))] = bytes(body[2:])
         elif ad_type in (AD_UUID16_INCOMPLETE, AD_UUID16_COMPLETE):
             service_uuids += [
-                uuid16(int.from_bytes(body[j : j + 2], "little")) for j in range(0, len(body) - 1, 2)
+                uuid16(int.from_bytes(body[j : j + 2], "little"))
+                for j in range(0, len(body) - 1, 2)
             ]
         elif ad_type == AD_UUID128_COMPLETE:
             service_uuids += [

@@ -464,6 +464,15 @@ class SqlRepository:
             dead = session.scalar(select(func.count()).select_from(DeadLetterRow)) or 0
         return IngestStats(ingested, duplicates, int(dead), gaps)
 
+    def received_keys(self, store: str) -> list[ReceivedKey]:
+        query = (
+            select(ReceivedMessage.gateway, ReceivedMessage.seq)
+            .where(ReceivedMessage.store == store)
+            .order_by(ReceivedMessage.gateway, ReceivedMessage.seq)
+        )
+        with Session(self.engine) as session:
+            return [ReceivedKey(store, gateway, seq) for gateway, seq in session.execute(query)]
+
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         query = select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit)
         with Session(self.engine) as session:

@@ -1,0 +1,92 @@
+"""A store's gateways as the simulator runs them: the real GatewayNode, Outbox
+and MqttLink per gateway, each with its own broker credentials, on sim time."""
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from omnizone.gateway import __version__
+from omnizone.gateway.mqtt import BrokerAddress, MqttLink
+from omnizone.gateway.node import GatewayNode
+from omnizone.gateway.outbox import Outbox
+from omnizone.sim.engine import SimClock
+from omnizone.store import StorePlan
+
+
+class GatewayFleet:
+    def __init__(
+        self,
+        store: StorePlan,
+        clock: SimClock,
+        run_dir: Path,
+        *,
+        broker_host: str,
+        broker_port: int,
+        credentials: Mapping[str, tuple[str, str]],
+        window_ms: int = 1000,
+        tls_ca: str | None = None,
+        health_interval_ms: int = 30_000,
+    ) -> None:
+        self.store = store
+        self.nodes: dict[str, GatewayNode] = {}
+        self.links: dict[str, MqttLink] = {}
+        self.outboxes: dict[str, Outbox] = {}
+        for gateway in store.gateways:
+            if gateway.id not in credentials:
+                raise ValueError(f"no broker credentials for gateway {gateway.id!r}")
+            username, password = credentials[gateway.id]
+            outbox = Outbox(run_dir / f"outbox-{gateway.id}.db")
+            link = MqttLink(
+                BrokerAddress(broker_host, broker_port, username, password, tls_ca),
+                store.id,
+                gateway.id,
+                outbox,
+                clock,
+                f"{__version__}+sim",
+            )
+            self.outboxes[gateway.id] = outbox
+            self.links[gateway.id] = link
+            self.nodes[gateway.id] = GatewayNode(
+                store.id,
+                gateway.id,
+                outbox,
+                window_ms=window_ms,
+                health_interval_ms=health_interval_ms,
+                clock=clock,
+                on_enqueued=link.notify,
+            )
+
+    def start(self, connect_timeout_s: float = 15.0) -> None:
+        for link in self.links.values():
+            link.start()
+        end = time.monotonic() + connect_timeout_s
+        while not all(link.connected for link in self.links.values()):
+            if time.monotonic() > end:
+                failing = {
+                    g: link.last_error for g, link in self.links.items() if not link.connected
+                }
+                raise ConnectionError(f"gateways could not connect to the broker: {failing}")
+            time.sleep(0.05)
+
+    def flush(self, timeout_s: float) -> bool:
+        end = time.monotonic() + timeout_s
+        return all(link.flush(max(0.0, end - time.monotonic())) for link in self.links.values())
+
+    def stop(self, flush_timeout_s: float = 10.0) -> None:
+        self.flush(flush_timeout_s)
+        for link in self.links.values():
+            link.stop(flush_timeout_s=0)
+        for outbox in self.outboxes.values():
+            outbox.close()
+
+    @property
+    def published(self) -> int:
+        """Messages the broker acknowledged (data, health and status)."""
+        return sum(len(link.acknowledged_seqs) for link in self.links.values())
+
+    @property
+    def backlog(self) -> int:
+        return sum(outbox.depth() for outbox in self.outboxes.values())
+
+    def acknowledged_keys(self) -> set[tuple[str, int]]:
+        return {(g, seq) for g, link in self.links.items() for seq in link.acknowledged_seqs}

@@ -1,0 +1,43 @@
+"""Running a simulation in wall time: pacing (speed × real time or flat out)
+and periodic progress callbacks."""
+
+import threading
+import time
+from collections.abc import Callable
+
+from omnizone.sim.engine import Simulation
+
+
+def run_paced(
+    simulation: Simulation,
+    *,
+    speed: float | None,
+    stop: threading.Event | None = None,
+    wall_limit_s: float | None = None,
+    on_progress: Callable[[Simulation], None] | None = None,
+    progress_every_s: float = 0.5,
+) -> None:
+    """Step until the scenario ends, `stop` is set or `wall_limit_s` passes.
+
+    speed: simulated seconds per wall second (None: as fast as possible).
+    """
+    wall_start = time.monotonic()
+    sim_start = simulation.clock.now_ms
+    next_progress = wall_start
+    while not simulation.finished:
+        if stop is not None and stop.is_set():
+            break
+        now = time.monotonic()
+        if wall_limit_s is not None and now - wall_start >= wall_limit_s:
+            break
+        simulation.step()
+        if speed is not None:
+            due = wall_start + (simulation.clock.now_ms - sim_start) / 1000 / speed
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        if on_progress is not None and time.monotonic() >= next_progress:
+            next_progress = time.monotonic() + progress_every_s
+            on_progress(simulation)
+    if on_progress is not None:
+        on_progress(simulation)

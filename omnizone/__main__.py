@@ -1,0 +1,3 @@
+from omnizone.cli import app
+
+app(prog_name="omnizone")
