@@ -34,7 +34,7 @@ GatewayState = Literal["online", "offline"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class _Envelope(_Strict):
@@ -156,14 +156,15 @@ def parse_message(topic: str, payload: bytes) -> GatewayMessage:
         raise ContractError(topic, f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     try:
         raw: Any = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (ValueError, RecursionError) as error:  # also huge ints, deep nesting
         raise ContractError(topic, f"payload is not JSON: {error}") from None
-    if isinstance(raw, dict) and raw.get("v") not in (None, SCHEMA_VERSION):
+    version = raw.get("v") if isinstance(raw, dict) else None
+    if version is not None and (type(version) is not int or version != SCHEMA_VERSION):
         raise ContractError(
             topic, f"schema version {raw.get('v')!r} is not supported (this is v{SCHEMA_VERSION})"
         )
     try:
-        message = _GATEWAY_MESSAGE.validate_python(raw)
+        message = _GATEWAY_MESSAGE.validate_python(raw, strict=True)  # no "5" or true for 5
     except ValidationError as error:
         raise ContractError(topic, _describe(error)) from None
     mismatches = [

@@ -1,6 +1,7 @@
 """Plain-Python plane geometry over the floor plan (metres); no numpy so a
 gateway can load a store file too."""
 
+import itertools
 import math
 import random
 from collections.abc import Sequence
@@ -156,9 +157,48 @@ def contains_strictly(polygon: Polygon, point: Point) -> bool:
 
 
 def interiors_overlap(a: Polygon, b: Polygon) -> bool:
-    """Two zones overlap when a vertex or centroid of one lies strictly inside
-    the other, or their edges cross; merely touching is fine."""
+    """Two zones overlap when their interiors share any area; merely touching is fine.
+
+    Each edge of one outline is cut where it meets the other outline; if the
+    middle of any piece lies strictly inside the other polygon, they overlap.
+    The centroid check catches identical or nested outlines.
+    """
     for inner, outer in ((a, b), (b, a)):
-        if any(contains_strictly(outer, p) for p in [*inner, centroid(inner)]):
+        if contains_strictly(outer, centroid(inner)):
             return True
-    return any(_proper_cross(p1, p2, q1, q2) for p1, p2 in _edges(a) for q1, q2 in _edges(b))
+        for p1, p2 in _edges(inner):
+            cuts = {0.0, 1.0}
+            for q1, q2 in _edges(outer):
+                cuts.update(_meeting_points(p1, p2, q1, q2))
+            ordered = sorted(cuts)
+            for t0, t1 in itertools.pairwise(ordered):
+                if t1 - t0 < 1e-9:
+                    continue
+                t = (t0 + t1) / 2
+                middle = (p1[0] + (p2[0] - p1[0]) * t, p1[1] + (p2[1] - p1[1]) * t)
+                if contains_strictly(outer, middle):
+                    return True
+    return False
+
+
+def _meeting_points(p1: Point, p2: Point, q1: Point, q2: Point) -> list[float]:
+    """Where along p1→p2 (0..1) the segment q1→q2 touches or crosses it."""
+    dx, dy = p2[0] - p1[0], p2[1] - p1[1]
+    ex, ey = q2[0] - q1[0], q2[1] - q1[1]
+    denominator = dx * ey - dy * ex
+    length2 = dx * dx + dy * dy
+    if length2 < _EPS:
+        return []
+    if abs(denominator) < 1e-12:  # parallel: only collinear overlaps matter
+        if abs(_cross(p1, p2, q1)) > 1e-7:
+            return []
+        return [
+            t
+            for q in (q1, q2)
+            if 0.0 <= (t := ((q[0] - p1[0]) * dx + (q[1] - p1[1]) * dy) / length2) <= 1.0
+        ]
+    t = ((q1[0] - p1[0]) * ey - (q1[1] - p1[1]) * ex) / denominator
+    u = ((q1[0] - p1[0]) * dy - (q1[1] - p1[1]) * dx) / denominator
+    if -_EPS <= t <= 1 + _EPS and -_EPS <= u <= 1 + _EPS:
+        return [min(1.0, max(0.0, t))]
+    return []

@@ -9,6 +9,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from omnizone.contract.messages import DeviceKey
 from omnizone.contract.topics import IDENTIFIER_PATTERN
 from omnizone.store import geometry
 from omnizone.store.geometry import Point
@@ -75,7 +76,7 @@ class Beacon(_Strict):
 
     id: Identifier
     position: Coordinate
-    device: str = Field(description="the key it advertises, e.g. ibeacon:<uuid>:<major>:<minor>")
+    device: DeviceKey = Field(description="the key it advertises: ibeacon:<uuid>:<major>:<minor>")
     tx_power: int = Field(-59, ge=-127, le=20)
 
 
@@ -142,9 +143,9 @@ class StorePlan(_Strict):
                         f"floor ({floor.width_m} x {floor.depth_m} m)"
                     )
         for i, a in enumerate(self.zones):
-            for b in self.zones[i + 1 :]:
+            for j, b in enumerate(self.zones[i + 1 :], start=i + 1):
                 if geometry.interiors_overlap(a.polygon, b.polygon):
-                    raise ValueError(f"zones {a.id!r} and {b.id!r} overlap")
+                    raise ValueError(f"zones[{j}] ({b.id}).polygon overlaps zones[{i}] ({a.id})")
         for i, gw in enumerate(self.gateways):
             if not floor.holds(gw.position):
                 raise ValueError(

@@ -77,9 +77,7 @@ def valid_messages() -> dict[str, GatewayMessage]:
                 )
             ],
         ),
-        "status": StatusMessage(
-            **envelope, seq=13, state="online", session=4, version="0.1.0"
-        ),
+        "status": StatusMessage(**envelope, seq=13, state="online", session=4, version="0.1.0"),
         "health": HealthMessage(
             **envelope,
             seq=14,
@@ -91,7 +89,6 @@ def valid_messages() -> dict[str, GatewayMessage]:
             version="0.1.0",
         ),
     }
-
 
 
 @pytest.fixture

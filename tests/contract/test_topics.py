@@ -94,7 +94,9 @@ def test_acl_lets_a_gateway_write_its_own_kinds_and_read_only_its_config() -> No
     config = topic_for("paris-rivoli", "gw-entrance", Kind.CONFIG)
     assert read == config
     assert config not in writes
-    assert sorted(writes) == sorted(topic_for("paris-rivoli", "gw-entrance", k) for k in GATEWAY_KINDS)
+    assert sorted(writes) == sorted(
+        topic_for("paris-rivoli", "gw-entrance", k) for k in GATEWAY_KINDS
+    )
     for pattern in writes:
         assert "+" not in pattern and "#" not in pattern, pattern
         parsed = parse_topic(pattern)

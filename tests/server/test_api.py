@@ -78,14 +78,22 @@ def test_occupancy_lists_every_zone_at_event_time(client: TestClient, plan: Stor
 def test_visits_newest_first_with_zone_filter_and_limit(client: TestClient) -> None:
     body = client.get(f"/api/v1/stores/{STORE}/visits", headers=READ).json()
     assert [(v["zone"], v["status"]) for v in body] == [
-        ("entrance", "open"), ("accessories", "open"), ("womenswear", "visit"),
+        ("entrance", "open"),
+        ("accessories", "open"),
+        ("womenswear", "visit"),
     ]
     womenswear = client.get(
         f"/api/v1/stores/{STORE}/visits", params={"zone": "womenswear"}, headers=READ
     ).json()
     assert womenswear == [
-        {"device": DEVICE_A, "zone": "womenswear", "entered_ms": T0, "left_ms": T0 + 20_000,
-         "dwell_s": 20.0, "status": "visit"}
+        {
+            "device": DEVICE_A,
+            "zone": "womenswear",
+            "entered_ms": T0,
+            "left_ms": T0 + 20_000,
+            "dwell_s": 20.0,
+            "status": "visit",
+        }
     ]
     assert len(client.get(f"/api/v1/stores/{STORE}/visits?limit=1", headers=READ).json()) == 1
     assert client.get(f"/api/v1/stores/{STORE}/visits?limit=0", headers=READ).status_code == 422
@@ -97,11 +105,19 @@ def test_zone_summary(client: TestClient) -> None:
     body = client.get(f"/api/v1/stores/{STORE}/zones/summary", headers=READ).json()
     rows = {row["zone"]: row for row in body}
     assert rows["womenswear"] == {
-        "zone": "womenswear", "visits": 1, "pass_bys": 0, "open_visits": 0, "mean_dwell_s": 20.0
+        "zone": "womenswear",
+        "visits": 1,
+        "pass_bys": 0,
+        "open_visits": 0,
+        "mean_dwell_s": 20.0,
     }
     assert rows["accessories"]["open_visits"] == 1
     assert rows["shoes"] == {
-        "zone": "shoes", "visits": 0, "pass_bys": 0, "open_visits": 0, "mean_dwell_s": None
+        "zone": "shoes",
+        "visits": 0,
+        "pass_bys": 0,
+        "open_visits": 0,
+        "mean_dwell_s": None,
     }
 
 

@@ -227,25 +227,48 @@ def test_restart_restores_open_stays(plan: StorePlan, repo: SqlRepository) -> No
     ]
 
 
-def test_nfc_rfid_status_and_health_are_stored(
-    service: IngestService, repo: SqlRepository
-) -> None:
+def test_nfc_rfid_status_and_health_are_stored(service: IngestService, repo: SqlRepository) -> None:
     nfc = NfcMessage(
-        store=STORE, gateway="gw-outerwear", seq=0, sent_ms=T0,
+        store=STORE,
+        gateway="gw-outerwear",
+        seq=0,
+        sent_ms=T0,
         items=[NfcTap(tap_point="tap-outerwear-jackets", uid="04a2b3c4", at_ms=T0)],
     )
     rfid = RfidMessage(
-        store=STORE, gateway="gw-fitting-1", seq=0, sent_ms=T0,
-        items=[RfidRead(reader="rfid-fitting-1", antenna=1, epc="3034257bf7194e4000001a85",
-                        rssi=-60, at_ms=T0)],
+        store=STORE,
+        gateway="gw-fitting-1",
+        seq=0,
+        sent_ms=T0,
+        items=[
+            RfidRead(
+                reader="rfid-fitting-1",
+                antenna=1,
+                epc="3034257bf7194e4000001a85",
+                rssi=-60,
+                at_ms=T0,
+            )
+        ],
     )
     birth = StatusMessage(
-        store=STORE, gateway="gw-shoes", seq=5, sent_ms=T0, state="online", session=2,
+        store=STORE,
+        gateway="gw-shoes",
+        seq=5,
+        sent_ms=T0,
+        state="online",
+        session=2,
         version="0.1.0",
     )
     health = HealthMessage(
-        store=STORE, gateway="gw-shoes", seq=6, sent_ms=T0 + 1, uptime_s=12.5, outbox_depth=0,
-        outbox_dropped=0, readers={"ble": "ok"}, version="0.1.0",
+        store=STORE,
+        gateway="gw-shoes",
+        seq=6,
+        sent_ms=T0 + 1,
+        uptime_s=12.5,
+        outbox_depth=0,
+        outbox_dropped=0,
+        readers={"ble": "ok"},
+        version="0.1.0",
     )
     for message in (nfc, rfid, birth, health):
         topic = topic_for(message.store, message.gateway, message.kind)

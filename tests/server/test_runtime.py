@@ -43,7 +43,8 @@ def settings_for(broker: Broker, tmp_path: Path, **extra: object) -> ServerSetti
 
 def our_threads() -> list[str]:
     return [
-        t.name for t in threading.enumerate()
+        t.name
+        for t in threading.enumerate()
         if t.name.startswith("omnizone-") or "paho" in t.name.lower()
     ]
 
@@ -97,11 +98,25 @@ def test_cli_without_key_says_how_to_set_one(tmp_path: Path) -> None:
 
 def test_cli_run_serves_until_sigterm(broker: Broker, tmp_path: Path) -> None:
     command = [
-        sys.executable, "-c", "from omnizone.server.cli import server_app; server_app()",
-        "run", "--database-url", f"sqlite:///{tmp_path / 'cli.db'}",
-        "--mqtt-host", broker.host, "--mqtt-port", str(broker.port),
-        "--mqtt-password", broker.users["omnizone-server"],
-        "--api-port", "0", "--api-key", f"{KEY}:read", "--store", str(STORE_FILE), "--json",
+        sys.executable,
+        "-c",
+        "from omnizone.server.cli import server_app; server_app()",
+        "run",
+        "--database-url",
+        f"sqlite:///{tmp_path / 'cli.db'}",
+        "--mqtt-host",
+        broker.host,
+        "--mqtt-port",
+        str(broker.port),
+        "--mqtt-password",
+        broker.users["omnizone-server"],
+        "--api-port",
+        "0",
+        "--api-key",
+        f"{KEY}:read",
+        "--store",
+        str(STORE_FILE),
+        "--json",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIZONE_")}
     process = subprocess.Popen(

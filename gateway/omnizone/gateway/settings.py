@@ -1,6 +1,7 @@
 """Gateway settings: a YAML file (config/gateway.example.yaml) overridden by
 OMNIZONE_GATEWAY_* environment variables."""
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,12 @@ def load_gateway_settings(path: str | Path | None, **overrides: Any) -> GatewayS
             raise GatewayConfigError(f"{path}: not valid YAML: {error}") from None
         if not isinstance(loaded, dict):
             raise GatewayConfigError(f"{path}: expected a mapping of settings")
-        data.update(loaded)
+        # The environment outranks the file (a password from a secret store,
+        # say): leave out file keys that an OMNIZONE_GATEWAY_* variable sets.
+        prefix = GatewaySettings.model_config.get("env_prefix", "")
+        data.update(
+            {k: v for k, v in loaded.items() if f"{prefix}{str(k).upper()}" not in os.environ}
+        )
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return GatewaySettings(**data)

@@ -54,9 +54,7 @@ def run(
         list[str] | None,
         typer.Option(help="KEY:scope[,scope] (scopes: read, admin); repeatable"),
     ] = None,
-    store: Annotated[
-        list[Path] | None, typer.Option(help="store file (YAML); repeatable")
-    ] = None,
+    store: Annotated[list[Path] | None, typer.Option(help="store file (YAML); repeatable")] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="print one JSON object with the final stats")
     ] = False,

@@ -53,7 +53,7 @@ class MissingApiKey(ValueError):
     def __init__(self) -> None:
         super().__init__(
             "no API key configured: set OMNIZONE_API_KEYS, e.g. "
-            "OMNIZONE_API_KEYS='{\"<a long random key>\": [\"read\", \"admin\"]}' "
+            'OMNIZONE_API_KEYS=\'{"<a long random key>": ["read", "admin"]}\' '
             "(or pass --api-key KEY:read,admin to `omnizone server run`)"
         )
 

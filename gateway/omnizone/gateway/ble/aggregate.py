@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 from omnizone.contract import BleSighting
 
+RSSI_MIN = -127.0
+RSSI_MAX = 20.0
+
 
 @dataclass(slots=True)
 class _Accumulator:
@@ -23,10 +26,18 @@ class WindowAggregator:
     _window_start: int | None = None
     _devices: dict[str, _Accumulator] = field(default_factory=dict)
     _closed: list[list[BleSighting]] = field(default_factory=list)
+    _closed_until: int = -1  # end of the last closed window: nothing before it reopens
     late_adverts: int = 0
+    bad_rssi: int = 0
 
     def add(self, device: str, rssi: float, tx_power: int | None, at_ms: int) -> None:
+        if not RSSI_MIN <= rssi <= RSSI_MAX:
+            self.bad_rssi += 1  # e.g. HCI's 127 "not available"
+            return
         start = at_ms - at_ms % self.window_ms
+        if start < self._closed_until:
+            self.late_adverts += 1  # clock stepped back or a stale report: not worth a window
+            return
         if self._window_start is None:
             self._window_start = start
         elif start > self._window_start:
@@ -57,10 +68,13 @@ class WindowAggregator:
         return closed
 
     def _close(self) -> None:
-        if not self._devices or self._window_start is None:
-            self._devices = {}
+        devices, self._devices = self._devices, {}
+        if self._window_start is None:
             return
         start = self._window_start
+        self._closed_until = start + self.window_ms
+        if not devices:
+            return
         self._closed.append(
             [
                 BleSighting(
@@ -72,7 +86,6 @@ class WindowAggregator:
                     rssi_max=acc.rssi_max,
                     tx_power=acc.tx_power,
                 )
-                for device, acc in self._devices.items()
+                for device, acc in devices.items()
             ]
         )
-        self._devices = {}

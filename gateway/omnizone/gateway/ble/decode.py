@@ -23,8 +23,10 @@ class DecodedBeacon:
     tx_power: int | None  # calibrated power at 1 m (iBeacon/AltBeacon) or 0 m (Eddystone) in dBm
 
 
-def _signed(byte: int) -> int:
-    return byte - 256 if byte > 127 else byte
+def _signed(byte: int) -> int | None:
+    """A calibrated power byte; None outside the contract's -127..20 dBm (garbage)."""
+    value = byte - 256 if byte > 127 else byte
+    return value if -127 <= value <= 20 else None
 
 
 def decode_manufacturer(company_id: int, data: bytes) -> DecodedBeacon | None:

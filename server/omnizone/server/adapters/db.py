@@ -238,8 +238,14 @@ class _SqlTransaction:
         self, key: ReceivedKey, kind: str, sent_ms: int, received_ms: int, items: int
     ) -> None:
         row = ReceivedMessage(
-            store=key.store, gateway=key.gateway, seq=key.seq, kind=kind,
-            sent_ms=sent_ms, received_ms=received_ms, items=items, duplicates=0,
+            store=key.store,
+            gateway=key.gateway,
+            seq=key.seq,
+            kind=kind,
+            sent_ms=sent_ms,
+            received_ms=received_ms,
+            items=items,
+            duplicates=0,
         )
         self._s.add(row)
         self._s.flush()
@@ -256,9 +262,16 @@ class _SqlTransaction:
         mid = self._mid()
         self._s.add_all(
             BleSightingRow(
-                message_id=mid, store=store, gateway=gateway, device=i.device,
-                window_start_ms=i.window_start_ms, window_ms=i.window_ms, count=i.count,
-                rssi_mean=i.rssi_mean, rssi_max=i.rssi_max, tx_power=i.tx_power,
+                message_id=mid,
+                store=store,
+                gateway=gateway,
+                device=i.device,
+                window_start_ms=i.window_start_ms,
+                window_ms=i.window_ms,
+                count=i.count,
+                rssi_mean=i.rssi_mean,
+                rssi_max=i.rssi_max,
+                tx_power=i.tx_power,
             )
             for i in items
         )
@@ -267,8 +280,13 @@ class _SqlTransaction:
         mid = self._mid()
         self._s.add_all(
             NfcTapRow(
-                message_id=mid, store=store, gateway=gateway, tap_point=i.tap_point,
-                uid=i.uid, at_ms=i.at_ms, ndef_uri=i.ndef_uri,
+                message_id=mid,
+                store=store,
+                gateway=gateway,
+                tap_point=i.tap_point,
+                uid=i.uid,
+                at_ms=i.at_ms,
+                ndef_uri=i.ndef_uri,
             )
             for i in items
         )
@@ -277,8 +295,15 @@ class _SqlTransaction:
         mid = self._mid()
         self._s.add_all(
             RfidReadRow(
-                message_id=mid, store=store, gateway=gateway, reader=i.reader,
-                antenna=i.antenna, epc=i.epc, rssi=i.rssi, at_ms=i.at_ms, count=i.count,
+                message_id=mid,
+                store=store,
+                gateway=gateway,
+                reader=i.reader,
+                antenna=i.antenna,
+                epc=i.epc,
+                rssi=i.rssi,
+                at_ms=i.at_ms,
+                count=i.count,
             )
             for i in items
         )
@@ -310,8 +335,11 @@ class _SqlTransaction:
             if isinstance(ev, VisitOpened):
                 self._s.add(
                     VisitRow(
-                        store=store, device=device, zone=ev.zone,
-                        entered_ms=ev.entered_ms, status="open",
+                        store=store,
+                        device=device,
+                        zone=ev.zone,
+                        entered_ms=ev.entered_ms,
+                        status="open",
                     )
                 )
                 continue
@@ -319,8 +347,10 @@ class _SqlTransaction:
             status: VisitStatus = "pass_by" if ev.pass_by else "visit"
             row = self._s.scalar(
                 select(VisitRow).where(
-                    VisitRow.store == store, VisitRow.device == device,
-                    VisitRow.status == "open", VisitRow.zone == ev.zone,
+                    VisitRow.store == store,
+                    VisitRow.device == device,
+                    VisitRow.status == "open",
+                    VisitRow.zone == ev.zone,
                     VisitRow.entered_ms == ev.entered_ms,
                 )
             )
@@ -379,8 +409,11 @@ class SqlRepository:
         with Session(self.engine) as session:
             return {
                 (r.store, r.device): DeviceVisitState(
-                    zone=r.zone, entered_ms=r.entered_ms, last_in_zone_ms=r.last_in_zone_ms,
-                    last_heard_ms=r.last_heard_ms, away_zone=r.away_zone,
+                    zone=r.zone,
+                    entered_ms=r.entered_ms,
+                    last_in_zone_ms=r.last_in_zone_ms,
+                    last_heard_ms=r.last_heard_ms,
+                    away_zone=r.away_zone,
                     away_since_ms=r.away_since_ms,
                 )
                 for r in session.scalars(select(DevicePresenceRow))
@@ -423,8 +456,12 @@ class SqlRepository:
         with Session(self.engine) as session:
             return [
                 VisitRecord(
-                    device=r.device, zone=r.zone, entered_ms=r.entered_ms, left_ms=r.left_ms,
-                    dwell_s=r.dwell_s, status=_status(r.status),
+                    device=r.device,
+                    zone=r.zone,
+                    entered_ms=r.entered_ms,
+                    left_ms=r.left_ms,
+                    dwell_s=r.dwell_s,
+                    status=_status(r.status),
                 )
                 for r in session.scalars(query)
             ]
@@ -435,7 +472,10 @@ class SqlRepository:
 
         query = (
             select(
-                VisitRow.zone, n("visit"), n("pass_by"), n("open"),
+                VisitRow.zone,
+                n("visit"),
+                n("pass_by"),
+                n("open"),
                 func.avg(case((VisitRow.status == "visit", VisitRow.dwell_s), else_=None)),
             )
             .where(VisitRow.store == store)
@@ -444,7 +484,10 @@ class SqlRepository:
         with Session(self.engine) as session:
             return [
                 ZoneSummary(
-                    zone=zone, visits=int(v), pass_bys=int(p), open_visits=int(o),
+                    zone=zone,
+                    visits=int(v),
+                    pass_bys=int(p),
+                    open_visits=int(o),
                     mean_dwell_s=None if mean is None else float(mean),
                 )
                 for zone, v, p, o, mean in session.execute(query)
@@ -452,7 +495,9 @@ class SqlRepository:
 
     def ingest_stats(self) -> IngestStats:
         per_gateway = select(
-            func.count(), func.max(ReceivedMessage.seq), func.min(ReceivedMessage.seq),
+            func.count(),
+            func.max(ReceivedMessage.seq),
+            func.min(ReceivedMessage.seq),
             func.sum(ReceivedMessage.duplicates),
         ).group_by(ReceivedMessage.store, ReceivedMessage.gateway)
         ingested = duplicates = gaps = 0

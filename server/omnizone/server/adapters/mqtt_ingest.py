@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from omnizone.contract import subscription_filter
+from omnizone.contract.topics import GATEWAY_KINDS
 from omnizone.server.service.ingest import IngestService
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,10 @@ class MqttIngest:
     ) -> None:
         self._service = service
         self._host, self._port = host, port
-        self._topic = topic or subscription_filter()
+        # Every gateway kind, never `config`: that is what the server itself sends.
+        self._topics = (
+            [topic] if topic else [subscription_filter(kind=k.value) for k in sorted(GATEWAY_KINDS)]
+        )
         self._retry_delay_s = retry_delay_s
         self._clock = clock
         self.counters = MqttIngestCounters()
@@ -146,17 +150,20 @@ class MqttIngest:
             return
         self._session += 1
         self.counters.connects += 1
-        client.subscribe(self._topic, qos=1)
+        client.subscribe([(t, 1) for t in self._topics])
         log.info(
             "connected to %s:%s (session present: %s), subscribed to %s",
-            self._host, self._port, flags.session_present, self._topic,
+            self._host,
+            self._port,
+            flags.session_present,
+            self._topics,
         )
 
     def _on_subscribe(
         self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
     ) -> None:
         if any(r.is_failure for r in reasons):
-            log.error("broker refused the subscription to %s: %s", self._topic, reasons)
+            log.error("broker refused the subscription to %s: %s", self._topics, reasons)
             return
         self._connected.set()
 

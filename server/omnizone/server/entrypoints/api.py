@@ -123,7 +123,8 @@ def _authorizer(keys: Mapping[str, frozenset[str]]) -> Callable[[str], Callable[
             scopes = _scopes_of(keys, presented)
             if scopes is None:
                 raise HTTPException(
-                    status.HTTP_401_UNAUTHORIZED, "unknown API key",
+                    status.HTTP_401_UNAUTHORIZED,
+                    "unknown API key",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
             if scope not in scopes and "admin" not in scopes:
@@ -180,7 +181,9 @@ def create_app(
     registry = CollectorRegistry(auto_describe=True)
     registry.register(_StoreCollector(queries))
     errors: dict[int | str, dict[str, object]] = {
-        401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}
+        401: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+        404: {"model": ErrorOut},
     }
 
     app = FastAPI(
@@ -206,7 +209,9 @@ def create_app(
     def stores() -> list[StoreOut]:
         return [
             StoreOut(
-                id=plan.id, name=plan.store.name, timezone=plan.store.timezone,
+                id=plan.id,
+                name=plan.store.name,
+                timezone=plan.store.timezone,
                 zones=[ZoneOut(id=z.id, name=z.name, kind=z.kind.value) for z in plan.zones],
             )
             for plan in queries.stores.values()
@@ -218,9 +223,11 @@ def create_app(
     def occupancy(store: str) -> OccupancyOut:
         found = queries.occupancy(store)
         return OccupancyOut(
-            store=found.store, at_ms=found.at_ms,
-            zones=[ZoneOccupancyOut(zone=z.zone, name=z.name, devices=z.devices)
-                   for z in found.zones],
+            store=found.store,
+            at_ms=found.at_ms,
+            zones=[
+                ZoneOccupancyOut(zone=z.zone, name=z.name, devices=z.devices) for z in found.zones
+            ],
         )
 
     @app.get(
@@ -233,8 +240,12 @@ def create_app(
     ) -> list[VisitOut]:
         return [
             VisitOut(
-                device=v.device, zone=v.zone, entered_ms=v.entered_ms, left_ms=v.left_ms,
-                dwell_s=v.dwell_s, status=v.status,
+                device=v.device,
+                zone=v.zone,
+                entered_ms=v.entered_ms,
+                left_ms=v.left_ms,
+                dwell_s=v.dwell_s,
+                status=v.status,
             )
             for v in queries.recent_visits(store, limit, zone)
         ]
@@ -247,7 +258,10 @@ def create_app(
     def zone_summary(store: str) -> list[ZoneSummaryOut]:
         return [
             ZoneSummaryOut(
-                zone=s.zone, visits=s.visits, pass_bys=s.pass_bys, open_visits=s.open_visits,
+                zone=s.zone,
+                visits=s.visits,
+                pass_bys=s.pass_bys,
+                open_visits=s.open_visits,
                 mean_dwell_s=s.mean_dwell_s,
             )
             for s in queries.zone_summaries(store)
@@ -257,7 +271,9 @@ def create_app(
     def ingest_stats() -> IngestStatsOut:
         s = queries.ingest_stats()
         return IngestStatsOut(
-            ingested=s.ingested, duplicates=s.duplicates, dead_lettered=s.dead_lettered,
+            ingested=s.ingested,
+            duplicates=s.duplicates,
+            dead_lettered=s.dead_lettered,
             gaps=s.gaps,
         )
 
@@ -265,7 +281,10 @@ def create_app(
     def dead_letters(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[DeadLetterOut]:
         return [
             DeadLetterOut(
-                id=d.id, received_ms=d.received_ms, topic=d.topic, reason=d.reason,
+                id=d.id,
+                received_ms=d.received_ms,
+                topic=d.topic,
+                reason=d.reason,
                 payload_text=d.payload.decode("utf-8", errors="replace"),
                 payload_base64=base64.b64encode(d.payload).decode("ascii"),
             )

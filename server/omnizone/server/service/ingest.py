@@ -124,12 +124,16 @@ class IngestService:
             if plan is None:
                 known = ", ".join(sorted(self._stores)) or "none"
                 return self._dead_letter(
-                    topic, payload, received_ms,
+                    topic,
+                    payload,
+                    received_ms,
                     f"unknown store {message.store!r} (this server knows: {known})",
                 )
             if message.gateway not in plan.gateway_zones:
                 return self._dead_letter(
-                    topic, payload, received_ms,
+                    topic,
+                    payload,
+                    received_ms,
                     f"gateway {message.gateway!r} is not in the plan of store {message.store!r}",
                 )
             try:
@@ -139,7 +143,9 @@ class IngestService:
                     raise
                 log.exception("processing %s seq %s failed", topic, message.seq)
                 return self._dead_letter(
-                    topic, payload, received_ms,
+                    topic,
+                    payload,
+                    received_ms,
                     f"processing failed: {type(error).__name__}: {error}",
                 )
 
