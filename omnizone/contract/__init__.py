@@ -4,6 +4,14 @@ Gateway, server and simulator all import this package and nothing else defines
 a message shape. It depends on pydantic only, so it installs on a gateway.
 """
 
+from omnizone.contract.config import (
+    BleConfig,
+    GatewayConfig,
+    NfcConfig,
+    RfidConfig,
+    dump_config,
+    parse_config,
+)
 from omnizone.contract.messages import (
     SCHEMA_VERSION,
     BleMessage,
@@ -14,9 +22,11 @@ from omnizone.contract.messages import (
     HealthMessage,
     NfcMessage,
     NfcTap,
+    RfidItem,
     RfidMessage,
     RfidRead,
     StatusMessage,
+    TryOn,
     dump_message,
     parse_message,
 )
@@ -34,23 +44,31 @@ from omnizone.contract.topics import (
 __all__ = [
     "SCHEMA_VERSION",
     "TOPIC_ROOT",
+    "BleConfig",
     "BleMessage",
     "BleSighting",
     "ContractError",
+    "GatewayConfig",
     "GatewayMessage",
     "GatewayState",
     "GatewayTopic",
     "HealthMessage",
     "Kind",
+    "NfcConfig",
     "NfcMessage",
     "NfcTap",
+    "RfidConfig",
+    "RfidItem",
     "RfidMessage",
     "RfidRead",
     "StatusMessage",
+    "TryOn",
     "datetime_to_ms",
+    "dump_config",
     "dump_message",
     "gateway_acl_patterns",
     "ms_to_datetime",
+    "parse_config",
     "parse_message",
     "parse_topic",
     "subscription_filter",

@@ -69,6 +69,7 @@ class NfcTap(_Strict):
     uid: str = Field(pattern=r"^[0-9a-f]{8,20}$", description="tag/phone UID, lower-case hex")
     at_ms: EpochMs
     ndef_uri: str | None = Field(None, max_length=2048)
+    tag_type: str | None = Field(None, max_length=40, description="e.g. Type2Tag, Type4Tag")
 
 
 class NfcMessage(_Envelope):
@@ -76,20 +77,43 @@ class NfcMessage(_Envelope):
     items: list[NfcTap] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
-class RfidRead(_Strict):
-    """A UHF tag seen by a reader antenna (fitting rooms)."""
+Gtin = Annotated[str, Field(pattern=r"^\d{14}$", description="GTIN-14")]
+ItemSerial = Annotated[str, Field(pattern=r"^\d{1,20}$", description="SGTIN serial")]
+Epc = Annotated[str, Field(pattern=r"^[0-9a-f]{8,64}$", description="EPC bank, lower-case hex")]
 
+
+class RfidRead(_Strict):
+    """A UHF tag seen by one reader antenna, aggregated over a window (fitting rooms)."""
+
+    type: Literal["read"] = "read"
     reader: Identifier
     antenna: int = Field(ge=1, le=16)
-    epc: str = Field(pattern=r"^[0-9a-f]{8,64}$", description="EPC bank, lower-case hex")
-    rssi: Rssi
-    at_ms: EpochMs
+    epc: Epc
+    rssi: Rssi = Field(description="mean over the window")
+    at_ms: EpochMs = Field(description="first read in the window")
     count: int = Field(1, gt=0)
+    gtin: Gtin | None = None
+    serial: ItemSerial | None = None
+
+
+class TryOn(_Strict):
+    """An item was brought into ("arrived") or taken out of ("departed") a fitting room."""
+
+    type: Literal["try-on"] = "try-on"
+    reader: Identifier
+    event: Literal["arrived", "departed"]
+    epc: Epc
+    gtin: Gtin | None = None
+    serial: ItemSerial | None = None
+    at_ms: EpochMs
+
+
+RfidItem = Annotated[RfidRead | TryOn, Field(discriminator="type")]
 
 
 class RfidMessage(_Envelope):
     kind: Literal["rfid"] = "rfid"
-    items: list[RfidRead] = Field(min_length=1, max_length=MAX_ITEMS)
+    items: list[RfidItem] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
 class StatusMessage(_Envelope):
@@ -111,6 +135,9 @@ class HealthMessage(_Envelope):
     outbox_depth: int = Field(ge=0)
     outbox_dropped: int = Field(ge=0)
     readers: dict[str, str] = Field(default_factory=dict, description="reader name -> state")
+    counters: dict[str, int] = Field(
+        default_factory=dict, description="e.g. ble.watchdog_restarts, rfid.bad_frames"
+    )
     cpu_temp_c: float | None = None
     version: str = Field(max_length=64)
 

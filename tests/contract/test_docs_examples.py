@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from omnizone.contract import dump_message, parse_message, parse_topic
-from omnizone.contract.topics import GATEWAY_KINDS
+from omnizone.contract import dump_config, dump_message, parse_config, parse_message, parse_topic
+from omnizone.contract.topics import GATEWAY_KINDS, Kind
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "wire-contract.md"
 TOPIC_IN_LINE = re.compile(r"`(omnizone/v\d+/[^`\s]+)`")
@@ -34,13 +34,16 @@ EXAMPLES = examples()
 
 def test_the_doc_has_one_example_of_every_kind() -> None:
     kinds = sorted(parse_topic(topic).kind.value for _, topic, _ in EXAMPLES)
-    assert kinds == sorted(k.value for k in GATEWAY_KINDS)
+    assert kinds == sorted([*(k.value for k in GATEWAY_KINDS), Kind.CONFIG.value])
 
 
 @pytest.mark.parametrize(
     ("line", "topic", "text"), EXAMPLES, ids=[f"line-{line}" for line, _, _ in EXAMPLES]
 )
 def test_doc_example_is_a_valid_message(line: int, topic: str, text: str) -> None:
-    message = parse_message(topic, text.encode())
-    # The example shows exactly what a gateway sends: nothing left to defaults.
-    assert json.loads(dump_message(message)) == json.loads(text), f"line {line}"
+    # The example shows exactly what is sent: nothing left to defaults.
+    if parse_topic(topic).kind is Kind.CONFIG:
+        sent = dump_config(parse_config(topic, text.encode()))
+    else:
+        sent = dump_message(parse_message(topic, text.encode()))
+    assert json.loads(sent) == json.loads(text), f"line {line}"

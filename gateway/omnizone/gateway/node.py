@@ -6,13 +6,26 @@ pipeline faster than real time; nothing here sleeps or reads the wall clock.
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
-from omnizone.contract import BleMessage, BleSighting, HealthMessage, Kind, dump_message, topic_for
+from omnizone.contract import (
+    BleMessage,
+    BleSighting,
+    GatewayConfig,
+    HealthMessage,
+    Kind,
+    NfcMessage,
+    NfcTap,
+    RfidItem,
+    RfidMessage,
+    dump_message,
+    topic_for,
+)
 from omnizone.gateway import __version__
 from omnizone.gateway.ble.aggregate import WindowAggregator
 from omnizone.gateway.ble.decode import decode_advertisement
@@ -56,6 +69,10 @@ class GatewayNode:
         self._started_ms = clock()
         self._next_health_ms = self._started_ms + health_interval_ms
         self._ble_topic = topic_for(store, gateway, Kind.BLE)
+        self._counter_sources: dict[str, Callable[[], Mapping[str, int]]] = {}
+        self._config_listeners: list[Callable[[GatewayConfig], None]] = []
+        self.config_revision = -1
+        self.configs_rejected = 0
 
     @property
     def window_ms(self) -> int:
@@ -69,6 +86,58 @@ class GatewayNode:
             return
         self.counters.adverts_kept += 1
         self._aggregator.add(beacon.device, advertisement.rssi, beacon.tx_power, self.clock())
+
+    def on_nfc_taps(self, taps: Sequence[NfcTap]) -> None:
+        """A tap is published at once: the shopper is waiting for the product page."""
+        if taps:
+            items = list(taps)
+            self._enqueue(functools.partial(self._message, NfcMessage, Kind.NFC, items))
+
+    def on_rfid_items(self, items: Sequence[RfidItem]) -> None:
+        """Window reads and try-on events from a fitting-room reader."""
+        if items:
+            batch = list(items)
+            self._enqueue(functools.partial(self._message, RfidMessage, Kind.RFID, batch))
+
+    def add_counters(self, name: str, source: Callable[[], Mapping[str, int]]) -> None:
+        """Counters a driver reports in health messages, as '<name>.<counter>'."""
+        self._counter_sources[name] = source
+
+    def on_config(self, listener: Callable[[GatewayConfig], None]) -> None:
+        self._config_listeners.append(listener)
+
+    def apply_config(self, config: GatewayConfig) -> bool:
+        """Apply a newer config from the server without a restart; False if ignored."""
+        if (config.store, config.gateway) != (self.store, self.gateway):
+            self.configs_rejected += 1
+            return False
+        if config.revision <= self.config_revision:
+            return False
+        self.config_revision = config.revision
+        if config.window_ms is not None:
+            self._aggregator.set_window(config.window_ms, self.clock())
+        if config.health_interval_s is not None:
+            self.health_interval_ms = round(config.health_interval_s * 1000)
+            self._next_health_ms = min(self._next_health_ms, self.clock() + self.health_interval_ms)
+        for listener in self._config_listeners:
+            listener(config)
+        return True
+
+    def health_counters(self) -> dict[str, int]:
+        counters = {
+            "ble.adverts_seen": self.counters.adverts_seen,
+            "ble.adverts_kept": self.counters.adverts_kept,
+            "ble.late_adverts": self._aggregator.late_adverts,
+            "ble.bad_rssi": self._aggregator.bad_rssi,
+            "config.revision": self.config_revision,
+            "config.rejected": self.configs_rejected,
+        }
+        for name, source in self._counter_sources.items():
+            try:
+                counters.update({f"{name}.{k}": int(v) for k, v in source().items()})
+            except Exception:  # a broken driver must not stop health reports
+                counters[f"{name}.counter_errors"] = counters.get(f"{name}.counter_errors", 0) + 1
+        return counters
 
     def tick(self) -> None:
         """Close due windows into messages, send health when due."""
@@ -86,6 +155,18 @@ class GatewayNode:
         )
         return self._ble_topic, dump_message(message)
 
+    def _message(
+        self,
+        model: type[NfcMessage] | type[RfidMessage],
+        kind: Kind,
+        items: list[Any],
+        seq: int,
+    ) -> tuple[str, bytes]:
+        message = model(
+            store=self.store, gateway=self.gateway, seq=seq, sent_ms=self.clock(), items=items
+        )
+        return topic_for(self.store, self.gateway, kind), dump_message(message)
+
     def _health(self, seq: int) -> tuple[str, bytes]:
         now = self.clock()
         message = HealthMessage(
@@ -97,6 +178,7 @@ class GatewayNode:
             outbox_depth=self.outbox.depth(),
             outbox_dropped=self.outbox.dropped(),
             readers=dict(self.readers),
+            counters=self.health_counters(),
             cpu_temp_c=cpu_temperature_c(),
             version=__version__,
         )

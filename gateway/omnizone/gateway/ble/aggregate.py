@@ -62,6 +62,15 @@ class WindowAggregator:
             self._close()
             self._window_start = None
 
+    def set_window(self, window_ms: int, now_ms: int) -> None:
+        """Change the window length; the open window closes first so no window mixes lengths."""
+        if window_ms == self.window_ms:
+            return
+        self._close()
+        self._window_start = None
+        self._closed_until = max(self._closed_until, now_ms - now_ms % window_ms)
+        self.window_ms = window_ms
+
     def drain(self) -> list[list[BleSighting]]:
         """Closed windows, oldest first, each a non-empty batch of sightings."""
         closed, self._closed = self._closed, []

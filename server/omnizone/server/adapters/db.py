@@ -32,7 +32,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from omnizone.contract import BleSighting, HealthMessage, NfcTap, RfidRead, StatusMessage
+from omnizone.contract import (
+    BleSighting,
+    HealthMessage,
+    NfcTap,
+    RfidItem,
+    RfidRead,
+    StatusMessage,
+    TryOn,
+)
 from omnizone.server.domain.visits import DeviceVisitState, VisitClosed, VisitEvent, VisitOpened
 from omnizone.server.service.ports import (
     DeadLetter,
@@ -109,6 +117,7 @@ class NfcTapRow(Base):
     uid: Mapped[str] = mapped_column(String(20))
     at_ms: Mapped[int]
     ndef_uri: Mapped[str | None]
+    tag_type: Mapped[str | None] = mapped_column(String(40))
 
 
 class RfidReadRow(Base):
@@ -124,6 +133,25 @@ class RfidReadRow(Base):
     rssi: Mapped[float] = mapped_column(Float)
     at_ms: Mapped[int]
     count: Mapped[int] = mapped_column(Integer)
+    gtin: Mapped[str | None] = mapped_column(String(14))
+    serial: Mapped[str | None] = mapped_column(String(20))
+
+
+class TryOnRow(Base):
+    """An item brought into or taken out of a fitting room."""
+
+    __tablename__ = "try_ons"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("received_messages.id", ondelete="CASCADE"))
+    store: Mapped[str] = mapped_column(Ident)
+    gateway: Mapped[str] = mapped_column(Ident)
+    reader: Mapped[str] = mapped_column(Ident)
+    event: Mapped[str] = mapped_column(String(16))
+    epc: Mapped[str] = mapped_column(String(64))
+    gtin: Mapped[str | None] = mapped_column(String(14))
+    serial: Mapped[str | None] = mapped_column(String(20))
+    at_ms: Mapped[int]
 
 
 class GatewayStatusRow(Base):
@@ -287,11 +315,12 @@ class _SqlTransaction:
                 uid=i.uid,
                 at_ms=i.at_ms,
                 ndef_uri=i.ndef_uri,
+                tag_type=i.tag_type,
             )
             for i in items
         )
 
-    def add_rfid_reads(self, store: str, gateway: str, seq: int, items: Sequence[RfidRead]) -> None:
+    def add_rfid_reads(self, store: str, gateway: str, seq: int, items: Sequence[RfidItem]) -> None:
         mid = self._mid()
         self._s.add_all(
             RfidReadRow(
@@ -304,8 +333,26 @@ class _SqlTransaction:
                 rssi=i.rssi,
                 at_ms=i.at_ms,
                 count=i.count,
+                gtin=i.gtin,
+                serial=i.serial,
             )
             for i in items
+            if isinstance(i, RfidRead)
+        )
+        self._s.add_all(
+            TryOnRow(
+                message_id=mid,
+                store=store,
+                gateway=gateway,
+                reader=i.reader,
+                event=i.event,
+                epc=i.epc,
+                gtin=i.gtin,
+                serial=i.serial,
+                at_ms=i.at_ms,
+            )
+            for i in items
+            if isinstance(i, TryOn)
         )
 
     def _status_row(self, store: str, gateway: str, received_ms: int) -> GatewayStatusRow:

@@ -13,7 +13,7 @@ from omnizone.contract import (
     BleSighting,
     HealthMessage,
     NfcTap,
-    RfidRead,
+    RfidItem,
     StatusMessage,
 )
 from omnizone.server.domain.visits import DeviceVisitState, VisitEvent
@@ -82,7 +82,7 @@ class IngestTransaction(Protocol):
     def add_nfc_taps(self, store: str, gateway: str, seq: int, items: Sequence[NfcTap]) -> None: ...
 
     def add_rfid_reads(
-        self, store: str, gateway: str, seq: int, items: Sequence[RfidRead]
+        self, store: str, gateway: str, seq: int, items: Sequence[RfidItem]
     ) -> None: ...
 
     def record_status(self, message: StatusMessage, received_ms: int) -> None: ...
