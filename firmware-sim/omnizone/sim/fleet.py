@@ -31,6 +31,7 @@ class GatewayFleet:
         self.nodes: dict[str, GatewayNode] = {}
         self.links: dict[str, MqttLink] = {}
         self.outboxes: dict[str, Outbox] = {}
+        version = f"{__version__}+sim"
         for gateway in store.gateways:
             if gateway.id not in credentials:
                 raise ValueError(f"no broker credentials for gateway {gateway.id!r}")
@@ -42,11 +43,11 @@ class GatewayFleet:
                 gateway.id,
                 outbox,
                 clock,
-                f"{__version__}+sim",
+                version,
             )
             self.outboxes[gateway.id] = outbox
             self.links[gateway.id] = link
-            self.nodes[gateway.id] = GatewayNode(
+            node = self.nodes[gateway.id] = GatewayNode(
                 store.id,
                 gateway.id,
                 outbox,
@@ -54,7 +55,9 @@ class GatewayFleet:
                 health_interval_ms=health_interval_ms,
                 clock=clock,
                 on_enqueued=link.notify,
+                version=version,
             )
+            link.on_config(node.apply_config_message)
 
     def start(self, connect_timeout_s: float = 15.0) -> None:
         for link in self.links.values():

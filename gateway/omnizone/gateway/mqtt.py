@@ -48,6 +48,7 @@ class MqttLink:
         clock: Callable[[], int],
         version: str,
         max_inflight: int = 20,
+        on_config: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self.broker = broker
         self.store = store
@@ -70,6 +71,8 @@ class MqttLink:
         self._will_seq = -1
         self._thread: threading.Thread | None = None
         self._births: list[tuple[int, mqtt.MQTTMessageInfo]] = []
+        self._on_config = on_config
+        self._config_topic = topic_for(store, gateway, Kind.CONFIG)
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=f"omnizone-gw-{store}-{gateway}",
@@ -84,6 +87,7 @@ class MqttLink:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
 
     @property
     def connected(self) -> bool:
@@ -97,6 +101,10 @@ class MqttLink:
             target=self._drain_loop, name=f"outbox-{self.gateway}", daemon=True
         )
         self._thread.start()
+
+    def on_config(self, handler: Callable[[str, bytes], None]) -> None:
+        """Who receives the retained config; set before start()."""
+        self._on_config = handler
 
     def notify(self) -> None:
         """New rows are in the outbox."""
@@ -140,6 +148,9 @@ class MqttLink:
             return
         self.connects += 1
         self.last_error = None
+        if self._on_config is not None:
+            # Retained: the current config arrives right after (re)connecting.
+            client.subscribe(self._config_topic, qos=1)
         birth = client.publish(*self._status("online", self._will_seq - 1), qos=1, retain=True)
         self._births.append((self._will_seq - 1, birth))
         self._generation += 1
@@ -158,6 +169,14 @@ class MqttLink:
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, _mid: int, _r: Any, _p: Any) -> None:
         self._wake.set()
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if self._on_config is None or message.topic != self._config_topic:
+            return
+        try:
+            self._on_config(message.topic, bytes(message.payload))
+        except Exception:  # a bad config must never take the gateway down
+            log.exception("gateway %s: applying the config failed", self.gateway)
 
     # -- the drain thread ------------------------------------------------------
 

@@ -5,6 +5,8 @@ pipeline faster than real time; nothing here sleeps or reads the wall clock.
 """
 
 import functools
+import logging
+import queue
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from bleak.backends.scanner import AdvertisementData
 from omnizone.contract import (
     BleMessage,
     BleSighting,
+    ContractError,
     GatewayConfig,
     HealthMessage,
     Kind,
@@ -24,6 +27,7 @@ from omnizone.contract import (
     RfidItem,
     RfidMessage,
     dump_message,
+    parse_config,
     topic_for,
 )
 from omnizone.gateway import __version__
@@ -32,6 +36,8 @@ from omnizone.gateway.ble.decode import decode_advertisement
 from omnizone.gateway.outbox import Outbox
 
 Clock = Callable[[], int]
+
+log = logging.getLogger(__name__)
 
 
 def wall_clock_ms() -> int:
@@ -56,9 +62,11 @@ class GatewayNode:
         health_interval_ms: int = 30_000,
         clock: Clock = wall_clock_ms,
         on_enqueued: Callable[[], None] | None = None,
+        version: str = __version__,
     ) -> None:
         self.store = store
         self.gateway = gateway
+        self.version = version
         self.outbox = outbox
         self.clock = clock
         self.health_interval_ms = health_interval_ms
@@ -72,6 +80,7 @@ class GatewayNode:
         self._counter_sources: dict[str, Callable[[], Mapping[str, int]]] = {}
         self._config_listeners: list[Callable[[GatewayConfig], None]] = []
         self.config_revision = -1
+        self._pending_configs: queue.SimpleQueue[GatewayConfig] = queue.SimpleQueue()
         self.configs_rejected = 0
 
     @property
@@ -105,6 +114,17 @@ class GatewayNode:
 
     def on_config(self, listener: Callable[[GatewayConfig], None]) -> None:
         self._config_listeners.append(listener)
+
+    def apply_config_message(self, topic: str, payload: bytes) -> None:
+        """The retained config as it arrives over MQTT (network thread). A bad one is
+        counted, never applied; a good one waits for the pipeline's next tick."""
+        try:
+            config = parse_config(topic, payload)
+        except ContractError as error:
+            self.configs_rejected += 1
+            log.warning("gateway %s: config refused: %s", self.gateway, error)
+            return
+        self._pending_configs.put(config)
 
     def apply_config(self, config: GatewayConfig) -> bool:
         """Apply a newer config from the server without a restart; False if ignored."""
@@ -141,6 +161,8 @@ class GatewayNode:
 
     def tick(self) -> None:
         """Close due windows into messages, send health when due."""
+        while not self._pending_configs.empty():
+            self.apply_config(self._pending_configs.get_nowait())
         now = self.clock()
         self._aggregator.tick(now)
         for batch in self._aggregator.drain():
@@ -180,7 +202,7 @@ class GatewayNode:
             readers=dict(self.readers),
             counters=self.health_counters(),
             cpu_temp_c=cpu_temperature_c(),
-            version=__version__,
+            version=self.version,
         )
         return topic_for(self.store, self.gateway, Kind.HEALTH), dump_message(message)
 

@@ -40,6 +40,7 @@ async def run_gateway(settings: GatewaySettings) -> None:
         health_interval_ms=round(settings.health_interval_s * 1000),
         on_enqueued=link.notify,
     )
+    link.on_config(node.apply_config_message)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

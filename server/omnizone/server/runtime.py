@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.adapters.mqtt_ingest import MqttIngest
 from omnizone.server.entrypoints.api import create_app
+from omnizone.server.service.gateways import GatewayAdmin
 from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.queries import StoreQueries
 from omnizone.server.settings import ServerSettings, check_api_keys
@@ -94,7 +95,10 @@ class ServerRuntime:
             self._mqtt.start()
             queries = StoreQueries(stores, self._repository, self._ingest.event_time)
             mqtt = self._mqtt
-            app = create_app(queries, keys, mqtt_connected=lambda: mqtt.connected)
+            gateways = GatewayAdmin(stores, self._repository, mqtt.publish_retained)
+            app = create_app(
+                queries, keys, mqtt_connected=lambda: mqtt.connected, gateways=gateways
+            )
             self._serve(app)
         except BaseException:
             self.stop()

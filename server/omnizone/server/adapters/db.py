@@ -44,8 +44,10 @@ from omnizone.contract import (
 from omnizone.server.domain.visits import DeviceVisitState, VisitClosed, VisitEvent, VisitOpened
 from omnizone.server.service.ports import (
     DeadLetter,
+    GatewayRecord,
     IngestStats,
     ReceivedKey,
+    StoredGatewayConfig,
     VisitRecord,
     VisitStatus,
     ZoneSummary,
@@ -162,12 +164,24 @@ class GatewayStatusRow(Base):
     store: Mapped[str] = mapped_column(Ident, primary_key=True)
     gateway: Mapped[str] = mapped_column(Ident, primary_key=True)
     state: Mapped[str | None] = mapped_column(String(16))
+    status_seq: Mapped[int | None] = mapped_column(BigInteger)
     session: Mapped[int | None]
     version: Mapped[str | None] = mapped_column(String(64))
     status_ms: Mapped[int | None]
     health_ms: Mapped[int | None]
     health: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     received_ms: Mapped[int]
+
+
+class GatewayConfigRow(Base):
+    """The config the server last issued to a gateway (published retained)."""
+
+    __tablename__ = "gateway_configs"
+
+    store: Mapped[str] = mapped_column(Ident, primary_key=True)
+    gateway: Mapped[str] = mapped_column(Ident, primary_key=True)
+    revision: Mapped[int]
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class DevicePresenceRow(Base):
@@ -363,11 +377,15 @@ class _SqlTransaction:
         row.received_ms = received_ms
         return row
 
+    def touch_gateway(self, store: str, gateway: str, received_ms: int) -> None:
+        self._status_row(store, gateway, received_ms)
+
     def record_status(self, message: StatusMessage, received_ms: int) -> None:
         row = self._status_row(message.store, message.gateway, received_ms)
         # A retained birth replayed after a newer will must not win: newest sent wins.
         if row.status_ms is None or message.sent_ms >= row.status_ms:
             row.state, row.session = message.state, message.session
+            row.status_seq = message.seq
             row.version, row.status_ms = message.version, message.sent_ms
 
     def record_health(self, message: HealthMessage, received_ms: int) -> None:
@@ -546,15 +564,71 @@ class SqlRepository:
             func.max(ReceivedMessage.seq),
             func.min(ReceivedMessage.seq),
             func.sum(ReceivedMessage.duplicates),
+            ReceivedMessage.store,
+            ReceivedMessage.gateway,
         ).group_by(ReceivedMessage.store, ReceivedMessage.gateway)
         ingested = duplicates = gaps = 0
         with Session(self.engine) as session:
-            for count, highest, lowest, dups in session.execute(per_gateway):
+            awaiting_will = self._wills_pending(session)
+            for count, highest, lowest, dups, store, gateway in session.execute(per_gateway):
                 ingested += int(count)
                 duplicates += int(dups or 0)
-                gaps += int(highest) - int(lowest) + 1 - int(count)
+                missing = int(highest) - int(lowest) + 1 - int(count)
+                will = awaiting_will.get((store, gateway))
+                if will is not None and lowest < will < highest:
+                    missing -= 1  # reserved for the live session's last will: not lost
+                gaps += missing
             dead = session.scalar(select(func.count()).select_from(DeadLetterRow)) or 0
         return IngestStats(ingested, duplicates, int(dead), gaps)
+
+    @staticmethod
+    def _wills_pending(session: Session) -> dict[tuple[str, str], int]:
+        """Gateways whose latest status is a birth: its seq + 1 is their will's, not a gap."""
+        query = select(GatewayStatusRow).where(GatewayStatusRow.state == "online")
+        pending = {}
+        for row in session.scalars(query):
+            if row.status_seq is None:
+                continue
+            will = row.status_seq + 1
+            seen = session.scalar(
+                select(func.count())
+                .select_from(ReceivedMessage)
+                .where(
+                    ReceivedMessage.store == row.store,
+                    ReceivedMessage.gateway == row.gateway,
+                    ReceivedMessage.seq == will,
+                )
+            )
+            if not seen:
+                pending[(row.store, row.gateway)] = will
+        return pending
+
+    def gateway_records(self, store: str) -> list[GatewayRecord]:
+        query = select(GatewayStatusRow).where(GatewayStatusRow.store == store)
+        with Session(self.engine) as session:
+            return [
+                GatewayRecord(
+                    r.store, r.gateway, r.state, r.session, r.version, r.received_ms, r.health
+                )
+                for r in session.scalars(query)
+            ]
+
+    def gateway_config(self, store: str, gateway: str) -> StoredGatewayConfig | None:
+        with Session(self.engine) as session:
+            row = session.get(GatewayConfigRow, (store, gateway))
+            return None if row is None else StoredGatewayConfig(row.revision, dict(row.body))
+
+    def save_gateway_config(
+        self, store: str, gateway: str, revision: int, body: dict[str, Any]
+    ) -> None:
+        with Session(self.engine) as session, session.begin():
+            row = session.get(GatewayConfigRow, (store, gateway))
+            if row is None:
+                session.add(
+                    GatewayConfigRow(store=store, gateway=gateway, revision=revision, body=body)
+                )
+            else:
+                row.revision, row.body = revision, body
 
     def received_keys(self, store: str) -> list[ReceivedKey]:
         query = (

@@ -115,6 +115,15 @@ class MqttIngest:
     def wait_connected(self, timeout: float | None = None) -> bool:
         return self._connected.wait(timeout)
 
+    def publish_retained(self, topic: str, payload: bytes, timeout_s: float = 5.0) -> bool:
+        """Publish (QoS 1, retained) and wait for the broker's acknowledgement."""
+        info = self._client.publish(topic, payload, qos=1, retain=True)
+        try:
+            info.wait_for_publish(timeout=timeout_s)
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published()
+
     def start(self) -> None:
         """Connect in the background (retrying until the broker answers)."""
         if self._started:

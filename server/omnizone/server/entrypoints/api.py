@@ -8,7 +8,7 @@ metrics; ``admin`` (which implies ``read``) also opens the dead letters.
 import base64
 import hmac
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
@@ -16,8 +16,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from omnizone.server.service.gateways import ConfigRejected, GatewayAdmin
 from omnizone.server.service.queries import NotFound, StoreQueries
 
 API_PREFIX = "/api/v1"
@@ -167,11 +168,40 @@ class _StoreCollector(Collector):
 # -- the app ----------------------------------------------------------------------
 
 
+class GatewayOut(BaseModel):
+    gateway: str
+    zone: str
+    online: bool
+    state: str | None = Field(description="last status: online/offline")
+    version: str | None
+    session: int | None
+    last_seen_ms: int | None = Field(description="when the server last received anything")
+    uptime_s: float | None = None
+    outbox_depth: int | None = None
+    outbox_dropped: int | None = None
+    cpu_temp_c: float | None = None
+    readers: dict[str, str] = {}
+    counters: dict[str, int] = {}
+
+
+class GatewayConfigIn(BaseModel):
+    """Settings to change; absent ones keep their last issued value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_ms: int | None = None
+    health_interval_s: float | None = None
+    ble: dict[str, Any] | None = None
+    nfc: dict[str, Any] | None = None
+    rfid: dict[str, Any] | None = None
+
+
 def create_app(
     queries: StoreQueries,
     api_keys: Mapping[str, Iterable[str]],
     *,
     mqtt_connected: Callable[[], bool] | None = None,
+    gateways: GatewayAdmin | None = None,
 ) -> FastAPI:
     """The API over ``queries``; ``api_keys`` maps a key to its scopes."""
     keys = {key: frozenset(scopes) for key, scopes in api_keys.items()}
@@ -291,4 +321,63 @@ def create_app(
             for d in queries.dead_letters(limit)
         ]
 
+    if gateways is not None:
+        _gateway_routes(app, gateways, read, admin)
     return app
+
+
+def _gateway_routes(app: FastAPI, gateways: GatewayAdmin, read: Any, admin: Any) -> None:
+    @app.get(
+        f"{API_PREFIX}/stores/{{store}}/gateways",
+        response_model=list[GatewayOut],
+        dependencies=read,
+        tags=["gateways"],
+    )
+    def fleet(store: str) -> list[GatewayOut]:
+        out = []
+        for g in gateways.fleet(store):
+            health = g.health or {}
+            out.append(
+                GatewayOut(
+                    gateway=g.gateway,
+                    zone=g.zone,
+                    online=g.online,
+                    state=g.state,
+                    version=g.version,
+                    session=g.session,
+                    last_seen_ms=g.last_seen_ms,
+                    uptime_s=health.get("uptime_s"),
+                    outbox_depth=health.get("outbox_depth"),
+                    outbox_dropped=health.get("outbox_dropped"),
+                    cpu_temp_c=health.get("cpu_temp_c"),
+                    readers=health.get("readers", {}),
+                    counters=health.get("counters", {}),
+                )
+            )
+        return out
+
+    @app.get(
+        f"{API_PREFIX}/stores/{{store}}/gateways/{{gateway}}/config",
+        dependencies=admin,
+        tags=["gateways"],
+    )
+    def get_config(store: str, gateway: str) -> dict[str, Any]:
+        config = gateways.config(store, gateway)
+        if config is None:
+            raise HTTPException(404, f"no config has been issued to {gateway!r} yet")
+        return config.model_dump(mode="json", exclude_none=True)
+
+    @app.put(
+        f"{API_PREFIX}/stores/{{store}}/gateways/{{gateway}}/config",
+        dependencies=admin,
+        tags=["gateways"],
+    )
+    def put_config(store: str, gateway: str, changes: GatewayConfigIn) -> dict[str, Any]:
+        """Merge the changes into the gateway's config and publish it retained."""
+        try:
+            config = gateways.change_config(store, gateway, changes.model_dump(exclude_none=True))
+        except ConfigRejected as error:
+            raise HTTPException(422, f"config refused: {error}") from None
+        except ConnectionError as error:
+            raise HTTPException(503, str(error)) from None
+        return config.model_dump(mode="json", exclude_none=True)

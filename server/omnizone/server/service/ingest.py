@@ -98,6 +98,7 @@ class IngestService:
                 clock = max(self._clock_ms.get(store, 0), state.last_heard_ms)
                 self._clock_ms[store] = clock
         self._highest = repository.highest_seqs()
+        self._wills: dict[tuple[str, str], int] = {}  # live sessions: seq reserved for the will
 
     @property
     def stores(self) -> Mapping[str, StorePlan]:
@@ -184,6 +185,10 @@ class IngestService:
         gap = key.seq - highest - 1 if highest is not None and key.seq > highest + 1 else 0
         if highest is None or key.seq > highest:
             self._highest[gateway] = key.seq
+        if isinstance(message, StatusMessage) and message.state == "online":
+            self._wills[gateway] = message.seq + 1
+        if gap and self._wills.get(gateway) in range(key.seq - gap, key.seq):
+            gap -= 1  # the live session's will number, reserved: it comes when the session ends
         if gap:
             log.warning("gap of %d before seq %d from %s/%s", gap, key.seq, *gateway)
             self.counters.gaps += gap
@@ -199,6 +204,7 @@ class IngestService:
         pending: _Pending,
     ) -> None:
         store, gateway, seq = message.store, message.gateway, message.seq
+        tx.touch_gateway(store, gateway, received_ms)
         match message:
             case BleMessage():
                 tx.add_ble_sightings(store, gateway, seq, message.items)

@@ -7,7 +7,7 @@ so a different store (or an in-memory fake) can stand behind the same seam.
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from omnizone.contract import (
     BleSighting,
@@ -56,6 +56,25 @@ class IngestStats:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayRecord:
+    """What the server last heard from a gateway: status, health, when."""
+
+    store: str
+    gateway: str
+    state: str | None
+    session: int | None
+    version: str | None
+    last_seen_ms: int
+    health: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredGatewayConfig:
+    revision: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     id: int
     received_ms: int
@@ -89,6 +108,8 @@ class IngestTransaction(Protocol):
 
     def record_health(self, message: HealthMessage, received_ms: int) -> None: ...
 
+    def touch_gateway(self, store: str, gateway: str, received_ms: int) -> None: ...
+
     def apply_visit_events(self, store: str, device: str, events: Sequence[VisitEvent]) -> None: ...
 
     def save_presence(self, store: str, device: str, state: DeviceVisitState | None) -> None: ...
@@ -120,6 +141,14 @@ class Repository(Protocol):
     def zone_summaries(self, store: str) -> list[ZoneSummary]: ...
 
     def ingest_stats(self) -> IngestStats: ...
+
+    def gateway_records(self, store: str) -> list[GatewayRecord]: ...
+
+    def gateway_config(self, store: str, gateway: str) -> StoredGatewayConfig | None: ...
+
+    def save_gateway_config(
+        self, store: str, gateway: str, revision: int, body: dict[str, Any]
+    ) -> None: ...
 
     def received_keys(self, store: str) -> list[ReceivedKey]:
         """Every accepted (gateway, seq) of a store, for exactly-once checks."""

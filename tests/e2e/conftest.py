@@ -1,0 +1,88 @@
+"""A whole store on one machine for end-to-end tests: a real broker process
+with per-gateway accounts, the server on SQLite, and the simulated gateways."""
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from omnizone.broker import BrokerAccounts, RunningBroker, find_mosquitto, start_broker
+from omnizone.paths import shipped_config
+from omnizone.server.runtime import ServerRuntime
+from omnizone.server.settings import ServerSettings
+from omnizone.sim.engine import SimClock, Simulation
+from omnizone.sim.fleet import GatewayFleet
+from omnizone.sim.scenario import Scenario, load_scenario
+from omnizone.store import StorePlan, load_store
+
+API_KEY = "e2e-test-key"
+
+
+@dataclass
+class StoreStack:
+    scenario: Scenario
+    store: StorePlan
+    accounts: BrokerAccounts
+    broker: RunningBroker
+    server: ServerRuntime
+    fleet: GatewayFleet
+    clock: SimClock
+    run_dir: Path
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.server.api_url, headers={"X-API-Key": API_KEY})
+
+    def simulation(self, ground_truth_path: Path | None = None) -> Simulation:
+        truth = ground_truth_path.open("w") if ground_truth_path else None
+        return Simulation(self.scenario, self.store, self.fleet.nodes, self.clock, truth)
+
+    def received(self) -> set[tuple[str, int]]:
+        keys = self.server.repository.received_keys(self.store.id)
+        return {(k.gateway, k.seq) for k in keys}
+
+    def wait_until(self, condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if condition():
+                return True
+            time.sleep(0.05)
+        return condition()
+
+
+@pytest.fixture
+def store_stack(tmp_path: Path) -> Iterator[StoreStack]:
+    if find_mosquitto() is None:
+        pytest.skip("needs the mosquitto binary")
+    scenario = load_scenario(shipped_config("scenarios/quick.yaml"))
+    store = load_store(scenario.store_file)
+    accounts = BrokerAccounts.for_store(store)
+    with start_broker(accounts, run_dir=tmp_path / "broker", prefer="mosquitto") as broker:
+        server_user, server_password = accounts.server_credentials
+        settings = ServerSettings(
+            database_url=f"sqlite:///{tmp_path / 'omnizone.db'}",
+            mqtt_host=broker.host,
+            mqtt_port=broker.port,
+            mqtt_username=server_user,
+            mqtt_password=server_password,
+            api_port=0,
+            api_keys={API_KEY: ["read", "admin"]},
+        )
+        with ServerRuntime(settings, stores={store.id: store}) as server:
+            clock = SimClock(round(scenario.start.timestamp() * 1000))
+            fleet = GatewayFleet(
+                store,
+                clock,
+                tmp_path,
+                broker_host=broker.host,
+                broker_port=broker.port,
+                credentials={g: accounts.gateway_credentials(g) for g in accounts.gateways},
+                window_ms=scenario.window_ms,
+            )
+            fleet.start()
+            try:
+                yield StoreStack(scenario, store, accounts, broker, server, fleet, clock, tmp_path)
+            finally:
+                fleet.stop(flush_timeout_s=5)
