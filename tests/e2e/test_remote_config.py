@@ -53,9 +53,7 @@ def test_a_config_change_reaches_the_running_gateway_and_changes_its_window(
         ).json()
         assert (second["revision"], second["window_ms"]) == (2, 2000)
         assert second["rfid"] == {"depart_after_ms": 30000}
-        assert api.get(
-            f"/api/v1/stores/{stack.store.id}/gateways/{target}/config"
-        ).json() == second
+        assert api.get(f"/api/v1/stores/{stack.store.id}/gateways/{target}/config").json() == second
 
         refused = api.put(
             f"/api/v1/stores/{stack.store.id}/gateways/{target}/config", json={"window_ms": 5}
@@ -65,11 +63,14 @@ def test_a_config_change_reaches_the_running_gateway_and_changes_its_window(
             f"/api/v1/stores/{stack.store.id}/gateways/gw-nowhere/config", json={"window_ms": 500}
         )
         assert unknown.status_code == 404
-        assert api.put(
-            f"/api/v1/stores/{stack.store.id}/gateways/{target}/config",
-            json={"window_ms": 500},
-            headers={"X-API-Key": "wrong"},
-        ).status_code == 401
+        assert (
+            api.put(
+                f"/api/v1/stores/{stack.store.id}/gateways/{target}/config",
+                json={"window_ms": 500},
+                headers={"X-API-Key": "wrong"},
+            ).status_code
+            == 401
+        )
 
 
 def test_the_fleet_view_shows_every_gateway_online_with_its_health(
@@ -87,7 +88,9 @@ def test_the_fleet_view_shows_every_gateway_online_with_its_health(
             return all(r["online"] and r["outbox_depth"] is not None for r in rows)
 
         assert stack.wait_until(all_reported)
-        rows = {r["gateway"]: r for r in api.get(f"/api/v1/stores/{stack.store.id}/gateways").json()}
+        rows = {
+            r["gateway"]: r for r in api.get(f"/api/v1/stores/{stack.store.id}/gateways").json()
+        }
         # Each live session's reserved will number is not a gap.
         assert api.get("/api/v1/ingest/stats").json()["gaps"] == 0
     assert set(rows) == {g.id for g in stack.store.gateways}
@@ -103,7 +106,10 @@ def test_the_fleet_view_shows_every_gateway_online_with_its_health(
     link.stop()
     with stack.api() as api:
         assert stack.wait_until(
-            lambda: not {
-                r["gateway"]: r for r in api.get(f"/api/v1/stores/{stack.store.id}/gateways").json()
-            }["gw-checkout"]["online"]
+            lambda: (
+                not {
+                    r["gateway"]: r
+                    for r in api.get(f"/api/v1/stores/{stack.store.id}/gateways").json()
+                }["gw-checkout"]["online"]
+            )
         )

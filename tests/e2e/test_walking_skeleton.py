@@ -43,7 +43,9 @@ def test_every_published_message_is_ingested_once_and_visits_match_ground_truth(
     stack.fleet.stop()
 
     published = [
-        (gateway, seq) for gateway, link in stack.fleet.links.items() for seq in link.acknowledged_seqs
+        (gateway, seq)
+        for gateway, link in stack.fleet.links.items()
+        for seq in link.acknowledged_seqs
     ]
     assert len(published) == len(set(published)), "a gateway acknowledged a seq twice"
     assert len(published) > 100
@@ -55,7 +57,9 @@ def test_every_published_message_is_ingested_once_and_visits_match_ground_truth(
 
     with stack.api() as api:
         stats = api.get("/api/v1/ingest/stats").raise_for_status().json()
-        summary = api.get(f"/api/v1/stores/{stack.store.id}/zones/summary").raise_for_status().json()
+        summary = (
+            api.get(f"/api/v1/stores/{stack.store.id}/zones/summary").raise_for_status().json()
+        )
         visits = (
             api.get(f"/api/v1/stores/{stack.store.id}/visits", params={"limit": 1000})
             .raise_for_status()

@@ -84,9 +84,7 @@ class NfcReader:
         if self._thread is not None:
             return
         self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name=f"nfc-{self.tap_point}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"nfc-{self.tap_point}", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> bool:
@@ -169,9 +167,7 @@ class NfcReader:
             "interval": interval,
         }
         while not self._stop.is_set():
-            result = frontend.connect(
-                rdwr=options, terminate=lambda: self._stop.wait(interval)
-            )
+            result = frontend.connect(rdwr=options, terminate=lambda: self._stop.wait(interval))
             if result is False:  # nfcpy caught an IOError: the reader is gone
                 raise OSError(errno.EIO, "nfcpy lost the reader")
 

@@ -86,12 +86,14 @@ def decode_sgtin96(epc: bytes | str) -> Sgtin | None:
 
 def encode_sgtin96(sgtin: Sgtin) -> bytes:
     """The 12-byte EPC for an SGTIN (the partition follows from the prefix length)."""
-    cp_digits = len(sgtin.company_prefix)
-    for partition, (cp_bits, digits, ir_bits, ir_digits) in enumerate(PARTITIONS):
-        if digits == cp_digits:
-            break
-    else:
-        raise ValueError(f"a company prefix of {cp_digits} digits has no SGTIN-96 partition")
+    partition = next(
+        (p for p, row in enumerate(PARTITIONS) if row[1] == len(sgtin.company_prefix)), None
+    )
+    if partition is None:
+        raise ValueError(
+            f"a company prefix of {len(sgtin.company_prefix)} digits has no SGTIN-96 partition"
+        )
+    cp_bits, _, ir_bits, ir_digits = PARTITIONS[partition]
     if not (sgtin.company_prefix.isdigit() and sgtin.item_reference.isdigit()):
         raise ValueError("company prefix and item reference must be digits")
     if len(sgtin.item_reference) != ir_digits:

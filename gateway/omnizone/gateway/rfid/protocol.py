@@ -27,7 +27,9 @@ class Cmd(IntEnum):
     CUSTOMIZED_SESSION_TARGET_INVENTORY = 0x8B
 
 
-INVENTORY_COMMANDS: Final = frozenset({Cmd.REAL_TIME_INVENTORY, Cmd.CUSTOMIZED_SESSION_TARGET_INVENTORY})
+INVENTORY_COMMANDS: Final = frozenset(
+    {Cmd.REAL_TIME_INVENTORY, Cmd.CUSTOMIZED_SESSION_TARGET_INVENTORY}
+)
 
 
 class ErrorCode(IntEnum):
@@ -112,10 +114,13 @@ def cmd_session_inventory(
     """Customized session/target inventory: session S0..S3, target A (0) or B (1)."""
     if not 0 <= session <= 3 or target not in (0, 1) or not 0 <= repeat <= 0xFF:
         raise ValueError(f"session {session}, target {target}, repeat {repeat} out of range")
-    return build_frame(address, Cmd.CUSTOMIZED_SESSION_TARGET_INVENTORY, bytes([session, target, repeat]))
+    return build_frame(
+        address, Cmd.CUSTOMIZED_SESSION_TARGET_INVENTORY, bytes([session, target, repeat])
+    )
 
 
 # --- reader responses --------------------------------------------------------
+
 
 # FreqParameter 0..6: 865.0-868.0 MHz (ETSI), 7..59: 902.0-928.0 MHz (FCC), 0.5 MHz steps.
 def frequency_mhz(index: int) -> float | None:
@@ -225,7 +230,11 @@ def pc_for_epc(epc: bytes) -> int:
 
 
 def tag_report_frame(
-    address: int, epc: bytes, rssi: int, antenna: int = 1, frequency_index: int = 0,
+    address: int,
+    epc: bytes,
+    rssi: int,
+    antenna: int = 1,
+    frequency_index: int = 0,
     cmd: int = Cmd.REAL_TIME_INVENTORY,
 ) -> bytes:
     """What the module sends for one tag (the emulator's side; `rssi` in dBm)."""
@@ -236,7 +245,10 @@ def tag_report_frame(
 
 
 def round_summary_frame(
-    address: int, antenna: int, read_rate: int, total_read: int,
+    address: int,
+    antenna: int,
+    read_rate: int,
+    total_read: int,
     cmd: int = Cmd.REAL_TIME_INVENTORY,
 ) -> bytes:
     data = bytes([antenna - 1]) + read_rate.to_bytes(2, "big") + total_read.to_bytes(4, "big")
