@@ -120,7 +120,7 @@ def measure_throughput(seconds: float = 1.0, devices: int = 300) -> dict[str, An
 
 async def _paced(seconds: float, rate: int, devices: int, outbox_dir: Path) -> dict[str, Any]:
     from omnizone.gateway.ble.scanner import BleScannerService
-    from omnizone.gateway.node import GatewayNode
+    from omnizone.gateway.node import GatewayNode, wall_clock_ms
     from omnizone.gateway.outbox import Outbox
     from omnizone.sim.devices.ble_backend import EmulatedAdapter
 
@@ -158,6 +158,8 @@ async def _paced(seconds: float, rate: int, devices: int, outbox_dir: Path) -> d
     cpu = time.process_time() - cpu_started
     scanner_state = node.readers["ble"]
     await service.stop()
+    # let the open window end so its sightings reach the outbox too (not measured)
+    await asyncio.sleep((node.window_ms - wall_clock_ms() % node.window_ms) / 1000 + 0.01)
     node.tick()
     result = {
         "pushed": pushed,

@@ -1,0 +1,110 @@
+"""`omnizone gateway doctor` against a real broker and a fake sysfs tree."""
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from omnizone.broker import BrokerAccounts, RunningBroker, find_mosquitto, start_broker
+from omnizone.gateway.doctor import check_bluetooth, check_outbox, diagnose
+from omnizone.gateway.settings import load_gateway_settings
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
+    if find_mosquitto() is None:
+        pytest.skip("needs the mosquitto binary")
+    accounts = BrokerAccounts("omnizone-server", "srv", {"gw-entrance": ("paris-rivoli", "right")})
+    with start_broker(accounts, run_dir=tmp_path_factory.mktemp("broker")) as running:
+        yield running
+
+
+def _config(tmp_path: Path, broker: RunningBroker, password: str, port: int | None = None) -> Path:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        "store: paris-rivoli\ngateway: gw-entrance\n"
+        f"broker_host: 127.0.0.1\nbroker_port: {port or broker.port}\npassword: {password}\n"
+        f"outbox_path: {tmp_path / 'outbox.db'}\n"
+    )
+    return path
+
+
+def _by_check(findings: list) -> dict:  # type: ignore[type-arg]
+    return {f.check: f for f in findings}
+
+
+def test_right_credentials_log_in(tmp_path: Path, broker: RunningBroker) -> None:
+    found = _by_check(diagnose(_config(tmp_path, broker, "right")))
+    assert found["config"].verdict == "ok"
+    assert found["outbox"].verdict == "ok"
+    assert found["broker"].verdict == "ok", found["broker"]
+
+
+def test_a_wrong_password_says_so(tmp_path: Path, broker: RunningBroker) -> None:
+    found = _by_check(diagnose(_config(tmp_path, broker, "wrong")))
+    assert found["broker"].verdict == "fail"
+    assert "password" in found["broker"].fix
+
+
+def test_an_unreachable_broker_says_where(tmp_path: Path, broker: RunningBroker) -> None:
+    from omnizone.broker import free_port
+
+    found = _by_check(diagnose(_config(tmp_path, broker, "right", port=free_port())))
+    assert found["broker"].verdict == "fail"
+    assert "cannot reach 127.0.0.1" in found["broker"].detail
+
+
+def test_a_broken_config_file_is_the_only_finding(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text("store: paris-rivoli\ngateway: gw-entrance\n")
+    (finding,) = diagnose(path)
+    assert (
+        finding.verdict == "fail" and "password" in finding.detail and str(path) in finding.detail
+    )
+
+
+def test_bluetooth_adapter_missing_blocked_or_present(tmp_path: Path) -> None:
+    missing = check_bluetooth(tmp_path / "none")
+    assert missing[0].verdict == "fail" and "adapter" in missing[0].fix
+    sysfs = tmp_path / "bluetooth"
+    (sysfs / "hci0" / "rfkill3").mkdir(parents=True)
+    (sysfs / "hci0" / "rfkill3" / "soft").write_text("1\n")
+    blocked = check_bluetooth(sysfs)
+    assert blocked[0].verdict == "fail" and "rfkill unblock" in blocked[0].fix
+    (sysfs / "hci0" / "rfkill3" / "soft").write_text("0\n")
+    assert check_bluetooth(sysfs)[0].verdict == "ok"
+
+
+def test_a_missing_outbox_folder_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        f"store: s\ngateway: g\npassword: p\noutbox_path: {tmp_path / 'nope' / 'outbox.db'}\n"
+    )
+    (finding,) = check_outbox(load_gateway_settings(path))
+    assert finding.verdict == "fail" and "install -d" in finding.fix
+
+
+def test_the_command_exits_non_zero_and_prints_json(tmp_path: Path, broker: RunningBroker) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "omnizone",
+            "gateway",
+            "doctor",
+            "--json",
+            "-c",
+            str(_config(tmp_path, broker, "wrong")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert report["ok"] is False
+    assert {c["check"] for c in report["checks"]} >= {"config", "outbox", "bluetooth", "broker"}
