@@ -52,8 +52,35 @@ class StoreStack:
         return condition()
 
 
+@dataclass
+class Backend:
+    """Broker and server, without any gateway yet."""
+
+    scenario: Scenario
+    store: StorePlan
+    accounts: BrokerAccounts
+    broker: RunningBroker
+    server: ServerRuntime
+    run_dir: Path
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.server.api_url, headers={"X-API-Key": API_KEY})
+
+    def received(self, gateway: str | None = None) -> set[tuple[str, int]]:
+        keys = self.server.repository.received_keys(self.store.id)
+        return {(k.gateway, k.seq) for k in keys if gateway in (None, k.gateway)}
+
+    def wait_until(self, condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if condition():
+                return True
+            time.sleep(0.05)
+        return condition()
+
+
 @pytest.fixture
-def store_stack(tmp_path: Path) -> Iterator[StoreStack]:
+def backend(tmp_path: Path) -> Iterator[Backend]:
     if find_mosquitto() is None:
         pytest.skip("needs the mosquitto binary")
     scenario = load_scenario(shipped_config("scenarios/quick.yaml"))
@@ -71,18 +98,26 @@ def store_stack(tmp_path: Path) -> Iterator[StoreStack]:
             api_keys={API_KEY: ["read", "admin"]},
         )
         with ServerRuntime(settings, stores={store.id: store}) as server:
-            clock = SimClock(round(scenario.start.timestamp() * 1000))
-            fleet = GatewayFleet(
-                store,
-                clock,
-                tmp_path,
-                broker_host=broker.host,
-                broker_port=broker.port,
-                credentials={g: accounts.gateway_credentials(g) for g in accounts.gateways},
-                window_ms=scenario.window_ms,
-            )
-            fleet.start()
-            try:
-                yield StoreStack(scenario, store, accounts, broker, server, fleet, clock, tmp_path)
-            finally:
-                fleet.stop(flush_timeout_s=5)
+            yield Backend(scenario, store, accounts, broker, server, tmp_path)
+
+
+@pytest.fixture
+def store_stack(backend: Backend) -> Iterator[StoreStack]:
+    b = backend
+    clock = SimClock(round(b.scenario.start.timestamp() * 1000))
+    fleet = GatewayFleet(
+        b.store,
+        clock,
+        b.run_dir,
+        broker_host=b.broker.host,
+        broker_port=b.broker.port,
+        credentials={g: b.accounts.gateway_credentials(g) for g in b.accounts.gateways},
+        window_ms=b.scenario.window_ms,
+    )
+    fleet.start()
+    try:
+        yield StoreStack(
+            b.scenario, b.store, b.accounts, b.broker, b.server, fleet, clock, b.run_dir
+        )
+    finally:
+        fleet.stop(flush_timeout_s=5)

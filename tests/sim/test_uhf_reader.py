@@ -8,6 +8,7 @@ import serial
 
 from omnizone.gateway.rfid.protocol import (
     Cmd,
+    Frame,
     FrameParser,
     ReaderError,
     RoundSummary,
@@ -29,11 +30,12 @@ def exchange(port: serial.Serial, request: bytes, until_cmd_frames: int = 1) -> 
     """Send a request, collect raw answer bytes until `until_cmd_frames` frames parsed."""
     port.write(request)
     parser = FrameParser()
-    frames = []
-    for _ in range(200):
-        frames += parser.feed(port.read(max(1, port.in_waiting)))
-        if len(frames) >= until_cmd_frames:
+    frames: list[Frame] = []
+    while len(frames) < until_cmd_frames:
+        chunk = port.read(max(1, port.in_waiting))
+        if not chunk:  # silence for the port's timeout: nothing more is coming
             break
+        frames += parser.feed(chunk)
     return [f.encode() for f in frames]
 
 
@@ -43,11 +45,13 @@ def test_answers_commands_and_reports_tags_on_the_work_antenna(tmp_path: Path) -
         reader.put_tag(SHIRT, -45, antenna=1)
         reader.put_tag(JEANS, -60, antenna=1)
         reader.put_tag(DRESS, -50, antenna=2)
-        with serial.serial_for_url(reader.port, baudrate=115200, timeout=0.5) as port:
-            assert exchange(port, cmd_get_firmware_version()) == [bytes.fromhex("A00501720203E3")]
-            assert exchange(port, cmd_set_output_power(20)) == [bytes.fromhex("A00401761055")]
+        with serial.serial_for_url(reader.port, baudrate=115200, timeout=0.3) as port:
+            assert exchange(port, cmd_get_firmware_version()) == [
+                bytes.fromhex("A0 05 01 72 02 03 E3")
+            ]
+            assert exchange(port, cmd_set_output_power(20)) == [bytes.fromhex("A0 04 01 76 10 D5")]
             assert reader.power_dbm == 20
-            assert exchange(port, cmd_set_work_antenna(1)) == [bytes.fromhex("A00401741057")]
+            assert exchange(port, cmd_set_work_antenna(1)) == [bytes.fromhex("A0 04 01 74 10 D7")]
 
             parser = FrameParser()
             answers = parser.feed(b"".join(exchange(port, cmd_real_time_inventory(), 3)))
@@ -67,12 +71,12 @@ def test_answers_commands_and_reports_tags_on_the_work_antenna(tmp_path: Path) -
             ]
             assert packets == [RoundSummary(antenna=2, read_rate=0, total_read=0)]
 
-            bad = exchange(port, cmd_set_output_power(0) [:-2] + b"\x40" + b"\x00")
-            assert bad == []  # a corrupt command is ignored, like the module does
-            packets = [
-                decode_inventory(f) for f in parser.feed(b"".join(exchange(port, bytes.fromhex("A004FF74077B"))))
-            ]
-            # (hand-built: set_work_antenna with AntennaID 7)
+            corrupt = bytes.fromhex("A0 04 FF 76 14 00")  # checksum should be D3
+            assert exchange(port, corrupt) == []  # ignored, as the module does
+            assert reader.power_dbm == 20
+            # set_work_antenna with AntennaID 7, built by hand: A0+04+FF+74+07 = 0x21E -> E2
+            (answer,) = exchange(port, bytes.fromhex("A0 04 FF 74 07 E2"))
+            packets = [decode_inventory(f) for f in parser.feed(answer)]
             assert packets == [ReaderError(Cmd.SET_WORK_ANTENNA, 0x47)]
 
 
@@ -82,7 +86,7 @@ def test_noise_is_seeded_and_counted() -> None:
     def stream(seed: int) -> bytes:
         with EmulatedUhfReader(noise=noise, seed=seed, round_s=0) as reader:
             reader.put_tag(SHIRT)
-            with serial.serial_for_url(reader.port, timeout=0.05) as port:
+            with serial.serial_for_url(reader.port, timeout=0.02) as port:
                 received = b""
                 for _ in range(10):
                     port.write(cmd_real_time_inventory())

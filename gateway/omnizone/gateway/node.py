@@ -7,6 +7,7 @@ pipeline faster than real time; nothing here sleeps or reads the wall clock.
 import functools
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from omnizone.contract import (
 )
 from omnizone.gateway import __version__
 from omnizone.gateway.ble.aggregate import WindowAggregator
-from omnizone.gateway.ble.decode import decode_advertisement
+from omnizone.gateway.ble.decode import FrameCounts, decode_advertisement
 from omnizone.gateway.outbox import Outbox
 
 Clock = Callable[[], int]
@@ -71,6 +72,8 @@ class GatewayNode:
         self.clock = clock
         self.health_interval_ms = health_interval_ms
         self.counters = PipelineCounters()
+        self.frames = FrameCounts()
+        self._enqueue_lock = threading.Lock()
         self.readers: dict[str, str] = {"ble": "idle"}
         self._aggregator = WindowAggregator(window_ms)
         self._on_enqueued = on_enqueued
@@ -90,7 +93,9 @@ class GatewayNode:
     def on_advertisement(self, _device: BLEDevice, advertisement: AdvertisementData) -> None:
         """bleak's detection callback. The device (and its MAC) is deliberately unused."""
         self.counters.adverts_seen += 1
-        beacon = decode_advertisement(advertisement.manufacturer_data, advertisement.service_data)
+        beacon = decode_advertisement(
+            advertisement.manufacturer_data, advertisement.service_data, self.frames
+        )
         if beacon is None:
             return
         self.counters.adverts_kept += 1
@@ -149,6 +154,7 @@ class GatewayNode:
             "ble.adverts_kept": self.counters.adverts_kept,
             "ble.late_adverts": self._aggregator.late_adverts,
             "ble.bad_rssi": self._aggregator.bad_rssi,
+            **self.frames.as_counters("ble.frames."),
             "config.revision": self.config_revision,
             "config.rejected": self.configs_rejected,
         }
@@ -207,8 +213,10 @@ class GatewayNode:
         return topic_for(self.store, self.gateway, Kind.HEALTH), dump_message(message)
 
     def _enqueue(self, build: Callable[[int], tuple[str, bytes]]) -> None:
-        self.outbox.append(build)
-        self.counters.messages_enqueued += 1
+        # NFC and RFID readers enqueue from their own threads.
+        with self._enqueue_lock:
+            self.outbox.append(build)
+            self.counters.messages_enqueued += 1
         if self._on_enqueued is not None:
             self._on_enqueued()
 

@@ -1,9 +1,12 @@
-"""Running a gateway on real hardware: bleak scanner feeding the node."""
+"""Running a gateway: the readers the settings name, feeding one node, whose
+outbox one MQTT link drains. SIGTERM/SIGINT stop it cleanly (readers first,
+then a last window, then flush and the offline status)."""
 
 import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
 
 from omnizone.gateway import __version__
 from omnizone.gateway.mqtt import BrokerAddress, MqttLink
@@ -13,9 +16,13 @@ from omnizone.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
+TICK_S = 0.1
 
-async def run_gateway(settings: GatewaySettings) -> None:
-    from bleak import BleakScanner
+
+async def run_gateway(settings: GatewaySettings, stop: asyncio.Event | None = None) -> None:
+    from omnizone.gateway.ble.scanner import BleScannerService
+    from omnizone.gateway.nfc.reader import NfcReader
+    from omnizone.gateway.rfid.reader import RfidReader
 
     outbox = Outbox(settings.outbox_path, settings.outbox_max_messages)
     link = MqttLink(
@@ -41,25 +48,55 @@ async def run_gateway(settings: GatewaySettings) -> None:
         on_enqueued=link.notify,
     )
     link.on_config(node.apply_config_message)
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+
     link.start()
-    # Active scanning works on every BlueZ; passive scanning (issue #3) needs
-    # or-patterns and a recent kernel.
-    scanner = BleakScanner(detection_callback=node.on_advertisement)
+    scanner: BleScannerService | None = None
+    emulated: Any = None
+    readers: list[NfcReader | RfidReader] = [
+        *(NfcReader(node, s) for s in settings.nfc),
+        *(RfidReader(s, node) for s in settings.rfid),
+    ]
     try:
-        await scanner.start()
-        node.readers["ble"] = "scanning"
+        if settings.ble.enabled:
+            backend = None
+            if settings.ble.feed:
+                # QA: raw adverts over UDP from the simulator, through bleak's own
+                # scanner code, instead of a Bluetooth adapter.
+                from omnizone.sim.devices.ble_backend import EmulatedAdapter
+
+                emulated = EmulatedAdapter(settings.ble.adapter or "hci0")
+                await emulated.open_udp(settings.ble.feed)
+                backend = emulated.backend
+            scanner = BleScannerService(
+                node,
+                scanning_mode=settings.ble.scanning_mode,
+                watchdog_s=settings.ble.watchdog_s,
+                adapter=settings.ble.adapter,
+                backend=backend,
+            )
+            await scanner.start()
+        for reader in readers:
+            reader.start()
+        log.info("gateway %s/%s running", settings.store, settings.gateway)
         while not stop.is_set():
             node.tick()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=0.1)
+                await asyncio.wait_for(stop.wait(), timeout=TICK_S)
     finally:
-        with contextlib.suppress(Exception):
-            await scanner.stop()
+        for reader in readers:
+            with contextlib.suppress(Exception):
+                reader.stop()
+        if scanner is not None:
+            with contextlib.suppress(Exception):
+                await scanner.stop()
+        if emulated is not None:
+            with contextlib.suppress(Exception):
+                emulated.close()
         node.tick()
         link.stop()
         outbox.close()

@@ -3,21 +3,41 @@ OMNIZONE_GATEWAY_* environment variables."""
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omnizone.contract.topics import IDENTIFIER_PATTERN
+from omnizone.gateway.nfc.settings import NfcReaderSettings
+from omnizone.gateway.rfid.settings import RfidReaderSettings
 
 
 class GatewayConfigError(ValueError):
     pass
 
 
+class BleSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="scan for BLE adverts")
+    scanning_mode: Literal["auto", "passive", "active"] = Field(
+        "auto", description="auto: passive where BlueZ supports it, else active"
+    )
+    watchdog_s: float = Field(30.0, ge=5, le=3600, description="silence before a scan restart")
+    adapter: str | None = Field(None, description="e.g. hci1; default: the system's adapter")
+    feed: str | None = Field(
+        None,
+        description="udp://host:port: take raw adverts from the simulator's emulated "
+        "adapter instead of a Bluetooth adapter (QA and tests only)",
+    )
+
+
 class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OMNIZONE_GATEWAY_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="OMNIZONE_GATEWAY_", env_nested_delimiter="__", extra="forbid"
+    )
 
     store: str = Field(pattern=IDENTIFIER_PATTERN, description="store id, as in the store file")
     gateway: str = Field(pattern=IDENTIFIER_PATTERN, description="this gateway's id")
@@ -32,6 +52,11 @@ class GatewaySettings(BaseSettings):
     )
     outbox_max_messages: int = Field(200_000, ge=100, description="oldest dropped beyond this")
     health_interval_s: float = Field(30.0, gt=0, description="health message period")
+    ble: BleSettings = Field(default_factory=BleSettings, description="BLE scanning")
+    nfc: list[NfcReaderSettings] = Field(default_factory=list, description="NFC tap points")
+    rfid: list[RfidReaderSettings] = Field(
+        default_factory=list, description="UHF readers in fitting rooms"
+    )
 
 
 def load_gateway_settings(path: str | Path | None, **overrides: Any) -> GatewaySettings:

@@ -136,15 +136,15 @@ async def test_a_stalled_scan_is_restarted_counted_and_resumes(
     assert not adapter.push(PHONE, EID_ADVERT, -60)
     clock.now += 29
     await service.check()
-    assert service.counters.scanner_restarts == 0  # not silent long enough yet
+    assert service.counters.watchdog_restarts == 0  # not silent long enough yet
     clock.now += 1
     await service.check()
     assert service.counters.silent_restarts == 1
-    assert service.counters.scanner_restarts == 1
+    assert service.counters.watchdog_restarts == 1
     assert service.counters.scanner_starts == 2
     assert node.readers["ble"] == "scanning (passive)"
     health = node.health_counters()
-    assert health["ble.scanner_restarts"] == 1
+    assert health["ble.watchdog_restarts"] == 1
     assert health["ble.silent_restarts"] == 1
     seen = node.counters.adverts_seen
     assert adapter.push(PHONE, EID_ADVERT, -61)
@@ -171,10 +171,15 @@ async def test_repeated_silence_backs_off(
     await service.check()
     clock.now += backoff_s(3, 60)
     await service.check()
-    assert service.counters.scanner_restarts == 3
+    assert service.counters.watchdog_restarts == 3
     assert adapter.push(PHONE, EID_ADVERT, -60)  # cured on the third restart
     await service.check()
-    assert service._failures == 0  # an advert resets the backoff
+    starts = service.counters.scanner_starts
+    adapter.stall()  # an advert reset the backoff: the next restart is immediate again
+    clock.now += 30
+    await service.check()
+    assert service.counters.scanner_starts == starts + 1
+    assert node.readers["ble"] == "scanning (passive)"
 
 
 async def test_auto_falls_back_to_active_when_passive_is_refused(
@@ -195,7 +200,7 @@ async def test_auto_falls_back_to_active_when_passive_is_refused(
         await scanner.check()  # the watchdog notes the advert
         clock.now += 30
         await scanner.check()
-        assert scanner.counters.scanner_restarts == 1
+        assert scanner.counters.watchdog_restarts == 1
         assert scanner.counters.start_errors == 1
         assert radio.scanning == "active"
     finally:

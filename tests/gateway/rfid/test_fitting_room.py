@@ -107,7 +107,9 @@ steps_st = st.lists(
 )
 
 
-def run(rules: FittingRoomRules, steps: list[tuple[str, int, int]]) -> tuple[FittingRoom, list[TryOn]]:
+def run(
+    rules: FittingRoomRules, steps: list[tuple[str, int, int]]
+) -> tuple[FittingRoom, list[TryOn]]:
     room = FittingRoom("fr1", rules)
     now = T0
     events: list[TryOn] = []

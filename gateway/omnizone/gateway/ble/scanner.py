@@ -50,7 +50,7 @@ START_TIMEOUT_S = 15.0  # a D-Bus call that hangs is a failure like any other
 @dataclass(slots=True)
 class ScannerCounters:
     scanner_starts: int = 0  # successful starts, the first one included
-    scanner_restarts: int = 0  # restarts by the watchdog (silence or errors)
+    watchdog_restarts: int = 0  # restarts by the watchdog (silence or errors)
     silent_restarts: int = 0  # of which: no advert for watchdog_s
     start_errors: int = 0  # a start that raised (each mode tried counts)
     stop_errors: int = 0
@@ -123,15 +123,17 @@ class BleScannerService:
         self._task = asyncio.create_task(self._watch(), name="ble-watchdog")
 
     async def stop(self) -> None:
+        """Stop scanning; waits for a watchdog step in progress rather than
+        cancelling it halfway through a start."""
         self._running = False
-        tasks = [t for t in (self._task, *self._pending) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._task = None
         async with self._lock:
+            tasks = [t for t in (self._task, *self._pending) if t is not None]
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._task = None
             await self._stop_scanner()
         self.node.readers["ble"] = "stopped"
 
@@ -226,7 +228,7 @@ class BleScannerService:
 
     async def _restart_after_failure(self, now: float) -> None:
         await self._stop_scanner()
-        self.counters.scanner_restarts += 1
+        self.counters.watchdog_restarts += 1
         self._failures += 1
         self._next_attempt_at = now + backoff_s(self._failures, self.max_backoff_s)
         self.node.readers["ble"] = "restarting"

@@ -152,6 +152,10 @@ class FittingRoom:
         window.rssi_sum += read.rssi
         return items
 
+    def close_window(self) -> list[RfidItem]:
+        """Publish the open read window now (the driver is stopping)."""
+        return self._close_window()
+
     def _close_window(self) -> list[RfidItem]:
         items: list[RfidItem] = []
         for (antenna, epc), window in sorted(self._windows.items(), key=lambda kv: kv[1].first_ms):

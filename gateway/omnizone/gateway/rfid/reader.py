@@ -95,6 +95,7 @@ class RfidReader:
         self._work_antenna: int | None = None
         self._round_done = False
         self._batch: list[RfidItem] = []
+        self._items_present = 0  # kept by the reader thread: health reads it from another
         self._set_state("idle")
         node.add_counters(counters_name or f"rfid.{settings.id}", self.counter_values)
         node.on_config(self.apply_config)
@@ -129,7 +130,7 @@ class RfidReader:
             resyncs=self.parser.stats.resyncs,
             skipped_bytes=self.parser.stats.skipped_bytes,
             late_reads=self.room.late_reads,
-            items_present=len(self.room.present),
+            items_present=self._items_present,
         )
         return values
 
@@ -168,6 +169,8 @@ class RfidReader:
             delay = min(delay * 2, self._backoff_s[1])
             if self.state.startswith("error"):
                 self._set_state("reconnecting")
+        self._batch += self.room.close_window()
+        self._flush_batch()
 
     def _session(self) -> None:
         settings = self.settings
@@ -186,6 +189,7 @@ class RfidReader:
                     break
                 self._inventory_round(antenna)
             self._batch += self.room.advance(self.clock())
+            self._items_present = len(self.room.present)
             self._flush_batch()
 
     def _configure(self) -> None:
@@ -328,3 +332,35 @@ class RfidReader:
                 port.close()
             except Exception:  # closing a vanished device may fail; it is gone either way
                 log.debug("closing %s failed", self.settings.port, exc_info=True)
+
+
+def probe_reader(
+    settings: RfidReaderSettings, serial_factory: SerialFactory = serial.serial_for_url
+) -> tuple[bool, str]:
+    """For `omnizone gateway doctor`: can the port be opened, does a module answer?
+    Returns (ok, what was found or what to fix)."""
+    try:
+        port = serial_factory(settings.port, baudrate=settings.baudrate, timeout=0.05)
+    except (serial.SerialException, OSError) as error:
+        hint = "check the cable, the port name and that the user is in group dialout"
+        return False, f"{settings.id}: cannot open {settings.port}: {error} ({hint})"
+    parser = FrameParser()
+    try:
+        port.write(cmd_get_firmware_version(settings.address))
+        deadline = time.monotonic() + settings.response_timeout_s
+        while time.monotonic() < deadline:
+            for frame in parser.feed(port.read(max(1, port.in_waiting))):
+                if frame.cmd == Cmd.GET_FIRMWARE_VERSION and len(frame.data) >= 2:
+                    major, minor = frame.data[0], frame.data[1]
+                    return (
+                        True,
+                        f"{settings.id}: R2000 module firmware {major}.{minor} on {settings.port}",
+                    )
+    except (serial.SerialException, OSError) as error:
+        return False, f"{settings.id}: {settings.port} failed: {error}"
+    finally:
+        port.close()
+    return False, (
+        f"{settings.id}: no answer on {settings.port} at {settings.baudrate} baud "
+        f"(try 38400, check address {settings.address} and the reader's power)"
+    )
