@@ -22,6 +22,28 @@ app.add_typer(gateway_app, name="gateway")
 app.add_typer(server_app, name="server")
 app.add_typer(sim_app, name="sim")
 
+bench_app = typer.Typer(help="Benchmarks that print JSON (see docs/benchmarks.md).")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("gateway")
+def bench_gateway(
+    seconds: Annotated[float, typer.Option(help="length of the paced run")] = 5.0,
+    rate: Annotated[int, typer.Option(help="adverts per second in the paced run")] = 2000,
+    devices: Annotated[int, typer.Option(help="distinct advertisers")] = 300,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Decode + aggregate throughput on one core; CPU and memory at a given advert rate."""
+    from omnizone.gateway.bench import run_gateway_bench
+
+    result = run_gateway_bench(seconds=seconds, rate=rate, devices=devices)
+    if json_output:
+        typer.echo(json.dumps(result))
+    else:
+        from rich.console import Console
+
+        Console().print(result)
+
 
 @app.command()
 def demo(

@@ -27,6 +27,7 @@ from rich.text import Text
 
 from omnizone.broker import BrokerAccounts, start_broker
 from omnizone.sim.engine import SimClock, Simulation
+from omnizone.sim.fitting_rooms import FittingRooms, fitting_rooms_possible
 from omnizone.sim.fleet import GatewayFleet
 from omnizone.sim.runner import run_paced
 from omnizone.sim.scenario import Scenario
@@ -126,8 +127,14 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                     window_ms=scenario.window_ms,
                 )
                 fleet.start()
+                rooms = None
+                if fitting_rooms_possible(options.speed):
+                    rooms = FittingRooms(store, fleet.nodes, seed=scenario.seed)
+                    rooms.start()
                 with (run_dir / "ground-truth.jsonl").open("w", encoding="utf-8") as truth:
-                    simulation = Simulation(scenario, store, fleet.nodes, clock, truth)
+                    simulation = Simulation(
+                        scenario, store, fleet.nodes, clock, truth, [rooms.observe] if rooms else []
+                    )
                     console.print(
                         f"[bold]omnizone demo[/]: broker [cyan]{broker.kind}[/] on port "
                         f"{broker.port}, API [cyan]{server.api_url}[/] "
@@ -137,6 +144,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                         simulation, fleet, server.api_url, api_key, store, options, stop, console
                     )
                     simulation.close_windows()
+                if rooms is not None:
+                    rooms.stop()
                 fleet.stop()
                 acknowledged = fleet.acknowledged_keys()
                 _wait_for_ingest(server, store.id, acknowledged, timeout_s=20)

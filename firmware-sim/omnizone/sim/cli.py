@@ -30,6 +30,10 @@ def run(
     run_dir: Annotated[Path, typer.Option(help="outboxes and ground truth go here")] = Path(
         "run/sim"
     ),
+    fitting_rooms: Annotated[
+        bool,
+        typer.Option(help="emulated UHF readers in the fitting rooms (needs --speed ≤ 20)"),
+    ] = True,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON summary")] = False,
 ) -> None:
     """Run a scenario; writes ground truth to RUN_DIR/ground-truth.jsonl."""
@@ -38,6 +42,7 @@ def run(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from omnizone.sim.engine import SimClock, Simulation
+    from omnizone.sim.fitting_rooms import FittingRooms, fitting_rooms_possible
     from omnizone.sim.fleet import GatewayFleet
     from omnizone.sim.runner import run_paced
     from omnizone.sim.scenario import ScenarioError, load_scenario
@@ -67,6 +72,14 @@ def run(
         tls_ca=tls_ca,
     )
     fleet.start()
+    rooms = None
+    if fitting_rooms and fitting_rooms_possible(speed):
+        rooms = FittingRooms(
+            store, fleet.nodes, seed=plan.seed, try_ons=(run_dir / "try-ons.jsonl").open("w")
+        )
+        rooms.start()
+    elif fitting_rooms:
+        console.print("[yellow]fitting rooms off: they need --speed 20 or slower[/]")
     truth_path = run_dir / "ground-truth.jsonl"
     try:
         with (
@@ -79,7 +92,9 @@ def run(
                 disable=json_output,
             ) as progress,
         ):
-            simulation = Simulation(plan, store, fleet.nodes, clock, truth)
+            simulation = Simulation(
+                plan, store, fleet.nodes, clock, truth, [rooms.observe] if rooms else []
+            )
             task = progress.add_task(plan.name, total=plan.duration_s)
             run_paced(
                 simulation,
@@ -90,6 +105,8 @@ def run(
             )
             simulation.close_windows()
     finally:
+        if rooms is not None:
+            rooms.stop()
         fleet.stop()
     summary = {
         "scenario": plan.name,
@@ -99,6 +116,7 @@ def run(
         "adverts_heard": simulation.counters.adverts_heard,
         "published": fleet.published,
         "backlog": fleet.backlog,
+        "fitting_rooms": rooms is not None,
         "ground_truth": str(truth_path),
     }
     if json_output:

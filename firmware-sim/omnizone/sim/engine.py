@@ -7,7 +7,7 @@ so decode, aggregation and the outbox run exactly as on a Raspberry Pi.
 
 import json
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TextIO
 
@@ -57,6 +57,7 @@ class Simulation:
         gateways: Mapping[str, AdvertisementSink],
         clock: SimClock | None = None,
         ground_truth: TextIO | None = None,
+        observers: Sequence[Callable[["Simulation"], None]] = (),
     ) -> None:
         self.scenario = scenario
         self.store = store
@@ -64,6 +65,7 @@ class Simulation:
         self.start_ms = self.clock.now_ms
         self.end_ms = self.start_ms + round(scenario.duration_s * 1000)
         self.ground_truth = ground_truth
+        self.observers = list(observers)  # emulated hardware reacting to shoppers
         self.counters = SimCounters()
         self.shoppers: list[Shopper] = []
         self._rng = random.Random(scenario.seed)
@@ -97,6 +99,8 @@ class Simulation:
                 self.counters.shoppers_left += 1
         self.shoppers = [s for s in self.shoppers if not s.gone]
         self._advertise(now)
+        for observe in self.observers:
+            observe(self)
         for sink in self._sinks:
             sink.tick()
         if now >= self._next_truth_ms:

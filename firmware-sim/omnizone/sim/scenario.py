@@ -31,6 +31,9 @@ class ShopperBehaviour(_Strict):
     zones_per_trip: tuple[int, int] = (2, 6)
     dwell_mean_s: float = Field(60.0, gt=0, description="mean browsing time in a chosen zone")
     fitting_room_dwell_mean_s: float = Field(150.0, gt=0)
+    fitting_room_weight: float = Field(
+        0.35, ge=0, description="how likely a fitting room is chosen, relative to a sales zone"
+    )
     checkout_probability: float = Field(0.6, ge=0, le=1)
     walking_speed_mps: float = Field(1.1, gt=0)
     browsing_speed_mps: float = Field(0.4, gt=0)

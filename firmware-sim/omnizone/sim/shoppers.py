@@ -85,7 +85,7 @@ class TripPlanner:
         lo, hi = b.zones_per_trip
         count = min(self.rng.randint(lo, hi), len(self.browsable))
         weights = [
-            0.35 if self.store.zone(z).kind is ZoneKind.FITTING_ROOM else 1.0
+            b.fitting_room_weight if self.store.zone(z).kind is ZoneKind.FITTING_ROOM else 1.0
             for z in self.browsable
         ]
         chosen: list[str] = []
