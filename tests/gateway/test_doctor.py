@@ -108,3 +108,20 @@ def test_the_command_exits_non_zero_and_prints_json(tmp_path: Path, broker: Runn
     report = json.loads(done.stdout)
     assert report["ok"] is False
     assert {c["check"] for c in report["checks"]} >= {"config", "outbox", "bluetooth", "broker"}
+
+
+def test_rfid_readers_are_probed_over_their_serial_port(tmp_path: Path) -> None:
+    from omnizone.gateway.doctor import check_rfid_readers
+    from omnizone.sim.devices.uhf_reader import EmulatedUhfReader
+
+    with EmulatedUhfReader() as reader:
+        path = tmp_path / "gateway.yaml"
+        path.write_text(
+            "store: s\ngateway: g\npassword: p\n"
+            f"rfid:\n  - {{id: fitting-1, port: {reader.port}}}\n"
+            f"  - {{id: fitting-2, port: {tmp_path / 'ttyUSB9'}}}\n"
+        )
+        found = {f.check: f for f in check_rfid_readers(load_gateway_settings(path))}
+    assert found["rfid fitting-1"].verdict == "ok", found["rfid fitting-1"]
+    assert found["rfid fitting-2"].verdict == "fail"
+    assert "dialout" in found["rfid fitting-2"].detail

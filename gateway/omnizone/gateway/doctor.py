@@ -60,7 +60,9 @@ def diagnose(
     findings = [Finding("config", "ok", f"{config_path or 'environment'}: {settings.gateway}")]
     findings += check_outbox(settings)
     findings += check_clock()
-    findings += check_bluetooth(bluetooth_root)
+    if settings.ble.enabled and not settings.ble.feed:
+        findings += check_bluetooth(bluetooth_root)
+    findings += check_rfid_readers(settings)
     for probe in extra_probes:
         findings += probe(settings)
     findings += check_broker(settings, broker_timeout_s)
@@ -194,6 +196,26 @@ def _rfkill_blocked(adapter: Path) -> bool:
         except OSError:
             continue
     return False
+
+
+# -- readers ----------------------------------------------------------------------
+
+
+def check_rfid_readers(settings: GatewaySettings) -> list[Finding]:
+    from omnizone.gateway.rfid.reader import probe_reader
+
+    findings = []
+    for reader in settings.rfid:
+        ok, message = probe_reader(reader)
+        findings.append(
+            Finding(
+                f"rfid {reader.id}",
+                "ok" if ok else "fail",
+                message,
+                "" if ok else "see docs/rfid.md (wiring, udev rule, group dialout)",
+            )
+        )
+    return findings
 
 
 # -- the broker --------------------------------------------------------------------
