@@ -31,6 +31,7 @@ from omnizone.sim.fitting_rooms import FittingRooms, fitting_rooms_possible
 from omnizone.sim.fleet import GatewayFleet
 from omnizone.sim.runner import run_paced
 from omnizone.sim.scenario import Scenario
+from omnizone.sim.tap_points import TapPoints
 from omnizone.store import StorePlan, load_store
 
 
@@ -61,6 +62,7 @@ class DemoResult:
     gaps: int
     not_ingested: int
     zones: list[dict[str, Any]] = field(default_factory=list)
+    activity: dict[str, int] = field(default_factory=dict)
     database: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -78,6 +80,7 @@ class DemoResult:
             "gaps": self.gaps,
             "not_ingested": self.not_ingested,
             "zones": self.zones,
+            **self.activity,
             "api_url": self.api_url,
             "database": self.database,
         }
@@ -127,13 +130,18 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                     window_ms=scenario.window_ms,
                 )
                 fleet.start()
-                rooms = None
+                hardware: list[FittingRooms | TapPoints] = []
                 if fitting_rooms_possible(options.speed):
-                    rooms = FittingRooms(store, fleet.nodes, seed=scenario.seed)
-                    rooms.start()
+                    # Emulated UHF readers and NFC cards run in real time: only when paced.
+                    hardware = [
+                        FittingRooms(store, fleet.nodes, seed=scenario.seed),
+                        TapPoints(store, fleet.nodes, seed=scenario.seed),
+                    ]
+                    for device in hardware:
+                        device.start()
                 with (run_dir / "ground-truth.jsonl").open("w", encoding="utf-8") as truth:
                     simulation = Simulation(
-                        scenario, store, fleet.nodes, clock, truth, [rooms.observe] if rooms else []
+                        scenario, store, fleet.nodes, clock, truth, [h.observe for h in hardware]
                     )
                     console.print(
                         f"[bold]omnizone demo[/]: broker [cyan]{broker.kind}[/] on port "
@@ -144,8 +152,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                         simulation, fleet, server.api_url, api_key, store, options, stop, console
                     )
                     simulation.close_windows()
-                if rooms is not None:
-                    rooms.stop()
+                for device in hardware:
+                    device.stop()
                 fleet.stop()
                 acknowledged = fleet.acknowledged_keys()
                 _wait_for_ingest(server, store.id, acknowledged, timeout_s=20)
@@ -276,6 +284,7 @@ def _summarize(
         gaps=int(stats["gaps"]),
         not_ingested=len(acknowledged - received),
         zones=zones,
+        activity=server.repository.activity_counts(store.id),
     )
 
 

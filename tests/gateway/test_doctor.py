@@ -125,3 +125,20 @@ def test_rfid_readers_are_probed_over_their_serial_port(tmp_path: Path) -> None:
     assert found["rfid fitting-1"].verdict == "ok", found["rfid fitting-1"]
     assert found["rfid fitting-2"].verdict == "fail"
     assert "dialout" in found["rfid fitting-2"].detail
+
+
+def test_nfc_readers_are_opened(tmp_path: Path) -> None:
+    from omnizone.gateway.doctor import check_nfc_readers
+    from omnizone.sim.devices.nfc_tag import NfcTagEmulator
+
+    with NfcTagEmulator() as card:
+        path = tmp_path / "gateway.yaml"
+        path.write_text(
+            "store: s\ngateway: g\npassword: p\n"
+            f"nfc:\n  - {{tap_point: kiosk-1, device: '{card.device}'}}\n"
+            "  - {tap_point: kiosk-2, device: 'usb:ffff:ffff'}\n"
+        )
+        found = {f.check: f for f in check_nfc_readers(load_gateway_settings(path))}
+    assert found["nfc kiosk-1"].verdict == "ok", found["nfc kiosk-1"]
+    assert found["nfc kiosk-2"].verdict == "fail"
+    assert "plugdev" in found["nfc kiosk-2"].fix

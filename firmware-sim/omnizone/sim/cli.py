@@ -34,6 +34,9 @@ def run(
         bool,
         typer.Option(help="emulated UHF readers in the fitting rooms (needs --speed ≤ 20)"),
     ] = True,
+    tap_points: Annotated[
+        bool, typer.Option(help="emulated NFC taps at the tap points (needs --speed ≤ 20)")
+    ] = True,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON summary")] = False,
 ) -> None:
     """Run a scenario; writes ground truth to RUN_DIR/ground-truth.jsonl."""
@@ -46,6 +49,7 @@ def run(
     from omnizone.sim.fleet import GatewayFleet
     from omnizone.sim.runner import run_paced
     from omnizone.sim.scenario import ScenarioError, load_scenario
+    from omnizone.sim.tap_points import TapPoints
     from omnizone.store import StoreConfigError, load_store
 
     console = Console(stderr=True)
@@ -80,6 +84,15 @@ def run(
         rooms.start()
     elif fitting_rooms:
         console.print("[yellow]fitting rooms off: they need --speed 20 or slower[/]")
+    taps = None
+    if tap_points and fitting_rooms_possible(speed):
+        taps = TapPoints(
+            store, fleet.nodes, seed=plan.seed, taps=(run_dir / "taps.jsonl").open("w")
+        )
+        taps.start()
+    elif tap_points:
+        console.print("[yellow]tap points off: they need --speed 20 or slower[/]")
+    observers = [hardware.observe for hardware in (rooms, taps) if hardware is not None]
     truth_path = run_dir / "ground-truth.jsonl"
     try:
         with (
@@ -92,9 +105,7 @@ def run(
                 disable=json_output,
             ) as progress,
         ):
-            simulation = Simulation(
-                plan, store, fleet.nodes, clock, truth, [rooms.observe] if rooms else []
-            )
+            simulation = Simulation(plan, store, fleet.nodes, clock, truth, observers)
             task = progress.add_task(plan.name, total=plan.duration_s)
             run_paced(
                 simulation,
@@ -107,6 +118,8 @@ def run(
     finally:
         if rooms is not None:
             rooms.stop()
+        if taps is not None:
+            taps.stop()
         fleet.stop()
     summary = {
         "scenario": plan.name,
@@ -117,6 +130,7 @@ def run(
         "published": fleet.published,
         "backlog": fleet.backlog,
         "fitting_rooms": rooms is not None,
+        "tap_points": taps is not None,
         "ground_truth": str(truth_path),
     }
     if json_output:

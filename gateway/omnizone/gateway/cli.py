@@ -5,7 +5,12 @@ from typing import Annotated
 
 import typer
 
-gateway_app = typer.Typer(help="Run an edge gateway (BLE → MQTT).", no_args_is_help=True)
+from omnizone.gateway.nfc.cli import nfc_write
+
+gateway_app = typer.Typer(
+    help="Run an edge gateway (BLE, NFC, UHF RFID → MQTT).", no_args_is_help=True
+)
+gateway_app.command("nfc-write")(nfc_write)
 
 
 @gateway_app.command("run")

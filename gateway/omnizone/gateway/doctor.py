@@ -63,6 +63,7 @@ def diagnose(
     if settings.ble.enabled and not settings.ble.feed:
         findings += check_bluetooth(bluetooth_root)
     findings += check_rfid_readers(settings)
+    findings += check_nfc_readers(settings)
     for probe in extra_probes:
         findings += probe(settings)
     findings += check_broker(settings, broker_timeout_s)
@@ -215,6 +216,29 @@ def check_rfid_readers(settings: GatewaySettings) -> list[Finding]:
                 "" if ok else "see docs/rfid.md (wiring, udev rule, group dialout)",
             )
         )
+    return findings
+
+
+def check_nfc_readers(settings: GatewaySettings) -> list[Finding]:
+    from omnizone.gateway.nfc.reader import open_frontend
+
+    findings = []
+    for tap in settings.nfc:
+        try:
+            frontend = open_frontend(tap.device)
+        except (OSError, ValueError, LookupError) as error:
+            findings.append(
+                Finding(
+                    f"nfc {tap.tap_point}",
+                    "fail",
+                    f"cannot open the reader on {tap.device!r}: {error}",
+                    "plug the reader in; for USB readers install the udev rule "
+                    "and add the user to group plugdev (see docs/nfc.md)",
+                )
+            )
+            continue
+        frontend.close()
+        findings.append(Finding(f"nfc {tap.tap_point}", "ok", f"reader on {tap.device!r} opens"))
     return findings
 
 

@@ -43,12 +43,23 @@ NDEF_WRITE_SERVICE = 0x0009
 # and write timeouts the FeliCa formula allows (an emulator on a busy
 # machine is slower than silicon).
 PMM = bytes.fromhex("003fffffffffffff")
+LISTEN_S = 3600.0  # remove() and close() wake a listening card up
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def _port_bound(port: int) -> bool:
+    """Whether a card has bound the UDP port (nfcpy's listener binds 0.0.0.0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+        return False
 
 
 def random_phone_uid() -> bytes:
@@ -83,6 +94,9 @@ class PresentedTag(Protocol):
 
     def first_command(self, activated: Any) -> bytearray | None:
         """The command that came with the activation."""
+
+    def wake_up(self) -> tuple[str, bytes]:
+        """Bit rate and a command that make a listening card return from listen()."""
 
     def ndef_octets(self) -> bytes | None:
         """The NDEF message a reader would find now (None if not formatted)."""
@@ -136,6 +150,9 @@ class EmulatedType3Tag:
     def first_command(self, activated: Any) -> bytearray | None:
         command = bytes(activated.tt3_cmd)
         return bytearray([len(command) + 1]) + command
+
+    def wake_up(self) -> tuple[str, bytes]:
+        return "212F", bytes([10, 0x04]) + self.uid  # Request Response
 
     def ndef_octets(self) -> bytes | None:
         head = self.memory[0:BLOCK]
@@ -221,6 +238,9 @@ class EmulatedType2Tag:
     def first_command(self, activated: Any) -> bytearray | None:
         return bytearray(activated.tt2_cmd)
 
+    def wake_up(self) -> tuple[str, bytes]:
+        return "106A", bytes([T2_READ, 0])
+
     def process(self, command: bytearray) -> bytearray | None:
         pages = len(self.memory) // PAGE
         if len(command) == 2 and command[0] == T2_READ:
@@ -280,6 +300,7 @@ class NfcTagEmulator:
         self._tag: PresentedTag | None = None
         self._until: float | None = None
         self._closed = False
+        self._listening: PresentedTag | None = None
         self._idle = threading.Event()
         self._idle.set()
         self._thread = threading.Thread(target=self._run, name="nfc-tag-emulator", daemon=True)
@@ -294,13 +315,20 @@ class NfcTagEmulator:
             self._until = None if duration_ms is None else time.monotonic() + duration_ms / 1000
             self._idle.clear()
             self._lock.notify_all()
+            # Return once the card is listening, so a reader polling right
+            # away finds it (an initiator's poll to an unbound port is lost
+            # and costs it a one-second timeout).
+            self._lock.wait_for(lambda: self._listening is tag or self._tag is not tag, 1.0)
+        deadline = time.monotonic() + 1.0
+        while not _port_bound(self.port) and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def remove(self, timeout_s: float = 5.0) -> bool:
         """Take the tag away; True once it has left the field (socket closed)."""
         with self._lock:
             self._tag = None
             self._lock.notify_all()
-        return self._idle.wait(timeout_s)
+        return self._wake(time.monotonic() + timeout_s)
 
     def wait_removed(self, timeout_s: float) -> bool:
         """Wait for a timed presentation to end."""
@@ -311,6 +339,7 @@ class NfcTagEmulator:
             self._closed = True
             self._tag = None
             self._lock.notify_all()
+        self._wake(time.monotonic() + timeout_s)
         self._thread.join(timeout_s)
 
     def __enter__(self) -> "NfcTagEmulator":
@@ -318,6 +347,32 @@ class NfcTagEmulator:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+    def _wake(self, deadline: float) -> bool:
+        """Bring a listening card out of nfcpy's listen() once its tag is gone.
+
+        A card listens with a long timeout: ending listen() on a short timer
+        would lose the polling state nfcpy keeps inside it, and a reader whose
+        first command fell just after such a restart would find the tag mute.
+        So removal briefly selects the card as a second initiator would.
+        """
+        while not self._idle.wait(0.01):
+            if time.monotonic() > deadline:
+                return False
+            with self._lock:
+                listening = self._listening
+            if listening is None:
+                continue
+            brty, command = listening.wake_up()
+            poker = nfc.ContactlessFrontend(self.device)
+            try:
+                if poker.sense(nfc.clf.RemoteTarget(brty)) is not None:
+                    poker.exchange(command, 0.05)
+            except nfc.clf.CommunicationError:
+                pass  # the card answered nothing: it is no longer listening
+            finally:
+                poker.close()
+        return True
 
     # -- the card thread -----------------------------------------------------
 
@@ -358,7 +413,16 @@ class NfcTagEmulator:
         target = tag.local_target()
         while self._current() is tag:
             started = time.monotonic()
-            activated = frontend.listen(target, self._remaining(1.0))
+            with self._lock:
+                self._listening = tag
+                self._lock.notify_all()
+            try:
+                activated = frontend.listen(target, self._remaining(LISTEN_S))
+            finally:
+                with self._lock:
+                    self._listening = None
+            if self._current() is not tag:
+                return  # woken up by remove()
             if activated is None:
                 if time.monotonic() - started < 0.05:
                     time.sleep(0.05)  # port busy: do not spin

@@ -17,7 +17,13 @@ from typing import Any, Protocol
 from omnizone.contract import GatewayConfig
 from omnizone.gateway.nfc.ndef import NdefDecoder
 from omnizone.gateway.nfc.settings import NfcReaderSettings
-from omnizone.gateway.nfc.taps import TagRead, TapDebouncer, read_problem
+from omnizone.gateway.nfc.taps import (
+    MAX_TAG_TYPE,
+    UID_BYTES,
+    TagRead,
+    TapDebouncer,
+    read_problem,
+)
 from omnizone.gateway.node import Clock, GatewayNode
 
 log = logging.getLogger(__name__)
@@ -68,6 +74,7 @@ class NfcReader:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.reads = 0
+        self.releases = 0
         self.invalid_tags = 0
         self.tag_errors = 0
         self.reader_errors = 0
@@ -179,7 +186,13 @@ class NfcReader:
         failing) goes back to nfcpy, which ends connect() with False.
         """
         self._set_state("tag-present")
-        self.reads += 1
+        try:
+            self._detected(tag)
+        finally:
+            self.reads += 1  # counted once the detection is fully handled
+        return True
+
+    def _detected(self, tag: Any) -> None:
         at_ms = self.clock()
         try:
             uid = bytes(tag.identifier)
@@ -187,27 +200,26 @@ class NfcReader:
         except Exception as error:
             self.tag_errors += 1
             self.last_error = f"unreadable tag: {error!r}"
-            return True
+            return
         read = TagRead(uid, at_ms, self._read_uri(tag), tag_type)
         problem = read_problem(read)
+        if problem is not None and len(uid) in UID_BYTES:
+            read = TagRead(uid, at_ms, None, tag_type[:MAX_TAG_TYPE])  # keep the tap itself
+            problem = read_problem(read)
         if problem is not None:
-            if len(uid) in range(4, 11):  # keep the tap, drop what does not fit
-                read = TagRead(uid, at_ms, None, tag_type[:40])
-                problem = read_problem(read)
-            if problem is not None:
-                self.invalid_tags += 1
-                self.last_error = f"tag {uid.hex()}: {problem}"
-                return True
+            self.invalid_tags += 1
+            self.last_error = f"tag {uid.hex()}: {problem}"
+            return
         with self._lock:
             tap = self._debouncer.offer(read)
-        if tap is not None:
-            try:
-                self.node.on_nfc_taps([tap])
-            except Exception as error:  # a full disk must not stop the tap point
-                self.deliver_errors += 1
-                self.last_error = f"cannot store tap: {error!r}"
-                log.error("nfc %s: %s", self.tap_point, self.last_error)
-        return True
+        if tap is None:
+            return
+        try:
+            self.node.on_nfc_taps([tap])
+        except Exception as error:  # a full disk must not stop the tap point
+            self.deliver_errors += 1
+            self.last_error = f"cannot store tap: {error!r}"
+            log.error("nfc %s: %s", self.tap_point, self.last_error)
 
     def _read_uri(self, tag: Any) -> str | None:
         try:
@@ -234,6 +246,7 @@ class NfcReader:
             uid = b""
         with self._lock:
             self._debouncer.left(uid, self.clock())
+        self.releases += 1
         self._set_state("polling")
         return True
 

@@ -603,6 +603,24 @@ class SqlRepository:
                 pending[(row.store, row.gateway)] = will
         return pending
 
+    def activity_counts(self, store: str) -> dict[str, int]:
+        with Session(self.engine) as session:
+            taps = session.scalar(
+                select(func.count()).select_from(NfcTapRow).where(NfcTapRow.store == store)
+            )
+            try_ons = dict(
+                session.execute(
+                    select(TryOnRow.event, func.count())
+                    .where(TryOnRow.store == store)
+                    .group_by(TryOnRow.event)
+                ).all()
+            )
+        return {
+            "nfc_taps": int(taps or 0),
+            "try_ons_arrived": int(try_ons.get("arrived", 0)),
+            "try_ons_departed": int(try_ons.get("departed", 0)),
+        }
+
     def gateway_records(self, store: str) -> list[GatewayRecord]:
         query = select(GatewayStatusRow).where(GatewayStatusRow.store == store)
         with Session(self.engine) as session:
