@@ -22,37 +22,6 @@ API_KEY = "e2e-test-key"
 
 
 @dataclass
-class StoreStack:
-    scenario: Scenario
-    store: StorePlan
-    accounts: BrokerAccounts
-    broker: RunningBroker
-    server: ServerRuntime
-    fleet: GatewayFleet
-    clock: SimClock
-    run_dir: Path
-
-    def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.server.api_url, headers={"X-API-Key": API_KEY})
-
-    def simulation(self, ground_truth_path: Path | None = None) -> Simulation:
-        truth = ground_truth_path.open("w") if ground_truth_path else None
-        return Simulation(self.scenario, self.store, self.fleet.nodes, self.clock, truth)
-
-    def received(self) -> set[tuple[str, int]]:
-        keys = self.server.repository.received_keys(self.store.id)
-        return {(k.gateway, k.seq) for k in keys}
-
-    def wait_until(self, condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if condition():
-                return True
-            time.sleep(0.05)
-        return condition()
-
-
-@dataclass
 class Backend:
     """Broker and server, without any gateway yet."""
 
@@ -77,6 +46,18 @@ class Backend:
                 return True
             time.sleep(0.05)
         return condition()
+
+
+@dataclass
+class StoreStack(Backend):
+    """Broker, server and every gateway of the store, simulated."""
+
+    fleet: GatewayFleet
+    clock: SimClock
+
+    def simulation(self, ground_truth_path: Path | None = None) -> Simulation:
+        truth = ground_truth_path.open("w") if ground_truth_path else None
+        return Simulation(self.scenario, self.store, self.fleet.nodes, self.clock, truth)
 
 
 @pytest.fixture
@@ -117,7 +98,7 @@ def store_stack(backend: Backend) -> Iterator[StoreStack]:
     fleet.start()
     try:
         yield StoreStack(
-            b.scenario, b.store, b.accounts, b.broker, b.server, fleet, clock, b.run_dir
+            b.scenario, b.store, b.accounts, b.broker, b.server, b.run_dir, fleet, clock
         )
     finally:
         fleet.stop(flush_timeout_s=5)
