@@ -26,6 +26,83 @@ bench_app = typer.Typer(help="Benchmarks that print JSON (see docs/benchmarks.md
 app.add_typer(bench_app, name="bench")
 
 
+eval_app = typer.Typer(help="Accuracy against ground truth; prints JSON (docs/benchmarks.md).")
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("localize")
+def eval_localize(
+    scenario: Annotated[Path, typer.Option(help="scenario YAML (config/scenarios/…)")],
+    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    duration: Annotated[float | None, typer.Option(help="simulated seconds")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Simulate the scenario through the real gateway and server path; score the HMM
+    localizer and the nearest-gateway baseline against ground truth."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from omnizone.evaluation.localize import run_localize_eval
+    from omnizone.sim.scenario import ScenarioError, load_scenario
+
+    console = Console(stderr=True)
+    try:
+        plan = load_scenario(scenario, seed=seed, duration_s=duration)
+    except ScenarioError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{plan.name} (seed {plan.seed})", total=1.0)
+        result = run_localize_eval(plan, on_progress=lambda f: progress.update(task, completed=f))
+    if json_output:
+        typer.echo(json.dumps(result))
+    else:
+        console.print(result)
+
+
+@eval_app.command("fingerprint")
+def eval_fingerprint(
+    train: Annotated[Path, typer.Option(help="survey CSV to learn from")],
+    test: Annotated[Path, typer.Option(help="survey CSV to classify")],
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Train on one survey, classify the other; compare with a k-nearest-neighbours baseline."""
+    from rich.console import Console
+
+    from omnizone.server.domain.localize.survey import SurveyError, load_survey
+    from omnizone.server.eval_fingerprint import evaluate_fingerprint
+
+    console = Console(stderr=True)
+    try:
+        result = evaluate_fingerprint(load_survey(train), load_survey(test))
+    except SurveyError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    if json_output:
+        typer.echo(json.dumps(result))
+    else:
+        console.print(result)
+
+
+@bench_app.command("localize")
+def bench_localize(
+    devices: Annotated[int, typer.Option(help="devices in the largest run")] = 5000,
+    anchors: Annotated[int, typer.Option(help="anchors (gateways/beacons)")] = 40,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Localizer core throughput on one core, and how it scales with devices."""
+    from omnizone.server.domain.localize.bench import run_localize_bench
+
+    sizes = sorted({s for s in (500, 1000, 2000, devices) if s <= devices})
+    result = run_localize_bench(devices=devices, anchors=anchors, sizes=sizes)
+    if json_output:
+        typer.echo(json.dumps(result))
+    else:
+        from rich.console import Console
+
+        Console().print(result)
+
+
 @bench_app.command("gateway")
 def bench_gateway(
     seconds: Annotated[float, typer.Option(help="length of the paced run")] = 5.0,

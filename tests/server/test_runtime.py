@@ -36,6 +36,9 @@ def settings_for(broker: Broker, tmp_path: Path, **extra: object) -> ServerSetti
         "api_port": 0,
         "api_keys": {KEY: ["read", "admin"]},
         "store_files": [STORE_FILE],
+        # The runtime's plumbing, not localization: one message places a device
+        # at once with the nearest-gateway locator (the HMM waits for windows).
+        "localizer": "nearest",
     }
     values.update(extra)
     return ServerSettings(**values)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from omnizone.server.adapters.mqtt_ingest import MqttIngest
 from omnizone.server.entrypoints.api import create_app
 from omnizone.server.service.gateways import GatewayAdmin
 from omnizone.server.service.ingest import IngestService
+from omnizone.server.service.locators import make_locators
 from omnizone.server.service.queries import StoreQueries
 from omnizone.server.settings import ServerSettings, check_api_keys
 from omnizone.store import StorePlan, load_store
@@ -82,7 +83,9 @@ class ServerRuntime:
             stores = {plan.id: plan for plan in plans}
         try:
             self._repository = SqlRepository.from_url(s.database_url)
-            self._ingest = IngestService(stores, self._repository)
+            self._ingest = IngestService(
+                stores, self._repository, locators=make_locators(stores, s.localizer)
+            )
             self._mqtt = MqttIngest(
                 self._ingest,
                 host=s.mqtt_host,

@@ -5,6 +5,7 @@ Mosquitto, except the API keys: the API refuses to start without one.
 """
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,9 @@ class ServerSettings(BaseSettings):
     store_files: list[Path] = Field(
         default_factory=lambda: [Path("config/stores/rivoli.yaml")],
         description="store files (YAML) this server serves",
+    )
+    localizer: Literal["hmm", "nearest"] = Field(
+        "hmm", description="zone model: hmm (radio map + filter) or nearest (loudest gateway)"
     )
 
 

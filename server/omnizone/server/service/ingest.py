@@ -10,7 +10,7 @@ message that failed half-way is re-processed cleanly when it is redelivered.
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -24,8 +24,14 @@ from omnizone.contract import (
     StatusMessage,
     parse_message,
 )
-from omnizone.server.domain.nearest import DEFAULT_STALE_MS, Reading, assign_zone, prune
+from omnizone.server.domain.nearest import DEFAULT_STALE_MS
 from omnizone.server.domain.visits import DeviceVisitState, VisitEvent, advance, expire
+from omnizone.server.service.locators import (
+    Locator,
+    NearestGatewayLocator,
+    Sighting,
+    ZonePlacement,
+)
 from omnizone.server.service.ports import IngestTransaction, ReceivedKey, Repository
 from omnizone.store import StorePlan
 
@@ -82,13 +88,19 @@ class IngestService:
         repository: Repository,
         *,
         stale_ms: int = DEFAULT_STALE_MS,
+        locators: Mapping[str, Locator] | None = None,
     ) -> None:
         self._stores = dict(stores)
         self._repo = repository
         self._stale_ms = stale_ms
+        self._locators: dict[str, Locator] = {
+            store: NearestGatewayLocator(plan, stale_ms) for store, plan in self._stores.items()
+        }
+        self._locators.update(locators or {})
+        # Who else wants each placement (evaluation against ground truth, live views).
+        self.placement_listeners: list[Callable[[str, ZonePlacement], None]] = []
         self._lock = threading.Lock()
         self.counters = IngestCounters()
-        self._readings: dict[str, dict[str, dict[str, Reading]]] = {s: {} for s in self._stores}
         self._states: dict[str, dict[str, DeviceVisitState]] = {s: {} for s in self._stores}
         self._clock_ms: dict[str, int] = {}
         self._swept_ms: dict[str, int] = {}
@@ -223,24 +235,42 @@ class IngestService:
             return pending.states[device]
         return self._states[store].get(device)
 
+    def finish(self, store: str) -> None:
+        """Place the devices of every window still waiting (end of a replay)."""
+        with self._lock:
+            plan = self._stores[store]
+            pending = _Pending()
+            with self._repo.transaction() as tx:
+                placements = self._locators[store].flush()
+                self._place(plan, placements, tx, pending)
+            self._apply(store, pending)
+
     def _localize(
         self, plan: StorePlan, message: BleMessage, tx: IngestTransaction, pending: _Pending
     ) -> None:
-        store, settings, zones = plan.id, plan.store.visits, plan.gateway_zones
-        readings = self._readings[store]
-        clock = self._clock_ms.get(store, 0)
         items = sorted(message.items, key=lambda s: s.window_start_ms + s.window_ms)
-        for item in items:
-            at_ms = item.window_start_ms + item.window_ms
-            stale_ms = max(self._stale_ms, item.window_ms)
-            heard = prune(readings.get(item.device, {}), at_ms, stale_ms)
-            heard[message.gateway] = Reading(item.rssi_mean, at_ms)
-            # Readings are a cache rebuilt by redelivery; states wait for commit.
-            readings[item.device] = heard
-            zone = assign_zone(heard, zones, at_ms, stale_ms)
-            state, events = advance(self._state(store, item.device, pending), zone, at_ms, settings)
-            pending.record(item.device, state, events)
+        sightings = [Sighting(i.device, i.rssi_mean, i.window_start_ms, i.window_ms) for i in items]
+        placements = self._locators[plan.id].observe(message.gateway, sightings)
+        self._place(plan, placements, tx, pending)
+
+    def _place(
+        self,
+        plan: StorePlan,
+        placements: list[ZonePlacement],
+        tx: IngestTransaction,
+        pending: _Pending,
+    ) -> None:
+        store, settings = plan.id, plan.store.visits
+        clock = self._clock_ms.get(store, 0)
+        for placement in placements:
+            device, at_ms = placement.device, placement.at_ms
+            state, events = advance(
+                self._state(store, device, pending), placement.zone, at_ms, settings
+            )
+            pending.record(device, state, events)
             clock = max(clock, at_ms)
+            for listener in self.placement_listeners:
+                listener(store, placement)
         pending.clock_ms = clock
         if clock - self._swept_ms.get(store, 0) >= SWEEP_EVERY_MS:
             pending.swept_ms = clock
@@ -264,10 +294,3 @@ class IngestService:
             self._clock_ms[store] = pending.clock_ms
         if pending.swept_ms is not None:
             self._swept_ms[store] = pending.swept_ms
-            readings = self._readings[store]
-            for device, heard in list(readings.items()):
-                fresh = prune(heard, pending.swept_ms, self._stale_ms)
-                if fresh:
-                    readings[device] = fresh
-                else:
-                    del readings[device]

@@ -1,0 +1,1 @@
+"""Evaluations against the simulator's ground truth (`omnizone eval …`)."""

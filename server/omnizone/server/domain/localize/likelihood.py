@@ -1,0 +1,157 @@
+"""How well one window of readings fits each zone, for many devices at once.
+
+An anchor that hears the device contributes ``log N(rssi; mean, sigma) +
+log p_heard``; an anchor that reports but does not hear it contributes
+``log(1 - p_heard)``: silence from a gateway next to a zone is evidence
+against that zone. Anchors assumed independent given the zone (naive Bayes).
+
+The sum is computed as one matrix product: expanding the square,
+``sum_a h_a (-(r_a - m)^2 / 2s^2 + c)`` is linear in ``h r^2``, ``h r`` and
+``h``, so a (D, 3A) feature matrix times a (3A, Z) weight matrix gives every
+device × zone score, which is what keeps the localizer fast.
+"""
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .radio_map import RadioMap
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+#: Devices scored per block; a block's temporaries fit in a typical L2 cache.
+BLOCK_ROWS = 512
+
+#: The "outside/unknown" state: a device out of the store is rarely heard, and weakly.
+OUTSIDE_P_HEARD = 0.02
+OUTSIDE_MEAN_DBM = -92.0
+OUTSIDE_SIGMA_DB = 6.0
+
+
+def _weights(radio: RadioMap) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """((3A, Z) weights on [h r², h r, h], (A, Z) silence terms log(1 - p))."""
+    inv_var = 1.0 / radio.sigma_db**2
+    heard_const = (
+        -0.5 * radio.mean_dbm**2 * inv_var
+        - np.log(radio.sigma_db)
+        - _HALF_LOG_2PI
+        + np.log(radio.p_heard)
+    )
+    silent = np.log1p(-radio.p_heard)
+    weights = np.concatenate([-0.5 * inv_var, radio.mean_dbm * inv_var, heard_const - silent], 1)
+    return np.ascontiguousarray(weights.T), np.ascontiguousarray(silent.T)
+
+
+class LikelihoodModel:
+    """``log_likelihood`` with the radio map's weights computed once (the hot path)."""
+
+    def __init__(
+        self,
+        radio: RadioMap,
+        *,
+        outside_p_heard: float = OUTSIDE_P_HEARD,
+        outside_mean_dbm: float = OUTSIDE_MEAN_DBM,
+        outside_sigma_db: float = OUTSIDE_SIGMA_DB,
+    ) -> None:
+        self.radio = radio
+        self.weights, self.silent = _weights(radio)
+        outside = RadioMap(
+            zones=("_outside",),
+            anchors=radio.anchors,
+            mean_dbm=np.full((1, len(radio.anchors)), outside_mean_dbm),
+            sigma_db=np.full((1, len(radio.anchors)), outside_sigma_db),
+            p_heard=np.full((1, len(radio.anchors)), outside_p_heard),
+        )
+        out_weights, out_silent = _weights(outside)
+        # zones then OUTSIDE as the last column
+        self.weights_with_outside = np.ascontiguousarray(np.hstack([self.weights, out_weights]))
+        self.silent_with_outside = np.ascontiguousarray(np.hstack([self.silent, out_silent]))
+
+    def __call__(
+        self,
+        rssi: NDArray[np.float64],
+        present: NDArray[np.bool_] | None = None,
+        *,
+        with_outside: bool = False,
+    ) -> NDArray[np.float64]:
+        weights = self.weights_with_outside if with_outside else self.weights
+        silent = self.silent_with_outside if with_outside else self.silent
+        rssi = np.asarray(rssi, dtype=np.float64)
+        if rssi.ndim != 2 or rssi.shape[0] <= BLOCK_ROWS:
+            return _score(rssi, weights, silent, present)
+        # in blocks, so the temporaries stay in the CPU cache: cost stays linear
+        result = np.empty((rssi.shape[0], weights.shape[1]))
+        for start in range(0, rssi.shape[0], BLOCK_ROWS):
+            stop = start + BLOCK_ROWS
+            result[start:stop] = _score(rssi[start:stop], weights, silent, present)
+        return result
+
+    def silence(
+        self, present: NDArray[np.bool_] | None = None, *, with_outside: bool = False
+    ) -> NDArray[np.float64]:
+        """Scores of a device no anchor heard: one (Z,) or (Z+1,) row."""
+        silent = self.silent_with_outside if with_outside else self.silent
+        if present is None:
+            total: NDArray[np.float64] = silent.sum(axis=0)
+            return total
+        result: NDArray[np.float64] = silent[np.asarray(present, dtype=bool)].sum(axis=0)
+        return result
+
+
+def _score(
+    rssi: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    silent: NDArray[np.float64],
+    present: NDArray[np.bool_] | None,
+) -> NDArray[np.float64]:
+    rssi = np.asarray(rssi, dtype=np.float64)
+    if rssi.ndim != 2 or rssi.shape[1] != silent.shape[0]:
+        raise ValueError(f"rssi must have shape (devices, {silent.shape[0]}), got {rssi.shape}")
+    heard = ~np.isnan(rssi)
+    if present is not None:
+        present = np.asarray(present, dtype=bool)
+        heard &= present[None, :]
+        base = silent[present].sum(axis=0)
+    else:
+        base = silent.sum(axis=0)
+    h = heard.astype(np.float64)
+    r = np.where(heard, rssi, 0.0)
+    features = np.concatenate([r * r, r, h], axis=1)
+    result: NDArray[np.float64] = features @ weights
+    result += base
+    return result
+
+
+def log_likelihood(
+    radio: RadioMap,
+    rssi: NDArray[np.float64],
+    present: NDArray[np.bool_] | None = None,
+) -> NDArray[np.float64]:
+    """(D, A) readings in ``radio.anchors`` order, NaN = not heard -> (D, Z) log-likelihoods.
+
+    ``present`` (A,) marks the anchors that reported this window; an anchor
+    that did not report (offline gateway, message not yet arrived) says
+    nothing, rather than "not heard". Default: all anchors reported.
+    """
+    return LikelihoodModel(radio)(rssi, present)
+
+
+def outside_log_likelihood(
+    rssi: NDArray[np.float64],
+    present: NDArray[np.bool_] | None = None,
+    *,
+    p_heard: float = OUTSIDE_P_HEARD,
+    mean_dbm: float = OUTSIDE_MEAN_DBM,
+    sigma_db: float = OUTSIDE_SIGMA_DB,
+) -> NDArray[np.float64]:
+    """(D,) log-likelihood of the "outside/unknown" state: rarely heard, and weakly."""
+    rssi = np.asarray(rssi, dtype=np.float64)
+    heard = ~np.isnan(rssi)
+    reporting = np.ones(rssi.shape[1], dtype=bool) if present is None else np.asarray(present)
+    heard &= reporting[None, :]
+    z = (np.where(heard, rssi, mean_dbm) - mean_dbm) / sigma_db
+    heard_term = -0.5 * z * z - math.log(sigma_db) - _HALF_LOG_2PI + math.log(p_heard)
+    silent_term = math.log1p(-p_heard)
+    per_anchor = np.where(heard, heard_term, silent_term) * reporting[None, :]
+    result: NDArray[np.float64] = per_anchor.sum(axis=1)
+    return result

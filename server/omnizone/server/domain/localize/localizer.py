@@ -1,0 +1,414 @@
+"""One store's localizer: the filter state of every device, advanced one window at a time.
+
+The pure pieces (radio map, likelihood, forward step) do the work; this shell
+keeps per-device state in preallocated numpy arrays (one row per device,
+grown by doubling, compacted on removal), so a window costs a few matrix
+operations over all devices, not a Python loop per device.
+
+Conventions (docs/localization.md):
+
+- ``update`` is called once per aggregation window with every device heard in
+  it. A device known from earlier windows but absent from ``devices`` is
+  advanced as if no anchor heard it (an all-NaN row): silence is evidence.
+- A device never seen before starts from ``new_device_prior``: half the mass
+  on OUTSIDE and the entrances (where shoppers come from), half spread over
+  every zone (the server may start while shoppers are inside). It is reported
+  outside (zone None) until a zone is confirmed by the hysteresis.
+- After ``outside_after_windows`` windows in a row without a reading, a
+  device is reported outside (zone None) one last time and forgotten, which
+  keeps memory bounded by the devices present.
+"""
+
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from omnizone.store import StorePlan
+
+from .hmm import Hysteresis, forward_step, transition_matrix
+from .likelihood import BLOCK_ROWS, LikelihoodModel
+from .radio_map import RadioMap, combine, fingerprint_map, path_loss_map
+from .survey import Survey
+
+DEFAULT_EVIDENCE_WEIGHT = 1.0
+DEFAULT_SILENT_WINDOW_PROBABILITY = 0.05
+
+
+class ZoneDecision(NamedTuple):
+    """Immutable; a NamedTuple rather than a dataclass because thousands are
+    built per window and tuple construction is several times cheaper."""
+
+    device: str
+    zone: str | None  # None = outside the store / unknown
+    confidence: float  # posterior probability of ``zone`` (of OUTSIDE when None)
+    changed: bool  # the reported zone differs from the previous window's
+    previous: str | None = None  # the zone reported before this window (left, when changed)
+
+
+class StoreLocalizer:
+    def __init__(
+        self,
+        radio: RadioMap,
+        transition: NDArray[np.float64],
+        hysteresis: Hysteresis = Hysteresis(),
+        *,
+        outside_after_windows: int = 30,
+        window_ms: int = 1000,
+        new_device_prior: NDArray[np.float64] | None = None,
+        evidence_weight: float = DEFAULT_EVIDENCE_WEIGHT,
+        silent_window_probability: float = DEFAULT_SILENT_WINDOW_PROBABILITY,
+    ) -> None:
+        """``evidence_weight`` scales the log-likelihood: the anchors are not
+        independent given the zone (where in the zone the shopper stands moves
+        them all), so the naive-Bayes sum is overconfident; 0.5 halves it.
+        ``silent_window_probability`` is the chance that a phone in the store
+        sends nothing in a window (background throttling, a pocket): a window
+        where no anchor hears a device then says little about which zone it is
+        in, and only slowly pushes it outside."""
+        states = len(radio.zones) + 1
+        if transition.shape != (states, states):
+            raise ValueError(f"transition must be ({states}, {states}) for {states - 1} zones")
+        if outside_after_windows < 1 or window_ms < 1 or evidence_weight <= 0:
+            raise ValueError("outside_after_windows, window_ms, evidence_weight must be positive")
+        if not 0.0 <= silent_window_probability < 1.0:
+            raise ValueError("silent_window_probability must be within [0, 1)")
+        self.silent_window_probability = silent_window_probability
+        self.radio = radio
+        self.transition = np.ascontiguousarray(transition, dtype=np.float64)
+        self.hysteresis = hysteresis
+        self.outside_after_windows = outside_after_windows
+        self.window_ms = window_ms
+        self.evidence_weight = evidence_weight
+        self._likelihood = LikelihoodModel(radio)
+        self._outside = states - 1
+        self._labels: list[str | None] = [*radio.zones, None]
+        if new_device_prior is None:
+            new_device_prior = _default_prior(self.transition)
+        prior = np.asarray(new_device_prior, dtype=np.float64)
+        if prior.shape != (states,) or prior.sum() <= 0:
+            raise ValueError(f"new_device_prior must be ({states},) with positive mass")
+        self._new_prior = prior / prior.sum()
+        self._powers: dict[int, NDArray[np.float64]] = {1: self.transition}
+        self._last_window_end_ms: int | None = None
+        # per-device state, rows [0, n) in use
+        self._n = 0
+        self._names: list[str] = []
+        self._row: dict[str, int] = {}
+        capacity = 64
+        self._posterior = np.zeros((capacity, states))
+        self._zone = np.full(capacity, self._outside, dtype=np.intp)
+        self._candidate = np.full(capacity, -1, dtype=np.intp)
+        self._streak = np.zeros(capacity, dtype=np.int32)
+        self._unheard = np.zeros(capacity, dtype=np.int32)
+
+    @classmethod
+    def for_store(
+        cls,
+        plan: StorePlan,
+        *,
+        window_ms: int = 1000,
+        survey: Survey | None = None,
+        hysteresis: Hysteresis = Hysteresis(),
+        mean_dwell_s: float = 30.0,
+        outside_entry_per_s: float = 0.05,
+        survey_weight: float = 0.7,
+        outside_after_windows: int | None = None,
+        evidence_weight: float = DEFAULT_EVIDENCE_WEIGHT,
+        silent_window_probability: float = DEFAULT_SILENT_WINDOW_PROBABILITY,
+        **model_kwargs: Any,
+    ) -> "StoreLocalizer":
+        """The path-loss map of the plan (``model_kwargs`` go to ``path_loss_map``),
+        blended with a survey when given, and the plan's zone graph.
+        ``outside_after_windows`` defaults to the store's ``device_timeout_s``."""
+        radio = path_loss_map(plan, window_ms=window_ms, **model_kwargs)
+        if survey is not None:
+            surveyed = fingerprint_map(survey, zones=[z for z in radio.zones if z in survey.zones])
+            radio = combine(radio, surveyed, survey_weight)
+        transition = transition_matrix(
+            radio.zones,
+            plan.adjacency,
+            plan.entrances,
+            window_s=window_ms / 1000,
+            mean_dwell_s=mean_dwell_s,
+            outside_entry_per_s=outside_entry_per_s,
+        )
+        if outside_after_windows is None:
+            timeout_ms = plan.store.visits.device_timeout_s * 1000
+            outside_after_windows = max(1, math.ceil(timeout_ms / window_ms))
+        return cls(
+            radio,
+            transition,
+            hysteresis,
+            outside_after_windows=outside_after_windows,
+            window_ms=window_ms,
+            evidence_weight=evidence_weight,
+            silent_window_probability=silent_window_probability,
+        )
+
+    # -- reading --------------------------------------------------------------
+
+    @property
+    def anchors(self) -> tuple[str, ...]:
+        """The column order ``update`` expects."""
+        return self.radio.anchors
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return self.radio.zones
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __contains__(self, device: object) -> bool:
+        return device in self._row
+
+    def current(self) -> list[ZoneDecision]:
+        """Every tracked device's reported zone, as of the last window (changed=False)."""
+        n = self._n
+        zone = self._zone[:n]
+        confidence = self._posterior[np.arange(n), zone].tolist()
+        labels = self._labels
+        return [
+            ZoneDecision(d, labels[z], c, False, labels[z])
+            for d, z, c in zip(self._names, zone.tolist(), confidence, strict=True)
+        ]
+
+    def posterior(self, device: str) -> dict[str | None, float]:
+        """The filter's belief for one device (zone -> probability, None = OUTSIDE)."""
+        row = self._posterior[self._row[device]]
+        return {label: float(p) for label, p in zip(self._labels, row, strict=True)}
+
+    # -- writing --------------------------------------------------------------
+
+    def forget(self, device: str) -> None:
+        row = self._row.pop(device, None)
+        if row is not None:
+            self._remove_rows(np.array([row]))
+
+    def update(
+        self,
+        window_end_ms: int,
+        devices: Sequence[str],
+        rssi: NDArray[np.float64],
+        present: NDArray[np.bool_] | None = None,
+    ) -> list[ZoneDecision]:
+        """Advance every tracked device by one window; a decision for each.
+
+        ``rssi`` is (len(devices), len(anchors)) in ``anchors`` order, NaN = not
+        heard. ``present`` (A,) marks the anchors that reported this window
+        (default: all); an anchor that did not report says nothing, where one
+        that reported without the device says "not here". Call once per window
+        with increasing ``window_end_ms``; a gap of k windows advances the
+        model k steps. Devices dropped after ``outside_after_windows`` silent
+        windows get their final (zone None) decision here.
+        """
+        decisions, _ = self._advance(window_end_ms, devices, rssi, present, only_changes=False)
+        return decisions
+
+    def update_changes(
+        self,
+        window_end_ms: int,
+        devices: Sequence[str],
+        rssi: NDArray[np.float64],
+        present: NDArray[np.bool_] | None = None,
+    ) -> list[ZoneDecision]:
+        """As ``update``, but only the devices whose reported zone changed."""
+        _, changes = self._advance(window_end_ms, devices, rssi, present, only_changes=True)
+        return changes
+
+    def _advance(
+        self,
+        window_end_ms: int,
+        devices: Sequence[str],
+        rssi: NDArray[np.float64],
+        present: NDArray[np.bool_] | None,
+        *,
+        only_changes: bool,
+    ) -> tuple[list[ZoneDecision], list[ZoneDecision]]:
+        rssi = np.asarray(rssi, dtype=np.float64)
+        if rssi.shape != (len(devices), len(self.radio.anchors)):
+            raise ValueError(
+                f"rssi must have shape ({len(devices)}, {len(self.radio.anchors)}) "
+                f"(devices × anchors), got {rssi.shape}"
+            )
+        if len(set(devices)) != len(devices):
+            raise ValueError("a device appears twice in one window")
+        steps = self._steps_since_last(window_end_ms)
+        rows, new_rows = self._rows_for(devices)
+        n = self._n
+        if new_rows.size:
+            self._posterior[new_rows] = self._new_prior
+        # evidence: silence for everyone, then the readings of those heard
+        log_lik = np.empty((n, self._outside + 1))
+        log_lik[:] = self._likelihood.silence(present, with_outside=True)
+        if len(devices):
+            log_lik[rows] = self._likelihood(rssi, present, with_outside=True)
+        heard = ~np.isnan(rssi)
+        if present is not None:
+            heard &= np.asarray(present, dtype=bool)[None, :]
+        quiet = np.ones(n, dtype=bool)
+        quiet[rows[heard.any(axis=1)]] = False
+        unheard = self._unheard[:n]
+        unheard += steps
+        unheard[~quiet] = 0
+        silent = self.silent_window_probability
+        if silent > 0:  # in the store, a phone may send nothing in a window
+            zones = log_lik[:, :-1]
+            zones[~quiet] += math.log1p(-silent)
+            zones[quiet] = np.logaddexp(math.log(silent), math.log1p(-silent) + zones[quiet])
+        if self.evidence_weight != 1.0:
+            log_lik *= self.evidence_weight
+        transition = self._power(steps)
+        for start in range(0, n, BLOCK_ROWS):  # blocks: cache-sized temporaries
+            stop = min(start + BLOCK_ROWS, n)
+            self._posterior[start:stop] = forward_step(
+                self._posterior[start:stop], log_lik[start:stop], transition
+            )
+        posterior = self._posterior[:n]
+        # hysteresis: a new zone must lead the posterior for confirm_windows windows
+        best = posterior.argmax(axis=1)
+        leading = posterior[np.arange(n), best]
+        zone = self._zone[:n]
+        candidate = self._candidate[:n]
+        streak = self._streak[:n]
+        wants = (best != zone) & (leading >= self.hysteresis.enter_probability)
+        streak[:] = np.where(wants, np.where(best == candidate, streak + 1, 1), 0)
+        candidate[:] = np.where(wants, best, -1)
+        switch = wants & (streak >= self.hysteresis.confirm_windows)
+        gone = unheard >= self.outside_after_windows
+        reported = np.where(gone, self._outside, np.where(switch, best, zone))
+        changed = reported != zone
+        before = zone.copy()
+        zone[:] = reported
+        streak[changed] = 0
+        candidate[changed] = -1
+        labels = self._labels
+        all_decisions: list[ZoneDecision] = []
+        changes: list[ZoneDecision] = []
+        if only_changes:
+            which = np.flatnonzero(changed)
+            confidence = posterior[which, reported[which]].tolist()
+            names = self._names
+            changes = [
+                ZoneDecision(names[i], labels[z], c, True, labels[b])
+                for i, z, c, b in zip(
+                    which.tolist(),
+                    reported[which].tolist(),
+                    confidence,
+                    before[which].tolist(),
+                    strict=True,
+                )
+            ]
+        else:
+            confidence = posterior[np.arange(n), reported].tolist()
+            all_decisions = [
+                ZoneDecision(d, labels[z], c, ch, labels[b])
+                for d, z, c, ch, b in zip(
+                    self._names,
+                    reported.tolist(),
+                    confidence,
+                    changed.tolist(),
+                    before.tolist(),
+                    strict=True,
+                )
+            ]
+        if gone.any():
+            dropped = np.flatnonzero(gone)
+            for i in dropped.tolist():
+                del self._row[self._names[i]]
+            self._remove_rows(dropped)
+        return all_decisions, changes
+
+    # -- bookkeeping ----------------------------------------------------------
+
+    def _steps_since_last(self, window_end_ms: int) -> int:
+        last = self._last_window_end_ms
+        if last is not None and window_end_ms <= last:
+            raise ValueError(
+                f"window_end_ms {window_end_ms} is not after the previous window ({last}): "
+                "call update once per window, in order"
+            )
+        self._last_window_end_ms = window_end_ms
+        if last is None:
+            return 1
+        return max(
+            1, min(round((window_end_ms - last) / self.window_ms), self.outside_after_windows)
+        )
+
+    def _power(self, steps: int) -> NDArray[np.float64]:
+        power = self._powers.get(steps)
+        if power is None:
+            power = np.linalg.matrix_power(self.transition, steps)
+            self._powers[steps] = power
+        return power
+
+    def _rows_for(self, devices: Sequence[str]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        lookup = self._row.get
+        found = [lookup(d, -1) for d in devices]
+        rows = np.array(found, dtype=np.intp)
+        missing = np.flatnonzero(rows < 0)
+        if missing.size:
+            first = self._n
+            self._grow(first + missing.size)
+            new_names = [devices[i] for i in missing.tolist()]
+            new_rows = np.arange(first, first + missing.size, dtype=np.intp)
+            rows[missing] = new_rows
+            self._names.extend(new_names)
+            self._row.update(zip(new_names, new_rows.tolist(), strict=True))
+            self._n = first + missing.size
+            self._zone[new_rows] = self._outside
+            self._candidate[new_rows] = -1
+            self._streak[new_rows] = 0
+            self._unheard[new_rows] = 0
+            return rows, new_rows
+        return rows, np.empty(0, dtype=np.intp)
+
+    def _grow(self, needed: int) -> None:
+        capacity = self._posterior.shape[0]
+        if needed <= capacity:
+            return
+        while capacity < needed:
+            capacity *= 2
+        self._posterior = _resized(self._posterior, capacity)
+        self._zone = _resized(self._zone, capacity)
+        self._candidate = _resized(self._candidate, capacity)
+        self._streak = _resized(self._streak, capacity)
+        self._unheard = _resized(self._unheard, capacity)
+
+    def _remove_rows(self, rows: NDArray[np.intp]) -> None:
+        """Drop rows (already removed from ``_row``) by moving the last rows into the gaps."""
+        n = self._n
+        keep = np.ones(n, dtype=bool)
+        keep[rows] = False
+        remaining = n - rows.size
+        holes = rows[rows < remaining]
+        movers = np.flatnonzero(keep[remaining:]) + remaining
+        for array in (self._posterior, self._zone, self._candidate, self._streak, self._unheard):
+            array[holes] = array[movers]
+        names = self._names
+        for hole, mover in zip(holes.tolist(), movers.tolist(), strict=True):
+            names[hole] = names[mover]
+            self._row[names[hole]] = hole
+        del names[remaining:]
+        self._n = remaining
+
+
+def _resized(array: NDArray[Any], capacity: int) -> NDArray[Any]:
+    grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
+    grown[: array.shape[0]] = array
+    return grown
+
+
+def _default_prior(transition: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Half on OUTSIDE and the entrances, half uniform over the zones."""
+    states = transition.shape[0]
+    doors = transition[-1, :-1] > 0
+    prior = np.zeros(states)
+    prior[:-1] = 0.5 / (states - 1)
+    door_share = 0.5 / (1 + doors.sum())
+    prior[-1] += door_share
+    prior[:-1][doors] += door_share
+    return prior

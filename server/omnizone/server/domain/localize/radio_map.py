@@ -1,0 +1,239 @@
+"""The radio map: what each anchor is expected to report for a device in each zone.
+
+Built from the floor plan (log-distance path loss, the same model the simulator
+uses), from a labelled survey, or from both. Every figure is per aggregation
+window, because that is what the gateways publish: the mean RSSI of the adverts
+heard in the window, and whether any advert was heard at all.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from omnizone.store import StorePlan
+
+from .propagation import (
+    anchor_positions,
+    mean_rssi_dbm,
+    normal_cdf,
+    normal_pdf,
+    packet_loss,
+    zone_points,
+)
+from .survey import Survey
+
+SIGMA_FLOOR_DB = 2.0
+P_HEARD_MIN = 0.01
+P_HEARD_MAX = 0.99
+#: What a map says about a (zone, anchor) pair nobody measured or modelled.
+UNKNOWN_MEAN_DBM = -90.0
+UNKNOWN_SIGMA_DB = 10.0
+UNKNOWN_P_HEARD = 0.5
+
+
+@dataclass(frozen=True)
+class RadioMap:
+    zones: tuple[str, ...]
+    anchors: tuple[str, ...]
+    mean_dbm: NDArray[np.float64]  # (Z, A) expected window-mean RSSI when heard
+    sigma_db: NDArray[np.float64]  # (Z, A) spread of that mean
+    p_heard: NDArray[np.float64]  # (Z, A) chance the anchor hears the device in a window
+
+    def __post_init__(self) -> None:
+        shape = (len(self.zones), len(self.anchors))
+        for name in ("mean_dbm", "sigma_db", "p_heard"):
+            value = getattr(self, name)
+            if value.shape != shape:
+                raise ValueError(f"RadioMap.{name} has shape {value.shape}, expected {shape}")
+        if len(set(self.zones)) != len(self.zones) or len(set(self.anchors)) != len(self.anchors):
+            raise ValueError("RadioMap zones and anchors must be unique")
+
+    def zone_index(self) -> dict[str, int]:
+        return {zone: i for i, zone in enumerate(self.zones)}
+
+    def anchor_index(self) -> dict[str, int]:
+        return {anchor: i for i, anchor in enumerate(self.anchors)}
+
+
+def path_loss_map(
+    plan: StorePlan,
+    *,
+    tx_power_1m_dbm: float = -59.0,
+    exponent: float = 2.2,
+    shadowing_db: float = 4.0,
+    sensitivity_dbm: float = -95.0,
+    points_per_zone: int = 200,
+    seed: int = 0,
+    window_ms: int = 1000,
+    advert_interval_ms: int = 500,
+    base_loss: float = 0.05,
+    loss_per_10m: float = 0.10,
+) -> RadioMap:
+    """A radio map from the floor plan alone.
+
+    At each sample point the per-advert RSSI is Normal(path loss, shadowing),
+    heard when above the sensitivity and not lost. A window holds
+    ``window_ms / advert_interval_ms`` adverts; the gateway reports the mean of
+    those heard. Per zone, the map keeps the mixture's mean and spread over the
+    points (weighted by how often each point is heard), so the spread includes
+    where in the zone the shopper stands, not only the shadowing.
+    """
+    if points_per_zone < 1:
+        raise ValueError("points_per_zone must be at least 1")
+    anchors, anchor_xy = anchor_positions(plan)
+    adverts = max(1, round(window_ms / advert_interval_ms))
+    sigma = max(shadowing_db, 1e-6)
+    n_zones = len(plan.zones)
+    mean = np.empty((n_zones, len(anchors)))
+    spread = np.empty_like(mean)
+    p_heard = np.empty_like(mean)
+    for z, points in enumerate(zone_points(plan, points_per_zone, seed)):
+        distance = np.linalg.norm(points[:, None, :] - anchor_xy[None, :, :], axis=2)  # (P, A)
+        mu = mean_rssi_dbm(distance, tx_power_1m_dbm, exponent)
+        alpha = (sensitivity_dbm - mu) / sigma
+        above = np.clip(1.0 - normal_cdf(alpha), 1e-12, 1.0)
+        # adverts above the sensitivity: a normal truncated from below
+        lam = normal_pdf(alpha) / above
+        mu_heard = mu + sigma * lam
+        var_advert = sigma**2 * np.clip(1.0 + alpha * lam - lam**2, 0.05, 1.0)
+        q = above * (1.0 - packet_loss(distance, base_loss, loss_per_10m))  # one advert heard
+        heard_window = 1.0 - (1.0 - q) ** adverts
+        var_window = var_advert * _mean_inverse_heard(q, adverts)
+        weight = np.maximum(heard_window, 1e-12)
+        total = weight.sum(axis=0)
+        zone_mean = (weight * mu_heard).sum(axis=0) / total
+        zone_var = (weight * (var_window + (mu_heard - zone_mean) ** 2)).sum(axis=0) / total
+        mean[z] = zone_mean
+        spread[z] = np.sqrt(zone_var)
+        p_heard[z] = heard_window.mean(axis=0)
+    return RadioMap(
+        zones=tuple(zone.id for zone in plan.zones),
+        anchors=anchors,
+        mean_dbm=mean,
+        sigma_db=np.maximum(spread, SIGMA_FLOOR_DB),
+        p_heard=np.clip(p_heard, P_HEARD_MIN, P_HEARD_MAX),
+    )
+
+
+def _mean_inverse_heard(q: NDArray[np.float64], adverts: int) -> NDArray[np.float64]:
+    """E[1/n | n >= 1] for n ~ Binomial(adverts, q): how much averaging shrinks the spread."""
+    total = np.zeros_like(q)
+    mass = np.zeros_like(q)
+    for n in range(1, adverts + 1):
+        pn = math.comb(adverts, n) * q**n * (1.0 - q) ** (adverts - n)
+        total += pn / n
+        mass += pn
+    return np.where(mass > 1e-12, total / np.maximum(mass, 1e-12), 1.0)
+
+
+def fingerprint_map(
+    survey: Survey,
+    anchors: Sequence[str] | None = None,
+    *,
+    zones: Sequence[str] | None = None,
+    prior_sigma_db: float = 4.0,
+    prior_samples: float = 2.0,
+) -> RadioMap:
+    """A radio map from labelled survey samples (one sample = one window).
+
+    Zones default to the survey's zones in order of first appearance; pass the
+    store's zone list to keep its order (zones without samples get the
+    "unknown" row). Spreads are shrunk towards ``prior_sigma_db`` with the weight
+    of ``prior_samples`` samples, so a zone measured three times does not claim a
+    0.3 dB spread; hearing probabilities use add-one-half smoothing.
+    """
+    zone_list = tuple(zones) if zones is not None else tuple(dict.fromkeys(survey.zones))
+    anchor_list = tuple(anchors) if anchors is not None else survey.anchors
+    column = {anchor: i for i, anchor in enumerate(survey.anchors)}
+    labels = np.array(survey.zones, dtype=object)
+    mean = np.full((len(zone_list), len(anchor_list)), UNKNOWN_MEAN_DBM)
+    spread = np.full_like(mean, UNKNOWN_SIGMA_DB)
+    p_heard = np.full_like(mean, UNKNOWN_P_HEARD)
+    heard_anywhere = survey.rssi[~np.isnan(survey.rssi)]
+    weakest = float(heard_anywhere.min()) if heard_anywhere.size else UNKNOWN_MEAN_DBM
+    for z, zone in enumerate(zone_list):
+        rows = survey.rssi[labels == zone] if len(labels) else survey.rssi[:0]
+        n = rows.shape[0]
+        if n == 0:
+            continue
+        for a, anchor in enumerate(anchor_list):
+            if anchor not in column:
+                continue
+            values = rows[:, column[anchor]]
+            values = values[~np.isnan(values)]
+            count = values.size
+            p_heard[z, a] = (count + 0.5) / (n + 1.0)
+            if count == 0:
+                mean[z, a] = weakest - 3.0
+                spread[z, a] = prior_sigma_db * 1.5
+                continue
+            m = float(values.mean())
+            squares = float(((values - m) ** 2).sum())
+            mean[z, a] = m
+            spread[z, a] = math.sqrt(
+                (squares + prior_samples * prior_sigma_db**2) / (count + prior_samples)
+            )
+    return RadioMap(
+        zones=zone_list,
+        anchors=anchor_list,
+        mean_dbm=mean,
+        sigma_db=np.maximum(spread, SIGMA_FLOOR_DB),
+        p_heard=np.clip(p_heard, P_HEARD_MIN, P_HEARD_MAX),
+    )
+
+
+def combine(model: RadioMap, survey: RadioMap, survey_weight: float = 0.7) -> RadioMap:
+    """Blend a survey map into a model map, cell by cell.
+
+    The result has the model's zones (in its order; survey-only zones are
+    dropped) and the model's anchors followed by survey-only anchors (e.g.
+    fixed beacons). Where both know a cell, the result is the two-component
+    mixture ``survey_weight * survey + (1 - survey_weight) * model`` (its mean,
+    its spread including the gap between the two means, its hearing
+    probability); where one knows it, that one; where neither, the "unknown" row.
+    """
+    if not 0.0 <= survey_weight <= 1.0:
+        raise ValueError("survey_weight must be within [0, 1]")
+    zones = model.zones
+    anchors = model.anchors + tuple(a for a in survey.anchors if a not in model.anchors)
+    shape = (len(zones), len(anchors))
+
+    def spread_out(source: RadioMap) -> tuple[NDArray[np.float64], ...]:
+        mean = np.full(shape, np.nan)
+        sigma = np.full(shape, np.nan)
+        p = np.full(shape, np.nan)
+        zi = [i for i, zone in enumerate(zones) if zone in source.zone_index()]
+        si = [source.zone_index()[zones[i]] for i in zi]
+        ai = [i for i, anchor in enumerate(anchors) if anchor in source.anchor_index()]
+        sa = [source.anchor_index()[anchors[i]] for i in ai]
+        cells = np.ix_(zi, ai)
+        source_cells = np.ix_(si, sa)
+        mean[cells] = source.mean_dbm[source_cells]
+        sigma[cells] = source.sigma_db[source_cells]
+        p[cells] = source.p_heard[source_cells]
+        return mean, sigma, p
+
+    m_mean, m_sigma, m_p = spread_out(model)
+    s_mean, s_sigma, s_p = spread_out(survey)
+    known_m = ~np.isnan(m_mean)
+    known_s = ~np.isnan(s_mean)
+    w = np.where(known_s, np.where(known_m, survey_weight, 1.0), 0.0)
+    m_mean, m_sigma, m_p = (np.nan_to_num(x) for x in (m_mean, m_sigma, m_p))
+    s_mean, s_sigma, s_p = (np.nan_to_num(x) for x in (s_mean, s_sigma, s_p))
+    mean = w * s_mean + (1 - w) * m_mean
+    var = w * (s_sigma**2 + (s_mean - mean) ** 2) + (1 - w) * (m_sigma**2 + (m_mean - mean) ** 2)
+    p = w * s_p + (1 - w) * m_p
+    unknown = ~(known_m | known_s)
+    mean[unknown] = UNKNOWN_MEAN_DBM
+    var[unknown] = UNKNOWN_SIGMA_DB**2
+    p[unknown] = UNKNOWN_P_HEARD
+    return RadioMap(
+        zones=zones,
+        anchors=anchors,
+        mean_dbm=mean,
+        sigma_db=np.maximum(np.sqrt(var), SIGMA_FLOOR_DB),
+        p_heard=np.clip(p, P_HEARD_MIN, P_HEARD_MAX),
+    )

@@ -1,0 +1,198 @@
+"""Where a device is, from the sightings ingest sees: the seam between ingest
+and a localization model.
+
+A locator takes one sighting at a time (a device heard by one gateway over one
+window) and returns the zone decisions that are ready. The nearest-gateway
+baseline decides at once. The windowed locator waits until every gateway
+has reported a window, then places every device of the store at once with the
+HMM localizer; a window that closes with no sighting of a known device is
+information too ("not heard").
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, cast
+
+import numpy as np
+
+from omnizone.server.domain.nearest import Reading, assign_zone, prune
+from omnizone.store import StorePlan
+
+LocatorKind = Literal["hmm", "nearest"]
+
+
+@dataclass(frozen=True, slots=True)
+class ZonePlacement:
+    device: str
+    zone: str | None  # None: outside the store or not placed
+    at_ms: int  # end of the window the decision is about
+    decided_ms: int  # the store's event time when it was decided (at_ms + any wait)
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    device: str
+    rssi_mean: float
+    window_start_ms: int
+    window_ms: int
+
+
+class Locator(Protocol):
+    def observe(self, gateway: str, sightings: Sequence[Sighting]) -> list[ZonePlacement]:
+        """One gateway message's sightings; the placements that are ready now."""
+        ...
+
+    def flush(self) -> list[ZonePlacement]:
+        """Decide every window still waiting (end of a replay or evaluation)."""
+        ...
+
+
+class NearestGatewayLocator:
+    """The baseline most presence tools use: the zone of the loudest gateway."""
+
+    def __init__(self, plan: StorePlan, stale_ms: int = 3000) -> None:
+        self._zones = plan.gateway_zones
+        self._stale_ms = stale_ms
+        self._readings: dict[str, dict[str, Reading]] = {}
+        self._observed = 0
+
+    def observe(self, gateway: str, sightings: Sequence[Sighting]) -> list[ZonePlacement]:
+        placements = []
+        for s in sightings:
+            at_ms = s.window_start_ms + s.window_ms
+            stale_ms = max(self._stale_ms, s.window_ms)
+            self._observed += 1
+            if self._observed % 10_000 == 0:  # forget devices long gone
+                self._readings = {
+                    d: fresh
+                    for d, heard in self._readings.items()
+                    if (fresh := prune(heard, at_ms, stale_ms))
+                }
+            heard = prune(self._readings.get(s.device, {}), at_ms, stale_ms)
+            heard[gateway] = Reading(s.rssi_mean, at_ms)
+            self._readings[s.device] = heard
+            zone = assign_zone(heard, self._zones, at_ms, stale_ms)
+            placements.append(ZonePlacement(s.device, zone, at_ms, at_ms))
+        return placements
+
+    def flush(self) -> list[ZonePlacement]:
+        return []
+
+
+@dataclass
+class _Window:
+    readings: dict[str, dict[str, float]] = field(default_factory=dict)  # device -> gateway -> dBm
+    reporters: set[str] = field(default_factory=set)
+
+
+class WindowedLocator:
+    """Batches sightings per aligned window and places all devices together.
+
+    Gateways publish each window as it closes, so their reports for one window
+    reach the server within moments of each other. A window is decided as soon
+    as every gateway that reported the previous window has reported it, or, at
+    the latest, once a report `lateness_windows` windows newer has arrived.
+    """
+
+    def __init__(
+        self,
+        plan: StorePlan,
+        localizer_factory: Callable[[StorePlan, int], "WindowLocalizer"],
+        lateness_windows: int = 2,
+    ) -> None:
+        self._plan = plan
+        self._factory = localizer_factory
+        self._lateness = lateness_windows
+        self._localizer: WindowLocalizer | None = None
+        self._window_ms: int | None = None
+        self._windows: dict[int, _Window] = {}
+        self._newest = -1
+        self._decided_until = -1
+        self._expected: set[str] = set()  # gateways that reported the last decided window
+        self.late_sightings = 0
+
+    def observe(self, gateway: str, sightings: Sequence[Sighting]) -> list[ZonePlacement]:
+        ready: list[ZonePlacement] = []
+        for s in sightings:
+            if self._window_ms != s.window_ms:
+                ready += self.flush() if self._window_ms is not None else []
+                self._window_ms = s.window_ms
+                self._localizer = self._factory(self._plan, s.window_ms)
+            if s.window_start_ms < self._decided_until:
+                self.late_sightings += 1
+                continue
+            window = self._windows.setdefault(s.window_start_ms, _Window())
+            window.readings.setdefault(s.device, {})[gateway] = s.rssi_mean
+            window.reporters.add(gateway)
+            self._newest = max(self._newest, s.window_start_ms)
+        if self._window_ms is None:
+            return ready
+        horizon = self._newest - self._lateness * self._window_ms
+        for start in sorted(self._windows):
+            complete = bool(self._expected) and self._windows[start].reporters >= self._expected
+            if start <= horizon or (complete and start == min(self._windows)):
+                ready += self._decide(start)
+            else:
+                break
+        return ready
+
+    def flush(self) -> list[ZonePlacement]:
+        ready: list[ZonePlacement] = []
+        for start in sorted(self._windows):
+            ready += self._decide(start)
+        return ready
+
+    def _decide(self, start: int) -> list[ZonePlacement]:
+        window = self._windows.pop(start)
+        self._expected = window.reporters
+        assert self._localizer is not None and self._window_ms is not None
+        anchors = self._localizer.anchors
+        column = {anchor: i for i, anchor in enumerate(anchors)}
+        devices = sorted(window.readings)
+        rssi = np.full((len(devices), len(anchors)), np.nan)
+        for row, device in enumerate(devices):
+            for gateway, dbm in window.readings[device].items():
+                if gateway in column:
+                    rssi[row, column[gateway]] = dbm
+        # A gateway that sent nothing for this window (offline, or lost its
+        # message) says nothing about who it did not hear.
+        present = np.array([anchor in window.reporters for anchor in anchors], dtype=bool)
+        end = start + self._window_ms
+        self._decided_until = end
+        # Decided now: when the last expected report arrived (at the latest, a
+        # report `lateness` windows newer), i.e. at the newest window seen.
+        decided = max(end, self._newest + self._window_ms)
+        return [
+            ZonePlacement(d.device, d.zone, end, decided)
+            for d in self._localizer.update(end, devices, rssi, present)
+        ]
+
+
+class WindowDecision(Protocol):
+    @property
+    def device(self) -> str: ...
+    @property
+    def zone(self) -> str | None: ...
+
+
+class WindowLocalizer(Protocol):
+    """What the windowed locator needs of a localization model."""
+
+    @property
+    def anchors(self) -> tuple[str, ...]: ...
+
+    def update(
+        self, window_end_ms: int, devices: list[str], rssi: np.ndarray, present: np.ndarray
+    ) -> "list[WindowDecision]": ...
+
+
+def hmm_localizer(plan: StorePlan, window_ms: int) -> WindowLocalizer:
+    from omnizone.server.domain.localize.localizer import StoreLocalizer
+
+    return cast(WindowLocalizer, StoreLocalizer.for_store(plan, window_ms=window_ms))
+
+
+def make_locators(stores: Mapping[str, StorePlan], kind: LocatorKind = "hmm") -> dict[str, Locator]:
+    if kind == "nearest":
+        return {store: NearestGatewayLocator(plan) for store, plan in stores.items()}
+    return {store: WindowedLocator(plan, hmm_localizer) for store, plan in stores.items()}
