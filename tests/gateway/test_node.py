@@ -3,7 +3,6 @@ contract-valid messages in a real outbox out, on an injected clock."""
 
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from omnizone.gateway.ble.adstructures import (
 )
 from omnizone.gateway.node import GatewayNode
 from omnizone.gateway.outbox import Outbox
+from tests.gateway.conftest import FakeClock
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 STORE, GATEWAY = "paris-rivoli", "gw-entrance"
@@ -28,23 +28,6 @@ BEACON_MAC = "C3:00:1D:2E:4F:50"
 BEACON_UUID = uuid.UUID("f7826da6-4fa2-4e98-8024-bc5b71e0893e")
 EID = bytes.fromhex("a1b2c3d4e5f60718")
 MAC_LIKE = re.compile(r"(?i)[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}")
-
-
-class FakeClock:
-    """Epoch milliseconds that only move when the test says so."""
-
-    def __init__(self, now_ms: int) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    box = Outbox(tmp_path / "outbox.db")
-    yield box
-    box.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import asyncio
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +14,7 @@ from omnizone.gateway.ble.scanner import BleScannerService, backoff_s
 from omnizone.gateway.node import GatewayNode
 from omnizone.gateway.outbox import Outbox
 from omnizone.sim.devices.ble_backend import EmulatedAdapter
+from tests.gateway.conftest import FakeClock
 
 T0 = 1_767_225_600_000
 STORE, GATEWAY = "paris-rivoli", "gw-entrance"
@@ -34,28 +34,13 @@ class Clock:
         return self.now
 
 
-class EpochClock:
-    def __init__(self) -> None:
-        self.now_ms = T0
-
-    def __call__(self) -> int:
-        return self.now_ms
+@pytest.fixture
+def epoch() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    box = Outbox(tmp_path / "outbox.db")
-    yield box
-    box.close()
-
-
-@pytest.fixture
-def epoch() -> EpochClock:
-    return EpochClock()
-
-
-@pytest.fixture
-def node(outbox: Outbox, epoch: EpochClock) -> GatewayNode:
+def node(outbox: Outbox, epoch: FakeClock) -> GatewayNode:
     return GatewayNode(STORE, GATEWAY, outbox, window_ms=1000, clock=epoch)
 
 
@@ -100,7 +85,7 @@ async def test_adverts_through_bleak_become_a_ble_message_without_macs(
     node: GatewayNode,
     adapter: EmulatedAdapter,
     outbox: Outbox,
-    epoch: EpochClock,
+    epoch: FakeClock,
 ) -> None:
     await service.start()
     assert node.readers["ble"] == "scanning (passive)"

@@ -8,21 +8,12 @@ import pytest
 from omnizone.gateway.node import GatewayNode
 from omnizone.gateway.outbox import Outbox
 from omnizone.sim.devices.nfc_tag import NfcTagEmulator
+from tests.gateway.conftest import FakeClock
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 STORE, GATEWAY = "paris-rivoli", "gw-denim"
 
 Wait = Callable[[Callable[[], object], str], None]
-
-
-class FakeClock:
-    """Epoch milliseconds that only move when the test says so."""
-
-    def __init__(self, now_ms: int) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
 
 
 def _wait(condition: Callable[[], object], what: str, timeout_s: float = 15.0) -> None:
