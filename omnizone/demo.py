@@ -119,14 +119,14 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             server.start()
             try:
                 start = options.start or datetime.now(UTC).replace(microsecond=0)
-                clock = SimClock(round(start.timestamp() * 1000))
+                clock = SimClock.starting_at(start)
                 fleet = GatewayFleet(
                     store,
                     clock,
                     run_dir,
                     broker_host=broker.host,
                     broker_port=broker.port,
-                    credentials={g: accounts.gateway_credentials(g) for g in accounts.gateways},
+                    credentials=accounts.all_gateway_credentials(),
                     window_ms=scenario.window_ms,
                 )
                 fleet.start()

@@ -136,6 +136,10 @@ class BrokerAccounts:
     def server_credentials(self) -> tuple[str, str]:
         return self.server_username, self.server_password
 
+    def all_gateway_credentials(self) -> dict[str, tuple[str, str]]:
+        """gateway id -> (username, password), for a whole simulated fleet."""
+        return {gateway: self.gateway_credentials(gateway) for gateway in self.gateways}
+
     def gateway_credentials(self, gateway_id: str) -> tuple[str, str]:
         """(username, password) a gateway connects with."""
         try:

@@ -49,7 +49,7 @@ def run_localize_eval(
             timelines[kind] = timeline
             services[kind].placement_listeners.append(_recorder(timeline))
 
-        clock = SimClock(round(scenario.start.timestamp() * 1000))
+        clock = SimClock.starting_at(scenario.start)
         nodes = {
             g.id: GatewayNode(
                 store.id, g.id, Outbox(":memory:"), window_ms=scenario.window_ms, clock=clock

@@ -85,14 +85,14 @@ def backend(tmp_path: Path) -> Iterator[Backend]:
 @pytest.fixture
 def store_stack(backend: Backend) -> Iterator[StoreStack]:
     b = backend
-    clock = SimClock(round(b.scenario.start.timestamp() * 1000))
+    clock = SimClock.starting_at(b.scenario.start)
     fleet = GatewayFleet(
         b.store,
         clock,
         b.run_dir,
         broker_host=b.broker.host,
         broker_port=b.broker.port,
-        credentials={g: b.accounts.gateway_credentials(g) for g in b.accounts.gateways},
+        credentials=b.accounts.all_gateway_credentials(),
         window_ms=b.scenario.window_ms,
     )
     fleet.start()

@@ -42,6 +42,7 @@ def test_phones_held_to_tap_points_become_taps_at_the_server(store_stack: StoreS
             return {(r[0], r[1]) for r in rows}
 
     assert stack.wait_until(lambda: stored() >= requested, timeout_s=20), (
-        sorted(requested), sorted(stored())
+        sorted(requested),
+        sorted(stored()),
     )
     assert stored() == requested  # each phone once (debounced), nothing invented

@@ -64,7 +64,7 @@ def run(
         console.print(f"[red]{accounts}: expected 'gateways: {{<id>: <password>}}' ({error})[/]")
         raise typer.Exit(2) from None
     run_dir.mkdir(parents=True, exist_ok=True)
-    clock = SimClock(round(plan.start.timestamp() * 1000))
+    clock = SimClock.starting_at(plan.start)
     fleet = GatewayFleet(
         store,
         clock,

@@ -9,6 +9,7 @@ import json
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, TextIO
 
 import numpy as np
@@ -29,6 +30,10 @@ class SimClock:
 
     def __init__(self, start_ms: int) -> None:
         self.now_ms = start_ms
+
+    @classmethod
+    def starting_at(cls, start: datetime) -> "SimClock":
+        return cls(datetime_to_ms(start))
 
     def __call__(self) -> int:
         return self.now_ms
@@ -61,7 +66,7 @@ class Simulation:
     ) -> None:
         self.scenario = scenario
         self.store = store
-        self.clock = clock or SimClock(datetime_to_ms(scenario.start))
+        self.clock = clock or SimClock.starting_at(scenario.start)
         self.start_ms = self.clock.now_ms
         self.end_ms = self.start_ms + round(scenario.duration_s * 1000)
         self.ground_truth = ground_truth
