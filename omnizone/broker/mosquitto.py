@@ -111,4 +111,6 @@ def prepare_mosquitto(
         log_path=files.log_file,
         extra_ports=(tls.port,) if tls is not None else (),
         start_timeout_s=start_timeout_s,
+        # "mosquitto version 2.x.y running" comes after every listener is set up.
+        ready_marker=b" running\n",
     )

@@ -81,8 +81,12 @@ class BrokerProcess:
         extra_ports: Sequence[int] = (),
         start_timeout_s: float = 10.0,
         stop_timeout_s: float = 5.0,
+        ready_marker: bytes | None = None,
     ) -> None:
         self.kind = kind
+        # Mosquitto opens each listen socket before loading its certificate, so an
+        # accepting port does not prove the broker survived start-up; its log line does.
+        self.ready_marker = ready_marker
         self.argv = list(argv)
         self.host = host
         self.port = port
@@ -93,6 +97,7 @@ class BrokerProcess:
         self.stop_timeout_s = stop_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._log_start = 0
 
     @property
     def pid(self) -> int | None:
@@ -112,6 +117,7 @@ class BrokerProcess:
                 )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
+        self._log_start = self._log.tell()
         # PDEATHSIG is tied to the thread that forks: only use it from the main
         # thread, where it means "the starting process died".
         in_main = threading.current_thread() is threading.main_thread()
@@ -144,7 +150,10 @@ class BrokerProcess:
                     f"{self.host}:{self.port}; last lines of {self.log_path}:\n"
                     f"{log_tail(self.log_path)}"
                 )
-            if all(port_accepts(self.host, p) for p in (self.port, *self.extra_ports)):
+            if (
+                all(port_accepts(self.host, p) for p in (self.port, *self.extra_ports))
+                and self._logged_ready()
+            ):
                 return
             if time.monotonic() > deadline:
                 raise BrokerError(
@@ -153,6 +162,14 @@ class BrokerProcess:
                     f"{log_tail(self.log_path)}"
                 )
             time.sleep(0.05)
+
+    def _logged_ready(self) -> bool:
+        if self.ready_marker is None:
+            return True
+        try:
+            return self.ready_marker in self.log_path.read_bytes()[self._log_start :]
+        except OSError:
+            return False
 
     def stop(self) -> None:
         """SIGTERM (lets Mosquitto save its persistence file), SIGKILL after a timeout."""
