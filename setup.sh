@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets omnizone up on a fresh Debian/Ubuntu machine with Python 3.11+:
-# Mosquitto (apt, only when missing), a virtualenv in .venv, omnizone with every extra.
+# Mosquitto and Chromium (apt, only when missing), a virtualenv in .venv,
+# omnizone with every extra.
 # Safe to run again. Runs as root or with sudo for the apt step.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -14,6 +15,8 @@ fi
 packages=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || packages+=(mosquitto)
 "$python" -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
+# Headless Chromium for the browser tests (driven by Playwright, docs/shopper-app.md).
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -35,9 +35,12 @@ def eval_localize(
     scenario: Annotated[Path, typer.Option(help="scenario YAML (config/scenarios/…)")],
     seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
     duration: Annotated[float | None, typer.Option(help="simulated seconds")] = None,
+    localizer: Annotated[
+        str, typer.Option(help="grid (position filter, the default) or zone (zone filter)")
+    ] = "grid",
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Simulate the scenario through the real gateway and server path; score the HMM
+    """Simulate the scenario through the real gateway and server path; score the
     localizer and the nearest-gateway baseline against ground truth."""
     from rich.console import Console
     from rich.progress import Progress
@@ -46,6 +49,9 @@ def eval_localize(
     from omnizone.sim.scenario import ScenarioError, load_scenario
 
     console = Console(stderr=True)
+    if localizer not in ("grid", "zone"):
+        console.print(f"[red]--localizer must be grid or zone, not {localizer!r}[/]")
+        raise typer.Exit(2)
     try:
         plan = load_scenario(scenario, seed=seed, duration_s=duration)
     except ScenarioError as error:
@@ -53,7 +59,11 @@ def eval_localize(
         raise typer.Exit(2) from None
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"{plan.name} (seed {plan.seed})", total=1.0)
-        result = run_localize_eval(plan, on_progress=lambda f: progress.update(task, completed=f))
+        result = run_localize_eval(
+            plan,
+            localizer="grid" if localizer == "grid" else "zone",
+            on_progress=lambda f: progress.update(task, completed=f),
+        )
     if json_output:
         typer.echo(json.dumps(result))
     else:
@@ -88,13 +98,18 @@ def eval_fingerprint(
 def bench_localize(
     devices: Annotated[int, typer.Option(help="devices in the largest run")] = 5000,
     anchors: Annotated[int, typer.Option(help="anchors (gateways/beacons)")] = 40,
+    model: Annotated[str, typer.Option(help="grid (position filter) or zone")] = "grid",
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Localizer core throughput on one core, and how it scales with devices."""
     from omnizone.server.domain.localize.bench import run_localize_bench
 
     sizes = sorted({s for s in (500, 1000, 2000, devices) if s <= devices})
-    result = run_localize_bench(devices=devices, anchors=anchors, sizes=sizes)
+    try:
+        result = run_localize_bench(devices=devices, anchors=anchors, sizes=sizes, model=model)
+    except ValueError as error:
+        typer.echo(f"omnizone bench localize: {error}", err=True)
+        raise typer.Exit(2) from None
     if json_output:
         typer.echo(json.dumps(result))
     else:
@@ -114,6 +129,31 @@ def bench_gateway(
     from omnizone.gateway.bench import run_gateway_bench
 
     result = run_gateway_bench(seconds=seconds, rate=rate, devices=devices)
+    if json_output:
+        typer.echo(json.dumps(result))
+    else:
+        from rich.console import Console
+
+        Console().print(result)
+
+
+@bench_app.command("offers")
+def bench_offers(
+    shoppers: Annotated[int, typer.Option(help="shoppers with the app, each on a WebSocket")] = 500,
+    duration: Annotated[float, typer.Option(help="wall seconds of store traffic")] = 60.0,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="server database (an empty one); default: SQLite in a temp dir"),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Offer latency from gateway publish to the phone, through a real broker and server."""
+    from omnizone.bench_offers import run_offers_bench
+
+    if shoppers < 1 or duration <= 0:
+        typer.echo("omnizone bench offers: --shoppers and --duration must be positive", err=True)
+        raise typer.Exit(2)
+    result = run_offers_bench(shoppers=shoppers, duration_s=duration, database_url=database_url)
     if json_output:
         typer.echo(json.dumps(result))
     else:

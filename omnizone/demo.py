@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from omnizone.broker import BrokerAccounts, start_broker
+from omnizone.sim.app_client import expected_shoppers, register_app_phones
 from omnizone.sim.engine import SimClock, Simulation
 from omnizone.sim.fitting_rooms import FittingRooms, fitting_rooms_possible
 from omnizone.sim.fleet import GatewayFleet
@@ -120,14 +121,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             try:
                 start = options.start or datetime.now(UTC).replace(microsecond=0)
                 clock = SimClock.starting_at(start)
-                fleet = GatewayFleet(
-                    store,
-                    clock,
-                    run_dir,
-                    broker_host=broker.host,
-                    broker_port=broker.port,
-                    credentials=accounts.all_gateway_credentials(),
-                    window_ms=scenario.window_ms,
+                fleet = GatewayFleet.on_broker(
+                    store, clock, run_dir, broker, accounts, scenario.window_ms
                 )
                 fleet.start()
                 hardware: list[FittingRooms | TapPoints] = []
@@ -139,9 +134,26 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                     ]
                     for device in hardware:
                         device.start()
+                # Every shopper carries the app: registered, with consent, like a real phone.
+                phones = register_app_phones(
+                    server.api_url,
+                    store.id,
+                    expected_shoppers(
+                        scenario,
+                        None
+                        if options.duration_s is None or options.speed <= 0
+                        else options.duration_s * options.speed,
+                    ),
+                )
                 with (run_dir / "ground-truth.jsonl").open("w", encoding="utf-8") as truth:
                     simulation = Simulation(
-                        scenario, store, fleet.nodes, clock, truth, [h.observe for h in hardware]
+                        scenario,
+                        store,
+                        fleet.nodes,
+                        clock,
+                        truth,
+                        [h.observe for h in hardware],
+                        app_phones=phones,
                     )
                     console.print(
                         f"[bold]omnizone demo[/]: broker [cyan]{broker.kind}[/] on port "

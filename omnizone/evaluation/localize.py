@@ -24,21 +24,23 @@ from omnizone.sim.engine import SimClock, Simulation
 from omnizone.sim.scenario import Scenario
 from omnizone.store import load_store
 
-KINDS: tuple[LocatorKind, ...] = ("hmm", "nearest")
+BASELINE: LocatorKind = "nearest"
 
 
 def run_localize_eval(
     scenario: Scenario,
     *,
+    localizer: LocatorKind = "grid",
     on_progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
     store = load_store(scenario.store_file)
+    kinds = (localizer, BASELINE)
     with tempfile.TemporaryDirectory(prefix="omnizone-eval-") as tmp:
         folder = Path(tmp)
         services: dict[str, IngestService] = {}
         repositories: dict[str, SqlRepository] = {}
         timelines: dict[str, dict[str, list[Placement]]] = {}
-        for kind in KINDS:
+        for kind in kinds:
             repositories[kind] = SqlRepository.from_url(f"sqlite:///{folder / kind}.db")
             services[kind] = IngestService(
                 {store.id: store},
@@ -86,7 +88,7 @@ def run_localize_eval(
         ]
         min_stay = store.store.visits.min_presence_s
         results = {}
-        for kind in KINDS:
+        for kind in kinds:
             # Every recorded stay, pass-bys included: dwell is what is scored here;
             # whether a stay counts as a visit is a separate, configured threshold.
             visits = [
@@ -105,8 +107,8 @@ def run_localize_eval(
         "simulated_s": scenario.duration_s,
         "shadowing_db": scenario.radio.shadowing_sigma_db,
         "gateways": len(store.gateways),
-        "localizer": "hmm",
-        **results["hmm"],
+        "localizer": localizer,
+        **results[localizer],
         "baseline": {"localizer": "nearest-gateway", **results["nearest"]},
     }
 

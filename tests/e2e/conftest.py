@@ -13,6 +13,7 @@ from omnizone.broker import BrokerAccounts, RunningBroker, find_mosquitto, start
 from omnizone.paths import shipped_config
 from omnizone.server.runtime import ServerRuntime
 from omnizone.server.settings import ServerSettings
+from omnizone.sim.app_client import expected_shoppers, register_app_phones
 from omnizone.sim.engine import SimClock, Simulation
 from omnizone.sim.fleet import GatewayFleet
 from omnizone.sim.scenario import Scenario, load_scenario
@@ -56,8 +57,14 @@ class StoreStack(Backend):
     clock: SimClock
 
     def simulation(self, ground_truth_path: Path | None = None) -> Simulation:
+        """Every shopper carries the app, registered through the API with consent."""
         truth = ground_truth_path.open("w") if ground_truth_path else None
-        return Simulation(self.scenario, self.store, self.fleet.nodes, self.clock, truth)
+        phones = register_app_phones(
+            self.server.api_url, self.store.id, expected_shoppers(self.scenario)
+        )
+        return Simulation(
+            self.scenario, self.store, self.fleet.nodes, self.clock, truth, app_phones=phones
+        )
 
 
 @pytest.fixture
@@ -86,14 +93,8 @@ def backend(tmp_path: Path) -> Iterator[Backend]:
 def store_stack(backend: Backend) -> Iterator[StoreStack]:
     b = backend
     clock = SimClock.starting_at(b.scenario.start)
-    fleet = GatewayFleet(
-        b.store,
-        clock,
-        b.run_dir,
-        broker_host=b.broker.host,
-        broker_port=b.broker.port,
-        credentials=b.accounts.all_gateway_credentials(),
-        window_ms=b.scenario.window_ms,
+    fleet = GatewayFleet.on_broker(
+        b.store, clock, b.run_dir, b.broker, b.accounts, b.scenario.window_ms
     )
     fleet.start()
     try:

@@ -15,6 +15,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
+from omnizone.contract.eid import eid_device_key
 from omnizone.server.cli import server_app
 from omnizone.server.runtime import ServerRuntime
 from omnizone.server.settings import MissingApiKey, ServerSettings
@@ -57,11 +58,18 @@ def test_runtime_ingests_and_serves_then_stops_cleanly(broker: Broker, tmp_path:
     with ServerRuntime(settings_for(broker, tmp_path)) as runtime:
         assert runtime.mqtt.wait_connected(WAIT_S)
         assert httpx.get(f"{runtime.api_url}/health").json()["mqtt_connected"] is True
+        # a shopper app registers and consents; its phone advertises a rotating id
+        phone = httpx.post(f"{runtime.api_url}/api/v1/shoppers", json={"store": STORE}).json()
+        auth = {"Authorization": f"Bearer {phone['token']}"}
+        consent = {"location_analytics": True, "personalized_offers": False}
+        httpx.put(f"{runtime.api_url}/api/v1/me/consent", json=consent, headers=auth)
+        on_air = eid_device_key(bytes.fromhex(phone["eid_key"]), T0, phone["eid_rotation_s"])
         publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="gw")
         publisher.username_pw_set("gw-test", broker.users["gw-test"])
         publisher.connect(broker.host, broker.port)
         publisher.loop_start()
-        publisher.publish(*ble("gw-denim", 0, T0, {DEVICE_A: -60}), qos=1).wait_for_publish(WAIT_S)
+        publisher.publish(*ble("gw-denim", 0, T0, {on_air: -60}), qos=1).wait_for_publish(WAIT_S)
+        publisher.publish(*ble("gw-denim", 1, T0, {DEVICE_A: -60}), qos=1).wait_for_publish(WAIT_S)
         publisher.disconnect()
         publisher.loop_stop()
         headers = {"X-API-Key": KEY}
@@ -73,8 +81,10 @@ def test_runtime_ingests_and_serves_then_stops_cleanly(broker: Broker, tmp_path:
             if devices or time.monotonic() > deadline:
                 break
             time.sleep(0.02)
-        assert devices == {"denim": 1}
+        assert devices == {"denim": 1}  # the registered phone; the unknown id is dropped
         assert body["at_ms"] == T0
+        visits = httpx.get(f"{runtime.api_url}/api/v1/stores/{STORE}/visits", headers=headers)
+        assert {v["device"] for v in visits.json()} == {phone["shopper_id"]}
         api_url = runtime.api_url
     runtime.stop()  # idempotent
     assert our_threads() == before

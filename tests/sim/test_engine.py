@@ -58,3 +58,39 @@ def test_ground_truth_rows_name_a_zone_of_the_store() -> None:
 def test_scenario_paths_resolve_from_the_checkout() -> None:
     scenario = load_scenario(shipped_config("scenarios/quick.yaml"))
     assert Path(scenario.store_file).exists()
+
+
+def test_app_phones_advertise_rotating_ids_the_server_can_derive() -> None:
+    """The first shoppers carry registered app phones: their adverts carry the
+    ephemeral id of the current period (omnizone.contract.eid), which changes
+    at each period, and the ground truth names the registered shopper."""
+    from omnizone.contract.eid import eid_device_key
+    from omnizone.sim.shoppers import AppPhone
+
+    scenario = load_scenario(shipped_config("scenarios/quick.yaml"), seed=3, duration_s=120)
+    store = load_store(scenario.store_file)
+    gateways = {g.id: RecordingGateway() for g in store.gateways}
+    phones = [AppPhone(f"shopper-{i}", bytes([i]) * 16, rotation_s=30) for i in range(2)]
+    truth = io.StringIO()
+    arrived: list[str] = []
+    simulation = Simulation(
+        scenario,
+        store,
+        gateways,
+        ground_truth=truth,
+        app_phones=phones,
+        arrivals=[lambda shopper: arrived.append(shopper.id)],
+    )
+    simulation.run()
+    heard = {device for g in gateways.values() for device, _rssi, _address in g.heard}
+    start = simulation.start_ms
+    for phone in phones:
+        keys = {
+            eid_device_key(phone.eid_key, t, phone.rotation_s)
+            for t in range(start, start + 120_000, 30_000)
+        }
+        assert len(keys) == 4 and keys <= heard  # one id per 30 s period, every one heard
+    rows = [json.loads(line) for line in truth.getvalue().splitlines()]
+    devices = {r["device"] for r in rows}
+    assert {"shopper-0", "shopper-1"} <= devices
+    assert len(arrived) == simulation.counters.shoppers_arrived

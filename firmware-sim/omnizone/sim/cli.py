@@ -37,6 +37,15 @@ def run(
     tap_points: Annotated[
         bool, typer.Option(help="emulated NFC taps at the tap points (needs --speed ≤ 20)")
     ] = True,
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "server to register the shoppers' app phones with (public API, with consent);"
+                " without it the phones are anonymous and a server drops them"
+            )
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON summary")] = False,
 ) -> None:
     """Run a scenario; writes ground truth to RUN_DIR/ground-truth.jsonl."""
@@ -44,6 +53,7 @@ def run(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from omnizone.sim.app_client import expected_shoppers, register_app_phones
     from omnizone.sim.engine import SimClock, Simulation
     from omnizone.sim.fitting_rooms import FittingRooms, fitting_rooms_possible
     from omnizone.sim.fleet import GatewayFleet
@@ -105,7 +115,12 @@ def run(
                 disable=json_output,
             ) as progress,
         ):
-            simulation = Simulation(plan, store, fleet.nodes, clock, truth, observers)
+            phones = (
+                register_app_phones(api_url, store.id, expected_shoppers(plan)) if api_url else []
+            )
+            simulation = Simulation(
+                plan, store, fleet.nodes, clock, truth, observers, app_phones=phones
+            )
             task = progress.add_task(plan.name, total=plan.duration_s)
             run_paced(
                 simulation,

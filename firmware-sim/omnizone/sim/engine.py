@@ -17,11 +17,12 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
 from omnizone.contract import datetime_to_ms
+from omnizone.contract.eid import eid_for
 from omnizone.contract.ids import eid_key
 from omnizone.gateway.ble.adstructures import eddystone_eid_payload, parse_ad_structures
 from omnizone.sim.radio import receptions
 from omnizone.sim.scenario import Scenario
-from omnizone.sim.shoppers import Shopper, TripPlanner
+from omnizone.sim.shoppers import AppPhone, Shopper, TripPlanner
 from omnizone.store import StorePlan
 
 
@@ -63,7 +64,12 @@ class Simulation:
         clock: SimClock | None = None,
         ground_truth: TextIO | None = None,
         observers: Sequence[Callable[["Simulation"], None]] = (),
+        app_phones: Sequence[AppPhone] = (),
+        arrivals: Sequence[Callable[[Shopper], None]] = (),
     ) -> None:
+        """``app_phones``: phones registered with the server; the first shoppers
+        to arrive carry them (and advertise their rotating ids), later ones
+        carry phones without the app. ``arrivals`` are told of each new shopper."""
         self.scenario = scenario
         self.store = store
         self.clock = clock or SimClock.starting_at(scenario.start)
@@ -81,6 +87,9 @@ class Simulation:
         positions = {g.id: g.position for g in store.gateways}
         self._gateway_xy = np.array([positions[g] for g in self._gateway_ids], dtype=np.float64)
         self._payloads: dict[str, bytes] = {}
+        self._advertised: dict[str, bytes] = {}  # shopper -> ephemeral id in the payload
+        self._app_phones = list(reversed(app_phones))
+        self.arrivals = list(arrivals)
         self._next_arrival_ms = self.start_ms + self._arrival_gap_ms()
         self._next_truth_ms = self.start_ms
         for _ in range(scenario.shoppers.initial_shoppers):
@@ -102,6 +111,8 @@ class Simulation:
         for shopper in self.shoppers:
             if shopper.gone:
                 self.counters.shoppers_left += 1
+                self._payloads.pop(shopper.id, None)
+                self._advertised.pop(shopper.id, None)
         self.shoppers = [s for s in self.shoppers if not s.gone]
         self._advertise(now)
         for observe in self.observers:
@@ -125,6 +136,10 @@ class Simulation:
             sink.tick()
 
     def device_of(self, shopper: Shopper) -> str:
+        """The device as the server knows it: the registered app's shopper id,
+        or the fixed ephemeral id of a phone without the app."""
+        if shopper.app is not None:
+            return shopper.app.shopper_id
         return eid_key(shopper.ephemeral_id)
 
     # -- internals --------------------------------------------------------------
@@ -156,9 +171,13 @@ class Simulation:
             legs=legs,
             next_advert_ms=self.clock.now_ms + self._rng.randrange(behaviour.advert_interval_ms),
             planned_zones=zones,
+            app=self._app_phones.pop() if self._app_phones else None,
         )
         self._payloads[shopper.id] = eddystone_eid_payload(ephemeral, -20)
+        self._advertised[shopper.id] = ephemeral
         self.shoppers.append(shopper)
+        for tell in self.arrivals:
+            tell(shopper)
 
     def _advertise(self, now: int) -> None:
         interval = self.scenario.shoppers.advert_interval_ms
@@ -171,12 +190,23 @@ class Simulation:
         xy = np.array([s.position for s in sending], dtype=np.float64)
         rssi, heard = receptions(xy, self._gateway_xy, self.scenario.radio, self._np_rng)
         self.counters.adverts_sent += len(sending)
+        for shopper in sending:
+            if shopper.app is not None:
+                self._rotate(shopper, now)
         for i, g in zip(*np.nonzero(heard), strict=True):
             shopper = sending[i]
             device = BLEDevice(shopper.phone_address, None, None)
             advert = parse_ad_structures(self._payloads[shopper.id], round(float(rssi[i, g])))
             self._sinks[g].on_advertisement(device, advert)
             self.counters.adverts_heard += 1
+
+    def _rotate(self, shopper: Shopper, now: int) -> None:
+        """An app phone advertises the ephemeral id of the current period."""
+        assert shopper.app is not None
+        ephemeral = eid_for(shopper.app.eid_key, now, shopper.app.rotation_s)
+        if self._advertised.get(shopper.id) != ephemeral:
+            self._advertised[shopper.id] = ephemeral
+            self._payloads[shopper.id] = eddystone_eid_payload(ephemeral, -20)
 
     def _write_truth(self, now: int) -> None:
         if self.ground_truth is None:

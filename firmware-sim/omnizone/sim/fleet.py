@@ -5,6 +5,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from omnizone.broker import BrokerAccounts, RunningBroker
 from omnizone.gateway import __version__
 from omnizone.gateway.mqtt import BrokerAddress, MqttLink
 from omnizone.gateway.node import GatewayNode
@@ -14,6 +15,28 @@ from omnizone.store import StorePlan
 
 
 class GatewayFleet:
+    @classmethod
+    def on_broker(
+        cls,
+        store: StorePlan,
+        clock: SimClock,
+        run_dir: Path,
+        broker: RunningBroker,
+        accounts: BrokerAccounts,
+        window_ms: int = 1000,
+    ) -> "GatewayFleet":
+        """Every gateway of the store on a broker this process started, each
+        logging in with its own account."""
+        return cls(
+            store,
+            clock,
+            run_dir,
+            broker_host=broker.host,
+            broker_port=broker.port,
+            credentials=accounts.all_gateway_credentials(),
+            window_ms=window_ms,
+        )
+
     def __init__(
         self,
         store: StorePlan,

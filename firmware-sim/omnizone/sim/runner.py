@@ -30,12 +30,13 @@ def run_paced(
         now = time.monotonic()
         if wall_limit_s is not None and now - wall_start >= wall_limit_s:
             break
-        simulation.step()
-        if speed is not None:
-            due = wall_start + (simulation.clock.now_ms - sim_start) / 1000 / speed
+        if speed is not None:  # wait for the step's moment: simulated time never runs ahead
+            next_ms = simulation.clock.now_ms + simulation.scenario.tick_ms
+            due = wall_start + (next_ms - sim_start) / 1000 / speed
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+        simulation.step()
         if on_progress is not None and time.monotonic() >= next_progress:
             next_progress = time.monotonic() + progress_every_s
             on_progress(simulation)

@@ -17,6 +17,17 @@ from omnizone.store.geometry import Point
 
 
 @dataclass(frozen=True, slots=True)
+class AppPhone:
+    """A phone with the shopper app: registered with the server (which knows
+    ``shopper_id`` and ``eid_key``), it advertises a rotating ephemeral id."""
+
+    shopper_id: str
+    eid_key: bytes
+    rotation_s: int
+    token: str | None = None  # the app's bearer token (for its offer inbox)
+
+
+@dataclass(frozen=True, slots=True)
 class Leg:
     target: Point
     speed_mps: float
@@ -34,6 +45,7 @@ class Shopper:
     pause_left_ms: int = 0
     gone: bool = False
     planned_zones: list[str] = field(default_factory=list)
+    app: AppPhone | None = None  # None: a phone without the app (a fixed anonymous id)
 
     def advance(self, dt_ms: int) -> None:
         """Move along the legs for dt_ms; mark gone when the last leg is done."""

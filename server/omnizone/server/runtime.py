@@ -18,11 +18,17 @@ from fastapi import FastAPI
 
 from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.adapters.mqtt_ingest import MqttIngest
+from omnizone.server.adapters.shopper_db import ShopperRepository
 from omnizone.server.entrypoints.api import create_app
+from omnizone.server.entrypoints.shopper_api import shopper_router
+from omnizone.server.entrypoints.shopper_app import mount_shopper_app
+from omnizone.server.offers_setup import OffersPart, build_offers
+from omnizone.server.service.device_identity import RegisteredDevices
 from omnizone.server.service.gateways import GatewayAdmin
 from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.locators import make_locators
 from omnizone.server.service.queries import StoreQueries
+from omnizone.server.service.shoppers import ShopperService
 from omnizone.server.settings import ServerSettings, check_api_keys
 from omnizone.store import StorePlan, load_store
 
@@ -39,6 +45,8 @@ class ServerRuntime:
         self._stores = dict(stores) if stores is not None else None
         self._repository: SqlRepository | None = None
         self._ingest: IngestService | None = None
+        self._shoppers: ShopperService | None = None
+        self._offers: OffersPart | None = None
         self._mqtt: MqttIngest | None = None
         self._uvicorn: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -83,9 +91,16 @@ class ServerRuntime:
             stores = {plan.id: plan for plan in plans}
         try:
             self._repository = SqlRepository.from_url(s.database_url)
+            self._shoppers = self._shopper_service(stores, self._repository)
+            self._offers = build_offers(s, stores, self._repository.engine, self._shoppers)
             self._ingest = IngestService(
-                stores, self._repository, locators=make_locators(stores, s.localizer)
+                stores,
+                self._repository,
+                locators=make_locators(stores, s.localizer),
+                identity=RegisteredDevices(self._shoppers, s.eid_rotation_s),
             )
+            self._ingest.placement_listeners.append(self._offers.engine.on_placement)
+            self._ingest.try_on_listeners.append(self._offers.engine.on_try_on)
             self._mqtt = MqttIngest(
                 self._ingest,
                 host=s.mqtt_host,
@@ -99,16 +114,53 @@ class ServerRuntime:
             queries = StoreQueries(stores, self._repository, self._ingest.event_time)
             mqtt = self._mqtt
             gateways = GatewayAdmin(stores, self._repository, mqtt.publish_retained)
+            shoppers = self._shoppers
             app = create_app(
-                queries, keys, mqtt_connected=lambda: mqtt.connected, gateways=gateways
+                queries,
+                keys,
+                mqtt_connected=lambda: mqtt.connected,
+                gateways=gateways,
+                routers=[lambda require: shopper_router(shoppers, require), *self._offers.routers],
             )
+            mount_shopper_app(app)
             self._serve(app)
         except BaseException:
             self.stop()
             raise
 
+    def _shopper_service(
+        self, stores: Mapping[str, StorePlan], repository: SqlRepository
+    ) -> ShopperService:
+        """Registered phones and their consent; erasure and export reach the
+        location history too."""
+        s = self.settings
+        secret = s.webhook_secret.get_secret_value().encode() if s.webhook_secret else None
+        shoppers = ShopperService(
+            list(stores),
+            ShopperRepository(repository.engine),
+            eid_rotation_s=s.eid_rotation_s,
+            webhook_secret=secret,
+        )
+        shoppers.erase_listeners.append(repository.erase_device)
+        shoppers.export_providers["location"] = repository.device_history
+        return shoppers
+
+    @property
+    def offers(self) -> OffersPart:
+        if self._offers is None:
+            raise RuntimeError("the server is not running: call start() first")
+        return self._offers
+
+    @property
+    def shoppers(self) -> ShopperService:
+        if self._shoppers is None:
+            raise RuntimeError("the server is not running: call start() first")
+        return self._shoppers
+
     def stop(self) -> None:
         """Stop the API, drain and stop ingest, close the database. Idempotent."""
+        if self._offers is not None:
+            self._offers.close()  # closes the live offer sockets, or uvicorn waits for them
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
         if self._thread is not None:
@@ -121,6 +173,8 @@ class ServerRuntime:
             self._repository.close()
         self._uvicorn = self._thread = self._socket = None
         self._mqtt = None
+        self._offers = None
+        self._shoppers = None
         self._repository = None
         self._ingest = None
         self._api_url = None

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-KNOWN_SCOPES = frozenset({"read", "admin"})
+KNOWN_SCOPES = frozenset({"read", "admin", "pos", "associate"})
 
 
 class ServerSettings(BaseSettings):
@@ -46,8 +46,52 @@ class ServerSettings(BaseSettings):
         default_factory=lambda: [Path("config/stores/rivoli.yaml")],
         description="store files (YAML) this server serves",
     )
-    localizer: Literal["hmm", "nearest"] = Field(
-        "hmm", description="zone model: hmm (radio map + filter) or nearest (loudest gateway)"
+    localizer: Literal["grid", "zone", "nearest"] = Field(
+        "grid",
+        description=(
+            "zone model: grid (position filter over floor cells), zone (filter over"
+            " zones) or nearest (loudest gateway); docs/localization.md"
+        ),
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description=(
+            "shared secret of POST /api/v1/webhooks/profile (HMAC-SHA256 signature in"
+            " X-Omnizone-Signature; at least 16 characters); none: the webhook is off"
+        ),
+    )
+    eid_rotation_s: int = Field(
+        900,
+        ge=1,
+        le=86_400,
+        description="seconds between changes of the shopper app's ephemeral BLE id",
+    )
+    catalog_file: Path | None = Field(
+        None, description="product catalog (YAML, docs/offers.md); none: the shipped example"
+    )
+    campaign_files: list[Path] | None = Field(
+        None,
+        description=(
+            "campaign files (YAML) loaded at start for campaigns not stored yet;"
+            " none: the shipped example campaigns"
+        ),
+    )
+    vapid_key_file: Path | None = Field(
+        None,
+        description=(
+            "Web Push VAPID key (PEM, created on first start); none: beside the SQLite"
+            " database, else ./omnizone-vapid.pem. Keep it: a new key orphans every"
+            " browser subscription"
+        ),
+    )
+    vapid_subject: str = Field(
+        "mailto:ops@omnizone.invalid",
+        description="contact the push services may use (mailto: or https: URL)",
+    )
+    offer_ack_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="an offer no live app acknowledged within this goes to background push",
     )
 
 

@@ -23,8 +23,10 @@ from sqlalchemy import (
     UniqueConstraint,
     case,
     create_engine,
+    delete,
     event,
     func,
+    insert,
     select,
     update,
 )
@@ -302,20 +304,25 @@ class _SqlTransaction:
         self, store: str, gateway: str, seq: int, items: Sequence[BleSighting]
     ) -> None:
         mid = self._mid()
-        self._s.add_all(
-            BleSightingRow(
-                message_id=mid,
-                store=store,
-                gateway=gateway,
-                device=i.device,
-                window_start_ms=i.window_start_ms,
-                window_ms=i.window_ms,
-                count=i.count,
-                rssi_mean=i.rssi_mean,
-                rssi_max=i.rssi_max,
-                tx_power=i.tx_power,
-            )
-            for i in items
+        # Core bulk insert: a BLE message holds hundreds of sightings, and ORM
+        # objects for each cost more than the insert itself.
+        self._s.execute(
+            insert(BleSightingRow),
+            [
+                {
+                    "message_id": mid,
+                    "store": store,
+                    "gateway": gateway,
+                    "device": i.device,
+                    "window_start_ms": i.window_start_ms,
+                    "window_ms": i.window_ms,
+                    "count": i.count,
+                    "rssi_mean": i.rssi_mean,
+                    "rssi_max": i.rssi_max,
+                    "tx_power": i.tx_power,
+                }
+                for i in items
+            ],
         )
 
     def add_nfc_taps(self, store: str, gateway: str, seq: int, items: Sequence[NfcTap]) -> None:
@@ -512,6 +519,46 @@ class SqlRepository:
                     select(func.max(ReceivedMessage.sent_ms)).where(ReceivedMessage.store == store)
                 )
             return None if heard is None else int(heard)
+
+    def device_history(self, device: str) -> dict[str, Any]:
+        """Everything stored about where one device was (a shopper's data export)."""
+        with Session(self.engine) as session:
+            visits = session.scalars(
+                select(VisitRow).where(VisitRow.device == device).order_by(VisitRow.entered_ms)
+            )
+            sightings = session.scalars(
+                select(BleSightingRow)
+                .where(BleSightingRow.device == device)
+                .order_by(BleSightingRow.window_start_ms)
+            )
+            return {
+                "visits": [
+                    {
+                        "store": v.store,
+                        "zone": v.zone,
+                        "entered_ms": v.entered_ms,
+                        "left_ms": v.left_ms,
+                        "dwell_s": v.dwell_s,
+                        "status": v.status,
+                    }
+                    for v in visits
+                ],
+                "sightings": [
+                    {
+                        "store": s.store,
+                        "gateway": s.gateway,
+                        "window_start_ms": s.window_start_ms,
+                        "rssi_mean": s.rssi_mean,
+                    }
+                    for s in sightings
+                ],
+            }
+
+    def erase_device(self, device: str) -> None:
+        """Delete every location fact about one device (a shopper's erasure)."""
+        with Session(self.engine) as session, session.begin():
+            for table in (VisitRow, BleSightingRow, DevicePresenceRow):
+                session.execute(delete(table).where(table.device == device))
 
     def recent_visits(self, store: str, limit: int, zone: str | None) -> list[VisitRecord]:
         query = select(VisitRow).where(VisitRow.store == store)

@@ -7,10 +7,10 @@ metrics; ``admin`` (which implies ``read``) also opens the dead letters.
 
 import base64
 import hmac
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -22,6 +22,8 @@ from omnizone.server.service.gateways import ConfigRejected, GatewayAdmin
 from omnizone.server.service.queries import NotFound, StoreQueries
 
 API_PREFIX = "/api/v1"
+#: Builds a part's routes given the scope check (``require("read")`` is a dependency).
+RouterFactory = Callable[[Callable[[str], Callable[..., None]]], APIRouter]
 
 
 # -- response models ------------------------------------------------------------
@@ -202,8 +204,11 @@ def create_app(
     *,
     mqtt_connected: Callable[[], bool] | None = None,
     gateways: GatewayAdmin | None = None,
+    routers: Sequence[RouterFactory] = (),
 ) -> FastAPI:
-    """The API over ``queries``; ``api_keys`` maps a key to its scopes."""
+    """The API over ``queries``; ``api_keys`` maps a key to its scopes.
+    ``routers`` add the other parts' routes (shoppers, offers); each gets the
+    scope check, so every route authenticates the same way."""
     keys = {key: frozenset(scopes) for key, scopes in api_keys.items()}
     require = _authorizer(keys)
     read = [Depends(require("read"))]
@@ -222,6 +227,9 @@ def create_app(
         description="In-store proximity: zone occupancy, visits and dwell.",
         responses=errors,
     )
+
+    for make_router in routers:
+        app.include_router(make_router(require))
 
     @app.exception_handler(NotFound)
     def _not_found(_request: Request, error: NotFound) -> JSONResponse:

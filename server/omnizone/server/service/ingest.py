@@ -11,17 +11,20 @@ message that failed half-way is re-processed cleanly when it is redelivered.
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Protocol
 
 from omnizone.contract import (
     BleMessage,
+    BleSighting,
     ContractError,
     GatewayMessage,
     HealthMessage,
     NfcMessage,
     RfidMessage,
     StatusMessage,
+    TryOn,
     parse_message,
 )
 from omnizone.server.domain.nearest import DEFAULT_STALE_MS
@@ -38,6 +41,11 @@ from omnizone.store import StorePlan
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY_MS = 1000
+#: A device's presence row (what a restart resumes from) is rewritten when its
+#: stay changes, else at most this often: rewriting every device every window
+#: cost more than the rest of ingest. After a restart, "last heard" may be
+#: this much older than it was.
+PRESENCE_REFRESH_MS = 10_000
 
 
 class Outcome(StrEnum):
@@ -62,6 +70,24 @@ class IngestCounters:
     duplicates: int = 0
     dead_lettered: int = 0
     gaps: int = 0
+    unresolved_dropped: int = 0
+    """Sightings of rotating ids no registered phone has: dropped, never stored."""
+    not_consented_dropped: int = 0
+    """Sightings of shoppers who consented to neither location nor offers."""
+
+
+class DeviceIdentity(Protocol):
+    """Who a sighted device is, and what the shopper allows (docs/identity.md).
+
+    ``resolve`` maps a rotating ephemeral id to the registered device and
+    returns None when nobody registered it; other keys (fixed beacons, tags)
+    come back unchanged. ``may_store_location`` and ``may_track`` are the
+    shopper's consent: a device tracked only for offers is placed in memory,
+    but nothing about where it was is written down."""
+
+    def resolve(self, device: str, at_ms: int) -> str | None: ...
+    def may_store_location(self, device: str) -> bool: ...
+    def may_track(self, device: str) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -72,6 +98,9 @@ class _Pending:
     events: dict[str, list[VisitEvent]] = field(default_factory=dict)
     clock_ms: int | None = None
     swept_ms: int | None = None
+    try_ons: list[TryOn] = field(default_factory=list)
+    placements: list[ZonePlacement] = field(default_factory=list)
+    presence_saved: dict[str, int | None] = field(default_factory=dict)
 
     def record(self, device: str, state: DeviceVisitState | None, events: list[VisitEvent]) -> None:
         self.states[device] = state
@@ -89,7 +118,12 @@ class IngestService:
         *,
         stale_ms: int = DEFAULT_STALE_MS,
         locators: Mapping[str, Locator] | None = None,
+        identity: DeviceIdentity | None = None,
     ) -> None:
+        """``identity`` None keeps every device key as sighted (replays and the
+        localization evaluation, whose phones are anonymous); the server
+        always passes one (``OMNIZONE_RESOLVE_EIDS``)."""
+        self._identity = identity
         self._stores = dict(stores)
         self._repo = repository
         self._stale_ms = stale_ms
@@ -99,10 +133,14 @@ class IngestService:
         self._locators.update(locators or {})
         # Who else wants each placement (evaluation against ground truth, live views).
         self.placement_listeners: list[Callable[[str, ZonePlacement], None]] = []
+        # Items brought into a fitting room: (store, reader, gtin, at_ms), after commit.
+        self.try_on_listeners: list[Callable[[str, str, str, int], None]] = []
         self._lock = threading.Lock()
         self.counters = IngestCounters()
         self._states: dict[str, dict[str, DeviceVisitState]] = {s: {} for s in self._stores}
         self._clock_ms: dict[str, int] = {}
+        # store -> device -> last_heard_ms written to its presence row
+        self._presence_saved: dict[str, dict[str, int]] = {}
         self._swept_ms: dict[str, int] = {}
         for (store, device), state in repository.load_presence().items():
             if store in self._states:
@@ -219,12 +257,19 @@ class IngestService:
         tx.touch_gateway(store, gateway, received_ms)
         match message:
             case BleMessage():
-                tx.add_ble_sightings(store, gateway, seq, message.items)
-                self._localize(plan, message, tx, pending)
+                tracked = self._identify(message)
+                stored = [i for i in tracked if self._may_store(i.device)]
+                if stored:
+                    tx.add_ble_sightings(store, gateway, seq, stored)
+                if tracked:
+                    self._localize(plan, tracked, message.gateway, message.sent_ms, tx, pending)
             case NfcMessage():
                 tx.add_nfc_taps(store, gateway, seq, message.items)
             case RfidMessage():
                 tx.add_rfid_reads(store, gateway, seq, message.items)
+                pending.try_ons += [
+                    i for i in message.items if isinstance(i, TryOn) and i.event == "arrived"
+                ]
             case StatusMessage():
                 tx.record_status(message, received_ms)
             case HealthMessage():
@@ -245,12 +290,43 @@ class IngestService:
                 self._place(plan, placements, tx, pending)
             self._apply(store, pending)
 
+    def _identify(self, message: BleMessage) -> list[BleSighting]:
+        """The message's sightings with rotating ids resolved to registered
+        devices; unknown ids and shoppers who allow nothing are left out."""
+        identity = self._identity
+        if identity is None:
+            return list(message.items)
+        kept: list[BleSighting] = []
+        for item in message.items:
+            device = identity.resolve(item.device, item.window_start_ms + item.window_ms)
+            if device is None:
+                self.counters.unresolved_dropped += 1
+            elif not identity.may_track(device):
+                self.counters.not_consented_dropped += 1
+            else:
+                kept.append(
+                    item if device == item.device else item.model_copy(update={"device": device})
+                )
+        return kept
+
+    def _may_store(self, device: str) -> bool:
+        return self._identity is None or self._identity.may_store_location(device)
+
     def _localize(
-        self, plan: StorePlan, message: BleMessage, tx: IngestTransaction, pending: _Pending
+        self,
+        plan: StorePlan,
+        items: list[BleSighting],
+        gateway: str,
+        sent_ms: int,
+        tx: IngestTransaction,
+        pending: _Pending,
     ) -> None:
-        items = sorted(message.items, key=lambda s: s.window_start_ms + s.window_ms)
+        items = sorted(items, key=lambda s: s.window_start_ms + s.window_ms)
         sightings = [Sighting(i.device, i.rssi_mean, i.window_start_ms, i.window_ms) for i in items]
-        placements = self._locators[plan.id].observe(message.gateway, sightings)
+        placements = [
+            replace(p, published_ms=sent_ms)
+            for p in self._locators[plan.id].observe(gateway, sightings)
+        ]
         self._place(plan, placements, tx, pending)
 
     def _place(
@@ -269,8 +345,7 @@ class IngestService:
             )
             pending.record(device, state, events)
             clock = max(clock, at_ms)
-            for listener in self.placement_listeners:
-                listener(store, placement)
+            pending.placements.append(placement)
         pending.clock_ms = clock
         if clock - self._swept_ms.get(store, 0) >= SWEEP_EVERY_MS:
             pending.swept_ms = clock
@@ -279,11 +354,24 @@ class IngestService:
                 state, events = expire(self._state(store, device, pending), clock, settings)
                 if events:
                     pending.record(device, state, events)
+        saved = self._presence_saved.setdefault(store, {})
         for device, state in pending.states.items():
-            tx.apply_visit_events(store, device, pending.events.get(device, []))
-            tx.save_presence(store, device, state)
+            if not self._may_store(device):  # consent: location may not be written down
+                continue
+            events = pending.events.get(device, [])
+            if events:
+                tx.apply_visit_events(store, device, events)
+            if _presence_due(self._states[store].get(device), state, saved.get(device)):
+                tx.save_presence(store, device, state)
+                pending.presence_saved[device] = state.last_heard_ms if state else None
 
     def _apply(self, store: str, pending: _Pending) -> None:
+        saved = self._presence_saved.setdefault(store, {})
+        for device, at_ms in pending.presence_saved.items():
+            if at_ms is None:
+                saved.pop(device, None)
+            else:
+                saved[device] = at_ms
         states = self._states[store]
         for device, state in pending.states.items():
             if state is None:
@@ -294,3 +382,28 @@ class IngestService:
             self._clock_ms[store] = pending.clock_ms
         if pending.swept_ms is not None:
             self._swept_ms[store] = pending.swept_ms
+        # Committed: now others may act on them (and may write to the database).
+        for placement in pending.placements:
+            for listener in self.placement_listeners:
+                listener(store, placement)
+        for try_on in pending.try_ons:
+            if try_on.gtin is not None:
+                for tell in self.try_on_listeners:
+                    tell(store, try_on.reader, try_on.gtin, try_on.at_ms)
+
+
+def _presence_due(
+    before: DeviceVisitState | None, after: DeviceVisitState | None, saved_ms: int | None
+) -> bool:
+    """Write the presence row when the stay changed, or when it is stale."""
+    if after is None:
+        return before is not None or saved_ms is not None
+    if before is None or saved_ms is None:
+        return True
+    moved = (before.zone, before.entered_ms, before.away_zone, before.away_since_ms) != (
+        after.zone,
+        after.entered_ms,
+        after.away_zone,
+        after.away_since_ms,
+    )
+    return moved or after.last_heard_ms - saved_ms >= PRESENCE_REFRESH_MS

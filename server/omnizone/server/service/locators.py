@@ -18,7 +18,9 @@ import numpy as np
 from omnizone.server.domain.nearest import Reading, assign_zone, prune
 from omnizone.store import StorePlan
 
-LocatorKind = Literal["hmm", "nearest"]
+#: grid: the position filter over floor cells (the default); zone: the filter
+#: over zones directly; nearest: the loudest-gateway baseline.
+LocatorKind = Literal["grid", "zone", "nearest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,7 @@ class ZonePlacement:
     zone: str | None  # None: outside the store or not placed
     at_ms: int  # end of the window the decision is about
     decided_ms: int  # the store's event time when it was decided (at_ms + any wait)
+    published_ms: int | None = None  # when the gateway sent the message that completed it
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,13 +189,22 @@ class WindowLocalizer(Protocol):
     ) -> "list[WindowDecision]": ...
 
 
-def hmm_localizer(plan: StorePlan, window_ms: int) -> WindowLocalizer:
+def grid_localizer(plan: StorePlan, window_ms: int) -> WindowLocalizer:
+    from omnizone.server.domain.localize.localizer import StoreLocalizer
+
+    return cast(WindowLocalizer, StoreLocalizer.on_grid(plan, window_ms=window_ms))
+
+
+def zone_localizer(plan: StorePlan, window_ms: int) -> WindowLocalizer:
     from omnizone.server.domain.localize.localizer import StoreLocalizer
 
     return cast(WindowLocalizer, StoreLocalizer.for_store(plan, window_ms=window_ms))
 
 
-def make_locators(stores: Mapping[str, StorePlan], kind: LocatorKind = "hmm") -> dict[str, Locator]:
+def make_locators(
+    stores: Mapping[str, StorePlan], kind: LocatorKind = "grid"
+) -> dict[str, Locator]:
     if kind == "nearest":
         return {store: NearestGatewayLocator(plan) for store, plan in stores.items()}
-    return {store: WindowedLocator(plan, hmm_localizer) for store, plan in stores.items()}
+    factory = grid_localizer if kind == "grid" else zone_localizer
+    return {store: WindowedLocator(plan, factory) for store, plan in stores.items()}

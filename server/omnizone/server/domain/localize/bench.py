@@ -91,7 +91,8 @@ def synthetic_plan(zones: int, anchors: int) -> StorePlan:
 def synthetic_windows(
     radio: RadioMap, devices: int, windows: int, seed: int = 7
 ) -> list[NDArray[np.float64]]:
-    """Readings drawn from the radio map; each device stays in one random zone."""
+    """Readings drawn from the radio map; each device stays in one random place
+    (a zone, or a grid cell for the grid model)."""
     rng = np.random.default_rng(seed)
     zone = rng.integers(0, len(radio.zones), size=devices)
     mean, sigma, p = radio.mean_dbm[zone], radio.sigma_db[zone], radio.p_heard[zone]
@@ -110,10 +111,15 @@ def measure(
     windows: int,
     sizes: Sequence[int],
     repeats: int = 3,
+    model: str = "grid",
 ) -> dict[str, Any]:
     """In this process: each size on a fresh localizer, one warm-up window, then timed."""
     plan = synthetic_plan(zones, anchors)
-    template = StoreLocalizer.for_store(plan, points_per_zone=50)
+    template = (
+        StoreLocalizer.on_grid(plan)
+        if model == "grid"
+        else StoreLocalizer.for_store(plan, points_per_zone=50)
+    )
     sizes = sorted({min(max(1, s), devices) for s in sizes} | {devices})
     readings = synthetic_windows(template.radio, devices, windows + 1)
     names = [f"eid:{i:016x}" for i in range(devices)]
@@ -126,9 +132,7 @@ def measure(
         best_cpu = math.inf
         wall = 0.0
         for _ in range(repeats):  # best of a few runs: the least disturbed one
-            localizer = StoreLocalizer(
-                template.radio, template.transition, template.hysteresis, window_ms=1000
-            )
+            localizer = template.blank()
             localizer.update(0, window_names, batches[0])  # warm-up: allocates the rows
             started = time.process_time()
             wall_started = time.perf_counter()
@@ -164,6 +168,8 @@ def measure(
         "devices": devices,
         "anchors": anchors,
         "zones": zones,
+        "model": model,
+        "states": template.transition.shape[0],
         "windows": windows,
     }
 
@@ -183,10 +189,13 @@ def run_localize_bench(
     zones: int = 30,
     windows: int = 20,
     sizes: Sequence[int] = (500, 1000, 2000, 5000),
+    model: str = "grid",
 ) -> dict[str, Any]:
     """Run the measurement in a fresh interpreter on one BLAS thread; one JSON-able dict."""
     if min(devices, anchors, zones, windows) <= 0:
         raise ValueError("devices, anchors, zones and windows must be positive")
+    if model not in ("grid", "zone"):
+        raise ValueError(f"model must be grid or zone, not {model!r}")
     command = [
         sys.executable,
         "-m",
@@ -201,6 +210,8 @@ def run_localize_bench(
         str(windows),
         "--sizes",
         ",".join(str(s) for s in sizes),
+        "--model",
+        model,
     ]
     env = {**os.environ, **dict.fromkeys(_THREAD_VARIABLES, "1")}
     done = subprocess.run(
@@ -228,9 +239,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--zones", type=int, default=30)
     parser.add_argument("--windows", type=int, default=20)
     parser.add_argument("--sizes", default="500,1000,2000,5000")
+    parser.add_argument("--model", choices=("grid", "zone"), default="grid")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    print(json.dumps(measure(args.devices, args.anchors, args.zones, args.windows, sizes)))
+    result = measure(args.devices, args.anchors, args.zones, args.windows, sizes, model=args.model)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -19,22 +19,36 @@ Conventions (docs/localization.md):
   keeps memory bounded by the devices present.
 """
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import sparse
+from scipy.sparse.linalg import matrix_power as sparse_power
 
 from omnizone.store import StorePlan
 
-from .hmm import Hysteresis, forward_step, transition_matrix
+from .grid import MODES, Motion, cell_points, floor_grid, motion_transition
+from .hmm import Hysteresis, Transition, forward_step, transition_matrix
 from .likelihood import BLOCK_ROWS, LikelihoodModel
-from .radio_map import RadioMap, combine, fingerprint_map, path_loss_map
+from .radio_map import (
+    RadioMap,
+    combine,
+    expand_to_places,
+    fingerprint_map,
+    path_loss_map,
+    place_map,
+)
 from .survey import Survey
 
 DEFAULT_EVIDENCE_WEIGHT = 1.0
 DEFAULT_SILENT_WINDOW_PROBABILITY = 0.05
+#: The position filter's posterior is sharper than the zone filter's, so a
+#: lower bar reacts faster without flapping (tuned, docs/localization.md).
+GRID_HYSTERESIS = Hysteresis(enter_probability=0.65)
 
 
 class ZoneDecision(NamedTuple):
@@ -52,7 +66,7 @@ class StoreLocalizer:
     def __init__(
         self,
         radio: RadioMap,
-        transition: NDArray[np.float64],
+        transition: Transition,
         hysteresis: Hysteresis = Hysteresis(),
         *,
         outside_after_windows: int = 30,
@@ -60,38 +74,60 @@ class StoreLocalizer:
         new_device_prior: NDArray[np.float64] | None = None,
         evidence_weight: float = DEFAULT_EVIDENCE_WEIGHT,
         silent_window_probability: float = DEFAULT_SILENT_WINDOW_PROBABILITY,
+        zones: Sequence[str] | None = None,
+        zone_share: NDArray[np.float64] | None = None,
+        state_rows: NDArray[np.intp] | None = None,
     ) -> None:
-        """``evidence_weight`` scales the log-likelihood: the anchors are not
+        """The filter's states are the radio map's rows plus OUTSIDE. By default
+        those rows are the zones; for a position grid (``grid.py``) they are
+        cells, ``zones`` names the store's zones and ``zone_share`` (cells ×
+        zones) says how much of each cell lies in each zone: a zone's
+        probability is the sum of its cells' shares.
+
+        ``evidence_weight`` scales the log-likelihood: the anchors are not
         independent given the zone (where in the zone the shopper stands moves
         them all), so the naive-Bayes sum is overconfident; 0.5 halves it.
         ``silent_window_probability`` is the chance that a phone in the store
         sends nothing in a window (background throttling, a pocket): a window
         where no anchor hears a device then says little about which zone it is
         in, and only slowly pushes it outside."""
-        states = len(radio.zones) + 1
+        rows = np.arange(len(radio.zones)) if state_rows is None else np.asarray(state_rows)
+        if rows.ndim != 1 or (rows.size and not 0 <= rows.min() <= rows.max() < len(radio.zones)):
+            raise ValueError("state_rows must pick radio map rows, one per state")
+        # each filter state's column in the likelihood (OUTSIDE last)
+        self._likelihood_columns = None if state_rows is None else np.append(rows, len(radio.zones))
+        states = rows.size + 1
         if transition.shape != (states, states):
-            raise ValueError(f"transition must be ({states}, {states}) for {states - 1} zones")
+            raise ValueError(f"transition must be ({states}, {states}) for {states - 1} states")
+        zone_names = tuple(radio.zones if zones is None else zones)
+        self._membership = _membership(states, len(zone_names), zone_share)
         if outside_after_windows < 1 or window_ms < 1 or evidence_weight <= 0:
             raise ValueError("outside_after_windows, window_ms, evidence_weight must be positive")
         if not 0.0 <= silent_window_probability < 1.0:
             raise ValueError("silent_window_probability must be within [0, 1)")
         self.silent_window_probability = silent_window_probability
         self.radio = radio
-        self.transition = np.ascontiguousarray(transition, dtype=np.float64)
+        self.transition: Transition = (
+            sparse.csr_array(transition)
+            if sparse.issparse(transition)
+            else np.ascontiguousarray(transition, dtype=np.float64)
+        )
         self.hysteresis = hysteresis
         self.outside_after_windows = outside_after_windows
         self.window_ms = window_ms
         self.evidence_weight = evidence_weight
         self._likelihood = LikelihoodModel(radio)
-        self._outside = states - 1
-        self._labels: list[str | None] = [*radio.zones, None]
+        self._outside_state = states - 1
+        self._outside = len(zone_names)  # OUTSIDE among the reported zones
+        self._zones = zone_names
+        self._labels: list[str | None] = [*zone_names, None]
         if new_device_prior is None:
             new_device_prior = _default_prior(self.transition)
         prior = np.asarray(new_device_prior, dtype=np.float64)
         if prior.shape != (states,) or prior.sum() <= 0:
             raise ValueError(f"new_device_prior must be ({states},) with positive mass")
         self._new_prior = prior / prior.sum()
-        self._powers: dict[int, NDArray[np.float64]] = {1: self.transition}
+        self._powers: dict[int, Transition] = {1: self.transition}
         self._last_window_end_ms: int | None = None
         # per-device state, rows [0, n) in use
         self._n = 0
@@ -100,6 +136,7 @@ class StoreLocalizer:
         capacity = 64
         self._posterior = np.zeros((capacity, states))
         self._zone = np.full(capacity, self._outside, dtype=np.intp)
+        self._zone_posterior = np.zeros((capacity, self._outside + 1))
         self._candidate = np.full(capacity, -1, dtype=np.intp)
         self._streak = np.zeros(capacity, dtype=np.int32)
         self._unheard = np.zeros(capacity, dtype=np.int32)
@@ -135,18 +172,67 @@ class StoreLocalizer:
             mean_dwell_s=mean_dwell_s,
             outside_entry_per_s=outside_entry_per_s,
         )
-        if outside_after_windows is None:
-            timeout_ms = plan.store.visits.device_timeout_s * 1000
-            outside_after_windows = max(1, math.ceil(timeout_ms / window_ms))
         return cls(
             radio,
             transition,
             hysteresis,
-            outside_after_windows=outside_after_windows,
+            outside_after_windows=_outside_after(plan, window_ms, outside_after_windows),
             window_ms=window_ms,
             evidence_weight=evidence_weight,
             silent_window_probability=silent_window_probability,
         )
+
+    @classmethod
+    def on_grid(
+        cls,
+        plan: StorePlan,
+        *,
+        window_ms: int = 1000,
+        survey: Survey | None = None,
+        hysteresis: Hysteresis = GRID_HYSTERESIS,
+        cell_m: float = 1.0,
+        motion: Motion = Motion(),
+        survey_weight: float = 0.7,
+        outside_after_windows: int | None = None,
+        evidence_weight: float = DEFAULT_EVIDENCE_WEIGHT,
+        silent_window_probability: float = DEFAULT_SILENT_WINDOW_PROBABILITY,
+        **model_kwargs: Any,
+    ) -> "StoreLocalizer":
+        """The position filter: states are ``cell_m`` grid cells (``grid.py``),
+        the radio map is the path-loss model at each cell (``model_kwargs`` go
+        to ``place_map``), blended with a survey's zone rows when given."""
+        grid = floor_grid(plan, cell_m)
+        names = tuple(f"cell-{i}" for i in range(len(grid)))
+        radio = place_map(plan, names, cell_points(grid), window_ms=window_ms, **model_kwargs)
+        if survey is not None:
+            surveyed = fingerprint_map(survey, zones=[z for z in grid.zones if z in survey.zones])
+            per_cell = expand_to_places(surveyed, names, [grid.zones[z] for z in grid.cell_zone])
+            radio = combine(radio, per_cell, survey_weight)
+        transition = motion_transition(grid, plan, window_s=window_ms / 1000, motion=motion)
+        return cls(
+            radio,
+            transition,
+            hysteresis,
+            outside_after_windows=_outside_after(plan, window_ms, outside_after_windows),
+            window_ms=window_ms,
+            evidence_weight=evidence_weight,
+            silent_window_probability=silent_window_probability,
+            zones=grid.zones,
+            zone_share=np.tile(grid.zone_share, (MODES, 1)),
+            state_rows=np.tile(np.arange(len(grid)), MODES),
+        )
+
+    def blank(self) -> "StoreLocalizer":
+        """The same model with no devices tracked yet (a fresh start)."""
+        fresh = copy.copy(self)
+        fresh._last_window_end_ms = None
+        fresh._n = 0
+        fresh._names = []
+        fresh._row = {}
+        fresh._powers = {1: self.transition}
+        for name in ("_posterior", "_zone_posterior", "_zone", "_candidate", "_streak", "_unheard"):
+            setattr(fresh, name, getattr(self, name)[:64].copy())
+        return fresh
 
     # -- reading --------------------------------------------------------------
 
@@ -157,7 +243,7 @@ class StoreLocalizer:
 
     @property
     def zones(self) -> tuple[str, ...]:
-        return self.radio.zones
+        return self._zones
 
     def __len__(self) -> int:
         return self._n
@@ -169,7 +255,7 @@ class StoreLocalizer:
         """Every tracked device's reported zone, as of the last window (changed=False)."""
         n = self._n
         zone = self._zone[:n]
-        confidence = self._posterior[np.arange(n), zone].tolist()
+        confidence = self._zone_posterior[np.arange(n), zone].tolist()
         labels = self._labels
         return [
             ZoneDecision(d, labels[z], c, False, labels[z])
@@ -178,7 +264,7 @@ class StoreLocalizer:
 
     def posterior(self, device: str) -> dict[str | None, float]:
         """The filter's belief for one device (zone -> probability, None = OUTSIDE)."""
-        row = self._posterior[self._row[device]]
+        row = self._zone_posterior[self._row[device]]
         return {label: float(p) for label, p in zip(self._labels, row, strict=True)}
 
     # -- writing --------------------------------------------------------------
@@ -242,10 +328,12 @@ class StoreLocalizer:
         if new_rows.size:
             self._posterior[new_rows] = self._new_prior
         # evidence: silence for everyone, then the readings of those heard
-        log_lik = np.empty((n, self._outside + 1))
+        log_lik = np.empty((n, len(self.radio.zones) + 1))
         log_lik[:] = self._likelihood.silence(present, with_outside=True)
         if len(devices):
             log_lik[rows] = self._likelihood(rssi, present, with_outside=True)
+        if self._likelihood_columns is not None:
+            log_lik = log_lik[:, self._likelihood_columns]
         heard = ~np.isnan(rssi)
         if present is not None:
             heard &= np.asarray(present, dtype=bool)[None, :]
@@ -267,7 +355,11 @@ class StoreLocalizer:
             self._posterior[start:stop] = forward_step(
                 self._posterior[start:stop], log_lik[start:stop], transition
             )
-        posterior = self._posterior[:n]
+        posterior = self._zone_posterior[:n]
+        if self._membership is None:
+            posterior[:] = self._posterior[:n]
+        else:
+            np.matmul(self._posterior[:n], self._membership, out=posterior)
         # hysteresis: a new zone must lead the posterior for confirm_windows windows
         best = posterior.argmax(axis=1)
         leading = posterior[np.arange(n), best]
@@ -277,7 +369,10 @@ class StoreLocalizer:
         wants = (best != zone) & (leading >= self.hysteresis.enter_probability)
         streak[:] = np.where(wants, np.where(best == candidate, streak + 1, 1), 0)
         candidate[:] = np.where(wants, best, -1)
-        switch = wants & (streak >= self.hysteresis.confirm_windows)
+        switch = wants & (
+            (streak >= self.hysteresis.confirm_windows)
+            | (leading >= self.hysteresis.sure_probability)
+        )
         gone = unheard >= self.outside_after_windows
         reported = np.where(gone, self._outside, np.where(switch, best, zone))
         changed = reported != zone
@@ -338,10 +433,13 @@ class StoreLocalizer:
             1, min(round((window_end_ms - last) / self.window_ms), self.outside_after_windows)
         )
 
-    def _power(self, steps: int) -> NDArray[np.float64]:
+    def _power(self, steps: int) -> Transition:
         power = self._powers.get(steps)
         if power is None:
-            power = np.linalg.matrix_power(self.transition, steps)
+            if sparse.issparse(self.transition):
+                power = sparse_power(self.transition, steps).tocsr()
+            else:
+                power = np.linalg.matrix_power(self.transition, steps)
             self._powers[steps] = power
         return power
 
@@ -373,6 +471,7 @@ class StoreLocalizer:
         while capacity < needed:
             capacity *= 2
         self._posterior = _resized(self._posterior, capacity)
+        self._zone_posterior = _resized(self._zone_posterior, capacity)
         self._zone = _resized(self._zone, capacity)
         self._candidate = _resized(self._candidate, capacity)
         self._streak = _resized(self._streak, capacity)
@@ -386,7 +485,8 @@ class StoreLocalizer:
         remaining = n - rows.size
         holes = rows[rows < remaining]
         movers = np.flatnonzero(keep[remaining:]) + remaining
-        for array in (self._posterior, self._zone, self._candidate, self._streak, self._unheard):
+        arrays = (self._posterior, self._zone_posterior, self._zone, self._candidate)
+        for array in (*arrays, self._streak, self._unheard):
             array[holes] = array[movers]
         names = self._names
         for hole, mover in zip(holes.tolist(), movers.tolist(), strict=True):
@@ -396,16 +496,43 @@ class StoreLocalizer:
         self._n = remaining
 
 
+def _outside_after(plan: StorePlan, window_ms: int, windows: int | None) -> int:
+    """Default: the store's ``device_timeout_s`` in windows."""
+    if windows is not None:
+        return windows
+    return max(1, math.ceil(plan.store.visits.device_timeout_s * 1000 / window_ms))
+
+
+def _membership(
+    states: int, zones: int, zone_share: NDArray[np.float64] | None
+) -> NDArray[np.float64] | None:
+    """(states, zones + 1): how each state's probability adds to each zone's
+    (OUTSIDE last); None when the states are the zones themselves."""
+    if zone_share is None:
+        if zones != states - 1:
+            raise ValueError("without zone_share, the states must be the zones")
+        return None
+    share = np.asarray(zone_share, dtype=np.float64)
+    if share.shape != (states - 1, zones):
+        raise ValueError(f"zone_share must be ({states - 1}, {zones}) (states × zones)")
+    membership = np.zeros((states, zones + 1))
+    membership[:-1, :-1] = share
+    membership[:-1, -1] = np.clip(1.0 - share.sum(axis=1), 0.0, 1.0)  # cells off every zone
+    membership[-1, -1] = 1.0
+    return membership
+
+
 def _resized(array: NDArray[Any], capacity: int) -> NDArray[Any]:
     grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
     grown[: array.shape[0]] = array
     return grown
 
 
-def _default_prior(transition: NDArray[np.float64]) -> NDArray[np.float64]:
+def _default_prior(transition: Transition) -> NDArray[np.float64]:
     """Half on OUTSIDE and the entrances, half uniform over the zones."""
     states = transition.shape[0]
-    doors = transition[-1, :-1] > 0
+    last = sparse.csr_array(transition[[-1], :]).toarray()
+    doors = last.ravel()[:-1] > 0
     prior = np.zeros(states)
     prior[:-1] = 0.5 / (states - 1)
     door_share = 0.5 / (1 + doors.sum())

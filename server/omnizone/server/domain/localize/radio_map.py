@@ -83,39 +83,90 @@ def path_loss_map(
     """
     if points_per_zone < 1:
         raise ValueError("points_per_zone must be at least 1")
+    return place_map(
+        plan,
+        [zone.id for zone in plan.zones],
+        np.stack(zone_points(plan, points_per_zone, seed)),
+        tx_power_1m_dbm=tx_power_1m_dbm,
+        exponent=exponent,
+        shadowing_db=shadowing_db,
+        sensitivity_dbm=sensitivity_dbm,
+        window_ms=window_ms,
+        advert_interval_ms=advert_interval_ms,
+        base_loss=base_loss,
+        loss_per_10m=loss_per_10m,
+        sigma_floor_db=SIGMA_FLOOR_DB,
+    )
+
+
+def place_map(
+    plan: StorePlan,
+    places: Sequence[str],
+    points: NDArray[np.float64],
+    *,
+    tx_power_1m_dbm: float = -59.0,
+    exponent: float = 2.2,
+    shadowing_db: float = 4.0,
+    sensitivity_dbm: float = -95.0,
+    window_ms: int = 1000,
+    advert_interval_ms: int = 500,
+    base_loss: float = 0.05,
+    loss_per_10m: float = 0.10,
+    sigma_floor_db: float = 1.0,
+) -> RadioMap:
+    """The path-loss model over any set of places (e.g. grid cells), each given
+    by sample points ``(places, points, 2)``; rows named ``places``."""
     anchors, anchor_xy = anchor_positions(plan)
-    adverts = max(1, round(window_ms / advert_interval_ms))
-    sigma = max(shadowing_db, 1e-6)
-    n_zones = len(plan.zones)
-    mean = np.empty((n_zones, len(anchors)))
-    spread = np.empty_like(mean)
-    p_heard = np.empty_like(mean)
-    for z, points in enumerate(zone_points(plan, points_per_zone, seed)):
-        distance = np.linalg.norm(points[:, None, :] - anchor_xy[None, :, :], axis=2)  # (P, A)
-        mu = mean_rssi_dbm(distance, tx_power_1m_dbm, exponent)
-        alpha = (sensitivity_dbm - mu) / sigma
-        above = np.clip(1.0 - normal_cdf(alpha), 1e-12, 1.0)
-        # adverts above the sensitivity: a normal truncated from below
-        lam = normal_pdf(alpha) / above
-        mu_heard = mu + sigma * lam
-        var_advert = sigma**2 * np.clip(1.0 + alpha * lam - lam**2, 0.05, 1.0)
-        q = above * (1.0 - packet_loss(distance, base_loss, loss_per_10m))  # one advert heard
-        heard_window = 1.0 - (1.0 - q) ** adverts
-        var_window = var_advert * _mean_inverse_heard(q, adverts)
-        weight = np.maximum(heard_window, 1e-12)
-        total = weight.sum(axis=0)
-        zone_mean = (weight * mu_heard).sum(axis=0) / total
-        zone_var = (weight * (var_window + (mu_heard - zone_mean) ** 2)).sum(axis=0) / total
-        mean[z] = zone_mean
-        spread[z] = np.sqrt(zone_var)
-        p_heard[z] = heard_window.mean(axis=0)
+    mean, spread, p_heard = _place_statistics(
+        points,
+        anchor_xy,
+        tx_power_1m_dbm=tx_power_1m_dbm,
+        exponent=exponent,
+        shadowing_db=shadowing_db,
+        sensitivity_dbm=sensitivity_dbm,
+        adverts=max(1, round(window_ms / advert_interval_ms)),
+        base_loss=base_loss,
+        loss_per_10m=loss_per_10m,
+    )
     return RadioMap(
-        zones=tuple(zone.id for zone in plan.zones),
+        zones=tuple(places),
         anchors=anchors,
         mean_dbm=mean,
-        sigma_db=np.maximum(spread, SIGMA_FLOOR_DB),
+        sigma_db=np.maximum(spread, sigma_floor_db),
         p_heard=np.clip(p_heard, P_HEARD_MIN, P_HEARD_MAX),
     )
+
+
+def _place_statistics(
+    points: NDArray[np.float64],
+    anchor_xy: NDArray[np.float64],
+    *,
+    tx_power_1m_dbm: float,
+    exponent: float,
+    shadowing_db: float,
+    sensitivity_dbm: float,
+    adverts: int,
+    base_loss: float,
+    loss_per_10m: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Per place (G, P sample points): mixture mean, spread and hearing chance per anchor."""
+    sigma = max(shadowing_db, 1e-6)
+    distance = np.linalg.norm(points[:, :, None, :] - anchor_xy[None, None, :, :], axis=3)
+    mu = mean_rssi_dbm(distance, tx_power_1m_dbm, exponent)  # (G, P, A)
+    alpha = (sensitivity_dbm - mu) / sigma
+    above = np.clip(1.0 - normal_cdf(alpha), 1e-12, 1.0)
+    # adverts above the sensitivity: a normal truncated from below
+    lam = normal_pdf(alpha) / above
+    mu_heard = mu + sigma * lam
+    var_advert = sigma**2 * np.clip(1.0 + alpha * lam - lam**2, 0.05, 1.0)
+    q = above * (1.0 - packet_loss(distance, base_loss, loss_per_10m))  # one advert heard
+    heard_window = 1.0 - (1.0 - q) ** adverts
+    var_window = var_advert * _mean_inverse_heard(q, adverts)
+    weight = np.maximum(heard_window, 1e-12)
+    total = weight.sum(axis=1)
+    mean = (weight * mu_heard).sum(axis=1) / total
+    var = (weight * (var_window + (mu_heard - mean[:, None, :]) ** 2)).sum(axis=1) / total
+    return mean, np.sqrt(var), heard_window.mean(axis=1)
 
 
 def _mean_inverse_heard(q: NDArray[np.float64], adverts: int) -> NDArray[np.float64]:
@@ -182,6 +233,23 @@ def fingerprint_map(
         mean_dbm=mean,
         sigma_db=np.maximum(spread, SIGMA_FLOOR_DB),
         p_heard=np.clip(p_heard, P_HEARD_MIN, P_HEARD_MAX),
+    )
+
+
+def expand_to_places(
+    zone_map: RadioMap, places: Sequence[str], place_zone: Sequence[str]
+) -> RadioMap:
+    """A zone map spread over finer places (grid cells): each place gets its
+    zone's row; places in zones the map does not know are left out."""
+    index = zone_map.zone_index()
+    kept = [(p, index[z]) for p, z in zip(places, place_zone, strict=True) if z in index]
+    rows = [i for _, i in kept]
+    return RadioMap(
+        zones=tuple(p for p, _ in kept),
+        anchors=zone_map.anchors,
+        mean_dbm=zone_map.mean_dbm[rows].reshape(len(rows), len(zone_map.anchors)),
+        sigma_db=zone_map.sigma_db[rows].reshape(len(rows), len(zone_map.anchors)),
+        p_heard=zone_map.p_heard[rows].reshape(len(rows), len(zone_map.anchors)),
     )
 
 

@@ -1,0 +1,223 @@
+"""Campaigns, the decision log and store-visit counts in SQL (SQLAlchemy 2).
+
+Campaigns are stored as their JSON model, so the API and the YAML files share
+one shape (``omnizone.server.domain.offers.Campaign``). Every decision the
+engine takes is logged with its reason: that log is what the campaign report
+and "why did (not) this shopper get an offer?" read.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Engine,
+    Index,
+    Integer,
+    String,
+    Text,
+    delete,
+    func,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from omnizone.server.adapters.db import Base
+from omnizone.server.domain.offers import Campaign, Decision, Outcome, SentOffer
+
+
+class CampaignRow(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    store: Mapped[str] = mapped_column(String(64), index=True)
+    body: Mapped[dict[str, object]] = mapped_column(JSON)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class DecisionRow(Base):
+    __tablename__ = "offer_decisions"
+    __table_args__ = (
+        Index("ix_decisions_campaign", "campaign_id", "outcome"),
+        Index("ix_decisions_shopper", "shopper_id", "at_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    store: Mapped[str] = mapped_column(String(64))
+    campaign_id: Mapped[str] = mapped_column(String(64))
+    shopper_id: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    trigger: Mapped[str] = mapped_column(String(32))
+    visit_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class StoreVisitRow(Base):
+    __tablename__ = "shopper_store_visits"
+
+    shopper_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    store: Mapped[str] = mapped_column(String(64), primary_key=True)
+    visits: Mapped[int] = mapped_column(Integer)
+    last_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+TABLES = [Base.metadata.tables[t] for t in ("campaigns", "offer_decisions", "shopper_store_visits")]
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedDecision:
+    campaign_id: str
+    shopper_id: str
+    outcome: str
+    reason: str
+    trigger: str
+    at_ms: int
+
+
+class CampaignRepository:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        Base.metadata.create_all(engine, tables=TABLES)
+
+    # -- campaigns --------------------------------------------------------------------
+
+    def campaigns(self) -> list[Campaign]:
+        with Session(self.engine) as session:
+            rows = session.scalars(select(CampaignRow).order_by(CampaignRow.id))
+            return [Campaign.model_validate(row.body) for row in rows]
+
+    def has_campaign(self, campaign_id: str) -> bool:
+        with Session(self.engine) as session:
+            return session.get(CampaignRow, campaign_id) is not None
+
+    def save_campaign(self, campaign: Campaign, at_ms: int) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.merge(
+                CampaignRow(
+                    id=campaign.id,
+                    store=campaign.store,
+                    body=campaign.model_dump(mode="json"),
+                    updated_ms=at_ms,
+                )
+            )
+
+    # -- decisions --------------------------------------------------------------------
+
+    def log_decisions(self, store: str, trigger: str, decisions: Iterable[Decision]) -> None:
+        rows = [
+            DecisionRow(
+                store=store,
+                campaign_id=d.campaign_id,
+                shopper_id=d.shopper_id,
+                outcome=str(d.outcome),
+                reason=d.reason,
+                trigger=trigger,
+                visit_id=d.visit_id,
+                at_ms=d.at_ms,
+            )
+            for d in decisions
+        ]
+        if rows:
+            with Session(self.engine) as session, session.begin():
+                session.add_all(rows)
+
+    def sent_to(self, shopper_id: str) -> list[SentOffer]:
+        query = select(DecisionRow).where(
+            DecisionRow.shopper_id == shopper_id, DecisionRow.outcome == str(Outcome.SENT)
+        )
+        with Session(self.engine) as session:
+            return [SentOffer(r.campaign_id, r.at_ms, r.visit_id) for r in session.scalars(query)]
+
+    def sent_by_campaign(self) -> dict[str, int]:
+        query = (
+            select(DecisionRow.campaign_id, func.count())
+            .where(DecisionRow.outcome == str(Outcome.SENT))
+            .group_by(DecisionRow.campaign_id)
+        )
+        with Session(self.engine) as session:
+            return {campaign: int(n) for campaign, n in session.execute(query)}
+
+    def decisions(
+        self,
+        *,
+        store: str | None = None,
+        campaign_id: str | None = None,
+        shopper_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[LoggedDecision]:
+        query = select(DecisionRow).order_by(DecisionRow.at_ms.desc(), DecisionRow.id.desc())
+        if store is not None:
+            query = query.where(DecisionRow.store == store)
+        if campaign_id is not None:
+            query = query.where(DecisionRow.campaign_id == campaign_id)
+        if shopper_id is not None:
+            query = query.where(DecisionRow.shopper_id == shopper_id)
+        with Session(self.engine) as session:
+            return [
+                LoggedDecision(r.campaign_id, r.shopper_id, r.outcome, r.reason, r.trigger, r.at_ms)
+                for r in session.scalars(query.limit(limit))
+            ]
+
+    def first_decisions(
+        self, campaign_id: str, outcomes: Sequence[Outcome]
+    ) -> dict[str, tuple[str, int]]:
+        """Per shopper, the first decision of the campaign among ``outcomes``:
+        (outcome, at_ms). A shopper is in one group: the earliest decision wins."""
+        query = (
+            select(DecisionRow.shopper_id, DecisionRow.outcome, DecisionRow.at_ms)
+            .where(
+                DecisionRow.campaign_id == campaign_id,
+                DecisionRow.outcome.in_([str(o) for o in outcomes]),
+            )
+            .order_by(DecisionRow.at_ms, DecisionRow.id)
+        )
+        first: dict[str, tuple[str, int]] = {}
+        with Session(self.engine) as session:
+            for shopper, outcome, at_ms in session.execute(query):
+                first.setdefault(shopper, (outcome, at_ms))
+        return first
+
+    def outcome_counts(self, campaign_id: str) -> dict[str, int]:
+        """How often the campaign's trigger matched, by outcome."""
+        query = (
+            select(DecisionRow.outcome, func.count())
+            .where(DecisionRow.campaign_id == campaign_id)
+            .group_by(DecisionRow.outcome)
+        )
+        with Session(self.engine) as session:
+            return {outcome: int(n) for outcome, n in session.execute(query)}
+
+    # -- store visits -----------------------------------------------------------------
+
+    def count_store_visit(self, shopper_id: str, store: str, at_ms: int) -> int:
+        """Record a new store visit; how many came before it."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(StoreVisitRow, (shopper_id, store))
+            if row is None:
+                session.add(
+                    StoreVisitRow(shopper_id=shopper_id, store=store, visits=1, last_ms=at_ms)
+                )
+                return 0
+            row.visits += 1
+            row.last_ms = at_ms
+            return row.visits - 1
+
+    def erase_shopper(self, shopper_id: str) -> None:
+        """Erasure: the decisions about a shopper go too (reports keep no trace of them)."""
+        with Session(self.engine) as session, session.begin():
+            session.execute(delete(DecisionRow).where(DecisionRow.shopper_id == shopper_id))
+            session.execute(delete(StoreVisitRow).where(StoreVisitRow.shopper_id == shopper_id))
+
+    def export_shopper(self, shopper_id: str) -> list[dict[str, object]]:
+        return [
+            {
+                "campaign_id": d.campaign_id,
+                "outcome": d.outcome,
+                "reason": d.reason,
+                "trigger": d.trigger,
+                "at_ms": d.at_ms,
+            }
+            for d in self.decisions(shopper_id=shopper_id, limit=100_000)
+        ]

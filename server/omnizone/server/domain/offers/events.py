@@ -1,0 +1,145 @@
+"""Plain data in and out of the offer decision: the trigger event, the shopper's
+consent and profile, the offers already sent, and the decisions."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+__all__ = [
+    "CampaignTotals",
+    "Decision",
+    "DecisionBatch",
+    "EventKind",
+    "OfferDraft",
+    "OfferHistory",
+    "Outcome",
+    "Purchase",
+    "SentOffer",
+    "ShopperContext",
+    "TriggerEvent",
+]
+
+EventKind = Literal["store_entered", "zone_entered", "dwell", "zone_left", "nfc_tap", "try_on"]
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    NO_CONSENT = "no_consent"
+    PAUSED = "paused"
+    NOT_IN_SEGMENT = "not_in_segment"
+    OUTSIDE_SCHEDULE = "outside_schedule"
+    QUIET_HOURS = "quiet_hours"
+    OUT_OF_STOCK = "out_of_stock"
+    CAPPED_VISIT = "capped_visit"
+    CAPPED_DAY = "capped_day"
+    CAPPED_CAMPAIGN = "capped_campaign"
+    COOLDOWN = "cooldown"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    HELD_OUT = "held_out"
+    LOST_ARBITRATION = "lost_arbitration"
+
+
+# -- inputs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerEvent:
+    """Something the shopper did in the store (built by the service from a
+    visit, a tap or an RFID read). ``previous_visits`` counts earlier store visits."""
+
+    kind: EventKind
+    store: str
+    shopper_id: str
+    visit_id: str
+    at_ms: int
+    zone: str | None = None
+    dwell_s: float | None = None
+    tap_point: str | None = None
+    product_gtin: str | None = None
+    previous_visits: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    gtin: str | None
+    amount: float
+    at_ms: int
+    channel: str = "pos"
+
+
+@dataclass(frozen=True, slots=True)
+class ShopperContext:
+    shopper_id: str
+    consent_offers: bool
+    consent_location: bool
+    cart: frozenset[str] = frozenset()
+    wishlist: frozenset[str] = frozenset()
+    purchases: tuple[Purchase, ...] = ()
+    loyalty_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SentOffer:
+    campaign_id: str
+    at_ms: int
+    visit_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OfferHistory:
+    """Offers SENT to this shopper, any campaign (held-out draws are not offers).
+    Entries older than the longest cap window may be left out, except that
+    ``per_campaign`` caps need the campaign's whole history."""
+
+    sent: Sequence[SentOffer] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignTotals:
+    """Offers sent per campaign to all shoppers, for budgets."""
+
+    sent_by_campaign: Mapping[str, int] = field(default_factory=dict)
+
+
+# -- outputs --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    campaign_id: str
+    shopper_id: str
+    outcome: Outcome
+    reason: str
+    visit_id: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class OfferDraft:
+    """The offer to store and deliver; ids and sequence numbers are the service's."""
+
+    campaign_id: str
+    shopper_id: str
+    store: str
+    title: str
+    body: str
+    image: str | None
+    product_gtin: str | None
+    coupon_code: str | None
+    created_ms: int
+    expires_ms: int
+    trigger: Mapping[str, str | int | float]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionBatch:
+    """One decision per campaign whose trigger matched, in arbitration order."""
+
+    event: TriggerEvent
+    decisions: tuple[Decision, ...]
+    offer: OfferDraft | None
+
+    @property
+    def sent(self) -> Decision | None:
+        return next((d for d in self.decisions if d.outcome is Outcome.SENT), None)

@@ -1,0 +1,101 @@
+"""Per-campaign figures: the funnel (triggered, sent, delivered, opened,
+redeemed) and the lift against the holdout group.
+
+Lift compares shoppers the campaign reached with shoppers it would have
+reached but held out (docs/offers.md): a shopper belongs to the group of the
+campaign's *first* decision about them, and converts when they buy (the
+campaign's product, or anything when it has none) within the attribution
+window after that decision, in any channel.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from omnizone.server.adapters.campaign_db import CampaignRepository
+from omnizone.server.domain.offers import Campaign, Outcome, campaign_lift
+from omnizone.server.service.shoppers import ShopperService
+
+ATTRIBUTION_WINDOW_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignFigures:
+    campaign_id: str
+    name: str
+    status: str
+    triggered: int
+    sent: int
+    held_out: int
+    delivered: int
+    opened: int
+    dismissed: int
+    redeemed: int
+    treated_shoppers: int
+    treated_converted: int
+    control_shoppers: int
+    control_converted: int
+    lift: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def campaign_report(
+    campaigns: list[Campaign],
+    decisions: CampaignRepository,
+    receipts: Callable[[str], Mapping[str, int]],
+    shoppers: ShopperService,
+    *,
+    attribution_window_ms: int = ATTRIBUTION_WINDOW_MS,
+    confidence: float = 0.95,
+) -> list[CampaignFigures]:
+    """``receipts(campaign_id)`` counts delivered/opened/dismissed/redeemed offers."""
+    report = []
+    for campaign in campaigns:
+        groups = decisions.first_decisions(campaign.id, [Outcome.SENT, Outcome.HELD_OUT])
+        converted = {
+            shopper: _bought_after(shoppers, shopper, at_ms, campaign, attribution_window_ms)
+            for shopper, (_outcome, at_ms) in groups.items()
+        }
+        treated = [s for s, (o, _) in groups.items() if o == Outcome.SENT]
+        control = [s for s, (o, _) in groups.items() if o == Outcome.HELD_OUT]
+        treated_won = sum(converted[s] for s in treated)
+        control_won = sum(converted[s] for s in control)
+        lift = campaign_lift(len(treated), treated_won, len(control), control_won, confidence)
+        counts = receipts(campaign.id)
+        logged = decisions.outcome_counts(campaign.id)
+        report.append(
+            CampaignFigures(
+                campaign_id=campaign.id,
+                name=campaign.name,
+                status=campaign.status,
+                triggered=sum(logged.values()),
+                sent=logged.get(str(Outcome.SENT), 0),
+                held_out=logged.get(str(Outcome.HELD_OUT), 0),
+                delivered=counts.get("delivered", 0),
+                opened=counts.get("opened", 0),
+                dismissed=counts.get("dismissed", 0),
+                redeemed=counts.get("redeemed", 0),
+                treated_shoppers=len(treated),
+                treated_converted=treated_won,
+                control_shoppers=len(control),
+                control_converted=control_won,
+                lift=asdict(lift),
+            )
+        )
+    return report
+
+
+def _bought_after(
+    shoppers: ShopperService, shopper: str, at_ms: int, campaign: Campaign, window_ms: int
+) -> bool:
+    product = campaign.content.product_gtin
+    try:
+        purchases = shoppers.profile(shopper).purchases
+    except LookupError:  # erased since: counted as not converted
+        return False
+    return any(
+        at_ms <= p.at_ms <= at_ms + window_ms and (product is None or p.gtin == product)
+        for p in purchases
+    )

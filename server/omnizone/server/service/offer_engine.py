@@ -1,0 +1,376 @@
+"""The offer engine: what shoppers do in the store, turned into decisions and offers.
+
+Placements from ingest become journey moments (``domain.offers.journey``);
+fitting-room try-ons and shelf taps arrive as they happen. Each moment is a
+``TriggerEvent`` for the pure ``decide``; every decision is logged with its
+reason, and the one offer sent (if any) goes to delivery. Everything here is
+bookkeeping around the two pure functions.
+"""
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from omnizone.server.adapters.campaign_db import CampaignRepository, LoggedDecision
+from omnizone.server.domain.identity import may_send_offer, may_store_location
+from omnizone.server.domain.offers import (
+    Campaign,
+    CampaignTotals,
+    Catalog,
+    DecisionBatch,
+    OfferDraft,
+    OfferHistory,
+    Purchase,
+    SentOffer,
+    ShopperContext,
+    TriggerEvent,
+    check_campaign,
+    decide,
+)
+from omnizone.server.domain.offers.journey import Journey, follow
+from omnizone.server.service.locators import ZonePlacement
+from omnizone.server.service.shoppers import ShopperService
+from omnizone.store import StorePlan
+
+log = logging.getLogger(__name__)
+
+#: delivery: (shopper, offer, when the gateway published what triggered it)
+Publish = Callable[[str, OfferDraft, int | None], object]
+
+
+#: Which campaign triggers a moment can fire (docs/offers.md).
+_FIRED_BY: dict[str, frozenset[str]] = {
+    "store_entered": frozenset({"store_entered", "returning_shopper"}),
+    "zone_entered": frozenset({"zone_entered", "wishlist_item_in_zone", "cart_item_in_zone"}),
+    "dwell": frozenset({"dwell"}),
+    "zone_left": frozenset({"zone_left"}),
+    "nfc_tap": frozenset({"nfc_tap"}),
+    "try_on": frozenset({"try_on"}),
+}
+
+
+class CampaignRejected(ValueError):
+    """A campaign from the API that does not fit the store or the catalog."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class UnknownCampaign(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Trip:
+    journey: Journey
+    previous_visits: int
+
+
+class OfferEngine:
+    def __init__(
+        self,
+        stores: Mapping[str, StorePlan],
+        repository: CampaignRepository,
+        catalog: Catalog,
+        shoppers: ShopperService,
+        publish: Publish,
+        *,
+        clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        background: bool = False,
+    ) -> None:
+        """``background``: placements and try-ons are queued and decided on the
+        engine's own thread, so ingest never waits for a decision (the server);
+        otherwise they are decided in the caller's thread (tests, replays)."""
+        self._stores = dict(stores)
+        self._repo = repository
+        self.catalog = catalog
+        self._shoppers = shoppers
+        self._publish = publish
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._campaigns: dict[str, Campaign] = {c.id: c for c in repository.campaigns()}
+        self._trips: dict[tuple[str, str], _Trip] = {}  # (store, shopper) -> current trip
+        self._sent_by_campaign: Counter[str] = Counter(repository.sent_by_campaign())
+        self._history: dict[str, list[SentOffer]] = {}  # shopper -> offers sent (cache)
+        self._queue: queue.Queue[Callable[[], None] | None] | None = None
+        self._worker: threading.Thread | None = None
+        if background:
+            self._queue = queue.Queue()
+            self._worker = threading.Thread(target=self._work, name="offer-engine", daemon=True)
+            self._worker.start()
+        self._reader_zones = {
+            (plan.id, reader.id): reader.zone
+            for plan in stores.values()
+            for reader in plan.rfid_readers
+        }
+
+    @property
+    def stores(self) -> Mapping[str, StorePlan]:
+        return self._stores
+
+    def now_ms(self) -> int:
+        return self._clock()
+
+    def decisions(
+        self,
+        *,
+        store: str | None = None,
+        campaign_id: str | None = None,
+        shopper_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[LoggedDecision]:
+        """The decision log, newest first: why each offer was or was not sent."""
+        return self._repo.decisions(
+            store=store, campaign_id=campaign_id, shopper_id=shopper_id, limit=limit
+        )
+
+    # -- campaigns (API and files) -------------------------------------------------------
+
+    def campaigns(self, store: str) -> list[Campaign]:
+        with self._lock:
+            return [c for c in self._campaigns.values() if c.store == store]
+
+    def campaign(self, campaign_id: str) -> Campaign:
+        with self._lock:
+            found = self._campaigns.get(campaign_id)
+        if found is None:
+            raise UnknownCampaign(f"no campaign {campaign_id!r}")
+        return found
+
+    def save_campaign(self, campaign: Campaign) -> Campaign:
+        problems = check_campaign(campaign, self._stores.get(campaign.store), self.catalog)
+        if campaign.store not in self._stores:
+            problems.insert(0, f"store: {campaign.store!r} is not a store of this server")
+        if problems:
+            raise CampaignRejected(problems)
+        with self._lock:
+            self._repo.save_campaign(campaign, self._clock())
+            self._campaigns[campaign.id] = campaign
+        return campaign
+
+    def set_status(self, campaign_id: str, status: str) -> Campaign:
+        return self.save_campaign(self.campaign(campaign_id).model_copy(update={"status": status}))
+
+    def seed(self, campaigns: list[Campaign]) -> int:
+        """Campaigns from a file, for those not stored yet: a campaign edited or
+        paused through the API keeps its stored version across restarts."""
+        added = 0
+        for campaign in campaigns:
+            if not self._repo.has_campaign(campaign.id):
+                self.save_campaign(campaign)
+                added += 1
+        return added
+
+    # -- what happens in the store ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Decide what is queued, then stop the engine's thread."""
+        if self._queue is not None and self._worker is not None:
+            self._queue.put(None)
+            self._worker.join(30)
+            self._queue = None
+
+    def forget_shopper(self, shopper_id: str) -> None:
+        """Erasure: nothing about the shopper stays in memory either."""
+        with self._lock:
+            self._history.pop(shopper_id, None)
+            for key in [k for k in self._trips if k[1] == shopper_id]:
+                del self._trips[key]
+
+    def drain(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything queued so far is decided (tests, shutdown)."""
+        if self._queue is None:
+            return True
+        done = threading.Event()
+        self._queue.put(done.set)
+        return done.wait(timeout_s)
+
+    def on_placement(self, store: str, placement: ZonePlacement) -> None:
+        """Ingest's placement listener (called for every device, every window)."""
+        if ":" in placement.device:  # not a registered shopper (a beacon or tag key)
+            return
+        if self._queue is not None:
+            self._queue.put(lambda: self._place(store, placement))
+        else:
+            self._place(store, placement)
+
+    def _work(self) -> None:
+        assert self._queue is not None
+        while (job := self._queue.get()) is not None:
+            try:
+                job()
+            except Exception:  # one bad decision must not stop the engine
+                log.exception("offer engine job failed")
+
+    def _place(self, store: str, placement: ZonePlacement) -> None:
+        device = placement.device
+        with self._lock:
+            key = (store, device)
+            trip = self._trips.get(key)
+            thresholds = self._dwell_thresholds(store)
+            journey, moments = follow(
+                trip.journey if trip else None, placement.zone, placement.at_ms, thresholds
+            )
+            if journey is None:
+                self._trips.pop(key, None)
+            else:
+                previous = (
+                    trip.previous_visits if trip else self._count_visit(store, device, journey)
+                )
+                self._trips[key] = _Trip(journey, previous)
+        for moment in moments:
+            visit = journey or (trip.journey if trip else None)
+            self._handle(
+                TriggerEvent(
+                    kind=moment.kind,
+                    store=store,
+                    shopper_id=device,
+                    visit_id=visit.visit_id if visit else "",
+                    at_ms=moment.at_ms,
+                    zone=moment.zone,
+                    dwell_s=moment.dwell_s,
+                    previous_visits=self._trips[key].previous_visits if key in self._trips else 0,
+                ),
+                placement.published_ms,
+            )
+
+    def on_try_on(self, store: str, reader: str, gtin: str, at_ms: int) -> None:
+        """An item tried on in a fitting room: offered to the shoppers placed there."""
+        if self._queue is not None:
+            self._queue.put(lambda: self._try_on(store, reader, gtin, at_ms))
+        else:
+            self._try_on(store, reader, gtin, at_ms)
+
+    def _try_on(self, store: str, reader: str, gtin: str, at_ms: int) -> None:
+        zone = self._reader_zones.get((store, reader))
+        if zone is None:
+            return
+        with self._lock:
+            there = [
+                (s, t)
+                for (st, s), t in self._trips.items()
+                if st == store and t.journey.zone == zone
+            ]
+        for shopper, trip in there:
+            self._handle(
+                TriggerEvent(
+                    kind="try_on",
+                    store=store,
+                    shopper_id=shopper,
+                    visit_id=trip.journey.visit_id,
+                    at_ms=at_ms,
+                    zone=zone,
+                    product_gtin=gtin,
+                    previous_visits=trip.previous_visits,
+                ),
+                None,
+            )
+
+    def on_tap(
+        self, store: str, shopper_id: str, tap_point: str | None, gtin: str | None, at_ms: int
+    ) -> DecisionBatch:
+        """The app opened a shelf tag's product page (the phone read the tag)."""
+        plan = self._stores[store]
+        zone = next((t.zone for t in plan.nfc_tap_points if t.id == tap_point), None)
+        with self._lock:
+            trip = self._trips.get((store, shopper_id))
+        return self._handle(
+            TriggerEvent(
+                kind="nfc_tap",
+                store=store,
+                shopper_id=shopper_id,
+                visit_id=trip.journey.visit_id if trip else self._day_visit(store, at_ms),
+                at_ms=at_ms,
+                zone=zone,
+                tap_point=tap_point,
+                product_gtin=gtin,
+                previous_visits=trip.previous_visits if trip else 0,
+            ),
+            None,
+        )
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _handle(self, event: TriggerEvent, published_ms: int | None) -> DecisionBatch:
+        with self._lock:
+            campaigns = [
+                c
+                for c in self._campaigns.values()
+                if c.store == event.store and c.trigger.kind in _FIRED_BY[event.kind]
+            ]
+        if not campaigns:  # nothing listens for this moment: no profile read, no log
+            return DecisionBatch(event, (), None)
+        shopper = self._context(event.shopper_id)
+        with self._lock:
+            history = self._history.get(event.shopper_id)
+            if history is None:
+                history = self._history[event.shopper_id] = self._repo.sent_to(event.shopper_id)
+            totals = CampaignTotals(dict(self._sent_by_campaign))
+        batch = decide(
+            event,
+            shopper,
+            campaigns,
+            OfferHistory(tuple(history)),
+            totals,
+            self.catalog,
+            self._stores[event.store].store.timezone,
+            event.at_ms,  # the store's event time: schedules and caps follow what happened
+        )
+        self._repo.log_decisions(event.store, event.kind, batch.decisions)
+        sent = batch.sent
+        if sent is not None:
+            with self._lock:
+                self._sent_by_campaign[sent.campaign_id] += 1
+                history.append(SentOffer(sent.campaign_id, sent.at_ms, sent.visit_id))
+        if batch.offer is not None:
+            try:
+                self._publish(event.shopper_id, batch.offer, published_ms)
+            except Exception:  # delivery must never stop ingest
+                log.exception("offer for %s could not be delivered", event.shopper_id)
+        return batch
+
+    def _context(self, shopper_id: str) -> ShopperContext:
+        consent = self._shoppers.consent(shopper_id)
+        profile = self._shoppers.profile(shopper_id) if consent is not None else None
+        loyalty = None
+        if consent is not None:
+            try:
+                loyalty = self._shoppers.shopper(shopper_id).loyalty_id
+            except LookupError:
+                loyalty = None
+        return ShopperContext(
+            shopper_id=shopper_id,
+            consent_offers=consent is not None and may_send_offer(consent),
+            consent_location=consent is not None and may_store_location(consent),
+            cart=frozenset(profile.cart) if profile else frozenset(),
+            wishlist=frozenset(profile.wishlist) if profile else frozenset(),
+            purchases=tuple(
+                Purchase(p.gtin, p.amount or 0.0, p.at_ms, p.channel) for p in profile.purchases
+            )
+            if profile
+            else (),
+            loyalty_id=loyalty,
+        )
+
+    def _day_visit(self, store: str, at_ms: int) -> str:
+        """A shopper the store does not place (no location consent) still has
+        visits for the caps: one per store day."""
+        tz = ZoneInfo(self._stores[store].store.timezone)
+        return "day-" + datetime.fromtimestamp(at_ms / 1000, tz).date().isoformat()
+
+    def _dwell_thresholds(self, store: str) -> list[float]:
+        return [
+            c.trigger.min_dwell_s
+            for c in self._campaigns.values()
+            if c.store == store and c.status == "active" and c.trigger.kind == "dwell"
+        ]
+
+    def _count_visit(self, store: str, shopper_id: str, journey: Journey) -> int:
+        return self._repo.count_store_visit(shopper_id, store, journey.store_entered_ms)

@@ -1,0 +1,472 @@
+"""Shopper use cases: registration, consent, the omnichannel profile, export
+and erasure, and the associate's QR hand-off.
+
+A registration is one app install: the shopper id is also the device id the
+``EidResolver`` answers with. Other parts plug in without this module knowing
+them: ``export_providers`` add sections to a shopper's export (visits,
+offers...), ``erase_listeners`` delete what they hold about a shopper, and
+``device_listeners`` hear of every device key added or removed (the
+resolver's ``update``).
+"""
+
+import logging
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from omnizone.contract.eid import new_identity_key
+from omnizone.contract.messages import EpochMs, Gtin
+from omnizone.server.domain.identity import (
+    Channel,
+    Consent,
+    ConsentChange,
+    ProfileEvent,
+    ProfileEventType,
+    ProfileSummary,
+    Purpose,
+    Shopper,
+    check_webhook_signature,
+    hash_token,
+    may_show_associate_context,
+    read_qr_token,
+    sign_qr_token,
+    summarize_profile,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QR_TTL_S = 300
+MAX_WEBHOOK_EVENTS = 1000
+LOYALTY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+SHOPPER_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+LoyaltyId = Annotated[
+    str, Field(pattern=LOYALTY_ID_PATTERN, description="the retailer's loyalty card number")
+]
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# -- input -----------------------------------------------------------------------------
+
+
+class ProfileEventIn(BaseModel):
+    """One change of the omnichannel profile, from the app, the web shop or a till."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"type": "cart_add", "gtin": "09506000134352", "channel": "online"},
+                {
+                    "type": "purchase",
+                    "gtin": "09506000134352",
+                    "channel": "pos",
+                    "at_ms": 1767225600000,
+                    "amount": 89.9,
+                },
+            ]
+        },
+    )
+
+    type: ProfileEventType
+    gtin: Gtin
+    channel: Channel
+    at_ms: EpochMs | None = Field(None, description="when it happened; default: when received")
+    amount: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="price paid (purchases)"
+    )
+
+
+class WebhookIn(BaseModel):
+    """What the web shop or POS posts to ``/webhooks/profile``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "loyalty_id": "FR-0042-7781",
+                    "events": [
+                        {"type": "wishlist_add", "gtin": "09506000134352", "channel": "online"}
+                    ],
+                }
+            ]
+        },
+    )
+
+    loyalty_id: LoyaltyId | None = None
+    shopper_id: str | None = Field(None, pattern=SHOPPER_ID_PATTERN)
+    events: list[ProfileEventIn] = Field(min_length=1, max_length=MAX_WEBHOOK_EVENTS)
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> "WebhookIn":
+        if (self.loyalty_id is None) == (self.shopper_id is None):
+            raise ValueError("give exactly one of loyalty_id or shopper_id")
+        return self
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+class ShopperError(Exception):
+    """A refusal with a message meant for the caller."""
+
+
+class UnknownStore(ShopperError, ValueError):
+    def __init__(self, store: str, known: Iterable[str]) -> None:
+        super().__init__(f"store {store!r} is not served here; known: {sorted(known)}")
+
+
+class ShopperNotFound(ShopperError, LookupError):
+    pass
+
+
+class WebhookNotConfigured(ShopperError):
+    def __init__(self) -> None:
+        super().__init__(
+            "the profile webhook is off: set OMNIZONE_WEBHOOK_SECRET to the secret "
+            "the sender signs with"
+        )
+
+
+class WebhookRejected(ShopperError):
+    """Missing or wrong signature: nothing was read or stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    loc: tuple[str | int, ...]
+    msg: str
+
+    @property
+    def where(self) -> str:
+        out = ""
+        for part in self.loc:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        return out or "body"
+
+
+class InvalidInput(ShopperError, ValueError):
+    """Says which field (``events[2].gtin``) is wrong and why."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(f"{e.where}: {e.msg}" for e in self.errors))
+
+    @classmethod
+    def from_validation(cls, error: ValidationError) -> "InvalidInput":
+        return cls(
+            [
+                FieldError(tuple(e["loc"]), e["msg"].removeprefix("Value error, "))
+                for e in error.errors(include_url=False)
+            ]
+        )
+
+
+class NoConsent(ShopperError, PermissionError):
+    pass
+
+
+# -- results ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    shopper_id: str
+    token: str
+    """Shown once; only its SHA-256 is stored."""
+    eid_key: bytes
+    rotation_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResult:
+    shopper_ids: tuple[str, ...]
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
+class QrToken:
+    token: str
+    expires_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssociateContext:
+    shopper_id: str
+    store: str
+    loyalty_id: str | None
+    profile: ProfileSummary
+
+
+# -- the storage port ------------------------------------------------------------------
+
+
+class ShopperStore(Protocol):
+    def add_shopper(self, shopper: Shopper) -> None: ...
+    def shopper(self, shopper_id: str) -> Shopper | None: ...
+    def shoppers_with_loyalty(self, loyalty_id: str) -> list[str]: ...
+    def set_loyalty(self, shopper_id: str, loyalty_id: str) -> bool: ...
+    def devices(self) -> dict[str, bytes]: ...
+    def add_consent_changes(self, shopper_id: str, changes: Sequence[ConsentChange]) -> None: ...
+    def consent_history(self, shopper_id: str) -> list[ConsentChange]: ...
+    def current_consents(self) -> dict[str, Consent]: ...
+    def add_profile_events(
+        self, shopper_ids: Iterable[str], events: Sequence[ProfileEvent]
+    ) -> None: ...
+    def profile_events(self, shopper_id: str) -> list[ProfileEvent]: ...
+    def erase(self, shopper_id: str) -> bool: ...
+
+
+ExportProvider = Callable[[str], object]
+EraseListener = Callable[[str], None]
+DeviceListener = Callable[[str, bytes | None], None]
+
+_EXPORT_SECTIONS = frozenset(
+    {"shopper", "consent", "consent_history", "profile_events", "exported_ms"}
+)
+
+
+# -- the service -----------------------------------------------------------------------
+
+
+class ShopperService:
+    """Identity, consent and profile of shoppers; see docs/identity.md."""
+
+    def __init__(
+        self,
+        stores: Collection[str],
+        repository: ShopperStore,
+        *,
+        eid_rotation_s: int = 900,
+        webhook_secret: bytes | None = None,
+        qr_secret: bytes | None = None,
+        qr_ttl_s: int = DEFAULT_QR_TTL_S,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        if eid_rotation_s < 1:
+            raise ValueError(f"EID rotation period must be at least 1 s, got {eid_rotation_s}")
+        if webhook_secret is not None and len(webhook_secret) < 16:
+            raise ValueError("the webhook secret is too short: use at least 16 characters")
+        self._stores = frozenset(stores)
+        self._repo = repository
+        self.eid_rotation_s = eid_rotation_s
+        self._webhook_secret = webhook_secret
+        # Per process unless given: QR tokens live minutes, a restart just asks for a new one.
+        self._qr_secret = qr_secret or secrets.token_bytes(32)
+        self._qr_ttl_ms = qr_ttl_s * 1000
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._consents = repository.current_consents()  # read per sighting: kept in memory
+        self.export_providers: dict[str, ExportProvider] = {}
+        self.erase_listeners: list[EraseListener] = []
+        self.device_listeners: list[DeviceListener] = []
+
+    # -- identity ------------------------------------------------------------------
+
+    def register(self, store: str) -> Registration:
+        if store not in self._stores:
+            raise UnknownStore(store, self._stores)
+        shopper_id = uuid.uuid4().hex
+        token = f"{shopper_id}.{secrets.token_urlsafe(32)}"
+        key = new_identity_key()
+        self._repo.add_shopper(
+            Shopper(
+                id=shopper_id,
+                store=store,
+                token_hash=hash_token(token),
+                eid_key=key,
+                created_ms=self._clock(),
+            )
+        )
+        with self._lock:
+            self._consents[shopper_id] = Consent()
+        self._notify_devices(shopper_id, key)
+        return Registration(shopper_id, token, key, self.eid_rotation_s)
+
+    def authenticate(self, token: str) -> str | None:
+        """The shopper a bearer token belongs to; None for anything else."""
+        shopper_id, dot, _secret = token.partition(".")
+        if not dot or len(shopper_id) != 32:
+            return None
+        shopper = self._repo.shopper(shopper_id)
+        if shopper is None:
+            return None
+        return shopper_id if secrets.compare_digest(hash_token(token), shopper.token_hash) else None
+
+    def shopper(self, shopper_id: str) -> Shopper:
+        found = self._repo.shopper(shopper_id)
+        if found is None:
+            raise ShopperNotFound(f"no shopper {shopper_id!r} (unknown or erased)")
+        return found
+
+    def all_devices(self) -> dict[str, bytes]:
+        """Device id -> identity key of every registered device, for the EID resolver."""
+        return self._repo.devices()
+
+    # -- consent -------------------------------------------------------------------
+
+    def consent(self, shopper_id: str) -> Consent | None:
+        """Current consent from memory (hot path of ingest); None if no such shopper."""
+        with self._lock:
+            return self._consents.get(shopper_id)
+
+    def set_consent(self, shopper_id: str, changes: Mapping[Purpose, bool]) -> Consent:
+        """Records a history row for each purpose whose value actually changes."""
+        with self._lock:
+            current = self._consents.get(shopper_id)
+            if current is None:
+                raise ShopperNotFound(f"no shopper {shopper_id!r} (unknown or erased)")
+            now = self._clock()
+            rows = [
+                ConsentChange(purpose, granted, now)
+                for purpose, granted in changes.items()
+                if current.granted(purpose) != granted
+            ]
+            if rows:
+                self._repo.add_consent_changes(shopper_id, rows)
+            updated = current.changed(changes)
+            self._consents[shopper_id] = updated
+        return updated
+
+    def consent_history(self, shopper_id: str) -> list[ConsentChange]:
+        self.shopper(shopper_id)
+        return self._repo.consent_history(shopper_id)
+
+    # -- the omnichannel profile ---------------------------------------------------
+
+    def add_profile_events(
+        self, shopper_id: str, events: Sequence[ProfileEventIn]
+    ) -> list[ProfileEvent]:
+        self.shopper(shopper_id)
+        stored = self._to_events(events)
+        self._repo.add_profile_events([shopper_id], stored)
+        return stored
+
+    def link_loyalty(self, shopper_id: str, loyalty_id: str) -> None:
+        if not self._repo.set_loyalty(shopper_id, loyalty_id):
+            raise ShopperNotFound(f"no shopper {shopper_id!r} (unknown or erased)")
+
+    def receive_webhook(self, body: bytes, signature: str | None) -> WebhookResult:
+        """Checks the signature over the raw bytes before reading anything."""
+        if self._webhook_secret is None:
+            raise WebhookNotConfigured()
+        try:
+            check_webhook_signature(self._webhook_secret, body, signature)
+        except ValueError as error:
+            raise WebhookRejected(str(error)) from None
+        try:
+            payload = WebhookIn.model_validate_json(body)
+        except ValidationError as error:
+            raise InvalidInput.from_validation(error) from None
+        if payload.shopper_id is not None:
+            self.shopper(payload.shopper_id)
+            shopper_ids = [payload.shopper_id]
+        else:
+            assert payload.loyalty_id is not None  # the model allows exactly one
+            shopper_ids = self._repo.shoppers_with_loyalty(payload.loyalty_id)
+            if not shopper_ids:
+                raise ShopperNotFound(f"no shopper has linked loyalty id {payload.loyalty_id!r}")
+        events = self._to_events(payload.events)
+        self._repo.add_profile_events(shopper_ids, events)
+        return WebhookResult(tuple(shopper_ids), len(events))
+
+    def profile(self, shopper_id: str) -> ProfileSummary:
+        return summarize_profile(self._repo.profile_events(shopper_id))
+
+    def _to_events(self, events: Sequence[ProfileEventIn]) -> list[ProfileEvent]:
+        now = self._clock()
+        return [
+            ProfileEvent(
+                type=e.type,
+                gtin=e.gtin,
+                channel=e.channel,
+                at_ms=now if e.at_ms is None else e.at_ms,
+                amount=e.amount,
+            )
+            for e in events
+        ]
+
+    # -- export and erasure --------------------------------------------------------
+
+    def export(self, shopper_id: str) -> dict[str, Any]:
+        """Everything stored about the shopper, plus what other parts add."""
+        shopper = self.shopper(shopper_id)
+        history = self._repo.consent_history(shopper_id)
+        consent = self.consent(shopper_id) or Consent()
+        out: dict[str, Any] = {
+            "exported_ms": self._clock(),
+            "shopper": {
+                "shopper_id": shopper.id,
+                "store": shopper.store,
+                "created_ms": shopper.created_ms,
+                "loyalty_id": shopper.loyalty_id,
+                "eid_key": shopper.eid_key.hex(),
+                "eid_rotation_s": self.eid_rotation_s,
+            },
+            "consent": asdict(consent),
+            "consent_history": [
+                {"purpose": c.purpose.value, "granted": c.granted, "changed_ms": c.changed_ms}
+                for c in history
+            ],
+            "profile_events": [asdict(e) for e in self._repo.profile_events(shopper_id)],
+        }
+        for name, provide in self.export_providers.items():
+            if name in _EXPORT_SECTIONS:
+                raise ValueError(f"export provider {name!r} would overwrite a core section")
+            out[name] = provide(shopper_id)
+        return out
+
+    def erase(self, shopper_id: str) -> None:
+        """Stops resolving the device, lets other parts erase, then deletes the rows.
+
+        If another part fails, the shopper stays registered and resolvable, so
+        the erasure can simply be asked for again.
+        """
+        shopper = self.shopper(shopper_id)
+        self._notify_devices(shopper_id, None)
+        try:
+            for listener in self.erase_listeners:
+                listener(shopper_id)
+        except BaseException:
+            self._notify_devices(shopper_id, shopper.eid_key)
+            raise
+        with self._lock:
+            self._repo.erase(shopper_id)
+            self._consents.pop(shopper_id, None)
+
+    def _notify_devices(self, device: str, key: bytes | None) -> None:
+        for listener in self.device_listeners:
+            listener(device, key)
+
+    # -- the associate's QR hand-off ----------------------------------------------
+
+    def issue_qr_token(self, shopper_id: str) -> QrToken:
+        self.shopper(shopper_id)
+        expires_ms = self._clock() + self._qr_ttl_ms
+        return QrToken(sign_qr_token(self._qr_secret, shopper_id, expires_ms), expires_ms)
+
+    def associate_context(self, qr_token: str) -> AssociateContext:
+        """Raises ``QrTokenError`` (forged/expired), ``ShopperNotFound`` or ``NoConsent``."""
+        shopper_id = read_qr_token(self._qr_secret, qr_token, self._clock())
+        shopper = self.shopper(shopper_id)
+        if not may_show_associate_context(self.consent(shopper_id)):
+            raise NoConsent(
+                "the shopper has not consented to personalized_offers, "
+                "so their profile is not shown"
+            )
+        return AssociateContext(
+            shopper_id=shopper.id,
+            store=shopper.store,
+            loyalty_id=shopper.loyalty_id,
+            profile=self.profile(shopper_id),
+        )

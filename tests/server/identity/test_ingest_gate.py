@@ -1,0 +1,110 @@
+"""Ingest with registered shoppers: rotating ids resolve to the shopper, ids
+nobody registered are dropped, and consent decides what is tracked and what
+is written down (issue #5: no location without consent)."""
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from omnizone.contract.eid import eid_device_key
+from omnizone.server.adapters.db import BleSightingRow, SqlRepository, VisitRow
+from omnizone.server.adapters.shopper_db import ShopperRepository
+from omnizone.server.domain.identity import Purpose
+from omnizone.server.service.device_identity import RegisteredDevices
+from omnizone.server.service.ingest import IngestService
+from omnizone.server.service.locators import ZonePlacement
+from omnizone.server.service.shoppers import ShopperService
+from omnizone.store import StorePlan
+from tests.server.conftest import T0, ble
+
+ROTATION_S = 900
+
+
+class Store:
+    def __init__(self, plan: StorePlan, tmp_path: Path) -> None:
+        self.repo = SqlRepository.from_url(f"sqlite:///{tmp_path / 'omnizone.db'}")
+        self.shoppers = ShopperService([plan.id], ShopperRepository(self.repo.engine))
+        self.shoppers.erase_listeners.append(self.repo.erase_device)
+        self.ingest = IngestService(
+            {plan.id: plan},
+            self.repo,
+            identity=RegisteredDevices(self.shoppers, ROTATION_S),
+        )
+        self.placed: list[ZonePlacement] = []
+        self.ingest.placement_listeners.append(lambda _store, p: self.placed.append(p))
+        self.seq = 0
+
+    def hear(self, device: str, at_ms: int, rssi: float = -55.0) -> None:
+        self.seq += 1
+        self.ingest.handle(*ble("gw-womenswear", self.seq, at_ms, {device: rssi}), at_ms)
+
+    def rows(self, table: type, device: str) -> int:
+        with Session(self.repo.engine) as session:
+            query = select(func.count()).select_from(table).where(table.device == device)  # type: ignore[attr-defined]
+            return int(session.scalar(query) or 0)
+
+
+@pytest.fixture
+def store(plan: StorePlan, tmp_path: Path) -> Store:
+    return Store(plan, tmp_path)
+
+
+def _walk(store: Store, key: bytes, seconds: int, start_ms: int = T0) -> None:
+    for s in range(seconds):
+        at = start_ms + (s + 1) * 1000
+        store.hear(eid_device_key(key, at, ROTATION_S), at)
+
+
+def test_an_id_nobody_registered_is_dropped_and_never_stored(store: Store) -> None:
+    store.hear("eid:00112233445566ff", T0 + 1000)
+    assert store.ingest.counters.unresolved_dropped == 1
+    assert store.rows(BleSightingRow, "eid:00112233445566ff") == 0
+    assert store.placed == []
+
+
+def test_without_consent_nothing_is_tracked_or_stored(store: Store) -> None:
+    shopper = store.shoppers.register("paris-rivoli")
+    _walk(store, shopper.eid_key, 20)
+    assert store.ingest.counters.not_consented_dropped == 20
+    assert store.placed == []
+    assert store.rows(BleSightingRow, shopper.shopper_id) == 0
+
+
+def test_offers_only_consent_is_placed_in_memory_but_not_written_down(store: Store) -> None:
+    shopper = store.shoppers.register("paris-rivoli")
+    store.shoppers.set_consent(shopper.shopper_id, {Purpose.PERSONALIZED_OFFERS: True})
+    _walk(store, shopper.eid_key, 20)
+    assert {p.device for p in store.placed} == {shopper.shopper_id}
+    assert "womenswear" in {p.zone for p in store.placed}
+    assert store.rows(BleSightingRow, shopper.shopper_id) == 0
+    assert store.rows(VisitRow, shopper.shopper_id) == 0
+
+
+def test_analytics_consent_stores_under_the_shopper_across_rotations(store: Store) -> None:
+    shopper = store.shoppers.register("paris-rivoli")
+    store.shoppers.set_consent(shopper.shopper_id, {Purpose.LOCATION_ANALYTICS: True})
+    # 40 s that straddle a rotation boundary: two different ephemeral ids on air
+    start = (T0 // (ROTATION_S * 1000) + 1) * ROTATION_S * 1000 - 20_000
+    keys = {eid_device_key(shopper.eid_key, start + s * 1000, ROTATION_S) for s in range(1, 41)}
+    assert len(keys) == 2
+    _walk(store, shopper.eid_key, 40, start_ms=start)
+    assert store.rows(BleSightingRow, shopper.shopper_id) == 40
+    for key in keys:
+        assert store.rows(BleSightingRow, key) == 0  # the on-air ids are never kept
+    assert store.ingest.counters.unresolved_dropped == 0
+
+
+def test_erasure_removes_the_shoppers_location_history(store: Store) -> None:
+    shopper = store.shoppers.register("paris-rivoli")
+    store.shoppers.set_consent(shopper.shopper_id, {Purpose.LOCATION_ANALYTICS: True})
+    _walk(store, shopper.eid_key, 30)
+    store.ingest.finish("paris-rivoli")
+    assert store.rows(BleSightingRow, shopper.shopper_id) == 30
+    store.shoppers.erase(shopper.shopper_id)
+    assert store.rows(BleSightingRow, shopper.shopper_id) == 0
+    assert store.rows(VisitRow, shopper.shopper_id) == 0
+    # and the erased phone is no longer recognised
+    _walk(store, shopper.eid_key, 2, start_ms=T0 + 60_000)
+    assert store.ingest.counters.unresolved_dropped == 2
