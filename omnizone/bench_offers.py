@@ -130,7 +130,7 @@ def run_offers_bench(
                 wall_start = time.monotonic()
                 try:
                     simulation = Simulation(scenario, store, fleet.nodes, clock, app_phones=phones)
-                    run_paced(simulation, speed=1.0, wall_limit_s=duration_s)
+                    run_paced(simulation, speed=1.0, wall_limit_s=duration_s, on_wall_clock=True)
                     simulation.close_windows()
                 finally:
                     fleet.stop(flush_timeout_s=10)
@@ -205,13 +205,13 @@ def _serve(settings: dict[str, Any], store_file: str, started: Any, stop: Any) -
 
 def _wait_for_offers(
     offers: OfferRepository, phones: Sequence[AppPhone], clients: "_Phones", settle_s: float
-) -> dict[str, tuple[int | None, str]]:
+) -> dict[str, tuple[int | None, str, int]]:
     """Every offer the server stored for the phones: id -> (trigger_published_ms,
-    shopper), once every one has arrived or ``settle_s`` has passed."""
+    shopper, created_ms), once every one has arrived or ``settle_s`` has passed."""
     deadline = time.monotonic() + settle_s
     while True:
         sent = {
-            offer.offer_id: (offer.trigger_published_ms, phone.shopper_id)
+            offer.offer_id: (offer.trigger_published_ms, phone.shopper_id, offer.created_ms)
             for phone in phones
             for offer in offers.offers_after(phone.shopper_id, 0, 100_000)
         }
@@ -222,7 +222,7 @@ def _wait_for_offers(
 
 
 def _summary(
-    sent: dict[str, tuple[int | None, str]],
+    sent: dict[str, tuple[int | None, str, int]],
     arrivals: Arrivals,
     phones: Sequence[AppPhone],
     duration_s: float,
@@ -232,15 +232,25 @@ def _summary(
 ) -> dict[str, Any]:
     latencies = sorted(
         arrivals.first_ms[offer] - published
-        for offer, (published, _shopper) in sent.items()
+        for offer, (published, _shopper, _created) in sent.items()
         if offer in arrivals.first_ms and published is not None
+    )
+    # Where the time goes: gateway publish -> offer stored (broker, ingest,
+    # localizer, offer engine) and offer stored -> phone (WebSocket delivery).
+    deciding = sorted(
+        created - published for published, _s, created in sent.values() if published is not None
+    )
+    delivering = sorted(
+        arrivals.first_ms[offer] - created
+        for offer, (_p, _s, created) in sent.items()
+        if offer in arrivals.first_ms
     )
     received = len(set(sent) & set(arrivals.first_ms))
 
-    def pct(q: float) -> float | None:
-        if not latencies:
+    def pct(q: float, values: list[int] = latencies) -> float | None:
+        if not values:
             return None
-        return float(latencies[min(len(latencies) - 1, round(q * (len(latencies) - 1)))])
+        return float(values[min(len(values) - 1, round(q * (len(values) - 1)))])
 
     return {
         "shoppers": len(phones),
@@ -257,6 +267,10 @@ def _summary(
         "offer_latency_p99_ms": pct(0.99),
         "offer_latency_max_ms": float(latencies[-1]) if latencies else None,
         "offer_latency_mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
+        "publish_to_stored_p50_ms": pct(0.50, deciding),
+        "publish_to_stored_p99_ms": pct(0.99, deciding),
+        "stored_to_phone_p50_ms": pct(0.50, delivering),
+        "stored_to_phone_p99_ms": pct(0.99, delivering),
         "latency_from": "gateway publish of the message that completed the trigger",
         "sim_clock_lag_ms_at_end": lag_ms,
         "client_errors": arrivals.errors[:5],

@@ -16,10 +16,14 @@ def run_paced(
     wall_limit_s: float | None = None,
     on_progress: Callable[[Simulation], None] | None = None,
     progress_every_s: float = 0.5,
+    on_wall_clock: bool = False,
 ) -> None:
     """Step until the scenario ends, `stop` is set or `wall_limit_s` passes.
 
     speed: simulated seconds per wall second (None: as fast as possible).
+    on_wall_clock: the simulated clock reads epoch time (speed 1, as in a
+    latency benchmark): each step waits for the wall clock to reach it, so a
+    gateway's `sent_ms` is when it really publishes, however long the set-up took.
     """
     wall_start = time.monotonic()
     sim_start = simulation.clock.now_ms
@@ -32,7 +36,10 @@ def run_paced(
             break
         if speed is not None:  # wait for the step's moment: simulated time never runs ahead
             next_ms = simulation.clock.now_ms + simulation.scenario.tick_ms
-            due = wall_start + (next_ms - sim_start) / 1000 / speed
+            if on_wall_clock:
+                due = time.monotonic() + next_ms / 1000 - time.time()
+            else:
+                due = wall_start + (next_ms - sim_start) / 1000 / speed
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)

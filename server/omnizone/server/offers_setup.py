@@ -7,7 +7,7 @@ offers, API"; everything here is construction, no behaviour.
 
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -29,8 +29,8 @@ from omnizone.server.entrypoints.offers_api import offers_router
 from omnizone.server.entrypoints.shopper_auth import shopper_dependency
 from omnizone.server.service import delivery as delivery_service
 from omnizone.server.service.campaign_report import CampaignFigures, campaign_report
-from omnizone.server.service.delivery import NoOfferConsent, OfferDelivery
-from omnizone.server.service.offer_engine import OfferEngine
+from omnizone.server.service.delivery import NewOffer, OfferDelivery
+from omnizone.server.service.offer_engine import OfferEngine, OfferToSend
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.server.settings import ServerSettings
 from omnizone.store import StorePlan
@@ -70,11 +70,10 @@ def build_offers(
     )
     campaigns = CampaignRepository(engine)
 
-    def publish(shopper: str, draft: OfferDraft, published_ms: int | None) -> None:
-        try:
-            delivery.publish(shopper, _for_delivery(draft), trigger_published_ms=published_ms)
-        except NoOfferConsent:  # withdrawn between the decision and now
-            log.info("offer to %s not delivered: consent withdrawn", shopper)
+    def publish(offers: Sequence[OfferToSend]) -> None:
+        delivery.publish_many(
+            [NewOffer(o.shopper_id, _for_delivery(o.offer), o.published_ms) for o in offers]
+        )
 
     offer_engine = OfferEngine(stores, campaigns, catalog, shoppers, publish, background=True)
     for path in _campaign_files(settings):

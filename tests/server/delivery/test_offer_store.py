@@ -14,6 +14,7 @@ from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.service.delivery import (
     DeliveredOffer,
     InvalidPushSubscription,
+    NewOffer,
     NoOfferConsent,
     OfferDelivery,
     OfferNotFound,
@@ -122,6 +123,35 @@ def test_seq_counts_up_by_one_per_shopper_even_under_concurrent_publishers(
     assert sorted(seqs["alice"]) == list(range(1, 46))
     assert sorted(seqs["bob"]) == list(range(1, 46))
     assert [o.seq for o in delivery.offers_after("alice", 40)] == [41, 42, 43, 44, 45]
+
+
+def test_a_batch_is_stored_in_order_with_each_shoppers_next_seq(
+    delivery: OfferDelivery,
+) -> None:
+    delivery.publish("bob", draft(0))
+    batch = [
+        NewOffer("alice", draft(1)),  # alice's first: her cursor is created in the batch
+        NewOffer("bob", draft(2), trigger_published_ms=77),
+        NewOffer("alice", draft(3)),
+    ]
+    stored = delivery.publish_many(batch)
+    assert [(o.shopper_id, o.seq, o.title) for o in stored] == [
+        ("alice", 1, "Offer 1"),
+        ("bob", 2, "Offer 2"),
+        ("alice", 2, "Offer 3"),
+    ]
+    assert stored[1].trigger_published_ms == 77
+    assert [o.seq for o in delivery.offers_after("alice", 0)] == [1, 2]
+
+
+def test_a_batch_skips_shoppers_without_offer_consent(repo: OfferRepository) -> None:
+    service = OfferDelivery(repo, clock=Clock(), may_deliver=lambda shopper: shopper != "eve")
+    try:
+        stored = service.publish_many([NewOffer("eve", draft(1)), NewOffer("alice", draft(2))])
+        assert [o.shopper_id for o in stored] == ["alice"]
+        assert service.offers_after("eve", 0) == []
+    finally:
+        service.close()
 
 
 def test_each_offer_gets_its_own_code_starting_with_the_campaign_code(

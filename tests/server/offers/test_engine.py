@@ -2,6 +2,7 @@
 placements become decisions with reasons; consent gates every offer; the
 report's funnel and lift come from the stored facts."""
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from omnizone.server.domain.identity import Purpose
 from omnizone.server.domain.offers import Campaign, load_catalog
 from omnizone.server.offers_setup import _for_delivery
 from omnizone.server.service.campaign_report import campaign_report
-from omnizone.server.service.delivery import OfferDelivery
+from omnizone.server.service.delivery import NewOffer, OfferDelivery
 from omnizone.server.service.locators import ZonePlacement
 from omnizone.server.service.offer_engine import CampaignRejected, OfferEngine
 from omnizone.server.service.shoppers import ProfileEventIn, ShopperService
@@ -42,7 +43,7 @@ def _campaign(**changes: object) -> Campaign:
 
 
 class Store:
-    def __init__(self, plan: StorePlan, tmp_path: Path) -> None:
+    def __init__(self, plan: StorePlan, tmp_path: Path, *, background: bool = False) -> None:
         db = SqlRepository.from_url(f"sqlite:///{tmp_path / 'omnizone.db'}")
         self.shoppers = ShopperService([STORE], ShopperRepository(db.engine))
         self.offers = OfferRepository(db.engine)
@@ -54,9 +55,10 @@ class Store:
             self.decisions,
             catalog,
             self.shoppers,
-            lambda shopper, draft, published: self.delivery.publish(
-                shopper, _for_delivery(draft), trigger_published_ms=published
+            lambda offers: self.delivery.publish_many(
+                [NewOffer(o.shopper_id, _for_delivery(o.offer), o.published_ms) for o in offers]
             ),
+            background=background,
         )
 
     def walk(self, shopper: str, zones: list[str | None], start_ms: int = T0) -> None:
@@ -90,6 +92,27 @@ def test_entering_the_zone_sends_one_offer_with_its_reason(store: Store) -> None
     assert offers[0].trigger_published_ms == T0 + 2000 - 40
     outcomes = [d.outcome for d in store.engine.decisions(campaign_id="hello")]
     assert sorted(outcomes) == ["capped_visit", "sent"]
+
+
+def test_a_crowd_decided_in_batches_on_the_engine_thread_keeps_every_cap(
+    plan: StorePlan, tmp_path: Path
+) -> None:
+    """Moments queued while the engine writes are decided together; a shopper's
+    second entry in the same batch still sees the first offer (per_visit 1)."""
+    crowd = Store(plan, tmp_path, background=True)
+    try:
+        crowd.engine.save_campaign(_campaign())
+        shoppers = [crowd.shopper(offers=True) for _ in range(30)]
+        for shopper in shoppers:
+            crowd.walk(shopper, ["menswear", "denim", "menswear", "denim"])
+        assert crowd.engine.drain()
+        for shopper in shoppers:
+            assert len(crowd.delivery.offers_after(shopper, 0, 10)) == 1
+        outcomes = Counter(d.outcome for d in crowd.engine.decisions(campaign_id="hello"))
+        assert outcomes == {"sent": 30, "capped_visit": 30}
+    finally:
+        crowd.engine.close()
+        crowd.delivery.close()
 
 
 def test_without_offer_consent_no_offer_is_sent_and_the_log_says_why(store: Store) -> None:

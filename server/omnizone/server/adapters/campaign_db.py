@@ -6,7 +6,7 @@ engine takes is logged with its reason: that log is what the campaign report
 and "why did (not) this shopper get an offer?" read.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     delete,
     func,
+    insert,
     select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -106,29 +107,49 @@ class CampaignRepository:
     # -- decisions --------------------------------------------------------------------
 
     def log_decisions(self, store: str, trigger: str, decisions: Iterable[Decision]) -> None:
+        self.log_decision_batches([(store, trigger, decisions)])
+
+    def log_decision_batches(self, batches: Iterable[tuple[str, str, Iterable[Decision]]]) -> None:
+        """Many moments' decisions (store, trigger, decisions) in one transaction."""
         rows = [
-            DecisionRow(
-                store=store,
-                campaign_id=d.campaign_id,
-                shopper_id=d.shopper_id,
-                outcome=str(d.outcome),
-                reason=d.reason,
-                trigger=trigger,
-                visit_id=d.visit_id,
-                at_ms=d.at_ms,
-            )
+            {
+                "store": store,
+                "campaign_id": d.campaign_id,
+                "shopper_id": d.shopper_id,
+                "outcome": str(d.outcome),
+                "reason": d.reason,
+                "trigger": trigger,
+                "visit_id": d.visit_id,
+                "at_ms": d.at_ms,
+            }
+            for store, trigger, decisions in batches
             for d in decisions
         ]
         if rows:
-            with Session(self.engine) as session, session.begin():
-                session.add_all(rows)
+            with self.engine.begin() as connection:
+                connection.execute(insert(DecisionRow), rows)
 
     def sent_to(self, shopper_id: str) -> list[SentOffer]:
-        query = select(DecisionRow).where(
-            DecisionRow.shopper_id == shopper_id, DecisionRow.outcome == str(Outcome.SENT)
-        )
+        return self.sent_to_many([shopper_id]).get(shopper_id, [])
+
+    def sent_to_many(self, shopper_ids: Sequence[str]) -> dict[str, list[SentOffer]]:
+        """The offers sent to each shopper (the caps' history), in one query per chunk."""
+        sent: dict[str, list[SentOffer]] = {}
         with Session(self.engine) as session:
-            return [SentOffer(r.campaign_id, r.at_ms, r.visit_id) for r in session.scalars(query)]
+            for chunk in _chunks(shopper_ids):
+                query = (
+                    select(DecisionRow)
+                    .where(
+                        DecisionRow.shopper_id.in_(chunk),
+                        DecisionRow.outcome == str(Outcome.SENT),
+                    )
+                    .order_by(DecisionRow.id)
+                )
+                for r in session.scalars(query):
+                    sent.setdefault(r.shopper_id, []).append(
+                        SentOffer(r.campaign_id, r.at_ms, r.visit_id)
+                    )
+        return sent
 
     def sent_by_campaign(self) -> dict[str, int]:
         query = (
@@ -191,18 +212,29 @@ class CampaignRepository:
 
     # -- store visits -----------------------------------------------------------------
 
-    def count_store_visit(self, shopper_id: str, store: str, at_ms: int) -> int:
-        """Record a new store visit; how many came before it."""
-        with Session(self.engine) as session, session.begin():
-            row = session.get(StoreVisitRow, (shopper_id, store))
-            if row is None:
-                session.add(
-                    StoreVisitRow(shopper_id=shopper_id, store=store, visits=1, last_ms=at_ms)
+    def store_visit_counts(self, store: str, shopper_ids: Sequence[str]) -> dict[str, int]:
+        """Store visits recorded so far per shopper (absent: none)."""
+        counts: dict[str, int] = {}
+        with Session(self.engine) as session:
+            for chunk in _chunks(shopper_ids):
+                rows = session.execute(
+                    select(StoreVisitRow.shopper_id, StoreVisitRow.visits).where(
+                        StoreVisitRow.store == store, StoreVisitRow.shopper_id.in_(chunk)
+                    )
                 )
-                return 0
-            row.visits += 1
-            row.last_ms = at_ms
-            return row.visits - 1
+                counts.update({shopper: visits for shopper, visits in rows})
+        return counts
+
+    def record_store_visits(self, visits: Sequence[tuple[str, str, int]]) -> None:
+        """New store visits (store, shopper, entered_ms), in one transaction."""
+        with Session(self.engine) as session, session.begin():
+            for store, shopper_id, at_ms in visits:
+                row = session.get(StoreVisitRow, (shopper_id, store))
+                if row is None:
+                    row = StoreVisitRow(shopper_id=shopper_id, store=store, visits=0, last_ms=at_ms)
+                    session.add(row)
+                row.visits += 1
+                row.last_ms = at_ms
 
     def erase_shopper(self, shopper_id: str) -> None:
         """Erasure: the decisions about a shopper go too (reports keep no trace of them)."""
@@ -221,3 +253,9 @@ class CampaignRepository:
             }
             for d in self.decisions(shopper_id=shopper_id, limit=100_000)
         ]
+
+
+def _chunks(ids: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    """Keeps ``IN (...)`` lists well under every database's parameter limit."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]

@@ -10,7 +10,7 @@ or reported as what it is.
 """
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
@@ -35,6 +35,7 @@ from omnizone.server.service.delivery import (
     DeliveredOffer,
     InboxOffer,
     NativePlatform,
+    NewOffer,
     OfferDraft,
     OfferNotFound,
     PushSubscription,
@@ -151,6 +152,47 @@ def _rows(result: Result[Any]) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
 
 
+def _offer_row(session: Session, new: NewOffer, created_ms: int, code: str) -> "OfferRow":
+    """The shopper's next offer row; bumping the cursor write-locks it first."""
+    bumped = session.execute(
+        update(OfferCursorRow)
+        .where(OfferCursorRow.shopper_id == new.shopper_id)
+        .values(last_seq=OfferCursorRow.last_seq + 1)
+    )
+    if _rows(bumped):
+        seq = session.scalars(
+            select(OfferCursorRow.last_seq).where(OfferCursorRow.shopper_id == new.shopper_id)
+        ).one()
+    else:
+        seq = 1
+        session.add(
+            OfferCursorRow(shopper_id=new.shopper_id, last_seq=1, acked_seq=0, acked_ms=None)
+        )
+        session.flush()  # a second offer for this shopper in the batch bumps it
+    draft = new.draft
+    content: dict[str, Any] = {
+        "title": draft.title,
+        "body": draft.body,
+        "image": draft.image,
+        "product_gtin": draft.product_gtin,
+        "coupon_code": draft.coupon_code,
+        "expires_ms": draft.expires_ms,
+        "trigger": dict(draft.trigger),
+    }
+    return OfferRow(
+        offer_id=str(uuid.uuid4()),
+        shopper_id=new.shopper_id,
+        seq=seq,
+        store=draft.store,
+        campaign_id=draft.campaign_id,
+        code=code,
+        content=content,
+        expires_ms=draft.expires_ms,
+        created_ms=created_ms,
+        trigger_published_ms=new.trigger_published_ms,
+    )
+
+
 def _offer(row: OfferRow) -> DeliveredOffer:
     c = row.content
     return DeliveredOffer(
@@ -214,46 +256,29 @@ class OfferRepository:
         new_code: Callable[[], str],
     ) -> DeliveredOffer:
         """Store the offer with the shopper's next seq, in one transaction."""
+        return self.add_offers(
+            [NewOffer(shopper_id, draft, trigger_published_ms)],
+            created_ms=created_ms,
+            new_code=lambda _draft: new_code(),
+        )[0]
 
-        def work(session: Session) -> DeliveredOffer:
-            bumped = session.execute(
-                update(OfferCursorRow)
-                .where(OfferCursorRow.shopper_id == shopper_id)
-                .values(last_seq=OfferCursorRow.last_seq + 1)
-            )
-            if _rows(bumped):
-                seq = session.scalars(
-                    select(OfferCursorRow.last_seq).where(OfferCursorRow.shopper_id == shopper_id)
-                ).one()
-            else:
-                seq = 1
-                session.add(
-                    OfferCursorRow(shopper_id=shopper_id, last_seq=1, acked_seq=0, acked_ms=None)
-                )
-            content: dict[str, Any] = {
-                "title": draft.title,
-                "body": draft.body,
-                "image": draft.image,
-                "product_gtin": draft.product_gtin,
-                "coupon_code": draft.coupon_code,
-                "expires_ms": draft.expires_ms,
-                "trigger": dict(draft.trigger),
-            }
-            row = OfferRow(
-                offer_id=str(uuid.uuid4()),
-                shopper_id=shopper_id,
-                seq=seq,
-                store=draft.store,
-                campaign_id=draft.campaign_id,
-                code=new_code(),
-                content=content,
-                expires_ms=draft.expires_ms,
-                created_ms=created_ms,
-                trigger_published_ms=trigger_published_ms,
-            )
-            session.add(row)
+    def add_offers(
+        self,
+        offers: Sequence[NewOffer],
+        *,
+        created_ms: int,
+        new_code: Callable[[OfferDraft], str],
+    ) -> list[DeliveredOffer]:
+        """Store offers, each with its shopper's next seq, in one transaction."""
+
+        def work(session: Session) -> list[DeliveredOffer]:
+            rows = []
+            for new in offers:
+                row = _offer_row(session, new, created_ms, new_code(new.draft))
+                session.add(row)
+                rows.append(row)
             session.flush()
-            return _offer(row)
+            return [_offer(row) for row in rows]
 
         return self._write(work)  # a code collision or first-offer race: try again
 

@@ -197,22 +197,41 @@ class ShopperRepository:
 
     def profile_events(self, shopper_id: str) -> list[ProfileEvent]:
         """In the order they were received."""
+        return self.profile_events_of([shopper_id]).get(shopper_id, [])
+
+    def profile_events_of(self, shopper_ids: Sequence[str]) -> dict[str, list[ProfileEvent]]:
+        """Each shopper's events in the order received; shoppers without any are absent."""
+        found: dict[str, list[ProfileEvent]] = {}
         with Session(self.engine) as session:
-            rows = session.scalars(
-                select(ProfileEventRow)
-                .where(ProfileEventRow.shopper_id == shopper_id)
-                .order_by(ProfileEventRow.id)
-            )
-            return [
-                ProfileEvent(
-                    type=r.type,  # type: ignore[arg-type]  # written from the Literal
-                    gtin=r.gtin,
-                    channel=r.channel,  # type: ignore[arg-type]
-                    at_ms=r.at_ms,
-                    amount=r.amount,
+            for start in range(0, len(shopper_ids), 500):  # well under parameter limits
+                rows = session.scalars(
+                    select(ProfileEventRow)
+                    .where(ProfileEventRow.shopper_id.in_(shopper_ids[start : start + 500]))
+                    .order_by(ProfileEventRow.id)
                 )
-                for r in rows
-            ]
+                for r in rows:
+                    found.setdefault(r.shopper_id, []).append(
+                        ProfileEvent(
+                            type=r.type,  # type: ignore[arg-type]  # written from the Literal
+                            gtin=r.gtin,
+                            channel=r.channel,  # type: ignore[arg-type]
+                            at_ms=r.at_ms,
+                            amount=r.amount,
+                        )
+                    )
+        return found
+
+    def loyalty_ids(self, shopper_ids: Sequence[str]) -> dict[str, str | None]:
+        found: dict[str, str | None] = {}
+        with Session(self.engine) as session:
+            for start in range(0, len(shopper_ids), 500):
+                rows = session.execute(
+                    select(ShopperRow.id, ShopperRow.loyalty_id).where(
+                        ShopperRow.id.in_(shopper_ids[start : start + 500])
+                    )
+                )
+                found.update({shopper: loyalty for shopper, loyalty in rows})
+        return found
 
     def erase(self, shopper_id: str) -> bool:
         """Delete every row about the shopper; False if there was none."""

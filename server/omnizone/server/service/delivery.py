@@ -46,6 +46,10 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _new_code(draft: "OfferDraft") -> str:
+    return new_redemption_code(draft.coupon_code)
+
+
 # -- records -----------------------------------------------------------------------
 
 
@@ -67,6 +71,15 @@ class OfferDraft:
     image: str | None = None
     product_gtin: str | None = None
     coupon_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewOffer:
+    """One offer to store: for whom, what, and when its trigger was published."""
+
+    shopper_id: str
+    draft: OfferDraft
+    trigger_published_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +207,14 @@ class OfferStore(Protocol):
         trigger_published_ms: int | None,
         new_code: Callable[[], str],
     ) -> DeliveredOffer: ...
+
+    def add_offers(
+        self,
+        offers: Sequence[NewOffer],
+        *,
+        created_ms: int,
+        new_code: Callable[[OfferDraft], str],
+    ) -> list[DeliveredOffer]: ...
 
     def offers_after(self, shopper_id: str, after: int, limit: int) -> list[DeliveredOffer]: ...
 
@@ -450,16 +471,33 @@ class OfferDelivery:
         """
         if self._may_deliver is not None and not self._may_deliver(shopper_id):
             raise NoOfferConsent(f"shopper {shopper_id!r} has not consented to offers")
-        offer = self._store.add_offer(
-            shopper_id,
-            draft,
-            created_ms=self._clock(),
-            trigger_published_ms=trigger_published_ms,
-            new_code=lambda: new_redemption_code(draft.coupon_code),
-        )
-        live = self._hub.notify(shopper_id, offer)
-        self._schedule(offer, self._ack_timeout_s if live else 0.0)
-        return offer
+        return self._hand_over(
+            self._store.add_offers(
+                [NewOffer(shopper_id, draft, trigger_published_ms)],
+                created_ms=self._clock(),
+                new_code=_new_code,
+            )
+        )[0]
+
+    def publish_many(self, offers: Sequence[NewOffer]) -> list[DeliveredOffer]:
+        """Many offers in one transaction (a burst of decisions); shoppers who
+        withdrew consent in the meantime are skipped, not raised."""
+        allowed = [
+            o for o in offers if self._may_deliver is None or self._may_deliver(o.shopper_id)
+        ]
+        if len(allowed) < len(offers):
+            log.info("%d offers not delivered: consent withdrawn", len(offers) - len(allowed))
+        if not allowed:
+            return []
+        stored = self._store.add_offers(allowed, created_ms=self._clock(), new_code=_new_code)
+        return self._hand_over(stored)
+
+    def _hand_over(self, stored: list[DeliveredOffer]) -> list[DeliveredOffer]:
+        """Committed: to the live sessions, and the fallback scheduled."""
+        for offer in stored:
+            live = self._hub.notify(offer.shopper_id, offer)
+            self._schedule(offer, self._ack_timeout_s if live else 0.0)
+        return stored
 
     # -- the phone's side -----------------------------------------------------------
 

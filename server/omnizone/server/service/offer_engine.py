@@ -12,8 +12,8 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,7 @@ from omnizone.server.domain.offers import (
     Campaign,
     CampaignTotals,
     Catalog,
+    Decision,
     DecisionBatch,
     OfferDraft,
     OfferHistory,
@@ -40,8 +41,35 @@ from omnizone.store import StorePlan
 
 log = logging.getLogger(__name__)
 
-#: delivery: (shopper, offer, when the gateway published what triggered it)
-Publish = Callable[[str, OfferDraft, int | None], object]
+#: How many queued moments the engine decides before writing them down together.
+MAX_BATCH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class OfferToSend:
+    shopper_id: str
+    offer: OfferDraft
+    published_ms: int | None  # when the gateway published what triggered it
+
+
+#: delivery: the offers of one batch of decisions, stored in one go
+Publish = Callable[[Sequence[OfferToSend]], object]
+
+
+@dataclass(slots=True)
+class _Effects:
+    """What a batch of decisions writes. A burst (a crowd walking in) is then
+    a few transactions, not a few per shopper, so the last offer of the burst
+    is not queued behind hundreds of commits."""
+
+    waiting: list["_Waiting"] = field(default_factory=list)
+    new_trips: list[tuple[str, str, int, "_Trip"]] = field(default_factory=list)
+    decisions: list[tuple[str, str, Sequence[Decision]]] = field(default_factory=list)
+    offers: list[OfferToSend] = field(default_factory=list)
+    then: list[Callable[[], object]] = field(default_factory=list)
+
+
+_Job = Callable[[_Effects], None]
 
 
 #: Which campaign triggers a moment can fire (docs/offers.md).
@@ -67,10 +95,19 @@ class UnknownCampaign(LookupError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Trip:
     journey: Journey
-    previous_visits: int
+    previous_visits: int | None  # None until the batch has read the store-visit count
+
+
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    """A moment whose decision waits for the rest of its batch."""
+
+    event: TriggerEvent  # previous_visits is filled in from the trip
+    trip: _Trip | None
+    published_ms: int | None
 
 
 class OfferEngine:
@@ -99,7 +136,7 @@ class OfferEngine:
         self._trips: dict[tuple[str, str], _Trip] = {}  # (store, shopper) -> current trip
         self._sent_by_campaign: Counter[str] = Counter(repository.sent_by_campaign())
         self._history: dict[str, list[SentOffer]] = {}  # shopper -> offers sent (cache)
-        self._queue: queue.Queue[Callable[[], None] | None] | None = None
+        self._queue: queue.Queue[_Job | None] | None = None
         self._worker: threading.Thread | None = None
         if background:
             self._queue = queue.Queue()
@@ -189,27 +226,102 @@ class OfferEngine:
         if self._queue is None:
             return True
         done = threading.Event()
-        self._queue.put(done.set)
+        self._queue.put(lambda effects: effects.then.append(done.set))
         return done.wait(timeout_s)
 
     def on_placement(self, store: str, placement: ZonePlacement) -> None:
         """Ingest's placement listener (called for every device, every window)."""
         if ":" in placement.device:  # not a registered shopper (a beacon or tag key)
             return
+        self._run(lambda effects: self._place(store, placement, effects))
+
+    def on_try_on(self, store: str, reader: str, gtin: str, at_ms: int) -> None:
+        """An item tried on in a fitting room: offered to the shoppers placed there."""
+        self._run(lambda effects: self._try_on(store, reader, gtin, at_ms, effects))
+
+    def on_tap(
+        self, store: str, shopper_id: str, tap_point: str | None, gtin: str | None, at_ms: int
+    ) -> DecisionBatch:
+        """The app opened a shelf tag's product page (the phone read the tag)."""
+        plan = self._stores[store]
+        zone = next((t.zone for t in plan.nfc_tap_points if t.id == tap_point), None)
+        with self._lock:
+            trip = self._trips.get((store, shopper_id))
+        effects = _Effects()
+        effects.waiting.append(
+            _Waiting(
+                TriggerEvent(
+                    kind="nfc_tap",
+                    store=store,
+                    shopper_id=shopper_id,
+                    visit_id=trip.journey.visit_id if trip else self._day_visit(store, at_ms),
+                    at_ms=at_ms,
+                    zone=zone,
+                    tap_point=tap_point,
+                    product_gtin=gtin,
+                ),
+                trip,
+                None,
+            )
+        )
+        (batch,) = self._decide_waiting(effects)
+        self._write(effects)  # the app waits for the answer: written now
+        return batch
+
+    # -- the engine's thread -----------------------------------------------------------------
+
+    def _run(self, job: _Job) -> None:
+        """On the engine's thread when there is one, else now."""
         if self._queue is not None:
-            self._queue.put(lambda: self._place(store, placement))
+            self._queue.put(job)
         else:
-            self._place(store, placement)
+            effects = _Effects()
+            job(effects)
+            self._decide_waiting(effects)
+            self._write(effects)
 
     def _work(self) -> None:
         assert self._queue is not None
-        while (job := self._queue.get()) is not None:
+        running = True
+        while running:
+            jobs = [self._queue.get()]
+            while len(jobs) < MAX_BATCH:
+                try:
+                    jobs.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            effects = _Effects()
+            for job in jobs:
+                if job is None:
+                    running = False
+                    break
+                try:
+                    job(effects)
+                except Exception:  # one bad placement must not stop the engine
+                    log.exception("offer engine job failed")
             try:
-                job()
-            except Exception:  # one bad decision must not stop the engine
-                log.exception("offer engine job failed")
+                self._decide_waiting(effects)
+                self._write(effects)
+            except Exception:
+                log.exception("offer engine could not decide %d moments", len(effects.waiting))
 
-    def _place(self, store: str, placement: ZonePlacement) -> None:
+    def _write(self, effects: _Effects) -> None:
+        """Decisions first (why), then the offers (what), then who waited."""
+        try:
+            if effects.decisions:
+                self._repo.log_decision_batches(effects.decisions)
+            if effects.offers:
+                try:
+                    self._publish(effects.offers)
+                except Exception:  # delivery must never stop the engine
+                    log.exception("%d offers could not be delivered", len(effects.offers))
+        finally:
+            for then in effects.then:
+                then()
+
+    # -- from placements to moments (in memory) ----------------------------------------------
+
+    def _place(self, store: str, placement: ZonePlacement, effects: _Effects) -> None:
         device = placement.device
         with self._lock:
             key = (store, device)
@@ -218,37 +330,35 @@ class OfferEngine:
             journey, moments = follow(
                 trip.journey if trip else None, placement.zone, placement.at_ms, thresholds
             )
+            current: _Trip | None
             if journey is None:
+                current = None
                 self._trips.pop(key, None)
+            elif trip is None:
+                current = self._trips[key] = _Trip(journey, None)
+                effects.new_trips.append((store, device, journey.store_entered_ms, current))
             else:
-                previous = (
-                    trip.previous_visits if trip else self._count_visit(store, device, journey)
-                )
-                self._trips[key] = _Trip(journey, previous)
+                current = trip
+                trip.journey = journey
+        visit = journey or (trip.journey if trip else None)
         for moment in moments:
-            visit = journey or (trip.journey if trip else None)
-            self._handle(
-                TriggerEvent(
-                    kind=moment.kind,
-                    store=store,
-                    shopper_id=device,
-                    visit_id=visit.visit_id if visit else "",
-                    at_ms=moment.at_ms,
-                    zone=moment.zone,
-                    dwell_s=moment.dwell_s,
-                    previous_visits=self._trips[key].previous_visits if key in self._trips else 0,
-                ),
-                placement.published_ms,
+            effects.waiting.append(
+                _Waiting(
+                    TriggerEvent(
+                        kind=moment.kind,
+                        store=store,
+                        shopper_id=device,
+                        visit_id=visit.visit_id if visit else "",
+                        at_ms=moment.at_ms,
+                        zone=moment.zone,
+                        dwell_s=moment.dwell_s,
+                    ),
+                    current,
+                    placement.published_ms,
+                )
             )
 
-    def on_try_on(self, store: str, reader: str, gtin: str, at_ms: int) -> None:
-        """An item tried on in a fitting room: offered to the shoppers placed there."""
-        if self._queue is not None:
-            self._queue.put(lambda: self._try_on(store, reader, gtin, at_ms))
-        else:
-            self._try_on(store, reader, gtin, at_ms)
-
-    def _try_on(self, store: str, reader: str, gtin: str, at_ms: int) -> None:
+    def _try_on(self, store: str, reader: str, gtin: str, at_ms: int, effects: _Effects) -> None:
         zone = self._reader_zones.get((store, reader))
         if zone is None:
             return
@@ -259,59 +369,90 @@ class OfferEngine:
                 if st == store and t.journey.zone == zone
             ]
         for shopper, trip in there:
-            self._handle(
-                TriggerEvent(
-                    kind="try_on",
-                    store=store,
-                    shopper_id=shopper,
-                    visit_id=trip.journey.visit_id,
-                    at_ms=at_ms,
-                    zone=zone,
-                    product_gtin=gtin,
-                    previous_visits=trip.previous_visits,
-                ),
-                None,
+            effects.waiting.append(
+                _Waiting(
+                    TriggerEvent(
+                        kind="try_on",
+                        store=store,
+                        shopper_id=shopper,
+                        visit_id=trip.journey.visit_id,
+                        at_ms=at_ms,
+                        zone=zone,
+                        product_gtin=gtin,
+                    ),
+                    trip,
+                    None,
+                )
             )
 
-    def on_tap(
-        self, store: str, shopper_id: str, tap_point: str | None, gtin: str | None, at_ms: int
+    # -- from moments to decisions (a batch at a time) ---------------------------------------
+
+    def _decide_waiting(self, effects: _Effects) -> list[DecisionBatch]:
+        """Decide every waiting moment in order, reading what the decisions need
+        for the whole batch at once: store-visit counts, profiles, offer history."""
+        self._count_new_trips(effects)
+        with self._lock:
+            listening = [(w, self._listening(w.event)) for w in effects.waiting]
+        shoppers = sorted({w.event.shopper_id for w, campaigns in listening if campaigns})
+        contexts = self._contexts(shoppers)
+        self._load_history(shoppers)
+        batches = []
+        for waiting, campaigns in listening:
+            previous = waiting.trip.previous_visits if waiting.trip else None
+            event = replace(waiting.event, previous_visits=previous or 0)
+            if not campaigns:  # nothing listens for this moment: no profile read, no log
+                batches.append(DecisionBatch(event, (), None))
+                continue
+            context = contexts[event.shopper_id]
+            batches.append(self._handle(event, campaigns, context, waiting.published_ms, effects))
+        effects.waiting.clear()
+        return batches
+
+    def _count_new_trips(self, effects: _Effects) -> None:
+        """How many store visits came before each trip that started; recorded."""
+        if not effects.new_trips:
+            return
+        by_store: dict[str, list[str]] = {}
+        for store, shopper, _at, _trip in effects.new_trips:
+            by_store.setdefault(store, []).append(shopper)
+        counts = {
+            (store, shopper): n
+            for store, shoppers in by_store.items()
+            for shopper, n in self._repo.store_visit_counts(store, shoppers).items()
+        }
+        for store, shopper, _at, trip in effects.new_trips:
+            key = (store, shopper)
+            trip.previous_visits = counts.get(key, 0)
+            counts[key] = trip.previous_visits + 1  # a second trip in the same batch
+        self._repo.record_store_visits([(st, sh, at) for st, sh, at, _t in effects.new_trips])
+        effects.new_trips.clear()
+
+    def _listening(self, event: TriggerEvent) -> list[Campaign]:
+        return [
+            c
+            for c in self._campaigns.values()
+            if c.store == event.store and c.trigger.kind in _FIRED_BY[event.kind]
+        ]
+
+    def _load_history(self, shoppers: Sequence[str]) -> None:
+        with self._lock:
+            missing = [s for s in shoppers if s not in self._history]
+        if missing:
+            found = self._repo.sent_to_many(missing)
+            with self._lock:
+                for shopper in missing:
+                    self._history.setdefault(shopper, found.get(shopper, []))
+
+    def _handle(
+        self,
+        event: TriggerEvent,
+        campaigns: list[Campaign],
+        shopper: ShopperContext,
+        published_ms: int | None,
+        effects: _Effects,
     ) -> DecisionBatch:
-        """The app opened a shelf tag's product page (the phone read the tag)."""
-        plan = self._stores[store]
-        zone = next((t.zone for t in plan.nfc_tap_points if t.id == tap_point), None)
         with self._lock:
-            trip = self._trips.get((store, shopper_id))
-        return self._handle(
-            TriggerEvent(
-                kind="nfc_tap",
-                store=store,
-                shopper_id=shopper_id,
-                visit_id=trip.journey.visit_id if trip else self._day_visit(store, at_ms),
-                at_ms=at_ms,
-                zone=zone,
-                tap_point=tap_point,
-                product_gtin=gtin,
-                previous_visits=trip.previous_visits if trip else 0,
-            ),
-            None,
-        )
-
-    # -- internals ---------------------------------------------------------------------------
-
-    def _handle(self, event: TriggerEvent, published_ms: int | None) -> DecisionBatch:
-        with self._lock:
-            campaigns = [
-                c
-                for c in self._campaigns.values()
-                if c.store == event.store and c.trigger.kind in _FIRED_BY[event.kind]
-            ]
-        if not campaigns:  # nothing listens for this moment: no profile read, no log
-            return DecisionBatch(event, (), None)
-        shopper = self._context(event.shopper_id)
-        with self._lock:
-            history = self._history.get(event.shopper_id)
-            if history is None:
-                history = self._history[event.shopper_id] = self._repo.sent_to(event.shopper_id)
+            history = self._history.setdefault(event.shopper_id, [])
             totals = CampaignTotals(dict(self._sent_by_campaign))
         batch = decide(
             event,
@@ -323,41 +464,39 @@ class OfferEngine:
             self._stores[event.store].store.timezone,
             event.at_ms,  # the store's event time: schedules and caps follow what happened
         )
-        self._repo.log_decisions(event.store, event.kind, batch.decisions)
+        effects.decisions.append((event.store, event.kind, batch.decisions))
         sent = batch.sent
         if sent is not None:
             with self._lock:
                 self._sent_by_campaign[sent.campaign_id] += 1
                 history.append(SentOffer(sent.campaign_id, sent.at_ms, sent.visit_id))
         if batch.offer is not None:
-            try:
-                self._publish(event.shopper_id, batch.offer, published_ms)
-            except Exception:  # delivery must never stop ingest
-                log.exception("offer for %s could not be delivered", event.shopper_id)
+            effects.offers.append(OfferToSend(event.shopper_id, batch.offer, published_ms))
         return batch
 
-    def _context(self, shopper_id: str) -> ShopperContext:
-        consent = self._shoppers.consent(shopper_id)
-        profile = self._shoppers.profile(shopper_id) if consent is not None else None
-        loyalty = None
-        if consent is not None:
-            try:
-                loyalty = self._shoppers.shopper(shopper_id).loyalty_id
-            except LookupError:
-                loyalty = None
-        return ShopperContext(
-            shopper_id=shopper_id,
-            consent_offers=consent is not None and may_send_offer(consent),
-            consent_location=consent is not None and may_store_location(consent),
-            cart=frozenset(profile.cart) if profile else frozenset(),
-            wishlist=frozenset(profile.wishlist) if profile else frozenset(),
-            purchases=tuple(
-                Purchase(p.gtin, p.amount or 0.0, p.at_ms, p.channel) for p in profile.purchases
+    def _contexts(self, shopper_ids: Sequence[str]) -> dict[str, ShopperContext]:
+        """What decisions know of each shopper, read for all of them at once."""
+        consents = {s: self._shoppers.consent(s) for s in shopper_ids}
+        known = [s for s, consent in consents.items() if consent is not None]
+        profiles = self._shoppers.profiles(known)
+        loyalty = self._shoppers.loyalty_ids(known)
+        contexts = {}
+        for shopper_id, consent in consents.items():
+            profile = profiles.get(shopper_id)
+            contexts[shopper_id] = ShopperContext(
+                shopper_id=shopper_id,
+                consent_offers=consent is not None and may_send_offer(consent),
+                consent_location=consent is not None and may_store_location(consent),
+                cart=frozenset(profile.cart) if profile else frozenset(),
+                wishlist=frozenset(profile.wishlist) if profile else frozenset(),
+                purchases=tuple(
+                    Purchase(p.gtin, p.amount or 0.0, p.at_ms, p.channel) for p in profile.purchases
+                )
+                if profile
+                else (),
+                loyalty_id=loyalty.get(shopper_id),
             )
-            if profile
-            else (),
-            loyalty_id=loyalty,
-        )
+        return contexts
 
     def _day_visit(self, store: str, at_ms: int) -> str:
         """A shopper the store does not place (no location consent) still has
@@ -371,6 +510,3 @@ class OfferEngine:
             for c in self._campaigns.values()
             if c.store == store and c.status == "active" and c.trigger.kind == "dwell"
         ]
-
-    def _count_visit(self, store: str, shopper_id: str, journey: Journey) -> int:
-        return self._repo.count_store_visit(shopper_id, store, journey.store_entered_ms)

@@ -224,6 +224,8 @@ class ShopperStore(Protocol):
         self, shopper_ids: Iterable[str], events: Sequence[ProfileEvent]
     ) -> None: ...
     def profile_events(self, shopper_id: str) -> list[ProfileEvent]: ...
+    def profile_events_of(self, shopper_ids: Sequence[str]) -> dict[str, list[ProfileEvent]]: ...
+    def loyalty_ids(self, shopper_ids: Sequence[str]) -> dict[str, str | None]: ...
     def erase(self, shopper_id: str) -> bool: ...
 
 
@@ -382,6 +384,14 @@ class ShopperService:
 
     def profile(self, shopper_id: str) -> ProfileSummary:
         return summarize_profile(self._repo.profile_events(shopper_id))
+
+    def profiles(self, shopper_ids: Sequence[str]) -> dict[str, ProfileSummary]:
+        """Many shoppers' profiles in a few queries (a crowd's offer decisions)."""
+        events = self._repo.profile_events_of(shopper_ids)
+        return {s: summarize_profile(events.get(s, [])) for s in shopper_ids}
+
+    def loyalty_ids(self, shopper_ids: Sequence[str]) -> dict[str, str | None]:
+        return self._repo.loyalty_ids(shopper_ids)
 
     def _to_events(self, events: Sequence[ProfileEventIn]) -> list[ProfileEvent]:
         now = self._clock()
