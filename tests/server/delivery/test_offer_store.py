@@ -2,6 +2,7 @@
 redemption, erase/export, and what a subscription must look like."""
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,6 +190,25 @@ def test_acks_are_cumulative_and_record_delivered_receipts(delivery: OfferDelive
     inbox = delivery.inbox("alice")
     assert all("delivered" in item.receipts for item in inbox)
     assert {item.offer.offer_id for item in inbox} == {o.offer_id for o in offers}
+
+
+def test_websocket_acks_of_many_shoppers_are_written_together(
+    delivery: OfferDelivery,
+) -> None:
+    for shopper in ("alice", "bob"):
+        for n in range(3):
+            delivery.publish(shopper, draft(n))
+    delivery.ack_soon("alice", 1)
+    delivery.ack_soon("alice", 3)
+    delivery.ack_soon("alice", 2)  # cumulative: never backwards
+    delivery.ack_soon("bob", 2)
+    delivery.ack_soon("nobody", 4)
+    deadline = time.monotonic() + 10
+    while (delivery.acked_seq("alice"), delivery.acked_seq("bob")) != (3, 2):
+        assert time.monotonic() < deadline, "acks not written"
+        time.sleep(0.01)
+    delivered = {i.offer.seq for i in delivery.inbox("bob") if "delivered" in i.receipts}
+    assert delivered == {1, 2}
 
 
 def test_receipts_are_idempotent_and_only_for_the_shoppers_own_offers(

@@ -4,10 +4,11 @@ SQLite (the default, in WAL mode with foreign keys on) and PostgreSQL
 (``postgresql+psycopg://``) are both supported through the same ORM models.
 """
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Concatenate, ParamSpec
 
 from sqlalchemy import (
     JSON,
@@ -59,6 +60,7 @@ DEFAULT_DATABASE_URL = "sqlite:///omnizone.db"
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
 Id = BigInteger().with_variant(Integer(), "sqlite")
+P = ParamSpec("P")
 Ident = String(63)
 
 
@@ -250,12 +252,33 @@ def create_schema(engine: Engine) -> None:
 # -- repository ---------------------------------------------------------------
 
 
+def _deferred(
+    write: Callable[Concatenate["_SqlTransaction", P], None],
+) -> Callable[Concatenate["_SqlTransaction", P], None]:
+    """Queue the write until the message has been worked out, then run all
+    writes in order just before the commit: SQLite's single write lock is then
+    held for the writes alone, not for the localizer's arithmetic in between,
+    and the offer engine and the phones' acks are not kept waiting."""
+
+    def later(tx: "_SqlTransaction", /, *args: P.args, **kwargs: P.kwargs) -> None:
+        tx._writes.append(functools.partial(write, tx, *args, **kwargs))
+
+    return later
+
+
 class _SqlTransaction:
     """The write side of one message, inside one session transaction."""
 
     def __init__(self, session: Session) -> None:
         self._s = session
         self._message_id: int | None = None
+        self._writes: list[Callable[[], None]] = []
+
+    def write(self) -> None:
+        """Run the queued writes, in the order they were asked for."""
+        writes, self._writes = self._writes, []
+        for write in writes:
+            write()
 
     def received_before(self, key: ReceivedKey) -> bool:
         found = self._s.scalar(
@@ -267,6 +290,7 @@ class _SqlTransaction:
         )
         return found is not None
 
+    @_deferred
     def count_duplicate(self, key: ReceivedKey) -> None:
         self._s.execute(
             update(ReceivedMessage)
@@ -278,6 +302,7 @@ class _SqlTransaction:
             .values(duplicates=ReceivedMessage.duplicates + 1)
         )
 
+    @_deferred
     def record_received(
         self, key: ReceivedKey, kind: str, sent_ms: int, received_ms: int, items: int
     ) -> None:
@@ -300,6 +325,7 @@ class _SqlTransaction:
             raise RuntimeError("record_received must come before the message's items")
         return self._message_id
 
+    @_deferred
     def add_ble_sightings(
         self, store: str, gateway: str, seq: int, items: Sequence[BleSighting]
     ) -> None:
@@ -325,6 +351,7 @@ class _SqlTransaction:
             ],
         )
 
+    @_deferred
     def add_nfc_taps(self, store: str, gateway: str, seq: int, items: Sequence[NfcTap]) -> None:
         mid = self._mid()
         self._s.add_all(
@@ -341,6 +368,7 @@ class _SqlTransaction:
             for i in items
         )
 
+    @_deferred
     def add_rfid_reads(self, store: str, gateway: str, seq: int, items: Sequence[RfidItem]) -> None:
         mid = self._mid()
         self._s.add_all(
@@ -384,9 +412,11 @@ class _SqlTransaction:
         row.received_ms = received_ms
         return row
 
+    @_deferred
     def touch_gateway(self, store: str, gateway: str, received_ms: int) -> None:
         self._status_row(store, gateway, received_ms)
 
+    @_deferred
     def record_status(self, message: StatusMessage, received_ms: int) -> None:
         row = self._status_row(message.store, message.gateway, received_ms)
         # A retained birth replayed after a newer will must not win: newest sent wins.
@@ -395,6 +425,7 @@ class _SqlTransaction:
             row.status_seq = message.seq
             row.version, row.status_ms = message.version, message.sent_ms
 
+    @_deferred
     def record_health(self, message: HealthMessage, received_ms: int) -> None:
         row = self._status_row(message.store, message.gateway, received_ms)
         if row.health_ms is None or message.sent_ms >= row.health_ms:
@@ -402,6 +433,7 @@ class _SqlTransaction:
             row.health = message.model_dump(mode="json")
             row.version = message.version
 
+    @_deferred
     def apply_visit_events(self, store: str, device: str, events: Sequence[VisitEvent]) -> None:
         for ev in events:
             if isinstance(ev, VisitOpened):
@@ -431,6 +463,7 @@ class _SqlTransaction:
                 self._s.add(row)
             row.left_ms, row.dwell_s, row.status = ev.left_ms, ev.dwell_s, status
 
+    @_deferred
     def save_presence(self, store: str, device: str, state: DeviceVisitState | None) -> None:
         row = self._s.get(DevicePresenceRow, (store, device))
         if state is None:
@@ -464,7 +497,9 @@ class SqlRepository:
     @contextmanager
     def transaction(self) -> Iterator[_SqlTransaction]:
         with Session(self.engine) as session, session.begin():
-            yield _SqlTransaction(session)
+            tx = _SqlTransaction(session)
+            yield tx
+            tx.write()
 
     def add_dead_letter(self, received_ms: int, topic: str, payload: bytes, reason: str) -> None:
         with Session(self.engine) as session, session.begin():

@@ -10,7 +10,7 @@ or reported as what it is.
 """
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
@@ -150,6 +150,29 @@ TABLES: list[Table] = [
 def _rows(result: Result[Any]) -> int:
     """Rows an UPDATE or DELETE matched."""
     return int(cast(CursorResult[Any], result).rowcount)
+
+
+def _ack_one(session: Session, shopper_id: str, seq: int, at_ms: int) -> int:
+    row = session.get_one(OfferCursorRow, shopper_id)
+    old = row.acked_seq
+    new = next_ack(old, seq, row.last_seq)
+    if new > old:
+        row.acked_seq, row.acked_ms = new, at_ms
+        newly = session.scalars(
+            select(OfferRow.offer_id).where(
+                OfferRow.shopper_id == shopper_id,
+                OfferRow.seq > old,
+                OfferRow.seq <= new,
+                ~select(OfferReceiptRow.id)
+                .where(
+                    OfferReceiptRow.offer_id == OfferRow.offer_id,
+                    OfferReceiptRow.status == "delivered",
+                )
+                .exists(),
+            )
+        ).all()
+        session.add_all(OfferReceiptRow(offer_id=i, status="delivered", at_ms=at_ms) for i in newly)
+    return new
 
 
 def _offer_row(session: Session, new: NewOffer, created_ms: int, code: str) -> "OfferRow":
@@ -322,32 +345,18 @@ class OfferRepository:
 
     def ack(self, shopper_id: str, seq: int, at_ms: int) -> int:
         """Move the cumulative ack; newly acked offers get a ``delivered`` receipt."""
+        return self.ack_many({shopper_id: seq}, at_ms).get(shopper_id, 0)
 
-        def work(session: Session) -> int:
-            if not self._lock_cursor(session, shopper_id):
-                return 0
-            row = session.get_one(OfferCursorRow, shopper_id)
-            old = row.acked_seq
-            new = next_ack(old, seq, row.last_seq)
-            if new > old:
-                row.acked_seq, row.acked_ms = new, at_ms
-                newly = session.scalars(
-                    select(OfferRow.offer_id).where(
-                        OfferRow.shopper_id == shopper_id,
-                        OfferRow.seq > old,
-                        OfferRow.seq <= new,
-                        ~select(OfferReceiptRow.id)
-                        .where(
-                            OfferReceiptRow.offer_id == OfferRow.offer_id,
-                            OfferReceiptRow.status == "delivered",
-                        )
-                        .exists(),
-                    )
-                ).all()
-                session.add_all(
-                    OfferReceiptRow(offer_id=i, status="delivered", at_ms=at_ms) for i in newly
-                )
-            return new
+    def ack_many(self, acks: Mapping[str, int], at_ms: int) -> dict[str, int]:
+        """Many shoppers' cumulative acks in one transaction: the ack now stored
+        per shopper (unknown shoppers are left out)."""
+
+        def work(session: Session) -> dict[str, int]:
+            stored = {}
+            for shopper_id, seq in acks.items():
+                if self._lock_cursor(session, shopper_id):
+                    stored[shopper_id] = _ack_one(session, shopper_id, seq, at_ms)
+            return stored
 
         return self._write(work)
 

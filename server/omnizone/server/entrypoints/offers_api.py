@@ -280,7 +280,7 @@ async def _serve(
                 detail = f'expected {{"type":"ack","seq":n}}: {problem}'
                 await send({"type": "error", "detail": detail})
                 continue
-            await asyncio.to_thread(delivery.ack, shopper_id, ack.seq)
+            delivery.ack_soon(shopper_id, ack.seq)  # written with the others' acks
 
     tasks = [asyncio.create_task(offers()), asyncio.create_task(acks())]
     try:

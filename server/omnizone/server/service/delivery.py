@@ -46,6 +46,11 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _covered_by(acked: Mapping[str, int]) -> Callable[["DeliveredOffer"], bool]:
+    """Offers an ack settles: their shopper's cumulative ack reached their seq."""
+    return lambda offer: offer.seq <= acked.get(offer.shopper_id, 0)
+
+
 def _new_code(draft: "OfferDraft") -> str:
     return new_redemption_code(draft.coupon_code)
 
@@ -223,6 +228,8 @@ class OfferStore(Protocol):
     def cursor(self, shopper_id: str) -> tuple[int, int]: ...  # (last seq, acked seq)
 
     def ack(self, shopper_id: str, seq: int, at_ms: int) -> int: ...
+
+    def ack_many(self, acks: Mapping[str, int], at_ms: int) -> dict[str, int]: ...
 
     def is_delivered(self, offer_id: str) -> bool: ...
 
@@ -459,6 +466,10 @@ class OfferDelivery:
         )
         self._worker = threading.Thread(target=self._run, name="offer-fallback", daemon=True)
         self._worker.start()
+        self._acks: dict[str, int] = {}  # shopper -> highest seq acked, not yet written
+        self._acks_ready = threading.Condition()
+        self._acker = threading.Thread(target=self._write_acks, name="offer-acks", daemon=True)
+        self._acker.start()
 
     # -- publishing (any thread) ----------------------------------------------------
 
@@ -563,6 +574,31 @@ class OfferDelivery:
         self._cancel(lambda o: o.shopper_id == shopper_id and o.seq <= acked)
         return acked
 
+    def ack_soon(self, shopper_id: str, seq: int) -> None:
+        """A phone's ack over its WebSocket, written with every other ack that
+        came in meanwhile: a crowd's acks are one transaction, not hundreds
+        competing with ingest for the database. An ack lost in a crash only
+        means the phone is sent that offer again, which its seq check drops."""
+        with self._acks_ready:
+            self._acks[shopper_id] = max(seq, self._acks.get(shopper_id, 0))
+            self._acks_ready.notify()
+
+    def _write_acks(self) -> None:
+        while True:
+            with self._acks_ready:
+                while not self._acks and not self._stopping:
+                    self._acks_ready.wait()
+                acks, self._acks = self._acks, {}
+            if acks:
+                try:
+                    acked = self._store.ack_many(acks, self._clock())
+                except Exception:
+                    log.exception("%d acks could not be written", len(acks))
+                else:
+                    self._cancel(_covered_by(acked))
+            elif self._stopping:
+                return
+
     def receipt(self, shopper_id: str, offer_id: str, status: ReceiptStatus) -> Receipt:
         """Idempotent: the first time of each status is kept.
 
@@ -620,6 +656,9 @@ class OfferDelivery:
             self._pending.clear()
             self._cond.notify_all()
         self._worker.join(timeout_s)
+        with self._acks_ready:
+            self._acks_ready.notify_all()  # written before the thread ends
+        self._acker.join(timeout_s)
         self._executor.shutdown(wait=True)
         for shopper_id in self._hub.shoppers():
             self._hub.notify(shopper_id, SessionClosed(1001, "server stopping"))
