@@ -273,9 +273,13 @@ class _SqlTransaction:
         self._s = session
         self._message_id: int | None = None
         self._writes: list[Callable[[], None]] = []
+        self._presence_keys: set[tuple[str, str]] = set()
+        self._presence: dict[tuple[str, str], DevicePresenceRow | None] = {}
 
     def write(self) -> None:
         """Run the queued writes, in the order they were asked for."""
+        if self._presence_keys:
+            self._load_presence_rows()
         writes, self._writes = self._writes, []
         for write in writes:
             write()
@@ -330,10 +334,10 @@ class _SqlTransaction:
         self, store: str, gateway: str, seq: int, items: Sequence[BleSighting]
     ) -> None:
         mid = self._mid()
-        # Core bulk insert: a BLE message holds hundreds of sightings, and ORM
-        # objects for each cost more than the insert itself.
-        self._s.execute(
-            insert(BleSightingRow),
+        # Core executemany on the session's connection: a BLE message holds
+        # hundreds of sightings, and the ORM's bulk path costs more than the insert.
+        self._s.connection().execute(
+            insert(Base.metadata.tables[BleSightingRow.__tablename__]),
             [
                 {
                     "message_id": mid,
@@ -463,16 +467,39 @@ class _SqlTransaction:
                 self._s.add(row)
             row.left_ms, row.dwell_s, row.status = ev.left_ms, ev.dwell_s, status
 
-    @_deferred
     def save_presence(self, store: str, device: str, state: DeviceVisitState | None) -> None:
-        row = self._s.get(DevicePresenceRow, (store, device))
+        self._presence_keys.add((store, device))
+        self._writes.append(functools.partial(self._save_presence, store, device, state))
+
+    def _load_presence_rows(self) -> None:
+        """One query for every presence row the message rewrites, not one each."""
+        by_store: dict[str, list[str]] = {}
+        for store, device in self._presence_keys:
+            by_store.setdefault(store, []).append(device)
+        for store, devices in by_store.items():
+            for start in range(0, len(devices), 500):
+                chunk = devices[start : start + 500]
+                found = self._s.scalars(
+                    select(DevicePresenceRow).where(
+                        DevicePresenceRow.store == store, DevicePresenceRow.device.in_(chunk)
+                    )
+                )
+                self._presence.update({(store, device): None for device in chunk})
+                self._presence.update({(r.store, r.device): r for r in found})
+        self._presence_keys.clear()
+
+    def _save_presence(self, store: str, device: str, state: DeviceVisitState | None) -> None:
+        key = (store, device)
+        row = self._presence[key] if key in self._presence else self._s.get(DevicePresenceRow, key)
         if state is None:
             if row is not None:
                 self._s.delete(row)
+                self._presence[key] = None
             return
         if row is None:
             row = DevicePresenceRow(store=store, device=device)
             self._s.add(row)
+            self._presence[key] = row
         row.zone, row.entered_ms = state.zone, state.entered_ms
         row.last_in_zone_ms, row.last_heard_ms = state.last_in_zone_ms, state.last_heard_ms
         row.away_zone, row.away_since_ms = state.away_zone, state.away_since_ms
