@@ -4,7 +4,7 @@ dependencies lazily, so `omnizone gateway …` works on a gateway-only install."
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -137,6 +137,40 @@ def bench_gateway(
         Console().print(result)
 
 
+@bench_app.command("analytics")
+def bench_analytics(
+    days: Annotated[int, typer.Option(help="simulated days of one store")] = 7,
+    trips: Annotated[int, typer.Option(help="store trips per day")] = 3000,
+    runs: Annotated[int, typer.Option(help="timed runs of each view")] = 5,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="an empty database to fill; default: SQLite in a temp dir"),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Every analytics view over a simulated week: latency per view and row counts."""
+    from omnizone.bench_analytics import run_analytics_bench
+
+    if days < 1 or trips < 1 or runs < 1:
+        typer.echo(
+            "omnizone bench analytics: --days, --trips and --runs must be positive", err=True
+        )
+        raise typer.Exit(2)
+    try:
+        result = run_analytics_bench(
+            days=days, trips_per_day=trips, runs=runs, database_url=database_url
+        )
+    except ValueError as error:
+        typer.echo(f"omnizone bench analytics: {error}", err=True)
+        raise typer.Exit(2) from None
+    if json_output:
+        typer.echo(json.dumps(result))
+    else:
+        from rich.console import Console
+
+        Console().print(result)
+
+
 @bench_app.command("offers")
 def bench_offers(
     shoppers: Annotated[int, typer.Option(help="shoppers with the app, each on a WebSocket")] = 500,
@@ -160,6 +194,89 @@ def bench_offers(
         from rich.console import Console
 
         Console().print(result)
+
+
+@bench_app.command("live-map")
+def bench_live_map(
+    shoppers: Annotated[int, typer.Option(help="shoppers in the store, each with the app")] = 500,
+    seconds: Annotated[float, typer.Option(help="wall seconds measured in the browser")] = 20.0,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """The dashboard's live map in headless Chromium: updates per second, render time, lag."""
+    from omnizone.bench_live_map import run_live_map_bench
+
+    if shoppers < 1 or seconds <= 0:
+        typer.echo("omnizone bench live-map: --shoppers and --seconds must be positive", err=True)
+        raise typer.Exit(2)
+    try:
+        result = run_live_map_bench(shoppers=shoppers, seconds=seconds)
+    except RuntimeError as error:
+        typer.echo(f"omnizone bench live-map: {error}", err=True)
+        raise typer.Exit(2) from None
+    if json_output:
+        typer.echo(json.dumps(result))
+    else:
+        from rich.console import Console
+
+        Console().print(result)
+
+
+@app.command()
+def report(
+    store: Annotated[str, typer.Option(help="store id, e.g. paris-rivoli")],
+    from_: Annotated[
+        str, typer.Option("--from", help="ISO date or date-time; no offset: the store's time")
+    ],
+    to: Annotated[str, typer.Option(help="ISO date or date-time, exclusive")],
+    out: Annotated[Path, typer.Option(help="folder for the CSV and PNG files")],
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL [env OMNIZONE_DATABASE_URL]")
+    ] = None,
+    store_file: Annotated[
+        list[Path] | None,
+        typer.Option(help="store file (YAML); repeatable [env OMNIZONE_STORE_FILES]"),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """The analytics of one store and range as CSV files and PNG charts (docs/analytics.md)."""
+    from pydantic import ValidationError
+
+    from omnizone.report import ReportError, write_report
+    from omnizone.server.adapters.analytics_db import AnalyticsRepository
+    from omnizone.server.adapters.db import SqlRepository
+    from omnizone.server.adapters.layout_db import LayoutRepository
+    from omnizone.server.adapters.shopper_db import ShopperRepository
+    from omnizone.server.entrypoints.analytics_api import stored_campaigns
+    from omnizone.server.service.layouts import apply_saved_layouts
+    from omnizone.server.service.shoppers import ShopperService
+    from omnizone.server.settings import ServerSettings
+    from omnizone.store import StoreConfigError, load_store
+
+    overrides: dict[str, Any] = {"database_url": database_url, "store_files": store_file}
+    try:
+        settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
+        plans = {plan.id: plan for plan in map(load_store, settings.store_files)}
+    except (ValidationError, StoreConfigError, OSError) as error:
+        typer.echo(f"omnizone report: {error}", err=True)
+        raise typer.Exit(2) from None
+    repository = SqlRepository.from_url(settings.database_url)
+    try:
+        # The plans the server runs: a layout saved in the dashboard replaces the file's.
+        plans, _versions = apply_saved_layouts(plans, LayoutRepository(repository.engine))
+        engine = repository.engine
+        reads = AnalyticsRepository(engine)
+        shoppers = ShopperService(list(plans), ShopperRepository(engine))
+        campaigns = stored_campaigns(engine, reads, shoppers)
+        result = write_report(plans, reads, store, from_, to, out, campaigns)
+    except ReportError as error:
+        typer.echo(f"omnizone report: {error}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        repository.close()
+    if json_output:
+        typer.echo(json.dumps(result.as_json()))
+    else:
+        typer.echo(f"wrote {len(result.files)} files to {out}", err=True)
 
 
 @app.command()

@@ -10,7 +10,8 @@ import io
 import json
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.locators import LocatorKind, ZonePlacement, make_locators
 from omnizone.sim.engine import SimClock, Simulation
 from omnizone.sim.scenario import Scenario
-from omnizone.store import load_store
+from omnizone.store import StorePlan, load_store
 
 BASELINE: LocatorKind = "nearest"
 
@@ -51,41 +52,7 @@ def run_localize_eval(
             timelines[kind] = timeline
             services[kind].placement_listeners.append(_recorder(timeline))
 
-        clock = SimClock.starting_at(scenario.start)
-        nodes = {
-            g.id: GatewayNode(
-                store.id, g.id, Outbox(":memory:"), window_ms=scenario.window_ms, clock=clock
-            )
-            for g in store.gateways
-        }
-        truth_text = io.StringIO()
-        simulation = Simulation(scenario, store, nodes, clock, truth_text)
-
-        def deliver() -> None:
-            for node in nodes.values():
-                for entry in node.outbox.pending(limit=1000):
-                    for service in services.values():
-                        service.handle(entry.topic, entry.payload, clock.now_ms)
-                    node.outbox.remove(entry.seq)
-
-        steps = 0
-        while not simulation.finished:
-            simulation.step()
-            deliver()
-            steps += 1
-            if on_progress is not None and steps % 100 == 0:
-                on_progress(
-                    (clock.now_ms - simulation.start_ms) / (simulation.end_ms - simulation.start_ms)
-                )
-        simulation.close_windows()
-        deliver()
-        for service in services.values():
-            service.finish(store.id)
-
-        truth = [
-            TruthRow(r["t_ms"], r["shopper"], r["device"], r["zone"])
-            for r in map(json.loads, truth_text.getvalue().splitlines())
-        ]
+        replay = replay_scenario(scenario, store, list(services.values()), on_progress)
         min_stay = store.store.visits.min_presence_s
         results = {}
         for kind in kinds:
@@ -96,11 +63,9 @@ def run_localize_eval(
                 for v in repositories[kind].recent_visits(store.id, 10**9, None)
             ]
             results[kind] = evaluate(
-                truth, timelines[kind], visits, min_stay_s=min_stay, end_ms=simulation.end_ms
+                replay.truth, timelines[kind], visits, min_stay_s=min_stay, end_ms=replay.end_ms
             )
             repositories[kind].close()
-        for node in nodes.values():
-            node.outbox.close()
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -111,6 +76,66 @@ def run_localize_eval(
         **results[localizer],
         "baseline": {"localizer": "nearest-gateway", **results["nearest"]},
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What the simulator knows of a run: where each shopper truly was."""
+
+    truth: list[TruthRow]
+    start_ms: int
+    end_ms: int
+
+
+def replay_scenario(
+    scenario: Scenario,
+    store: StorePlan,
+    services: Sequence[IngestService],
+    on_progress: Callable[[float], None] | None = None,
+) -> Replay:
+    """Run the scenario through the real gateway pipeline into each ingest
+    service (a direct hand-off instead of the broker), finish their windows,
+    and return the ground truth. Shared by the localization evaluation and the
+    analytics correctness test."""
+    clock = SimClock.starting_at(scenario.start)
+    nodes = {
+        g.id: GatewayNode(
+            store.id, g.id, Outbox(":memory:"), window_ms=scenario.window_ms, clock=clock
+        )
+        for g in store.gateways
+    }
+    truth_text = io.StringIO()
+    simulation = Simulation(scenario, store, nodes, clock, truth_text)
+
+    def deliver() -> None:
+        for node in nodes.values():
+            for entry in node.outbox.pending(limit=1000):
+                for service in services:
+                    service.handle(entry.topic, entry.payload, clock.now_ms)
+                node.outbox.remove(entry.seq)
+
+    steps = 0
+    try:
+        while not simulation.finished:
+            simulation.step()
+            deliver()
+            steps += 1
+            if on_progress is not None and steps % 100 == 0:
+                on_progress(
+                    (clock.now_ms - simulation.start_ms) / (simulation.end_ms - simulation.start_ms)
+                )
+        simulation.close_windows()
+        deliver()
+        for service in services:
+            service.finish(store.id)
+    finally:
+        for node in nodes.values():
+            node.outbox.close()
+    truth = [
+        TruthRow(r["t_ms"], r["shopper"], r["device"], r["zone"])
+        for r in map(json.loads, truth_text.getvalue().splitlines())
+    ]
+    return Replay(truth, simulation.start_ms, simulation.end_ms)
 
 
 def _recorder(timeline: dict[str, list[Placement]]) -> Callable[[str, ZonePlacement], None]:

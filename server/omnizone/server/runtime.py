@@ -17,15 +17,20 @@ import uvicorn
 from fastapi import FastAPI
 
 from omnizone.server.adapters.db import SqlRepository
+from omnizone.server.adapters.layout_db import LayoutRepository
 from omnizone.server.adapters.mqtt_ingest import MqttIngest
 from omnizone.server.adapters.shopper_db import ShopperRepository
+from omnizone.server.entrypoints.analytics_api import analytics_routes
 from omnizone.server.entrypoints.api import create_app
+from omnizone.server.entrypoints.dashboard import DashboardPart, mount_dashboard
 from omnizone.server.entrypoints.shopper_api import shopper_router
 from omnizone.server.entrypoints.shopper_app import mount_shopper_app
 from omnizone.server.offers_setup import OffersPart, build_offers
 from omnizone.server.service.device_identity import RegisteredDevices
 from omnizone.server.service.gateways import GatewayAdmin
 from omnizone.server.service.ingest import IngestService
+from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
+from omnizone.server.service.live_map import LiveMap
 from omnizone.server.service.locators import make_locators
 from omnizone.server.service.queries import StoreQueries
 from omnizone.server.service.shoppers import ShopperService
@@ -47,6 +52,7 @@ class ServerRuntime:
         self._ingest: IngestService | None = None
         self._shoppers: ShopperService | None = None
         self._offers: OffersPart | None = None
+        self._dashboard: DashboardPart | None = None
         self._mqtt: MqttIngest | None = None
         self._uvicorn: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -91,6 +97,9 @@ class ServerRuntime:
             stores = {plan.id: plan for plan in plans}
         try:
             self._repository = SqlRepository.from_url(s.database_url)
+            # The newest layout saved in the dashboard's editor replaces the file's plan.
+            layouts = LayoutRepository(self._repository.engine)
+            stores, layout_versions = apply_saved_layouts(stores, layouts)
             self._shoppers = self._shopper_service(stores, self._repository)
             self._offers = build_offers(s, stores, self._repository.engine, self._shoppers)
             self._ingest = IngestService(
@@ -115,14 +124,25 @@ class ServerRuntime:
             mqtt = self._mqtt
             gateways = GatewayAdmin(stores, self._repository, mqtt.publish_retained)
             shoppers = self._shoppers
+            self._dashboard = dashboard = DashboardPart(
+                keys,
+                LayoutService(stores, layout_versions, layouts),
+                LiveMap(stores, self._ingest.live, self._ingest.event_time),
+            )
             app = create_app(
                 queries,
                 keys,
                 mqtt_connected=lambda: mqtt.connected,
                 gateways=gateways,
-                routers=[lambda require: shopper_router(shoppers, require), *self._offers.routers],
+                routers=[
+                    lambda require: shopper_router(shoppers, require),
+                    *self._offers.routers,
+                    dashboard.router,
+                    analytics_routes(stores, self._repository.engine, shoppers),
+                ],
             )
             mount_shopper_app(app)
+            mount_dashboard(app)
             self._serve(app)
         except BaseException:
             self.stop()
@@ -152,6 +172,12 @@ class ServerRuntime:
         return self._offers
 
     @property
+    def dashboard(self) -> DashboardPart:
+        if self._dashboard is None:
+            raise RuntimeError("the server is not running: call start() first")
+        return self._dashboard
+
+    @property
     def shoppers(self) -> ShopperService:
         if self._shoppers is None:
             raise RuntimeError("the server is not running: call start() first")
@@ -161,6 +187,8 @@ class ServerRuntime:
         """Stop the API, drain and stop ingest, close the database. Idempotent."""
         if self._offers is not None:
             self._offers.close()  # closes the live offer sockets, or uvicorn waits for them
+        if self._dashboard is not None:
+            self._dashboard.close()  # and the live map sockets
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
         if self._thread is not None:
@@ -174,6 +202,7 @@ class ServerRuntime:
         self._uvicorn = self._thread = self._socket = None
         self._mqtt = None
         self._offers = None
+        self._dashboard = None
         self._shoppers = None
         self._repository = None
         self._ingest = None

@@ -8,7 +8,7 @@ campaign's product, or anything when it has none) within the attribution
 window after that decision, in any channel.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,6 +17,9 @@ from omnizone.server.domain.offers import Campaign, Outcome, campaign_lift
 from omnizone.server.service.shoppers import ShopperService
 
 ATTRIBUTION_WINDOW_MS = 7 * 24 * 3600 * 1000
+
+#: Shoppers -> their purchases as (gtin, at_ms), read at once for a whole group.
+PurchaseReader = Callable[[Sequence[str]], Mapping[str, Sequence[tuple[str, int]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +52,25 @@ def campaign_report(
     *,
     attribution_window_ms: int = ATTRIBUTION_WINDOW_MS,
     confidence: float = 0.95,
+    purchases: PurchaseReader | None = None,
 ) -> list[CampaignFigures]:
-    """``receipts(campaign_id)`` counts delivered/opened/dismissed/redeemed offers."""
+    """``receipts(campaign_id)`` counts delivered/opened/dismissed/redeemed offers.
+    ``purchases`` reads every shopper's purchases in one query (the analytics'
+    reader); without it each shopper's profile is read on its own."""
     report = []
     for campaign in campaigns:
         groups = decisions.first_decisions(campaign.id, [Outcome.SENT, Outcome.HELD_OUT])
-        converted = {
-            shopper: _bought_after(shoppers, shopper, at_ms, campaign, attribution_window_ms)
-            for shopper, (_outcome, at_ms) in groups.items()
-        }
+        if purchases is not None:
+            bought = purchases(list(groups))
+            converted = {
+                shopper: _converted(bought.get(shopper, ()), at_ms, campaign, attribution_window_ms)
+                for shopper, (_outcome, at_ms) in groups.items()
+            }
+        else:
+            converted = {
+                shopper: _bought_after(shoppers, shopper, at_ms, campaign, attribution_window_ms)
+                for shopper, (_outcome, at_ms) in groups.items()
+            }
         treated = [s for s, (o, _) in groups.items() if o == Outcome.SENT]
         control = [s for s, (o, _) in groups.items() if o == Outcome.HELD_OUT]
         treated_won = sum(converted[s] for s in treated)
@@ -98,4 +111,15 @@ def _bought_after(
     return any(
         at_ms <= p.at_ms <= at_ms + window_ms and (product is None or p.gtin == product)
         for p in purchases
+    )
+
+
+def _converted(
+    purchases: Sequence[tuple[str, int]], at_ms: int, campaign: Campaign, window_ms: int
+) -> bool:
+    """``_bought_after`` over purchases already read."""
+    product = campaign.content.product_gtin
+    return any(
+        at_ms <= bought_ms <= at_ms + window_ms and (product is None or gtin == product)
+        for gtin, bought_ms in purchases
     )

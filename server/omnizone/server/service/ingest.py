@@ -32,6 +32,7 @@ from omnizone.server.domain.visits import DeviceVisitState, VisitEvent, advance,
 from omnizone.server.service.locators import (
     Locator,
     NearestGatewayLocator,
+    Positions,
     Sighting,
     ZonePlacement,
 )
@@ -162,6 +163,20 @@ class IngestService:
         """Devices with an open stay in the store (a copy)."""
         with self._lock:
             return dict(self._states.get(store, {}))
+
+    def live(self, store: str) -> tuple[dict[str, str], dict[str, tuple[float, float]]]:
+        """What a live map shows: the zone of every open stay and, where the
+        localizer has one, the device's expected position (x, y metres). Only
+        devices whose location may be stored (consent); a copy, taken under
+        the ingest lock so it is one consistent moment."""
+        with self._lock:
+            stays = {device: state.zone for device, state in self._states.get(store, {}).items()}
+            locator = self._locators.get(store)
+            positions: dict[str, tuple[float, float]] = (
+                locator.positions() if isinstance(locator, Positions) else {}
+            )
+        allowed = {device: zone for device, zone in stays.items() if self._may_store(device)}
+        return allowed, {d: xy for d, xy in positions.items() if d in allowed}
 
     def handle(self, topic: str, payload: bytes, received_ms: int) -> IngestOutcome:
         """Process one message. Raises only when storage itself is unavailable

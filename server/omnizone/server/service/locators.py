@@ -11,7 +11,7 @@ information too ("not heard").
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, cast
+from typing import Literal, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -47,6 +47,15 @@ class Locator(Protocol):
 
     def flush(self) -> list[ZonePlacement]:
         """Decide every window still waiting (end of a replay or evaluation)."""
+        ...
+
+
+@runtime_checkable
+class Positions(Protocol):
+    """A locator that can say where on the floor its devices probably are."""
+
+    def positions(self) -> dict[str, tuple[float, float]]:
+        """device -> expected (x, y) in metres, for devices it has a position for."""
         ...
 
 
@@ -145,6 +154,17 @@ class WindowedLocator:
             ready += self._decide(start)
         return ready
 
+    def positions(self) -> dict[str, tuple[float, float]]:
+        """The model's expected position of each device, as of the last decided window."""
+        if self._localizer is None:
+            return {}
+        names, xy = self._localizer.positions()
+        known = ~np.isnan(xy).any(axis=1)
+        return {
+            names[i]: (x, y)
+            for i, (x, y) in zip(np.flatnonzero(known).tolist(), xy[known].tolist(), strict=True)
+        }
+
     def _decide(self, start: int) -> list[ZonePlacement]:
         window = self._windows.pop(start)
         self._expected = window.reporters
@@ -187,6 +207,10 @@ class WindowLocalizer(Protocol):
     def update(
         self, window_end_ms: int, devices: list[str], rssi: np.ndarray, present: np.ndarray
     ) -> "list[WindowDecision]": ...
+
+    def positions(self) -> tuple[list[str], np.ndarray]:
+        """Device names and their expected (x, y), NaN where unknown."""
+        ...
 
 
 def grid_localizer(plan: StorePlan, window_ms: int) -> WindowLocalizer:

@@ -49,6 +49,8 @@ DEFAULT_SILENT_WINDOW_PROBABILITY = 0.05
 #: The position filter's posterior is sharper than the zone filter's, so a
 #: lower bar reacts faster without flapping (tuned, docs/localization.md).
 GRID_HYSTERESIS = Hysteresis(enter_probability=0.65)
+#: Below this probability of being in the store, a device has no position.
+MIN_INSIDE_MASS = 0.05
 
 
 class ZoneDecision(NamedTuple):
@@ -77,6 +79,7 @@ class StoreLocalizer:
         zones: Sequence[str] | None = None,
         zone_share: NDArray[np.float64] | None = None,
         state_rows: NDArray[np.intp] | None = None,
+        state_points: NDArray[np.float64] | None = None,
     ) -> None:
         """The filter's states are the radio map's rows plus OUTSIDE. By default
         those rows are the zones; for a position grid (``grid.py``) they are
@@ -90,7 +93,11 @@ class StoreLocalizer:
         ``silent_window_probability`` is the chance that a phone in the store
         sends nothing in a window (background throttling, a pocket): a window
         where no anchor hears a device then says little about which zone it is
-        in, and only slowly pushes it outside."""
+        in, and only slowly pushes it outside.
+
+        ``state_points`` (states × 2, metres) is where each state lies on the
+        floor (a grid cell's centre); with it, ``positions`` gives each device's
+        expected position."""
         rows = np.arange(len(radio.zones)) if state_rows is None else np.asarray(state_rows)
         if rows.ndim != 1 or (rows.size and not 0 <= rows.min() <= rows.max() < len(radio.zones)):
             raise ValueError("state_rows must pick radio map rows, one per state")
@@ -101,6 +108,12 @@ class StoreLocalizer:
             raise ValueError(f"transition must be ({states}, {states}) for {states - 1} states")
         zone_names = tuple(radio.zones if zones is None else zones)
         self._membership = _membership(states, len(zone_names), zone_share)
+        self._points: NDArray[np.float64] | None = None
+        if state_points is not None:
+            points = np.asarray(state_points, dtype=np.float64)
+            if points.shape != (states - 1, 2):
+                raise ValueError(f"state_points must be ({states - 1}, 2) (states × x, y)")
+            self._points = points
         if outside_after_windows < 1 or window_ms < 1 or evidence_weight <= 0:
             raise ValueError("outside_after_windows, window_ms, evidence_weight must be positive")
         if not 0.0 <= silent_window_probability < 1.0:
@@ -220,6 +233,7 @@ class StoreLocalizer:
             zones=grid.zones,
             zone_share=np.tile(grid.zone_share, (MODES, 1)),
             state_rows=np.tile(np.arange(len(grid)), MODES),
+            state_points=np.tile(grid.centers, (MODES, 1)),
         )
 
     def blank(self) -> "StoreLocalizer":
@@ -261,6 +275,22 @@ class StoreLocalizer:
             ZoneDecision(d, labels[z], c, False, labels[z])
             for d, z, c in zip(self._names, zone.tolist(), confidence, strict=True)
         ]
+
+    def positions(self) -> tuple[list[str], NDArray[np.float64]]:
+        """Every tracked device's expected position (n × 2, metres): the
+        posterior mean over the floor, given that the device is in the store.
+        One matrix product for all devices, so a live map can ask every
+        second. NaN rows: the model has no positions (the zone filter), or the
+        device is almost surely outside."""
+        n = self._n
+        names = list(self._names)
+        if self._points is None:
+            return names, np.full((n, 2), np.nan)
+        inside = self._posterior[:n, :-1]
+        mass = inside.sum(axis=1)
+        mean: NDArray[np.float64] = (inside @ self._points) / np.maximum(mass, 1e-12)[:, None]
+        mean[mass < MIN_INSIDE_MASS] = np.nan
+        return names, mean
 
     def posterior(self, device: str) -> dict[str | None, float]:
         """The filter's belief for one device (zone -> probability, None = OUTSIDE)."""

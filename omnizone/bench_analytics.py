@@ -1,0 +1,508 @@
+"""``omnizone bench analytics``: every analytics view over a simulated week.
+
+A fresh SQLite database is filled with a week of one store, generated
+directly as the rows ingest and the other parts would have stored (running
+the radio simulator for 20,000 shopper trips would take hours): per day a
+few thousand trips, each entering by the entrance, visiting a few zones
+along the floor plan's passages (the zones walked through on the way are
+pass-bys), perhaps trying garments on, tapping a tap point, paying at the
+checkout, and leaving by the entrance. Then each view is timed over the
+whole week through the service (several runs) and once over HTTP.
+"""
+
+import random
+import statistics
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, func, insert, select
+
+from omnizone.paths import shipped_config
+from omnizone.server.adapters.analytics_db import AnalyticsRepository
+from omnizone.server.adapters.campaign_db import CampaignRepository, DecisionRow
+from omnizone.server.adapters.db import (
+    NfcTapRow,
+    ReceivedMessage,
+    SqlRepository,
+    TryOnRow,
+    VisitRow,
+)
+from omnizone.server.adapters.offer_db import (
+    OfferReceiptRow,
+    OfferRepository,
+    OfferRow,
+    RedemptionRow,
+)
+from omnizone.server.adapters.shopper_db import (
+    ProfileEventRow,
+    ShopperRepository,
+    ShopperRow,
+)
+from omnizone.server.domain.offers import Campaign, load_campaigns, load_catalog
+from omnizone.server.entrypoints.analytics_api import stored_campaigns
+from omnizone.server.service.analytics import VIEWS, AnalyticsService, to_csv
+from omnizone.server.service.shoppers import ShopperService
+from omnizone.store import StorePlan, ZoneKind, load_store
+
+DAY_OPEN_H, DAY_CLOSE_H = 10, 20
+#: Relative arrivals per opening hour (10:00 ... 19:00): lunch and after-work peaks.
+HOURLY_WEIGHT = (0.5, 0.8, 1.0, 1.3, 1.0, 0.9, 1.0, 1.4, 1.5, 0.9)
+
+
+@dataclass(frozen=True, slots=True)
+class WeekSpec:
+    days: int = 7
+    trips_per_day: int = 3000
+    first_day: date = date(2026, 11, 16)  # a Monday
+    seed: int = 7
+    returning_fraction: float = 0.3
+    sent_fraction: float = 0.9  # of trips the welcome campaign decides on: the rest held out
+
+
+@dataclass
+class _Rows:
+    visits: list[dict[str, Any]] = field(default_factory=list)
+    taps: list[dict[str, Any]] = field(default_factory=list)
+    try_ons: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    offers: list[dict[str, Any]] = field(default_factory=list)
+    receipts: list[dict[str, Any]] = field(default_factory=list)
+    redemptions: list[dict[str, Any]] = field(default_factory=list)
+    shoppers: dict[str, int] = field(default_factory=dict)
+
+
+class _Store:
+    """What the generator needs of the plan: routes, kinds, readers."""
+
+    def __init__(self, plan: StorePlan, gtins: Sequence[str]) -> None:
+        self.plan = plan
+        self.entrance = plan.entrances[0] if plan.entrances else plan.zones[0].id
+        self.browsable = [
+            z.id for z in plan.zones if z.kind in (ZoneKind.SALES, ZoneKind.FITTING_ROOM)
+        ]
+        self.fitting = {z.id for z in plan.zones if z.kind is ZoneKind.FITTING_ROOM}
+        self.checkouts = [z.id for z in plan.zones if z.kind is ZoneKind.CHECKOUT]
+        self.taps = {t.zone: t for t in plan.nfc_tap_points}
+        self.readers = {r.zone: r for r in plan.rfid_readers}
+        self.gtins = list(gtins)
+        self._paths: dict[tuple[str, str], list[str]] = {}
+
+    def path(self, a: str, b: str) -> list[str]:
+        """Zones walked through from a to b (both excluded), by the passages."""
+        key = (a, b)
+        if key not in self._paths:
+            previous: dict[str, str | None] = {a: None}
+            todo = deque([a])
+            while todo:
+                here = todo.popleft()
+                for nxt in self.plan.adjacency[here]:
+                    if nxt not in previous:
+                        previous[nxt] = here
+                        todo.append(nxt)
+            walk: list[str] = []
+            at = previous.get(b)
+            while at is not None and at != a:
+                walk.append(at)
+                at = previous[at]
+            self._paths[key] = walk[::-1]
+        return self._paths[key]
+
+
+def fill_week(engine: Engine, plan: StorePlan, spec: WeekSpec) -> dict[str, int]:
+    """Write the simulated week; returns the rows written per table."""
+    catalog = load_catalog(shipped_config("catalog/rivoli.yaml"))
+    store = _Store(plan, [p.gtin for p in catalog.products])
+    rng = random.Random(spec.seed)
+    rows = _Rows()
+    zone_tz = ZoneInfo(plan.store.timezone)
+    regulars: list[str] = []
+    busy_until: dict[str, int] = {}  # a returning shopper is not in the store twice at once
+    for d in range(spec.days):
+        day = spec.first_day + timedelta(days=d)
+        opening = datetime(day.year, day.month, day.day, DAY_OPEN_H, tzinfo=zone_tz)
+        open_ms = round(opening.astimezone(UTC).timestamp() * 1000)
+        hours = rng.choices(range(len(HOURLY_WEIGHT)), HOURLY_WEIGHT, k=spec.trips_per_day)
+        for hour in sorted(hours):
+            start_ms = open_ms + hour * 3_600_000 + rng.randrange(3_600_000)
+            shopper = rng.choice(regulars) if regulars else ""
+            if rng.random() >= spec.returning_fraction or busy_until.get(shopper, 0) > start_ms:
+                shopper = f"{rng.getrandbits(128):032x}"
+                regulars.append(shopper)
+            rows.shoppers.setdefault(shopper, start_ms)
+            busy_until[shopper] = _trip(store, rng, rows, shopper, start_ms, spec)
+    return _write(engine, plan, rows)
+
+
+def _trip(
+    store: _Store, rng: random.Random, rows: _Rows, shopper: str, t: int, spec: WeekSpec
+) -> int:
+    """One store trip from ``t``; returns when the shopper is out (plus a
+    few minutes, so a next trip of theirs is a separate one)."""
+    plan = store.plan
+    min_ms = plan.store.visits.min_presence_s * 1000
+    wanted = rng.randint(1, 5)
+    weights = [0.35 if z in store.fitting else 1.0 for z in store.browsable]
+    chosen: list[str] = []
+    while len(chosen) < min(wanted, len(store.browsable)):
+        pick = rng.choices(store.browsable, weights)[0]
+        if pick not in chosen:
+            chosen.append(pick)
+    if store.checkouts and rng.random() < 0.55:
+        chosen.append(rng.choice(store.checkouts))
+    tried: list[str] = []
+    bought: list[tuple[str, int]] = []
+
+    def stay(zone: str, dwell_ms: int) -> tuple[int, int]:
+        nonlocal t
+        entered = t
+        left = t + dwell_ms
+        status = "visit" if dwell_ms >= min_ms else "pass_by"
+        rows.visits.append(
+            {
+                "store": plan.id,
+                "device": shopper,
+                "zone": zone,
+                "entered_ms": entered,
+                "left_ms": left,
+                "dwell_s": dwell_ms / 1000,
+                "status": status,
+            }
+        )
+        t = left + rng.randrange(0, 2500)  # the localizer's hand-off between zones
+        return entered, left
+
+    def walk_through(a: str, b: str) -> None:
+        for zone in store.path(a, b):
+            stay(zone, rng.randrange(2500, 9000))
+
+    if spec.sent_fraction and rng.random() < 0.8:  # the welcome campaign decides on entry
+        _decide(rows, rng, plan.id, shopper, t, spec)
+    here = store.entrance
+    stay(here, rng.randrange(3000, 14_000))
+    for zone in chosen:
+        walk_through(here, zone)
+        mean_s = 150.0 if zone in store.fitting else 60.0
+        dwell_ms = round(rng.gammavariate(2.0, mean_s / 2.0) * 1000)
+        entered, left = stay(zone, max(dwell_ms, 1000))
+        here = zone
+        if zone in store.readers and left - entered > 20_000:
+            reader = store.readers[zone]
+            for _ in range(rng.randint(1, 3)):
+                gtin = rng.choice(store.gtins)
+                tried.append(gtin)
+                for event, at in (
+                    ("arrived", entered + rng.randrange(3000, 15_000)),
+                    ("departed", left - rng.randrange(1000, 8000)),
+                ):
+                    rows.try_ons.append(
+                        {
+                            "store": plan.id,
+                            "gateway": reader.gateway,
+                            "reader": reader.id,
+                            "event": event,
+                            "epc": f"3034{rng.getrandbits(80):020X}",
+                            "gtin": gtin,
+                            "serial": str(rng.randrange(10**9)),
+                            "at_ms": at,
+                        }
+                    )
+        if zone in store.taps and rng.random() < 0.3:
+            point = store.taps[zone]
+            rows.taps.append(
+                {
+                    "store": plan.id,
+                    "gateway": point.gateway,
+                    "tap_point": point.id,
+                    "uid": f"{rng.getrandbits(56):014X}",
+                    "at_ms": rng.randrange(entered, max(entered + 1, left)),
+                }
+            )
+        if zone in store.checkouts:
+            for gtin in tried:
+                if rng.random() < 0.4:
+                    bought.append((gtin, left - 2000))
+            if not bought and rng.random() < 0.7:
+                bought.append((rng.choice(store.gtins), left - 2000))
+    walk_through(here, store.entrance)
+    _, out_ms = stay(store.entrance, rng.randrange(3000, 12_000))
+    if tried and not bought and rng.random() < 0.15:  # thought it over, bought online tonight
+        bought.append((rng.choice(tried), out_ms + rng.randrange(3_600_000, 4 * 3_600_000)))
+    for gtin, at in bought:
+        channel = "pos" if at < out_ms else "online"
+        rows.events.append(
+            {
+                "shopper_id": shopper,
+                "type": "purchase",
+                "gtin": gtin,
+                "channel": channel,
+                "amount": 49.0,
+                "at_ms": at,
+            }
+        )
+    if rng.random() < 0.5:  # browsing the app on the way: not purchases
+        rows.events.append(
+            {
+                "shopper_id": shopper,
+                "type": "product_view",
+                "gtin": rng.choice(store.gtins),
+                "channel": "app",
+                "amount": None,
+                "at_ms": t,
+            }
+        )
+    return out_ms + 10 * 60_000
+
+
+def _decide(
+    rows: _Rows, rng: random.Random, store: str, shopper: str, at: int, spec: WeekSpec
+) -> None:
+    sent = rng.random() < spec.sent_fraction
+    rows.decisions.append(
+        {
+            "store": store,
+            "campaign_id": "welcome",
+            "shopper_id": shopper,
+            "outcome": "sent" if sent else "held_out",
+            "reason": "bench",
+            "trigger": "store_entered",
+            "visit_id": None,
+            "at_ms": at,
+        }
+    )
+    if not sent:
+        return
+    offer_id = f"{rng.getrandbits(128):032x}"
+    code = f"WELCOME-{rng.getrandbits(48):012X}"
+    rows.offers.append(
+        {
+            "offer_id": offer_id,
+            "shopper_id": shopper,
+            "seq": 0,  # renumbered per shopper when written
+            "store": store,
+            "campaign_id": "welcome",
+            "code": code,
+            "content": {"title": "Welcome", "body": "10% off today", "product_gtin": None},
+            "expires_ms": at + 4 * 3_600_000,
+            "created_ms": at,
+            "trigger_published_ms": at,
+        }
+    )
+    rows.receipts.append({"offer_id": offer_id, "status": "delivered", "at_ms": at + 300})
+    if rng.random() < 0.4:
+        rows.receipts.append({"offer_id": offer_id, "status": "opened", "at_ms": at + 20_000})
+    if rng.random() < 0.08:
+        rows.redemptions.append(
+            {"offer_id": offer_id, "code": code, "store": store, "redeemed_ms": at + 600_000}
+        )
+
+
+def _write(engine: Engine, plan: StorePlan, rows: _Rows) -> dict[str, int]:
+    seqs: dict[str, int] = {}
+    for offer in rows.offers:
+        seqs[offer["shopper_id"]] = seqs.get(offer["shopper_id"], 0) + 1
+        offer["seq"] = seqs[offer["shopper_id"]]
+    with engine.begin() as conn:
+        message_id: dict[str, int] = {}
+        for seq, gateway in enumerate(g.id for g in plan.gateways):
+            result = conn.execute(
+                insert(ReceivedMessage).values(
+                    store=plan.id,
+                    gateway=gateway,
+                    seq=10**9 + seq,
+                    kind="nfc",
+                    sent_ms=0,
+                    received_ms=0,
+                    items=0,
+                    duplicates=0,
+                )
+            )
+            message_id[gateway] = int(result.inserted_primary_key[0])  # type: ignore[index]
+        for row in (*rows.taps, *rows.try_ons):
+            row["message_id"] = message_id[row["gateway"]]
+        conn.execute(
+            insert(ShopperRow),
+            [
+                {
+                    "id": shopper,
+                    "store": plan.id,
+                    "token_hash": "0" * 64,
+                    "eid_key": bytes(16),
+                    "created_ms": first,
+                    "loyalty_id": None,
+                }
+                for shopper, first in rows.shoppers.items()
+            ],
+        )
+        for model, batch in (
+            (VisitRow, rows.visits),
+            (NfcTapRow, rows.taps),
+            (TryOnRow, rows.try_ons),
+            (ProfileEventRow, rows.events),
+            (DecisionRow, rows.decisions),
+            (OfferRow, rows.offers),
+            (OfferReceiptRow, rows.receipts),
+            (RedemptionRow, rows.redemptions),
+        ):
+            if batch:
+                conn.execute(insert(model), batch)
+    return {
+        "shoppers": len(rows.shoppers),
+        "visits": len(rows.visits),
+        "nfc_taps": len(rows.taps),
+        "try_ons": len(rows.try_ons),
+        "profile_events": len(rows.events),
+        "purchases": sum(1 for e in rows.events if e["type"] == "purchase"),
+        "offer_decisions": len(rows.decisions),
+        "offers": len(rows.offers),
+        "offer_redemptions": len(rows.redemptions),
+    }
+
+
+# -- the bench -----------------------------------------------------------------------
+
+
+def run_analytics_bench(
+    *,
+    days: int = 7,
+    trips_per_day: int = 3000,
+    runs: int = 5,
+    database_url: str | None = None,
+    store_file: Path | None = None,
+    seed: int = 7,
+) -> dict[str, Any]:
+    """Fill a fresh database, then time every view over the whole range."""
+    plan = load_store(store_file or shipped_config("stores/rivoli.yaml"))
+    spec = WeekSpec(days=days, trips_per_day=trips_per_day, seed=seed)
+    with _database(database_url) as url:
+        repository = SqlRepository.from_url(url)
+        engine = repository.engine
+        try:
+            _check_empty(engine)
+            reads = AnalyticsRepository(engine)
+            shoppers = ShopperService([plan.id], ShopperRepository(engine))
+            OfferRepository(engine)  # its tables
+            decisions = CampaignRepository(engine)
+            for campaign in shipped_campaigns(plan):  # as the server seeds them
+                decisions.save_campaign(campaign, 0)
+            started = time.perf_counter()
+            written = fill_week(engine, plan, spec)
+            fill_s = time.perf_counter() - started
+            report = stored_campaigns(engine, reads, shoppers)
+            service = AnalyticsService({plan.id: plan}, reads, report)
+            tz = ZoneInfo(plan.store.timezone)
+            first = datetime.combine(spec.first_day, datetime.min.time(), tz)
+            from_ms = round(first.timestamp() * 1000)
+            to_ms = round((first + timedelta(days=days)).timestamp() * 1000)
+            views: dict[str, Any] = {}
+            for view in VIEWS:
+                seconds = []
+                body: dict[str, Any] = {}
+                for _ in range(runs):
+                    t0 = time.perf_counter()
+                    body = service.view(plan.id, view, from_ms, to_ms)
+                    seconds.append(time.perf_counter() - t0)
+                views[view] = {
+                    "median_ms": round(statistics.median(seconds) * 1000, 1),
+                    "max_ms": round(max(seconds) * 1000, 1),
+                    "csv_rows": to_csv(view, body).count("\n") - 1,
+                }
+            http = _time_http(service, repository, plan, from_ms, to_ms)
+            for view, ms in http.items():
+                views[view]["http_ms"] = ms
+        finally:
+            repository.close()
+    slowest = max(max(v["max_ms"], v["http_ms"]) for v in views.values())
+    return {
+        "store": plan.id,
+        "days": days,
+        "trips_per_day": trips_per_day,
+        "range": {"from_ms": from_ms, "to_ms": to_ms},
+        "rows": written,
+        "fill_s": round(fill_s, 1),
+        "runs": runs,
+        "views": views,
+        "slowest_ms": slowest,
+        "all_under_1s": slowest < 1000,
+        "database": "sqlite" if database_url is None else database_url.split(":")[0],
+    }
+
+
+def shipped_campaigns(plan: StorePlan) -> list[Campaign]:
+    catalog = load_catalog(shipped_config("catalog/rivoli.yaml"))
+    path = shipped_config("campaigns/rivoli.yaml")
+    return [c for c in load_campaigns(path, catalog=catalog) if c.store == plan.id]
+
+
+@contextmanager
+def _database(url: str | None) -> Iterator[str]:
+    if url is not None:
+        yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="omnizone-bench-analytics-") as tmp:
+        yield f"sqlite:///{Path(tmp) / 'week.db'}"
+
+
+def _check_empty(engine: Engine) -> None:
+    with engine.connect() as conn:
+        if conn.scalar(select(func.count()).select_from(VisitRow)):
+            raise ValueError("the database already holds visits: give an empty one")
+
+
+def _time_http(
+    service: AnalyticsService,
+    repository: SqlRepository,
+    plan: StorePlan,
+    from_ms: int,
+    to_ms: int,
+) -> dict[str, float]:
+    """Each view once over HTTP: the server's app on a real uvicorn, a free port."""
+    import socket
+
+    import httpx
+    import uvicorn
+
+    from omnizone.server.entrypoints.analytics_api import analytics_router
+    from omnizone.server.entrypoints.api import create_app
+    from omnizone.server.service.queries import StoreQueries
+
+    key = "bench-key-123456"
+    app = create_app(
+        StoreQueries({plan.id: plan}, repository),
+        {key: ["read"]},
+        routers=[lambda require: analytics_router(service, require)],
+    )
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        out = {}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            for view in VIEWS:
+                t0 = time.perf_counter()
+                response = client.get(
+                    f"/api/v1/stores/{plan.id}/analytics/{view}",
+                    params={"from_ms": from_ms, "to_ms": to_ms},
+                    headers={"X-API-Key": key},
+                )
+                response.raise_for_status()
+                out[view] = round((time.perf_counter() - t0) * 1000, 1)
+        return out
+    finally:
+        server.should_exit = True
+        thread.join()
+        sock.close()

@@ -1,0 +1,64 @@
+// Gateway fleet: GET /api/v1/stores/{store}/gateways, refreshed every 10 s.
+// What each gateway's last health report carries: outbox depth and drops,
+// reader states, counters (errors among them), software version, uptime.
+
+import { api } from "./api.js";
+import { ago, el, fmt } from "./dom.js";
+
+const REFRESH_MS = 10_000;
+
+/** Counters that count something going wrong (reader and frame errors). */
+function errorCounters(counters) {
+  return Object.entries(counters || {}).filter(([name, value]) => value > 0 && /error|bad_|rejected|restart|reopen/.test(name));
+}
+
+function readerStates(readers) {
+  const entries = Object.entries(readers || {});
+  if (!entries.length) return el("span", { class: "muted" }, "–");
+  return entries.map(([name, value]) => el("span", { class: `pill ${/^(ok|running|scanning|open|connected|ready)/.test(value) ? "ok" : "warn"}`, title: name }, `${name}: ${value}`), " ");
+}
+
+export async function fleetView(ctx) {
+  const body = el("tbody");
+  const summary = el("p", { class: "muted", "data-testid": "fleet-summary" });
+  ctx.view.replaceChildren(
+    el("h1", {}, "Gateways"),
+    summary,
+    el("table", { "data-testid": "fleet" },
+      el("thead", {}, el("tr", {},
+        ...["Gateway", "Zone", "State", "Last seen", "Version", "Outbox", "Dropped", "Readers", "Reader errors", "Uptime", "CPU"]
+          .map((h, i) => el("th", { class: i >= 5 && i !== 7 && i !== 8 ? "num" : "" }, h)))),
+      body),
+    el("p", { class: "muted small" },
+      "Online: the gateway's last status is online and something arrived within 90 s. Outbox: messages waiting on the gateway (broker unreachable). ",
+      "Dropped: messages the outbox had to discard when full. Reader errors: counters of the last health report that count faults."),
+  );
+
+  async function refresh() {
+    const fleet = await api(`/stores/${ctx.store}/gateways`);
+    const online = fleet.filter((g) => g.online).length;
+    summary.textContent = `${online} of ${fleet.length} online · refreshed ${new Date().toLocaleTimeString("en-GB")}`;
+    body.replaceChildren(...fleet.map((g) => {
+      const errors = errorCounters(g.counters);
+      const errorTotal = errors.reduce((s, [, v]) => s + v, 0);
+      return el("tr", { "data-gateway": g.gateway },
+        el("td", {}, el("b", {}, g.gateway)),
+        el("td", {}, g.zone),
+        el("td", {}, el("span", { class: `pill ${g.online ? "ok" : "bad"}`, "data-testid": "gateway-state" }, g.online ? "online" : g.state === "offline" ? "offline" : g.last_seen_ms ? "silent" : "never seen")),
+        el("td", { title: g.last_seen_ms ? new Date(g.last_seen_ms).toISOString() : "" }, ago(g.last_seen_ms)),
+        el("td", {}, g.version || "–"),
+        el("td", { class: "num" }, fmt(g.outbox_depth)),
+        el("td", { class: "num" }, fmt(g.outbox_dropped)),
+        el("td", {}, readerStates(g.readers)),
+        el("td", { title: errors.map(([n, v]) => `${n}: ${v}`).join("\n") },
+          errorTotal ? el("span", { class: "pill bad" }, `${fmt(errorTotal)} (${errors.map(([n]) => n).join(", ")})`) : el("span", { class: "muted" }, "0")),
+        el("td", { class: "num" }, g.uptime_s === null || g.uptime_s === undefined ? "–" : `${fmt(g.uptime_s / 3600, 1)} h`),
+        el("td", { class: "num" }, g.cpu_temp_c === null || g.cpu_temp_c === undefined ? "–" : `${fmt(g.cpu_temp_c, 1)} °C`),
+      );
+    }));
+  }
+
+  await refresh();
+  const timer = setInterval(() => refresh().catch((error) => ctx.say(`Fleet refresh failed: ${error.message}`)), REFRESH_MS);
+  ctx.onLeave(() => clearInterval(timer));
+}

@@ -1,0 +1,122 @@
+"""`omnizone report` and `omnizone bench analytics`, run as commands."""
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from typer.testing import CliRunner
+
+from omnizone.cli import app
+from omnizone.report import ReportError, parse_time
+
+from .conftest import READ, STORE, STORE_FILE, Filled
+
+VIEWS = ["presence", "dwell", "footfall", "visits", "transitions", "routes", "funnel", "campaigns"]
+CHARTS = ["presence", "dwell", "transitions"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def run_report(filled: Filled, out: Path, *extra: str, start: str = "2026-11-16") -> object:
+    return CliRunner().invoke(
+        app,
+        [
+            "report",
+            "--store",
+            STORE,
+            "--from",
+            start,
+            "--to",
+            "2026-11-17",
+            "--out",
+            str(out),
+            "--database-url",
+            filled.url,
+            "--store-file",
+            str(STORE_FILE),
+            *extra,
+        ],
+    )
+
+
+def test_report_writes_each_view_as_the_api_answers_it(
+    filled: Filled, client: TestClient, tmp_path: Path
+) -> None:
+    result = run_report(filled, tmp_path, "--json")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    summary = json.loads(result.stdout)  # type: ignore[attr-defined]
+    # Dates alone are local midnights in the store's timezone (Paris, UTC+1 in November).
+    assert (summary["from_ms"], summary["to_ms"]) == (filled.from_ms, filled.to_ms)
+    assert summary["from"] == "2026-11-16T00:00:00+01:00"
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    for view in VIEWS:
+        written = (tmp_path / f"{STORE}-{view}.csv").read_text(encoding="utf-8")
+        answer = client.get(
+            f"/api/v1/stores/{STORE}/analytics/{view}",
+            params={"from_ms": filled.from_ms, "to_ms": filled.to_ms, "format": "csv"},
+            headers=READ,
+        )
+        assert written == answer.text, view
+    for chart in CHARTS:
+        path = tmp_path / f"{STORE}-{chart}.png"
+        assert path.read_bytes()[:8] == PNG_SIGNATURE
+        with Image.open(path) as image:
+            image.verify()  # a whole, readable PNG
+        with Image.open(path) as image:
+            assert image.format == "PNG" and min(image.size) > 300
+            assert len(image.getcolors(maxcolors=1 << 20) or []) > 10  # something drawn
+    assert sorted(summary["files"]) == sorted(
+        [f"{STORE}-{v}.csv" for v in VIEWS] + [f"{STORE}-{c}.png" for c in CHARTS]
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--store", "nowhere"], "unknown store 'nowhere'"),
+        (["--from", "2026-11-18"], "--to"),
+        (["--from", "last tuesday"], "--from: 'last tuesday' is not an ISO date"),
+    ],
+)
+def test_report_refuses_bad_input_with_exit_2(
+    filled: Filled, tmp_path: Path, args: list[str], message: str
+) -> None:
+    base = {
+        "--store": STORE,
+        "--from": "2026-11-16",
+        "--to": "2026-11-17",
+        "--out": str(tmp_path / "out"),
+        "--database-url": filled.url,
+        "--store-file": str(STORE_FILE),
+    }
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    result = CliRunner().invoke(app, ["report", *(x for kv in base.items() for x in kv)])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_times_without_an_offset_are_store_local() -> None:
+    assert parse_time("2026-11-16T10:30", "Europe/Paris", "--from") == parse_time(
+        "2026-11-16T09:30:00Z", "UTC", "--from"
+    )
+    assert parse_time("2026-07-01", "Europe/Paris", "--from") == parse_time(
+        "2026-06-30T22:00:00+00:00", "Europe/Paris", "--from"
+    )
+    with pytest.raises(ReportError, match="--to"):
+        parse_time("2026-13-01", "UTC", "--to")
+
+
+def test_bench_analytics_prints_latency_and_rows_per_view() -> None:
+    result = CliRunner().invoke(
+        app, ["bench", "analytics", "--days", "1", "--trips", "60", "--runs", "2", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["views"]) == set(VIEWS)
+    for figures in report["views"].values():
+        assert figures["median_ms"] <= figures["max_ms"]
+        assert figures["http_ms"] > 0 and figures["csv_rows"] >= 1
+    assert report["rows"]["visits"] > 60 and report["rows"]["purchases"] > 0
+    assert report["runs"] == 2 and isinstance(report["all_under_1s"], bool)
