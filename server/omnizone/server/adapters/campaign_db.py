@@ -228,10 +228,21 @@ class CampaignRepository:
     def record_store_visits(self, visits: Sequence[tuple[str, str, int]]) -> None:
         """New store visits (store, shopper, entered_ms), in one transaction."""
         with Session(self.engine) as session, session.begin():
+            rows: dict[tuple[str, str], StoreVisitRow] = {}
+            for store in {store for store, _shopper, _at in visits}:
+                shoppers = sorted({sh for st, sh, _at in visits if st == store})
+                for chunk in _chunks(shoppers):
+                    found = session.scalars(
+                        select(StoreVisitRow).where(
+                            StoreVisitRow.store == store, StoreVisitRow.shopper_id.in_(chunk)
+                        )
+                    )
+                    rows.update({(r.store, r.shopper_id): r for r in found})
             for store, shopper_id, at_ms in visits:
-                row = session.get(StoreVisitRow, (shopper_id, store))
+                row = rows.get((store, shopper_id))
                 if row is None:
                     row = StoreVisitRow(shopper_id=shopper_id, store=store, visits=0, last_ms=at_ms)
+                    rows[(store, shopper_id)] = row
                     session.add(row)
                 row.visits += 1
                 row.last_ms = at_ms

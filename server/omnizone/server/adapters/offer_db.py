@@ -10,6 +10,7 @@ or reported as what it is.
 """
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
@@ -21,8 +22,10 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    bindparam,
     delete,
     func,
+    insert,
     select,
     update,
 )
@@ -175,23 +178,42 @@ def _ack_one(session: Session, shopper_id: str, seq: int, at_ms: int) -> int:
     return new
 
 
-def _offer_row(session: Session, new: NewOffer, created_ms: int, code: str) -> "OfferRow":
-    """The shopper's next offer row; bumping the cursor write-locks it first."""
-    bumped = session.execute(
-        update(OfferCursorRow)
-        .where(OfferCursorRow.shopper_id == new.shopper_id)
-        .values(last_seq=OfferCursorRow.last_seq + 1)
-    )
-    if _rows(bumped):
-        seq = session.scalars(
-            select(OfferCursorRow.last_seq).where(OfferCursorRow.shopper_id == new.shopper_id)
-        ).one()
-    else:
-        seq = 1
-        session.add(
-            OfferCursorRow(shopper_id=new.shopper_id, last_seq=1, acked_seq=0, acked_ms=None)
+def _bump_cursors(session: Session, counts: Mapping[str, int]) -> dict[str, int]:
+    """Move each shopper's last seq on by their offers in the batch (the UPDATE
+    write-locks the cursor rows); the new last seq per shopper. A shopper's
+    first offer creates the cursor; two publishers creating the same one at
+    once collide on its primary key, and the loser's transaction is retried."""
+    cursors = Base.metadata.tables[OfferCursorRow.__tablename__]
+    shoppers = sorted(counts)
+    if shoppers:
+        session.connection().execute(
+            update(cursors)
+            .where(cursors.c.shopper_id == bindparam("sid"))
+            .values(last_seq=cursors.c.last_seq + bindparam("n")),
+            [{"sid": shopper, "n": counts[shopper]} for shopper in shoppers],
         )
-        session.flush()  # a second offer for this shopper in the batch bumps it
+    last: dict[str, int] = {}
+    for start in range(0, len(shoppers), 500):
+        found = session.execute(
+            select(OfferCursorRow.shopper_id, OfferCursorRow.last_seq).where(
+                OfferCursorRow.shopper_id.in_(shoppers[start : start + 500])
+            )
+        )
+        last.update({shopper: seq for shopper, seq in found})
+    new = [shopper for shopper in shoppers if shopper not in last]
+    if new:
+        session.connection().execute(
+            insert(cursors),
+            [
+                {"shopper_id": s, "last_seq": counts[s], "acked_seq": 0, "acked_ms": None}
+                for s in new
+            ],
+        )
+        last.update({s: counts[s] for s in new})
+    return last
+
+
+def _offer_row(new: NewOffer, seq: int, created_ms: int, code: str) -> "OfferRow":
     draft = new.draft
     content: dict[str, Any] = {
         "title": draft.title,
@@ -295,11 +317,15 @@ class OfferRepository:
         """Store offers, each with its shopper's next seq, in one transaction."""
 
         def work(session: Session) -> list[DeliveredOffer]:
+            counts = Counter(new.shopper_id for new in offers)
+            last = _bump_cursors(session, counts)
+            given: Counter[str] = Counter()
             rows = []
-            for new in offers:
-                row = _offer_row(session, new, created_ms, new_code(new.draft))
-                session.add(row)
-                rows.append(row)
+            for new in offers:  # each shopper's new seqs, in the batch's order
+                given[new.shopper_id] += 1
+                seq = last[new.shopper_id] - counts[new.shopper_id] + given[new.shopper_id]
+                rows.append(_offer_row(new, seq, created_ms, new_code(new.draft)))
+            session.add_all(rows)
             session.flush()
             return [_offer(row) for row in rows]
 

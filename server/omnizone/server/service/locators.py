@@ -111,12 +111,19 @@ class WindowedLocator:
         plan: StorePlan,
         localizer_factory: Callable[[StorePlan, int], "WindowLocalizer"],
         lateness_windows: int = 2,
+        expected_window_ms: int | None = None,
     ) -> None:
+        """``expected_window_ms``: build the localizer now for the gateways'
+        usual window, so the first window of the day (a crowd at opening) is
+        not also the one that waits for the radio map and motion model."""
         self._plan = plan
         self._factory = localizer_factory
         self._lateness = lateness_windows
         self._localizer: WindowLocalizer | None = None
         self._window_ms: int | None = None
+        if expected_window_ms is not None:
+            self._window_ms = expected_window_ms
+            self._localizer = localizer_factory(plan, expected_window_ms)
         self._windows: dict[int, _Window] = {}
         self._newest = -1
         self._decided_until = -1
@@ -225,10 +232,19 @@ def zone_localizer(plan: StorePlan, window_ms: int) -> WindowLocalizer:
     return cast(WindowLocalizer, StoreLocalizer.for_store(plan, window_ms=window_ms))
 
 
+#: The gateways' default BLE window (gateway settings ``window_ms``).
+GATEWAY_WINDOW_MS = 1000
+
+
 def make_locators(
-    stores: Mapping[str, StorePlan], kind: LocatorKind = "grid"
+    stores: Mapping[str, StorePlan],
+    kind: LocatorKind = "grid",
+    expected_window_ms: int | None = GATEWAY_WINDOW_MS,
 ) -> dict[str, Locator]:
     if kind == "nearest":
         return {store: NearestGatewayLocator(plan) for store, plan in stores.items()}
     factory = grid_localizer if kind == "grid" else zone_localizer
-    return {store: WindowedLocator(plan, factory) for store, plan in stores.items()}
+    return {
+        store: WindowedLocator(plan, factory, expected_window_ms=expected_window_ms)
+        for store, plan in stores.items()
+    }
