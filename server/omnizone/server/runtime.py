@@ -97,6 +97,7 @@ class ServerRuntime:
             stores = {plan.id: plan for plan in plans}
         try:
             self._repository = SqlRepository.from_url(s.database_url)
+            self._repository.start_background_checkpoints()
             # The newest layout saved in the dashboard's editor replaces the file's plan.
             layouts = LayoutRepository(self._repository.engine)
             stores, layout_versions = apply_saved_layouts(stores, layouts)
