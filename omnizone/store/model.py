@@ -93,6 +93,9 @@ class RfidReader(_Strict):
     gateway: Identifier
     zone: Identifier
     antennas: int = Field(1, ge=1, le=16)
+    position: Coordinate | None = Field(
+        None, description="where it is on the floor plan; default: not placed"
+    )
 
 
 class StoreInfo(_Strict):
@@ -170,6 +173,12 @@ class StorePlan(_Strict):
                     )
                 if item.zone not in zone_ids:
                     raise ValueError(f"{name}[{i}] ({item.id}).zone: unknown zone {item.zone!r}")
+        for i, reader in enumerate(self.rfid_readers):
+            if reader.position is not None and not floor.holds(reader.position):
+                raise ValueError(
+                    f"rfid_readers[{i}] ({reader.id}).position {list(reader.position)} "
+                    "lies outside the floor"
+                )
         for i, pair in enumerate(self.walls):
             for wall_zone in pair:
                 if wall_zone not in zone_ids:

@@ -1,6 +1,7 @@
 """The staff dashboard in headless Chromium against a real server: login
 (a wrong key is refused, a read-only key sees no admin action), the layout
-editor (draw a zone, save it, see a refusal named), the campaign editor
+editor (draw a zone, save it, see a refusal named; place and drag RFID
+readers), the campaign editor
 (create, pause). The live map and the analytics views with simulator data
 are in test_dashboard_live.py."""
 
@@ -54,8 +55,8 @@ def set_field(page: Page, testid: str, value: str) -> None:
     field.dispatch_event("change")
 
 
-def click_floor(page: Page, x: float, y: float) -> None:
-    """Click the editor's floor at (x, y) metres."""
+def floor_point(page: Page, x: float, y: float) -> tuple[float, float]:
+    """Where (x, y) metres on the editor's floor are on the screen."""
     screen = page.evaluate(
         """([x, y]) => {
             const root = document.querySelector('[data-testid=editor-floor]');
@@ -66,7 +67,20 @@ def click_floor(page: Page, x: float, y: float) -> None:
         }""",
         [x, y],
     )
-    page.mouse.click(screen[0], screen[1])
+    return screen[0], screen[1]
+
+
+def click_floor(page: Page, x: float, y: float) -> None:
+    """Click the editor's floor at (x, y) metres."""
+    page.mouse.click(*floor_point(page, x, y))
+
+
+def drag_on_floor(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Press at `start` metres on the editor's floor, move to `end`, release."""
+    page.mouse.move(*floor_point(page, *start))
+    page.mouse.down()
+    page.mouse.move(*floor_point(page, *end), steps=8)
+    page.mouse.up()
 
 
 def draw_zone(page: Page, corners: list[tuple[float, float]]) -> None:
@@ -153,6 +167,57 @@ def test_a_zone_drawn_in_the_editor_is_saved_as_a_new_layout_version(
     assert api.get(f"/api/v1/stores/{STORE}/floor-images/{layout['image_id']}").content == PNG
     running = api.get(f"/api/v1/stores/{STORE}/plan").json()
     assert "terrace" not in {z["id"] for z in running["plan"]["zones"]}
+
+
+def test_rfid_readers_are_placed_and_dragged_on_the_plan_and_saved(
+    server: ServerRuntime, page: Page
+) -> None:
+    base = server.api_url
+    login(page, base, ADMIN_KEY)
+    # The store file places both fitting-room readers: the live floor shows them.
+    for reader in ("rfid-fitting-1", "rfid-fitting-2"):
+        assert page.locator(f"[data-testid=live-floor] [data-reader={reader}]").count() == 1
+    page.get_by_test_id("nav-layout").click()
+    page.get_by_test_id("editor-floor").wait_for()
+    marker = page.locator("[data-testid=editor-floor] [data-reader=rfid-fitting-1]")
+    assert marker.count() == 1
+
+    # Drag rfid-fitting-1 from the back wall of its cubicle to the front.
+    drag_on_floor(page, (21.5, 19.5), (22, 15))
+    page.get_by_test_id("selected-reader").filter(has_text="rfid-fitting-1").wait_for()
+    assert page.get_by_test_id("reader-x").input_value() == "22"
+    assert page.get_by_test_id("reader-y").input_value() == "15"
+    # Re-place rfid-fitting-2 from the list: "Move", then click where it goes.
+    page.locator("[data-reader-row=rfid-fitting-2] [data-testid=place-reader]").click()
+    assert "rfid-fitting-2" in page.get_by_test_id("tool-hint").inner_text()
+    click_floor(page, 24, 18.5)
+    page.get_by_test_id("selected-reader").filter(has_text="rfid-fitting-2").wait_for()
+    # A new reader: it takes the zone it stands in and that zone's gateway.
+    page.get_by_test_id("tool-reader").click()
+    click_floor(page, 25, 16)
+    page.get_by_test_id("selected-reader").filter(has_text="rfid-1").wait_for()
+
+    page.get_by_test_id("save-layout").click()
+    page.get_by_test_id("layout-saved").filter(has_text="version 1").wait_for()
+    assert page.get_by_test_id("layout-problems").locator("li").count() == 0
+
+    api = httpx.Client(base_url=base, headers={"X-API-Key": READ_KEY})
+    readers = {
+        r["id"]: r
+        for r in api.get(f"/api/v1/stores/{STORE}/layouts/1").json()["plan"]["rfid_readers"]
+    }
+    assert set(readers) == {"rfid-fitting-1", "rfid-fitting-2", "rfid-1"}
+    assert readers["rfid-fitting-1"]["position"] == [22, 15]
+    assert readers["rfid-fitting-1"]["zone"] == "fitting-room-1"
+    assert readers["rfid-fitting-2"]["position"] == [24, 18.5]
+    new = readers["rfid-1"]
+    assert (new["position"], new["zone"], new["gateway"]) == (
+        [25, 16],
+        "fitting-room-2",
+        "gw-fitting-2",
+    )
+    running = api.get(f"/api/v1/stores/{STORE}/plan").json()["plan"]["rfid_readers"]
+    assert [r["position"] for r in running] == [[21.5, 19.5], [24.5, 19.5]]  # until a restart
 
 
 def test_a_campaign_is_created_and_paused_in_the_browser(server: ServerRuntime, page: Page) -> None:

@@ -29,6 +29,14 @@ EXPECTED: dict[str, list[str]] = {
         "rfid_readers[0] (rfid-fitting).gateway",
         "unknown gateway 'gw-fitting'",
     ],
+    "rfid-reader-position-one-number.yaml": [
+        "rfid_readers[0] (rfid-fitting).position[1]",
+        "Field required",
+    ],
+    "rfid-reader-outside-floor.yaml": [
+        "rfid_readers[0] (rfid-fitting).position [25.0, 12.0]",
+        "lies outside the floor",
+    ],
     "unknown-timezone.yaml": ["store.timezone", "unknown time zone 'Europe/Atlantis'", "IANA"],
     "wall-unknown-zone.yaml": ["walls[1]", "unknown zone 'shoos'"],
     "beacon-mac-address.yaml": ["beacons[0] (bcn-door).device", "contains a MAC address"],

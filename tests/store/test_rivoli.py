@@ -1,6 +1,7 @@
 """The shipped example store is a sensible shop: what the demo, the simulator and
 the docs all rely on."""
 
+import re
 from collections import deque
 from pathlib import Path
 
@@ -117,6 +118,14 @@ def test_removing_the_walls_opens_the_fitting_rooms_to_each_other() -> None:
     assert {start, end} == {(23.0, 14.0), (23.0, 20.0)}
 
 
+def test_readers_without_a_position_still_load() -> None:
+    text = re.sub(
+        r"(antennas: \d+), position: \[[^]]*\]", r"\1", RIVOLI.read_text(encoding="utf-8")
+    )
+    plan = parse_store(text, source="rivoli-unplaced-readers")
+    assert [r.position for r in plan.rfid_readers] == [None, None]
+
+
 def test_zone_lookup(plan: StorePlan) -> None:
     assert plan.zone_at((15, 2)) == "entrance"
     assert plan.zone_at((21.5, 17)) == "fitting-room-1"
@@ -129,6 +138,9 @@ def test_the_other_parts_of_the_plan_point_at_real_things(plan: StorePlan) -> No
     zone_ids = {z.id for z in plan.zones}
     gateway_ids = {g.id for g in plan.gateways}
     assert {r.zone for r in plan.rfid_readers} == {"fitting-room-1", "fitting-room-2"}
+    for reader in plan.rfid_readers:  # placed on the plan, in its fitting room
+        assert reader.position is not None
+        assert plan.zone_at(reader.position) == reader.zone
     links = [(r.zone, r.gateway) for r in plan.rfid_readers]
     links += [(t.zone, t.gateway) for t in plan.nfc_tap_points]
     for zone, gateway in links:

@@ -1,12 +1,12 @@
 // Floor layout editor: upload a floor-plan image, draw zones as polygons on
-// it, place gateways and NFC tap points, attach RFID readers, and save the
+// it, place gateways, NFC tap points and RFID readers, and save the
 // whole plan as a new layout version. The server checks it with the same
 // model as the store files and names every problem (422); a saved layout
 // runs from the server's next start (docs/dashboard.md).
 
 import { api, ApiError, imageUrl } from "./api.js";
 import { el, points, storeTime, svg } from "./dom.js";
-import { floorPlan, toFloor } from "./floor.js";
+import { floorPlan, readerMark, toFloor } from "./floor.js";
 
 const SNAP_GRID = 0.5;
 const SNAP_VERTEX = 0.45;
@@ -46,7 +46,8 @@ export async function editorView(ctx) {
     imageId: info.image_id,
     image: null,
     tool: "select",
-    selected: null, // { kind: "zone"|"gateway"|"tap", index }
+    selected: null, // { kind: "zone"|"gateway"|"tap"|"reader", index }
+    placing: null, // with the "reader" tool: index of the listed reader to place; null: a new one
     drawing: [],
     cursor: null,
     dirty: false,
@@ -78,6 +79,11 @@ export async function editorView(ctx) {
     return index < 0 ? null : state.draft.zones[index].id;
   }
 
+  function gatewayFor(zone) {
+    const d = state.draft;
+    return d.gateways.find((g) => g.zone === zone || zoneAt(g.position) === zone) || d.gateways[0];
+  }
+
   function snap([x, y]) {
     const { width_m: w, depth_m: d } = state.draft.store.floor;
     let best = null;
@@ -104,6 +110,9 @@ export async function editorView(ctx) {
     floor.layers.furniture.querySelectorAll("[data-gateway]").forEach((mark, index) => {
       mark.dataset.index = String(index);
       if (state.selected?.kind === "gateway" && state.selected.index === index) mark.classList.add("selected");
+    });
+    floor.layers.furniture.querySelectorAll("[data-reader]").forEach((mark) => {
+      if (state.selected?.kind === "reader" && state.selected.index === Number(mark.dataset.index)) mark.classList.add("selected");
     });
     (state.draft.nfc_tap_points || []).forEach((tap, index) => {
       const [x, y] = tap.position;
@@ -154,9 +163,25 @@ export async function editorView(ctx) {
         const taps = (state.draft.nfc_tap_points ||= []);
         const position = snap(point);
         const zone = zoneAt(position) || state.draft.zones[0].id;
-        const gateway = state.draft.gateways.find((g) => g.zone === zone || zoneAt(g.position) === zone) || state.draft.gateways[0];
+        const gateway = gatewayFor(zone);
         taps.push({ id: freeId("tap", new Set(taps.map((t) => t.id))), gateway: gateway.id, zone, position });
         state.selected = { kind: "tap", index: taps.length - 1 };
+        state.tool = "select";
+        changed();
+        return;
+      }
+      if (state.tool === "reader") {
+        const readers = (state.draft.rfid_readers ||= []);
+        const position = snap(point);
+        let index = state.placing;
+        if (index === null || !readers[index]) { // a new reader: the zone it stands in, that zone's gateway
+          const zone = zoneAt(position) || (state.draft.zones.find((z) => z.kind === "fitting-room") || state.draft.zones[0]).id;
+          readers.push({ id: freeId("rfid", new Set(readers.map((r) => r.id))), gateway: gatewayFor(zone).id, zone, antennas: 1 });
+          index = readers.length - 1;
+        }
+        readers[index].position = position;
+        state.selected = { kind: "reader", index };
+        state.placing = null;
         state.tool = "select";
         changed();
         return;
@@ -170,6 +195,9 @@ export async function editorView(ctx) {
       } else if (target.dataset.tap !== undefined) {
         state.selected = { kind: "tap", index: Number(target.dataset.tap) };
         drag = { kind: "tap", index: Number(target.dataset.tap), node: target };
+      } else if (target.dataset.reader !== undefined) {
+        state.selected = { kind: "reader", index: Number(target.dataset.index) };
+        drag = { kind: "reader", index: Number(target.dataset.index), node: target };
       } else if (target.dataset.zone !== undefined) {
         state.selected = { kind: "zone", index: state.draft.zones.findIndex((z) => z.id === target.dataset.zone) };
       } else {
@@ -198,6 +226,9 @@ export async function editorView(ctx) {
       } else if (drag.kind === "tap") {
         state.draft.nfc_tap_points[drag.index].position = point;
         drag.node.setAttribute("cx", point[0]); drag.node.setAttribute("cy", point[1]);
+      } else if (drag.kind === "reader") {
+        state.draft.rfid_readers[drag.index].position = point;
+        drag.node.setAttribute("points", readerMark(point));
       }
     });
     root.addEventListener("pointerup", () => {
@@ -220,8 +251,9 @@ export async function editorView(ctx) {
     changed();
   }
 
-  function setTool(tool) {
+  function setTool(tool, placing = null) {
     state.tool = tool;
+    state.placing = placing;
     state.drawing = [];
     state.cursor = null;
     render();
@@ -261,7 +293,7 @@ export async function editorView(ctx) {
     const d = state.draft;
     const zoneOptions = d.zones.map((z) => [z.id, z.name]);
     const gatewayOptions = d.gateways.map((g) => [g.id, g.id]);
-    if (!sel) return el("p", { class: "muted small" }, "Select a zone, gateway or tap point on the plan to edit it.");
+    if (!sel) return el("p", { class: "muted small" }, "Select a zone, gateway, tap point or RFID reader on the plan to edit it.");
     if (sel.kind === "zone") {
       const zone = d.zones[sel.index];
       return el("div", { "data-testid": "selected-zone" },
@@ -289,6 +321,15 @@ export async function editorView(ctx) {
         el("label", {}, "Covers zone", select([["", "where it stands"], ...zoneOptions], gateway.zone || "", (v) => { if (v) gateway.zone = v; else delete gateway.zone; changed(); })),
         admin ? el("button", { class: "danger small", onclick: () => { d.gateways.splice(sel.index, 1); state.selected = null; changed(); } }, "Delete gateway") : "");
     }
+    if (sel.kind === "reader") {
+      const reader = d.rfid_readers[sel.index];
+      return el("div", { "data-testid": "selected-reader" },
+        el("h2", {}, `RFID reader ${reader.id}`),
+        el("p", { class: "muted small" }, `In ${reader.zone}, on ${reader.gateway}: id, gateway and zone are edited in the list below.`),
+        el("label", {}, "x (m)", input({ type: "number", step: 0.1, value: reader.position[0], "data-testid": "reader-x" }, (v) => { reader.position = [Number(v), reader.position[1]]; changed(); })),
+        el("label", {}, "y (m)", input({ type: "number", step: 0.1, value: reader.position[1], "data-testid": "reader-y" }, (v) => { reader.position = [reader.position[0], Number(v)]; changed(); })),
+        admin ? el("button", { class: "secondary small", onclick: () => { delete reader.position; state.selected = null; changed(); } }, "Take off the plan") : "");
+    }
     const tap = d.nfc_tap_points[sel.index];
     return el("div", { "data-testid": "selected-tap" },
       el("h2", {}, "NFC tap point"),
@@ -307,26 +348,44 @@ export async function editorView(ctx) {
     return el("div", { "data-testid": "rfid-readers" },
       el("h2", {}, "RFID readers (fitting rooms)"),
       readers.length ? "" : el("p", { class: "muted small" }, "None."),
-      ...readers.map((reader, index) => el("div", { class: "reader" },
+      ...readers.map((reader, index) => el("div", { class: "reader", "data-reader-row": reader.id },
         input({ value: reader.id }, (v) => { reader.id = v; changed(); }),
         select(gatewayOptions, reader.gateway, (v) => { reader.gateway = v; changed(); }),
         select(zoneOptions, reader.zone, (v) => { reader.zone = v; changed(); }),
-        admin ? el("button", { class: "secondary small", onclick: () => { readers.splice(index, 1); changed(); } }, "×") : "")),
+        admin ? el("button", {
+          class: `secondary small ${state.tool === "reader" && state.placing === index ? "active" : ""}`,
+          title: reader.position ? "Click on the plan where it goes (or drag it there)" : "Click on the plan where it is",
+          "data-testid": "place-reader", onclick: () => setTool("reader", index),
+        }, reader.position ? "Move" : "Place") : "",
+        admin ? el("button", { class: "secondary small", onclick: () => {
+          readers.splice(index, 1);
+          if (state.selected?.kind === "reader") state.selected = null;
+          changed();
+        } }, "×") : "")),
+      el("p", { class: "muted small" }, readers.some((r) => !r.position) ? "Readers without a place are not drawn on the plan: “Place”, then click where the reader hangs." : ""),
       admin ? el("button", { class: "secondary small", onclick: () => {
         const zone = d.zones.find((z) => z.kind === "fitting-room") || d.zones[0];
-        const gateway = d.gateways.find((g) => g.zone === zone.id || zoneAt(g.position) === zone.id) || d.gateways[0];
-        readers.push({ id: freeId("rfid", new Set(readers.map((r) => r.id))), gateway: gateway.id, zone: zone.id, antennas: 1 });
+        readers.push({ id: freeId("rfid", new Set(readers.map((r) => r.id))), gateway: gatewayFor(zone.id).id, zone: zone.id, antennas: 1 });
         changed();
       } }, "Add reader") : "");
   }
 
   const note = el("input", { placeholder: "what changed (optional)", "data-testid": "layout-note" });
 
+  function toolHint() {
+    if (state.tool === "zone") return "Click the corners; click the first corner again (or Finish) to close the zone.";
+    if (state.tool === "reader") {
+      const reader = state.placing === null ? null : state.draft.rfid_readers?.[state.placing];
+      return reader ? `Click where RFID reader ${reader.id} hangs.` : "Click where the new RFID reader hangs: it takes the zone it stands in and that zone's gateway.";
+    }
+    return "";
+  }
+
   function renderPanel() {
     const floorSize = state.draft.store.floor;
     const tools = el("div", { class: "tools toolbar" },
-      ...[["select", "Select / move"], ["zone", "Draw zone"], ["gateway", "Place gateway"], ["tap", "Place NFC tap point"]].map(([tool, label]) => {
-        const button = el("button", { class: `secondary small ${state.tool === tool ? "active" : ""}`, "data-testid": `tool-${tool}`, onclick: () => setTool(tool), disabled: !admin }, label);
+      ...[["select", "Select / move"], ["zone", "Draw zone"], ["gateway", "Place gateway"], ["tap", "Place NFC tap point"], ["reader", "Place RFID reader"]].map(([tool, label]) => {
+        const button = el("button", { class: `secondary small ${state.tool === tool && state.placing === null ? "active" : ""}`, "data-testid": `tool-${tool}`, onclick: () => setTool(tool), disabled: !admin }, label);
         toolButtons[tool] = button;
         return button;
       }),
@@ -335,7 +394,7 @@ export async function editorView(ctx) {
     panel.replaceChildren(
       el("div", { class: "card" },
         el("h2", {}, "Tools"), tools,
-        el("p", { class: "muted small" }, state.tool === "zone" ? "Click the corners; click the first corner again (or Finish) to close the zone." : "")),
+        el("p", { class: "muted small", "data-testid": "tool-hint" }, toolHint())),
       el("div", { class: "card" }, selectedCard()),
       el("div", { class: "card" },
         el("h2", {}, "Floor"),
@@ -346,7 +405,7 @@ export async function editorView(ctx) {
       el("div", { class: "card" },
         el("h2", {}, "Save"),
         admin ? [note, el("p", {}, el("button", { "data-testid": "save-layout", onclick: save }, "Save layout"), " ",
-          el("button", { class: "secondary", onclick: () => { state.draft = clone(info.plan); state.selected = null; state.dirty = false; render(); } }, "Discard changes"))]
+          el("button", { class: "secondary", onclick: () => { state.draft = clone(info.plan); state.selected = null; state.placing = null; state.dirty = false; render(); } }, "Discard changes"))]
           : el("p", { class: "muted", "data-testid": "read-only" }, "This key is read-only: saving a layout needs an admin key."),
         problems, saved, status),
     );
@@ -398,6 +457,7 @@ export async function editorView(ctx) {
         state.imageId = layout.image_id;
         state.image = layout.image_id === null ? null : await imageUrl(`/stores/${ctx.store}/floor-images/${layout.image_id}`).catch(() => null);
         state.selected = null;
+        state.placing = null;
         ctx.say(`Loaded version ${v.version} into the editor (not saved).`);
         render();
       } }, "Load")))));

@@ -8,7 +8,8 @@ const MARGIN = 1.5;
 
 /**
  * plan: a StorePlan as JSON. Options: image (object URL of the floor image,
- * stretched over the floor rectangle), gateways (draw them), labels.
+ * stretched over the floor rectangle), gateways (draw them, and the RFID
+ * readers that have a position), labels.
  */
 export function floorPlan(plan, { image = null, gateways = true, testid = "floor" } = {}) {
   const { width_m: w, depth_m: d } = plan.store.floor;
@@ -63,8 +64,23 @@ export function floorPlan(plan, { image = null, gateways = true, testid = "floor
       mark.append(svg("title", { text: `gateway ${gateway.id}` }));
       layers.furniture.append(mark);
     }
+    (plan.rfid_readers || []).forEach((reader, index) => {
+      if (!reader.position) return; // not placed on the plan
+      const mark = svg("polygon", {
+        class: "rfid", points: readerMark(reader.position),
+        "data-reader": reader.id, "data-index": String(index),
+      });
+      mark.append(svg("title", { text: `RFID reader ${reader.id}` }));
+      layers.furniture.append(mark);
+    });
   }
   return { svg: root, layers, zones, width: w, depth: d };
+}
+
+/** The points of an RFID reader's marker: a diamond around its position [x, y]. */
+export function readerMark([x, y]) {
+  const r = 0.32;
+  return points([[x, y - r], [x + r, y], [x, y + r], [x - r, y]]);
 }
 
 /** Write a zone's figure, as large as fits its width. */

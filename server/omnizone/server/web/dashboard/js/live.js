@@ -76,6 +76,7 @@ export async function liveView(ctx) {
           el("span", {}, el("i", { style: "background:#e63946" }), "shopper (localizer position)"),
           el("span", {}, el("i", { style: "background:#f4a261" }), "shopper (somewhere in the zone)"),
           el("span", {}, el("i", { class: "sq", style: "background:#1d3557" }), "gateway"),
+          el("span", {}, el("i", { class: "diamond", style: "background:#9b5de5" }), "RFID reader"),
           el("span", {}, "Dots are anonymous: a per-server-process keyed hash, never a shopper id."),
         )),
       el("div", { class: "grow card", style: "flex:1" },
