@@ -190,27 +190,10 @@ class FunnelOut(RangeOut):
     try_on_to_purchase: TryOnConversionOut
 
 
-class CampaignOut(BaseModel):
-    campaign_id: str
-    name: str
-    status: str
-    triggered: int
-    sent: int
-    held_out: int
-    delivered: int
-    opened: int
-    dismissed: int
-    redeemed: int
-    treated_shoppers: int
-    treated_converted: int
-    control_shoppers: int
-    control_converted: int
-    lift: dict[str, Any] = Field(description="campaign_lift (docs/offers.md): rates, interval")
-
-
 class CampaignsOut(RangeOut):
     note: str = Field(description="campaign figures cover each campaign's whole life")
-    campaigns: list[CampaignOut]
+    # The report's own record; lift is campaign_lift (docs/offers.md): rates, interval.
+    campaigns: list[CampaignFigures]
 
 
 VIEW_MODELS: dict[View, type[RangeOut]] = {

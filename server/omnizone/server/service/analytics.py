@@ -17,6 +17,7 @@ import numpy as np
 from omnizone.server.domain import analytics as core
 from omnizone.server.domain.analytics import StayRow, Stays
 from omnizone.server.service.campaign_report import CampaignFigures
+from omnizone.server.service.queries import NotFound, plan_of
 from omnizone.store import StorePlan, ZoneKind
 
 VIEWS = ("presence", "dwell", "footfall", "visits", "transitions", "routes", "funnel", "campaigns")
@@ -32,8 +33,8 @@ STREET = "street"
 CampaignReport = Callable[[str], list[CampaignFigures]]
 
 
-class UnknownStore(LookupError):
-    """The store is not one this server serves; the text lists those it does."""
+#: The store is not one this server serves; the text lists those it does.
+UnknownStore = NotFound
 
 
 class BadRange(ValueError):
@@ -75,11 +76,7 @@ class AnalyticsService:
         return self._stores
 
     def plan(self, store: str) -> StorePlan:
-        try:
-            return self._stores[store]
-        except KeyError:
-            known = ", ".join(sorted(self._stores)) or "none"
-            raise UnknownStore(f"unknown store {store!r} (known: {known})") from None
+        return plan_of(self._stores, store)
 
     # -- ranges -------------------------------------------------------------------------
 

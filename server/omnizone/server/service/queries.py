@@ -18,6 +18,15 @@ from omnizone.server.service.ports import (
 from omnizone.store import StorePlan
 
 
+def plan_of(stores: Mapping[str, StorePlan], store: str) -> StorePlan:
+    """The store's plan; ``NotFound`` names the stores there are."""
+    try:
+        return stores[store]
+    except KeyError:
+        known = ", ".join(sorted(stores)) or "none"
+        raise NotFound(f"unknown store {store!r} (known: {known})") from None
+
+
 class NotFound(LookupError):
     """A store or zone the caller named does not exist; the text says which."""
 
@@ -52,11 +61,7 @@ class StoreQueries:
         return self._stores
 
     def plan(self, store: str) -> StorePlan:
-        try:
-            return self._stores[store]
-        except KeyError:
-            known = ", ".join(sorted(self._stores)) or "none"
-            raise NotFound(f"unknown store {store!r} (known: {known})") from None
+        return plan_of(self._stores, store)
 
     def occupancy(self, store: str) -> Occupancy:
         """Devices with an open stay per zone, at the store's event time."""
