@@ -19,6 +19,7 @@ from omnizone.server.adapters.db import (
     NfcTapRow,
     TryOnRow,
     VisitRow,
+    in_chunks,
 )
 from omnizone.server.adapters.offer_db import OfferRow, RedemptionRow
 from omnizone.server.adapters.shopper_db import ProfileEventRow
@@ -143,8 +144,7 @@ class AnalyticsRepository:
         e = _events.c
         found: dict[str, list[tuple[str, int]]] = {}
         with self.engine.connect() as conn:
-            for k in range(0, len(shoppers), 500):
-                chunk = list(shoppers[k : k + 500])
+            for chunk in in_chunks(shoppers):
                 query = select(e.shopper_id, e.gtin, e.at_ms).where(
                     e.shopper_id.in_(chunk), e.type == "purchase"
                 )

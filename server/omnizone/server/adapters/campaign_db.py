@@ -6,7 +6,7 @@ engine takes is logged with its reason: that log is what the campaign report
 and "why did (not) this shopper get an offer?" read.
 """
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from omnizone.server.adapters.db import Base
+from omnizone.server.adapters.db import Base, in_chunks
 from omnizone.server.domain.offers import Campaign, Decision, Outcome, SentOffer
 
 
@@ -136,7 +136,7 @@ class CampaignRepository:
         """The offers sent to each shopper (the caps' history), in one query per chunk."""
         sent: dict[str, list[SentOffer]] = {}
         with Session(self.engine) as session:
-            for chunk in _chunks(shopper_ids):
+            for chunk in in_chunks(shopper_ids):
                 query = (
                     select(DecisionRow)
                     .where(
@@ -216,7 +216,7 @@ class CampaignRepository:
         """Store visits recorded so far per shopper (absent: none)."""
         counts: dict[str, int] = {}
         with Session(self.engine) as session:
-            for chunk in _chunks(shopper_ids):
+            for chunk in in_chunks(shopper_ids):
                 rows = session.execute(
                     select(StoreVisitRow.shopper_id, StoreVisitRow.visits).where(
                         StoreVisitRow.store == store, StoreVisitRow.shopper_id.in_(chunk)
@@ -231,7 +231,7 @@ class CampaignRepository:
             rows: dict[tuple[str, str], StoreVisitRow] = {}
             for store in {store for store, _shopper, _at in visits}:
                 shoppers = sorted({sh for st, sh, _at in visits if st == store})
-                for chunk in _chunks(shoppers):
+                for chunk in in_chunks(shoppers):
                     found = session.scalars(
                         select(StoreVisitRow).where(
                             StoreVisitRow.store == store, StoreVisitRow.shopper_id.in_(chunk)
@@ -264,9 +264,3 @@ class CampaignRepository:
             }
             for d in self.decisions(shopper_id=shopper_id, limit=100_000)
         ]
-
-
-def _chunks(ids: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
-    """Keeps ``IN (...)`` lists well under every database's parameter limit."""
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]

@@ -248,6 +248,12 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> Engine:
     return engine
 
 
+def in_chunks(ids: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    """Slices for ``IN (...)`` lists, well under every database's parameter limit."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
 def create_schema(engine: Engine) -> None:
     Base.metadata.create_all(engine)
 
@@ -480,8 +486,7 @@ class _SqlTransaction:
         for store, device in self._presence_keys:
             by_store.setdefault(store, []).append(device)
         for store, devices in by_store.items():
-            for start in range(0, len(devices), 500):
-                chunk = devices[start : start + 500]
+            for chunk in in_chunks(devices):
                 found = self._s.scalars(
                     select(DevicePresenceRow).where(
                         DevicePresenceRow.store == store, DevicePresenceRow.device.in_(chunk)

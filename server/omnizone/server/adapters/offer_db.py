@@ -33,7 +33,7 @@ from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from omnizone.server.adapters.db import Base, Id, Ident
+from omnizone.server.adapters.db import Base, Id, Ident, in_chunks
 from omnizone.server.service.delivery import (
     DeliveredOffer,
     InboxOffer,
@@ -193,10 +193,10 @@ def _bump_cursors(session: Session, counts: Mapping[str, int]) -> dict[str, int]
             [{"sid": shopper, "n": counts[shopper]} for shopper in shoppers],
         )
     last: dict[str, int] = {}
-    for start in range(0, len(shoppers), 500):
+    for chunk in in_chunks(shoppers):
         found = session.execute(
             select(OfferCursorRow.shopper_id, OfferCursorRow.last_seq).where(
-                OfferCursorRow.shopper_id.in_(shoppers[start : start + 500])
+                OfferCursorRow.shopper_id.in_(chunk)
             )
         )
         last.update({shopper: seq for shopper, seq in found})

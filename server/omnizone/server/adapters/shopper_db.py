@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from omnizone.server.adapters.db import Base, Id, Ident
+from omnizone.server.adapters.db import Base, Id, Ident, in_chunks
 from omnizone.server.domain.identity import (
     Consent,
     ConsentChange,
@@ -203,10 +203,10 @@ class ShopperRepository:
         """Each shopper's events in the order received; shoppers without any are absent."""
         found: dict[str, list[ProfileEvent]] = {}
         with Session(self.engine) as session:
-            for start in range(0, len(shopper_ids), 500):  # well under parameter limits
+            for chunk in in_chunks(shopper_ids):
                 rows = session.scalars(
                     select(ProfileEventRow)
-                    .where(ProfileEventRow.shopper_id.in_(shopper_ids[start : start + 500]))
+                    .where(ProfileEventRow.shopper_id.in_(chunk))
                     .order_by(ProfileEventRow.id)
                 )
                 for r in rows:
@@ -224,11 +224,9 @@ class ShopperRepository:
     def loyalty_ids(self, shopper_ids: Sequence[str]) -> dict[str, str | None]:
         found: dict[str, str | None] = {}
         with Session(self.engine) as session:
-            for start in range(0, len(shopper_ids), 500):
+            for chunk in in_chunks(shopper_ids):
                 rows = session.execute(
-                    select(ShopperRow.id, ShopperRow.loyalty_id).where(
-                        ShopperRow.id.in_(shopper_ids[start : start + 500])
-                    )
+                    select(ShopperRow.id, ShopperRow.loyalty_id).where(ShopperRow.id.in_(chunk))
                 )
                 found.update({shopper: loyalty for shopper, loyalty in rows})
         return found
