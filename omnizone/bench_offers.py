@@ -96,15 +96,12 @@ def run_offers_bench(
         accounts = BrokerAccounts.for_store(store)
         api_key = secrets.token_urlsafe(24)
         with start_broker(accounts, run_dir=folder / "broker", prefer=prefer_broker) as broker:
-            user, password = accounts.server_credentials
-            settings = ServerSettings(
+            settings = ServerSettings.on_broker(
+                broker,
+                accounts,
                 database_url=database_url or f"sqlite:///{folder / 'omnizone.db'}",
-                mqtt_host=broker.host,
-                mqtt_port=broker.port,
-                mqtt_username=user,
-                mqtt_password=password,
-                api_port=0,
                 api_keys={api_key: ["read", "admin"]},
+                api_port=0,
                 campaign_files=[],
             )
             with _ServerProcess(settings, scenario.store_file) as api_url:

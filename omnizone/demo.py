@@ -106,15 +106,12 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             ) as broker,
         ):
             database = run_dir / "omnizone.db"
-            server_user, server_password = accounts.server_credentials
-            settings = ServerSettings(
+            settings = ServerSettings.on_broker(
+                broker,
+                accounts,
                 database_url=f"sqlite:///{database}",
-                mqtt_host=broker.host,
-                mqtt_port=broker.port,
-                mqtt_username=server_user,
-                mqtt_password=server_password,
-                api_port=_port_or_any(options.api_port),
                 api_keys={api_key: ["read", "admin"]},
+                api_port=_port_or_any(options.api_port),
             )
             server = ServerRuntime(settings, stores={store.id: store})
             server.start()

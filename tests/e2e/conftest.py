@@ -75,15 +75,12 @@ def backend(tmp_path: Path) -> Iterator[Backend]:
     store = load_store(scenario.store_file)
     accounts = BrokerAccounts.for_store(store)
     with start_broker(accounts, run_dir=tmp_path / "broker", prefer="mosquitto") as broker:
-        server_user, server_password = accounts.server_credentials
-        settings = ServerSettings(
+        settings = ServerSettings.on_broker(
+            broker,
+            accounts,
             database_url=f"sqlite:///{tmp_path / 'omnizone.db'}",
-            mqtt_host=broker.host,
-            mqtt_port=broker.port,
-            mqtt_username=server_user,
-            mqtt_password=server_password,
-            api_port=0,
             api_keys={API_KEY: ["read", "admin"]},
+            api_port=0,
         )
         with ServerRuntime(settings, stores={store.id: store}) as server:
             yield Backend(scenario, store, accounts, broker, server, tmp_path)

@@ -243,15 +243,12 @@ def main() -> None:
         start_broker(accounts, run_dir=run_dir / "broker", prefer="mosquitto") as broker,
         chromium() as browser,
     ):
-        user, password = accounts.server_credentials
-        settings = ServerSettings(
+        settings = ServerSettings.on_broker(
+            broker,
+            accounts,
             database_url=f"sqlite:///{run_dir / 'omnizone.db'}",
-            mqtt_host=broker.host,
-            mqtt_port=broker.port,
-            mqtt_username=user,
-            mqtt_password=password,
-            api_port=0,
             api_keys={key: ["read", "admin"]},
+            api_port=0,
         )
         page = browser.new_page(viewport=VIEWPORT)
         # 1. a floor-plan image, uploaded and saved as layout version 1; restart to run it

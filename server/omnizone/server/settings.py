@@ -5,10 +5,13 @@ Mosquitto, except the API keys: the API refuses to start without one.
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from omnizone.broker import BrokerAccounts, RunningBroker
 
 KNOWN_SCOPES = frozenset({"read", "admin", "pos", "associate"})
 
@@ -93,6 +96,28 @@ class ServerSettings(BaseSettings):
         gt=0,
         description="an offer no live app acknowledged within this goes to background push",
     )
+
+    @classmethod
+    def on_broker(
+        cls,
+        broker: "RunningBroker",
+        accounts: "BrokerAccounts",
+        *,
+        database_url: str,
+        api_keys: dict[str, list[str]],
+        **overrides: Any,
+    ) -> "ServerSettings":
+        """A server logged in to a broker this process started (demo, benches, tests)."""
+        user, password = accounts.server_credentials
+        return cls(
+            database_url=database_url,
+            mqtt_host=broker.host,
+            mqtt_port=broker.port,
+            mqtt_username=user,
+            mqtt_password=SecretStr(password),
+            api_keys=api_keys,
+            **overrides,
+        )
 
 
 class MissingApiKey(ValueError):
