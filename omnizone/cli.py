@@ -38,6 +38,20 @@ def eval_localize(
     localizer: Annotated[
         str, typer.Option(help="grid (position filter, the default) or zone (zone filter)")
     ] = "grid",
+    enter_probability: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="the filter's hysteresis bar instead of its default (latency/flap trade-off)",
+        ),
+    ] = None,
+    truth_interval_ms: Annotated[
+        int | None,
+        typer.Option(
+            min=100, help="ground truth every N ms (default: the scenario's, 1000): finer latency"
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Simulate the scenario through the real gateway and server path; score the
@@ -53,7 +67,12 @@ def eval_localize(
         console.print(f"[red]--localizer must be grid or zone, not {localizer!r}[/]")
         raise typer.Exit(2)
     try:
-        plan = load_scenario(scenario, seed=seed, duration_s=duration)
+        plan = load_scenario(
+            scenario,
+            seed=seed,
+            duration_s=duration,
+            ground_truth_interval_ms=truth_interval_ms,
+        )
     except ScenarioError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
@@ -62,6 +81,7 @@ def eval_localize(
         result = run_localize_eval(
             plan,
             localizer="grid" if localizer == "grid" else "zone",
+            enter_probability=enter_probability,
             on_progress=lambda f: progress.update(task, completed=f),
         )
     if json_output:

@@ -20,7 +20,12 @@ from omnizone.gateway.node import GatewayNode
 from omnizone.gateway.outbox import Outbox
 from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.service.ingest import IngestService
-from omnizone.server.service.locators import LocatorKind, ZonePlacement, make_locators
+from omnizone.server.service.locators import (
+    LocatorKind,
+    ZonePlacement,
+    default_enter_probability,
+    make_locators,
+)
 from omnizone.sim.engine import SimClock, Simulation
 from omnizone.sim.scenario import Scenario
 from omnizone.store import StorePlan, load_store
@@ -32,8 +37,11 @@ def run_localize_eval(
     scenario: Scenario,
     *,
     localizer: LocatorKind = "grid",
+    enter_probability: float | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
+    """``enter_probability``: the filter's hysteresis bar instead of its
+    default, to trace the latency/flap trade-off (the baseline has none)."""
     store = load_store(scenario.store_file)
     kinds = (localizer, BASELINE)
     with tempfile.TemporaryDirectory(prefix="omnizone-eval-") as tmp:
@@ -46,7 +54,11 @@ def run_localize_eval(
             services[kind] = IngestService(
                 {store.id: store},
                 repositories[kind],
-                locators=make_locators({store.id: store}, kind),
+                locators=make_locators(
+                    {store.id: store},
+                    kind,
+                    enter_probability=None if kind == BASELINE else enter_probability,
+                ),
             )
             timeline: dict[str, list[Placement]] = defaultdict(list)
             timelines[kind] = timeline
@@ -72,7 +84,11 @@ def run_localize_eval(
         "simulated_s": scenario.duration_s,
         "shadowing_db": scenario.radio.shadowing_sigma_db,
         "gateways": len(store.gateways),
+        "truth_interval_ms": scenario.ground_truth_interval_ms,
         "localizer": localizer,
+        "enter_probability": (
+            default_enter_probability(localizer) if enter_probability is None else enter_probability
+        ),
         **results[localizer],
         "baseline": {"localizer": "nearest-gateway", **results["nearest"]},
     }

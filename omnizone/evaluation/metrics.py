@@ -2,16 +2,21 @@
 
 Pure functions over plain data. The definitions:
 
-- zone_accuracy: of all shopper-seconds in the store (ground truth rows), the
-  fraction where the zone the server reported last, at or before that second,
-  is the true zone.
+- zone_accuracy: of all shopper-seconds in the store (ground truth rows, one
+  per second by default, finer with the scenario's ``ground_truth_interval_ms``),
+  the fraction where the zone the server reported last, at or before that
+  instant, is the true zone.
 - flaps_per_shopper_hour: per shopper, the number of reported zone changes
   beyond the number of true zone changes (never negative), summed and divided
   by the shoppers' hours in the store.
 - change latency: for each true entry into a zone where the shopper then stays
   at least `min_stay_s`, the delay until the server first reports that zone;
   entries never reported during the stay count as missed (their share is
-  reported separately, not folded into the median).
+  reported separately, not folded into the median). changes_already_reported_fraction:
+  the share of entries whose zone was already being reported at the true
+  entry instant, i.e. before any reading from inside it (a guess that
+  happened to come true, or a shopper lingering at the boundary).
+- shopper_seconds: the time scored; truth_rows: the ground-truth rows behind it.
 - dwell_mae_ratio: for each true visit (a stay of at least `min_stay_s`), the
   recorded visit of the same device and zone that overlaps it most; error =
   |recorded dwell - true dwell| / true dwell, 1.0 when no visit was recorded;
@@ -98,6 +103,7 @@ def evaluate(
         visits_by[(visit.device, visit.zone)].append(visit)
 
     correct = total = 0
+    seconds = 0.0
     extra_changes = 0
     hours = 0.0
     latencies: list[float] = []
@@ -114,7 +120,10 @@ def evaluate(
             reported.append(zone)
             total += 1
             correct += zone == row.zone
-        hours += (rows[-1].t_ms - rows[0].t_ms + 1000) / 3_600_000
+        span_ms = rows[-1].t_ms - rows[0].t_ms
+        step_ms = span_ms / (len(rows) - 1) if len(rows) > 1 else 1000  # the truth interval
+        seconds += (span_ms + step_ms) / 1000
+        hours += (span_ms + step_ms) / 3_600_000
         true_changes = sum(1 for a, b in itertools.pairwise(rows) if a.zone != b.zone)
         seen = [z for z in reported if z is not None]
         reported_changes = sum(1 for a, b in itertools.pairwise(seen) if a != b)
@@ -152,8 +161,12 @@ def evaluate(
         "change_latency_median_s": _round(statistics.median(latencies)) if latencies else None,
         "change_latency_p90_s": _round(_percentile(latencies, 0.9)) if latencies else None,
         "changes_missed_fraction": round(missed / changes, 4) if changes else None,
+        "changes_already_reported_fraction": (
+            round(sum(1 for latency in latencies if latency <= 0) / changes, 4) if changes else None
+        ),
         "dwell_mae_ratio": round(statistics.fmean(dwell_errors), 4) if dwell_errors else None,
-        "shopper_seconds": total,
+        "shopper_seconds": round(seconds),
+        "truth_rows": total,
         "shoppers": len(by_shopper),
         "true_visits": len(dwell_errors),
     }

@@ -36,3 +36,33 @@ def test_the_localizer_places_shoppers_better_and_far_more_steadily(result: dict
     assert ours["flaps_per_shopper_hour"] * 10 < nearest["flaps_per_shopper_hour"]
     assert ours["dwell_mae_ratio"] < nearest["dwell_mae_ratio"]
     assert ours["change_latency_median_s"] <= 3
+
+
+def test_the_command_takes_a_finer_truth_and_another_hysteresis_bar() -> None:
+    """`omnizone eval localize --truth-interval-ms 100 --enter-probability 0.5`:
+    the trade-off runs of docs/benchmarks.md, through the command itself."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from omnizone.cli import app
+
+    scenario = shipped_config("scenarios/quick.yaml")
+    outcome = CliRunner().invoke(
+        app,
+        [
+            "eval", "localize", "--scenario", str(scenario), "--duration", "120",
+            "--truth-interval-ms", "100", "--enter-probability", "0.5", "--json",
+        ],
+    )  # fmt: skip
+    assert outcome.exit_code == 0, outcome.output
+    result = json.loads(outcome.stdout.strip().splitlines()[-1])
+    assert result["truth_interval_ms"] == 100 and result["enter_probability"] == 0.5
+    assert "enter_probability" not in result["baseline"]
+    # ten truth rows per shopper-second
+    assert result["truth_rows"] == result["baseline"]["truth_rows"]
+    assert result["truth_rows"] == pytest.approx(10 * result["shopper_seconds"], rel=0.01)
+    refused = CliRunner().invoke(
+        app, ["eval", "localize", "--scenario", str(scenario), "--enter-probability", "1.5"]
+    )
+    assert refused.exit_code == 2

@@ -20,6 +20,7 @@ def test_a_perfect_report_scores_perfectly() -> None:
     assert result["zone_accuracy"] == 1.0
     assert result["flaps_per_shopper_hour"] == 0
     assert result["change_latency_median_s"] == 0
+    assert result["changes_already_reported_fraction"] == 1.0
     assert result["dwell_mae_ratio"] == 0
     assert result["true_visits"] == 2
 
@@ -61,3 +62,20 @@ def test_stays_cut_off_by_the_end_of_the_run_are_left_out_of_dwell() -> None:
     truth = _truth(["a"] * 100)
     result = evaluate(truth, {}, [], min_stay_s=10, end_ms=T0 + 100_000)
     assert result["true_visits"] == 0 and result["dwell_mae_ratio"] is None
+
+
+def test_finer_ground_truth_measures_latency_below_a_second_and_keeps_the_hour() -> None:
+    """One row per 100 ms: a report 400 ms after the true entry is 0.4 s late,
+    where one row per second can only say 0 or 1 s."""
+    truth = [
+        TruthRow(T0 + i * 100, "s1", "eid:01", "a" if i < 18_000 else "b") for i in range(36_000)
+    ]
+    placements = {"eid:01": [Placement(T0, "a"), Placement(T0 + 1_800_400, "b")]}
+    result = evaluate(truth, placements, [], min_stay_s=10)
+    assert result["change_latency_median_s"] == 0.4
+    assert result["changes_already_reported_fraction"] == 0.0
+    assert result["zone_accuracy"] == round(1 - 4 / 36_000, 4)
+    # one hour of rows is one shopper-hour: two spurious changes are two per hour
+    flaps = [*placements["eid:01"][:1], Placement(T0 + 60_000, "b"), Placement(T0 + 61_000, "a")]
+    flapping = evaluate(truth, {"eid:01": [*flaps, placements["eid:01"][1]]}, [], min_stay_s=10)
+    assert flapping["flaps_per_shopper_hour"] == 2.0

@@ -160,3 +160,20 @@ def test_survey_rows_blend_into_the_cells(plan: StorePlan) -> None:
     blended = StoreLocalizer.on_grid(plan, survey=survey)
     assert blended.radio.zones == plain.radio.zones
     assert not np.allclose(blended.radio.mean_dbm, plain.radio.mean_dbm[:, : len(plain.anchors)])
+
+
+def test_the_hysteresis_bar_can_be_overridden_for_the_latency_trade_off(plan: StorePlan) -> None:
+    from omnizone.server.service.locators import (
+        WindowedLocator,
+        default_enter_probability,
+        make_locators,
+    )
+
+    default = make_locators({plan.id: plan}, "grid")[plan.id]
+    eager = make_locators({plan.id: plan}, "grid", enter_probability=0.3)[plan.id]
+    assert isinstance(default, WindowedLocator) and isinstance(eager, WindowedLocator)
+    assert default._localizer is not None and eager._localizer is not None
+    bar = default._localizer.hysteresis.enter_probability  # type: ignore[attr-defined]
+    assert bar == default_enter_probability("grid") != 0.3
+    assert eager._localizer.hysteresis.enter_probability == 0.3  # type: ignore[attr-defined]
+    assert default_enter_probability("nearest") is None

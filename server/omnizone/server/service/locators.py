@@ -9,14 +9,19 @@ HMM localizer; a window that closes with no sighting of a known device is
 information too ("not heard").
 """
 
+import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, cast, runtime_checkable
 
 import numpy as np
 
 from omnizone.server.domain.nearest import Reading, assign_zone, prune
 from omnizone.store import StorePlan
+
+if TYPE_CHECKING:
+    from omnizone.server.domain.localize.hmm import Hysteresis
 
 #: grid: the position filter over floor cells (the default); zone: the filter
 #: over zones directly; nearest: the loudest-gateway baseline.
@@ -220,16 +225,44 @@ class WindowLocalizer(Protocol):
         ...
 
 
-def grid_localizer(plan: StorePlan, window_ms: int) -> WindowLocalizer:
+def grid_localizer(
+    plan: StorePlan, window_ms: int, enter_probability: float | None = None
+) -> WindowLocalizer:
+    from omnizone.server.domain.localize.localizer import GRID_HYSTERESIS, StoreLocalizer
+
+    hysteresis = _hysteresis(GRID_HYSTERESIS, enter_probability)
+    return cast(
+        WindowLocalizer,
+        StoreLocalizer.on_grid(plan, window_ms=window_ms, hysteresis=hysteresis),
+    )
+
+
+def zone_localizer(
+    plan: StorePlan, window_ms: int, enter_probability: float | None = None
+) -> WindowLocalizer:
+    from omnizone.server.domain.localize.hmm import Hysteresis
     from omnizone.server.domain.localize.localizer import StoreLocalizer
 
-    return cast(WindowLocalizer, StoreLocalizer.on_grid(plan, window_ms=window_ms))
+    hysteresis = _hysteresis(Hysteresis(), enter_probability)
+    return cast(
+        WindowLocalizer,
+        StoreLocalizer.for_store(plan, window_ms=window_ms, hysteresis=hysteresis),
+    )
 
 
-def zone_localizer(plan: StorePlan, window_ms: int) -> WindowLocalizer:
-    from omnizone.server.domain.localize.localizer import StoreLocalizer
+def default_enter_probability(kind: LocatorKind) -> float | None:
+    """The hysteresis bar a filter uses unless told otherwise (None: the baseline has none)."""
+    from omnizone.server.domain.localize.hmm import Hysteresis
+    from omnizone.server.domain.localize.localizer import GRID_HYSTERESIS
 
-    return cast(WindowLocalizer, StoreLocalizer.for_store(plan, window_ms=window_ms))
+    bars = {"grid": GRID_HYSTERESIS.enter_probability, "zone": Hysteresis().enter_probability}
+    return bars.get(kind)
+
+
+def _hysteresis(default: "Hysteresis", enter_probability: float | None) -> "Hysteresis":
+    if enter_probability is None:
+        return default
+    return dataclasses.replace(default, enter_probability=enter_probability)
 
 
 #: The gateways' default BLE window (gateway settings ``window_ms``).
@@ -240,10 +273,16 @@ def make_locators(
     stores: Mapping[str, StorePlan],
     kind: LocatorKind = "grid",
     expected_window_ms: int | None = GATEWAY_WINDOW_MS,
+    *,
+    enter_probability: float | None = None,
 ) -> dict[str, Locator]:
+    """``enter_probability`` overrides the filter's hysteresis bar (how sure it
+    must be of a new zone before reporting it): the latency/flap trade-off
+    that ``omnizone eval localize --enter-probability`` explores."""
     if kind == "nearest":
         return {store: NearestGatewayLocator(plan) for store, plan in stores.items()}
-    factory = grid_localizer if kind == "grid" else zone_localizer
+    build = grid_localizer if kind == "grid" else zone_localizer
+    factory = functools.partial(build, enter_probability=enter_probability)
     return {
         store: WindowedLocator(plan, factory, expected_window_ms=expected_window_ms)
         for store, plan in stores.items()
