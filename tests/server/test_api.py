@@ -132,7 +132,14 @@ def test_stores_stats_and_metrics(client: TestClient) -> None:
     [store] = client.get("/api/v1/stores", headers=READ).json()
     assert store["id"] == STORE and len(store["zones"]) == 10
     stats = client.get("/api/v1/ingest/stats", headers=READ).json()
-    assert stats == {"ingested": 42, "duplicates": 0, "dead_lettered": 1, "gaps": 0}
+    assert stats == {
+        "ingested": 42,
+        "duplicates": 0,
+        "dead_lettered": 1,
+        "gaps": 0,
+        "unresolved_dropped": None,
+        "not_consented_dropped": None,
+    }
     metrics = client.get("/metrics", headers=READ)
     assert metrics.status_code == 200
     assert "omnizone_dead_letters 1.0" in metrics.text

@@ -125,6 +125,7 @@ class ServerRuntime:
             mqtt = self._mqtt
             gateways = GatewayAdmin(stores, self._repository, mqtt.publish_retained)
             shoppers = self._shoppers
+            ingest = self._ingest
             self._dashboard = dashboard = DashboardPart(
                 keys,
                 LayoutService(stores, layout_versions, layouts),
@@ -135,6 +136,7 @@ class ServerRuntime:
                 keys,
                 mqtt_connected=lambda: mqtt.connected,
                 gateways=gateways,
+                ingest_counters=lambda: ingest.counters,
                 routers=[
                     lambda require: shopper_router(shoppers, require),
                     *self._offers.routers,

@@ -108,3 +108,31 @@ def test_erasure_removes_the_shoppers_location_history(store: Store) -> None:
     # and the erased phone is no longer recognised
     _walk(store, shopper.eid_key, 2, start_ms=T0 + 60_000)
     assert store.ingest.counters.unresolved_dropped == 2
+
+
+def test_dropped_sightings_are_counted_in_the_api_and_metrics(store: Store) -> None:
+    """Retail IT sees how many sightings the identity gate dropped, and why."""
+    from fastapi.testclient import TestClient
+
+    from omnizone.server.entrypoints.api import create_app
+    from omnizone.server.service.queries import StoreQueries
+
+    store.hear("eid:00112233445566ff", T0 + 1000)
+    _walk(store, store.shoppers.register("paris-rivoli").eid_key, 3, start_ms=T0 + 1000)
+    plans = store.ingest.stores
+    queries = StoreQueries(plans, store.repo, store.ingest.event_time)
+    keys = {"read-key-123456": ["read"]}
+    with_ingest = TestClient(
+        create_app(queries, keys, ingest_counters=lambda: store.ingest.counters)
+    )
+    headers = {"X-API-Key": "read-key-123456"}
+    stats = with_ingest.get("/api/v1/ingest/stats", headers=headers).json()
+    assert stats["unresolved_dropped"] == 1 and stats["not_consented_dropped"] == 3
+    metrics = with_ingest.get("/metrics", headers=headers).text
+    assert "omnizone_unresolved_sightings_dropped_total 1.0" in metrics
+    assert "omnizone_not_consented_sightings_dropped_total 3.0" in metrics
+    # an API process without ingest does not pretend to know
+    api_only = TestClient(create_app(queries, keys))
+    stats = api_only.get("/api/v1/ingest/stats", headers=headers).json()
+    assert stats["unresolved_dropped"] is None and stats["not_consented_dropped"] is None
+    assert "sightings_dropped" not in api_only.get("/metrics", headers=headers).text

@@ -14,11 +14,12 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field
 
 from omnizone.server.service.gateways import ConfigRejected, GatewayAdmin
+from omnizone.server.service.ingest import IngestCounters
 from omnizone.server.service.queries import NotFound, StoreQueries
 
 API_PREFIX = "/api/v1"
@@ -81,6 +82,16 @@ class IngestStatsOut(BaseModel):
     duplicates: int
     dead_lettered: int
     gaps: int = Field(description="sequence numbers never received, over all gateways")
+    unresolved_dropped: int | None = Field(
+        None,
+        description="sightings of rotating ids no registered phone has, dropped unstored "
+        "(since this process started; None when no ingest runs here)",
+    )
+    not_consented_dropped: int | None = Field(
+        None,
+        description="sightings of shoppers who allow neither location nor offers, dropped "
+        "(since this process started; None when no ingest runs here)",
+    )
 
 
 class DeadLetterOut(BaseModel):
@@ -146,8 +157,11 @@ def _authorizer(keys: Mapping[str, frozenset[str]]) -> Callable[[str], Callable[
 class _StoreCollector(Collector):
     """Reads the numbers at scrape time, so every API process reports the same."""
 
-    def __init__(self, queries: StoreQueries) -> None:
+    def __init__(
+        self, queries: StoreQueries, counters: Callable[[], IngestCounters] | None = None
+    ) -> None:
         self._queries = queries
+        self._counters = counters
 
     def collect(self) -> Iterator[Metric]:
         stats = self._queries.ingest_stats()
@@ -158,6 +172,21 @@ class _StoreCollector(Collector):
             ("omnizone_sequence_gaps", stats.gaps, "sequence numbers never received"),
         ):
             yield GaugeMetricFamily(name, text, value=value)
+        if self._counters is not None:  # this process's ingest, not the database's
+            counters = self._counters()
+            for name, value, text in (
+                (
+                    "omnizone_unresolved_sightings_dropped",
+                    counters.unresolved_dropped,
+                    "sightings of rotating ids no registered phone has",
+                ),
+                (
+                    "omnizone_not_consented_sightings_dropped",
+                    counters.not_consented_dropped,
+                    "sightings of shoppers who allow neither location nor offers",
+                ),
+            ):
+                yield CounterMetricFamily(name, text, value=value)
         devices = GaugeMetricFamily(
             "omnizone_zone_devices", "devices with an open stay", labels=["store", "zone"]
         )
@@ -205,6 +234,7 @@ def create_app(
     mqtt_connected: Callable[[], bool] | None = None,
     gateways: GatewayAdmin | None = None,
     routers: Sequence[RouterFactory] = (),
+    ingest_counters: Callable[[], IngestCounters] | None = None,
 ) -> FastAPI:
     """The API over ``queries``; ``api_keys`` maps a key to its scopes.
     ``routers`` add the other parts' routes (shoppers, offers); each gets the
@@ -214,7 +244,7 @@ def create_app(
     read = [Depends(require("read"))]
     admin = [Depends(require("admin"))]
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(_StoreCollector(queries))
+    registry.register(_StoreCollector(queries, ingest_counters))
     errors: dict[int | str, dict[str, object]] = {
         401: {"model": ErrorOut},
         403: {"model": ErrorOut},
@@ -308,11 +338,14 @@ def create_app(
     @app.get(f"{API_PREFIX}/ingest/stats", response_model=IngestStatsOut, dependencies=read)
     def ingest_stats() -> IngestStatsOut:
         s = queries.ingest_stats()
+        counters = ingest_counters() if ingest_counters is not None else None
         return IngestStatsOut(
             ingested=s.ingested,
             duplicates=s.duplicates,
             dead_lettered=s.dead_lettered,
             gaps=s.gaps,
+            unresolved_dropped=counters.unresolved_dropped if counters else None,
+            not_consented_dropped=counters.not_consented_dropped if counters else None,
         )
 
     @app.get(f"{API_PREFIX}/dead-letters", response_model=list[DeadLetterOut], dependencies=admin)
