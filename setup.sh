@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets omnizone up on a fresh Debian/Ubuntu machine with Python 3.11+:
-# Mosquitto and Chromium (apt, only when missing), a virtualenv in .venv,
+# Mosquitto, Chromium and PostgreSQL (apt, only when missing), a virtualenv in .venv,
 # omnizone with every extra.
 # Safe to run again. Runs as root or with sudo for the apt step.
 set -euo pipefail
@@ -17,6 +17,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || packages+=
 "$python" -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 # Headless Chromium for the browser tests (driven by Playwright, docs/shopper-app.md).
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+# PostgreSQL's binaries: the tests start a private server of their own (tests/postgres_instance.py).
+command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || packages+=(postgresql)
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -262,6 +262,7 @@ def report(
     from pydantic import ValidationError
 
     from omnizone.report import ReportError, write_report
+    from omnizone.server.adapters import schema
     from omnizone.server.adapters.analytics_db import AnalyticsRepository
     from omnizone.server.adapters.db import SqlRepository
     from omnizone.server.adapters.layout_db import LayoutRepository
@@ -279,8 +280,9 @@ def report(
     except (ValidationError, StoreConfigError, OSError) as error:
         typer.echo(f"omnizone report: {error}", err=True)
         raise typer.Exit(2) from None
-    repository = SqlRepository.from_url(settings.database_url)
+    repository = SqlRepository.from_url(settings.database_url, create=False)
     try:
+        schema.upgrade(repository.engine)
         # The plans the server runs: a layout saved in the dashboard replaces the file's.
         plans, _versions = apply_saved_layouts(plans, LayoutRepository(repository.engine))
         engine = repository.engine

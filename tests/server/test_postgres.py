@@ -1,12 +1,9 @@
-"""The same repository on PostgreSQL (skipped when no server is reachable)."""
+"""The same repository on PostgreSQL, on a private server the tests start
+(tests/postgres_instance.py)."""
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.service.ingest import IngestService, Outcome
@@ -14,29 +11,14 @@ from omnizone.store import StorePlan
 
 from .conftest import DEVICE_A, STORE, T0, ble
 
-ADMIN_URL = os.environ.get(
-    "OMNIZONE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
 
 @pytest.fixture
-def pg_repo() -> Iterator[SqlRepository]:
-    schema = f"omnizone_server_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(ADMIN_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except OperationalError as error:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable: {error.orig}")
-    repo = SqlRepository.from_url(f"{ADMIN_URL}?options=-csearch_path%3D{schema}")
+def pg_repo(postgres_schema_url: str) -> Iterator[SqlRepository]:
+    repo = SqlRepository.from_url(postgres_schema_url)
     try:
         yield repo
     finally:
         repo.close()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def test_ingest_visits_and_stats_on_postgres(plan: StorePlan, pg_repo: SqlRepository) -> None:

@@ -16,6 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
 from omnizone.contract.eid import eid_device_key
+from omnizone.server.adapters import schema
 from omnizone.server.cli import server_app
 from omnizone.server.runtime import ServerRuntime
 from omnizone.server.settings import MissingApiKey, ServerSettings
@@ -85,6 +86,10 @@ def test_runtime_ingests_and_serves_then_stops_cleanly(broker: Broker, tmp_path:
         assert body["at_ms"] == T0
         visits = httpx.get(f"{runtime.api_url}/api/v1/stores/{STORE}/visits", headers=headers)
         assert {v["device"] for v in visits.json()} == {phone["shopper_id"]}
+        stats = httpx.get(f"{runtime.api_url}/api/v1/ingest/stats", headers=headers).json()
+        assert stats["unresolved_dropped"] == 1  # DEVICE_A: no phone has that id
+        # the schema was built by the migrations, at start
+        assert schema.current_revision(runtime.repository.engine) == schema.head_revision()
         api_url = runtime.api_url
     runtime.stop()  # idempotent
     assert our_threads() == before

@@ -120,3 +120,60 @@ def run(
         typer.echo(json.dumps(summary))
     else:
         typer.echo(f"stopped: {summary}", err=True)
+
+
+@server_app.command("migrate")
+def migrate(
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL [env OMNIZONE_DATABASE_URL]")
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="change nothing: exit 1 when the database is not at the newest schema"
+        ),
+    ] = False,
+) -> None:
+    """Upgrade the database schema to this version's (the server also does it at start).
+
+    A database made before migrations existed is recognised and stamped, not
+    recreated. Back up before upgrading a store's database."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from omnizone.server.adapters import schema
+    from omnizone.server.adapters.db import make_engine
+    from omnizone.server.settings import ServerSettings
+
+    try:
+        overrides: dict[str, Any] = {"database_url": database_url} if database_url else {}
+        settings = ServerSettings(**overrides)
+    except ValidationError as error:
+        typer.echo(f"error: invalid server settings: {error}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        engine = make_engine(settings.database_url)
+    except (SQLAlchemyError, ValueError) as error:
+        typer.echo(f"error: {settings.database_url}: {error}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        before = schema.current_revision(engine)
+        head = schema.head_revision()
+        if check:
+            drift = schema.differences(engine) if before == head else []
+            report: dict[str, Any] = {
+                "current": before,
+                "head": head,
+                "up_to_date": before == head and not drift,
+            }
+            if drift:
+                report["differences"] = [str(d) for d in drift]
+            typer.echo(json.dumps(report))
+            raise typer.Exit(0 if report["up_to_date"] else 1)
+        after = schema.upgrade(engine)
+        typer.echo(json.dumps({"from": before, "to": after, "head": head}))
+    except SQLAlchemyError as error:
+        typer.echo(f"error: {settings.database_url}: {error}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()

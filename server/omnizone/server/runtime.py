@@ -16,6 +16,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from omnizone.server.adapters import schema
 from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.adapters.layout_db import LayoutRepository
 from omnizone.server.adapters.mqtt_ingest import MqttIngest
@@ -96,7 +97,8 @@ class ServerRuntime:
             plans = [load_store(path) for path in s.store_files]
             stores = {plan.id: plan for plan in plans}
         try:
-            self._repository = SqlRepository.from_url(s.database_url)
+            self._repository = SqlRepository.from_url(s.database_url, create=False)
+            schema.upgrade(self._repository.engine)  # migrations, before any table is touched
             self._repository.start_background_checkpoints()
             # The newest layout saved in the dashboard's editor replaces the file's plan.
             layouts = LayoutRepository(self._repository.engine)
