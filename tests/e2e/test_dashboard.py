@@ -1,14 +1,15 @@
 """The staff dashboard in headless Chromium against a real server: login
 (a wrong key is refused, a read-only key sees no admin action), the layout
 editor (draw a zone, save it, see a refusal named; place and drag RFID
-readers), the campaign editor
-(create, pause). The live map and the analytics views with simulator data
-are in test_dashboard_live.py."""
+readers), the campaign editor (create, pause; edit segments, schedule and
+quiet hours, keeping what the form does not show; a refused edit). The live
+map and the analytics views with simulator data are in test_dashboard_live.py."""
 
 import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -39,6 +40,56 @@ def page(server: ServerRuntime) -> Iterator[Page]:
         page.on("pageerror", lambda error: errors.append(str(error)))
         yield page
         assert errors == [], errors
+
+
+# A campaign with fields the dashboard's form does not show (expected value,
+# image, per-campaign cap, cool-down, budget): editing must keep them.
+DENIM: dict[str, Any] = {
+    "id": "denim-10",
+    "name": "Denim wall, 10% off",
+    "priority": 30,
+    "expected_value": 6.5,
+    "trigger": {"kind": "zone_entered", "zones": ["denim"]},
+    "conditions": {
+        "segments": [{"rule": "loyalty_member"}],
+        "quiet_hours": [{"start": "21:00", "end": "09:00"}],
+    },
+    "content": {
+        "title": "10% off denim today",
+        "body": "Any pair from the denim wall, today only.",
+        "image": "/app/img/straight-jeans.svg",
+        "coupon_code": "DENIM10-{code}",
+        "expires_after_s": 7200,
+    },
+    "limits": {"per_visit": 1, "per_day": 1, "per_campaign": 2, "cooldown_s": 600, "budget": 500},
+    "holdout_fraction": 0.2,
+}
+
+
+def create_campaign(base: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Create a campaign through the API, as an admin."""
+    response = httpx.post(
+        f"{base}/api/v1/stores/{STORE}/campaigns", json=body, headers={"X-API-Key": ADMIN_KEY}
+    )
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def stored_campaign(base: str, campaign_id: str) -> dict[str, Any]:
+    """The campaign as the API has it now."""
+    response = httpx.get(f"{base}/api/v1/stores/{STORE}/campaigns", headers={"X-API-Key": READ_KEY})
+    response.raise_for_status()
+    found: dict[str, Any] = next(c for c in response.json() if c["id"] == campaign_id)
+    return found
+
+
+def edit_campaign(page: Page, campaign_id: str) -> None:
+    """Press the campaign's Edit button and wait for the form to hold it."""
+    page.locator(
+        f"[data-testid=campaigns] tr[data-campaign={campaign_id}] [data-testid=edit]"
+    ).click()
+    page.locator("[data-testid=new-campaign][data-mode=edit]").wait_for()
 
 
 def login(page: Page, base: str, key: str) -> None:
@@ -95,6 +146,7 @@ def test_a_wrong_key_is_refused_and_a_read_only_key_sees_no_admin_action(
     server: ServerRuntime, page: Page
 ) -> None:
     base = server.api_url
+    create_campaign(base, DENIM)
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     page.goto(f"{base}/dashboard/")
@@ -108,9 +160,12 @@ def test_a_wrong_key_is_refused_and_a_read_only_key_sees_no_admin_action(
     assert page.evaluate("sessionStorage.getItem('omnizone.staff.key')") == READ_KEY
     assert page.evaluate("localStorage.length") == 0  # the key does not outlive the tab
     page.get_by_test_id("nav-campaigns").click()
-    page.get_by_test_id("campaigns").wait_for()
+    row = page.locator("[data-testid=campaigns] tr[data-campaign=denim-10]")
+    row.wait_for()
     assert page.get_by_test_id("read-only").is_visible()
     assert page.get_by_test_id("new-campaign").count() == 0
+    assert row.get_by_test_id("edit").count() == 0  # an admin has it (test below)
+    assert row.get_by_test_id("pause").count() == 0
     page.get_by_test_id("nav-layout").click()
     page.get_by_test_id("editor-floor").wait_for()
     assert page.get_by_test_id("read-only").is_visible()
@@ -243,6 +298,10 @@ def test_a_campaign_is_created_and_paused_in_the_browser(server: ServerRuntime, 
     row = page.locator("[data-testid=campaigns] tr[data-campaign=denim-weekend]")
     row.wait_for()
     assert row.get_by_test_id("campaign-status").inner_text() == "active"
+    # The form is back to a new campaign with its defaults, not emptied.
+    assert page.get_by_test_id("campaign-id").input_value() == ""
+    assert page.get_by_test_id("campaign-expires").input_value() == "3600"
+    assert page.get_by_test_id("campaign-holdout").input_value() == "10"
     row.get_by_test_id("pause").click()
     page.locator(
         "[data-testid=campaigns] tr[data-campaign=denim-weekend] [data-testid=campaign-status]",
@@ -264,3 +323,155 @@ def test_a_campaign_is_created_and_paused_in_the_browser(server: ServerRuntime, 
         has_text="active",
     ).wait_for()
     assert json.loads(api.get(f"/api/v1/stores/{STORE}/campaigns").text)[0]["status"] == "active"
+
+
+def test_a_campaign_is_edited_in_the_browser_and_what_the_form_does_not_show_is_kept(
+    server: ServerRuntime, page: Page
+) -> None:
+    base = server.api_url
+    before = create_campaign(base, DENIM)
+    login(page, base, ADMIN_KEY)
+    page.get_by_test_id("nav-campaigns").click()
+    page.locator("[data-testid=campaigns] tr[data-campaign=denim-10]").wait_for()
+    edit_campaign(page, "denim-10")
+
+    # The form holds the campaign as stored; its id cannot change.
+    assert page.get_by_test_id("campaign-form-title").inner_text() == "Edit campaign denim-10"
+    campaign_id = page.get_by_test_id("campaign-id")
+    assert campaign_id.input_value() == "denim-10" and not campaign_id.is_editable()
+    assert page.get_by_test_id("campaign-title").input_value() == "10% off denim today"
+    assert page.locator("[data-testid=campaign-zones] input[data-zone=denim]").is_checked()
+    assert page.get_by_test_id("segment-rule").input_value() == "loyalty_member"
+    assert page.get_by_test_id("quiet-start").input_value() == "21:00"
+    assert page.get_by_test_id("campaign-holdout").input_value() == "20"
+    assert page.get_by_test_id("campaign-per-day").input_value() == "1"
+    kept = page.get_by_test_id("campaign-kept").inner_text()
+    assert "limits.budget: 500" in kept and "content.image: /app/img/straight-jeans.svg" in kept
+    assert "Europe/Paris" in page.get_by_test_id("campaign-quiet").inner_text()
+
+    page.get_by_test_id("campaign-title").fill("15% off denim today")
+    # Segments: loyalty member becomes "spent at least 150 in 90 days", and
+    # shoppers who already bought the field jacket are left out.
+    first = page.get_by_test_id("segment").first
+    first.get_by_test_id("segment-rule").select_option("min_spend")
+    first.get_by_test_id("segment-amount").fill("150")
+    first.get_by_test_id("segment-days").fill("90")
+    page.get_by_test_id("add-segment").click()
+    second = page.get_by_test_id("segment").nth(1)
+    second.get_by_test_id("segment-rule").select_option("has_purchased_gtin")
+    second.get_by_test_id("segment-gtins").fill("09506000134352")
+    second.get_by_test_id("segment-negate").check()
+    # Quiet hours: the night window moves and a lunch window is added.
+    page.get_by_test_id("quiet-start").fill("20:00")
+    page.get_by_test_id("quiet-end").fill("10:00")
+    page.get_by_test_id("add-quiet").click()
+    page.get_by_test_id("quiet-start").nth(1).fill("13:00")
+    page.get_by_test_id("quiet-end").nth(1).fill("14:00")
+    # Schedule: weekdays, 10:00 to 20:00, until the end of 2026.
+    for day in ("sat", "sun"):
+        page.locator(f"[data-testid=schedule-days] input[data-day={day}]").uncheck()
+    page.get_by_test_id("add-schedule").click()
+    page.get_by_test_id("schedule-start").fill("10:00")
+    page.get_by_test_id("schedule-end").fill("20:00")
+    page.get_by_test_id("schedule-end-date").fill("2026-12-31")
+    # Paused from the list while it is in the form: saving does not resume it.
+    page.locator("[data-testid=campaigns] tr[data-campaign=denim-10] [data-testid=pause]").click()
+    page.locator(
+        "[data-testid=campaigns] tr[data-campaign=denim-10] [data-testid=campaign-status]",
+        has_text="paused",
+    ).wait_for()
+    assert page.get_by_test_id("campaign-paused").is_checked()
+
+    page.get_by_test_id("save-campaign").click()
+    page.locator("[data-testid=new-campaign][data-mode=new]").wait_for()
+    page.locator(
+        "[data-testid=campaigns] tr[data-campaign=denim-10]", has_text="15% off denim today"
+    ).wait_for()
+    assert page.get_by_test_id("campaign-problems").locator("li").count() == 0
+    assert (
+        "quiet 20:00–10:00, 13:00–14:00"
+        in page.locator(
+            "[data-testid=campaigns] tr[data-campaign=denim-10] [data-testid=campaign-conditions]"
+        ).inner_text()
+    )
+
+    after = stored_campaign(base, "denim-10")
+    assert after["content"]["title"] == "15% off denim today"
+    assert after["conditions"]["segments"] == [
+        {"rule": "min_spend", "amount": 150, "within_days": 90, "negate": False},
+        {
+            "rule": "has_purchased_gtin",
+            "gtins": ["09506000134352"],
+            "within_days": None,
+            "negate": True,
+        },
+    ]
+    assert after["conditions"]["quiet_hours"] == [
+        {"start": "20:00", "end": "10:00"},
+        {"start": "13:00", "end": "14:00"},
+    ]
+    assert after["conditions"]["schedule"] == {
+        "days": ["mon", "tue", "wed", "thu", "fri"],
+        "windows": [{"start": "10:00", "end": "20:00"}],
+        "start_date": None,
+        "end_date": "2026-12-31",
+    }
+    assert after["status"] == "paused"
+    # Everything the form did not change is as it was, caps and budget included.
+    for key in ("store", "trigger", "limits", "expected_value", "holdout_fraction", "priority"):
+        assert after[key] == before[key], key
+    assert after["content"] == {**before["content"], "title": "15% off denim today"}
+    assert after["conditions"]["require_in_stock"] is False
+
+    # Opened again, the form shows what was saved; Cancel goes back to a new campaign.
+    edit_campaign(page, "denim-10")
+    assert page.get_by_test_id("segment").count() == 2
+    assert page.get_by_test_id("segment-negate").nth(1).is_checked()
+    assert page.get_by_test_id("segment-amount").first.input_value() == "150"
+    assert not page.locator("[data-testid=schedule-days] input[data-day=sat]").is_checked()
+    assert page.get_by_test_id("schedule-end-date").input_value() == "2026-12-31"
+    assert page.get_by_test_id("quiet-window").count() == 2
+    page.get_by_test_id("cancel-edit").click()
+    page.locator("[data-testid=new-campaign][data-mode=new]").wait_for()
+    assert page.get_by_test_id("campaign-form-title").inner_text() == "New campaign"
+    assert page.get_by_test_id("campaign-id").input_value() == ""
+    assert page.get_by_test_id("campaign-id").is_editable()
+    assert page.get_by_test_id("segment").count() == 0
+    assert page.get_by_test_id("create-campaign").is_visible()
+    assert stored_campaign(base, "denim-10") == after  # Cancel sends nothing
+
+
+def test_a_refused_campaign_edit_shows_the_servers_problem_and_keeps_the_form(
+    server: ServerRuntime, page: Page
+) -> None:
+    base = server.api_url
+    before = create_campaign(base, DENIM)
+    login(page, base, ADMIN_KEY)
+    page.get_by_test_id("nav-campaigns").click()
+    page.locator("[data-testid=campaigns] tr[data-campaign=denim-10]").wait_for()
+    edit_campaign(page, "denim-10")
+    page.get_by_test_id("campaign-title").fill("Denim, all week")
+    page.get_by_test_id("quiet-start").fill("25:00")
+    page.get_by_test_id("save-campaign").click()
+
+    problem = page.get_by_test_id("campaign-problems").locator("li").first
+    problem.wait_for()
+    assert "conditions.quiet_hours.0.start" in problem.inner_text()
+    assert "25:00" in problem.inner_text()
+    # Nothing is lost from the form, and nothing changed on the server.
+    assert page.locator("[data-testid=new-campaign][data-mode=edit]").count() == 1
+    assert page.get_by_test_id("campaign-title").input_value() == "Denim, all week"
+    assert page.get_by_test_id("quiet-start").input_value() == "25:00"
+    assert page.get_by_test_id("quiet-end").input_value() == "09:00"
+    assert page.get_by_test_id("segment-rule").input_value() == "loyalty_member"
+    assert stored_campaign(base, "denim-10") == before
+
+    # Corrected in the same form, it saves.
+    page.get_by_test_id("quiet-start").fill("23:00")
+    page.get_by_test_id("save-campaign").click()
+    page.locator("[data-testid=new-campaign][data-mode=new]").wait_for()
+    assert page.get_by_test_id("campaign-problems").locator("li").count() == 0
+    after = stored_campaign(base, "denim-10")
+    assert after["content"]["title"] == "Denim, all week"
+    assert after["conditions"]["quiet_hours"] == [{"start": "23:00", "end": "09:00"}]
+    assert after["limits"] == before["limits"]
