@@ -4,6 +4,7 @@
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import text
 
 from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.service.ingest import IngestService, Outcome
@@ -37,3 +38,10 @@ def test_ingest_visits_and_stats_on_postgres(plan: StorePlan, pg_repo: SqlReposi
     assert summary["shoes"].visits == 1 and summary["shoes"].mean_dwell_s == 14.0
     assert pg_repo.presence_by_zone(STORE) == {"denim": 1}
     assert pg_repo.dead_letters(5)[0].payload == b"\x00"
+    # sightings go in by COPY on PostgreSQL: every one, with its values
+    with pg_repo.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT gateway, device, window_start_ms, rssi_mean FROM ble_sightings")
+        ).all()
+    assert len(rows) == 30
+    assert ("gw-shoes", DEVICE_A, T0, -60.0) in [tuple(r) for r in rows]

@@ -115,6 +115,21 @@ class BleSightingRow(Base):
     tx_power: Mapped[int | None] = mapped_column(Integer)
 
 
+#: The columns ``add_ble_sightings`` writes, in order (``id`` is the database's).
+_SIGHTING_COLUMNS = (
+    "message_id",
+    "store",
+    "gateway",
+    "device",
+    "window_start_ms",
+    "window_ms",
+    "count",
+    "rssi_mean",
+    "rssi_max",
+    "tx_power",
+)
+
+
 class NfcTapRow(Base):
     __tablename__ = "nfc_taps"
 
@@ -343,25 +358,37 @@ class _SqlTransaction:
         self, store: str, gateway: str, seq: int, items: Sequence[BleSighting]
     ) -> None:
         mid = self._mid()
-        # Core executemany on the session's connection: a BLE message holds
-        # hundreds of sightings, and the ORM's bulk path costs more than the insert.
-        self._s.connection().execute(
+        rows = [
+            (
+                mid,
+                store,
+                gateway,
+                i.device,
+                i.window_start_ms,
+                i.window_ms,
+                i.count,
+                i.rssi_mean,
+                i.rssi_max,
+                i.tx_power,
+            )
+            for i in items
+        ]
+        # A BLE message holds hundreds of sightings: PostgreSQL takes them by
+        # COPY (about half the time of executemany), others by Core executemany
+        # on the session's connection (the ORM's bulk path costs more than the insert).
+        connection = self._s.connection()
+        if connection.dialect.driver == "psycopg":
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            with driver.cursor() as cursor:
+                columns = ", ".join(_SIGHTING_COLUMNS)
+                with cursor.copy(f"COPY ble_sightings ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            return
+        connection.execute(
             insert(Base.metadata.tables[BleSightingRow.__tablename__]),
-            [
-                {
-                    "message_id": mid,
-                    "store": store,
-                    "gateway": gateway,
-                    "device": i.device,
-                    "window_start_ms": i.window_start_ms,
-                    "window_ms": i.window_ms,
-                    "count": i.count,
-                    "rssi_mean": i.rssi_mean,
-                    "rssi_max": i.rssi_max,
-                    "tx_power": i.tx_power,
-                }
-                for i in items
-            ],
+            [dict(zip(_SIGHTING_COLUMNS, row, strict=True)) for row in rows],
         )
 
     @_deferred
