@@ -2,7 +2,8 @@
 (a wrong key is refused, a read-only key sees no admin action), the layout
 editor (draw a zone, save it, see a refusal named; place and drag RFID
 readers), the campaign editor (create, pause; edit segments, schedule and
-quiet hours, keeping what the form does not show; a refused edit). The live
+quiet hours, keeping what the form does not show; a refused edit; an edit
+that would overwrite someone else's change is refused and reloads). The live
 map and the analytics views with simulator data are in test_dashboard_live.py."""
 
 import base64
@@ -475,3 +476,61 @@ def test_a_refused_campaign_edit_shows_the_servers_problem_and_keeps_the_form(
     assert after["content"]["title"] == "Denim, all week"
     assert after["conditions"]["quiet_hours"] == [{"start": "23:00", "end": "09:00"}]
     assert after["limits"] == before["limits"]
+
+
+def test_a_campaign_changed_by_someone_else_while_in_the_form_is_not_overwritten(
+    server: ServerRuntime, page: Page
+) -> None:
+    base = server.api_url
+    create_campaign(base, DENIM)
+    login(page, base, ADMIN_KEY)
+    page.get_by_test_id("nav-campaigns").click()
+    page.locator("[data-testid=campaigns] tr[data-campaign=denim-10]").wait_for()
+    edit_campaign(page, "denim-10")
+    page.get_by_test_id("campaign-title").fill("Mine: 15% off denim")
+    page.get_by_test_id("campaign-priority").fill("40")
+
+    # Meanwhile a colleague changes the campaign (a field the form does not
+    # show included), with the ETag they loaded.
+    loaded = httpx.get(
+        f"{base}/api/v1/stores/{STORE}/campaigns/denim-10", headers={"X-API-Key": READ_KEY}
+    )
+    theirs = {
+        **loaded.json(),
+        "content": {**loaded.json()["content"], "title": "Theirs: 20% off denim"},
+        "limits": {**loaded.json()["limits"], "budget": 800},
+    }
+    saved = httpx.put(
+        f"{base}/api/v1/stores/{STORE}/campaigns/denim-10",
+        json=theirs,
+        headers={"X-API-Key": ADMIN_KEY, "If-Match": loaded.headers["ETag"]},
+    )
+    assert saved.status_code == 200, saved.text
+    after_theirs = stored_campaign(base, "denim-10")
+    assert after_theirs["revision"] == 2
+
+    # Saving the form is refused: nothing overwritten, the form keeps its values.
+    page.get_by_test_id("save-campaign").click()
+    conflict = page.get_by_test_id("campaign-conflict")
+    conflict.wait_for()
+    text = conflict.inner_text()
+    assert "changed by someone else since you opened it" in text
+    assert "reload to see their version; your edits are still in the form" in text
+    assert page.locator("[data-testid=new-campaign][data-mode=edit]").count() == 1
+    assert page.get_by_test_id("campaign-title").input_value() == "Mine: 15% off denim"
+    assert page.get_by_test_id("campaign-priority").input_value() == "40"
+    assert stored_campaign(base, "denim-10") == after_theirs
+
+    # "Reload campaign" shows their version; saved from there, both edits are in.
+    page.get_by_test_id("reload-campaign").click()
+    conflict.wait_for(state="detached")
+    assert page.get_by_test_id("campaign-title").input_value() == "Theirs: 20% off denim"
+    assert "limits.budget: 800" in page.get_by_test_id("campaign-kept").inner_text()
+    page.get_by_test_id("campaign-priority").fill("40")
+    page.get_by_test_id("save-campaign").click()
+    page.locator("[data-testid=new-campaign][data-mode=new]").wait_for()
+    assert page.get_by_test_id("campaign-problems").locator("li").count() == 0
+    final = stored_campaign(base, "denim-10")
+    assert final["revision"] == 3 and final["priority"] == 40
+    assert final["content"]["title"] == "Theirs: 20% off denim"
+    assert final["limits"]["budget"] == 800

@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import Engine, create_engine, inspect, text
 from typer.testing import CliRunner
 
 from omnizone.cli import app
 from omnizone.server.adapters import schema
+from omnizone.server.adapters.campaign_db import CampaignRepository
 from omnizone.server.adapters.db import SqlRepository, create_schema, make_engine
 
 DEAD_LETTER = (
@@ -72,6 +74,45 @@ def test_a_database_from_before_migrations_is_stamped_and_keeps_its_rows(engine:
         assert connection.execute(text("SELECT payload FROM dead_letters")).scalar() == b"kept"
 
 
+CAMPAIGN = {
+    "id": "denim-10",
+    "name": "Denim",
+    "store": "paris-rivoli",
+    "trigger": {"kind": "zone_entered", "zones": ["denim"]},
+    "content": {"title": "10% off denim"},
+}
+
+
+@pytest.mark.parametrize("versioned", [True, False], ids=["at-0001", "before-migrations"])
+def test_campaigns_stored_before_revisions_start_at_revision_1(
+    engine: Engine, versioned: bool
+) -> None:
+    """0002 adds the campaigns' revision to a database at 0001, and to one from
+    before migrations with the old campaigns table; the rows are kept."""
+    schema.upgrade(engine, "0001")
+    if not versioned:
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE alembic_version"))
+    assert "revision" not in {c["name"] for c in inspect(engine).get_columns("campaigns")}
+    old = sa.table(
+        "campaigns",
+        sa.column("id"),
+        sa.column("store"),
+        sa.column("body", sa.JSON),
+        sa.column("updated_ms"),
+    )
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(old).values(id="denim-10", store="paris-rivoli", body=CAMPAIGN, updated_ms=5)
+        )
+    assert schema.upgrade(engine) == schema.head_revision()
+    assert schema.differences(engine) == []
+    campaigns = CampaignRepository(engine)
+    (stored,) = campaigns.stored_campaigns()
+    assert (stored.campaign.name, stored.revision, stored.updated_ms) == ("Denim", 1, 5)
+    assert campaigns.save_campaign(stored.campaign, 6, expected_revision=1).revision == 2
+
+
 def test_a_model_changed_without_a_migration_shows_as_a_difference(tmp_path: Path) -> None:
     engine = create_engine(_sqlite(tmp_path))
     schema.upgrade(engine)
@@ -90,7 +131,8 @@ def test_the_migrate_command_upgrades_and_checks(tmp_path: Path) -> None:
     assert check.exit_code == 1 and json.loads(check.stdout)["current"] is None
     done = runner.invoke(app, ["server", "migrate", "--database-url", url])
     assert done.exit_code == 0, done.output
-    assert json.loads(done.stdout) == {"from": None, "to": "0001", "head": "0001"}
+    head = schema.head_revision()
+    assert json.loads(done.stdout) == {"from": None, "to": head, "head": head}
     check = runner.invoke(app, ["server", "migrate", "--database-url", url, "--check"])
     assert check.exit_code == 0 and json.loads(check.stdout)["up_to_date"] is True
     bad = runner.invoke(app, ["server", "migrate", "--database-url", "nosuchdb://x"])

@@ -3,6 +3,7 @@ campaigns, read the decision log, the catalog and the app's shelf taps."""
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -98,3 +99,121 @@ def test_the_catalog_is_public_and_checks_gtins(setup: tuple[Store, TestClient])
     assert product.status_code == 200 and product.json()["gtin"] == JACKET
     assert client.get("/api/v1/products/12345").status_code == 422
     assert client.get("/api/v1/products/00000000000000").status_code == 404
+
+
+# -- revisions, ETag and If-Match --------------------------------------------------------
+
+URL = f"/api/v1/stores/{STORE}/campaigns"
+
+
+def _create(client: TestClient) -> dict[str, Any]:
+    created = client.post(URL, json=TAP_CAMPAIGN, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    assert created.json()["revision"] == 1 and created.headers["ETag"] == '"1"'
+    body: dict[str, Any] = created.json()
+    return body
+
+
+def _titled(loaded: dict[str, Any], title: str) -> dict[str, Any]:
+    """What a client sends back: the campaign it loaded (revision included) with an edit."""
+    return {**loaded, "content": {**loaded["content"], "title": title}}
+
+
+def test_one_campaign_is_read_with_its_revision_as_etag(setup: tuple[Store, TestClient]) -> None:
+    _store, client = setup
+    _create(client)
+    one = client.get(f"{URL}/jacket-tap", headers=READER)
+    assert one.status_code == 200 and one.headers["ETag"] == '"1"'
+    assert one.json()["revision"] == 1 and one.json()["name"] == "Jacket tap"
+    assert [c["revision"] for c in client.get(URL, headers=READER).json()] == [1]
+    assert client.get(f"{URL}/nope", headers=READER).status_code == 404
+    assert client.get(f"{URL}/jacket-tap").status_code == 401
+    # The report keeps its route; it is not read as a campaign called "report".
+    assert client.get(f"{URL}/report", headers=READER).json() == []
+
+
+def test_a_put_with_a_stale_if_match_is_refused_and_changes_nothing(
+    setup: tuple[Store, TestClient],
+) -> None:
+    store, client = setup
+    loaded = _create(client)
+    # Two people opened revision 1; the first saves, with the ETag it loaded.
+    first = client.put(
+        f"{URL}/jacket-tap", json=_titled(loaded, "First"), headers={**ADMIN, "If-Match": '"1"'}
+    )
+    assert first.status_code == 200, first.text
+    assert first.json()["revision"] == 2 and first.headers["ETag"] == '"2"'
+    # The second saves what it loaded: refused, and the first one's edit stays.
+    second = client.put(
+        f"{URL}/jacket-tap", json=_titled(loaded, "Second"), headers={**ADMIN, "If-Match": '"1"'}
+    )
+    assert second.status_code == 412
+    detail = second.json()["detail"]
+    assert "changed since it was loaded" in detail and "revision 2" in detail
+    assert "Europe/Paris" in detail  # when, on the store's clock
+    assert second.headers["ETag"] == '"2"'
+    now = client.get(f"{URL}/jacket-tap", headers=READER)
+    assert now.json()["content"]["title"] == "First" and now.headers["ETag"] == '"2"'
+    assert store.engine.campaign("jacket-tap").content.title == "First"
+    # With the current ETag the save goes through, as the next revision.
+    again = client.put(
+        f"{URL}/jacket-tap", json=_titled(loaded, "Second"), headers={**ADMIN, "If-Match": '"2"'}
+    )
+    assert again.status_code == 200 and again.json()["revision"] == 3
+    assert client.get(f"{URL}/jacket-tap", headers=READER).json()["content"]["title"] == "Second"
+
+
+def test_pause_and_resume_bump_the_revision(setup: tuple[Store, TestClient]) -> None:
+    _store, client = setup
+    loaded = _create(client)
+    paused = client.post(f"{URL}/jacket-tap/pause", headers=ADMIN)
+    assert paused.json()["revision"] == 2 and paused.headers["ETag"] == '"2"'
+    # A form opened before the pause would resume the campaign: refused.
+    stale = client.put(
+        f"{URL}/jacket-tap", json=_titled(loaded, "Edited"), headers={**ADMIN, "If-Match": '"1"'}
+    )
+    assert stale.status_code == 412
+    assert client.get(f"{URL}/jacket-tap", headers=READER).json()["status"] == "paused"
+    # Pausing what is paused changes nothing, the revision included.
+    assert client.post(f"{URL}/jacket-tap/pause", headers=ADMIN).json()["revision"] == 2
+    resumed = client.post(f"{URL}/jacket-tap/resume", headers={**ADMIN, "If-Match": '"2"'})
+    assert resumed.json()["status"] == "active" and resumed.json()["revision"] == 3
+    refused = client.post(f"{URL}/jacket-tap/pause", headers={**ADMIN, "If-Match": '"2"'})
+    assert refused.status_code == 412
+    assert client.get(f"{URL}/jacket-tap", headers=READER).json()["status"] == "active"
+
+
+def test_without_if_match_the_last_save_still_wins(setup: tuple[Store, TestClient]) -> None:
+    _store, client = setup
+    loaded = _create(client)
+    client.post(f"{URL}/jacket-tap/pause", headers=ADMIN)
+    # A script that sends no If-Match (and the stale revision it loaded, which
+    # the server sets and ignores) replaces the campaign as before.
+    saved = client.put(f"{URL}/jacket-tap", json=_titled(loaded, "Script"), headers=ADMIN)
+    assert saved.status_code == 200 and saved.json()["revision"] == 3
+    assert saved.json()["status"] == "active" and saved.json()["content"]["title"] == "Script"
+    body = {**TAP_CAMPAIGN, "id": "new-one", "revision": 7}
+    assert client.put(f"{URL}/new-one", json=body, headers=ADMIN).json()["revision"] == 1
+
+
+def test_if_match_follows_the_http_rules(setup: tuple[Store, TestClient]) -> None:
+    _store, client = setup
+    loaded = _create(client)
+
+    def put(campaign_id: str, if_match: str) -> int:
+        body = {**_titled(loaded, if_match), "id": campaign_id}
+        headers = {**ADMIN, "If-Match": if_match}
+        return client.put(f"{URL}/{campaign_id}", json=body, headers=headers).status_code
+
+    assert put("jacket-tap", 'W/"1"') == 412  # a weak tag never matches (strong comparison)
+    assert put("jacket-tap", "banana") == 412
+    assert put("jacket-tap", '"7", "1"') == 200  # one of a list: now at 2
+    assert put("jacket-tap", "2") == 200  # a bare number is read as "2": now at 3
+    assert put("jacket-tap", "*") == 200  # any current version
+    assert put("absent", "*") == 412  # … but there must be one
+    absent = client.get(f"{URL}/absent", headers=READER)
+    assert absent.status_code == 404
+    # A refused body is a 422 whatever If-Match says.
+    bad = {**TAP_CAMPAIGN, "trigger": {"kind": "nfc_tap", "tap_points": ["x"]}}
+    refused = client.put(f"{URL}/jacket-tap", json=bad, headers={**ADMIN, "If-Match": '"1"'})
+    assert refused.status_code == 422

@@ -1,13 +1,18 @@
 """Campaigns, the decision log and store-visit counts in SQL (SQLAlchemy 2).
 
 Campaigns are stored as their JSON model, so the API and the YAML files share
-one shape (``omnizone.server.domain.offers.Campaign``). Every decision the
+one shape (``omnizone.server.domain.offers.Campaign``), with the version the
+server gives each one: ``revision`` starts at 1 and goes up by one with every
+save, in the same ``UPDATE`` that writes the campaign. A save can be made
+conditional on the revision the writer had read (compare-and-set), which is
+what the API's ``If-Match`` rests on. Every decision the
 engine takes is logged with its reason: that log is what the campaign report
 and "why did (not) this shopper get an offer?" read.
 """
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -21,7 +26,11 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
+    update,
 )
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from omnizone.server.adapters.db import Base, in_chunks
@@ -35,6 +44,8 @@ class CampaignRow(Base):
     store: Mapped[str] = mapped_column(String(64), index=True)
     body: Mapped[dict[str, object]] = mapped_column(JSON)
     updated_ms: Mapped[int] = mapped_column(BigInteger)
+    #: 1 for a new campaign, +1 per save; rows from before revisions existed start at 1.
+    revision: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
 
 class DecisionRow(Base):
@@ -77,6 +88,42 @@ class LoggedDecision:
     at_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoredCampaign:
+    """A campaign with its version: ``revision`` (1, 2, … one per save) and
+    when it was last saved."""
+
+    campaign: Campaign
+    revision: int
+    updated_ms: int
+
+
+class RevisionMismatch(Exception):
+    """A conditional save found the campaign at another revision than expected
+    (``current``), or absent (``current`` is None), or present when it was to
+    be created (``expected`` 0); nothing was written."""
+
+    def __init__(self, campaign_id: str, expected: int, current: StoredCampaign | None) -> None:
+        found = f"revision {current.revision}" if current else "no such campaign"
+        super().__init__(f"campaign {campaign_id!r}: expected revision {expected}, found {found}")
+        self.campaign_id = campaign_id
+        self.expected = expected
+        self.current = current
+
+
+_STORED = select(CampaignRow.body, CampaignRow.revision, CampaignRow.updated_ms)
+
+
+def _stored(row: Any) -> StoredCampaign:
+    body, revision, updated_ms = row
+    return StoredCampaign(Campaign.model_validate(body), revision, updated_ms)
+
+
+def _read(connection: Connection, campaign_id: str) -> StoredCampaign | None:
+    row = connection.execute(_STORED.where(CampaignRow.id == campaign_id)).one_or_none()
+    return None if row is None else _stored(row)
+
+
 class CampaignRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -89,20 +136,65 @@ class CampaignRepository:
             rows = session.scalars(select(CampaignRow).order_by(CampaignRow.id))
             return [Campaign.model_validate(row.body) for row in rows]
 
+    def stored_campaigns(self) -> list[StoredCampaign]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(_STORED.order_by(CampaignRow.id))
+            return [_stored(row) for row in rows]
+
+    def stored_campaign(self, campaign_id: str) -> StoredCampaign | None:
+        with self.engine.connect() as connection:
+            return _read(connection, campaign_id)
+
     def has_campaign(self, campaign_id: str) -> bool:
         with Session(self.engine) as session:
             return session.get(CampaignRow, campaign_id) is not None
 
-    def save_campaign(self, campaign: Campaign, at_ms: int) -> None:
-        with Session(self.engine) as session, session.begin():
-            session.merge(
-                CampaignRow(
-                    id=campaign.id,
-                    store=campaign.store,
-                    body=campaign.model_dump(mode="json"),
-                    updated_ms=at_ms,
-                )
-            )
+    def save_campaign(
+        self, campaign: Campaign, at_ms: int, *, expected_revision: int | None = None
+    ) -> StoredCampaign:
+        """Store the campaign as its next revision and return that.
+
+        ``expected_revision`` None: whatever is stored is replaced (or the
+        campaign created at revision 1). A number: only if the stored campaign
+        is at that revision, checked in the ``UPDATE … WHERE revision = …``
+        that writes it, so two writers holding the same revision cannot both
+        succeed; 0: only if no campaign has that id yet (the primary key
+        decides). Otherwise ``RevisionMismatch``, and nothing is written."""
+        values: dict[str, Any] = {
+            "store": campaign.store,
+            "body": campaign.model_dump(mode="json"),
+            "updated_ms": at_ms,
+        }
+        for _attempt in range(3):
+            try:
+                with self.engine.begin() as connection:
+                    if expected_revision != 0:
+                        query = (
+                            update(CampaignRow)
+                            .where(CampaignRow.id == campaign.id)
+                            .values(**values, revision=CampaignRow.revision + 1)
+                        )
+                        if expected_revision is not None:
+                            query = query.where(CampaignRow.revision == expected_revision)
+                        if connection.execute(query).rowcount == 1:
+                            revision = connection.execute(
+                                select(CampaignRow.revision).where(CampaignRow.id == campaign.id)
+                            ).scalar_one()
+                            return StoredCampaign(campaign, revision, at_ms)
+                        if expected_revision is not None:
+                            current = _read(connection, campaign.id)
+                            raise RevisionMismatch(campaign.id, expected_revision, current)
+                    connection.execute(
+                        insert(CampaignRow).values(id=campaign.id, revision=1, **values)
+                    )
+                    return StoredCampaign(campaign, 1, at_ms)
+            except IntegrityError:
+                if expected_revision == 0:
+                    current = self.stored_campaign(campaign.id)
+                    raise RevisionMismatch(campaign.id, 0, current) from None
+                # Another writer created the campaign between our UPDATE and
+                # INSERT: the next attempt updates it.
+        raise RuntimeError(f"campaign {campaign.id!r} could not be saved")
 
     # -- decisions --------------------------------------------------------------------
 

@@ -1,19 +1,72 @@
 """Campaign routes: define, pause and resume campaigns, read the report and
 the decision log ("why did this shopper (not) get an offer?"), the product
-catalog for the app, and the app's shelf-tag taps."""
+catalog for the app, and the app's shelf-tag taps.
+
+Every campaign has a revision the server gives it (1, 2, … one per save,
+pause or resume included): it is the ``revision`` field of the campaign's
+JSON and, quoted, the ``ETag`` of single-campaign answers. ``PUT`` (and
+pause/resume) honour ``If-Match``: a campaign changed since the client
+loaded it answers 412 and is left as it is (docs/offers.md, "Campaign API")."""
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
+from omnizone.server.adapters.campaign_db import StoredCampaign
 from omnizone.server.domain.offers import Campaign, is_gtin
 from omnizone.server.entrypoints.shopper_auth import shopper_dependency
 from omnizone.server.service.campaign_report import CampaignFigures
-from omnizone.server.service.offer_engine import CampaignRejected, OfferEngine, UnknownCampaign
+from omnizone.server.service.offer_engine import (
+    CampaignChanged,
+    CampaignRejected,
+    OfferEngine,
+    Precondition,
+    UnknownCampaign,
+)
 
 Authenticate = Callable[[str], str | None]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description='the ETag the campaign was loaded with, e.g. "3": 412 if it changed since',
+    ),
+]
+
+#: Fields of a campaign's JSON that the server sets; a body may carry them
+#: back (a client sends what it loaded) and they are ignored.
+READ_ONLY_FIELDS = ("revision",)
+
+
+def etag(stored: StoredCampaign) -> str:
+    return f'"{stored.revision}"'
+
+
+def as_json(stored: StoredCampaign) -> dict[str, Any]:
+    return {**stored.campaign.model_dump(mode="json"), "revision": stored.revision}
+
+
+def if_match(header: str | None) -> Precondition | None:
+    """``If-Match`` as a condition on what is stored (RFC 9110, 13.1.1): ``*``
+    holds for any stored campaign; a list of entity tags holds when one of
+    them is the campaign's. Comparison is strong, so a weak tag (``W/"3"``)
+    never matches; a bare number (``3``) is taken as ``"3"``. Anything else
+    matches nothing."""
+    if header is None:
+        return None
+    tags = [tag.strip() for tag in header.split(",") if tag.strip()]
+    if tags == ["*"]:
+        return lambda current: current is not None
+    revisions = set()
+    for tag in tags:
+        bare = tag[1:-1] if len(tag) >= 2 and tag[0] == tag[-1] == '"' else tag
+        if bare.isascii() and bare.isdigit():
+            revisions.add(int(bare))
+    return lambda current: current is not None and current.revision in revisions
 
 
 class DecisionOut(BaseModel):
@@ -55,6 +108,7 @@ def campaign_router(
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no store {store!r}")
 
     def parse(store: str, body: dict[str, Any]) -> Campaign:
+        body = {k: v for k, v in body.items() if k not in READ_ONLY_FIELDS}
         try:
             campaign = Campaign.model_validate({"store": store, **body})
         except ValidationError as error:
@@ -72,55 +126,128 @@ def campaign_router(
             )
         return campaign
 
-    def save(campaign: Campaign) -> dict[str, Any]:
+    def when(store: str, at_ms: int) -> str:
+        plan = engine.stores.get(store)
+        zone = plan.store.timezone if plan else "UTC"
+        moment = datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(ZoneInfo(zone))
+        return f"{moment:%Y-%m-%d %H:%M:%S} ({zone})"
+
+    def changed(store: str, campaign_id: str, sent: str, error: CampaignChanged) -> HTTPException:
+        current = error.current
+        if current is None:
+            return HTTPException(
+                status.HTTP_412_PRECONDITION_FAILED,
+                f"campaign {campaign_id!r} does not exist, so If-Match {sent} cannot hold",
+            )
+        return HTTPException(
+            status.HTTP_412_PRECONDITION_FAILED,
+            f"campaign {campaign_id!r} changed since it was loaded (If-Match {sent}): it is "
+            f"at revision {current.revision} now, saved {when(store, current.updated_ms)}; "
+            "nothing was changed. Load it again (GET it), reapply your edits and send "
+            f'If-Match: "{current.revision}"',
+            headers={"ETag": etag(current)},
+        )
+
+    def answer(response: Response, stored: StoredCampaign) -> dict[str, Any]:
+        response.headers["ETag"] = etag(stored)
+        return as_json(stored)
+
+    def found(store: str, campaign_id: str) -> StoredCampaign:
+        known_store(store)
         try:
-            return engine.save_campaign(campaign).model_dump(mode="json")
-        except CampaignRejected as error:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, error.problems) from None
+            stored = engine.stored_campaign(campaign_id)
+        except UnknownCampaign as error:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+        if stored.campaign.store != store:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no campaign {campaign_id!r} here")
+        return stored
 
     @router.get("/stores/{store}/campaigns", dependencies=read)
     def list_campaigns(store: str) -> list[dict[str, Any]]:
         known_store(store)
-        return [c.model_dump(mode="json") for c in engine.campaigns(store)]
+        return [as_json(stored) for stored in engine.stored_campaigns(store)]
 
     @router.post("/stores/{store}/campaigns", dependencies=admin, status_code=201)
-    def create_campaign(store: str, body: dict[str, Any]) -> dict[str, Any]:
+    def create_campaign(store: str, body: dict[str, Any], response: Response) -> dict[str, Any]:
         known_store(store)
         campaign = parse(store, body)
+        exists = HTTPException(status.HTTP_409_CONFLICT, f"campaign {campaign.id!r} exists: PUT it")
         if any(c.id == campaign.id for c in engine.campaigns(store)):
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, f"campaign {campaign.id!r} exists: PUT it"
-            )
-        return save(campaign)
+            raise exists
+        try:
+            stored = engine.put_campaign(campaign, precondition=lambda current: current is None)
+        except CampaignRejected as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, error.problems) from None
+        except CampaignChanged:  # created meanwhile by another request
+            raise exists from None
+        return answer(response, stored)
 
-    @router.put("/stores/{store}/campaigns/{campaign_id}", dependencies=admin)
-    def replace_campaign(store: str, campaign_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    @router.put(
+        "/stores/{store}/campaigns/{campaign_id}",
+        dependencies=admin,
+        responses={412: {"description": "the campaign changed since the If-Match revision"}},
+    )
+    def replace_campaign(
+        store: str,
+        campaign_id: str,
+        body: dict[str, Any],
+        response: Response,
+        if_match_header: IfMatch = None,
+    ) -> dict[str, Any]:
+        """Replace the campaign (or create it). Send ``If-Match`` with the ETag
+        it was loaded with: without it, the last save wins."""
         known_store(store)
         campaign = parse(store, {**body, "id": campaign_id})
-        return save(campaign)
-
-    def set_status(store: str, campaign_id: str, new_status: str) -> dict[str, Any]:
-        known_store(store)
         try:
-            campaign = engine.campaign(campaign_id)
+            stored = engine.put_campaign(campaign, precondition=if_match(if_match_header))
+        except CampaignRejected as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, error.problems) from None
+        except CampaignChanged as error:
+            raise changed(store, campaign_id, str(if_match_header), error) from None
+        return answer(response, stored)
+
+    def set_status(
+        store: str, campaign_id: str, new_status: str, sent: str | None, response: Response
+    ) -> dict[str, Any]:
+        found(store, campaign_id)
+        try:
+            stored = engine.set_status(campaign_id, new_status, precondition=if_match(sent))
         except UnknownCampaign as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
-        if campaign.store != store:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no campaign {campaign_id!r} here")
-        return engine.set_status(campaign_id, new_status).model_dump(mode="json")
+        except CampaignRejected as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, error.problems) from None
+        except CampaignChanged as error:
+            raise changed(store, campaign_id, str(sent), error) from None
+        return answer(response, stored)
 
     @router.post("/stores/{store}/campaigns/{campaign_id}/pause", dependencies=admin)
-    def pause(store: str, campaign_id: str) -> dict[str, Any]:
-        return set_status(store, campaign_id, "paused")
+    def pause(
+        store: str,
+        campaign_id: str,
+        response: Response,
+        if_match_header: IfMatch = None,
+    ) -> dict[str, Any]:
+        return set_status(store, campaign_id, "paused", if_match_header, response)
 
     @router.post("/stores/{store}/campaigns/{campaign_id}/resume", dependencies=admin)
-    def resume(store: str, campaign_id: str) -> dict[str, Any]:
-        return set_status(store, campaign_id, "active")
+    def resume(
+        store: str,
+        campaign_id: str,
+        response: Response,
+        if_match_header: IfMatch = None,
+    ) -> dict[str, Any]:
+        return set_status(store, campaign_id, "active", if_match_header, response)
 
     @router.get("/stores/{store}/campaigns/report", dependencies=read)
     def campaign_report(store: str) -> list[dict[str, Any]]:
         known_store(store)
         return [figures.as_dict() for figures in report(store)]
+
+    # After ".../campaigns/report", which this route would otherwise answer.
+    @router.get("/stores/{store}/campaigns/{campaign_id}", dependencies=read)
+    def get_campaign(store: str, campaign_id: str, response: Response) -> dict[str, Any]:
+        """One campaign, with its revision as the ``ETag`` to send back in ``If-Match``."""
+        return answer(response, found(store, campaign_id))
 
     @router.get("/stores/{store}/decisions", dependencies=read, response_model=list[DecisionOut])
     def decisions(

@@ -51,8 +51,9 @@ async function check(response) {
   throw new ApiError(response.status, data.detail);
 }
 
-export async function api(path, { method = "GET", body, raw, contentType, key } = {}) {
-  const extra = {};
+/** `headers`: more request headers, e.g. `{ "If-Match": '"3"' }`. */
+export async function api(path, { method = "GET", body, raw, contentType, key, headers: more } = {}) {
+  const extra = { ...more };
   let payload;
   if (raw !== undefined) {
     payload = raw;

@@ -7,6 +7,10 @@
 // image, per-campaign cap, cool-down, budget, and whatever the model gains
 // later) are sent back as they were. The server validates; the form never
 // guesses: a refusal (422) lists the server's problems and keeps the form.
+//
+// A save is conditional on the campaign's revision when it was loaded
+// (If-Match): if someone changed it since, the server refuses (412), nothing
+// is overwritten, the form keeps its values and offers to reload the campaign.
 
 import { api, ApiError } from "./api.js";
 import { el, fmt } from "./dom.js";
@@ -46,6 +50,9 @@ const EDITED = [
   "content.title", "content.body", "content.coupon_code", "content.expires_after_s", "content.product_gtin",
   "limits.per_visit", "limits.per_day",
 ];
+
+// Fields the server sets (the revision): never shown as kept, never sent back.
+const SERVER_FIELDS = ["revision"];
 
 const NEW_CAMPAIGN = {
   id: "", name: "", status: "active", priority: 0, holdout_fraction: 0.1,
@@ -280,7 +287,7 @@ function segmentList() {
 function keptFields(campaign) {
   const out = [];
   const walk = (value, path) => {
-    if (EDITED.includes(path)) return;
+    if (EDITED.includes(path) || SERVER_FIELDS.includes(path)) return;
     if (value && typeof value === "object" && !Array.isArray(value)) {
       for (const [key, inner] of Object.entries(value)) walk(inner, path ? `${path}.${key}` : key);
     } else if (value !== null && value !== undefined) {
@@ -416,6 +423,7 @@ function campaignForm(ctx, plan, problems, { refresh, marked }) {
   /** The campaign to send: the one being edited (or nothing) with the form's fields on top. */
   function campaign() {
     const base = editing ? structuredClone(editing) : {};
+    for (const name of SERVER_FIELDS) delete base[name];
     const t = TRIGGERS[kind.value] || {};
     const trigger = base.trigger?.kind === kind.value ? { ...base.trigger } : { kind: kind.value };
     for (const name of TRIGGER_FIELDS) delete trigger[name];
@@ -461,7 +469,9 @@ function campaignForm(ctx, plan, problems, { refresh, marked }) {
       const sending = campaign();
       try {
         if (editing) {
-          await api(`/stores/${ctx.store}/campaigns/${encodeURIComponent(editing.id)}`, { method: "PUT", body: sending });
+          // Only if nobody changed it since it was loaded: else 412, nothing overwritten.
+          const ifMatch = editing.revision === undefined ? {} : { "If-Match": `"${editing.revision}"` };
+          await api(`/stores/${ctx.store}/campaigns/${encodeURIComponent(editing.id)}`, { method: "PUT", body: sending, headers: ifMatch });
           ctx.say(`Campaign ${sending.id} saved`);
         } else {
           await api(`/stores/${ctx.store}/campaigns`, { method: "POST", body: sending });
@@ -473,6 +483,10 @@ function campaignForm(ctx, plan, problems, { refresh, marked }) {
         let lines = error instanceof ApiError ? error.problems : [error.message];
         if (error instanceof ApiError && error.status === 409) {
           lines = [`id: a campaign ${sending.id} exists already; use its Edit button to change it`];
+        }
+        if (error instanceof ApiError && error.status === 412 && editing) {
+          problems.replaceChildren(conflict(editing.id), el("li", { class: "muted small" }, error.message));
+          return;
         }
         problems.replaceChildren(...lines.map((line) => el("li", {}, line)));
       }
@@ -509,6 +523,31 @@ function campaignForm(ctx, plan, problems, { refresh, marked }) {
   problems,
   el("div", { class: "toolbar" }, submit, cancel));
 
+  /** The refusal of a save whose campaign changed since it was loaded (412). */
+  function conflict(campaignId) {
+    const reload = el("button", {
+      type: "button", class: "secondary small", "data-testid": "reload-campaign",
+      title: "Show the campaign as it is stored now (the form's edits are replaced)",
+      onclick: async () => {
+        reload.disabled = true;
+        try {
+          const current = await api(`/stores/${ctx.store}/campaigns/${encodeURIComponent(campaignId)}`);
+          problems.replaceChildren();
+          load(current);
+          ctx.say(`Campaign ${campaignId} reloaded: the form shows the version saved by someone else`);
+          await refresh();
+        } catch (error) {
+          reload.disabled = false;
+          problems.append(el("li", {}, error.message));
+        }
+      },
+    }, "Reload campaign");
+    return el("li", { class: "conflict", "data-testid": "campaign-conflict" },
+      `Campaign ${campaignId} was changed by someone else since you opened it: `,
+      "reload to see their version; your edits are still in the form (nothing was saved). ",
+      reload);
+  }
+
   load(null);
   return {
     form,
@@ -525,6 +564,10 @@ function campaignForm(ctx, plan, problems, { refresh, marked }) {
       if (!editing || editing.id !== saved.id) return;
       editing.status = saved.status;
       paused.checked = saved.status === "paused";
+      // The form may save over this pause (its box follows it), but only if
+      // the pause was the one change since the form loaded the campaign;
+      // otherwise the save is refused (412) as it should be.
+      if (saved.revision === editing.revision + 1) editing.revision = saved.revision;
     },
   };
 }
