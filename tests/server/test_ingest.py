@@ -71,6 +71,17 @@ def test_valid_ble_message_is_stored_and_places_the_device(
     assert outcome.outcome is Outcome.ACCEPTED and outcome.gap == 0
     assert count(repo, ReceivedMessage) == 1
     assert count(repo, BleSightingRow) == 2
+    with Session(repo.engine) as session:  # written straight through the driver: every field
+        rows = session.scalars(select(BleSightingRow).order_by(BleSightingRow.device)).all()
+        message_id = session.scalar(select(ReceivedMessage.id))
+    assert [
+        (r.message_id, r.store, r.gateway, r.device, r.window_start_ms, r.window_ms, r.rssi_mean)
+        for r in rows
+    ] == [
+        (message_id, STORE, "gw-entrance", DEVICE_A, T0 - 1000, 1000, -60.0),
+        (message_id, STORE, "gw-entrance", DEVICE_B, T0 - 1000, 1000, -70.0),
+    ]
+    assert [(r.count, r.rssi_max, r.tx_power) for r in rows] == [(3, -58.0, None), (3, -68.0, None)]
     assert count(repo, DevicePresenceRow) == 2
     assert visits(repo) == [
         (DEVICE_A, "entrance", T0, None, "open"),
