@@ -93,6 +93,14 @@ def edit_campaign(page: Page, campaign_id: str) -> None:
     page.locator("[data-testid=new-campaign][data-mode=edit]").wait_for()
 
 
+def open_in_editor(page: Page, base: str, campaign_id: str) -> None:
+    """Log in as admin, open the campaigns view and load one campaign into the form."""
+    login(page, base, ADMIN_KEY)
+    page.get_by_test_id("nav-campaigns").click()
+    page.locator(f"[data-testid=campaigns] tr[data-campaign={campaign_id}]").wait_for()
+    edit_campaign(page, campaign_id)
+
+
 def login(page: Page, base: str, key: str) -> None:
     page.goto(f"{base}/dashboard/")
     page.get_by_test_id("api-key").fill(key)
@@ -331,10 +339,7 @@ def test_a_campaign_is_edited_in_the_browser_and_what_the_form_does_not_show_is_
 ) -> None:
     base = server.api_url
     before = create_campaign(base, DENIM)
-    login(page, base, ADMIN_KEY)
-    page.get_by_test_id("nav-campaigns").click()
-    page.locator("[data-testid=campaigns] tr[data-campaign=denim-10]").wait_for()
-    edit_campaign(page, "denim-10")
+    open_in_editor(page, base, "denim-10")
 
     # The form holds the campaign as stored; its id cannot change.
     assert page.get_by_test_id("campaign-form-title").inner_text() == "Edit campaign denim-10"
@@ -447,10 +452,7 @@ def test_a_refused_campaign_edit_shows_the_servers_problem_and_keeps_the_form(
 ) -> None:
     base = server.api_url
     before = create_campaign(base, DENIM)
-    login(page, base, ADMIN_KEY)
-    page.get_by_test_id("nav-campaigns").click()
-    page.locator("[data-testid=campaigns] tr[data-campaign=denim-10]").wait_for()
-    edit_campaign(page, "denim-10")
+    open_in_editor(page, base, "denim-10")
     page.get_by_test_id("campaign-title").fill("Denim, all week")
     page.get_by_test_id("quiet-start").fill("25:00")
     page.get_by_test_id("save-campaign").click()
@@ -483,10 +485,7 @@ def test_a_campaign_changed_by_someone_else_while_in_the_form_is_not_overwritten
 ) -> None:
     base = server.api_url
     create_campaign(base, DENIM)
-    login(page, base, ADMIN_KEY)
-    page.get_by_test_id("nav-campaigns").click()
-    page.locator("[data-testid=campaigns] tr[data-campaign=denim-10]").wait_for()
-    edit_campaign(page, "denim-10")
+    open_in_editor(page, base, "denim-10")
     page.get_by_test_id("campaign-title").fill("Mine: 15% off denim")
     page.get_by_test_id("campaign-priority").fill("40")
 
