@@ -100,7 +100,8 @@ class DeadLetterRow(Base):
 
 class BleSightingRow(Base):
     __tablename__ = "ble_sightings"
-    __table_args__ = (Index("ix_ble_store_device_time", "store", "device", "window_start_ms"),)
+    # No index beyond the key: hundreds of rows per message, each for another
+    # device, made a device index the dearest part of ingest (migration 0003).
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("received_messages.id", ondelete="CASCADE"))
