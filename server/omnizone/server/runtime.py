@@ -34,6 +34,7 @@ from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
 from omnizone.server.service.live_map import LiveMap
 from omnizone.server.service.locators import make_locators
 from omnizone.server.service.queries import StoreQueries
+from omnizone.server.service.retention import SightingRetention
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.server.settings import ServerSettings, check_api_keys
 from omnizone.store import StorePlan, load_store
@@ -50,6 +51,7 @@ class ServerRuntime:
         self.settings = settings
         self._stores = dict(stores) if stores is not None else None
         self._repository: SqlRepository | None = None
+        self._retention: SightingRetention | None = None
         self._ingest: IngestService | None = None
         self._shoppers: ShopperService | None = None
         self._offers: OffersPart | None = None
@@ -99,6 +101,11 @@ class ServerRuntime:
         try:
             self._repository = SqlRepository.from_url(s.database_url, create=False)
             schema.upgrade(self._repository.engine)  # migrations, before any table is touched
+            if s.sighting_retention_days > 0:
+                self._retention = SightingRetention(
+                    self._repository.prune_sightings, s.sighting_retention_days
+                )
+                self._retention.start()
             self._repository.start_background_checkpoints()
             # The newest layout saved in the dashboard's editor replaces the file's plan.
             layouts = LayoutRepository(self._repository.engine)
@@ -202,6 +209,9 @@ class ServerRuntime:
             self._socket.close()
         if self._mqtt is not None:
             self._mqtt.stop()
+        if self._retention is not None:
+            self._retention.stop()
+            self._retention = None
         if self._repository is not None:
             self._repository.close()
         self._uvicorn = self._thread = self._socket = None

@@ -96,6 +96,12 @@ class ServerSettings(BaseSettings):
         gt=0,
         description="an offer no live app acknowledged within this goes to background push",
     )
+    sighting_retention_days: float = Field(
+        30.0,
+        ge=0,
+        description="raw BLE sightings older than this are deleted, hourly and at start "
+        "(0: kept forever); visits, dwell and analytics are not affected",
+    )
 
     @classmethod
     def on_broker(

@@ -100,8 +100,10 @@ class DeadLetterRow(Base):
 
 class BleSightingRow(Base):
     __tablename__ = "ble_sightings"
-    # No index beyond the key: hundreds of rows per message, each for another
-    # device, made a device index the dearest part of ingest (migration 0003).
+    # Only a time index, for retention (migration 0004): its inserts all land
+    # at the end. A device index made of hundreds of rows per message, each
+    # for another device, was the dearest part of ingest (migration 0003).
+    __table_args__ = (Index("ix_ble_window_start", "window_start_ms"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("received_messages.id", ondelete="CASCADE"))
@@ -580,6 +582,25 @@ class SqlRepository:
 
         self._checkpointer = threading.Thread(target=run, name="sqlite-checkpoint", daemon=True)
         self._checkpointer.start()
+
+    def prune_sightings(self, older_than_ms: int, batch: int = 20_000) -> int:
+        """Delete raw sightings whose window started before ``older_than_ms``
+        (the retention limit), a batch per transaction so ingest is never
+        kept waiting long; returns how many were deleted."""
+        table = Base.metadata.tables[BleSightingRow.__tablename__]
+        deleted = 0
+        while True:
+            with self.engine.begin() as connection:
+                oldest = (
+                    select(table.c.id)
+                    .where(table.c.window_start_ms < older_than_ms)
+                    .limit(batch)
+                    .scalar_subquery()
+                )
+                count = connection.execute(delete(table).where(table.c.id.in_(oldest))).rowcount
+            deleted += count
+            if count < batch:
+                return deleted
 
     def close(self) -> None:
         self._checkpoints_stop.set()

@@ -1,0 +1,73 @@
+"""How long raw BLE sightings are kept (``sighting_retention_days``).
+
+Sightings are the most detailed location data the server holds: every
+window, every gateway, every phone. Visits and dwell, which analytics and
+offers use, are derived from them at ingest, so the raw rows are only needed
+for a while (a shopper's export, checking a radio map). Keeping them for a
+bounded time is data minimisation, and it keeps the table, and with it a
+shopper's export and erasure, from growing without end."""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SightingRetention:
+    """Deletes sightings older than the limit: once at start, then every ``interval_s``."""
+
+    def __init__(
+        self,
+        prune: Callable[[int], int],
+        retention_days: float,
+        *,
+        interval_s: float = 3600.0,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        if retention_days <= 0:
+            raise ValueError("retention_days must be positive (0 means: do not run this)")
+        self._prune = prune
+        self._retention_ms = round(retention_days * DAY_MS)
+        self._interval_s = interval_s
+        self._clock_ms = clock_ms
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.deleted = 0
+
+    def run_once(self) -> int:
+        cutoff = self._clock_ms() - self._retention_ms
+        deleted = self._prune(cutoff)
+        self.deleted += deleted
+        if deleted:
+            log.info("deleted %d sightings older than the retention limit", deleted)
+        return deleted
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+
+        def run() -> None:
+            while True:
+                try:
+                    self.run_once()
+                except Exception:  # the database may be away: the next round tries again
+                    log.warning("deleting old sightings failed", exc_info=True)
+                if self._stop.wait(self._interval_s):
+                    return
+
+        self._thread = threading.Thread(target=run, name="sighting-retention", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
