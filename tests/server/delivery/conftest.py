@@ -27,11 +27,11 @@ from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.adapters.webpush import VapidKeys, WebPushChannel
 from omnizone.server.entrypoints.api import _authorizer
 from omnizone.server.entrypoints.offers_api import offers_router
+from omnizone.server.service.clock import wall_clock_ms
 from omnizone.server.service.delivery import (
     OfferDelivery,
     OfferDraft,
     PushChannel,
-    now_ms,
 )
 
 WAIT_S = 15.0  # how long a test waits for something that must happen (a failure bound)
@@ -65,7 +65,7 @@ class Clock:
         self.offset_ms = 0
 
     def __call__(self) -> int:
-        return now_ms() + self.offset_ms
+        return wall_clock_ms() + self.offset_ms
 
 
 def draft(
@@ -82,7 +82,7 @@ def draft(
         campaign_id=campaign,
         title=f"Offer {n}",
         body=f"10% off denim, offer number {n}",
-        expires_ms=now_ms() + expires_in_ms,
+        expires_ms=wall_clock_ms() + expires_in_ms,
         trigger={"type": "zone_entered", "zone": "denim", "n": n},
         coupon_code=coupon,
         **extra,

@@ -23,12 +23,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from omnizone.server.service.clock import wall_clock_ms
 from omnizone.server.service.delivery import (
     DeliveredOffer,
     NativePlatform,
     PushChannel,
     PushReceipt,
-    now_ms,
     push_payload,
 )
 
@@ -174,7 +174,7 @@ class FcmChannel:
         base_url: str = FCM_BASE_URL,
         client: httpx.Client | None = None,
         timeout_s: float = 10.0,
-        clock_ms: Callable[[], int] = now_ms,
+        clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         if not project_id:
             raise ValueError("FCM project_id must not be empty")

@@ -10,7 +10,6 @@ import logging
 import queue
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +20,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from omnizone.contract import subscription_filter
 from omnizone.contract.topics import GATEWAY_KINDS
+from omnizone.server.service.clock import wall_clock_ms
 from omnizone.server.service.ingest import IngestService
 
 log = logging.getLogger(__name__)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(slots=True)
@@ -67,7 +63,7 @@ class MqttIngest:
         client_id: str = "omnizone-server",
         topic: str | None = None,
         retry_delay_s: float = 1.0,
-        clock: Callable[[], int] = _now_ms,
+        clock: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._service = service
         self._host, self._port = host, port

@@ -20,11 +20,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid  # type: ignore[import-untyped]
 from pywebpush import WebPushException, webpush  # type: ignore[import-untyped]
 
+from omnizone.server.service.clock import wall_clock_ms
 from omnizone.server.service.delivery import (
     DeliveredOffer,
     PushReceipt,
     PushSubscription,
-    now_ms,
     push_payload,
 )
 
@@ -115,7 +115,7 @@ class WebPushChannel:
         *,
         timeout_s: float = 10.0,
         session: requests.Session | None = None,
-        clock_ms: Callable[[], int] = now_ms,
+        clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._subscriptions = subscriptions
         self._keys = keys

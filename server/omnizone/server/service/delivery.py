@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+from omnizone.server.service.clock import wall_clock_ms
+
 log = logging.getLogger(__name__)
 
 ReceiptStatus = Literal["delivered", "opened", "dismissed"]
@@ -40,10 +42,6 @@ CATCH_UP_BATCH = 200
 PUSH_PAYLOAD_LIMIT = 3800
 # Crockford base32 without I, L, O, U: read aloud or typed at a till without mix-ups.
 _CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _covered_by(acked: Mapping[str, int]) -> Callable[["DeliveredOffer"], bool]:
@@ -442,7 +440,7 @@ class OfferDelivery:
         channels: Sequence[PushChannel] = (),
         ack_timeout_s: float = DEFAULT_ACK_TIMEOUT_S,
         may_deliver: Callable[[str], bool] | None = None,
-        clock: Callable[[], int] = now_ms,
+        clock: Callable[[], int] = wall_clock_ms,
         allow_http_push_endpoints: bool = False,
         push_workers: int = 4,
         on_push: Callable[[DeliveredOffer, PushReceipt], None] | None = None,

@@ -5,7 +5,6 @@ contract, stored with the next revision and published retained, so a gateway
 that reconnects (or boots) gets it at once.
 """
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from omnizone.contract import GatewayConfig, Kind, dump_config, topic_for
+from omnizone.server.service.clock import wall_clock_ms
 from omnizone.server.service.ports import GatewayRecord, Repository
 from omnizone.server.service.queries import NotFound
 from omnizone.store import StorePlan
@@ -44,7 +44,7 @@ class GatewayAdmin:
         stores: Mapping[str, StorePlan],
         repository: Repository,
         publish_retained: Callable[[str, bytes], bool],
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._stores = stores
         self._repo = repository

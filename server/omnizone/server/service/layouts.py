@@ -11,7 +11,6 @@ The dashboard says which version runs and whether a newer one waits.
 
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from omnizone.server.adapters.layout_db import (
     StoredLayout,
     VersionTaken,
 )
+from omnizone.server.service.clock import wall_clock_ms
 from omnizone.server.service.queries import NotFound
 from omnizone.store import StoreConfigError, StorePlan, parse_store
 
@@ -99,7 +99,7 @@ class LayoutService:
         running: Mapping[str, StorePlan],
         running_versions: Mapping[str, int | None],
         layouts: LayoutRepository,
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._running = dict(running)
         self._running_versions = dict(running_versions)

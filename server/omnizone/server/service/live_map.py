@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from omnizone.server.service.clock import wall_clock_ms
 from omnizone.store import StorePlan
 from omnizone.store.geometry import random_point_in
 
@@ -79,7 +80,7 @@ class LiveMap:
         event_time: Callable[[str], int | None],
         *,
         key: bytes | None = None,
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._stores = dict(stores)
         self._source = source

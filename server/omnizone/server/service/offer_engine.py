@@ -10,7 +10,6 @@ bookkeeping around the two pure functions.
 import logging
 import queue
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,6 +39,7 @@ from omnizone.server.domain.offers import (
     decide,
 )
 from omnizone.server.domain.offers.journey import Journey, follow
+from omnizone.server.service.clock import wall_clock_ms
 from omnizone.server.service.locators import ZonePlacement
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.store import StorePlan
@@ -143,7 +143,7 @@ class OfferEngine:
         shoppers: ShopperService,
         publish: Publish,
         *,
-        clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock: Callable[[], int] = wall_clock_ms,
         background: bool = False,
     ) -> None:
         """``background``: placements and try-ons are queued and decided on the

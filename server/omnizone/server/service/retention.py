@@ -9,16 +9,13 @@ shopper's export and erasure, from growing without end."""
 
 import logging
 import threading
-import time
 from collections.abc import Callable
+
+from omnizone.server.service.clock import wall_clock_ms
 
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class SightingRetention:

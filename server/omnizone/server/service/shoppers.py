@@ -12,7 +12,6 @@ resolver's ``update``).
 import logging
 import secrets
 import threading
-import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -38,6 +37,7 @@ from omnizone.server.domain.identity import (
     sign_qr_token,
     summarize_profile,
 )
+from omnizone.server.service.clock import wall_clock_ms
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,6 @@ SHOPPER_ID_PATTERN = r"^[0-9a-f]{32}$"
 LoyaltyId = Annotated[
     str, Field(pattern=LOYALTY_ID_PATTERN, description="the retailer's loyalty card number")
 ]
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 # -- input -----------------------------------------------------------------------------
