@@ -4,9 +4,12 @@ dependencies lazily, so `omnizone gateway …` works on a gateway-only install."
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 from omnizone.gateway.cli import gateway_app
 from omnizone.paths import DEFAULT_SCENARIO, shipped_config
@@ -24,6 +27,19 @@ app.add_typer(sim_app, name="sim")
 
 bench_app = typer.Typer(help="Benchmarks that print JSON (see docs/benchmarks.md).")
 app.add_typer(bench_app, name="bench")
+
+
+def _print_result(result: Any, json_output: bool, console: "Console | None" = None) -> None:
+    """A command's result: one JSON object on stdout with --json, else rich's
+    pretty print (on ``console``, stdout by default)."""
+    if json_output:
+        typer.echo(json.dumps(result))
+        return
+    if console is None:
+        from rich.console import Console
+
+        console = Console()
+    console.print(result)
 
 
 eval_app = typer.Typer(help="Accuracy against ground truth; prints JSON (docs/benchmarks.md).")
@@ -84,10 +100,7 @@ def eval_localize(
             enter_probability=enter_probability,
             on_progress=lambda f: progress.update(task, completed=f),
         )
-    if json_output:
-        typer.echo(json.dumps(result))
-    else:
-        console.print(result)
+    _print_result(result, json_output, console)
 
 
 @eval_app.command("fingerprint")
@@ -108,10 +121,7 @@ def eval_fingerprint(
     except SurveyError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
-    if json_output:
-        typer.echo(json.dumps(result))
-    else:
-        console.print(result)
+    _print_result(result, json_output, console)
 
 
 @bench_app.command("localize")
@@ -130,12 +140,7 @@ def bench_localize(
     except ValueError as error:
         typer.echo(f"omnizone bench localize: {error}", err=True)
         raise typer.Exit(2) from None
-    if json_output:
-        typer.echo(json.dumps(result))
-    else:
-        from rich.console import Console
-
-        Console().print(result)
+    _print_result(result, json_output)
 
 
 @bench_app.command("gateway")
@@ -149,12 +154,7 @@ def bench_gateway(
     from omnizone.gateway.bench import run_gateway_bench
 
     result = run_gateway_bench(seconds=seconds, rate=rate, devices=devices)
-    if json_output:
-        typer.echo(json.dumps(result))
-    else:
-        from rich.console import Console
-
-        Console().print(result)
+    _print_result(result, json_output)
 
 
 @bench_app.command("analytics")
@@ -183,12 +183,7 @@ def bench_analytics(
     except ValueError as error:
         typer.echo(f"omnizone bench analytics: {error}", err=True)
         raise typer.Exit(2) from None
-    if json_output:
-        typer.echo(json.dumps(result))
-    else:
-        from rich.console import Console
-
-        Console().print(result)
+    _print_result(result, json_output)
 
 
 @bench_app.command("offers")
@@ -208,12 +203,7 @@ def bench_offers(
         typer.echo("omnizone bench offers: --shoppers and --duration must be positive", err=True)
         raise typer.Exit(2)
     result = run_offers_bench(shoppers=shoppers, duration_s=duration, database_url=database_url)
-    if json_output:
-        typer.echo(json.dumps(result))
-    else:
-        from rich.console import Console
-
-        Console().print(result)
+    _print_result(result, json_output)
 
 
 @bench_app.command("live-map")
@@ -233,12 +223,7 @@ def bench_live_map(
     except RuntimeError as error:
         typer.echo(f"omnizone bench live-map: {error}", err=True)
         raise typer.Exit(2) from None
-    if json_output:
-        typer.echo(json.dumps(result))
-    else:
-        from rich.console import Console
-
-        Console().print(result)
+    _print_result(result, json_output)
 
 
 @app.command()

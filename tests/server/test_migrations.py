@@ -4,6 +4,7 @@ migrations agree (a model changed without a migration fails here), on SQLite
 and on a private PostgreSQL."""
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,9 +35,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Engine:
+def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
-    yield engine  # type: ignore[misc]
+    yield engine
     engine.dispose()
 
 
