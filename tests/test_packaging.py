@@ -19,13 +19,13 @@ def test_gateway_extra_does_not_pull_server_dependencies() -> None:
     gateway = " ".join(project["optional-dependencies"]["gateway"] + project["dependencies"])
     assert not [name for name in SERVER_ONLY if name in gateway.lower()]
     assert set(project["optional-dependencies"]) >= {"gateway", "server", "sim", "demo", "dev"}
-    assert project["scripts"]["omnizone"] == "omnizone.cli:app"
+    assert project["scripts"]["omnizone"] == "omnizone.suite.cli:app"
 
 
 def test_gateway_code_and_the_cli_import_without_server_modules() -> None:
     probe = (
         "import sys\n"
-        "import omnizone.contract, omnizone.store, omnizone.cli\n"
+        "import omnizone.contract, omnizone.store, omnizone.suite.cli\n"
         "import omnizone.gateway.node, omnizone.gateway.mqtt, omnizone.gateway.runner\n"
         f"print(sorted(m for m in {SERVER_ONLY!r} if m in sys.modules))\n"
     )
@@ -46,7 +46,8 @@ def test_the_wheel_carries_every_part_and_the_example_config(tmp_path: Path) -> 
     for module in (
         "omnizone/contract/messages.py",
         "omnizone/store/model.py",
-        "omnizone/cli.py",
+        "omnizone/suite/cli.py",
+        "omnizone/suite/bench/offers.py",
         "omnizone/gateway/node.py",
         "omnizone/server/runtime.py",
         "omnizone/server/adapters/migrations/env.py",
@@ -57,5 +58,7 @@ def test_the_wheel_carries_every_part_and_the_example_config(tmp_path: Path) -> 
         "omnizone/_config/scenarios/saturday-3db.yaml",
     ):
         assert module in names, module
-    assert not any(name.startswith(("gateway/", "server/", "firmware-sim/")) for name in names)
+    assert not any(
+        name.startswith(("gateway/", "server/", "firmware-sim/", "suite/")) for name in names
+    )
     assert "omnizone/__init__.py" not in names  # a namespace package spread over the parts

@@ -58,7 +58,7 @@ def _adverts(port: int) -> Iterator[threading.Event]:
 
 def _start_gateway(config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "omnizone", "gateway", "run", "-c", str(config)],
+        [sys.executable, "-m", "omnizone.suite", "gateway", "run", "-c", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

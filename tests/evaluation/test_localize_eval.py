@@ -4,9 +4,9 @@ the nearest-gateway baseline on the same messages."""
 
 import pytest
 
-from omnizone.evaluation.localize import run_localize_eval
 from omnizone.paths import shipped_config
 from omnizone.sim.scenario import load_scenario
+from omnizone.suite.evaluation.localize import run_localize_eval
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_the_command_takes_a_finer_truth_and_another_hysteresis_bar() -> None:
 
     from typer.testing import CliRunner
 
-    from omnizone.cli import app
+    from omnizone.suite.cli import app
 
     scenario = shipped_config("scenarios/quick.yaml")
     outcome = CliRunner().invoke(

@@ -1,6 +1,6 @@
 """The accuracy definitions on hand-made timelines: each figure moves when it should."""
 
-from omnizone.evaluation.metrics import Placement, RecordedVisit, TruthRow, evaluate
+from omnizone.suite.evaluation.metrics import Placement, RecordedVisit, TruthRow, evaluate
 
 T0 = 1_795_251_600_000
 

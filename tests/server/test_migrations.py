@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy import Engine, create_engine, inspect, text
 from typer.testing import CliRunner
 
-from omnizone.cli import app
 from omnizone.server.adapters import schema
 from omnizone.server.adapters.campaign_db import CampaignRepository
 from omnizone.server.adapters.db import SqlRepository, create_schema, make_engine
+from omnizone.suite.cli import app
 
 DEAD_LETTER = (
     "INSERT INTO dead_letters (received_ms, topic, payload, reason) VALUES (1, 't', :p, 'r')"

@@ -1,7 +1,7 @@
 """The gateway benchmark returns its figures; the numbers themselves are printed
 by `omnizone bench gateway`, never asserted (see docs/benchmarks.md)."""
 
-from omnizone.gateway.bench import advert_mix, run_gateway_bench
+from omnizone.suite.bench.gateway import advert_mix, run_gateway_bench
 
 
 def test_the_advert_mix_is_half_noise() -> None:

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from omnizone.bench_analytics import WeekSpec, fill_week, shipped_campaigns
 from omnizone.server.adapters.analytics_db import AnalyticsRepository
 from omnizone.server.adapters.campaign_db import CampaignRepository
 from omnizone.server.adapters.db import SqlRepository
@@ -21,6 +20,7 @@ from omnizone.server.entrypoints.api import create_app
 from omnizone.server.service.queries import StoreQueries
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.store import StorePlan, load_store
+from omnizone.suite.bench.analytics import WeekSpec, fill_week, shipped_campaigns
 
 ROOT = Path(__file__).resolve().parents[3]
 STORE_FILE = ROOT / "config" / "stores" / "rivoli.yaml"

@@ -35,8 +35,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from omnizone.evaluation.localize import Replay, replay_scenario
-from omnizone.evaluation.metrics import Stay, TruthRow, stays
 from omnizone.paths import shipped_config
 from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.entrypoints.analytics_api import analytics_routes
@@ -46,6 +44,8 @@ from omnizone.server.service.locators import make_locators
 from omnizone.server.service.queries import StoreQueries
 from omnizone.sim.scenario import load_scenario
 from omnizone.store import StorePlan, load_store
+from omnizone.suite.evaluation.localize import Replay, replay_scenario
+from omnizone.suite.evaluation.metrics import Stay, TruthRow, stays
 
 FLAPS_PER_HOUR = 0.915  # docs/benchmarks.md, localize-3db, grid
 DWELL_MAE = 0.039

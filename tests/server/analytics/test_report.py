@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from typer.testing import CliRunner
 
-from omnizone.cli import app
-from omnizone.report import ReportError, parse_time
+from omnizone.suite.cli import app
+from omnizone.suite.report import ReportError, parse_time
 
 from .conftest import READ, STORE, STORE_FILE, Filled
 

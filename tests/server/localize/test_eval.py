@@ -12,10 +12,10 @@ from omnizone.server.domain.localize import (
     path_loss_map,
     simulate_survey,
 )
-from omnizone.server.domain.localize.bench import run_localize_bench, synthetic_plan
 from omnizone.server.domain.localize.propagation import anchor_positions, mean_rssi_dbm
-from omnizone.server.eval_fingerprint import evaluate_fingerprint, evaluate_fingerprint_files
 from omnizone.store import StorePlan
+from omnizone.suite.bench.localize import run_localize_bench, synthetic_plan
+from omnizone.suite.evaluation.fingerprint import evaluate_fingerprint, evaluate_fingerprint_files
 
 ROOT = Path(__file__).resolve().parents[3]
 SURVEYS = ROOT / "config" / "surveys"

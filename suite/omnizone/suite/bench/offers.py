@@ -32,7 +32,6 @@ import httpx
 import websockets
 
 from omnizone.broker import BrokerAccounts, start_broker
-from omnizone.demo import _log_to, _run_directory
 from omnizone.paths import shipped_config
 from omnizone.server.adapters.db import make_engine
 from omnizone.server.adapters.offer_db import OfferRepository
@@ -43,6 +42,7 @@ from omnizone.sim.runner import run_paced
 from omnizone.sim.scenario import load_scenario
 from omnizone.sim.shoppers import AppPhone
 from omnizone.store import load_store
+from omnizone.suite.demo import _log_to, _run_directory
 
 #: Every zone entry is worth an offer: the bench measures delivery, not campaign rules.
 BENCH_CAMPAIGN: dict[str, Any] = {

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omnizone.evaluation.metrics import Placement, RecordedVisit, TruthRow, evaluate
 from omnizone.gateway.node import GatewayNode
 from omnizone.gateway.outbox import Outbox
 from omnizone.server.adapters.db import SqlRepository
@@ -29,6 +28,7 @@ from omnizone.server.service.locators import (
 from omnizone.sim.engine import SimClock, Simulation
 from omnizone.sim.scenario import Scenario
 from omnizone.store import StorePlan, load_store
+from omnizone.suite.evaluation.metrics import Placement, RecordedVisit, TruthRow, evaluate
 
 BASELINE: LocatorKind = "nearest"
 

@@ -8,7 +8,7 @@ decision list for every device. A *sighting* is one anchor hearing one
 device in one window (a non-NaN reading); ``cells_per_s`` also counts the
 silent device × anchor pairs, which cost the same.
 
-The measurement runs in a fresh ``python -m omnizone.server.domain.localize.bench``
+The measurement runs in a fresh ``python -m omnizone.suite.bench.localize``
 with BLAS pinned to one thread (OMP/OpenBLAS/MKL), so the figure is per core.
 """
 
@@ -26,10 +26,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from omnizone.server.domain.localize.localizer import StoreLocalizer
+from omnizone.server.domain.localize.radio_map import RadioMap
 from omnizone.store import StorePlan
-
-from .localizer import StoreLocalizer
-from .radio_map import RadioMap
 
 ZONE_SIZE_M = 5.0
 #: Linear means the cost per device stays within this factor across sizes. Not
@@ -199,7 +198,7 @@ def run_localize_bench(
     command = [
         sys.executable,
         "-m",
-        "omnizone.server.domain.localize.bench",
+        "omnizone.suite.bench.localize",
         "--devices",
         str(devices),
         "--anchors",

@@ -9,7 +9,7 @@ Three figures (issue #3, targets in docs/benchmarks.md):
   paced at ``rate`` adverts/s, as process CPU time over wall time (100 = one core);
 - ``rss_mb``: resident memory after the paced run.
 
-The measurements run in a fresh ``python -m omnizone.gateway.bench`` process so
+The measurements run in a fresh ``python -m omnizone.suite.bench.gateway`` process so
 that memory reflects a gateway process (no numpy, FastAPI or SQLAlchemy loaded),
 not the CLI that asked.
 """
@@ -216,7 +216,7 @@ def run_gateway_bench(
     command = [
         sys.executable,
         "-m",
-        "omnizone.gateway.bench",
+        "omnizone.suite.bench.gateway",
         "--seconds",
         str(seconds),
         "--rate",

@@ -1,3 +1,0 @@
-from omnizone.cli import app
-
-app(prog_name="omnizone")

@@ -1,0 +1,3 @@
+from omnizone.suite.cli import app
+
+app(prog_name="omnizone")

@@ -1,0 +1,112 @@
+"""``omnizone bench …``: speed and latency, printed as JSON (docs/benchmarks.md).
+Heavy imports stay inside the commands, so ``--help`` needs no server install."""
+
+from typing import Annotated
+
+import typer
+
+from omnizone.suite.output import print_result
+
+bench_app = typer.Typer(help="Benchmarks that print JSON (see docs/benchmarks.md).")
+
+
+@bench_app.command("localize")
+def bench_localize(
+    devices: Annotated[int, typer.Option(help="devices in the largest run")] = 5000,
+    anchors: Annotated[int, typer.Option(help="anchors (gateways/beacons)")] = 40,
+    model: Annotated[str, typer.Option(help="grid (position filter) or zone")] = "grid",
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Localizer core throughput on one core, and how it scales with devices."""
+    from omnizone.suite.bench.localize import run_localize_bench
+
+    sizes = sorted({s for s in (500, 1000, 2000, devices) if s <= devices})
+    try:
+        result = run_localize_bench(devices=devices, anchors=anchors, sizes=sizes, model=model)
+    except ValueError as error:
+        typer.echo(f"omnizone bench localize: {error}", err=True)
+        raise typer.Exit(2) from None
+    print_result(result, json_output)
+
+
+@bench_app.command("gateway")
+def bench_gateway(
+    seconds: Annotated[float, typer.Option(help="length of the paced run")] = 5.0,
+    rate: Annotated[int, typer.Option(help="adverts per second in the paced run")] = 2000,
+    devices: Annotated[int, typer.Option(help="distinct advertisers")] = 300,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Decode + aggregate throughput on one core; CPU and memory at a given advert rate."""
+    from omnizone.suite.bench.gateway import run_gateway_bench
+
+    result = run_gateway_bench(seconds=seconds, rate=rate, devices=devices)
+    print_result(result, json_output)
+
+
+@bench_app.command("analytics")
+def bench_analytics(
+    days: Annotated[int, typer.Option(help="simulated days of one store")] = 7,
+    trips: Annotated[int, typer.Option(help="store trips per day")] = 3000,
+    runs: Annotated[int, typer.Option(help="timed runs of each view")] = 5,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="an empty database to fill; default: SQLite in a temp dir"),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Every analytics view over a simulated week: latency per view and row counts."""
+    from omnizone.suite.bench.analytics import run_analytics_bench
+
+    if days < 1 or trips < 1 or runs < 1:
+        typer.echo(
+            "omnizone bench analytics: --days, --trips and --runs must be positive", err=True
+        )
+        raise typer.Exit(2)
+    try:
+        result = run_analytics_bench(
+            days=days, trips_per_day=trips, runs=runs, database_url=database_url
+        )
+    except ValueError as error:
+        typer.echo(f"omnizone bench analytics: {error}", err=True)
+        raise typer.Exit(2) from None
+    print_result(result, json_output)
+
+
+@bench_app.command("offers")
+def bench_offers(
+    shoppers: Annotated[int, typer.Option(help="shoppers with the app, each on a WebSocket")] = 500,
+    duration: Annotated[float, typer.Option(help="wall seconds of store traffic")] = 60.0,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="server database (an empty one); default: SQLite in a temp dir"),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Offer latency from gateway publish to the phone, through a real broker and server."""
+    from omnizone.suite.bench.offers import run_offers_bench
+
+    if shoppers < 1 or duration <= 0:
+        typer.echo("omnizone bench offers: --shoppers and --duration must be positive", err=True)
+        raise typer.Exit(2)
+    result = run_offers_bench(shoppers=shoppers, duration_s=duration, database_url=database_url)
+    print_result(result, json_output)
+
+
+@bench_app.command("live-map")
+def bench_live_map(
+    shoppers: Annotated[int, typer.Option(help="shoppers in the store, each with the app")] = 500,
+    seconds: Annotated[float, typer.Option(help="wall seconds measured in the browser")] = 20.0,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """The dashboard's live map in headless Chromium: updates per second, render time, lag."""
+    from omnizone.suite.bench.live_map import run_live_map_bench
+
+    if shoppers < 1 or seconds <= 0:
+        typer.echo("omnizone bench live-map: --shoppers and --seconds must be positive", err=True)
+        raise typer.Exit(2)
+    try:
+        result = run_live_map_bench(shoppers=shoppers, seconds=seconds)
+    except RuntimeError as error:
+        typer.echo(f"omnizone bench live-map: {error}", err=True)
+        raise typer.Exit(2) from None
+    print_result(result, json_output)

@@ -1,0 +1,89 @@
+"""``omnizone eval …``: accuracy against ground truth, printed as JSON
+(docs/benchmarks.md). Heavy imports stay inside the commands."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from omnizone.suite.output import print_result
+
+eval_app = typer.Typer(help="Accuracy against ground truth; prints JSON (docs/benchmarks.md).")
+
+
+@eval_app.command("localize")
+def eval_localize(
+    scenario: Annotated[Path, typer.Option(help="scenario YAML (config/scenarios/…)")],
+    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    duration: Annotated[float | None, typer.Option(help="simulated seconds")] = None,
+    localizer: Annotated[
+        str, typer.Option(help="grid (position filter, the default) or zone (zone filter)")
+    ] = "grid",
+    enter_probability: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="the filter's hysteresis bar instead of its default (latency/flap trade-off)",
+        ),
+    ] = None,
+    truth_interval_ms: Annotated[
+        int | None,
+        typer.Option(
+            min=100, help="ground truth every N ms (default: the scenario's, 1000): finer latency"
+        ),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Simulate the scenario through the real gateway and server path; score the
+    localizer and the nearest-gateway baseline against ground truth."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from omnizone.sim.scenario import ScenarioError, load_scenario
+    from omnizone.suite.evaluation.localize import run_localize_eval
+
+    console = Console(stderr=True)
+    if localizer not in ("grid", "zone"):
+        console.print(f"[red]--localizer must be grid or zone, not {localizer!r}[/]")
+        raise typer.Exit(2)
+    try:
+        plan = load_scenario(
+            scenario,
+            seed=seed,
+            duration_s=duration,
+            ground_truth_interval_ms=truth_interval_ms,
+        )
+    except ScenarioError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{plan.name} (seed {plan.seed})", total=1.0)
+        result = run_localize_eval(
+            plan,
+            localizer="grid" if localizer == "grid" else "zone",
+            enter_probability=enter_probability,
+            on_progress=lambda f: progress.update(task, completed=f),
+        )
+    print_result(result, json_output, console)
+
+
+@eval_app.command("fingerprint")
+def eval_fingerprint(
+    train: Annotated[Path, typer.Option(help="survey CSV to learn from")],
+    test: Annotated[Path, typer.Option(help="survey CSV to classify")],
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Train on one survey, classify the other; compare with a k-nearest-neighbours baseline."""
+    from rich.console import Console
+
+    from omnizone.server.domain.localize.survey import SurveyError, load_survey
+    from omnizone.suite.evaluation.fingerprint import evaluate_fingerprint
+
+    console = Console(stderr=True)
+    try:
+        result = evaluate_fingerprint(load_survey(train), load_survey(test))
+    except SurveyError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    print_result(result, json_output, console)
