@@ -3,7 +3,11 @@
 The pure pieces (radio map, likelihood, forward step) do the work; this shell
 keeps per-device state in preallocated numpy arrays (one row per device,
 grown by doubling, compacted on removal), so a window costs a few matrix
-operations over all devices, not a Python loop per device.
+operations over all devices, not a Python loop per device. A window is three
+steps, each a pure function over the rows in use (below the class): evidence
+(``heard_devices``, ``unheard_windows``, ``window_evidence``), the filter step
+(``forward_in_blocks``, ``zone_probabilities``) and ``hysteresis_step``;
+``_advance`` sequences them and writes their results back into the state.
 
 Conventions (docs/localization.md):
 
@@ -321,8 +325,7 @@ class StoreLocalizer:
         model k steps. Devices dropped after ``outside_after_windows`` silent
         windows get their final (zone None) decision here.
         """
-        decisions, _ = self._advance(window_end_ms, devices, rssi, present, only_changes=False)
-        return decisions
+        return self._advance(window_end_ms, devices, rssi, present, only_changes=False)
 
     def update_changes(
         self,
@@ -332,8 +335,7 @@ class StoreLocalizer:
         present: NDArray[np.bool_] | None = None,
     ) -> list[ZoneDecision]:
         """As ``update``, but only the devices whose reported zone changed."""
-        _, changes = self._advance(window_end_ms, devices, rssi, present, only_changes=True)
-        return changes
+        return self._advance(window_end_ms, devices, rssi, present, only_changes=True)
 
     def _advance(
         self,
@@ -343,7 +345,11 @@ class StoreLocalizer:
         present: NDArray[np.bool_] | None,
         *,
         only_changes: bool,
-    ) -> tuple[list[ZoneDecision], list[ZoneDecision]]:
+    ) -> list[ZoneDecision]:
+        """One window: evidence, filter step, hysteresis, then the decisions.
+
+        The steps are the pure functions below; this method only feeds them the
+        rows of the state arrays in use and writes their results back."""
         rssi = np.asarray(rssi, dtype=np.float64)
         if rssi.shape != (len(devices), len(self.radio.anchors)):
             raise ValueError(
@@ -357,95 +363,48 @@ class StoreLocalizer:
         n = self._n
         if new_rows.size:
             self._posterior[new_rows] = self._new_prior
-        # evidence: silence for everyone, then the readings of those heard
-        log_lik = np.empty((n, len(self.radio.zones) + 1))
-        log_lik[:] = self._likelihood.silence(present, with_outside=True)
-        if len(devices):
-            log_lik[rows] = self._likelihood(rssi, present, with_outside=True)
-        if self._likelihood_columns is not None:
-            log_lik = log_lik[:, self._likelihood_columns]
-        heard = ~np.isnan(rssi)
-        if present is not None:
-            heard &= np.asarray(present, dtype=bool)[None, :]
-        quiet = np.ones(n, dtype=bool)
-        quiet[rows[heard.any(axis=1)]] = False
-        unheard = self._unheard[:n]
-        unheard += steps
-        unheard[~quiet] = 0
-        silent = self.silent_window_probability
-        if silent > 0:  # in the store, a phone may send nothing in a window
-            zones = log_lik[:, :-1]
-            zones[~quiet] += math.log1p(-silent)
-            zones[quiet] = np.logaddexp(math.log(silent), math.log1p(-silent) + zones[quiet])
-        if self.evidence_weight != 1.0:
-            log_lik *= self.evidence_weight
-        transition = self._power(steps)
-        for start in range(0, n, BLOCK_ROWS):  # blocks: cache-sized temporaries
-            stop = min(start + BLOCK_ROWS, n)
-            self._posterior[start:stop] = forward_step(
-                self._posterior[start:stop], log_lik[start:stop], transition
-            )
-        posterior = self._zone_posterior[:n]
-        if self._membership is None:
-            posterior[:] = self._posterior[:n]
-        else:
-            np.matmul(self._posterior[:n], self._membership, out=posterior)
-        # hysteresis: a new zone must lead the posterior for confirm_windows windows
-        best = posterior.argmax(axis=1)
-        leading = posterior[np.arange(n), best]
-        zone = self._zone[:n]
-        candidate = self._candidate[:n]
-        streak = self._streak[:n]
-        wants = (best != zone) & (leading >= self.hysteresis.enter_probability)
-        streak[:] = np.where(wants, np.where(best == candidate, streak + 1, 1), 0)
-        candidate[:] = np.where(wants, best, -1)
-        switch = wants & (
-            (streak >= self.hysteresis.confirm_windows)
-            | (leading >= self.hysteresis.sure_probability)
+        # 1. evidence: what this window says about where each device is
+        heard = heard_devices(n, rows, rssi, present)
+        unheard = unheard_windows(self._unheard[:n], heard, steps)
+        self._unheard[:n] = unheard
+        log_lik = window_evidence(
+            self._likelihood.silence(present, with_outside=True),
+            self._likelihood(rssi, present, with_outside=True),
+            rows,
+            heard,
+            columns=self._likelihood_columns,
+            silent_window_probability=self.silent_window_probability,
+            evidence_weight=self.evidence_weight,
         )
-        gone = unheard >= self.outside_after_windows
-        reported = np.where(gone, self._outside, np.where(switch, best, zone))
-        changed = reported != zone
-        before = zone.copy()
-        zone[:] = reported
-        streak[changed] = 0
-        candidate[changed] = -1
-        labels = self._labels
-        all_decisions: list[ZoneDecision] = []
-        changes: list[ZoneDecision] = []
-        if only_changes:
-            which = np.flatnonzero(changed)
-            confidence = posterior[which, reported[which]].tolist()
-            names = self._names
-            changes = [
-                ZoneDecision(names[i], labels[z], c, True, labels[b])
-                for i, z, c, b in zip(
-                    which.tolist(),
-                    reported[which].tolist(),
-                    confidence,
-                    before[which].tolist(),
-                    strict=True,
-                )
-            ]
-        else:
-            confidence = posterior[np.arange(n), reported].tolist()
-            all_decisions = [
-                ZoneDecision(d, labels[z], c, ch, labels[b])
-                for d, z, c, ch, b in zip(
-                    self._names,
-                    reported.tolist(),
-                    confidence,
-                    changed.tolist(),
-                    before.tolist(),
-                    strict=True,
-                )
-            ]
-        if gone.any():
-            dropped = np.flatnonzero(gone)
+        # 2. filter step: the posterior over states, in place, then over zones
+        posterior = self._posterior[:n]
+        forward_in_blocks(posterior, log_lik, self._power(steps), out=posterior)
+        zone_posterior = zone_probabilities(
+            posterior, self._membership, out=self._zone_posterior[:n]
+        )
+        # 3. hysteresis: which zone to report
+        zone = self._zone[:n]
+        step = hysteresis_step(
+            zone_posterior,
+            zone,
+            self._candidate[:n],
+            self._streak[:n],
+            unheard,
+            self.hysteresis,
+            outside_after_windows=self.outside_after_windows,
+            outside=self._outside,
+        )
+        report = changed_decisions if only_changes else all_decisions
+        decisions = report(self._names, self._labels, zone_posterior, zone, step)
+        zone[:] = step.reported
+        self._candidate[:n] = step.candidate
+        self._streak[:n] = step.streak
+        if step.gone.any():
+            dropped = np.flatnonzero(step.gone)
             for i in dropped.tolist():
                 del self._row[self._names[i]]
             self._remove_rows(dropped)
-        return all_decisions, changes
+        return decisions
 
     # -- bookkeeping ----------------------------------------------------------
 
@@ -524,6 +483,210 @@ class StoreLocalizer:
             self._row[names[hole]] = hole
         del names[remaining:]
         self._n = remaining
+
+
+# -- the steps of one window, as pure functions over the rows in use --------------
+
+
+def heard_devices(
+    n: int,
+    rows: NDArray[np.intp],
+    rssi: NDArray[np.float64],
+    present: NDArray[np.bool_] | None,
+) -> NDArray[np.bool_]:
+    """(n,) True for the tracked devices some reporting anchor heard this window.
+
+    A reading from an anchor that is not ``present`` does not count: only a
+    device nobody heard is silent, and silence is what the unheard counter and
+    the silent-window probability are about. ``rows`` are the rows of ``rssi``'s
+    devices among the ``n`` tracked."""
+    reading = ~np.isnan(rssi)
+    if present is not None:
+        reading &= np.asarray(present, dtype=bool)[None, :]
+    heard = np.zeros(n, dtype=bool)
+    heard[rows[reading.any(axis=1)]] = True
+    return heard
+
+
+def unheard_windows(
+    unheard: NDArray[np.int32], heard: NDArray[np.bool_], steps: int
+) -> NDArray[np.int32]:
+    """Windows in a row without a reading, after ``steps`` more windows.
+
+    A gap of several windows counts as that many silent ones, so a device that
+    stopped sending is dropped after the same time however the windows arrive."""
+    counted: NDArray[np.int32] = np.where(heard, 0, unheard + steps)
+    return counted
+
+
+def window_evidence(
+    silence: NDArray[np.float64],
+    readings: NDArray[np.float64],
+    rows: NDArray[np.intp],
+    heard: NDArray[np.bool_],
+    *,
+    columns: NDArray[np.intp] | None,
+    silent_window_probability: float,
+    evidence_weight: float,
+) -> NDArray[np.float64]:
+    """(n, states) log-likelihood of this window for every tracked device.
+
+    A device without readings scores ``silence`` (the likelihood row of "no
+    anchor heard it"): being absent from a window is evidence too. ``readings``
+    are the scores of the devices heard, at ``rows``; ``columns`` picks each
+    filter state's likelihood column (a grid cell's radio map row), None when
+    the states are the radio map's rows. A phone in the store sends nothing in
+    some windows, so an in-store state explains silence with at least
+    ``silent_window_probability`` (and a reading with the rest); OUTSIDE, the
+    last column, is left as is. Last, ``evidence_weight`` tempers the naive
+    Bayes sum over anchors, which are not independent.
+
+    The one (n, states) array is allocated here and worked in place."""
+    log_lik = np.empty((heard.size, silence.size))
+    log_lik[:] = silence
+    log_lik[rows] = readings
+    if columns is not None:
+        log_lik = log_lik[:, columns]
+    silent = silent_window_probability
+    if silent > 0:
+        in_store = log_lik[:, :-1]
+        in_store[heard] += math.log1p(-silent)
+        quiet = ~heard
+        in_store[quiet] = np.logaddexp(math.log(silent), math.log1p(-silent) + in_store[quiet])
+    if evidence_weight != 1.0:
+        log_lik *= evidence_weight
+    return log_lik
+
+
+def forward_in_blocks(
+    prior: NDArray[np.float64],
+    log_lik: NDArray[np.float64],
+    transition: Transition,
+    *,
+    out: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """``forward_step`` over blocks of ``BLOCK_ROWS`` devices, into ``out``.
+
+    Blocks keep the step's temporaries cache-sized, so the cost per device
+    does not grow with the number of devices. ``out`` may be ``prior`` itself:
+    each block is read before it is written, so the filter advances in place
+    with no second (n, states) array."""
+    n = prior.shape[0]
+    for start in range(0, n, BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, n)
+        out[start:stop] = forward_step(prior[start:stop], log_lik[start:stop], transition)
+    return out
+
+
+def zone_probabilities(
+    posterior: NDArray[np.float64],
+    membership: NDArray[np.float64] | None,
+    *,
+    out: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """(n, zones + 1) probability of each zone (OUTSIDE last), into ``out``.
+
+    Hysteresis and decisions speak of zones, while the filter's states may be
+    grid cells: a zone's probability is the sum of its cells' shares
+    (``membership``, see ``_membership``). None: the states are the zones."""
+    if membership is None:
+        out[:] = posterior
+    else:
+        np.matmul(posterior, membership, out=out)
+    return out
+
+
+class HysteresisStep(NamedTuple):
+    """The hysteresis state after one window, one entry per device."""
+
+    reported: NDArray[np.intp]  # the zone to report (index; OUTSIDE = the zone count)
+    candidate: NDArray[np.intp]  # the zone waiting to be confirmed, -1 for none
+    streak: NDArray[np.int32]  # windows in a row ``candidate`` has led
+    changed: NDArray[np.bool_]  # ``reported`` differs from the zone reported before
+    gone: NDArray[np.bool_]  # silent too long: reported outside, to be forgotten
+
+
+def hysteresis_step(
+    zone_posterior: NDArray[np.float64],
+    zone: NDArray[np.intp],
+    candidate: NDArray[np.intp],
+    streak: NDArray[np.int32],
+    unheard: NDArray[np.int32],
+    hysteresis: Hysteresis,
+    *,
+    outside_after_windows: int,
+    outside: int,
+) -> HysteresisStep:
+    """Which zone to report, given the zone posterior and the previous state.
+
+    The most likely zone flickers from window to window at a boundary, and
+    every reported change is a visit event downstream, so a new zone is only
+    reported once it has led with at least ``enter_probability`` for
+    ``confirm_windows`` windows in a row (at once above ``sure_probability``).
+    A change of lead restarts the count, and a confirmed switch clears it. A
+    device unheard for ``outside_after_windows`` windows is reported outside
+    whatever its posterior says (``gone``). The inputs are not modified."""
+    best = zone_posterior.argmax(axis=1)
+    leading = zone_posterior[np.arange(best.size), best]
+    wants = (best != zone) & (leading >= hysteresis.enter_probability)
+    streak = np.where(wants, np.where(best == candidate, streak + 1, 1), 0)
+    candidate = np.where(wants, best, -1)
+    switch = wants & (
+        (streak >= hysteresis.confirm_windows) | (leading >= hysteresis.sure_probability)
+    )
+    gone = unheard >= outside_after_windows
+    reported = np.where(gone, outside, np.where(switch, best, zone))
+    changed = reported != zone
+    streak[changed] = 0
+    candidate[changed] = -1
+    return HysteresisStep(reported, candidate, streak, changed, gone)
+
+
+# -- the decisions ----------------------------------------------------------------
+
+
+def all_decisions(
+    names: Sequence[str],
+    labels: Sequence[str | None],
+    zone_posterior: NDArray[np.float64],
+    before: NDArray[np.intp],
+    step: HysteresisStep,
+) -> list[ZoneDecision]:
+    """A decision for every device (``update``): its reported zone, the
+    posterior of that zone, and the zone reported before this window."""
+    reported = step.reported
+    confidence = zone_posterior[np.arange(reported.size), reported].tolist()
+    return [
+        ZoneDecision(d, labels[z], c, ch, labels[b])
+        for d, z, c, ch, b in zip(
+            names,
+            reported.tolist(),
+            confidence,
+            step.changed.tolist(),
+            before.tolist(),
+            strict=True,
+        )
+    ]
+
+
+def changed_decisions(
+    names: Sequence[str],
+    labels: Sequence[str | None],
+    zone_posterior: NDArray[np.float64],
+    before: NDArray[np.intp],
+    step: HysteresisStep,
+) -> list[ZoneDecision]:
+    """The decisions of the devices whose reported zone changed
+    (``update_changes``); the others are never built, which is most of them."""
+    which = np.flatnonzero(step.changed)
+    reported = step.reported[which]
+    confidence = zone_posterior[which, reported].tolist()
+    return [
+        ZoneDecision(names[i], labels[z], c, True, labels[b])
+        for i, z, c, b in zip(
+            which.tolist(), reported.tolist(), confidence, before[which].tolist(), strict=True
+        )
+    ]
 
 
 def _outside_after(plan: StorePlan, window_ms: int, windows: int | None) -> int:
