@@ -34,7 +34,7 @@ def test_demo_prints_one_json_summary_and_leaves_nothing_running(
         [
             sys.executable,
             "-m",
-            "omnizone",
+            "omnizone.suite",
             "demo",
             "--duration",
             "6",

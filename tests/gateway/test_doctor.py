@@ -92,7 +92,7 @@ def test_the_command_exits_non_zero_and_prints_json(tmp_path: Path, broker: Runn
         [
             sys.executable,
             "-m",
-            "omnizone",
+            "omnizone.suite",
             "gateway",
             "doctor",
             "--json",
