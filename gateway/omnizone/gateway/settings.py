@@ -30,7 +30,8 @@ class BleSettings(BaseModel):
     feed: str | None = Field(
         None,
         description="udp://host:port: take raw adverts from the simulator's emulated "
-        "adapter instead of a Bluetooth adapter (QA and tests only)",
+        "adapter instead of a Bluetooth adapter (QA and tests only: needs the suite's "
+        "`omnizone gateway run`, which brings the simulator)",
     )
 
 
