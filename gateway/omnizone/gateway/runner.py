@@ -10,10 +10,11 @@ import contextlib
 import logging
 import signal
 
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.gateway import __version__
 from omnizone.gateway.ble.backend import BleBackend, BleBackendProvider, system_backend
 from omnizone.gateway.mqtt import BrokerAddress, MqttLink
-from omnizone.gateway.node import GatewayNode, wall_clock_ms
+from omnizone.gateway.node import GatewayNode
 from omnizone.gateway.outbox import Outbox
 from omnizone.gateway.settings import GatewaySettings
 
