@@ -32,14 +32,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from bleak.backends.scanner import AdvertisementDataCallback, BaseBleakScanner
 from bleak.exc import BleakError
 
 from omnizone.gateway.ble.adstructures import AdvertisementFormatError, parse_ad_structures
-from omnizone.gateway.settings import BleSettings
+
+if TYPE_CHECKING:  # the settings stack (pydantic-settings, YAML) stays out of the benchmark
+    from omnizone.gateway.settings import BleSettings
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +242,7 @@ class EmulatedAdapter:
 
 
 @contextlib.asynccontextmanager
-async def udp_feed(ble: BleSettings) -> AsyncIterator[type[BaseBleakScanner]]:
+async def udp_feed(ble: "BleSettings") -> AsyncIterator[type[BaseBleakScanner]]:
     """A gateway's BLE backend for ``ble.feed``: an emulated adapter named like
     ``ble.adapter`` (default hci0) that listens on the feed's UDP address for the
     whole run. QA mode: raw adverts from another process, through bleak's own
