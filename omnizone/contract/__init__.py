@@ -30,7 +30,7 @@ from omnizone.contract.messages import (
     dump_message,
     parse_message,
 )
-from omnizone.contract.timefmt import datetime_to_ms, ms_to_datetime
+from omnizone.contract.timefmt import datetime_to_ms, ms_to_datetime, wall_clock_ms
 from omnizone.contract.topics import (
     TOPIC_ROOT,
     GatewayTopic,
@@ -73,4 +73,5 @@ __all__ = [
     "parse_topic",
     "subscription_filter",
     "topic_for",
+    "wall_clock_ms",
 ]

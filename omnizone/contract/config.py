@@ -7,14 +7,15 @@ Every setting is optional: an absent one keeps the gateway's current value.
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
+from omnizone.contract.base import StrictModel
 from omnizone.contract.messages import SCHEMA_VERSION, ContractError, EpochMs, Identifier
 from omnizone.contract.topics import Kind, parse_topic
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class _Strict(StrictModel):
+    model_config = ConfigDict(allow_inf_nan=False)  # JSON has no NaN or infinity
 
 
 class BleConfig(_Strict):

@@ -11,13 +11,13 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
 )
 
+from omnizone.contract.base import StrictModel
 from omnizone.contract.ids import check_device_key
 from omnizone.contract.topics import IDENTIFIER_PATTERN, parse_topic
 
@@ -33,8 +33,8 @@ Rssi = Annotated[float, Field(ge=-127, le=20)]
 GatewayState = Literal["online", "offline"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class _Strict(StrictModel):
+    model_config = ConfigDict(allow_inf_nan=False)  # JSON has no NaN or infinity
 
 
 class _Envelope(_Strict):

@@ -7,8 +7,9 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from omnizone.contract.base import StrictModel
 from omnizone.contract.messages import DeviceKey
 from omnizone.contract.topics import IDENTIFIER_PATTERN
 from omnizone.store import geometry
@@ -16,10 +17,6 @@ from omnizone.store.geometry import Point
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 Coordinate = tuple[float, float]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ZoneKind(StrEnum):
@@ -30,7 +27,7 @@ class ZoneKind(StrEnum):
     BACK_OFFICE = "back-office"
 
 
-class Floor(_Strict):
+class Floor(StrictModel):
     width_m: float = Field(gt=0, le=10_000)
     depth_m: float = Field(gt=0, le=10_000)
 
@@ -39,7 +36,7 @@ class Floor(_Strict):
         return 0 <= x <= self.width_m and 0 <= y <= self.depth_m
 
 
-class VisitSettings(_Strict):
+class VisitSettings(StrictModel):
     """When presence counts as a visit; see docs/store-config.md."""
 
     min_presence_s: float = Field(10.0, ge=0, description="shorter presence is a pass-by")
@@ -47,7 +44,7 @@ class VisitSettings(_Strict):
     device_timeout_s: float = Field(30.0, gt=0, description="unheard this long: left the store")
 
 
-class Zone(_Strict):
+class Zone(StrictModel):
     id: Identifier
     name: str = Field(min_length=1, max_length=80)
     kind: ZoneKind = ZoneKind.SALES
@@ -63,7 +60,7 @@ class Zone(_Strict):
         return value
 
 
-class Gateway(_Strict):
+class Gateway(StrictModel):
     id: Identifier
     position: Coordinate
     zone: Identifier | None = Field(None, description="zone it covers; default: where it stands")
@@ -71,7 +68,7 @@ class Gateway(_Strict):
     ble: bool = True
 
 
-class Beacon(_Strict):
+class Beacon(StrictModel):
     """A fixed beacon, heard by the shopper's phone (anchor for phone-side ranging)."""
 
     id: Identifier
@@ -80,7 +77,7 @@ class Beacon(_Strict):
     tx_power: int = Field(-59, ge=-127, le=20)
 
 
-class NfcTapPoint(_Strict):
+class NfcTapPoint(StrictModel):
     id: Identifier
     gateway: Identifier
     zone: Identifier
@@ -88,7 +85,7 @@ class NfcTapPoint(_Strict):
     product: str | None = Field(None, description="GTIN or product id shown on tap")
 
 
-class RfidReader(_Strict):
+class RfidReader(StrictModel):
     id: Identifier
     gateway: Identifier
     zone: Identifier
@@ -98,7 +95,7 @@ class RfidReader(_Strict):
     )
 
 
-class StoreInfo(_Strict):
+class StoreInfo(StrictModel):
     id: Identifier
     name: str = Field(min_length=1, max_length=120)
     timezone: str = "UTC"
@@ -117,7 +114,7 @@ class StoreInfo(_Strict):
         return value
 
 
-class StorePlan(_Strict):
+class StorePlan(StrictModel):
     store: StoreInfo
     zones: list[Zone] = Field(min_length=1)
     gateways: list[Gateway] = Field(min_length=1)

@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.sim.engine import Simulation
 
 
@@ -37,7 +38,7 @@ def run_paced(
         if speed is not None:  # wait for the step's moment: simulated time never runs ahead
             next_ms = simulation.clock.now_ms + simulation.scenario.tick_ms
             if on_wall_clock:
-                due = time.monotonic() + next_ms / 1000 - time.time()
+                due = time.monotonic() + (next_ms - wall_clock_ms()) / 1000
             else:
                 due = wall_start + (next_ms - sim_start) / 1000 / speed
             delay = due - time.monotonic()

@@ -6,14 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
+
+from omnizone.contract.base import StrictModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RadioModel(_Strict):
+class RadioModel(StrictModel):
     """Log-distance path loss with Gaussian shadowing and distance-dependent loss."""
 
     tx_power_1m_dbm: float = Field(-59.0, description="RSSI of a phone at 1 m")
@@ -24,7 +22,7 @@ class RadioModel(_Strict):
     loss_per_10m: float = Field(0.10, ge=0, le=1, description="extra packet loss per 10 m")
 
 
-class ShopperBehaviour(_Strict):
+class ShopperBehaviour(StrictModel):
     arrivals_per_minute: float = Field(3.0, ge=0)
     initial_shoppers: int = Field(4, ge=0, description="already walking in at t=0")
     max_shoppers: int = Field(500, ge=1)
@@ -40,7 +38,7 @@ class ShopperBehaviour(_Strict):
     advert_interval_ms: int = Field(500, ge=20, le=10_000)
 
 
-class Scenario(_Strict):
+class Scenario(StrictModel):
     name: str = "default"
     store_file: Path = Path("config/stores/rivoli.yaml")
     seed: int = 1

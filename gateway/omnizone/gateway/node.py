@@ -8,7 +8,6 @@ import functools
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from omnizone.contract import (
     parse_config,
     topic_for,
 )
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.gateway import __version__
 from omnizone.gateway.ble.aggregate import WindowAggregator
 from omnizone.gateway.ble.decode import FrameCounts, decode_advertisement
@@ -39,10 +39,6 @@ from omnizone.gateway.outbox import Outbox
 Clock = Callable[[], int]
 
 log = logging.getLogger(__name__)
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(slots=True)

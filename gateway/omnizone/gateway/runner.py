@@ -1,16 +1,20 @@
 """Running a gateway: the readers the settings name, feeding one node, whose
 outbox one MQTT link drains. SIGTERM/SIGINT stop it cleanly (readers first,
-then a last window, then flush and the offline status)."""
+then a last window, then flush and the offline status).
+
+The BLE backend is passed in (``ble_backend``, see ble/backend.py), so the
+gateway never reaches into the simulator for the emulated adapter."""
 
 import asyncio
 import contextlib
 import logging
 import signal
-from typing import Any
 
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.gateway import __version__
+from omnizone.gateway.ble.backend import BleBackend, BleBackendProvider, system_backend
 from omnizone.gateway.mqtt import BrokerAddress, MqttLink
-from omnizone.gateway.node import GatewayNode, wall_clock_ms
+from omnizone.gateway.node import GatewayNode
 from omnizone.gateway.outbox import Outbox
 from omnizone.gateway.settings import GatewaySettings
 
@@ -19,7 +23,24 @@ log = logging.getLogger(__name__)
 TICK_S = 0.1
 
 
-async def run_gateway(settings: GatewaySettings, stop: asyncio.Event | None = None) -> None:
+async def run_gateway(
+    settings: GatewaySettings,
+    stop: asyncio.Event | None = None,
+    *,
+    ble_backend: BleBackendProvider = system_backend,
+) -> None:
+    """Run until `stop` is set or a signal arrives. `ble_backend` opens the
+    scanner's bleak backend for the run; the default refuses ``ble.feed``."""
+    async with contextlib.AsyncExitStack() as backends:
+        # Opened first: a backend that refuses (ble.feed without the simulator)
+        # stops the gateway before it logs in to the broker.
+        backend: BleBackend = None
+        if settings.ble.enabled:
+            backend = await backends.enter_async_context(ble_backend(settings.ble))
+        await _run(settings, stop or asyncio.Event(), backend)
+
+
+async def _run(settings: GatewaySettings, stop: asyncio.Event, backend: BleBackend) -> None:
     from omnizone.gateway.ble.scanner import BleScannerService
     from omnizone.gateway.nfc.reader import NfcReader
     from omnizone.gateway.rfid.reader import RfidReader
@@ -48,7 +69,6 @@ async def run_gateway(settings: GatewaySettings, stop: asyncio.Event | None = No
         on_enqueued=link.notify,
     )
     link.on_config(node.apply_config_message)
-    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -56,22 +76,12 @@ async def run_gateway(settings: GatewaySettings, stop: asyncio.Event | None = No
 
     link.start()
     scanner: BleScannerService | None = None
-    emulated: Any = None
     readers: list[NfcReader | RfidReader] = [
         *(NfcReader(node, s) for s in settings.nfc),
         *(RfidReader(s, node) for s in settings.rfid),
     ]
     try:
         if settings.ble.enabled:
-            backend = None
-            if settings.ble.feed:
-                # QA: raw adverts over UDP from the simulator, through bleak's own
-                # scanner code, instead of a Bluetooth adapter.
-                from omnizone.sim.devices.ble_backend import EmulatedAdapter
-
-                emulated = EmulatedAdapter(settings.ble.adapter or "hci0")
-                await emulated.open_udp(settings.ble.feed)
-                backend = emulated.backend
             scanner = BleScannerService(
                 node,
                 scanning_mode=settings.ble.scanning_mode,
@@ -94,9 +104,6 @@ async def run_gateway(settings: GatewaySettings, stop: asyncio.Event | None = No
         if scanner is not None:
             with contextlib.suppress(Exception):
                 await scanner.stop()
-        if emulated is not None:
-            with contextlib.suppress(Exception):
-                emulated.close()
         node.tick()
         link.stop()
         outbox.close()

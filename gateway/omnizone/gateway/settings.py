@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from omnizone.contract.base import StrictModel
 from omnizone.contract.topics import IDENTIFIER_PATTERN
 from omnizone.gateway.nfc.settings import NfcReaderSettings
 from omnizone.gateway.rfid.settings import RfidReaderSettings
@@ -18,9 +19,7 @@ class GatewayConfigError(ValueError):
     pass
 
 
-class BleSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class BleSettings(StrictModel):
     enabled: bool = Field(True, description="scan for BLE adverts")
     scanning_mode: Literal["auto", "passive", "active"] = Field(
         "auto", description="auto: passive where BlueZ supports it, else active"
@@ -30,7 +29,8 @@ class BleSettings(BaseModel):
     feed: str | None = Field(
         None,
         description="udp://host:port: take raw adverts from the simulator's emulated "
-        "adapter instead of a Bluetooth adapter (QA and tests only)",
+        "adapter instead of a Bluetooth adapter (QA and tests only: needs the suite's "
+        "`omnizone gateway run`, which brings the simulator)",
     )
 
 

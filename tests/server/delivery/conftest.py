@@ -22,12 +22,12 @@ from fastapi import FastAPI
 from websockets.sync.client import ClientConnection, connect
 from websockets.sync.connection import Connection
 
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.adapters.db import make_engine
 from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.adapters.webpush import VapidKeys, WebPushChannel
 from omnizone.server.entrypoints.api import _authorizer
 from omnizone.server.entrypoints.offers_api import offers_router
-from omnizone.server.service.clock import wall_clock_ms
 from omnizone.server.service.delivery import (
     OfferDelivery,
     OfferDraft,

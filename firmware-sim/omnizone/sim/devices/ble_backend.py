@@ -19,7 +19,9 @@ What the adapter emulates, because the gateway must survive it:
 Feeding it: ``push(address, payload, rssi)`` from the event loop (delivered
 at once, like a D-Bus signal handler would), ``push_threadsafe`` from another
 thread, or UDP datagrams (``await adapter.open_udp("udp://127.0.0.1:0")``) so a
-test can feed a gateway running in another process. Datagram format: byte 0
+test can feed a gateway running in another process. ``udp_feed`` is the gateway
+runner's BLE backend provider for ``ble.feed: udp://…`` (gateway/ble/backend.py):
+the suite passes it to ``run_gateway``, since the gateway may not import it. Datagram format: byte 0
 is the RSSI as a signed 8-bit integer (dBm), bytes 1-6 the advertiser address
 in display order (``AA:BB:..`` is ``aa bb ..``), the rest the raw advertising
 payload (AD structures, at most 251 bytes). See docs/ble.md.
@@ -28,15 +30,18 @@ payload (AD structures, at most 251 bytes). See docs/ble.md.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from bleak.backends.scanner import AdvertisementDataCallback, BaseBleakScanner
 from bleak.exc import BleakError
 
 from omnizone.gateway.ble.adstructures import AdvertisementFormatError, parse_ad_structures
+
+if TYPE_CHECKING:  # the settings stack (pydantic-settings, YAML) stays out of the benchmark
+    from omnizone.gateway.settings import BleSettings
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +239,22 @@ class EmulatedAdapter:
         if self._active is scanner:
             self._active = None
             self.scanning = None
+
+
+@contextlib.asynccontextmanager
+async def udp_feed(ble: "BleSettings") -> AsyncIterator[type[BaseBleakScanner]]:
+    """A gateway's BLE backend for ``ble.feed``: an emulated adapter named like
+    ``ble.adapter`` (default hci0) that listens on the feed's UDP address for the
+    whole run. QA mode: raw adverts from another process, through bleak's own
+    scanner code, instead of a Bluetooth adapter."""
+    if not ble.feed:
+        raise ValueError("udp_feed needs ble.feed (udp://host:port)")
+    adapter = EmulatedAdapter(ble.adapter or "hci0")
+    await adapter.open_udp(ble.feed)
+    try:
+        yield adapter.backend
+    finally:
+        adapter.close()
 
 
 class _FeedProtocol(asyncio.DatagramProtocol):

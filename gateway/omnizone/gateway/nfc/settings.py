@@ -2,16 +2,15 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from omnizone.contract.base import StrictModel
 from omnizone.contract.topics import IDENTIFIER_PATTERN
 
 TargetType = Literal["106A", "106B", "212F", "424F"]
 
 
-class NfcReaderSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class NfcReaderSettings(StrictModel):
     tap_point: str = Field(
         pattern=IDENTIFIER_PATTERN, description="tap point id, e.g. shelf-denim or kiosk-1"
     )

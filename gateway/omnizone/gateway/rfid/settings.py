@@ -2,18 +2,17 @@
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from omnizone.contract import RfidConfig
+from omnizone.contract.base import StrictModel
 from omnizone.contract.topics import IDENTIFIER_PATTERN
 from omnizone.gateway.rfid.fitting_room import FittingRoomRules
 
 Antenna = Annotated[int, Field(ge=1, le=4)]
 
 
-class RfidReaderSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class RfidReaderSettings(StrictModel):
     id: str = Field(pattern=IDENTIFIER_PATTERN, description="reader id, e.g. fitting-1")
     port: str = Field(
         description="serial device (/dev/ttyUSB0, /dev/serial/by-id/...) or a pyserial URL"

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from omnizone.server.service.clock import wall_clock_ms
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.service.delivery import (
     DeliveredOffer,
     NativePlatform,

@@ -19,8 +19,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from omnizone.contract import subscription_filter
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.contract.topics import GATEWAY_KINDS
-from omnizone.server.service.clock import wall_clock_ms
 from omnizone.server.service.ingest import IngestService
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid  # type: ignore[import-untyped]
 from pywebpush import WebPushException, webpush  # type: ignore[import-untyped]
 
-from omnizone.server.service.clock import wall_clock_ms
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.service.delivery import (
     DeliveredOffer,
     PushReceipt,

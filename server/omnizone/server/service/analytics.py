@@ -8,12 +8,12 @@ The same dicts feed the JSON answers, the CSV tables (``to_csv``) and
 import csv
 import io
 import math
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
 
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.domain import analytics as core
 from omnizone.server.domain.analytics import StayRow, Stays
 from omnizone.server.service.campaign_report import CampaignFigures
@@ -66,10 +66,14 @@ class AnalyticsService:
         stores: Mapping[str, StorePlan],
         reads: AnalyticsReads,
         campaigns: CampaignReport | None = None,
+        *,
+        clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
+        """`clock_ms` ends a default range when nothing is stored yet."""
         self._stores = dict(stores)
         self._reads = reads
         self._campaign_report = campaigns
+        self._clock_ms = clock_ms
 
     @property
     def stores(self) -> Mapping[str, StorePlan]:
@@ -102,7 +106,7 @@ class AnalyticsService:
                 to_ms = from_ms + DEFAULT_SPAN_MS
             else:
                 last = self._reads.extent(store).last_ms
-                to_ms = (last if last is not None else round(time.time() * 1000)) + 1
+                to_ms = (last if last is not None else self._clock_ms()) + 1
         if from_ms is None:
             from_ms = max(0, to_ms - DEFAULT_SPAN_MS)
         if from_ms >= to_ms:

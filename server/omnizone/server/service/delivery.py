@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from omnizone.server.service.clock import wall_clock_ms
+from omnizone.contract.timefmt import wall_clock_ms
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from omnizone.contract import GatewayConfig, Kind, dump_config, topic_for
-from omnizone.server.service.clock import wall_clock_ms
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.service.ports import GatewayRecord, Repository
 from omnizone.server.service.queries import NotFound
 from omnizone.store import StorePlan

@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.adapters.layout_db import (
     FloorImage,
     LayoutRepository,
     StoredLayout,
     VersionTaken,
 )
-from omnizone.server.service.clock import wall_clock_ms
 from omnizone.server.service.queries import NotFound
 from omnizone.store import StoreConfigError, StorePlan, parse_store
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from omnizone.server.service.clock import wall_clock_ms
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.store import StorePlan
 from omnizone.store.geometry import random_point_in
 

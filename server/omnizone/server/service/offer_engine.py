@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.adapters.campaign_db import (
     CampaignRepository,
     LoggedDecision,
@@ -39,7 +40,6 @@ from omnizone.server.domain.offers import (
     decide,
 )
 from omnizone.server.domain.offers.journey import Journey, follow
-from omnizone.server.service.clock import wall_clock_ms
 from omnizone.server.service.locators import ZonePlacement
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.store import StorePlan

@@ -4,10 +4,10 @@ They know the store plans (zone names and order) and ask the repository for
 the numbers; unknown stores and zones raise ``NotFound`` with a clear message.
 """
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.service.ports import (
     DeadLetter,
     IngestStats,
@@ -51,10 +51,14 @@ class StoreQueries:
         stores: Mapping[str, StorePlan],
         repository: Repository,
         event_time: Callable[[str], int | None] | None = None,
+        *,
+        clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
+        """`clock_ms` dates occupancy when the store has no event time yet."""
         self._stores = dict(stores)
         self._repo = repository
         self._event_time = event_time
+        self._clock_ms = clock_ms
 
     @property
     def stores(self) -> Mapping[str, StorePlan]:
@@ -71,7 +75,7 @@ class StoreQueries:
             self._repo.latest_event_ms(store)
         )
         if at_ms is None:
-            at_ms = round(time.time() * 1000)
+            at_ms = self._clock_ms()
         zones = [ZoneOccupancy(z.id, z.name, counts.get(z.id, 0)) for z in plan.zones]
         return Occupancy(store, at_ms, zones)
 

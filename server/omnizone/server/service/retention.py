@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from omnizone.server.service.clock import wall_clock_ms
+from omnizone.contract.timefmt import wall_clock_ms
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from omnizone.contract.eid import new_identity_key
 from omnizone.contract.messages import EpochMs, Gtin
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.domain.identity import (
     Channel,
     Consent,
@@ -37,7 +38,6 @@ from omnizone.server.domain.identity import (
     sign_qr_token,
     summarize_profile,
 )
-from omnizone.server.service.clock import wall_clock_ms
 
 log = logging.getLogger(__name__)
 

@@ -119,8 +119,9 @@ def measure_throughput(seconds: float = 1.0, devices: int = 300) -> dict[str, An
 
 
 async def _paced(seconds: float, rate: int, devices: int, outbox_dir: Path) -> dict[str, Any]:
+    from omnizone.contract.timefmt import wall_clock_ms
     from omnizone.gateway.ble.scanner import BleScannerService
-    from omnizone.gateway.node import GatewayNode, wall_clock_ms
+    from omnizone.gateway.node import GatewayNode
     from omnizone.gateway.outbox import Outbox
     from omnizone.sim.devices.ble_backend import EmulatedAdapter
 

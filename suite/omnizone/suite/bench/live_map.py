@@ -40,6 +40,7 @@ import numpy as np
 from omnizone.contract import BleMessage, BleSighting, dump_message, topic_for
 from omnizone.contract.eid import eid_for
 from omnizone.contract.ids import eid_key
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.paths import shipped_config
 from omnizone.sim.engine import SimClock, Simulation
 from omnizone.sim.radio import receptions
@@ -86,7 +87,7 @@ def run_live_map_bench(
         with ServerRuntime(settings, stores={store.id: store}) as server:
             phones = _register_phones(server.shoppers, store.id, shoppers + shoppers // 5)
             window_ms = scenario.window_ms
-            now_ms = time.time_ns() // 1_000_000 // window_ms * window_ms
+            now_ms = wall_clock_ms() // window_ms * window_ms
             clock = SimClock(now_ms - (SPREAD_S + CATCH_UP_WINDOWS) * 1000)
             simulation = Simulation(scenario, store, {}, clock, app_phones=phones)
             feeder = _Feeder(server.ingest, store, simulation)
@@ -198,7 +199,7 @@ class _Feeder(threading.Thread):
             for s in walking
             if s.app is not None
         ]
-        received_ms = time.time_ns() // 1_000_000
+        received_ms = wall_clock_ms()
         for g, gateway in enumerate(self._gateways):
             rows = np.flatnonzero(count[:, g])
             items = [

@@ -32,6 +32,7 @@ import httpx
 import websockets
 
 from omnizone.broker import BrokerAccounts, start_broker
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.paths import shipped_config
 from omnizone.server.adapters.db import make_engine
 from omnizone.server.adapters.offer_db import OfferRepository
@@ -119,7 +120,7 @@ def run_offers_bench(
                 arrivals = Arrivals()
                 clients = _Phones(api_url, phones, arrivals)
                 clients.start()
-                clock = SimClock(time.time_ns() // 1_000_000)
+                clock = SimClock(wall_clock_ms())
                 fleet = GatewayFleet.on_broker(
                     store, clock, folder, broker, accounts, scenario.window_ms
                 )
@@ -131,7 +132,7 @@ def run_offers_bench(
                     simulation.close_windows()
                 finally:
                     fleet.stop(flush_timeout_s=10)
-                lag_ms = clock.now_ms - time.time_ns() // 1_000_000  # sim behind wall: negative
+                lag_ms = clock.now_ms - wall_clock_ms()  # sim behind wall: negative
                 offers = OfferRepository(make_engine(settings.database_url), create=False)
                 sent = _wait_for_offers(offers, phones, clients, settle_s)
                 clients.stop()
@@ -349,7 +350,7 @@ async def _phones_main(url: str, tokens: list[str], stop: Any, results: Any) -> 
                     all_in.set()
                 while True:
                     raw = await ws.recv()
-                    arrived = time.time_ns() // 1_000_000
+                    arrived = wall_clock_ms()
                     message = json.loads(raw)
                     if message.get("type") != "offer":
                         continue

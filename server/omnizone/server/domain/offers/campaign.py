@@ -10,7 +10,6 @@ from datetime import date
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -19,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from omnizone.contract.base import StrictModel
 from omnizone.contract.topics import IDENTIFIER_PATTERN
 from omnizone.server.domain.offers.catalog import Gtin
 
@@ -55,8 +55,8 @@ DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+class _Strict(StrictModel):
+    model_config = ConfigDict(strict=True)
 
 
 # -- time of day -------------------------------------------------------------------

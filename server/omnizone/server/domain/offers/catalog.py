@@ -9,7 +9,6 @@ from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -17,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from omnizone.contract.base import StrictModel
 from omnizone.contract.topics import IDENTIFIER_PATTERN
 from omnizone.server.domain.offers.errors import (
     OffersConfigError,
@@ -77,8 +77,8 @@ def _quoted_gtin(value: Any) -> Any:
 Gtin = Annotated[str, BeforeValidator(_quoted_gtin), AfterValidator(_valid_gtin)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+class _Strict(StrictModel):
+    model_config = ConfigDict(strict=True)
 
 
 class Product(_Strict):
