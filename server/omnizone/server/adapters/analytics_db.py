@@ -7,7 +7,6 @@ on other parts' tables are declared here and created when missing.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import Engine, Index, Table, and_, func, select
@@ -24,6 +23,7 @@ from omnizone.server.adapters.db import (
 from omnizone.server.adapters.offer_db import OfferRow, RedemptionRow
 from omnizone.server.adapters.shopper_db import ProfileEventRow
 from omnizone.server.domain.analytics import StayRow
+from omnizone.server.service.ports.analytics import AnalyticsStore, Extent
 
 _visits = VisitRow.__table__
 _presence = DevicePresenceRow.__table__
@@ -72,13 +72,7 @@ TABLES: list[Table] = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Extent:
-    first_ms: int | None
-    last_ms: int | None
-
-
-class AnalyticsRepository:
+class AnalyticsRepository(AnalyticsStore):
     """Read-only queries over the server's database (any engine of ``db.make_engine``)."""
 
     def __init__(self, engine: Engine) -> None:

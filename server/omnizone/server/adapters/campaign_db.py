@@ -2,16 +2,13 @@
 
 Campaigns are stored as their JSON model, so the API and the YAML files share
 one shape (``omnizone.server.domain.offers.Campaign``), with the version the
-server gives each one: ``revision`` starts at 1 and goes up by one with every
-save, in the same ``UPDATE`` that writes the campaign. A save can be made
-conditional on the revision the writer had read (compare-and-set), which is
-what the API's ``If-Match`` rests on. Every decision the
-engine takes is logged with its reason: that log is what the campaign report
-and "why did (not) this shopper get an offer?" read.
+server gives each one (``service.ports.campaigns``): ``revision`` goes up by
+one with every save, in the same ``UPDATE`` that writes the campaign, so a
+conditional save is a compare-and-set. Every decision the engine takes is
+logged with its reason.
 """
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +32,12 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from omnizone.server.adapters.db import Base, in_chunks
 from omnizone.server.domain.offers import Campaign, Decision, Outcome, SentOffer
+from omnizone.server.service.ports.campaigns import (
+    CampaignStore,
+    LoggedDecision,
+    RevisionMismatch,
+    StoredCampaign,
+)
 
 
 class CampaignRow(Base):
@@ -78,39 +81,6 @@ class StoreVisitRow(Base):
 TABLES = [Base.metadata.tables[t] for t in ("campaigns", "offer_decisions", "shopper_store_visits")]
 
 
-@dataclass(frozen=True, slots=True)
-class LoggedDecision:
-    campaign_id: str
-    shopper_id: str
-    outcome: str
-    reason: str
-    trigger: str
-    at_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class StoredCampaign:
-    """A campaign with its version: ``revision`` (1, 2, … one per save) and
-    when it was last saved."""
-
-    campaign: Campaign
-    revision: int
-    updated_ms: int
-
-
-class RevisionMismatch(Exception):
-    """A conditional save found the campaign at another revision than expected
-    (``current``), or absent (``current`` is None), or present when it was to
-    be created (``expected`` 0); nothing was written."""
-
-    def __init__(self, campaign_id: str, expected: int, current: StoredCampaign | None) -> None:
-        found = f"revision {current.revision}" if current else "no such campaign"
-        super().__init__(f"campaign {campaign_id!r}: expected revision {expected}, found {found}")
-        self.campaign_id = campaign_id
-        self.expected = expected
-        self.current = current
-
-
 _STORED = select(CampaignRow.body, CampaignRow.revision, CampaignRow.updated_ms)
 
 
@@ -124,7 +94,9 @@ def _read(connection: Connection, campaign_id: str) -> StoredCampaign | None:
     return None if row is None else _stored(row)
 
 
-class CampaignRepository:
+class CampaignRepository(CampaignStore):
+    """The ``CampaignStore`` port over an SQLAlchemy engine."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         Base.metadata.create_all(engine, tables=TABLES)

@@ -7,7 +7,6 @@ images are stored as bytes in the database (not on disk), so a server backed
 by PostgreSQL keeps them with everything else.
 """
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -26,6 +25,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from omnizone.server.adapters.db import Base, Id, Ident
+from omnizone.server.service.ports.layouts import (
+    FloorImage,
+    LayoutStore,
+    StoredLayout,
+    VersionTaken,
+)
 
 
 class LayoutRow(Base):
@@ -54,30 +59,9 @@ class FloorImageRow(Base):
 TABLES = [Base.metadata.tables[t] for t in ("store_layouts", "floor_images")]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredLayout:
-    store: str
-    version: int
-    plan: dict[str, Any]
-    image_id: int | None
-    note: str
-    saved_ms: int
+class LayoutRepository(LayoutStore):
+    """The ``LayoutStore`` port over an SQLAlchemy engine."""
 
-
-@dataclass(frozen=True, slots=True)
-class FloorImage:
-    id: int
-    store: str
-    content_type: str
-    data: bytes
-    uploaded_ms: int
-
-
-class VersionTaken(RuntimeError):
-    """Two saves raced for the same version number; the caller retries."""
-
-
-class LayoutRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         Base.metadata.create_all(engine, tables=TABLES)

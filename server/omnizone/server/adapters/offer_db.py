@@ -49,6 +49,7 @@ from omnizone.server.service.delivery import (
     next_ack,
     refusal,
 )
+from omnizone.server.service.ports.offers import OfferStorage
 
 T = TypeVar("T")
 ATTEMPTS = 5
@@ -258,8 +259,8 @@ def _offer(row: OfferRow) -> DeliveredOffer:
     )
 
 
-class OfferRepository:
-    """Implements ``OfferStore`` over any engine made by ``db.make_engine``."""
+class OfferRepository(OfferStorage):
+    """The ``OfferStorage`` port over any engine made by ``db.make_engine``."""
 
     def __init__(self, engine: Engine, *, create: bool = True) -> None:
         self.engine = engine

@@ -30,6 +30,7 @@ from omnizone.server.domain.identity import (
     Shopper,
     current_consent,
 )
+from omnizone.server.service.ports.shoppers import ShopperStore
 
 ShopperId = String(64)
 
@@ -92,7 +93,7 @@ def _shopper(row: ShopperRow) -> Shopper:
     )
 
 
-class ShopperRepository:
+class ShopperRepository(ShopperStore):
     """The ``ShopperStore`` port over an SQLAlchemy engine (shared with ingest)."""
 
     def __init__(self, engine: Engine) -> None:

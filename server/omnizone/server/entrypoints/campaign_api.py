@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
-from omnizone.server.adapters.campaign_db import StoredCampaign
 from omnizone.server.domain.offers import Campaign, is_gtin
 from omnizone.server.entrypoints.shopper_auth import shopper_dependency
 from omnizone.server.service.campaign_report import CampaignFigures
@@ -27,6 +26,7 @@ from omnizone.server.service.offer_engine import (
     Precondition,
     UnknownCampaign,
 )
+from omnizone.server.service.ports.campaigns import StoredCampaign
 
 Authenticate = Callable[[str], str | None]
 IfMatch = Annotated[

@@ -31,9 +31,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from omnizone.server.adapters.layout_db import StoredLayout
 from omnizone.server.service.layouts import MAX_IMAGE_BYTES, LayoutRejected, LayoutService
 from omnizone.server.service.live_map import LiveMap
+from omnizone.server.service.ports.layouts import StoredLayout
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,15 @@ import csv
 import io
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.domain import analytics as core
-from omnizone.server.domain.analytics import StayRow, Stays
+from omnizone.server.domain.analytics import Stays
 from omnizone.server.service.campaign_report import CampaignFigures
+from omnizone.server.service.ports.analytics import AnalyticsReads
 from omnizone.server.service.queries import NotFound, plan_of
 from omnizone.store import StorePlan, ZoneKind
 
@@ -43,21 +44,6 @@ class BadRange(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
-
-
-class AnalyticsReads(Protocol):
-    """What the service reads (``adapters.analytics_db.AnalyticsRepository``)."""
-
-    def extent(self, store: str) -> Any: ...
-    def stays(self, store: str, from_ms: int, to_ms: int, exclude: Any = ()) -> list[StayRow]: ...
-    def nfc_taps(self, store: str, from_ms: int, to_ms: int) -> list[tuple[str, int]]: ...
-    def app_taps(self, store: str, from_ms: int, to_ms: int) -> list[tuple[str, int]]: ...
-    def try_ons(
-        self, store: str, from_ms: int, to_ms: int
-    ) -> list[tuple[str, str | None, int]]: ...
-    def purchases(
-        self, store: str, from_ms: int, to_ms: int
-    ) -> list[tuple[str, str | None, int]]: ...
 
 
 class AnalyticsService:

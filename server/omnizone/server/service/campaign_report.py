@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from omnizone.server.adapters.campaign_db import CampaignRepository
 from omnizone.server.domain.offers import Campaign, Outcome, campaign_lift
+from omnizone.server.service.ports.campaigns import DecisionReads
 from omnizone.server.service.shoppers import ShopperService
 
 ATTRIBUTION_WINDOW_MS = 7 * 24 * 3600 * 1000
@@ -46,7 +46,7 @@ class CampaignFigures:
 
 def campaign_report(
     campaigns: list[Campaign],
-    decisions: CampaignRepository,
+    decisions: DecisionReads,
     receipts: Callable[[str], Mapping[str, int]],
     shoppers: ShopperService,
     *,

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from omnizone.contract.timefmt import wall_clock_ms
-from omnizone.server.adapters.layout_db import (
+from omnizone.server.service.ports.layouts import (
     FloorImage,
-    LayoutRepository,
+    LayoutStore,
     StoredLayout,
     VersionTaken,
 )
@@ -70,7 +70,7 @@ def validate_layout(store: str, plan: Mapping[str, Any]) -> StorePlan:
 
 
 def apply_saved_layouts(
-    stores: Mapping[str, StorePlan], layouts: LayoutRepository
+    stores: Mapping[str, StorePlan], layouts: LayoutStore
 ) -> tuple[dict[str, StorePlan], dict[str, int | None]]:
     """At start: each store's newest saved layout replaces its file's plan.
     Returns the plans to run and, per store, the layout version used (None:
@@ -98,7 +98,7 @@ class LayoutService:
         self,
         running: Mapping[str, StorePlan],
         running_versions: Mapping[str, int | None],
-        layouts: LayoutRepository,
+        layouts: LayoutStore,
         clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._running = dict(running)

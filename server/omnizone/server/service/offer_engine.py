@@ -17,12 +17,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from omnizone.contract.timefmt import wall_clock_ms
-from omnizone.server.adapters.campaign_db import (
-    CampaignRepository,
-    LoggedDecision,
-    RevisionMismatch,
-    StoredCampaign,
-)
 from omnizone.server.domain.identity import may_send_offer, may_store_location
 from omnizone.server.domain.offers import (
     Campaign,
@@ -41,6 +35,12 @@ from omnizone.server.domain.offers import (
 )
 from omnizone.server.domain.offers.journey import Journey, follow
 from omnizone.server.service.locators import ZonePlacement
+from omnizone.server.service.ports.campaigns import (
+    CampaignStore,
+    LoggedDecision,
+    RevisionMismatch,
+    StoredCampaign,
+)
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.store import StorePlan
 
@@ -138,7 +138,7 @@ class OfferEngine:
     def __init__(
         self,
         stores: Mapping[str, StorePlan],
-        repository: CampaignRepository,
+        repository: CampaignStore,
         catalog: Catalog,
         shoppers: ShopperService,
         publish: Publish,

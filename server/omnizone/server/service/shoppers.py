@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -38,6 +38,7 @@ from omnizone.server.domain.identity import (
     sign_qr_token,
     summarize_profile,
 )
+from omnizone.server.service.ports.shoppers import ShopperStore
 
 log = logging.getLogger(__name__)
 
@@ -202,27 +203,6 @@ class AssociateContext:
     store: str
     loyalty_id: str | None
     profile: ProfileSummary
-
-
-# -- the storage port ------------------------------------------------------------------
-
-
-class ShopperStore(Protocol):
-    def add_shopper(self, shopper: Shopper) -> None: ...
-    def shopper(self, shopper_id: str) -> Shopper | None: ...
-    def shoppers_with_loyalty(self, loyalty_id: str) -> list[str]: ...
-    def set_loyalty(self, shopper_id: str, loyalty_id: str) -> bool: ...
-    def devices(self) -> dict[str, bytes]: ...
-    def add_consent_changes(self, shopper_id: str, changes: Sequence[ConsentChange]) -> None: ...
-    def consent_history(self, shopper_id: str) -> list[ConsentChange]: ...
-    def current_consents(self) -> dict[str, Consent]: ...
-    def add_profile_events(
-        self, shopper_ids: Iterable[str], events: Sequence[ProfileEvent]
-    ) -> None: ...
-    def profile_events(self, shopper_id: str) -> list[ProfileEvent]: ...
-    def profile_events_of(self, shopper_ids: Sequence[str]) -> dict[str, list[ProfileEvent]]: ...
-    def loyalty_ids(self, shopper_ids: Sequence[str]) -> dict[str, str | None]: ...
-    def erase(self, shopper_id: str) -> bool: ...
 
 
 ExportProvider = Callable[[str], object]

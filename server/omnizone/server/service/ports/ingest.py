@@ -1,7 +1,11 @@
-"""What the use cases need from storage, as protocols over plain records.
+"""Ingest's storage: what one gateway message writes, and what the API reads back.
 
-The SQLAlchemy adapter implements these; the service layer never imports it,
-so a different store (or an in-memory fake) can stand behind the same seam.
+``Repository`` is the whole port (``adapters.db.SqlRepository``,
+``adapters.memory.MemoryRepository``); it is made of a write half
+(``IngestWrites``: one transaction per message) and a read half
+(``IngestReads``: what the API and start-up read), the same split as the SQL
+adapter's modules. ``LocationData`` is what a shopper's export, erasure and
+the retention limit need of the same rows.
 """
 
 from collections.abc import Sequence
@@ -115,7 +119,9 @@ class IngestTransaction(Protocol):
     def save_presence(self, store: str, device: str, state: DeviceVisitState | None) -> None: ...
 
 
-class Repository(Protocol):
+class IngestWrites(Protocol):
+    """The write side: one transaction per message, dead letters, issued configs."""
+
     def transaction(self) -> AbstractContextManager[IngestTransaction]: ...
 
     def add_dead_letter(
@@ -125,6 +131,14 @@ class Repository(Protocol):
     def is_transient(self, error: BaseException) -> bool:
         """True when the storage itself failed (retry later), not the message."""
         ...
+
+    def save_gateway_config(
+        self, store: str, gateway: str, revision: int, body: dict[str, Any]
+    ) -> None: ...
+
+
+class IngestReads(Protocol):
+    """The read side: state restored at start-up and what the API shows."""
 
     # -- state restored at start-up ---------------------------------------
     def load_presence(self) -> dict[tuple[str, str], DeviceVisitState]: ...
@@ -150,12 +164,29 @@ class Repository(Protocol):
 
     def gateway_config(self, store: str, gateway: str) -> StoredGatewayConfig | None: ...
 
-    def save_gateway_config(
-        self, store: str, gateway: str, revision: int, body: dict[str, Any]
-    ) -> None: ...
-
     def received_keys(self, store: str) -> list[ReceivedKey]:
         """Every accepted (gateway, seq) of a store, for exactly-once checks."""
         ...
 
     def dead_letters(self, limit: int) -> list[DeadLetter]: ...
+
+
+class Repository(IngestWrites, IngestReads, Protocol):
+    """Everything ingest, the store queries and gateway admin use."""
+
+
+class LocationData(Protocol):
+    """Where one device was: a shopper's export and erasure, and the retention
+    limit on raw sightings (``service.retention``)."""
+
+    def device_history(self, device: str) -> dict[str, Any]:
+        """Every visit (by entry) and sighting (by window) of the device, any store."""
+        ...
+
+    def erase_device(self, device: str) -> None:
+        """Delete the device's visits, sightings and presence, in every store."""
+        ...
+
+    def prune_sightings(self, older_than_ms: int, batch: int = 20_000) -> int:
+        """Delete sightings whose window started before ``older_than_ms``; how many."""
+        ...
