@@ -1,0 +1,639 @@
+"""SQLAlchemy storage, the write side: the tables, the engine, and what one
+gateway message writes (``IngestTransaction``) with the few other writes
+ingest and gateway admin make.
+
+SQLite (the default, in WAL mode with foreign keys on) and PostgreSQL
+(``postgresql+psycopg://``) are both supported through the same ORM models.
+Every part's adapter declares its tables on this ``Base``. The reads live in
+``db_read``; ``db.SqlRepository`` is both halves over one engine.
+"""
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar, Concatenate, ParamSpec
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from omnizone.contract import (
+    BleSighting,
+    HealthMessage,
+    NfcTap,
+    RfidItem,
+    RfidRead,
+    StatusMessage,
+    TryOn,
+)
+from omnizone.server.domain.visits import DeviceVisitState, VisitClosed, VisitEvent, VisitOpened
+from omnizone.server.service.ports.ingest import (
+    IngestTransaction,
+    IngestWrites,
+    ReceivedKey,
+    VisitStatus,
+)
+
+DEFAULT_DATABASE_URL = "sqlite:///omnizone.db"
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+P = ParamSpec("P")
+log = logging.getLogger(__name__)
+Ident = String(63)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {int: BigInteger(), str: Text()}
+
+
+class ReceivedMessage(Base):
+    """One accepted gateway message; the unique key is the de-duplication."""
+
+    __tablename__ = "received_messages"
+    __table_args__ = (UniqueConstraint("store", "gateway", "seq", name="uq_received_seq"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    store: Mapped[str] = mapped_column(Ident)
+    gateway: Mapped[str] = mapped_column(Ident)
+    seq: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(16))
+    sent_ms: Mapped[int]
+    received_ms: Mapped[int]
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeadLetterRow(Base):
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    received_ms: Mapped[int]
+    topic: Mapped[str]
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    reason: Mapped[str]
+
+
+class BleSightingRow(Base):
+    __tablename__ = "ble_sightings"
+    # Only a time index, for retention (migration 0004): its inserts all land
+    # at the end. A device index made of hundreds of rows per message, each
+    # for another device, was the dearest part of ingest (migration 0003).
+    __table_args__ = (Index("ix_ble_window_start", "window_start_ms"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("received_messages.id", ondelete="CASCADE"))
+    store: Mapped[str] = mapped_column(Ident)
+    gateway: Mapped[str] = mapped_column(Ident)
+    device: Mapped[str] = mapped_column(String(128))
+    window_start_ms: Mapped[int]
+    window_ms: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+    rssi_mean: Mapped[float] = mapped_column(Float)
+    rssi_max: Mapped[float] = mapped_column(Float)
+    tx_power: Mapped[int | None] = mapped_column(Integer)
+
+
+#: The columns ``add_ble_sightings`` writes, in order (``id`` is the database's).
+_SIGHTING_COLUMNS = (
+    "message_id",
+    "store",
+    "gateway",
+    "device",
+    "window_start_ms",
+    "window_ms",
+    "count",
+    "rssi_mean",
+    "rssi_max",
+    "tx_power",
+)
+
+
+class NfcTapRow(Base):
+    __tablename__ = "nfc_taps"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("received_messages.id", ondelete="CASCADE"))
+    store: Mapped[str] = mapped_column(Ident)
+    gateway: Mapped[str] = mapped_column(Ident)
+    tap_point: Mapped[str] = mapped_column(Ident)
+    uid: Mapped[str] = mapped_column(String(20))
+    at_ms: Mapped[int]
+    ndef_uri: Mapped[str | None]
+    tag_type: Mapped[str | None] = mapped_column(String(40))
+
+
+class RfidReadRow(Base):
+    __tablename__ = "rfid_reads"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("received_messages.id", ondelete="CASCADE"))
+    store: Mapped[str] = mapped_column(Ident)
+    gateway: Mapped[str] = mapped_column(Ident)
+    reader: Mapped[str] = mapped_column(Ident)
+    antenna: Mapped[int] = mapped_column(Integer)
+    epc: Mapped[str] = mapped_column(String(64))
+    rssi: Mapped[float] = mapped_column(Float)
+    at_ms: Mapped[int]
+    count: Mapped[int] = mapped_column(Integer)
+    gtin: Mapped[str | None] = mapped_column(String(14))
+    serial: Mapped[str | None] = mapped_column(String(20))
+
+
+class TryOnRow(Base):
+    """An item brought into or taken out of a fitting room."""
+
+    __tablename__ = "try_ons"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("received_messages.id", ondelete="CASCADE"))
+    store: Mapped[str] = mapped_column(Ident)
+    gateway: Mapped[str] = mapped_column(Ident)
+    reader: Mapped[str] = mapped_column(Ident)
+    event: Mapped[str] = mapped_column(String(16))
+    epc: Mapped[str] = mapped_column(String(64))
+    gtin: Mapped[str | None] = mapped_column(String(14))
+    serial: Mapped[str | None] = mapped_column(String(20))
+    at_ms: Mapped[int]
+
+
+class GatewayStatusRow(Base):
+    """Latest birth/will and latest health report of each gateway."""
+
+    __tablename__ = "gateway_status"
+
+    store: Mapped[str] = mapped_column(Ident, primary_key=True)
+    gateway: Mapped[str] = mapped_column(Ident, primary_key=True)
+    state: Mapped[str | None] = mapped_column(String(16))
+    status_seq: Mapped[int | None] = mapped_column(BigInteger)
+    session: Mapped[int | None]
+    version: Mapped[str | None] = mapped_column(String(64))
+    status_ms: Mapped[int | None]
+    health_ms: Mapped[int | None]
+    health: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    received_ms: Mapped[int]
+
+
+class GatewayConfigRow(Base):
+    """The config the server last issued to a gateway (published retained)."""
+
+    __tablename__ = "gateway_configs"
+
+    store: Mapped[str] = mapped_column(Ident, primary_key=True)
+    gateway: Mapped[str] = mapped_column(Ident, primary_key=True)
+    revision: Mapped[int]
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class DevicePresenceRow(Base):
+    """The open stay of each device: the visit state machine, persisted."""
+
+    __tablename__ = "device_presence"
+    __table_args__ = (Index("ix_presence_store_zone", "store", "zone"),)
+
+    store: Mapped[str] = mapped_column(Ident, primary_key=True)
+    device: Mapped[str] = mapped_column(String(128), primary_key=True)
+    zone: Mapped[str] = mapped_column(Ident)
+    entered_ms: Mapped[int]
+    last_in_zone_ms: Mapped[int]
+    last_heard_ms: Mapped[int]
+    away_zone: Mapped[str | None] = mapped_column(Ident)
+    away_since_ms: Mapped[int | None]
+
+
+class VisitRow(Base):
+    __tablename__ = "visits"
+    __table_args__ = (
+        Index("ix_visits_device_status", "store", "device", "status"),
+        Index("ix_visits_zone_status", "store", "zone", "status"),
+        Index("ix_visits_entered", "store", "entered_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    store: Mapped[str] = mapped_column(Ident)
+    device: Mapped[str] = mapped_column(String(128))
+    zone: Mapped[str] = mapped_column(Ident)
+    entered_ms: Mapped[int]
+    left_ms: Mapped[int | None]
+    dwell_s: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(8))
+
+
+# -- engine -------------------------------------------------------------------
+
+
+def make_engine(url: str = DEFAULT_DATABASE_URL) -> Engine:
+    """An engine for SQLite (WAL, foreign keys, busy timeout) or PostgreSQL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
+
+
+def in_chunks(ids: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    """Slices for ``IN (...)`` lists, well under every database's parameter limit."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def create_schema(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+
+
+# -- the write side -----------------------------------------------------------
+
+
+def _deferred(
+    write: Callable[Concatenate["_SqlTransaction", P], None],
+) -> Callable[Concatenate["_SqlTransaction", P], None]:
+    """Queue the write until the message has been worked out, then run all
+    writes in order just before the commit: SQLite's single write lock is then
+    held for the writes alone, not for the localizer's arithmetic in between,
+    and the offer engine and the phones' acks are not kept waiting."""
+
+    def later(tx: "_SqlTransaction", /, *args: P.args, **kwargs: P.kwargs) -> None:
+        tx._writes.append(functools.partial(write, tx, *args, **kwargs))
+
+    return later
+
+
+class _SqlTransaction(IngestTransaction):
+    """The write side of one message, inside one session transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+        self._message_id: int | None = None
+        self._writes: list[Callable[[], None]] = []
+        self._presence_keys: set[tuple[str, str]] = set()
+        self._presence: dict[tuple[str, str], DevicePresenceRow | None] = {}
+
+    def write(self) -> None:
+        """Run the queued writes, in the order they were asked for."""
+        if self._presence_keys:
+            self._load_presence_rows()
+        writes, self._writes = self._writes, []
+        for write in writes:
+            write()
+
+    def received_before(self, key: ReceivedKey) -> bool:
+        found = self._s.scalar(
+            select(ReceivedMessage.id).where(
+                ReceivedMessage.store == key.store,
+                ReceivedMessage.gateway == key.gateway,
+                ReceivedMessage.seq == key.seq,
+            )
+        )
+        return found is not None
+
+    @_deferred
+    def count_duplicate(self, key: ReceivedKey) -> None:
+        self._s.execute(
+            update(ReceivedMessage)
+            .where(
+                ReceivedMessage.store == key.store,
+                ReceivedMessage.gateway == key.gateway,
+                ReceivedMessage.seq == key.seq,
+            )
+            .values(duplicates=ReceivedMessage.duplicates + 1)
+        )
+
+    @_deferred
+    def record_received(
+        self, key: ReceivedKey, kind: str, sent_ms: int, received_ms: int, items: int
+    ) -> None:
+        row = ReceivedMessage(
+            store=key.store,
+            gateway=key.gateway,
+            seq=key.seq,
+            kind=kind,
+            sent_ms=sent_ms,
+            received_ms=received_ms,
+            items=items,
+            duplicates=0,
+        )
+        self._s.add(row)
+        self._s.flush()
+        self._message_id = row.id
+
+    def _mid(self) -> int:
+        if self._message_id is None:
+            raise RuntimeError("record_received must come before the message's items")
+        return self._message_id
+
+    @_deferred
+    def add_ble_sightings(
+        self, store: str, gateway: str, seq: int, items: Sequence[BleSighting]
+    ) -> None:
+        mid = self._mid()
+        rows = [
+            (
+                mid,
+                store,
+                gateway,
+                i.device,
+                i.window_start_ms,
+                i.window_ms,
+                i.count,
+                i.rssi_mean,
+                i.rssi_max,
+                i.tx_power,
+            )
+            for i in items
+        ]
+        # A BLE message holds hundreds of sightings, and SQLAlchemy's per-row
+        # parameter handling costs more than the insert: they go straight to
+        # the driver, by COPY on PostgreSQL (about half the time of
+        # executemany) and by the driver's executemany on SQLite. Other
+        # databases take Core executemany.
+        connection = self._s.connection()
+        columns = ", ".join(_SIGHTING_COLUMNS)
+        driver = connection.connection.driver_connection
+        if connection.dialect.driver == "psycopg" and driver is not None:
+            statement = f"COPY ble_sightings ({columns}) FROM STDIN"
+            with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        if connection.dialect.name == "sqlite" and driver is not None:
+            marks = ", ".join("?" * len(_SIGHTING_COLUMNS))
+            driver.executemany(f"INSERT INTO ble_sightings ({columns}) VALUES ({marks})", rows)
+            return
+        connection.execute(
+            insert(Base.metadata.tables[BleSightingRow.__tablename__]),
+            [dict(zip(_SIGHTING_COLUMNS, row, strict=True)) for row in rows],
+        )
+
+    @_deferred
+    def add_nfc_taps(self, store: str, gateway: str, seq: int, items: Sequence[NfcTap]) -> None:
+        mid = self._mid()
+        self._s.add_all(
+            NfcTapRow(
+                message_id=mid,
+                store=store,
+                gateway=gateway,
+                tap_point=i.tap_point,
+                uid=i.uid,
+                at_ms=i.at_ms,
+                ndef_uri=i.ndef_uri,
+                tag_type=i.tag_type,
+            )
+            for i in items
+        )
+
+    @_deferred
+    def add_rfid_reads(self, store: str, gateway: str, seq: int, items: Sequence[RfidItem]) -> None:
+        mid = self._mid()
+        self._s.add_all(
+            RfidReadRow(
+                message_id=mid,
+                store=store,
+                gateway=gateway,
+                reader=i.reader,
+                antenna=i.antenna,
+                epc=i.epc,
+                rssi=i.rssi,
+                at_ms=i.at_ms,
+                count=i.count,
+                gtin=i.gtin,
+                serial=i.serial,
+            )
+            for i in items
+            if isinstance(i, RfidRead)
+        )
+        self._s.add_all(
+            TryOnRow(
+                message_id=mid,
+                store=store,
+                gateway=gateway,
+                reader=i.reader,
+                event=i.event,
+                epc=i.epc,
+                gtin=i.gtin,
+                serial=i.serial,
+                at_ms=i.at_ms,
+            )
+            for i in items
+            if isinstance(i, TryOn)
+        )
+
+    def _status_row(self, store: str, gateway: str, received_ms: int) -> GatewayStatusRow:
+        row = self._s.get(GatewayStatusRow, (store, gateway))
+        if row is None:
+            row = GatewayStatusRow(store=store, gateway=gateway, received_ms=received_ms)
+            self._s.add(row)
+        row.received_ms = received_ms
+        return row
+
+    @_deferred
+    def touch_gateway(self, store: str, gateway: str, received_ms: int) -> None:
+        self._status_row(store, gateway, received_ms)
+
+    @_deferred
+    def record_status(self, message: StatusMessage, received_ms: int) -> None:
+        row = self._status_row(message.store, message.gateway, received_ms)
+        # A retained birth replayed after a newer will must not win: newest sent wins.
+        if row.status_ms is None or message.sent_ms >= row.status_ms:
+            row.state, row.session = message.state, message.session
+            row.status_seq = message.seq
+            row.version, row.status_ms = message.version, message.sent_ms
+
+    @_deferred
+    def record_health(self, message: HealthMessage, received_ms: int) -> None:
+        row = self._status_row(message.store, message.gateway, received_ms)
+        if row.health_ms is None or message.sent_ms >= row.health_ms:
+            row.health_ms = message.sent_ms
+            row.health = message.model_dump(mode="json")
+            row.version = message.version
+
+    @_deferred
+    def apply_visit_events(self, store: str, device: str, events: Sequence[VisitEvent]) -> None:
+        for ev in events:
+            if isinstance(ev, VisitOpened):
+                self._s.add(
+                    VisitRow(
+                        store=store,
+                        device=device,
+                        zone=ev.zone,
+                        entered_ms=ev.entered_ms,
+                        status="open",
+                    )
+                )
+                continue
+            assert isinstance(ev, VisitClosed)
+            status: VisitStatus = "pass_by" if ev.pass_by else "visit"
+            row = self._s.scalar(
+                select(VisitRow).where(
+                    VisitRow.store == store,
+                    VisitRow.device == device,
+                    VisitRow.status == "open",
+                    VisitRow.zone == ev.zone,
+                    VisitRow.entered_ms == ev.entered_ms,
+                )
+            )
+            if row is None:
+                row = VisitRow(store=store, device=device, zone=ev.zone, entered_ms=ev.entered_ms)
+                self._s.add(row)
+            row.left_ms, row.dwell_s, row.status = ev.left_ms, ev.dwell_s, status
+
+    def save_presence(self, store: str, device: str, state: DeviceVisitState | None) -> None:
+        self._presence_keys.add((store, device))
+        self._writes.append(functools.partial(self._save_presence, store, device, state))
+
+    def _load_presence_rows(self) -> None:
+        """One query for every presence row the message rewrites, not one each."""
+        by_store: dict[str, list[str]] = {}
+        for store, device in self._presence_keys:
+            by_store.setdefault(store, []).append(device)
+        for store, devices in by_store.items():
+            for chunk in in_chunks(devices):
+                found = self._s.scalars(
+                    select(DevicePresenceRow).where(
+                        DevicePresenceRow.store == store, DevicePresenceRow.device.in_(chunk)
+                    )
+                )
+                self._presence.update({(store, device): None for device in chunk})
+                self._presence.update({(r.store, r.device): r for r in found})
+        self._presence_keys.clear()
+
+    def _save_presence(self, store: str, device: str, state: DeviceVisitState | None) -> None:
+        key = (store, device)
+        row = self._presence[key] if key in self._presence else self._s.get(DevicePresenceRow, key)
+        if state is None:
+            if row is not None:
+                self._s.delete(row)
+                self._presence[key] = None
+            return
+        if row is None:
+            row = DevicePresenceRow(store=store, device=device)
+            self._s.add(row)
+            self._presence[key] = row
+        row.zone, row.entered_ms = state.zone, state.entered_ms
+        row.last_in_zone_ms, row.last_heard_ms = state.last_in_zone_ms, state.last_heard_ms
+        row.away_zone, row.away_since_ms = state.away_zone, state.away_since_ms
+
+
+class SqlIngestWriter(IngestWrites):
+    """The write half of the ingest ``Repository`` over an SQLAlchemy engine:
+    one transaction per message, dead letters, issued gateway configs, and
+    the deletes of erasure and retention."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._checkpoints_stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+
+    def start_background_checkpoints(self, interval_s: float = 0.25) -> None:
+        """SQLite: copy the write-ahead log into the database from a thread of
+        its own. Otherwise the commit that fills the log to 1,000 pages does it
+        (and its fsync) itself, and a busy ingest pays that on every few
+        messages. A passive checkpoint never blocks writers or readers; the
+        automatic one stays as the safety net."""
+        if self.engine.dialect.name != "sqlite" or self._checkpointer is not None:
+            return
+
+        def run() -> None:
+            while not self._checkpoints_stop.wait(interval_s):
+                try:
+                    with self.engine.connect() as connection:
+                        connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                except Exception:  # the next round tries again
+                    log.debug("background checkpoint failed", exc_info=True)
+
+        self._checkpointer = threading.Thread(target=run, name="sqlite-checkpoint", daemon=True)
+        self._checkpointer.start()
+
+    def prune_sightings(self, older_than_ms: int, batch: int = 20_000) -> int:
+        """Delete raw sightings whose window started before ``older_than_ms``
+        (the retention limit), a batch per transaction so ingest is never
+        kept waiting long; returns how many were deleted."""
+        table = Base.metadata.tables[BleSightingRow.__tablename__]
+        deleted = 0
+        while True:
+            with self.engine.begin() as connection:
+                oldest = (
+                    select(table.c.id)
+                    .where(table.c.window_start_ms < older_than_ms)
+                    .limit(batch)
+                    .scalar_subquery()
+                )
+                count = connection.execute(delete(table).where(table.c.id.in_(oldest))).rowcount
+            deleted += count
+            if count < batch:
+                return deleted
+
+    def close(self) -> None:
+        self._checkpoints_stop.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(5)
+            self._checkpointer = None
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[_SqlTransaction]:
+        with Session(self.engine) as session, session.begin():
+            tx = _SqlTransaction(session)
+            yield tx
+            tx.write()
+
+    def add_dead_letter(self, received_ms: int, topic: str, payload: bytes, reason: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.add(
+                DeadLetterRow(received_ms=received_ms, topic=topic, payload=payload, reason=reason)
+            )
+
+    def is_transient(self, error: BaseException) -> bool:
+        if isinstance(error, OperationalError | InterfaceError):
+            return True
+        return isinstance(error, DBAPIError) and error.connection_invalidated
+
+    def save_gateway_config(
+        self, store: str, gateway: str, revision: int, body: dict[str, Any]
+    ) -> None:
+        with Session(self.engine) as session, session.begin():
+            row = session.get(GatewayConfigRow, (store, gateway))
+            if row is None:
+                session.add(
+                    GatewayConfigRow(store=store, gateway=gateway, revision=revision, body=body)
+                )
+            else:
+                row.revision, row.body = revision, body
+
+    def erase_device(self, device: str) -> None:
+        """Delete every location fact about one device (a shopper's erasure)."""
+        with Session(self.engine) as session, session.begin():
+            for table in (VisitRow, BleSightingRow, DevicePresenceRow):
+                session.execute(delete(table).where(table.device == device))
