@@ -1,0 +1,192 @@
+"""The services over each backend's ports: the same traffic gives the same
+answers in memory, on SQLite and on PostgreSQL, so a service test can run on
+the in-memory storage."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from omnizone.paths import shipped_config
+from omnizone.server.adapters.memory import MemoryStorage
+from omnizone.server.domain.identity import Purpose
+from omnizone.server.domain.offers import load_catalog
+from omnizone.server.offers_setup import _for_delivery
+from omnizone.server.service.analytics import AnalyticsService
+from omnizone.server.service.campaign_report import campaign_report
+from omnizone.server.service.delivery import NewOffer, OfferDelivery
+from omnizone.server.service.ingest import IngestService, Outcome
+from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
+from omnizone.server.service.locators import ZonePlacement
+from omnizone.server.service.offer_engine import OfferEngine
+from omnizone.server.service.queries import StoreQueries
+from omnizone.server.service.shoppers import ProfileEventIn, ShopperService
+from omnizone.store import StorePlan
+from tests.server.conftest import DEVICE_A, STORE, T0, ble
+from tests.server.offers.test_engine import T0 as OFFER_T0
+from tests.server.offers.test_engine import _campaign
+
+from .conftest import Storage
+
+
+def test_ingest_and_the_store_queries(plan: StorePlan, storage: Storage) -> None:
+    service = IngestService({plan.id: plan}, storage.ingest)
+    for t in range(15):
+        outcome = service.handle(*ble("gw-shoes", t, T0 + t * 1000, {DEVICE_A: -60}), T0)
+        assert outcome.outcome is Outcome.ACCEPTED
+    for t in range(15, 30):
+        service.handle(*ble("gw-denim", t, T0 + t * 1000, {DEVICE_A: -60}), T0)
+    duplicate = service.handle(*ble("gw-shoes", 3, T0 + 3000, {DEVICE_A: -60}), T0)
+    assert duplicate.outcome is Outcome.DUPLICATE
+    assert service.handle("omnizone/v1/paris-rivoli/gw-shoes/ble", b"\x00", T0).outcome is (
+        Outcome.DEAD_LETTERED
+    )
+    queries = StoreQueries({plan.id: plan}, storage.ingest, service.event_time)
+    stats = queries.ingest_stats()
+    assert (stats.ingested, stats.duplicates, stats.dead_lettered, stats.gaps) == (30, 1, 1, 0)
+    summary = {s.zone: s for s in queries.zone_summaries(STORE)}
+    assert summary["shoes"].visits == 1 and summary["shoes"].mean_dwell_s == 14.0
+    occupancy = {z.zone: z.devices for z in queries.occupancy(STORE).zones}
+    assert occupancy["denim"] == 1 and sum(occupancy.values()) == 1
+    assert storage.ingest.dead_letters(5)[0].payload == b"\x00"
+    assert len(storage.ingest.device_history(DEVICE_A)["sightings"]) == 30
+    # a restart restores what ingest needs: presence and the highest seq per gateway
+    again = IngestService({plan.id: plan}, storage.ingest)
+    replayed = again.handle(*ble("gw-denim", 29, T0 + 29_000, {DEVICE_A: -60}), T0)
+    assert replayed.outcome is Outcome.DUPLICATE
+    assert storage.ingest.load_presence()[(STORE, DEVICE_A)].zone == "denim"
+
+
+class Offers:
+    """Shoppers, the offer engine and delivery over one backend's ports."""
+
+    def __init__(self, plan: StorePlan, storage: Storage) -> None:
+        self.storage = storage
+        self.shoppers = ShopperService([STORE], storage.shoppers)
+        self.delivery = OfferDelivery(storage.offers, clock=lambda: OFFER_T0 + 60_000)
+        catalog = load_catalog(shipped_config("catalog/rivoli.yaml"), [plan])
+        self.engine = OfferEngine(
+            {STORE: plan},
+            storage.campaigns,
+            catalog,
+            self.shoppers,
+            lambda offers: self.delivery.publish_many(
+                [NewOffer(o.shopper_id, _for_delivery(o.offer), o.published_ms) for o in offers]
+            ),
+        )
+
+    def shopper(self) -> str:
+        registered = self.shoppers.register(STORE).shopper_id
+        self.shoppers.set_consent(
+            registered, {Purpose.PERSONALIZED_OFFERS: True, Purpose.LOCATION_ANALYTICS: True}
+        )
+        return registered
+
+    def walk(self, shopper: str, zones: list[str | None], start_ms: int = OFFER_T0) -> None:
+        for i, zone in enumerate(zones):
+            at = start_ms + i * 1000
+            self.engine.on_placement(STORE, ZonePlacement(shopper, zone, at, at, at - 40))
+
+
+def _forget(_removed: int) -> None:
+    """Erase listeners answer nothing; delivery says how many rows went."""
+
+
+@pytest.fixture
+def offers(plan: StorePlan, storage: Storage) -> Iterator[Offers]:
+    built = Offers(plan, storage)
+    yield built
+    built.delivery.close()
+
+
+def test_offers_decisions_and_the_campaign_report(offers: Offers) -> None:
+    offers.engine.save_campaign(_campaign())
+    ann, bob = offers.shopper(), offers.shopper()
+    offers.walk(ann, ["entrance", "menswear", "denim", "denim", "menswear", "denim"])
+    offers.walk(bob, ["entrance", "denim"])
+    (offer,) = offers.delivery.offers_after(ann, 0, 100)
+    assert offer.coupon_code.startswith("DENIM10-") and offer.seq == 1
+    outcomes = sorted(d.outcome for d in offers.engine.decisions(shopper_id=ann))
+    assert outcomes == ["capped_visit", "sent"]
+    offers.delivery.ack(ann, 1)
+    offers.delivery.redeem(STORE, offer.coupon_code.lower())
+    offers.shoppers.add_profile_events(
+        ann,
+        [
+            ProfileEventIn(
+                type="purchase", gtin="09506000134376", channel="pos", at_ms=OFFER_T0 + 9000
+            )
+        ],
+    )
+    (figures,) = campaign_report(
+        offers.engine.campaigns(STORE),
+        offers.storage.campaigns,
+        offers.storage.offers.campaign_counts,
+        offers.shoppers,
+        purchases=offers.storage.analytics.purchases_of,
+    )
+    assert (figures.triggered, figures.sent, figures.delivered, figures.redeemed) == (3, 2, 1, 1)
+    assert (figures.treated_shoppers, figures.treated_converted) == (2, 1)
+    # erasure: every part forgets the shopper
+    offers.shoppers.erase_listeners.append(offers.storage.campaigns.erase_shopper)
+    offers.shoppers.erase_listeners.append(lambda s: _forget(offers.delivery.erase_shopper(s)))
+    offers.shoppers.erase(ann)
+    assert offers.engine.decisions(shopper_id=ann) == []
+    assert offers.delivery.offers_after(ann, 0, 100) == []
+    assert offers.storage.shoppers.shopper(ann) is None
+    assert [o.seq for o in offers.delivery.offers_after(bob, 0, 100)] == [1]
+
+
+def test_a_restarted_engine_reads_its_campaigns_and_caps_back(
+    plan: StorePlan, offers: Offers
+) -> None:
+    offers.engine.save_campaign(_campaign(limits={"per_campaign": 1}))
+    ann = offers.shopper()
+    offers.walk(ann, ["menswear", "denim"])
+    restarted = Offers(plan, offers.storage)
+    try:
+        assert [c.id for c in restarted.engine.campaigns(STORE)] == ["hello"]
+        restarted.walk(ann, ["menswear", "denim"], start_ms=OFFER_T0 + 3_600_000)
+        assert len(restarted.delivery.offers_after(ann, 0, 100)) == 1  # capped across restarts
+        last = restarted.engine.decisions(shopper_id=ann, limit=1)[0]
+        assert last.outcome != "sent"
+    finally:
+        restarted.delivery.close()
+
+
+def _walk_shoes_then_denim(service: IngestService) -> None:
+    for t in range(15):
+        service.handle(*ble("gw-shoes", t, T0 + t * 1000, {DEVICE_A: -60}), T0)
+    for t in range(15, 30):
+        service.handle(*ble("gw-denim", t, T0 + t * 1000, {DEVICE_A: -60}), T0)
+
+
+def test_the_analytics_read_the_same_on_every_backend(plan: StorePlan, storage: Storage) -> None:
+    stores = {plan.id: plan}
+    _walk_shoes_then_denim(IngestService(stores, storage.ingest))
+    reference = MemoryStorage()
+    _walk_shoes_then_denim(IngestService(stores, reference.ingest))
+    analytics = AnalyticsService(stores, storage.analytics)
+    expected = AnalyticsService(stores, reference.analytics)
+    assert analytics.index(STORE) == expected.index(STORE)
+    assert analytics.index(STORE)["first_event_ms"] is not None
+    visits = analytics.view(STORE, "visits", T0 - 3_600_000, T0 + 3_600_000)
+    shoes = next(z for z in visits["zones"] if z["zone"] == "shoes")
+    assert shoes["visits"] == 1
+    for view in ("presence", "dwell", "footfall", "visits", "transitions", "routes", "funnel"):
+        assert analytics.view(STORE, view, T0 - 3_600_000, T0 + 3_600_000) == expected.view(
+            STORE, view, T0 - 3_600_000, T0 + 3_600_000
+        ), view
+
+
+def test_saved_layouts_apply_at_the_next_start(plan: StorePlan, storage: Storage) -> None:
+    stores = {plan.id: plan}
+    layouts = LayoutService(stores, {plan.id: None}, storage.layouts, clock_ms=lambda: T0)
+    body = plan.model_dump(mode="json")
+    body["store"]["name"] = "Rivoli, rearranged"
+    saved = layouts.save(STORE, body, None, "new shelves")
+    assert saved.version == 1 and layouts.status(STORE).pending_restart
+    plans, versions = apply_saved_layouts(stores, storage.layouts)
+    assert versions == {STORE: 1} and plans[STORE].store.name == "Rivoli, rearranged"
+    restarted = LayoutService(plans, versions, storage.layouts)
+    assert not restarted.status(STORE).pending_restart
+    assert [v.note for v in restarted.versions(STORE)] == ["new shelves"]
