@@ -40,13 +40,6 @@ class Undo:
         items[index] = value
         self._steps.append(lambda: items.__setitem__(index, before))
 
-    def keep(self, items: list[V], keep: Callable[[V], bool]) -> int:
-        """Drop the items ``keep`` refuses; how many were dropped."""
-        before = list(items)
-        items[:] = [item for item in before if keep(item)]
-        self._steps.append(lambda: items.__setitem__(slice(None), before))
-        return len(before) - len(items)
-
     def rollback(self) -> None:
         while self._steps:
             self._steps.pop()()
