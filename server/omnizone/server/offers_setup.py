@@ -25,6 +25,7 @@ from omnizone.server.domain.identity import may_send_offer
 from omnizone.server.domain.offers import Catalog, OfferDraft, load_campaigns, load_catalog
 from omnizone.server.entrypoints.api import RouterFactory
 from omnizone.server.entrypoints.campaign_api import campaign_router
+from omnizone.server.entrypoints.http import API_PREFIX
 from omnizone.server.entrypoints.offers_api import offers_router
 from omnizone.server.entrypoints.shopper_auth import shopper_dependency
 from omnizone.server.service import delivery as delivery_service
@@ -36,8 +37,6 @@ from omnizone.server.settings import ServerSettings
 from omnizone.store import StorePlan
 
 log = logging.getLogger(__name__)
-
-API_PREFIX = "/api/v1"
 
 
 @dataclass
@@ -92,8 +91,8 @@ def build_offers(
         )
 
     routers: list[RouterFactory] = [
-        lambda require: _prefixed(
-            offers_router(delivery, shoppers.authenticate, require, vapid.public_key_b64url)
+        lambda require: offers_router(
+            delivery, shoppers.authenticate, require, vapid.public_key_b64url
         ),
         lambda require: campaign_router(offer_engine, report, shoppers.authenticate, require),
         lambda _require: _qr_router(delivery, shoppers),
@@ -143,12 +142,6 @@ def _vapid_path(settings: ServerSettings) -> Path:
     if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
         return Path(url.removeprefix("sqlite:///")).with_suffix(".vapid.pem")
     return Path("omnizone-vapid.pem")
-
-
-def _prefixed(router: APIRouter) -> APIRouter:
-    wrapper = APIRouter(prefix=API_PREFIX)
-    wrapper.include_router(router)
-    return wrapper
 
 
 def _qr_router(delivery: OfferDelivery, shoppers: ShopperService) -> APIRouter:

@@ -300,8 +300,7 @@ def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
         keys = {key: frozenset(scopes) for key, scopes in API_KEYS.items()}
         app = FastAPI()
         app.include_router(
-            offers_router(delivery, SHOPPER_TOKENS.get, _authorizer(keys), vapid.public_key_b64url),
-            prefix="/api/v1",
+            offers_router(delivery, SHOPPER_TOKENS.get, _authorizer(keys), vapid.public_key_b64url)
         )
         server = LiveServer(app)
         made.append((delivery, server, repo))

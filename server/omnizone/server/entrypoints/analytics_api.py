@@ -21,6 +21,7 @@ from omnizone.server.adapters.analytics_db import AnalyticsRepository
 from omnizone.server.adapters.campaign_db import CampaignRepository
 from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.entrypoints.api import RouterFactory
+from omnizone.server.entrypoints.http import API_PREFIX
 from omnizone.server.service.analytics import (
     AnalyticsService,
     BadRange,
@@ -31,8 +32,6 @@ from omnizone.server.service.analytics import (
 from omnizone.server.service.campaign_report import CampaignFigures, campaign_report
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.store import StorePlan
-
-API_PREFIX = "/api/v1"
 
 
 class View(StrEnum):

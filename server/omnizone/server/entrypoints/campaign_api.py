@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from omnizone.server.adapters.campaign_db import StoredCampaign
 from omnizone.server.domain.offers import Campaign, is_gtin
+from omnizone.server.entrypoints.http import API_PREFIX
 from omnizone.server.entrypoints.shopper_auth import shopper_dependency
 from omnizone.server.service.campaign_report import CampaignFigures
 from omnizone.server.service.offer_engine import (
@@ -97,7 +98,7 @@ def campaign_router(
     authenticate: Authenticate,
     require_scope: Callable[[str], Any],
     *,
-    prefix: str = "/api/v1",
+    prefix: str = API_PREFIX,
 ) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=["campaigns"])
     read = [Depends(require_scope("read"))]

@@ -1,7 +1,7 @@
 """HTTP and WebSocket routes of offer delivery: the phone's inbox, live stream,
 receipts and push registration, and redemption at the till.
 
-Mount with ``app.include_router(offers_router(...), prefix="/api/v1")``.
+The routes sit under the API prefix (``entrypoints/http.py``).
 Shopper routes take ``Authorization: Bearer <shopper token>`` (the WebSocket
 takes ``?token=``, as browsers cannot set headers on it); the till's route
 takes an API key with the ``pos`` scope.
@@ -19,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from omnizone.server.entrypoints.http import API_PREFIX
 from omnizone.server.entrypoints.shopper_auth import shopper_dependency
 from omnizone.server.service.delivery import (
     InboxOffer,
@@ -139,9 +140,11 @@ def offers_router(
     authenticate: Callable[[str], str | None],
     require_scope: Callable[[str], Any],
     vapid_public_key: Callable[[], str] | None,
+    *,
+    prefix: str = API_PREFIX,
 ) -> APIRouter:
     """The routes over ``delivery``; ``authenticate`` maps a shopper token to its id."""
-    router = APIRouter(tags=["offers"])
+    router = APIRouter(prefix=prefix, tags=["offers"])
 
     shopper = shopper_dependency(authenticate)
 
