@@ -7,7 +7,7 @@ offers, API"; everything here is construction, no behaviour.
 
 import io
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -22,16 +22,15 @@ from omnizone.server.adapters.campaign_db import CampaignRepository
 from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.adapters.webpush import VapidKeys, WebPushChannel
 from omnizone.server.domain.identity import may_send_offer
-from omnizone.server.domain.offers import Catalog, OfferDraft, load_campaigns, load_catalog
+from omnizone.server.domain.offers import Catalog, load_campaigns, load_catalog
 from omnizone.server.entrypoints.api import RouterFactory
 from omnizone.server.entrypoints.campaign_api import campaign_router
 from omnizone.server.entrypoints.http import API_PREFIX
 from omnizone.server.entrypoints.offers_api import offers_router
 from omnizone.server.entrypoints.shopper_auth import shopper_dependency
-from omnizone.server.service import delivery as delivery_service
 from omnizone.server.service.campaign_report import CampaignFigures, campaign_report
-from omnizone.server.service.delivery import NewOffer, OfferDelivery
-from omnizone.server.service.offer_engine import OfferEngine, OfferToSend
+from omnizone.server.service.delivery import OfferDelivery
+from omnizone.server.service.offer_engine import OfferEngine
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.server.settings import ServerSettings
 from omnizone.store import StorePlan
@@ -69,12 +68,9 @@ def build_offers(
     )
     campaigns = CampaignRepository(engine)
 
-    def publish(offers: Sequence[OfferToSend]) -> None:
-        delivery.publish_many(
-            [NewOffer(o.shopper_id, _for_delivery(o.offer), o.published_ms) for o in offers]
-        )
-
-    offer_engine = OfferEngine(stores, campaigns, catalog, shoppers, publish, background=True)
+    offer_engine = OfferEngine(
+        stores, campaigns, catalog, shoppers, delivery.publish_many, background=True
+    )
     for path in _campaign_files(settings):
         found = [c for c in load_campaigns(path, catalog=catalog) if c.store in stores]
         added = offer_engine.seed(found)
@@ -102,23 +98,6 @@ def build_offers(
 
 def _forget(_removed: int) -> None:
     """Erasure listeners return nothing; delivery reports how much it removed."""
-
-
-def _for_delivery(draft: OfferDraft) -> delivery_service.OfferDraft:
-    """Delivery makes every till code unique (``CAMPAIGN-XXXXXXXXXX``), so it
-    gets the campaign's code prefix, not a code already made unique."""
-    prefix = draft.coupon_code.split("-")[0] if draft.coupon_code else None
-    return delivery_service.OfferDraft(
-        store=draft.store,
-        campaign_id=draft.campaign_id,
-        title=draft.title,
-        body=draft.body,
-        expires_ms=draft.expires_ms,
-        trigger=dict(draft.trigger),
-        image=draft.image,
-        product_gtin=draft.product_gtin,
-        coupon_code=prefix,
-    )
 
 
 def _catalog(settings: ServerSettings, stores: Mapping[str, StorePlan]) -> Catalog:

@@ -15,9 +15,8 @@ from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.adapters.shopper_db import ShopperRepository
 from omnizone.server.domain.identity import Purpose
 from omnizone.server.domain.offers import Campaign, load_catalog
-from omnizone.server.offers_setup import _for_delivery
 from omnizone.server.service.campaign_report import campaign_report
-from omnizone.server.service.delivery import NewOffer, OfferDelivery
+from omnizone.server.service.delivery import OfferDelivery
 from omnizone.server.service.locators import ZonePlacement
 from omnizone.server.service.offer_engine import CampaignRejected, OfferEngine
 from omnizone.server.service.shoppers import ProfileEventIn, ShopperService
@@ -55,9 +54,7 @@ class Store:
             self.decisions,
             catalog,
             self.shoppers,
-            lambda offers: self.delivery.publish_many(
-                [NewOffer(o.shopper_id, _for_delivery(o.offer), o.published_ms) for o in offers]
-            ),
+            self.delivery.publish_many,
             background=background,
         )
 

@@ -29,7 +29,6 @@ from omnizone.server.domain.offers import (
     Catalog,
     Decision,
     DecisionBatch,
-    OfferDraft,
     OfferHistory,
     Purchase,
     SentOffer,
@@ -40,6 +39,7 @@ from omnizone.server.domain.offers import (
 )
 from omnizone.server.domain.offers.journey import Journey, follow
 from omnizone.server.service.clock import wall_clock_ms
+from omnizone.server.service.delivery import NewOffer
 from omnizone.server.service.locators import ZonePlacement
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.store import StorePlan
@@ -50,15 +50,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 2000
 
 
-@dataclass(frozen=True, slots=True)
-class OfferToSend:
-    shopper_id: str
-    offer: OfferDraft
-    published_ms: int | None  # when the gateway published what triggered it
-
-
-#: delivery: the offers of one batch of decisions, stored in one go
-Publish = Callable[[Sequence[OfferToSend]], object]
+#: delivery (``OfferDelivery.publish_many``): the offers of one batch of
+#: decisions, stored in one go
+Publish = Callable[[Sequence[NewOffer]], object]
 
 
 @dataclass(slots=True)
@@ -70,7 +64,7 @@ class _Effects:
     waiting: list["_Waiting"] = field(default_factory=list)
     new_trips: list[tuple[str, str, int, "_Trip"]] = field(default_factory=list)
     decisions: list[tuple[str, str, Sequence[Decision]]] = field(default_factory=list)
-    offers: list[OfferToSend] = field(default_factory=list)
+    offers: list[NewOffer] = field(default_factory=list)
     then: list[Callable[[], object]] = field(default_factory=list)
 
 
@@ -568,7 +562,7 @@ class OfferEngine:
                 self._sent_by_campaign[sent.campaign_id] += 1
                 history.append(SentOffer(sent.campaign_id, sent.at_ms, sent.visit_id))
         if batch.offer is not None:
-            effects.offers.append(OfferToSend(event.shopper_id, batch.offer, published_ms))
+            effects.offers.append(NewOffer(event.shopper_id, batch.offer, published_ms))
         return batch
 
     def _contexts(self, shopper_ids: Sequence[str]) -> dict[str, ShopperContext]:
