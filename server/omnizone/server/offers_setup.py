@@ -29,6 +29,7 @@ from omnizone.server.entrypoints.http import API_PREFIX
 from omnizone.server.entrypoints.offers_api import offers_router
 from omnizone.server.entrypoints.shopper_auth import shopper_dependency
 from omnizone.server.service.campaign_report import CampaignFigures, campaign_report
+from omnizone.server.service.campaigns import CampaignAdmin
 from omnizone.server.service.delivery import OfferDelivery
 from omnizone.server.service.offer_engine import OfferEngine
 from omnizone.server.service.shoppers import ShopperService
@@ -68,13 +69,14 @@ def build_offers(
     )
     campaigns = CampaignRepository(engine)
 
-    offer_engine = OfferEngine(
-        stores, campaigns, catalog, shoppers, delivery.publish_many, background=True
-    )
+    admin = CampaignAdmin(stores, campaigns, catalog)
     for path in _campaign_files(settings):
         found = [c for c in load_campaigns(path, catalog=catalog) if c.store in stores]
-        added = offer_engine.seed(found)
+        added = admin.seed(found)
         log.info("%s: %d campaigns, %d new", path, len(found), added)
+    offer_engine = OfferEngine(
+        stores, admin, campaigns, catalog, shoppers, delivery.publish_many, background=True
+    )
     shoppers.erase_listeners.append(lambda shopper: _forget(delivery.erase_shopper(shopper)))
     shoppers.erase_listeners.append(campaigns.erase_shopper)
     shoppers.erase_listeners.append(offer_engine.forget_shopper)
@@ -82,15 +84,15 @@ def build_offers(
     shoppers.export_providers["offer_decisions"] = campaigns.export_shopper
 
     def report(store: str) -> list[CampaignFigures]:
-        return campaign_report(
-            offer_engine.campaigns(store), campaigns, offers.campaign_counts, shoppers
-        )
+        return campaign_report(admin.campaigns(store), campaigns, offers.campaign_counts, shoppers)
 
     routers: list[RouterFactory] = [
         lambda require: offers_router(
             delivery, shoppers.authenticate, require, vapid.public_key_b64url
         ),
-        lambda require: campaign_router(offer_engine, report, shoppers.authenticate, require),
+        lambda require: campaign_router(
+            admin, offer_engine, report, shoppers.authenticate, require
+        ),
         lambda _require: _qr_router(delivery, shoppers),
     ]
     return OffersPart(offer_engine, delivery, offers, vapid, routers)
