@@ -77,11 +77,11 @@ def build_offers(
     offer_engine = OfferEngine(
         stores, admin, campaigns, catalog, shoppers, delivery.publish_many, background=True
     )
-    shoppers.erase_listeners.append(lambda shopper: _forget(delivery.erase_shopper(shopper)))
-    shoppers.erase_listeners.append(campaigns.erase_shopper)
-    shoppers.erase_listeners.append(offer_engine.forget_shopper)
-    shoppers.export_providers["offers"] = delivery.export_shopper
-    shoppers.export_providers["offer_decisions"] = campaigns.export_shopper
+    shoppers.subscribe_to_erasure(lambda shopper: _forget(delivery.erase_shopper(shopper)))
+    shoppers.subscribe_to_erasure(campaigns.erase_shopper)
+    shoppers.subscribe_to_erasure(offer_engine.forget_shopper)
+    shoppers.add_export_section("offers", delivery.export_shopper)
+    shoppers.add_export_section("offer_decisions", campaigns.export_shopper)
 
     def report(store: str) -> list[CampaignFigures]:
         return campaign_report(admin.campaigns(store), campaigns, offers.campaign_counts, shoppers)

@@ -112,14 +112,16 @@ class ServerRuntime:
             stores, layout_versions = apply_saved_layouts(stores, layouts)
             self._shoppers = self._shopper_service(stores, self._repository)
             self._offers = build_offers(s, stores, self._repository.engine, self._shoppers)
+            identity = RegisteredDevices(self._shoppers, s.eid_rotation_s)
+            self._shoppers.subscribe_to_devices(identity.update)
             self._ingest = IngestService(
                 stores,
                 self._repository,
                 locators=make_locators(stores, s.localizer),
-                identity=RegisteredDevices(self._shoppers, s.eid_rotation_s),
+                identity=identity,
+                placement_listeners=[self._offers.engine.on_placement],
+                try_on_listeners=[self._offers.engine.on_try_on],
             )
-            self._ingest.placement_listeners.append(self._offers.engine.on_placement)
-            self._ingest.try_on_listeners.append(self._offers.engine.on_try_on)
             self._mqtt = MqttIngest(
                 self._ingest,
                 host=s.mqtt_host,
@@ -173,8 +175,8 @@ class ServerRuntime:
             eid_rotation_s=s.eid_rotation_s,
             webhook_secret=secret,
         )
-        shoppers.erase_listeners.append(repository.erase_device)
-        shoppers.export_providers["location"] = repository.device_history
+        shoppers.subscribe_to_erasure(repository.erase_device)
+        shoppers.add_export_section("location", repository.device_history)
         return shoppers
 
     @property
