@@ -135,10 +135,6 @@ class OfferEngine:
             for reader in plan.rfid_readers
         }
 
-    @property
-    def stores(self) -> Mapping[str, StorePlan]:
-        return self._stores
-
     def now_ms(self) -> int:
         return self._clock()
 
