@@ -30,40 +30,28 @@ def report(
     """The analytics of one store and range as CSV files and PNG charts (docs/analytics.md)."""
     from pydantic import ValidationError
 
-    from omnizone.server.adapters import schema
-    from omnizone.server.adapters.analytics_db import AnalyticsRepository
-    from omnizone.server.adapters.db import SqlRepository
-    from omnizone.server.adapters.layout_db import LayoutRepository
-    from omnizone.server.adapters.shopper_db import ShopperRepository
-    from omnizone.server.entrypoints.analytics_api import stored_campaigns
-    from omnizone.server.service.layouts import apply_saved_layouts
-    from omnizone.server.service.shoppers import ShopperService
+    from omnizone.server import bootstrap
     from omnizone.server.settings import ServerSettings
-    from omnizone.store import StoreConfigError, load_store
+    from omnizone.store import StoreConfigError
     from omnizone.suite.report import ReportError, write_report
 
     overrides: dict[str, Any] = {"database_url": database_url, "store_files": store_file}
     try:
         settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
-        plans = {plan.id: plan for plan in map(load_store, settings.store_files)}
+        plans = bootstrap.load_stores(settings)
     except (ValidationError, StoreConfigError, OSError) as error:
         typer.echo(f"omnizone report: {error}", err=True)
         raise typer.Exit(2) from None
-    repository = SqlRepository.from_url(settings.database_url, create=False)
+    storage = bootstrap.open_storage(settings.database_url)
     try:
-        schema.upgrade(repository.engine)
         # The plans the server runs: a layout saved in the dashboard replaces the file's.
-        plans, _versions = apply_saved_layouts(plans, LayoutRepository(repository.engine))
-        engine = repository.engine
-        reads = AnalyticsRepository(engine)
-        shoppers = ShopperService(list(plans), ShopperRepository(engine))
-        campaigns = stored_campaigns(engine, reads, shoppers)
-        result = write_report(plans, reads, store, from_, to, out, campaigns)
+        reports = bootstrap.build_reports(storage, plans)
+        result = write_report(reports.stores, reports.analytics, store, from_, to, out)
     except ReportError as error:
         typer.echo(f"omnizone report: {error}", err=True)
         raise typer.Exit(2) from None
     finally:
-        repository.close()
+        storage.close()
     if json_output:
         typer.echo(json.dumps(result.as_json()))
     else:

@@ -23,14 +23,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon as PolygonPatch
 
-from omnizone.server.adapters.analytics_db import AnalyticsRepository
 from omnizone.server.entrypoints.analytics_api import View, view_answer
-from omnizone.server.service.analytics import (
-    AnalyticsService,
-    BadRange,
-    CampaignReport,
-    to_csv,
-)
+from omnizone.server.service.analytics import AnalyticsService, BadRange, to_csv
 from omnizone.store import StorePlan, geometry
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -82,14 +76,14 @@ class ReportResult:
 
 def write_report(
     plans: Mapping[str, StorePlan],
-    reads: AnalyticsRepository,
+    service: AnalyticsService,
     store: str,
     start: str,
     end: str,
     out: Path,
-    campaigns: CampaignReport | None = None,
 ) -> ReportResult:
-    """Every view of ``store`` over [start, end) into ``out``: CSVs, PNGs, summary.json."""
+    """Every view of ``store`` over [start, end) into ``out``: CSVs, PNGs, summary.json.
+    ``service`` answers the views as the API does (``bootstrap.build_reports``)."""
     plan = plans.get(store)
     if plan is None:
         known = ", ".join(sorted(plans)) or "none"
@@ -97,7 +91,6 @@ def write_report(
     tz = plan.store.timezone
     from_ms = parse_time(start, tz, "--from")
     to_ms = parse_time(end, tz, "--to")
-    service = AnalyticsService(plans, reads, campaigns)
     if from_ms >= to_ms:
         raise ReportError(f"--to: {end!r} must be after --from {start!r}")
     try:

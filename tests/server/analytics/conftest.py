@@ -15,10 +15,7 @@ from omnizone.server.adapters.campaign_db import CampaignRepository
 from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.adapters.shopper_db import ShopperRepository
-from omnizone.server.entrypoints.analytics_api import analytics_routes
-from omnizone.server.entrypoints.api import create_app
-from omnizone.server.service.queries import StoreQueries
-from omnizone.server.service.shoppers import ShopperService
+from omnizone.server.bootstrap import Storage, build_reports, reports_app
 from omnizone.store import StorePlan, load_store
 from omnizone.suite.bench.analytics import WeekSpec, fill_week, shipped_campaigns
 
@@ -67,12 +64,10 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
 @pytest.fixture(scope="package")
 def client(filled: Filled) -> Iterator[TestClient]:
     repository = SqlRepository.from_url(filled.url)
-    stores = {filled.plan.id: filled.plan}
-    shoppers = ShopperService(list(stores), ShopperRepository(repository.engine))
-    app = create_app(
-        StoreQueries(stores, repository),
-        {READ_KEY: ["read"], ADMIN_KEY: ["admin"], POS_KEY: ["pos"]},
-        routers=[analytics_routes(stores, repository.engine, shoppers)],
+    storage = Storage.over(repository)  # the server's wiring: analytics with the campaign report
+    reports = build_reports(storage, {filled.plan.id: filled.plan})
+    app = reports_app(
+        storage, reports, {READ_KEY: ["read"], ADMIN_KEY: ["admin"], POS_KEY: ["pos"]}
     )
     with TestClient(app) as test_client:
         yield test_client

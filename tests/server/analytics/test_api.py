@@ -8,12 +8,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from omnizone.server.adapters.analytics_db import AnalyticsRepository
 from omnizone.server.adapters.campaign_db import CampaignRepository
 from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.adapters.shopper_db import ShopperRepository
-from omnizone.server.entrypoints.analytics_api import stored_campaigns
+from omnizone.server.bootstrap import Storage, stored_campaign_report
 from omnizone.server.service.campaign_report import campaign_report
 from omnizone.server.service.shoppers import ShopperService
 
@@ -199,14 +198,13 @@ def test_batched_purchases_give_the_campaign_report_its_figures(filled: Filled) 
     repository = SqlRepository.from_url(filled.url)
     try:
         engine = repository.engine
-        reads = AnalyticsRepository(engine)
         shoppers = ShopperService([STORE], ShopperRepository(engine))
         decisions = CampaignRepository(engine)
         mine = [c for c in decisions.campaigns() if c.store == STORE]
         one_by_one = campaign_report(
             mine, decisions, OfferRepository(engine).campaign_counts, shoppers
         )
-        batched = stored_campaigns(engine, reads, shoppers)(STORE)
+        batched = stored_campaign_report(Storage.over(repository), shoppers)(STORE)
         assert batched == one_by_one
         assert any(f.treated_converted for f in batched)
     finally:

@@ -36,9 +36,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from omnizone.paths import shipped_config
+from omnizone.server.adapters.analytics_db import AnalyticsRepository
 from omnizone.server.adapters.db import SqlRepository
-from omnizone.server.entrypoints.analytics_api import analytics_routes
+from omnizone.server.entrypoints.analytics_api import analytics_router
 from omnizone.server.entrypoints.api import create_app
+from omnizone.server.service.analytics import AnalyticsService
 from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.locators import make_locators
 from omnizone.server.service.queries import StoreQueries
@@ -85,10 +87,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     repository = SqlRepository.from_url(f"sqlite:///{db}")
     ingest = IngestService(stores, repository, locators=make_locators(stores, "grid"))
     replay = replay_scenario(scenario, plan, [ingest])
+    analytics = AnalyticsService(stores, AnalyticsRepository(repository.engine))
     app = create_app(
         StoreQueries(stores, repository, ingest.event_time),
         {KEY: ["read"]},
-        routers=[analytics_routes(stores, repository.engine)],
+        routers=[lambda require: analytics_router(analytics, require)],
     )
     with TestClient(app) as client:
         yield Run(plan, replay, client)

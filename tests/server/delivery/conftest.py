@@ -26,13 +26,10 @@ from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.adapters.db import make_engine
 from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.adapters.webpush import VapidKeys, WebPushChannel
+from omnizone.server.domain.offers import OfferDraft
 from omnizone.server.entrypoints.api import _authorizer
 from omnizone.server.entrypoints.offers_api import offers_router
-from omnizone.server.service.delivery import (
-    OfferDelivery,
-    OfferDraft,
-    PushChannel,
-)
+from omnizone.server.service.delivery import OfferDelivery, PushChannel
 
 WAIT_S = 15.0  # how long a test waits for something that must happen (a failure bound)
 SHOPPER_TOKENS = {"tok-alice": "alice", "tok-bob": "bob"}
@@ -75,6 +72,7 @@ def draft(
     store: str = "paris-rivoli",
     expires_in_ms: int = 3_600_000,
     coupon: str | None = "DENIM10",
+    coupon_unique: bool = False,
     **extra: Any,
 ) -> OfferDraft:
     return OfferDraft(
@@ -82,9 +80,11 @@ def draft(
         campaign_id=campaign,
         title=f"Offer {n}",
         body=f"10% off denim, offer number {n}",
+        created_ms=wall_clock_ms(),
         expires_ms=wall_clock_ms() + expires_in_ms,
         trigger={"type": "zone_entered", "zone": "denim", "n": n},
         coupon_code=coupon,
+        coupon_unique=coupon_unique,
         **extra,
     )
 
@@ -300,8 +300,7 @@ def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
         keys = {key: frozenset(scopes) for key, scopes in API_KEYS.items()}
         app = FastAPI()
         app.include_router(
-            offers_router(delivery, SHOPPER_TOKENS.get, _authorizer(keys), vapid.public_key_b64url),
-            prefix="/api/v1",
+            offers_router(delivery, SHOPPER_TOKENS.get, _authorizer(keys), vapid.public_key_b64url)
         )
         server = LiveServer(app)
         made.append((delivery, server, repo))

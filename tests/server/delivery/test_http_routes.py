@@ -1,7 +1,10 @@
 """The inbox, receipts, push registration and redemption routes over real HTTP."""
 
+import io
+
 import httpx
 import pytest
+import segno
 
 from tests.server.delivery.conftest import StackFactory, b64url, draft, new_subscriber
 
@@ -25,6 +28,21 @@ def test_the_inbox_lists_offers_after_a_seq_with_their_state(make_stack: StackFa
     bad = httpx.get(f"{stack.base}/me/offers", headers={"Authorization": "Bearer nope"})
     assert bad.status_code == 401 and "shopper token" in bad.json()["detail"]
     assert httpx.get(f"{stack.base}/me/offers?after=-1", headers=ALICE).status_code == 422
+
+
+def test_the_till_code_is_a_qr_code_for_its_shopper_only(make_stack: StackFactory) -> None:
+    stack = make_stack()
+    offer = stack.delivery.publish("alice", draft(campaign="jackets-20", coupon="JACKET20"))
+    url = f"{stack.base}/me/offers/{offer.offer_id}/qr.svg"
+    got = httpx.get(url, headers=ALICE)
+    assert got.status_code == 200, got.text
+    assert got.headers["content-type"] == "image/svg+xml"
+    assert got.headers["cache-control"] == "no-store"
+    encoded = io.BytesIO()
+    segno.make(offer.coupon_code, error="m").save(encoded, kind="svg", scale=6, border=2)
+    assert got.content == encoded.getvalue()  # that offer's till code, nothing else
+    assert httpx.get(url, headers=BOB).status_code == 404
+    assert httpx.get(url).status_code == 401
 
 
 def test_receipts_are_idempotent_over_http(make_stack: StackFactory) -> None:

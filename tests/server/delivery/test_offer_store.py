@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from omnizone.server.adapters.db import make_engine
 from omnizone.server.adapters.offer_db import OfferRepository
+from omnizone.server.domain.offers.coupons import CODE_ALPHABET, CODE_LENGTH
 from omnizone.server.service.delivery import (
     DeliveredOffer,
     InvalidPushSubscription,
@@ -164,6 +165,22 @@ def test_each_offer_gets_its_own_code_starting_with_the_campaign_code(
     assert a.coupon_code.startswith("DENIM10-") and b.coupon_code.startswith("DENIM10-")
     assert a.coupon_code != b.coupon_code
     assert c.coupon_code.startswith("OZ-")
+
+
+def test_a_code_the_decision_made_unique_is_kept_and_a_taken_one_is_made_unique_again(
+    delivery: OfferDelivery,
+) -> None:
+    """A filled-in ``{code}`` template reaches the phone as decided; should the
+    store find it taken (the same decision delivered twice), the write is
+    retried with a unique part appended instead of failing."""
+    decided = "SPRING-SALE-7KQ2M4XD"
+    first = delivery.publish("alice", draft(1, coupon=decided, coupon_unique=True))
+    again = delivery.publish("bob", draft(2, coupon=decided, coupon_unique=True))
+    assert first.coupon_code == decided
+    assert again.coupon_code.startswith(f"{decided}-")
+    assert len(again.coupon_code) == len(decided) + 1 + CODE_LENGTH
+    assert set(again.coupon_code.removeprefix(f"{decided}-")) <= set(CODE_ALPHABET)
+    assert [o.coupon_code for o in delivery.offers_after("bob", 0)] == [again.coupon_code]
 
 
 def test_the_stored_offer_keeps_content_and_latency_bookkeeping(

@@ -248,7 +248,7 @@ def test_delete_me_erases_everything_and_the_token_dies(
         json={"type": "cart_add", "gtin": GTIN, "channel": "app"},
     )
     erased: list[str] = []
-    shoppers.erase_listeners.append(erased.append)
+    shoppers.subscribe_to_erasure(erased.append)
     response = client.delete(f"{API}/me", headers=me)
     assert response.status_code == 204 and response.content == b""
     assert erased == [shopper]

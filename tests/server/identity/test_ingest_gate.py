@@ -26,14 +26,16 @@ class Store:
     def __init__(self, plan: StorePlan, tmp_path: Path) -> None:
         self.repo = SqlRepository.from_url(f"sqlite:///{tmp_path / 'omnizone.db'}")
         self.shoppers = ShopperService([plan.id], ShopperRepository(self.repo.engine))
-        self.shoppers.erase_listeners.append(self.repo.erase_device)
+        self.shoppers.subscribe_to_erasure(self.repo.erase_device)
+        identity = RegisteredDevices(self.shoppers, ROTATION_S)
+        self.shoppers.subscribe_to_devices(identity.update)
+        self.placed: list[ZonePlacement] = []
         self.ingest = IngestService(
             {plan.id: plan},
             self.repo,
-            identity=RegisteredDevices(self.shoppers, ROTATION_S),
+            identity=identity,
+            placement_listeners=[lambda _store, p: self.placed.append(p)],
         )
-        self.placed: list[ZonePlacement] = []
-        self.ingest.placement_listeners.append(lambda _store, p: self.placed.append(p))
         self.seq = 0
 
     def hear(self, device: str, at_ms: int, rssi: float = -55.0) -> None:

@@ -77,7 +77,7 @@ def test_an_unknown_store_is_refused(shoppers: ShopperService) -> None:
 def test_devices_feed_the_resolver_as_they_come_and_go(shoppers: ShopperService) -> None:
     first = shoppers.register(STORE)
     resolver = EidResolver(shoppers.all_devices(), shoppers.eid_rotation_s)
-    shoppers.device_listeners.append(resolver.update)
+    shoppers.subscribe_to_devices(resolver.update)
     second = shoppers.register(STORE)
     for reg in (first, second):
         assert resolver.resolve(eid_device_key(reg.eid_key, T0, 900), T0) == reg.shopper_id
@@ -241,7 +241,7 @@ def test_export_holds_everything_stored_and_what_other_parts_add(
 ) -> None:
     shopper = fill(shoppers, clock)
     key = shoppers.shopper(shopper).eid_key
-    shoppers.export_providers["visits"] = lambda s: [{"shopper": s, "zone": "shoes"}]
+    shoppers.add_export_section("visits", lambda s: [{"shopper": s, "zone": "shoes"}])
     exported = shoppers.export(shopper)
     assert exported == {
         "exported_ms": T0 + 100,
@@ -277,7 +277,7 @@ def test_export_holds_everything_stored_and_what_other_parts_add(
         "visits": [{"shopper": shopper, "zone": "shoes"}],
     }
     json.dumps(exported)  # all of it is JSON
-    shoppers.export_providers["consent"] = lambda s: "clobbered"
+    shoppers.add_export_section("consent", lambda s: "clobbered")
     with pytest.raises(ValueError, match="would overwrite a core section"):
         shoppers.export(shopper)
 
@@ -293,8 +293,8 @@ def test_erase_removes_every_row_and_tells_the_other_parts(
     }
     erased: list[str] = []
     devices: list[tuple[str, bytes | None]] = []
-    shoppers.erase_listeners.append(erased.append)
-    shoppers.device_listeners.append(lambda d, k: devices.append((d, k)))
+    shoppers.subscribe_to_erasure(erased.append)
+    shoppers.subscribe_to_devices(lambda d, k: devices.append((d, k)))
     token = shoppers.issue_qr_token(shopper).token
     shoppers.erase(shopper)
     assert rows_about(engine, shopper) == dict.fromkeys(TABLES, 0)
@@ -314,12 +314,12 @@ def test_a_failed_erasure_elsewhere_leaves_the_shopper_whole(
 ) -> None:
     shopper = fill(shoppers, clock)
     resolver = EidResolver(shoppers.all_devices(), 900)
-    shoppers.device_listeners.append(resolver.update)
+    shoppers.subscribe_to_devices(resolver.update)
 
     def broken(_shopper: str) -> None:
         raise RuntimeError("offers database is down")
 
-    shoppers.erase_listeners.append(broken)
+    shoppers.subscribe_to_erasure(broken)
     with pytest.raises(RuntimeError, match="offers database is down"):
         shoppers.erase(shopper)
     assert rows_about(engine, shopper)["shoppers"] == 1

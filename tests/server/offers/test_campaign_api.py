@@ -37,7 +37,9 @@ def setup(plan: StorePlan, tmp_path: Path) -> Iterator[tuple[Store, TestClient]]
     )
     app = FastAPI()
     app.include_router(
-        campaign_router(store.engine, lambda _store: [], store.shoppers.authenticate, require)
+        campaign_router(
+            store.campaigns, store.engine, lambda _store: [], store.shoppers.authenticate, require
+        )
     )
     with TestClient(app) as client:
         yield store, client
@@ -154,7 +156,7 @@ def test_a_put_with_a_stale_if_match_is_refused_and_changes_nothing(
     assert second.headers["ETag"] == '"2"'
     now = client.get(f"{URL}/jacket-tap", headers=READER)
     assert now.json()["content"]["title"] == "First" and now.headers["ETag"] == '"2"'
-    assert store.engine.campaign("jacket-tap").content.title == "First"
+    assert store.campaigns.campaign("jacket-tap").content.title == "First"
     # With the current ETag the save goes through, as the next revision.
     again = client.put(
         f"{URL}/jacket-tap", json=_titled(loaded, "Second"), headers={**ADMIN, "If-Match": '"2"'}

@@ -18,7 +18,7 @@ from omnizone.server.adapters.campaign_db import (
 )
 from omnizone.server.adapters.db import make_engine
 from omnizone.server.domain.offers import Campaign
-from omnizone.server.service.offer_engine import CampaignChanged
+from omnizone.server.service.campaigns import CampaignChanged
 from omnizone.store import StorePlan
 from tests.server.offers.test_engine import Store, _campaign
 
@@ -101,27 +101,27 @@ def test_an_engine_checks_against_the_database_and_a_pause_keeps_an_edit_made_el
     plan: StorePlan, tmp_path: Path
 ) -> None:
     one = Store(plan, tmp_path)
-    one.engine.save_campaign(_titled("Created"))
+    one.campaigns.save_campaign(_titled("Created"))
     other = Store(plan, tmp_path)  # a second process on the same database
     try:
-        assert other.engine.stored_campaign("hello").revision == 1
-        edited = one.engine.put_campaign(
+        assert other.campaigns.stored_campaign("hello").revision == 1
+        edited = one.campaigns.put_campaign(
             _titled("Edited"), precondition=lambda c: c is not None and c.revision == 1
         )
         assert edited.revision == 2
         # The other engine still has revision 1 in memory. Its pause starts
         # from what the database holds: the edit stays.
-        assert other.engine.campaign("hello").content.title == "Created"
-        paused = other.engine.set_status("hello", "paused")
+        assert other.campaigns.campaign("hello").content.title == "Created"
+        paused = other.campaigns.set_status("hello", "paused")
         assert paused.revision == 3 and paused.campaign.status == "paused"
         assert paused.campaign.content.title == "Edited"
         # A condition is checked against the database too, not the engine's memory.
         with pytest.raises(CampaignChanged) as refused:
-            one.engine.put_campaign(
+            one.campaigns.put_campaign(
                 _titled("Stale"), precondition=lambda c: c is not None and c.revision == 2
             )
         assert refused.value.current == paused
-        assert one.engine.stored_campaign("hello") == paused
+        assert one.campaigns.stored_campaign("hello") == paused
     finally:
         one.delivery.close()
         other.delivery.close()

@@ -15,11 +15,11 @@ from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.adapters.shopper_db import ShopperRepository
 from omnizone.server.domain.identity import Purpose
 from omnizone.server.domain.offers import Campaign, load_catalog
-from omnizone.server.offers_setup import _for_delivery
 from omnizone.server.service.campaign_report import campaign_report
-from omnizone.server.service.delivery import NewOffer, OfferDelivery
+from omnizone.server.service.campaigns import CampaignAdmin, CampaignRejected
+from omnizone.server.service.delivery import OfferDelivery
 from omnizone.server.service.locators import ZonePlacement
-from omnizone.server.service.offer_engine import CampaignRejected, OfferEngine
+from omnizone.server.service.offer_engine import OfferEngine
 from omnizone.server.service.shoppers import ProfileEventIn, ShopperService
 from omnizone.store import StorePlan
 
@@ -50,14 +50,14 @@ class Store:
         self.delivery = OfferDelivery(self.offers)
         self.decisions = CampaignRepository(db.engine)
         catalog = load_catalog(shipped_config("catalog/rivoli.yaml"), [plan])
+        self.campaigns = CampaignAdmin({STORE: plan}, self.decisions, catalog)
         self.engine = OfferEngine(
             {STORE: plan},
+            self.campaigns,
             self.decisions,
             catalog,
             self.shoppers,
-            lambda offers: self.delivery.publish_many(
-                [NewOffer(o.shopper_id, _for_delivery(o.offer), o.published_ms) for o in offers]
-            ),
+            self.delivery.publish_many,
             background=background,
         )
 
@@ -83,7 +83,7 @@ def store(plan: StorePlan, tmp_path: Path) -> Iterator[Store]:
 
 
 def test_entering_the_zone_sends_one_offer_with_its_reason(store: Store) -> None:
-    store.engine.save_campaign(_campaign())
+    store.campaigns.save_campaign(_campaign())
     shopper = store.shopper(offers=True)
     store.walk(shopper, ["entrance", "menswear", "denim", "denim", "menswear", "denim"])
     offers = store.delivery.offers_after(shopper, 0, 100)
@@ -101,7 +101,7 @@ def test_a_crowd_decided_in_batches_on_the_engine_thread_keeps_every_cap(
     second entry in the same batch still sees the first offer (per_visit 1)."""
     crowd = Store(plan, tmp_path, background=True)
     try:
-        crowd.engine.save_campaign(_campaign())
+        crowd.campaigns.save_campaign(_campaign())
         shoppers = [crowd.shopper(offers=True) for _ in range(30)]
         for shopper in shoppers:
             crowd.walk(shopper, ["menswear", "denim", "menswear", "denim"])
@@ -116,7 +116,7 @@ def test_a_crowd_decided_in_batches_on_the_engine_thread_keeps_every_cap(
 
 
 def test_without_offer_consent_no_offer_is_sent_and_the_log_says_why(store: Store) -> None:
-    store.engine.save_campaign(_campaign())
+    store.campaigns.save_campaign(_campaign())
     shopper = store.shopper(offers=False)
     store.walk(shopper, ["entrance", "menswear", "denim"])
     assert store.delivery.offers_after(shopper, 0, 100) == []
@@ -125,13 +125,13 @@ def test_without_offer_consent_no_offer_is_sent_and_the_log_says_why(store: Stor
 
 
 def test_not_a_shopper_is_ignored(store: Store) -> None:
-    store.engine.save_campaign(_campaign())
+    store.campaigns.save_campaign(_campaign())
     store.walk("ibeacon:f7826da6-4fa2-4e98-8024-bc5b71e0893e:100:1", ["denim"])
     assert store.engine.decisions() == []
 
 
 def test_held_out_shoppers_get_nothing_and_form_the_control_group(store: Store) -> None:
-    store.engine.save_campaign(_campaign(holdout_fraction=0.5))
+    store.campaigns.save_campaign(_campaign(holdout_fraction=0.5))
     shoppers = [store.shopper(offers=True) for _ in range(40)]
     for s in shoppers:
         store.walk(s, ["menswear", "denim"])
@@ -159,7 +159,10 @@ def test_held_out_shoppers_get_nothing_and_form_the_control_group(store: Store) 
             ],
         )
     (figures,) = campaign_report(
-        store.engine.campaigns(STORE), store.decisions, store.offers.campaign_counts, store.shoppers
+        store.campaigns.campaigns(STORE),
+        store.decisions,
+        store.offers.campaign_counts,
+        store.shoppers,
     )
     assert figures.treated_shoppers == len(sent) and figures.control_shoppers == len(held)
     assert figures.treated_converted == len(sent) and figures.control_converted == 0
@@ -169,4 +172,6 @@ def test_held_out_shoppers_get_nothing_and_form_the_control_group(store: Store) 
 
 def test_a_campaign_for_an_unknown_zone_is_rejected_with_the_field(store: Store) -> None:
     with pytest.raises(CampaignRejected, match=r"trigger\.zones"):
-        store.engine.save_campaign(_campaign(trigger={"kind": "zone_entered", "zones": ["dnim"]}))
+        store.campaigns.save_campaign(
+            _campaign(trigger={"kind": "zone_entered", "zones": ["dnim"]})
+        )

@@ -5,9 +5,9 @@ Rows come in no set order, so they are compared sorted."""
 
 from omnizone.contract import NfcTap, TryOn
 from omnizone.server.domain.identity import ProfileEvent, ProfileEventType, Shopper
-from omnizone.server.domain.offers import Decision, Outcome
+from omnizone.server.domain.offers import Decision, OfferDraft, Outcome
 from omnizone.server.domain.visits import DeviceVisitState, VisitClosed, VisitOpened
-from omnizone.server.service.delivery import NewOffer, OfferDraft
+from omnizone.server.service.delivery import NewOffer
 from omnizone.server.service.ports import Extent, ReceivedKey
 
 from .conftest import Storage
@@ -135,7 +135,16 @@ def test_purchases_are_profile_purchases_and_this_stores_redemptions(storage: St
     storage.shoppers.add_profile_events([BOB], [event("purchase", JACKET, T0 - 5)])
 
     def draft(store: str, gtin: str | None) -> OfferDraft:
-        return OfferDraft(store, "hello", "t", "b", T0 + DAY, product_gtin=gtin, coupon_code="C")
+        return OfferDraft(
+            store=store,
+            campaign_id="hello",
+            title="t",
+            body="b",
+            created_ms=T0,
+            expires_ms=T0 + DAY,
+            product_gtin=gtin,
+            coupon_code="C",
+        )
 
     codes = iter(["C-1", "C-2", "C-3"])
     made = storage.offers.add_offers(

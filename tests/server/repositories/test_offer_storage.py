@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
+from omnizone.server.domain.offers import OfferDraft
 from omnizone.server.service.delivery import (
     NewOffer,
-    OfferDraft,
     OfferNotFound,
     PushSubscription,
     RedemptionRefused,
@@ -30,6 +30,7 @@ def _draft(
         campaign_id=campaign,
         title=title,
         body="10% off",
+        created_ms=T0,
         expires_ms=expires_ms,
         trigger={"kind": "zone_entered", "zone": "denim"},
         image="/img/denim.jpg",

@@ -10,10 +10,10 @@ from omnizone.paths import shipped_config
 from omnizone.server.adapters.memory import MemoryStorage
 from omnizone.server.domain.identity import Purpose
 from omnizone.server.domain.offers import load_catalog
-from omnizone.server.offers_setup import _for_delivery
 from omnizone.server.service.analytics import AnalyticsService
 from omnizone.server.service.campaign_report import campaign_report
-from omnizone.server.service.delivery import NewOffer, OfferDelivery
+from omnizone.server.service.campaigns import CampaignAdmin
+from omnizone.server.service.delivery import OfferDelivery
 from omnizone.server.service.ingest import IngestService, Outcome
 from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
 from omnizone.server.service.locators import ZonePlacement
@@ -64,14 +64,14 @@ class Offers:
         self.shoppers = ShopperService([STORE], storage.shoppers)
         self.delivery = OfferDelivery(storage.offers, clock=lambda: OFFER_T0 + 60_000)
         catalog = load_catalog(shipped_config("catalog/rivoli.yaml"), [plan])
+        self.campaigns = CampaignAdmin({STORE: plan}, storage.campaigns, catalog)
         self.engine = OfferEngine(
             {STORE: plan},
+            self.campaigns,
             storage.campaigns,
             catalog,
             self.shoppers,
-            lambda offers: self.delivery.publish_many(
-                [NewOffer(o.shopper_id, _for_delivery(o.offer), o.published_ms) for o in offers]
-            ),
+            self.delivery.publish_many,
         )
 
     def shopper(self) -> str:
@@ -99,7 +99,7 @@ def offers(plan: StorePlan, storage: Storage) -> Iterator[Offers]:
 
 
 def test_offers_decisions_and_the_campaign_report(offers: Offers) -> None:
-    offers.engine.save_campaign(_campaign())
+    offers.campaigns.save_campaign(_campaign())
     ann, bob = offers.shopper(), offers.shopper()
     offers.walk(ann, ["entrance", "menswear", "denim", "denim", "menswear", "denim"])
     offers.walk(bob, ["entrance", "denim"])
@@ -118,7 +118,7 @@ def test_offers_decisions_and_the_campaign_report(offers: Offers) -> None:
         ],
     )
     (figures,) = campaign_report(
-        offers.engine.campaigns(STORE),
+        offers.campaigns.campaigns(STORE),
         offers.storage.campaigns,
         offers.storage.offers.campaign_counts,
         offers.shoppers,
@@ -127,8 +127,8 @@ def test_offers_decisions_and_the_campaign_report(offers: Offers) -> None:
     assert (figures.triggered, figures.sent, figures.delivered, figures.redeemed) == (3, 2, 1, 1)
     assert (figures.treated_shoppers, figures.treated_converted) == (2, 1)
     # erasure: every part forgets the shopper
-    offers.shoppers.erase_listeners.append(offers.storage.campaigns.erase_shopper)
-    offers.shoppers.erase_listeners.append(lambda s: _forget(offers.delivery.erase_shopper(s)))
+    offers.shoppers.subscribe_to_erasure(offers.storage.campaigns.erase_shopper)
+    offers.shoppers.subscribe_to_erasure(lambda s: _forget(offers.delivery.erase_shopper(s)))
     offers.shoppers.erase(ann)
     assert offers.engine.decisions(shopper_id=ann) == []
     assert offers.delivery.offers_after(ann, 0, 100) == []
@@ -139,12 +139,12 @@ def test_offers_decisions_and_the_campaign_report(offers: Offers) -> None:
 def test_a_restarted_engine_reads_its_campaigns_and_caps_back(
     plan: StorePlan, offers: Offers
 ) -> None:
-    offers.engine.save_campaign(_campaign(limits={"per_campaign": 1}))
+    offers.campaigns.save_campaign(_campaign(limits={"per_campaign": 1}))
     ann = offers.shopper()
     offers.walk(ann, ["menswear", "denim"])
     restarted = Offers(plan, offers.storage)
     try:
-        assert [c.id for c in restarted.engine.campaigns(STORE)] == ["hello"]
+        assert [c.id for c in restarted.campaigns.campaigns(STORE)] == ["hello"]
         restarted.walk(ann, ["menswear", "denim"], start_ms=OFFER_T0 + 3_600_000)
         assert len(restarted.delivery.offers_after(ann, 0, 100)) == 1  # capped across restarts
         last = restarted.engine.decisions(shopper_id=ann, limit=1)[0]

@@ -34,12 +34,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from omnizone.server.adapters.db import Base, Id, Ident, in_chunks
+from omnizone.server.domain.offers import OfferDraft
 from omnizone.server.service.delivery import (
     DeliveredOffer,
     InboxOffer,
     NativePlatform,
     NewOffer,
-    OfferDraft,
     OfferNotFound,
     PushSubscription,
     Receipt,

@@ -8,31 +8,22 @@ inclusive, ``to_ms`` exclusive. The models below are the contract the
 dashboard codes against: change them only together with docs/analytics.md.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine
 
-from omnizone.server.adapters.analytics_db import AnalyticsRepository
-from omnizone.server.adapters.campaign_db import CampaignRepository
-from omnizone.server.adapters.offer_db import OfferRepository
-from omnizone.server.entrypoints.api import RouterFactory
+from omnizone.server.entrypoints.http import API_PREFIX
 from omnizone.server.service.analytics import (
     AnalyticsService,
     BadRange,
-    CampaignReport,
     UnknownStore,
     to_csv,
 )
-from omnizone.server.service.campaign_report import CampaignFigures, campaign_report
-from omnizone.server.service.shoppers import ShopperService
-from omnizone.store import StorePlan
-
-API_PREFIX = "/api/v1"
+from omnizone.server.service.campaign_report import CampaignFigures
 
 
 class View(StrEnum):
@@ -288,31 +279,3 @@ def analytics_router(
         return JSONResponse(out)
 
     return router
-
-
-def stored_campaigns(
-    engine: Engine, reads: AnalyticsRepository, shoppers: ShopperService
-) -> CampaignReport:
-    """The campaign report (``service/campaign_report.py``) of the campaigns
-    stored in the database: what the offer engine runs and saves."""
-    decisions = CampaignRepository(engine)
-    offers = OfferRepository(engine)
-
-    def report(store: str) -> list[CampaignFigures]:
-        mine = [c for c in decisions.campaigns() if c.store == store]
-        return campaign_report(
-            mine, decisions, offers.campaign_counts, shoppers, purchases=reads.purchases_of
-        )
-
-    return report
-
-
-def analytics_routes(
-    stores: Mapping[str, StorePlan], engine: Engine, shoppers: ShopperService | None = None
-) -> RouterFactory:
-    """The analytics part of one server over its database; with the shoppers,
-    the campaigns view reads the campaign report too."""
-    reads = AnalyticsRepository(engine)
-    campaigns = stored_campaigns(engine, reads, shoppers) if shoppers is not None else None
-    service = AnalyticsService(stores, reads, campaigns)
-    return lambda require: analytics_router(service, require)

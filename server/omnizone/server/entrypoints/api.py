@@ -18,11 +18,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field
 
+from omnizone.server.entrypoints.http import API_PREFIX, ErrorOut
 from omnizone.server.service.gateways import ConfigRejected, GatewayAdmin
 from omnizone.server.service.ingest import IngestCounters
 from omnizone.server.service.queries import NotFound, StoreQueries
 
-API_PREFIX = "/api/v1"
 #: Builds a part's routes given the scope check (``require("read")`` is a dependency).
 RouterFactory = Callable[[Callable[[str], Callable[..., None]]], APIRouter]
 
@@ -101,10 +101,6 @@ class DeadLetterOut(BaseModel):
     reason: str
     payload_text: str = Field(description="payload as UTF-8, undecodable bytes replaced")
     payload_base64: str
-
-
-class ErrorOut(BaseModel):
-    detail: str
 
 
 # -- auth -------------------------------------------------------------------------

@@ -17,15 +17,17 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, 
 from pydantic import BaseModel, Field, ValidationError
 
 from omnizone.server.domain.offers import Campaign, is_gtin
+from omnizone.server.entrypoints.http import API_PREFIX
 from omnizone.server.entrypoints.shopper_auth import shopper_dependency
 from omnizone.server.service.campaign_report import CampaignFigures
-from omnizone.server.service.offer_engine import (
+from omnizone.server.service.campaigns import (
+    CampaignAdmin,
     CampaignChanged,
     CampaignRejected,
-    OfferEngine,
     Precondition,
     UnknownCampaign,
 )
+from omnizone.server.service.offer_engine import OfferEngine
 from omnizone.server.service.ports.campaigns import StoredCampaign
 
 Authenticate = Callable[[str], str | None]
@@ -92,19 +94,22 @@ class TapOut(BaseModel):
 
 
 def campaign_router(
+    campaigns: CampaignAdmin,
     engine: OfferEngine,
     report: Callable[[str], list[CampaignFigures]],
     authenticate: Authenticate,
     require_scope: Callable[[str], Any],
     *,
-    prefix: str = "/api/v1",
+    prefix: str = API_PREFIX,
 ) -> APIRouter:
+    """Campaigns are administered by ``campaigns``; taps and the decision log
+    are the ``engine``'s."""
     router = APIRouter(prefix=prefix, tags=["campaigns"])
     read = [Depends(require_scope("read"))]
     admin = [Depends(require_scope("admin"))]
 
     def known_store(store: str) -> None:
-        if store not in engine.stores:
+        if store not in campaigns.stores:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no store {store!r}")
 
     def parse(store: str, body: dict[str, Any]) -> Campaign:
@@ -127,7 +132,7 @@ def campaign_router(
         return campaign
 
     def when(store: str, at_ms: int) -> str:
-        plan = engine.stores.get(store)
+        plan = campaigns.stores.get(store)
         zone = plan.store.timezone if plan else "UTC"
         moment = datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(ZoneInfo(zone))
         return f"{moment:%Y-%m-%d %H:%M:%S} ({zone})"
@@ -155,7 +160,7 @@ def campaign_router(
     def found(store: str, campaign_id: str) -> StoredCampaign:
         known_store(store)
         try:
-            stored = engine.stored_campaign(campaign_id)
+            stored = campaigns.stored_campaign(campaign_id)
         except UnknownCampaign as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
         if stored.campaign.store != store:
@@ -165,17 +170,17 @@ def campaign_router(
     @router.get("/stores/{store}/campaigns", dependencies=read)
     def list_campaigns(store: str) -> list[dict[str, Any]]:
         known_store(store)
-        return [as_json(stored) for stored in engine.stored_campaigns(store)]
+        return [as_json(stored) for stored in campaigns.stored_campaigns(store)]
 
     @router.post("/stores/{store}/campaigns", dependencies=admin, status_code=201)
     def create_campaign(store: str, body: dict[str, Any], response: Response) -> dict[str, Any]:
         known_store(store)
         campaign = parse(store, body)
         exists = HTTPException(status.HTTP_409_CONFLICT, f"campaign {campaign.id!r} exists: PUT it")
-        if any(c.id == campaign.id for c in engine.campaigns(store)):
+        if any(c.id == campaign.id for c in campaigns.campaigns(store)):
             raise exists
         try:
-            stored = engine.put_campaign(campaign, precondition=lambda current: current is None)
+            stored = campaigns.put_campaign(campaign, precondition=lambda current: current is None)
         except CampaignRejected as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, error.problems) from None
         except CampaignChanged:  # created meanwhile by another request
@@ -199,7 +204,7 @@ def campaign_router(
         known_store(store)
         campaign = parse(store, {**body, "id": campaign_id})
         try:
-            stored = engine.put_campaign(campaign, precondition=if_match(if_match_header))
+            stored = campaigns.put_campaign(campaign, precondition=if_match(if_match_header))
         except CampaignRejected as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, error.problems) from None
         except CampaignChanged as error:
@@ -211,7 +216,7 @@ def campaign_router(
     ) -> dict[str, Any]:
         found(store, campaign_id)
         try:
-            stored = engine.set_status(campaign_id, new_status, precondition=if_match(sent))
+            stored = campaigns.set_status(campaign_id, new_status, precondition=if_match(sent))
         except UnknownCampaign as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
         except CampaignRejected as error:
@@ -264,7 +269,7 @@ def campaign_router(
     def product(gtin: str) -> dict[str, Any]:
         if not is_gtin(gtin):
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{gtin!r} is not a GTIN-14")
-        found = engine.catalog.product(gtin)
+        found = campaigns.catalog.product(gtin)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no product {gtin}")
         return found.model_dump(mode="json")
@@ -273,7 +278,7 @@ def campaign_router(
     def tap(
         body: TapIn, shopper: Annotated[str, Depends(shopper_dependency(authenticate))]
     ) -> TapOut:
-        if body.store not in engine.stores:
+        if body.store not in campaigns.stores:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_ENTITY, f"store: no store {body.store!r}"
             )

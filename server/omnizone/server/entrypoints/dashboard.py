@@ -31,13 +31,13 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from omnizone.server.entrypoints.http import API_PREFIX
 from omnizone.server.service.layouts import MAX_IMAGE_BYTES, LayoutRejected, LayoutService
 from omnizone.server.service.live_map import LiveMap
 from omnizone.server.service.ports.layouts import StoredLayout
 
 log = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
 DASHBOARD_FILES = Path(__file__).resolve().parent.parent / "web" / "dashboard"
 #: Seconds between live snapshots: twice a second, so a page sees at least one per second.
 LIVE_INTERVAL_S = 0.5

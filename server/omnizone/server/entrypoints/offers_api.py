@@ -1,24 +1,28 @@
 """HTTP and WebSocket routes of offer delivery: the phone's inbox, live stream,
-receipts and push registration, and redemption at the till.
+receipts, till-code QR codes and push registration, and redemption at the till.
 
-Mount with ``app.include_router(offers_router(...), prefix="/api/v1")``.
+The routes sit under the API prefix (``entrypoints/http.py``).
 Shopper routes take ``Authorization: Bearer <shopper token>`` (the WebSocket
 takes ``?token=``, as browsers cannot set headers on it); the till's route
 takes an API key with the ``pos`` scope.
 """
 
 import asyncio
+import io
 import json
 import logging
 from collections.abc import Callable
 from contextlib import aclosing, suppress
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, WebSocket
+import segno
+from fastapi import APIRouter, Depends, HTTPException, Query, WebSocket, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from omnizone.server.entrypoints.http import API_PREFIX
 from omnizone.server.entrypoints.shopper_auth import shopper_dependency
 from omnizone.server.service.delivery import (
     InboxOffer,
@@ -139,9 +143,11 @@ def offers_router(
     authenticate: Callable[[str], str | None],
     require_scope: Callable[[str], Any],
     vapid_public_key: Callable[[], str] | None,
+    *,
+    prefix: str = API_PREFIX,
 ) -> APIRouter:
     """The routes over ``delivery``; ``authenticate`` maps a shopper token to its id."""
-    router = APIRouter(tags=["offers"])
+    router = APIRouter(prefix=prefix, tags=["offers"])
 
     shopper = shopper_dependency(authenticate)
 
@@ -164,6 +170,21 @@ def offers_router(
         except OfferNotFound as error:
             raise HTTPException(404, str(error)) from None
         return ReceiptOut(offer_id=done.offer_id, status=done.status, at_ms=done.at_ms)
+
+    @router.get("/me/offers/{offer_id}/qr.svg", response_class=Response)
+    def offer_qr(offer_id: str, shopper_id: Shopper) -> Response:
+        """The till code of one of the shopper's offers as a QR code (SVG)."""
+        offer = next(
+            (o for o in delivery.offers_after(shopper_id, 0, 10_000) if o.offer_id == offer_id),
+            None,
+        )
+        if offer is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no offer {offer_id!r} of yours")
+        svg = io.BytesIO()  # a standalone SVG document (with its namespace), not inline markup
+        segno.make(offer.coupon_code, error="m").save(svg, kind="svg", scale=6, border=2)
+        return Response(
+            svg.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
+        )
 
     @router.get("/push/vapid-public-key", response_model=VapidKeyOut)
     def vapid_key() -> VapidKeyOut:

@@ -27,6 +27,7 @@ from omnizone.server.domain.identity import (
     QrTokenError,
     QrTokenExpired,
 )
+from omnizone.server.entrypoints.http import API_PREFIX, ErrorOut
 from omnizone.server.entrypoints.shopper_auth import shopper_dependency
 from omnizone.server.service.shoppers import (
     InvalidInput,
@@ -40,8 +41,6 @@ from omnizone.server.service.shoppers import (
     WebhookNotConfigured,
     WebhookRejected,
 )
-
-DEFAULT_PREFIX = "/api/v1"
 
 # -- models ----------------------------------------------------------------------------
 
@@ -179,10 +178,6 @@ class AssociateContextOut(BaseModel):
     purchases: list[PurchaseOut]
 
 
-class ErrorOut(BaseModel):
-    detail: str
-
-
 def _consent_out(consent: Consent) -> ConsentOut:
     return ConsentOut(
         location_analytics=consent.location_analytics,
@@ -247,7 +242,7 @@ def shopper_router(
     service: ShopperService,
     require_scope: Callable[[str], Any],
     *,
-    prefix: str = DEFAULT_PREFIX,
+    prefix: str = API_PREFIX,
 ) -> APIRouter:
     """The shopper routes over ``service``; ``require_scope`` is api.py's authorizer."""
     router = APIRouter(prefix=prefix, tags=["shoppers"])

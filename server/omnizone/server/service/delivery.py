@@ -21,13 +21,16 @@ import logging
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from omnizone.contract.timefmt import wall_clock_ms
+from omnizone.server.domain.offers import OfferDraft
+from omnizone.server.domain.offers.coupons import normalize_code, till_code, unique_code
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +43,6 @@ DEFAULT_ACK_TIMEOUT_S = 2.0
 CATCH_UP_BATCH = 200
 # Web Push services accept 4096 bytes of payload; the encryption adds 86.
 PUSH_PAYLOAD_LIMIT = 3800
-# Crockford base32 without I, L, O, U: read aloud or typed at a till without mix-ups.
-_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def _covered_by(acked: Mapping[str, int]) -> Callable[["DeliveredOffer"], bool]:
@@ -49,31 +50,28 @@ def _covered_by(acked: Mapping[str, int]) -> Callable[["DeliveredOffer"], bool]:
     return lambda offer: offer.seq <= acked.get(offer.shopper_id, 0)
 
 
-def _new_code(draft: "OfferDraft") -> str:
-    return new_redemption_code(draft.coupon_code)
+def till_codes() -> Callable[[OfferDraft], str]:
+    """The till codes of one write of offers: unique to each offer, starting
+    with its campaign's code (``coupons.till_code``).
+
+    A code the decision already made unique (a ``{code}`` template) is kept;
+    a fixed code, or none, gets a unique part. Asked again for the same
+    offer (the store found the code taken and retries the write), it makes
+    another one, so a collision costs a retry instead of the write.
+    """
+    asked: Counter[int] = Counter()
+
+    def code(draft: OfferDraft) -> str:
+        again = asked[id(draft)]
+        asked[id(draft)] += 1
+        if draft.coupon_unique and draft.coupon_code and not again:
+            return normalize_code(draft.coupon_code)
+        return till_code(draft.coupon_code, unique_code(draft.campaign_id, secrets.token_hex(16)))
+
+    return code
 
 
 # -- records -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OfferDraft:
-    """What the campaign engine decided to send; delivery adds id, seq and code.
-
-    ``coupon_code`` is the campaign's code (e.g. ``JACKET20``); the delivered
-    offer carries a code unique to this offer that starts with it, so a
-    redemption at the till is attributed to exactly one offer.
-    """
-
-    store: str
-    campaign_id: str
-    title: str
-    body: str
-    expires_ms: int
-    trigger: Mapping[str, Any] = field(default_factory=dict)
-    image: str | None = None
-    product_gtin: str | None = None
-    coupon_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,17 +304,6 @@ def refusal(
     return None
 
 
-def normalize_code(code: str) -> str:
-    """Codes are compared as typed at a till: case and surrounding spaces ignored."""
-    return code.strip().upper()
-
-
-def new_redemption_code(prefix: str | None) -> str:
-    tail = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
-    head = normalize_code(prefix or "")
-    return f"{head}-{tail}" if head else f"OZ-{tail}"
-
-
 def offer_message(offer: DeliveredOffer) -> dict[str, Any]:
     """The WebSocket message (and Web Push payload) for one offer."""
     return {"type": "offer", "seq": offer.seq, "offer": offer.wire()}
@@ -484,7 +471,7 @@ class OfferDelivery:
             self._store.add_offers(
                 [NewOffer(shopper_id, draft, trigger_published_ms)],
                 created_ms=self._clock(),
-                new_code=_new_code,
+                new_code=till_codes(),
             )
         )[0]
 
@@ -498,7 +485,7 @@ class OfferDelivery:
             log.info("%d offers not delivered: consent withdrawn", len(offers) - len(allowed))
         if not allowed:
             return []
-        stored = self._store.add_offers(allowed, created_ms=self._clock(), new_code=_new_code)
+        stored = self._store.add_offers(allowed, created_ms=self._clock(), new_code=till_codes())
         return self._hand_over(stored)
 
     def _hand_over(self, stored: list[DeliveredOffer]) -> list[DeliveredOffer]:

@@ -18,10 +18,17 @@ from omnizone.server.service.shoppers import ShopperService
 
 
 class RegisteredDevices:
+    """Knows the devices registered when it was made; subscribe ``update`` to
+    the shoppers' device changes (``ShopperService.subscribe_to_devices``) to
+    follow later registrations and erasures."""
+
     def __init__(self, shoppers: ShopperService, rotation_s: int) -> None:
         self._shoppers = shoppers
         self._resolver = EidResolver(shoppers.all_devices(), rotation_s)
-        shoppers.device_listeners.append(self._resolver.update)
+
+    def update(self, device: str, key: bytes | None) -> None:
+        """A device key added (a registration) or removed (``None``)."""
+        self._resolver.update(device, key)
 
     def resolve(self, device: str, at_ms: int) -> str | None:
         if is_eid_key(device):

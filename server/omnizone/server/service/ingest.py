@@ -10,7 +10,7 @@ message that failed half-way is re-processed cleanly when it is redelivered.
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol
@@ -109,6 +109,12 @@ class _Pending:
             self.events.setdefault(device, []).extend(events)
 
 
+#: Told of every placement after its message is committed: (store, placement).
+PlacementListener = Callable[[str, ZonePlacement], None]
+#: Told of every item brought into a fitting room, after commit: (store, reader, gtin, at_ms).
+TryOnListener = Callable[[str, str, str, int], None]
+
+
 class IngestService:
     """Turns gateway messages into stored facts, zone stays and visits."""
 
@@ -120,10 +126,14 @@ class IngestService:
         stale_ms: int = DEFAULT_STALE_MS,
         locators: Mapping[str, Locator] | None = None,
         identity: DeviceIdentity | None = None,
+        placement_listeners: Sequence[PlacementListener] = (),
+        try_on_listeners: Sequence[TryOnListener] = (),
     ) -> None:
         """``identity`` None keeps every device key as sighted (replays and the
         localization evaluation, whose phones are anonymous); the server
-        always passes one (``OMNIZONE_RESOLVE_EIDS``)."""
+        always passes one (``OMNIZONE_RESOLVE_EIDS``). The listeners are who
+        else acts on what was committed: the offer engine in the server
+        (wired in ``bootstrap.py``), a recorder in the evaluations."""
         self._identity = identity
         self._stores = dict(stores)
         self._repo = repository
@@ -132,10 +142,8 @@ class IngestService:
             store: NearestGatewayLocator(plan, stale_ms) for store, plan in self._stores.items()
         }
         self._locators.update(locators or {})
-        # Who else wants each placement (evaluation against ground truth, live views).
-        self.placement_listeners: list[Callable[[str, ZonePlacement], None]] = []
-        # Items brought into a fitting room: (store, reader, gtin, at_ms), after commit.
-        self.try_on_listeners: list[Callable[[str, str, str, int], None]] = []
+        self._placement_listeners = tuple(placement_listeners)
+        self._try_on_listeners = tuple(try_on_listeners)
         self._lock = threading.Lock()
         self.counters = IngestCounters()
         self._states: dict[str, dict[str, DeviceVisitState]] = {s: {} for s in self._stores}
@@ -399,11 +407,11 @@ class IngestService:
             self._swept_ms[store] = pending.swept_ms
         # Committed: now others may act on them (and may write to the database).
         for placement in pending.placements:
-            for listener in self.placement_listeners:
+            for listener in self._placement_listeners:
                 listener(store, placement)
         for try_on in pending.try_ons:
             if try_on.gtin is not None:
-                for tell in self.try_on_listeners:
+                for tell in self._try_on_listeners:
                     tell(store, try_on.reader, try_on.gtin, try_on.at_ms)
 
 

@@ -24,22 +24,20 @@ from omnizone.server.domain.offers import (
     Catalog,
     Decision,
     DecisionBatch,
-    OfferDraft,
     OfferHistory,
     Purchase,
     SentOffer,
     ShopperContext,
     TriggerEvent,
-    check_campaign,
     decide,
 )
 from omnizone.server.domain.offers.journey import Journey, follow
+from omnizone.server.service.campaigns import CampaignAdmin
+from omnizone.server.service.delivery import NewOffer
 from omnizone.server.service.locators import ZonePlacement
 from omnizone.server.service.ports.campaigns import (
     CampaignStore,
     LoggedDecision,
-    RevisionMismatch,
-    StoredCampaign,
 )
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.store import StorePlan
@@ -50,15 +48,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 2000
 
 
-@dataclass(frozen=True, slots=True)
-class OfferToSend:
-    shopper_id: str
-    offer: OfferDraft
-    published_ms: int | None  # when the gateway published what triggered it
-
-
-#: delivery: the offers of one batch of decisions, stored in one go
-Publish = Callable[[Sequence[OfferToSend]], object]
+#: delivery (``OfferDelivery.publish_many``): the offers of one batch of
+#: decisions, stored in one go
+Publish = Callable[[Sequence[NewOffer]], object]
 
 
 @dataclass(slots=True)
@@ -70,7 +62,7 @@ class _Effects:
     waiting: list["_Waiting"] = field(default_factory=list)
     new_trips: list[tuple[str, str, int, "_Trip"]] = field(default_factory=list)
     decisions: list[tuple[str, str, Sequence[Decision]]] = field(default_factory=list)
-    offers: list[OfferToSend] = field(default_factory=list)
+    offers: list[NewOffer] = field(default_factory=list)
     then: list[Callable[[], object]] = field(default_factory=list)
 
 
@@ -86,37 +78,6 @@ _FIRED_BY: dict[str, frozenset[str]] = {
     "nfc_tap": frozenset({"nfc_tap"}),
     "try_on": frozenset({"try_on"}),
 }
-
-
-class CampaignRejected(ValueError):
-    """A campaign from the API that does not fit the store or the catalog."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-
-class UnknownCampaign(LookupError):
-    pass
-
-
-class CampaignChanged(Exception):
-    """A conditional write whose condition does not hold: the campaign is not
-    at the revision the writer loaded (``current`` is what is stored now, None
-    when there is no such campaign), or exists when it was to be created.
-    Nothing was written."""
-
-    def __init__(self, campaign_id: str, current: StoredCampaign | None) -> None:
-        found = f"at revision {current.revision}" if current else "absent"
-        super().__init__(f"campaign {campaign_id!r} is {found}")
-        self.campaign_id = campaign_id
-        self.current = current
-
-
-#: A write's condition on what is stored now (None: no such campaign), e.g.
-#: the API's If-Match. Checked under the engine's lock against the database,
-#: and the write itself is a compare-and-set on the revision it saw.
-Precondition = Callable[[StoredCampaign | None], bool]
 
 
 @dataclass(slots=True)
@@ -135,9 +96,12 @@ class _Waiting:
 
 
 class OfferEngine:
+    """Decides offers from what shoppers do; the campaigns come from ``CampaignAdmin``."""
+
     def __init__(
         self,
         stores: Mapping[str, StorePlan],
+        campaigns: CampaignAdmin,
         repository: CampaignStore,
         catalog: Catalog,
         shoppers: ShopperService,
@@ -148,17 +112,17 @@ class OfferEngine:
     ) -> None:
         """``background``: placements and try-ons are queued and decided on the
         engine's own thread, so ingest never waits for a decision (the server);
-        otherwise they are decided in the caller's thread (tests, replays)."""
+        otherwise they are decided in the caller's thread (tests, replays).
+        ``repository`` keeps the decision log, the store visits and the
+        offers sent, which caps and budgets read."""
         self._stores = dict(stores)
+        self._campaigns = campaigns
         self._repo = repository
         self.catalog = catalog
         self._shoppers = shoppers
         self._publish = publish
         self._clock = clock
         self._lock = threading.RLock()
-        stored = repository.stored_campaigns()
-        self._campaigns: dict[str, Campaign] = {s.campaign.id: s.campaign for s in stored}
-        self._stored: dict[str, StoredCampaign] = {s.campaign.id: s for s in stored}
         self._trips: dict[tuple[str, str], _Trip] = {}  # (store, shopper) -> current trip
         self._sent_by_campaign: Counter[str] = Counter(repository.sent_by_campaign())
         self._history: dict[str, list[SentOffer]] = {}  # shopper -> offers sent (cache)
@@ -173,10 +137,6 @@ class OfferEngine:
             for plan in stores.values()
             for reader in plan.rfid_readers
         }
-
-    @property
-    def stores(self) -> Mapping[str, StorePlan]:
-        return self._stores
 
     def now_ms(self) -> int:
         return self._clock()
@@ -193,114 +153,6 @@ class OfferEngine:
         return self._repo.decisions(
             store=store, campaign_id=campaign_id, shopper_id=shopper_id, limit=limit
         )
-
-    # -- campaigns (API and files) -------------------------------------------------------
-
-    def campaigns(self, store: str) -> list[Campaign]:
-        with self._lock:
-            return [c for c in self._campaigns.values() if c.store == store]
-
-    def stored_campaigns(self, store: str) -> list[StoredCampaign]:
-        """The store's campaigns with their revisions (in ``campaigns``' order)."""
-        with self._lock:
-            return [s for s in self._stored.values() if s.campaign.store == store]
-
-    def campaign(self, campaign_id: str) -> Campaign:
-        return self.stored_campaign(campaign_id).campaign
-
-    def stored_campaign(self, campaign_id: str) -> StoredCampaign:
-        with self._lock:
-            found = self._stored.get(campaign_id)
-        if found is None:
-            raise UnknownCampaign(f"no campaign {campaign_id!r}")
-        return found
-
-    def save_campaign(self, campaign: Campaign) -> Campaign:
-        """Store the campaign whatever is stored (the campaign files, scripts)."""
-        return self.put_campaign(campaign).campaign
-
-    def put_campaign(
-        self, campaign: Campaign, *, precondition: Precondition | None = None
-    ) -> StoredCampaign:
-        """Store the campaign as its next revision. With ``precondition``, only
-        if it holds for what is stored now (else ``CampaignChanged``): it is
-        checked under the engine's lock, and the write is a compare-and-set
-        on the revision it was checked against, so no other write, from this
-        process or another one on the same database, can come in between."""
-        self._check(campaign)
-        with self._lock:
-            if precondition is None:
-                return self._store(campaign, None)
-            current = self._repo.stored_campaign(campaign.id)
-            if not precondition(current):
-                self._remember(campaign.id, current)
-                raise CampaignChanged(campaign.id, current)
-            return self._store(campaign, current.revision if current else 0)
-
-    def set_status(
-        self, campaign_id: str, status: str, *, precondition: Precondition | None = None
-    ) -> StoredCampaign:
-        """Pause or resume: the stored campaign with another status, as its
-        next revision (an unchanged status writes nothing). Made from what the
-        database holds and written with a compare-and-set, so an edit saved
-        meanwhile is never undone by a pause."""
-        for _attempt in range(5):
-            with self._lock:
-                current = self._repo.stored_campaign(campaign_id)
-                if current is None:
-                    self._remember(campaign_id, None)
-                    raise UnknownCampaign(f"no campaign {campaign_id!r}")
-                if precondition is not None and not precondition(current):
-                    self._remember(campaign_id, current)
-                    raise CampaignChanged(campaign_id, current)
-                if current.campaign.status == status:
-                    self._remember(campaign_id, current)
-                    return current
-                changed = current.campaign.model_copy(update={"status": status})
-                self._check(changed)
-                try:
-                    return self._store(changed, current.revision)
-                except CampaignChanged:
-                    continue  # another process wrote it since: read it again
-        raise CampaignChanged(campaign_id, self._repo.stored_campaign(campaign_id))
-
-    def _check(self, campaign: Campaign) -> None:
-        problems = check_campaign(campaign, self._stores.get(campaign.store), self.catalog)
-        if campaign.store not in self._stores:
-            problems.insert(0, f"store: {campaign.store!r} is not a store of this server")
-        if problems:
-            raise CampaignRejected(problems)
-
-    def _store(self, campaign: Campaign, expected_revision: int | None) -> StoredCampaign:
-        """Under the lock: store, and remember what was stored."""
-        try:
-            stored = self._repo.save_campaign(
-                campaign, self._clock(), expected_revision=expected_revision
-            )
-        except RevisionMismatch as mismatch:
-            self._remember(campaign.id, mismatch.current)
-            raise CampaignChanged(campaign.id, mismatch.current) from None
-        self._remember(campaign.id, stored)
-        return stored
-
-    def _remember(self, campaign_id: str, stored: StoredCampaign | None) -> None:
-        """Under the lock: the engine's copy follows what the database holds."""
-        if stored is None:
-            self._campaigns.pop(campaign_id, None)
-            self._stored.pop(campaign_id, None)
-        else:
-            self._campaigns[campaign_id] = stored.campaign
-            self._stored[campaign_id] = stored
-
-    def seed(self, campaigns: list[Campaign]) -> int:
-        """Campaigns from a file, for those not stored yet: a campaign edited or
-        paused through the API keeps its stored version across restarts."""
-        added = 0
-        for campaign in campaigns:
-            if not self._repo.has_campaign(campaign.id):
-                self.save_campaign(campaign)
-                added += 1
-        return added
 
     # -- what happens in the store ---------------------------------------------------------
 
@@ -525,11 +377,8 @@ class OfferEngine:
         effects.new_trips.clear()
 
     def _listening(self, event: TriggerEvent) -> list[Campaign]:
-        return [
-            c
-            for c in self._campaigns.values()
-            if c.store == event.store and c.trigger.kind in _FIRED_BY[event.kind]
-        ]
+        fired_by = _FIRED_BY[event.kind]
+        return [c for c in self._campaigns.campaigns(event.store) if c.trigger.kind in fired_by]
 
     def _load_history(self, shoppers: Sequence[str]) -> None:
         with self._lock:
@@ -568,7 +417,7 @@ class OfferEngine:
                 self._sent_by_campaign[sent.campaign_id] += 1
                 history.append(SentOffer(sent.campaign_id, sent.at_ms, sent.visit_id))
         if batch.offer is not None:
-            effects.offers.append(OfferToSend(event.shopper_id, batch.offer, published_ms))
+            effects.offers.append(NewOffer(event.shopper_id, batch.offer, published_ms))
         return batch
 
     def _contexts(self, shopper_ids: Sequence[str]) -> dict[str, ShopperContext]:
@@ -604,6 +453,6 @@ class OfferEngine:
     def _dwell_thresholds(self, store: str) -> list[float]:
         return [
             c.trigger.min_dwell_s
-            for c in self._campaigns.values()
-            if c.store == store and c.status == "active" and c.trigger.kind == "dwell"
+            for c in self._campaigns.campaigns(store)
+            if c.status == "active" and c.trigger.kind == "dwell"
         ]

@@ -3,10 +3,11 @@ and erasure, and the associate's QR hand-off.
 
 A registration is one app install: the shopper id is also the device id the
 ``EidResolver`` answers with. Other parts plug in without this module knowing
-them: ``export_providers`` add sections to a shopper's export (visits,
-offers...), ``erase_listeners`` delete what they hold about a shopper, and
-``device_listeners`` hear of every device key added or removed (the
-resolver's ``update``).
+them, subscribed where the server is put together (``bootstrap.py``):
+``add_export_section`` adds a section to a shopper's export (visits,
+offers...), ``subscribe_to_erasure`` deletes what a part holds about a
+shopper, and ``subscribe_to_devices`` hears of every device key added or
+removed (the resolver's ``update``).
 """
 
 import logging
@@ -245,9 +246,26 @@ class ShopperService:
         self._clock = clock
         self._lock = threading.Lock()
         self._consents = repository.current_consents()  # read per sighting: kept in memory
-        self.export_providers: dict[str, ExportProvider] = {}
-        self.erase_listeners: list[EraseListener] = []
-        self.device_listeners: list[DeviceListener] = []
+        self._export_providers: dict[str, ExportProvider] = {}
+        self._erase_listeners: list[EraseListener] = []
+        self._device_listeners: list[DeviceListener] = []
+
+    # -- the other parts ---------------------------------------------------------------
+
+    def add_export_section(self, name: str, provide: ExportProvider) -> None:
+        """``provide(shopper_id)`` is the export's ``name`` section (what the part
+        holds about the shopper, as JSON-able data)."""
+        self._export_providers[name] = provide
+
+    def subscribe_to_erasure(self, listener: EraseListener) -> None:
+        """``listener(shopper_id)`` erases what its part holds, before the
+        shopper's own rows go; if it raises, the shopper stays whole."""
+        self._erase_listeners.append(listener)
+
+    def subscribe_to_devices(self, listener: DeviceListener) -> None:
+        """``listener(device, key)`` hears of every device key added (a
+        registration) or removed (``None``: an erasure)."""
+        self._device_listeners.append(listener)
 
     # -- identity ------------------------------------------------------------------
 
@@ -406,7 +424,7 @@ class ShopperService:
             ],
             "profile_events": [asdict(e) for e in self._repo.profile_events(shopper_id)],
         }
-        for name, provide in self.export_providers.items():
+        for name, provide in self._export_providers.items():
             if name in _EXPORT_SECTIONS:
                 raise ValueError(f"export provider {name!r} would overwrite a core section")
             out[name] = provide(shopper_id)
@@ -421,7 +439,7 @@ class ShopperService:
         shopper = self.shopper(shopper_id)
         self._notify_devices(shopper_id, None)
         try:
-            for listener in self.erase_listeners:
+            for listener in self._erase_listeners:
                 listener(shopper_id)
         except BaseException:
             self._notify_devices(shopper_id, shopper.eid_key)
@@ -431,7 +449,7 @@ class ShopperService:
             self._consents.pop(shopper_id, None)
 
     def _notify_devices(self, device: str, key: bytes | None) -> None:
-        for listener in self.device_listeners:
+        for listener in self._device_listeners:
             listener(device, key)
 
     # -- the associate's QR hand-off ----------------------------------------------

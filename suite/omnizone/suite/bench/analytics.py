@@ -27,30 +27,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, func, insert, select
 
 from omnizone.paths import shipped_config
-from omnizone.server.adapters.analytics_db import AnalyticsRepository
-from omnizone.server.adapters.campaign_db import CampaignRepository, DecisionRow
-from omnizone.server.adapters.db import (
-    NfcTapRow,
-    ReceivedMessage,
-    SqlRepository,
-    TryOnRow,
-    VisitRow,
-)
-from omnizone.server.adapters.offer_db import (
-    OfferReceiptRow,
-    OfferRepository,
-    OfferRow,
-    RedemptionRow,
-)
-from omnizone.server.adapters.shopper_db import (
-    ProfileEventRow,
-    ShopperRepository,
-    ShopperRow,
-)
+from omnizone.server import bootstrap
+from omnizone.server.adapters.campaign_db import DecisionRow
+from omnizone.server.adapters.db import NfcTapRow, ReceivedMessage, TryOnRow, VisitRow
+from omnizone.server.adapters.offer_db import OfferReceiptRow, OfferRow, RedemptionRow
+from omnizone.server.adapters.shopper_db import ProfileEventRow, ShopperRow
 from omnizone.server.domain.offers import Campaign, load_campaigns, load_catalog
-from omnizone.server.entrypoints.analytics_api import stored_campaigns
-from omnizone.server.service.analytics import VIEWS, AnalyticsService, to_csv
-from omnizone.server.service.shoppers import ShopperService
+from omnizone.server.service.analytics import VIEWS, to_csv
 from omnizone.store import StorePlan, ZoneKind, load_store
 
 DAY_OPEN_H, DAY_CLOSE_H = 10, 20
@@ -384,21 +367,17 @@ def run_analytics_bench(
     plan = load_store(store_file or shipped_config("stores/rivoli.yaml"))
     spec = WeekSpec(days=days, trips_per_day=trips_per_day, seed=seed)
     with _database(database_url) as url:
-        repository = SqlRepository.from_url(url)
-        engine = repository.engine
+        storage = bootstrap.open_storage(url)  # the server's schema, its repositories
+        engine = storage.sql.engine
         try:
             _check_empty(engine)
-            reads = AnalyticsRepository(engine)
-            shoppers = ShopperService([plan.id], ShopperRepository(engine))
-            OfferRepository(engine)  # its tables
-            decisions = CampaignRepository(engine)
             for campaign in shipped_campaigns(plan):  # as the server seeds them
-                decisions.save_campaign(campaign, 0)
+                storage.campaigns.save_campaign(campaign, 0)
             started = time.perf_counter()
             written = fill_week(engine, plan, spec)
             fill_s = time.perf_counter() - started
-            report = stored_campaigns(engine, reads, shoppers)
-            service = AnalyticsService({plan.id: plan}, reads, report)
+            reports = bootstrap.build_reports(storage, {plan.id: plan})
+            service = reports.analytics
             tz = ZoneInfo(plan.store.timezone)
             first = datetime.combine(spec.first_day, datetime.min.time(), tz)
             from_ms = round(first.timestamp() * 1000)
@@ -416,11 +395,11 @@ def run_analytics_bench(
                     "max_ms": round(max(seconds) * 1000, 1),
                     "csv_rows": to_csv(view, body).count("\n") - 1,
                 }
-            http = _time_http(service, repository, plan, from_ms, to_ms)
+            http = _time_http(storage, reports, plan, from_ms, to_ms)
             for view, ms in http.items():
                 views[view]["http_ms"] = ms
         finally:
-            repository.close()
+            storage.close()
     slowest = max(max(v["max_ms"], v["http_ms"]) for v in views.values())
     return {
         "store": plan.id,
@@ -459,8 +438,8 @@ def _check_empty(engine: Engine) -> None:
 
 
 def _time_http(
-    service: AnalyticsService,
-    repository: SqlRepository,
+    storage: bootstrap.Storage,
+    reports: bootstrap.StoreReports,
     plan: StorePlan,
     from_ms: int,
     to_ms: int,
@@ -471,16 +450,8 @@ def _time_http(
     import httpx
     import uvicorn
 
-    from omnizone.server.entrypoints.analytics_api import analytics_router
-    from omnizone.server.entrypoints.api import create_app
-    from omnizone.server.service.queries import StoreQueries
-
     key = "bench-key-123456"
-    app = create_app(
-        StoreQueries({plan.id: plan}, repository),
-        {key: ["read"]},
-        routers=[lambda require: analytics_router(service, require)],
-    )
+    app = bootstrap.reports_app(storage, reports, {key: ["read"]})
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

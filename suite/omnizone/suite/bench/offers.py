@@ -34,7 +34,7 @@ import websockets
 from omnizone.broker import BrokerAccounts, start_broker
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.paths import shipped_config
-from omnizone.server.adapters.db import make_engine
+from omnizone.server import bootstrap
 from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.sim.app_client import register_app_phones
 from omnizone.sim.engine import SimClock, Simulation
@@ -133,8 +133,11 @@ def run_offers_bench(
                 finally:
                     fleet.stop(flush_timeout_s=10)
                 lag_ms = clock.now_ms - wall_clock_ms()  # sim behind wall: negative
-                offers = OfferRepository(make_engine(settings.database_url), create=False)
-                sent = _wait_for_offers(offers, phones, clients, settle_s)
+                storage = bootstrap.open_storage(settings.database_url)
+                try:
+                    sent = _wait_for_offers(storage.offers, phones, clients, settle_s)
+                finally:
+                    storage.close()
                 clients.stop()
                 result = _summary(
                     sent,

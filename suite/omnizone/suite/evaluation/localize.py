@@ -51,6 +51,8 @@ def run_localize_eval(
         timelines: dict[str, dict[str, list[Placement]]] = {}
         for kind in kinds:
             repositories[kind] = SqlRepository.from_url(f"sqlite:///{folder / kind}.db")
+            timeline: dict[str, list[Placement]] = defaultdict(list)
+            timelines[kind] = timeline
             services[kind] = IngestService(
                 {store.id: store},
                 repositories[kind],
@@ -59,10 +61,8 @@ def run_localize_eval(
                     kind,
                     enter_probability=None if kind == BASELINE else enter_probability,
                 ),
+                placement_listeners=[_recorder(timeline)],
             )
-            timeline: dict[str, list[Placement]] = defaultdict(list)
-            timelines[kind] = timeline
-            services[kind].placement_listeners.append(_recorder(timeline))
 
         replay = replay_scenario(scenario, store, list(services.values()), on_progress)
         min_stay = store.store.visits.min_presence_s

@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from omnizone.server.adapters.memory.ingest import json_copy
+from omnizone.server.domain.offers import OfferDraft
 from omnizone.server.service.delivery import (
     DeliveredOffer,
     InboxOffer,
     NativePlatform,
     NewOffer,
-    OfferDraft,
     OfferNotFound,
     PushSubscription,
     Receipt,

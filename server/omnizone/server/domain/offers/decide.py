@@ -14,6 +14,7 @@ from omnizone.server.domain.offers.campaign import Campaign
 from omnizone.server.domain.offers.catalog import Catalog
 from omnizone.server.domain.offers.checks import Case, rejection
 from omnizone.server.domain.offers.clock import local_time, store_zone
+from omnizone.server.domain.offers.coupons import till_code, unique_code
 from omnizone.server.domain.offers.events import (
     CampaignTotals,
     Decision,
@@ -24,7 +25,7 @@ from omnizone.server.domain.offers.events import (
     ShopperContext,
     TriggerEvent,
 )
-from omnizone.server.domain.offers.holdout import in_holdout, unique_code
+from omnizone.server.domain.offers.holdout import in_holdout
 from omnizone.server.domain.offers.matching import TriggerMatch, match_trigger
 
 __all__ = ["arbitration_key", "decide"]
@@ -85,17 +86,17 @@ def _draft(case: Case) -> OfferDraft:
             event.tap_point or "",
             event.product_gtin or "",
         )
-        coupon = coupon.replace("{code}", code)
+        coupon = till_code(coupon, code)
     product = case.catalog.product(case.product) if case.product else None
     return OfferDraft(
         campaign_id=case.campaign.id,
-        shopper_id=event.shopper_id,
         store=event.store,
         title=content.title,
         body=content.body,
         image=content.image or (product.image if product else None),
         product_gtin=case.product,
         coupon_code=coupon,
+        coupon_unique=content.unique_coupon,
         created_ms=case.now_ms,
         expires_ms=case.now_ms + content.expires_after_s * 1000,
         trigger=_trigger_summary(event, case.campaign),

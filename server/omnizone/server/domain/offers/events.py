@@ -115,21 +115,28 @@ class Decision:
     at_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OfferDraft:
-    """The offer to store and deliver; ids and sequence numbers are the service's."""
+    """The offer a decision sends, as delivery receives it: delivery stores it
+    for one shopper with an offer id, the shopper's next seq and the code the
+    till redeems (``coupons.till_code``, unique to the offer).
 
-    campaign_id: str
-    shopper_id: str
+    ``coupon_code`` is the campaign's code as decided: a ``{code}`` template
+    filled in, already unique to this offer (``coupon_unique``), or a fixed
+    code every offer of the campaign shares, which delivery makes unique.
+    """
+
     store: str
+    campaign_id: str
     title: str
     body: str
-    image: str | None
-    product_gtin: str | None
-    coupon_code: str | None
-    created_ms: int
+    created_ms: int  # when it was decided
     expires_ms: int
-    trigger: Mapping[str, str | int | float]
+    trigger: Mapping[str, str | int | float] = field(default_factory=dict)
+    image: str | None = None
+    product_gtin: str | None = None
+    coupon_code: str | None = None
+    coupon_unique: bool = False
 
 
 @dataclass(frozen=True, slots=True)

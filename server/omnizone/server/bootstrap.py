@@ -1,0 +1,385 @@
+"""The server's composition root: the one place its parts are made and wired.
+
+``build_server`` turns ``ServerSettings`` and the store plans into a
+``ServerParts``: the repositories over one database, the services, the
+campaign admin, the offer engine and delivery, who listens to whom, and the
+HTTP API over all of it. ``ServerRuntime`` runs what it builds (the MQTT
+connection, the background threads, uvicorn). ``omnizone report`` and the
+benchmarks take the smaller pieces: ``open_storage`` for the repositories and
+``build_reports`` for the analytics with the campaign report.
+
+Nothing outside this module constructs a repository for the server or
+subscribes one part to another, so this file is where to read how the
+server hangs together.
+"""
+
+import logging
+from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from omnizone.paths import shipped_config
+from omnizone.server.adapters import schema
+from omnizone.server.adapters.analytics_db import AnalyticsRepository
+from omnizone.server.adapters.campaign_db import CampaignRepository
+from omnizone.server.adapters.db import SqlRepository
+from omnizone.server.adapters.layout_db import LayoutRepository
+from omnizone.server.adapters.mqtt_ingest import MqttIngest
+from omnizone.server.adapters.offer_db import OfferRepository
+from omnizone.server.adapters.shopper_db import ShopperRepository
+from omnizone.server.adapters.webpush import VapidKeys, WebPushChannel
+from omnizone.server.domain.identity import may_send_offer
+from omnizone.server.domain.offers import Catalog, load_campaigns, load_catalog
+from omnizone.server.entrypoints.analytics_api import analytics_router
+from omnizone.server.entrypoints.api import RouterFactory, create_app
+from omnizone.server.entrypoints.campaign_api import campaign_router
+from omnizone.server.entrypoints.dashboard import DashboardPart, mount_dashboard
+from omnizone.server.entrypoints.offers_api import offers_router
+from omnizone.server.entrypoints.shopper_api import shopper_router
+from omnizone.server.entrypoints.shopper_app import mount_shopper_app
+from omnizone.server.service.analytics import AnalyticsService, CampaignReport
+from omnizone.server.service.campaign_report import CampaignFigures, campaign_report
+from omnizone.server.service.campaigns import CampaignAdmin
+from omnizone.server.service.delivery import OfferDelivery
+from omnizone.server.service.device_identity import RegisteredDevices
+from omnizone.server.service.gateways import GatewayAdmin
+from omnizone.server.service.ingest import IngestService
+from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
+from omnizone.server.service.live_map import LiveMap
+from omnizone.server.service.locators import make_locators
+from omnizone.server.service.offer_engine import OfferEngine
+from omnizone.server.service.queries import StoreQueries
+from omnizone.server.service.retention import SightingRetention
+from omnizone.server.service.shoppers import ShopperService
+from omnizone.server.settings import ServerSettings, check_api_keys
+from omnizone.store import StorePlan, load_store
+
+log = logging.getLogger(__name__)
+
+
+# -- storage ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Storage:
+    """The repositories of one database, all on the same engine."""
+
+    sql: SqlRepository  # ingest: messages, visits, presence, gateways
+    layouts: LayoutRepository
+    shoppers: ShopperRepository
+    campaigns: CampaignRepository  # campaigns, the decision log, store visits
+    offers: OfferRepository
+    analytics: AnalyticsRepository
+
+    @classmethod
+    def over(cls, sql: SqlRepository) -> "Storage":
+        """Every repository over ``sql``'s engine; each makes its tables if missing."""
+        engine = sql.engine
+        return cls(
+            sql=sql,
+            layouts=LayoutRepository(engine),
+            shoppers=ShopperRepository(engine),
+            campaigns=CampaignRepository(engine),
+            offers=OfferRepository(engine),
+            analytics=AnalyticsRepository(engine),
+        )
+
+    def close(self) -> None:
+        self.sql.close()
+
+
+def open_storage(database_url: str) -> Storage:
+    """The database at ``database_url``, its schema upgraded by the migrations
+    before any table is touched (as ``omnizone server migrate`` would)."""
+    sql = SqlRepository.from_url(database_url, create=False)
+    try:
+        schema.upgrade(sql.engine)
+        return Storage.over(sql)
+    except BaseException:
+        sql.close()
+        raise
+
+
+def load_stores(settings: ServerSettings) -> dict[str, StorePlan]:
+    """The store files the settings name, by store id."""
+    plans = [load_store(path) for path in settings.store_files]
+    return {plan.id: plan for plan in plans}
+
+
+# -- the read side: analytics and the campaign report -----------------------------------
+
+
+def stored_campaign_report(storage: Storage, shoppers: ShopperService) -> CampaignReport:
+    """The campaign report (``service/campaign_report.py``) of a store's stored
+    campaigns, purchases read for all shoppers at once. The one wiring of the
+    report: the campaign routes and the analytics' campaigns view answer
+    with it alike."""
+
+    def report(store: str) -> list[CampaignFigures]:
+        mine = [c for c in storage.campaigns.campaigns() if c.store == store]
+        return campaign_report(
+            mine,
+            storage.campaigns,
+            storage.offers.campaign_counts,
+            shoppers,
+            purchases=storage.analytics.purchases_of,
+        )
+
+    return report
+
+
+@dataclass(frozen=True)
+class StoreReports:
+    """What the store's reports read: the plans as they run, the analytics
+    views and the campaign report."""
+
+    stores: Mapping[str, StorePlan]  # with the newest layouts saved in the dashboard
+    layout_versions: Mapping[str, int | None]  # the saved layout each runs (None: the file)
+    shoppers: ShopperService
+    campaign_report: CampaignReport
+    analytics: AnalyticsService
+
+
+def build_reports(
+    storage: Storage,
+    stores: Mapping[str, StorePlan],
+    *,
+    shoppers: ShopperService | None = None,
+) -> StoreReports:
+    """The read side over ``storage``. ``shoppers``: the server's own; without
+    it one is made that only reads (``omnizone report``, the benchmarks)."""
+    running, versions = apply_saved_layouts(stores, storage.layouts)
+    if shoppers is None:
+        shoppers = ShopperService(list(running), storage.shoppers)
+    report = stored_campaign_report(storage, shoppers)
+    return StoreReports(
+        stores=running,
+        layout_versions=versions,
+        shoppers=shoppers,
+        campaign_report=report,
+        analytics=AnalyticsService(running, storage.analytics, report),
+    )
+
+
+def reports_app(
+    storage: Storage, reports: StoreReports, api_keys: Mapping[str, Iterable[str]]
+) -> FastAPI:
+    """The API of the read side only: the stores, their stored events and the
+    analytics, no ingest and no offers (the analytics benchmark)."""
+    return create_app(
+        StoreQueries(reports.stores, storage.sql),
+        api_keys,
+        routers=[lambda require: analytics_router(reports.analytics, require)],
+    )
+
+
+# -- the whole server ------------------------------------------------------------------
+
+
+@dataclass
+class ServerParts:
+    """One server's parts, made and wired by ``build_server``.
+
+    Constructed is not running: the MQTT connection, the sighting retention
+    and the database's background checkpoints are the runtime's to start. The
+    offer engine and delivery run their own threads from the start;
+    ``close_live`` stops them and ends the live sockets (uvicorn waits for
+    those), ``close`` then closes the database.
+    """
+
+    settings: ServerSettings
+    stores: Mapping[str, StorePlan]  # as they run: saved layouts applied
+    storage: Storage
+    shoppers: ShopperService
+    campaigns: CampaignAdmin
+    engine: OfferEngine
+    delivery: OfferDelivery
+    vapid: VapidKeys
+    ingest: IngestService
+    mqtt: MqttIngest
+    queries: StoreQueries
+    gateways: GatewayAdmin
+    campaign_report: CampaignReport
+    analytics: AnalyticsService
+    dashboard: DashboardPart
+    retention: SightingRetention | None
+    app: FastAPI
+    _live_closed: bool = field(default=False, repr=False)
+
+    def close_live(self) -> None:
+        """Decide what is queued, stop delivery, end the offer and live-map sockets."""
+        if self._live_closed:
+            return
+        self._live_closed = True
+        self.engine.close()
+        self.delivery.close()
+        self.dashboard.close()
+
+    def close(self) -> None:
+        """Everything ``close_live`` does, then close the database. Stop the
+        runtime's threads (MQTT, retention) first: they write to it."""
+        self.close_live()
+        self.storage.close()
+
+
+def build_server(
+    settings: ServerSettings, stores: Mapping[str, StorePlan] | None = None
+) -> ServerParts:
+    """Every part of one server, wired. ``stores`` None: the settings' store
+    files. Raises before anything is made when the API keys are unusable;
+    whatever was made before a later failure is closed again."""
+    s = settings
+    keys = check_api_keys(s.api_keys)
+    plans = dict(stores) if stores is not None else load_stores(s)
+    with ExitStack() as undo:
+        storage = open_storage(s.database_url)
+        undo.callback(storage.close)
+
+        secret = s.webhook_secret.get_secret_value().encode() if s.webhook_secret else None
+        shoppers = ShopperService(
+            list(plans), storage.shoppers, eid_rotation_s=s.eid_rotation_s, webhook_secret=secret
+        )
+        reports = build_reports(storage, plans, shoppers=shoppers)
+        running = reports.stores
+
+        catalog = _catalog(s, running)
+        campaigns = CampaignAdmin(running, storage.campaigns, catalog)
+        for path in _campaign_files(s):
+            found = [c for c in load_campaigns(path, catalog=catalog) if c.store in running]
+            log.info("%s: %d campaigns, %d new", path, len(found), campaigns.seed(found))
+
+        vapid = VapidKeys(_vapid_path(s))
+        delivery = OfferDelivery(
+            storage.offers,
+            channels=[WebPushChannel(storage.offers, vapid, s.vapid_subject)],
+            ack_timeout_s=s.offer_ack_timeout_s,
+            may_deliver=lambda shopper: may_send_offer(shoppers.consent(shopper)),
+        )
+        undo.callback(delivery.close)
+        engine = OfferEngine(
+            running,
+            campaigns,
+            storage.campaigns,
+            catalog,
+            shoppers,
+            delivery.publish_many,
+            background=True,
+        )
+        undo.callback(engine.close)
+
+        identity = RegisteredDevices(shoppers, s.eid_rotation_s)
+        shoppers.subscribe_to_devices(identity.update)
+        # What each part holds about a shopper goes with the shopper, and comes
+        # with the export (docs/identity.md).
+        shoppers.subscribe_to_erasure(storage.sql.erase_device)
+        shoppers.subscribe_to_erasure(lambda shopper: _erased(delivery.erase_shopper(shopper)))
+        shoppers.subscribe_to_erasure(storage.campaigns.erase_shopper)
+        shoppers.subscribe_to_erasure(engine.forget_shopper)
+        shoppers.add_export_section("location", storage.sql.device_history)
+        shoppers.add_export_section("offers", delivery.export_shopper)
+        shoppers.add_export_section("offer_decisions", storage.campaigns.export_shopper)
+
+        ingest = IngestService(
+            running,
+            storage.sql,
+            locators=make_locators(running, s.localizer),
+            identity=identity,
+            placement_listeners=[engine.on_placement],
+            try_on_listeners=[engine.on_try_on],
+        )
+        mqtt = MqttIngest(
+            ingest,
+            host=s.mqtt_host,
+            port=s.mqtt_port,
+            username=s.mqtt_username,
+            password=s.mqtt_password.get_secret_value() if s.mqtt_password else None,
+            tls_ca=s.mqtt_tls_ca,
+            client_id=s.mqtt_client_id,
+        )
+        queries = StoreQueries(running, storage.sql, ingest.event_time)
+        gateways = GatewayAdmin(running, storage.sql, mqtt.publish_retained)
+        dashboard = DashboardPart(
+            keys,
+            LayoutService(running, reports.layout_versions, storage.layouts),
+            LiveMap(running, ingest.live, ingest.event_time),
+        )
+        undo.callback(dashboard.close)
+        retention = (
+            SightingRetention(storage.sql.prune_sightings, s.sighting_retention_days)
+            if s.sighting_retention_days > 0
+            else None
+        )
+
+        routers: list[RouterFactory] = [
+            lambda require: shopper_router(shoppers, require),
+            lambda require: offers_router(
+                delivery, shoppers.authenticate, require, vapid.public_key_b64url
+            ),
+            lambda require: campaign_router(
+                campaigns, engine, reports.campaign_report, shoppers.authenticate, require
+            ),
+            dashboard.router,
+            lambda require: analytics_router(reports.analytics, require),
+        ]
+        app = create_app(
+            queries,
+            keys,
+            mqtt_connected=lambda: mqtt.connected,
+            gateways=gateways,
+            ingest_counters=lambda: ingest.counters,
+            routers=routers,
+        )
+        mount_shopper_app(app)
+        mount_dashboard(app)
+
+        parts = ServerParts(
+            settings=s,
+            stores=running,
+            storage=storage,
+            shoppers=shoppers,
+            campaigns=campaigns,
+            engine=engine,
+            delivery=delivery,
+            vapid=vapid,
+            ingest=ingest,
+            mqtt=mqtt,
+            queries=queries,
+            gateways=gateways,
+            campaign_report=reports.campaign_report,
+            analytics=reports.analytics,
+            dashboard=dashboard,
+            retention=retention,
+            app=app,
+        )
+        undo.pop_all()  # built: closing is the parts' (and the runtime's) job now
+    return parts
+
+
+def _erased(_removed: int) -> None:
+    """Erasure listeners return nothing; delivery reports how much it removed."""
+
+
+def _catalog(settings: ServerSettings, stores: Mapping[str, StorePlan]) -> Catalog:
+    path = settings.catalog_file or shipped_config("catalog/rivoli.yaml")
+    if settings.catalog_file is None and not path.exists():
+        return Catalog(products=[])
+    return load_catalog(path, stores.values())
+
+
+def _campaign_files(settings: ServerSettings) -> list[Path]:
+    if settings.campaign_files is not None:
+        return list(settings.campaign_files)
+    shipped = shipped_config("campaigns/rivoli.yaml")
+    return [shipped] if shipped.exists() else []
+
+
+def _vapid_path(settings: ServerSettings) -> Path:
+    if settings.vapid_key_file is not None:
+        return settings.vapid_key_file
+    url = settings.database_url
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).with_suffix(".vapid.pem")
+    return Path("omnizone-vapid.pem")
