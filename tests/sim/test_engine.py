@@ -64,13 +64,17 @@ def test_app_phones_advertise_rotating_ids_the_server_can_derive() -> None:
     """The first shoppers carry registered app phones: their adverts carry the
     ephemeral id of the current period (omnizone.contract.eid), which changes
     at each period, and the ground truth names the registered shopper."""
-    from omnizone.contract.eid import eid_device_key
+    from omnizone.contract.eid import EidParams, eid_device_key
     from omnizone.sim.shoppers import AppPhone
 
     scenario = load_scenario(shipped_config("scenarios/quick.yaml"), seed=3, duration_s=120)
     store = load_store(scenario.store_file)
     gateways = {g.id: RecordingGateway() for g in store.gateways}
-    phones = [AppPhone(f"shopper-{i}", bytes([i]) * 16, rotation_s=30) for i in range(2)]
+    # 32 s periods (K = 5) that start with the run, as the 30 s ones of the old scheme did
+    aligned = -load_scenario(shipped_config("scenarios/quick.yaml")).start.timestamp() % 32
+    phones = [
+        AppPhone(f"shopper-{i}", EidParams(bytes([i]) * 16, 5, int(aligned))) for i in range(2)
+    ]
     truth = io.StringIO()
     arrived: list[str] = []
     simulation = Simulation(
@@ -85,10 +89,7 @@ def test_app_phones_advertise_rotating_ids_the_server_can_derive() -> None:
     heard = {device for g in gateways.values() for device, _rssi, _address in g.heard}
     start = simulation.start_ms
     for phone in phones:
-        keys = {
-            eid_device_key(phone.eid_key, t, phone.rotation_s)
-            for t in range(start, start + 120_000, 30_000)
-        }
+        keys = {eid_device_key(phone.eid, t) for t in range(start, start + 120_000, 32_000)}
         assert len(keys) == 4 and keys <= heard  # one id per 30 s period, every one heard
     rows = [json.loads(line) for line in truth.getvalue().splitlines()]
     devices = {r["device"] for r in rows}

@@ -17,7 +17,6 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
 from omnizone.contract import datetime_to_ms
-from omnizone.contract.eid import eid_for
 from omnizone.contract.ids import eid_key
 from omnizone.gateway.ble.adstructures import eddystone_eid_payload, parse_ad_structures
 from omnizone.sim.radio import receptions
@@ -201,9 +200,9 @@ class Simulation:
             self.counters.adverts_heard += 1
 
     def _rotate(self, shopper: Shopper, now: int) -> None:
-        """An app phone advertises the ephemeral id of the current period."""
+        """An app phone advertises the ephemeral id of its current period."""
         assert shopper.app is not None
-        ephemeral = eid_for(shopper.app.eid_key, now, shopper.app.rotation_s)
+        ephemeral = shopper.app.eid.eid(now)
         if self._advertised.get(shopper.id) != ephemeral:
             self._advertised[shopper.id] = ephemeral
             self._payloads[shopper.id] = eddystone_eid_payload(ephemeral, -20)

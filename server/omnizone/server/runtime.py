@@ -116,7 +116,7 @@ class ServerRuntime:
                 stores,
                 self._repository,
                 locators=make_locators(stores, s.localizer),
-                identity=RegisteredDevices(self._shoppers, s.eid_rotation_s),
+                identity=RegisteredDevices(self._shoppers),
             )
             self._ingest.placement_listeners.append(self._offers.engine.on_placement)
             self._ingest.try_on_listeners.append(self._offers.engine.on_try_on)
@@ -170,7 +170,7 @@ class ServerRuntime:
         shoppers = ShopperService(
             list(stores),
             ShopperRepository(repository.engine),
-            eid_rotation_s=s.eid_rotation_s,
+            eid_policy=s.eid_policy(),
             webhook_secret=secret,
         )
         shoppers.erase_listeners.append(repository.erase_device)
