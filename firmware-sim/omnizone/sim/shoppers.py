@@ -21,7 +21,7 @@ from omnizone.store.geometry import Point
 class AppPhone:
     """A phone with the shopper app: registered with the server (which knows
     ``shopper_id`` and ``eid``), it advertises a rotating ephemeral id, on its
-    own period and boundaries."""
+    own period and boundaries, from a new private address each period."""
 
     shopper_id: str
     eid: EidParams
@@ -47,7 +47,8 @@ class Leg:
 class Shopper:
     id: str
     ephemeral_id: bytes
-    phone_address: str  # the phone's private BLE address: seen by radios, never published
+    phone_address: str  # private BLE address: seen by radios, never published; an app
+    # phone draws a new one with each new ephemeral id, so the two change together
     position: Point
     legs: deque[Leg]
     next_advert_ms: int
