@@ -148,21 +148,35 @@ class EidParams:
         return eid_key(self.eid(at_ms))
 
     def periods(self, from_ms: int, to_ms: int) -> Iterator[EidPeriod]:
-        """Every period that overlaps ``[from_ms, to_ms)``, oldest first, with
-        one AES key schedule per temporary key (the server's resolver builds
-        its tables with this)."""
+        """Every period that overlaps ``[from_ms, to_ms)``, oldest first."""
+        return EidSchedule(self).periods(from_ms, to_ms)
+
+
+class EidSchedule:
+    """One phone's ids period after period, keeping its AES key schedules: the
+    identity key's, and the temporary key's until it rolls over (every 65,536 s
+    of beacon time). The server's resolver keeps one per phone, so tabling
+    10,000 phones' next ids costs no key setup. Not thread-safe."""
+
+    def __init__(self, params: EidParams) -> None:
+        self.params = params
+        self._identity = _aes_ecb(params.key)
+        self._temporary: tuple[int, CipherContext] | None = None
+
+    def periods(self, from_ms: int, to_ms: int) -> Iterator[EidPeriod]:
+        """Every period that overlaps ``[from_ms, to_ms)``, oldest first."""
         if to_ms <= from_ms:
             return
-        period_ms = self.rotation_s * 1000
-        start_ms = self.period_start_ms(max(from_ms, 0))
-        identity = _aes_ecb(self.key)
-        temporary: tuple[int, CipherContext] | None = None
+        p = self.params
+        period_ms = p.rotation_s * 1000
+        start_ms = p.period_start_ms(max(from_ms, 0))
         while start_ms < to_ms:
-            beacon = self.beacon_time(start_ms)
+            beacon = p.beacon_time(start_ms)
+            temporary = self._temporary
             if temporary is None or temporary[0] != beacon >> 16:
-                tk = identity.update(_temporary_key_block(beacon))
-                temporary = (beacon >> 16, _aes_ecb(tk))
-            eid = temporary[1].update(_eid_block(self.exponent, beacon))[:EID_BYTES]
+                tk = self._identity.update(_temporary_key_block(beacon))
+                temporary = self._temporary = (beacon >> 16, _aes_ecb(tk))
+            eid = temporary[1].update(_eid_block(p.exponent, beacon))[:EID_BYTES]
             yield EidPeriod(start_ms, start_ms + period_ms, eid)
             start_ms += period_ms
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal
 
-from omnizone.contract.eid import EidParams, new_eid_params
+from omnizone.contract.eid import EidParams, EidSchedule, new_eid_params
 
 __all__ = [
     "DEFAULT_EID_SKEW_S",
@@ -239,7 +239,7 @@ class EidResolver:
             raise ValueError(f"EID clock skew must be 0 to {MAX_EID_SKEW_S} s, got {skew_s}")
         for device in devices:
             _check_device(device)
-        self._devices = dict(devices)
+        self._devices = {device: EidSchedule(params) for device, params in devices.items()}
         self._skew_ms = skew_s * 1000
         self._tables: dict[int, dict[bytes, _Period]] = {}
         self._stores: dict[tuple[str, int], tuple[str, int]] = {}  # (device, start) -> store, end
@@ -285,24 +285,25 @@ class EidResolver:
         _check_device(device)
         with self._lock:
             old = self._devices.pop(device, None)
-            if params is not None:
-                self._devices[device] = params
+            new = None if params is None else EidSchedule(params)
+            if new is not None:
+                self._devices[device] = new
             self._stores = {k: v for k, v in self._stores.items() if k[0] != device}
             for bucket in list(self._tables):
                 table = self._tables[bucket]
                 if old is not None and not _remove(table, device, old, bucket):
                     del self._tables[bucket]  # it shared an id: rebuilt when next needed
                     continue
-                if params is not None:
-                    for eid, period in _periods_near(device, params, bucket):
+                if new is not None:
+                    for eid, period in _periods_near(device, new, bucket):
                         _insert(table, eid, period)
 
     def _table(self, bucket: int) -> dict[bytes, _Period]:
         table = self._tables.get(bucket)
         if table is None:
             table = {}
-            for device, params in self._devices.items():
-                for eid, period in _periods_near(device, params, bucket):
+            for device, schedule in self._devices.items():
+                for eid, period in _periods_near(device, schedule, bucket):
                     _insert(table, eid, period)
             self._tables[bucket] = table
             while len(self._tables) > _KEEP_BUCKETS:
@@ -317,18 +318,20 @@ class EidResolver:
         self._stores = {k: v for k, v in self._stores.items() if v[1] + self._skew_ms > horizon}
 
 
-def _periods_near(device: str, params: EidParams, bucket: int) -> Iterator[tuple[bytes, _Period]]:
+def _periods_near(
+    device: str, schedule: EidSchedule, bucket: int
+) -> Iterator[tuple[bytes, _Period]]:
     """The device's ids of every period within one period of the bucket: what
     resolves there, and what is recognised as a replay there."""
-    margin = params.rotation_s * 1000
+    margin = schedule.params.rotation_s * 1000
     start, end = bucket * _BUCKET_MS, (bucket + 1) * _BUCKET_MS
-    for period in params.periods(max(0, start - margin), end + margin):
+    for period in schedule.periods(max(0, start - margin), end + margin):
         yield period.eid, _Period(device, period.start_ms, period.end_ms)
 
 
-def _remove(table: dict[bytes, _Period], device: str, params: EidParams, bucket: int) -> bool:
+def _remove(table: dict[bytes, _Period], device: str, old: EidSchedule, bucket: int) -> bool:
     """Take the device's ids out; False if one was shared, so the table must be rebuilt."""
-    for eid, _period in _periods_near(device, params, bucket):
+    for eid, _period in _periods_near(device, old, bucket):
         present = table.get(eid)
         if present is _AMBIGUOUS:
             return False
