@@ -195,3 +195,17 @@ def test_a_thousand_devices_never_collide_around_a_time(seed: bytes, at_s: int) 
     assert len(set(sightings.values())) == 1000
     r = EidResolver(devices)
     assert all(r.resolve(sighting, at_ms) == device for device, sighting in sightings.items())
+
+
+def test_a_store_binding_is_remembered_for_an_hour_after_its_period() -> None:
+    """Bindings are dropped an hour after their period ended, so memory stays
+    bounded; a gateway backlog older than that binds afresh."""
+    r = resolver(a=A)
+    first = eid_device_key(A, T0)
+    assert r.identify(first, T0, "paris-rivoli") == "a"
+    half_hour = T0 + 1_800_000
+    assert r.identify(eid_device_key(A, half_hour), half_hour, "paris-rivoli") == "a"
+    assert r.identify(first, T0 + 1000, "lyon-part-dieu") == Replay("a", "other_store")
+    two_hours = T0 + 7_200_000
+    assert r.identify(eid_device_key(A, two_hours), two_hours, "paris-rivoli") == "a"
+    assert r.identify(first, T0 + 1000, "lyon-part-dieu") == "a"

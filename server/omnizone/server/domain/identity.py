@@ -242,7 +242,8 @@ class EidResolver:
         self._devices = {device: EidSchedule(params) for device, params in devices.items()}
         self._skew_ms = skew_s * 1000
         self._tables: dict[int, dict[bytes, _Period]] = {}
-        self._stores: dict[tuple[str, int], tuple[str, int]] = {}  # (device, start) -> store, end
+        # device -> period start -> (the store it is bound to, period end)
+        self._stores: dict[str, dict[int, tuple[str, int]]] = {}
         self._newest_ms = 0
         self._lock = threading.Lock()
 
@@ -272,9 +273,8 @@ class EidResolver:
             if not period.start_ms - self._skew_ms <= at_ms < period.end_ms + self._skew_ms:
                 return Replay(period.device, "out_of_period")
             if store is not None:
-                bound, _end = self._stores.setdefault(
-                    (period.device, period.start_ms), (store, period.end_ms)
-                )
+                bindings = self._stores.setdefault(period.device, {})
+                bound, _end = bindings.setdefault(period.start_ms, (store, period.end_ms))
                 if bound != store:
                     return Replay(period.device, "other_store")
                 self._forget_old_stores(at_ms)
@@ -288,7 +288,7 @@ class EidResolver:
             new = None if params is None else EidSchedule(params)
             if new is not None:
                 self._devices[device] = new
-            self._stores = {k: v for k, v in self._stores.items() if k[0] != device}
+            self._stores.pop(device, None)
             for bucket in list(self._tables):
                 table = self._tables[bucket]
                 if old is not None and not _remove(table, device, old, bucket):
@@ -314,8 +314,13 @@ class EidResolver:
         if at_ms <= self._newest_ms + _BUCKET_MS:
             return
         self._newest_ms = at_ms
-        horizon = at_ms - _BINDING_MEMORY_MS
-        self._stores = {k: v for k, v in self._stores.items() if v[1] + self._skew_ms > horizon}
+        horizon = at_ms - _BINDING_MEMORY_MS - self._skew_ms
+        for device, bindings in list(self._stores.items()):
+            kept = {start: bound for start, bound in bindings.items() if bound[1] > horizon}
+            if kept:
+                self._stores[device] = kept
+            else:
+                del self._stores[device]
 
 
 def _periods_near(
