@@ -1,7 +1,9 @@
 """The omnizone wire contract: MQTT topics and versioned message schemas.
 
 Gateway, server and simulator all import this package and nothing else defines
-a message shape. It depends on pydantic only, so it installs on a gateway.
+a message shape. It depends on pydantic only, so it installs on a gateway;
+``omnizone.contract.eid`` (the phones' rotating id, not imported here) also
+needs ``cryptography`` for AES-128.
 """
 
 from omnizone.contract.config import (

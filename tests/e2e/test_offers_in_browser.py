@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from omnizone.contract.eid import EidParams
 from omnizone.sim.engine import SimClock, Simulation
 from omnizone.sim.fleet import GatewayFleet
 from omnizone.sim.shoppers import AppPhone
@@ -56,9 +57,12 @@ def test_a_simulator_triggered_offer_appears_in_the_app_and_is_redeemed(
         )
         fleet.start()
         try:
-            app_phone = AppPhone(
-                phone["shopper_id"], bytes.fromhex(phone["eid_key"]), phone["eid_rotation_s"]
+            eid = EidParams(
+                bytes.fromhex(phone["eid_key"]),
+                phone["eid_rotation_exponent"],
+                phone["eid_clock_offset_s"],
             )
+            app_phone = AppPhone(phone["shopper_id"], eid)
             scenario = b.scenario.model_copy(update={"duration_s": 60.0})
             simulation = Simulation(scenario, b.store, fleet.nodes, clock, app_phones=[app_phone])
             simulation.run()

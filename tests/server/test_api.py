@@ -139,6 +139,7 @@ def test_stores_stats_and_metrics(client: TestClient) -> None:
         "gaps": 0,
         "unresolved_dropped": None,
         "not_consented_dropped": None,
+        "replayed_dropped": None,
     }
     metrics = client.get("/metrics", headers=READ)
     assert metrics.status_code == 200

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from omnizone.contract.eid import eid_device_key
+from omnizone.contract.eid import EidParams, eid_device_key
 from omnizone.server.bootstrap import ServerParts, build_server
 from omnizone.server.domain.identity import Purpose
 from omnizone.server.domain.offers.coupons import CODE_ALPHABET, CODE_LENGTH
@@ -32,7 +32,6 @@ from omnizone.store import StorePlan
 from .conftest import STORE, ble
 
 ADMIN = {"X-API-Key": "bootstrap-admin-0001"}
-ROTATION_S = 900
 WAIT_S = 15.0  # only bounds a hang
 
 VIP = {  # a fixed code with a dash in it: every offer gets it whole, plus a unique part
@@ -57,7 +56,7 @@ SPRING = {  # a template: the decision fills in {code}
 class Phone:
     shopper_id: str
     token: str
-    eid_key: bytes
+    eid: EidParams
 
     @property
     def auth(self) -> dict[str, str]:
@@ -85,7 +84,12 @@ class Server:
         registered = self.client.post("/api/v1/shoppers", json={"store": STORE})
         assert registered.status_code == 201, registered.text
         body = registered.json()
-        phone = Phone(body["shopper_id"], body["token"], bytes.fromhex(body["eid_key"]))
+        eid = EidParams(
+            bytes.fromhex(body["eid_key"]),
+            body["eid_rotation_exponent"],
+            body["eid_clock_offset_s"],
+        )
+        phone = Phone(body["shopper_id"], body["token"], eid)
         consent = {Purpose.PERSONALIZED_OFFERS.value: True, Purpose.LOCATION_ANALYTICS.value: True}
         changed = self.client.put("/api/v1/me/consent", json=consent, headers=phone.auth)
         assert changed.status_code == 200, changed.text
@@ -97,7 +101,7 @@ class Server:
         for n in range(1, windows + 1):
             at = start + n * 1000
             self.seq += 1
-            heard = {eid_device_key(p.eid_key, at, ROTATION_S): -55.0 for p in phones}
+            heard = {eid_device_key(p.eid, at): -55.0 for p in phones}
             self.parts.ingest.handle(*ble("gw-womenswear", self.seq, at, heard), at)
         assert self.parts.engine.drain(WAIT_S)
 
@@ -122,7 +126,6 @@ def settings_for(tmp_path: Path, **extra: object) -> ServerSettings:
         "api_keys": {ADMIN["X-API-Key"]: ["admin"]},
         "campaign_files": [],
         "vapid_key_file": tmp_path / "vapid.pem",
-        "eid_rotation_s": ROTATION_S,
         # Plumbing, not localization: one message places a device at once.
         "localizer": "nearest",
     }

@@ -138,3 +138,50 @@ def test_the_migrate_command_upgrades_and_checks(tmp_path: Path) -> None:
     assert check.exit_code == 0 and json.loads(check.stdout)["up_to_date"] is True
     bad = runner.invoke(app, ["server", "migrate", "--database-url", "nosuchdb://x"])
     assert bad.exit_code == 2
+
+
+def _old_shopper(engine: Engine, shopper_id: str) -> None:
+    old = sa.table(
+        "shoppers",
+        sa.column("id"),
+        sa.column("store"),
+        sa.column("token_hash"),
+        sa.column("eid_key", sa.LargeBinary),
+        sa.column("created_ms"),
+    )
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(old).values(
+                id=shopper_id,
+                store="paris-rivoli",
+                token_hash="0" * 64,
+                eid_key=bytes(range(16)),
+                created_ms=5,
+            )
+        )
+
+
+@pytest.mark.parametrize("origin", ["at-0004", "before-migrations"])
+def test_shoppers_from_before_0005_get_eid_parameters_of_their_own(
+    engine: Engine, origin: str
+) -> None:
+    """0005 gives every phone registered before it its own rotation exponent and
+    beacon clock, whether the columns are new (a database at 0004) or were
+    made by today's models with their defaults (a database from before migrations)."""
+    from omnizone.server.adapters.shopper_db import ShopperRepository
+
+    if origin == "at-0004":
+        schema.upgrade(engine, "0004")
+    else:
+        create_schema(engine)
+    shoppers = [f"{n:032x}" for n in range(20)]
+    for shopper_id in shoppers:
+        _old_shopper(engine, shopper_id)
+    assert schema.upgrade(engine) == schema.head_revision()
+    assert schema.differences(engine) == []
+    devices = ShopperRepository(engine).devices()
+    assert set(devices) == set(shoppers)
+    assert {d.key for d in devices.values()} == {bytes(range(16))}  # the keys are kept
+    assert {d.exponent for d in devices.values()} <= {8, 9, 10}
+    offsets = {d.clock_offset_s for d in devices.values()}
+    assert len(offsets) == 20 and 0 not in offsets

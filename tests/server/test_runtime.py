@@ -15,7 +15,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
-from omnizone.contract.eid import eid_device_key
+from omnizone.contract.eid import EidParams, eid_device_key
 from omnizone.server.adapters import schema
 from omnizone.server.cli import server_app
 from omnizone.server.runtime import ServerRuntime
@@ -64,7 +64,12 @@ def test_runtime_ingests_and_serves_then_stops_cleanly(broker: Broker, tmp_path:
         auth = {"Authorization": f"Bearer {phone['token']}"}
         consent = {"location_analytics": True, "personalized_offers": False}
         httpx.put(f"{runtime.api_url}/api/v1/me/consent", json=consent, headers=auth)
-        on_air = eid_device_key(bytes.fromhex(phone["eid_key"]), T0, phone["eid_rotation_s"])
+        eid = EidParams(
+            bytes.fromhex(phone["eid_key"]),
+            phone["eid_rotation_exponent"],
+            phone["eid_clock_offset_s"],
+        )
+        on_air = eid_device_key(eid, T0)
         publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="gw")
         publisher.username_pw_set("gw-test", broker.users["gw-test"])
         publisher.connect(broker.host, broker.port)

@@ -64,13 +64,17 @@ def test_app_phones_advertise_rotating_ids_the_server_can_derive() -> None:
     """The first shoppers carry registered app phones: their adverts carry the
     ephemeral id of the current period (omnizone.contract.eid), which changes
     at each period, and the ground truth names the registered shopper."""
-    from omnizone.contract.eid import eid_device_key
+    from omnizone.contract.eid import EidParams, eid_device_key
     from omnizone.sim.shoppers import AppPhone
 
     scenario = load_scenario(shipped_config("scenarios/quick.yaml"), seed=3, duration_s=120)
     store = load_store(scenario.store_file)
     gateways = {g.id: RecordingGateway() for g in store.gateways}
-    phones = [AppPhone(f"shopper-{i}", bytes([i]) * 16, rotation_s=30) for i in range(2)]
+    # 32 s periods (K = 5) that start with the run, as the 30 s ones of the old scheme did
+    aligned = -load_scenario(shipped_config("scenarios/quick.yaml")).start.timestamp() % 32
+    phones = [
+        AppPhone(f"shopper-{i}", EidParams(bytes([i]) * 16, 5, int(aligned))) for i in range(2)
+    ]
     truth = io.StringIO()
     arrived: list[str] = []
     simulation = Simulation(
@@ -85,12 +89,60 @@ def test_app_phones_advertise_rotating_ids_the_server_can_derive() -> None:
     heard = {device for g in gateways.values() for device, _rssi, _address in g.heard}
     start = simulation.start_ms
     for phone in phones:
-        keys = {
-            eid_device_key(phone.eid_key, t, phone.rotation_s)
-            for t in range(start, start + 120_000, 30_000)
-        }
+        keys = {eid_device_key(phone.eid, t) for t in range(start, start + 120_000, 32_000)}
         assert len(keys) == 4 and keys <= heard  # one id per 30 s period, every one heard
     rows = [json.loads(line) for line in truth.getvalue().splitlines()]
     devices = {r["device"] for r in rows}
     assert {"shopper-0", "shopper-1"} <= devices
     assert len(arrived) == simulation.counters.shoppers_arrived
+
+
+def test_an_app_phone_changes_its_address_with_each_id() -> None:
+    """An observer who follows a BLE address across a rotation links the two
+    ids; so each new id goes out from a new private address, while two phones
+    rotate at moments of their own."""
+    from omnizone.contract.eid import EidParams
+    from omnizone.sim.shoppers import AppPhone
+
+    scenario = load_scenario(shipped_config("scenarios/quick.yaml"), seed=3, duration_s=300)
+    store = load_store(scenario.store_file)
+    gateways = {g.id: RecordingGateway() for g in store.gateways}
+    phones = [
+        AppPhone("shopper-0", EidParams(bytes([1]) * 16, 5, 1_000_003)),
+        AppPhone("shopper-1", EidParams(bytes([2]) * 16, 5, 2_000_019)),
+    ]
+    simulation = Simulation(scenario, store, gateways, app_phones=phones)
+    start = simulation.start_ms
+    simulation.run()
+    heard = [(device, address) for g in gateways.values() for device, _rssi, address in g.heard]
+    starts = []
+    for phone in phones:
+        periods = list(phone.eid.periods(start, start + 300_000))
+        starts.append({p.start_ms % 32_000 for p in periods})
+        ids = {f"eid:{p.eid.hex()}" for p in periods}
+        addresses = {device: {a for d, a in heard if d == device} for device in ids}
+        on_air = {device: found for device, found in addresses.items() if found}
+        assert len(on_air) >= 4  # a visit of minutes: several 32 s periods
+        assert all(len(found) == 1 for found in on_air.values())  # one address per id
+        used = [next(iter(found)) for found in on_air.values()]
+        assert len(set(used)) == len(used)  # never the same address for two ids
+        assert all(int(a[:2], 16) >> 6 == 0b01 for a in used)  # resolvable-private style
+    assert starts[0] != starts[1]  # the two phones' boundaries differ
+
+
+def test_app_phone_addresses_leave_the_world_unchanged() -> None:
+    """The new addresses come from a stream of their own: the shoppers walk
+    the same paths whether or not they carry the app."""
+    from omnizone.contract.eid import EidParams
+    from omnizone.sim.shoppers import AppPhone
+
+    def truth(phones: list[AppPhone]) -> list[tuple[int, float, float]]:
+        scenario = load_scenario(shipped_config("scenarios/quick.yaml"), seed=4, duration_s=120)
+        store = load_store(scenario.store_file)
+        out = io.StringIO()
+        gateways = {g.id: RecordingGateway() for g in store.gateways}
+        Simulation(scenario, store, gateways, ground_truth=out, app_phones=phones).run()
+        rows = [json.loads(line) for line in out.getvalue().splitlines()]
+        return [(r["t_ms"], r["x"], r["y"]) for r in rows]
+
+    assert truth([]) == truth([AppPhone("shopper-0", EidParams(bytes(16), 4, 7))])

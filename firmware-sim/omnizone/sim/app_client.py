@@ -6,6 +6,7 @@ import math
 
 import httpx
 
+from omnizone.contract.eid import EidParams
 from omnizone.sim.scenario import Scenario
 from omnizone.sim.shoppers import AppPhone
 
@@ -49,8 +50,11 @@ def register_app_phones(
             phones.append(
                 AppPhone(
                     shopper_id=phone["shopper_id"],
-                    eid_key=bytes.fromhex(phone["eid_key"]),
-                    rotation_s=int(phone["eid_rotation_s"]),
+                    eid=EidParams(
+                        key=bytes.fromhex(phone["eid_key"]),
+                        exponent=int(phone["eid_rotation_exponent"]),
+                        clock_offset_s=int(phone["eid_clock_offset_s"]),
+                    ),
                     token=phone["token"],
                 )
             )

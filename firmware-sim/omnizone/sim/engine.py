@@ -17,13 +17,18 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
 from omnizone.contract import datetime_to_ms
-from omnizone.contract.eid import eid_for
 from omnizone.contract.ids import eid_key
 from omnizone.gateway.ble.adstructures import eddystone_eid_payload, parse_ad_structures
 from omnizone.sim.radio import receptions
 from omnizone.sim.scenario import Scenario
 from omnizone.sim.shoppers import AppPhone, Shopper, TripPlanner
 from omnizone.store import StorePlan
+
+
+def private_address(rng: random.Random) -> str:
+    """A random resolvable-private-style BLE address (top bits 01), as phones use."""
+    address = bytes([0x40 | rng.getrandbits(6)]) + rng.getrandbits(40).to_bytes(5, "big")
+    return ":".join(f"{b:02X}" for b in address)
 
 
 class SimClock:
@@ -80,6 +85,8 @@ class Simulation:
         self.counters = SimCounters()
         self.shoppers: list[Shopper] = []
         self._rng = random.Random(scenario.seed)
+        # A stream of its own: app phones' new addresses leave the world's draws unchanged.
+        self._address_rng = random.Random(f"{scenario.seed}:ble-addresses")
         self._np_rng = np.random.default_rng(scenario.seed)
         self._planner = TripPlanner(store, scenario.shoppers, self._rng)
         self._gateway_ids = [g.id for g in store.gateways if g.ble and g.id in gateways]
@@ -159,14 +166,10 @@ class Simulation:
         start = self._planner.spawn_point()
         legs, zones = self._planner.plan(start)
         ephemeral = self._rng.getrandbits(64).to_bytes(8, "big")
-        # A resolvable private address (top bits 01), as phones use.
-        address_bytes = bytes([0x40 | self._rng.getrandbits(6)]) + self._rng.getrandbits(
-            40
-        ).to_bytes(5, "big")
         shopper = Shopper(
             id=f"shopper-{number:05d}",
             ephemeral_id=ephemeral,
-            phone_address=":".join(f"{b:02X}" for b in address_bytes),
+            phone_address=private_address(self._rng),
             position=start,
             legs=legs,
             next_advert_ms=self.clock.now_ms + self._rng.randrange(behaviour.advert_interval_ms),
@@ -201,12 +204,16 @@ class Simulation:
             self.counters.adverts_heard += 1
 
     def _rotate(self, shopper: Shopper, now: int) -> None:
-        """An app phone advertises the ephemeral id of the current period."""
+        """An app phone advertises the ephemeral id of its current period, and
+        with each new id a new private address: an observer who could follow
+        the address across the change would link the two ids (Eddystone-EID
+        asks beacons to rotate their address with the id)."""
         assert shopper.app is not None
-        ephemeral = eid_for(shopper.app.eid_key, now, shopper.app.rotation_s)
+        ephemeral = shopper.app.eid.eid(now)
         if self._advertised.get(shopper.id) != ephemeral:
             self._advertised[shopper.id] = ephemeral
             self._payloads[shopper.id] = eddystone_eid_payload(ephemeral, -20)
+            shopper.phone_address = private_address(self._address_rng)
 
     def _write_truth(self, now: int) -> None:
         if self.ground_truth is None:

@@ -11,6 +11,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
+from omnizone.contract.eid import EidParams
 from omnizone.sim.scenario import ShopperBehaviour
 from omnizone.store import StorePlan, ZoneKind, geometry
 from omnizone.store.geometry import Point
@@ -19,12 +20,20 @@ from omnizone.store.geometry import Point
 @dataclass(frozen=True, slots=True)
 class AppPhone:
     """A phone with the shopper app: registered with the server (which knows
-    ``shopper_id`` and ``eid_key``), it advertises a rotating ephemeral id."""
+    ``shopper_id`` and ``eid``), it advertises a rotating ephemeral id, on its
+    own period and boundaries, from a new private address each period."""
 
     shopper_id: str
-    eid_key: bytes
-    rotation_s: int
+    eid: EidParams
     token: str | None = None  # the app's bearer token (for its offer inbox)
+
+    @property
+    def eid_key(self) -> bytes:
+        return self.eid.key
+
+    @property
+    def rotation_s(self) -> int:
+        return self.eid.rotation_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +47,8 @@ class Leg:
 class Shopper:
     id: str
     ephemeral_id: bytes
-    phone_address: str  # the phone's private BLE address: seen by radios, never published
+    phone_address: str  # private BLE address: seen by radios, never published; an app
+    # phone draws a new one with each new ephemeral id, so the two change together
     position: Point
     legs: deque[Leg]
     next_advert_ms: int

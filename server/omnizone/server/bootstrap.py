@@ -240,7 +240,7 @@ def build_server(
 
         secret = s.webhook_secret.get_secret_value().encode() if s.webhook_secret else None
         shoppers = ShopperService(
-            list(plans), storage.shoppers, eid_rotation_s=s.eid_rotation_s, webhook_secret=secret
+            list(plans), storage.shoppers, eid_policy=s.eid_policy(), webhook_secret=secret
         )
         reports = build_reports(storage, plans, shoppers=shoppers)
         running = reports.stores
@@ -270,7 +270,7 @@ def build_server(
         )
         undo.callback(engine.close)
 
-        identity = RegisteredDevices(shoppers, s.eid_rotation_s)
+        identity = RegisteredDevices(shoppers)
         shoppers.subscribe_to_devices(identity.update)
         # What each part holds about a shopper goes with the shopper, and comes
         # with the export (docs/identity.md).

@@ -7,11 +7,21 @@ Mosquitto, except the API keys: the API refuses to start without one.
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from omnizone.server.domain.identity import (
+    DEFAULT_EID_SKEW_S,
+    MAX_EID_SKEW_S,
+    MAX_POLICY_EXPONENT,
+    MIN_POLICY_EXPONENT,
+    EidPolicy,
+)
 
 if TYPE_CHECKING:
     from omnizone.broker import BrokerAccounts, RunningBroker
+
+_EID_PERIODS_S = [2**k for k in range(MIN_POLICY_EXPONENT, MAX_POLICY_EXPONENT + 1)]
 
 KNOWN_SCOPES = frozenset({"read", "admin", "pos", "associate"})
 
@@ -63,11 +73,26 @@ class ServerSettings(BaseSettings):
             " X-Omnizone-Signature; at least 16 characters); none: the webhook is off"
         ),
     )
-    eid_rotation_s: int = Field(
-        900,
-        ge=1,
-        le=86_400,
-        description="seconds between changes of the shopper app's ephemeral BLE id",
+    eid_rotation_min_s: int = Field(
+        256,
+        description="shortest period a new phone's ephemeral BLE id may get (a power of two, "
+        f"{_EID_PERIODS_S[0]} to {_EID_PERIODS_S[-1]} s); each phone draws its own",
+    )
+    eid_rotation_max_s: int = Field(
+        1024,
+        description="longest period a new phone's ephemeral BLE id may get (a power of two, "
+        f"{_EID_PERIODS_S[0]} to {_EID_PERIODS_S[-1]} s)",
+    )
+    eid_skew_s: int = Field(
+        DEFAULT_EID_SKEW_S,
+        ge=0,
+        le=MAX_EID_SKEW_S,
+        description="an ephemeral id resolves in its own period and this many seconds either "
+        "side (phone clock error, window length), no longer; less than half the shortest period",
+    )
+    eid_rotation_s: int | None = Field(
+        None,
+        description="replaced by OMNIZONE_EID_ROTATION_MIN_S and _MAX_S; refused when set",
     )
     catalog_file: Path | None = Field(
         None, description="product catalog (YAML, docs/offers.md); none: the shipped example"
@@ -102,6 +127,42 @@ class ServerSettings(BaseSettings):
         description="raw BLE sightings older than this are deleted, hourly and at start "
         "(0: kept forever); visits, dwell and analytics are not affected",
     )
+
+    @field_validator("eid_rotation_min_s", "eid_rotation_max_s")
+    @classmethod
+    def _eid_period(cls, value: int) -> int:
+        if value not in _EID_PERIODS_S:
+            raise ValueError(
+                f"an ephemeral id period must be a power of two from {_EID_PERIODS_S[0]} to "
+                f"{_EID_PERIODS_S[-1]} s (Eddystone-EID rotates every 2**K s; longer periods "
+                f"let a phone be followed for longer), got {value}; one of {_EID_PERIODS_S}"
+            )
+        return value
+
+    @field_validator("eid_rotation_s")
+    @classmethod
+    def _no_global_period(cls, value: int | None) -> int | None:
+        if value is not None:
+            raise ValueError(
+                "OMNIZONE_EID_ROTATION_S (one period for every phone, up to 86400 s) is gone: "
+                "each phone now draws its own period between OMNIZONE_EID_ROTATION_MIN_S and "
+                f"OMNIZONE_EID_ROTATION_MAX_S (powers of two, {_EID_PERIODS_S[0]} to "
+                f"{_EID_PERIODS_S[-1]} s); unset it"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _eid_policy_holds(self) -> "ServerSettings":
+        self.eid_policy()  # raises with the reason when min, max and skew do not fit
+        return self
+
+    def eid_policy(self) -> EidPolicy:
+        """Which rotation periods phones get, and the clock skew the resolver allows."""
+        return EidPolicy(
+            min_exponent=self.eid_rotation_min_s.bit_length() - 1,
+            max_exponent=self.eid_rotation_max_s.bit_length() - 1,
+            skew_s=self.eid_skew_s,
+        )
 
     @classmethod
     def on_broker(

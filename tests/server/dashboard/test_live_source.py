@@ -15,7 +15,7 @@ SHOPPERS = {"eid:00000000000000aa": "consented", "eid:00000000000000bb": "offers
 class OnlyOffers:
     """Identity where one shopper consented to offers only: tracked, never written down."""
 
-    def resolve(self, device: str, at_ms: int) -> str | None:
+    def resolve(self, device: str, at_ms: int, store: str) -> str | None:
         return SHOPPERS.get(device)
 
     def may_store_location(self, device: str) -> bool:

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from omnizone.server.adapters.db import make_engine
 from omnizone.server.adapters.shopper_db import ShopperRepository
+from omnizone.server.domain.identity import EidPolicy
 from omnizone.server.entrypoints.api import _authorizer
 from omnizone.server.entrypoints.shopper_api import shopper_router
 from omnizone.server.service.shoppers import ShopperService
@@ -52,7 +53,11 @@ def shopper_repo(engine: Engine) -> ShopperRepository:
 
 def make_service(repo: ShopperRepository, clock: Clock) -> ShopperService:
     return ShopperService(
-        [STORE], repo, eid_rotation_s=900, webhook_secret=WEBHOOK_SECRET, clock=clock
+        [STORE],
+        repo,
+        eid_policy=EidPolicy(min_exponent=10, max_exponent=10),
+        webhook_secret=WEBHOOK_SECRET,
+        clock=clock,
     )
 
 

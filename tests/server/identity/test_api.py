@@ -47,8 +47,16 @@ def test_registration_answers_token_and_eid_key(client: TestClient) -> None:
     response = client.post(f"{API}/shoppers", json={"store": STORE})
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"shopper_id", "token", "eid_key", "eid_rotation_s"}
-    assert len(bytes.fromhex(body["eid_key"])) == 16 and body["eid_rotation_s"] == 900
+    assert set(body) == {
+        "shopper_id",
+        "token",
+        "eid_key",
+        "eid_rotation_s",
+        "eid_rotation_exponent",
+        "eid_clock_offset_s",
+    }
+    assert len(bytes.fromhex(body["eid_key"])) == 16 and body["eid_rotation_s"] == 1024
+    assert body["eid_rotation_exponent"] == 10 and 0 <= body["eid_clock_offset_s"] < 2**32
     me = {"Authorization": f"Bearer {body['token']}"}
     assert client.get(f"{API}/me/consent", headers=me).status_code == 200
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from omnizone.contract.eid import eid_device_key
+from omnizone.contract.eid import EidParams, eid_device_key
 from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.adapters.shopper_db import ShopperRepository
 from omnizone.server.domain.identity import (
@@ -56,7 +56,7 @@ def test_registration_gives_a_token_that_only_works_whole(
     shoppers: ShopperService, engine: Engine
 ) -> None:
     reg = shoppers.register(STORE)
-    assert len(reg.eid_key) == 16 and reg.rotation_s == 900
+    assert len(reg.eid_key) == 16 and reg.rotation_s == 1024
     assert shoppers.authenticate(reg.token) == reg.shopper_id
     other = shoppers.register(STORE)
     forged = f"{reg.shopper_id}.{other.token.partition('.')[2]}"  # someone else's secret
@@ -76,14 +76,14 @@ def test_an_unknown_store_is_refused(shoppers: ShopperService) -> None:
 
 def test_devices_feed_the_resolver_as_they_come_and_go(shoppers: ShopperService) -> None:
     first = shoppers.register(STORE)
-    resolver = EidResolver(shoppers.all_devices(), shoppers.eid_rotation_s)
+    resolver = EidResolver(shoppers.all_devices(), skew_s=shoppers.eid_policy.skew_s)
     shoppers.subscribe_to_devices(resolver.update)
     second = shoppers.register(STORE)
     for reg in (first, second):
-        assert resolver.resolve(eid_device_key(reg.eid_key, T0, 900), T0) == reg.shopper_id
+        assert resolver.resolve(eid_device_key(reg.eid, T0), T0) == reg.shopper_id
     shoppers.erase(first.shopper_id)
-    assert resolver.resolve(eid_device_key(first.eid_key, T0, 900), T0) is None
-    assert shoppers.all_devices() == {second.shopper_id: second.eid_key}
+    assert resolver.resolve(eid_device_key(first.eid, T0), T0) is None
+    assert shoppers.all_devices() == {second.shopper_id: second.eid}
 
 
 def test_consent_defaults_to_nothing_and_keeps_its_history(
@@ -240,7 +240,7 @@ def test_export_holds_everything_stored_and_what_other_parts_add(
     shoppers: ShopperService, clock: Clock
 ) -> None:
     shopper = fill(shoppers, clock)
-    key = shoppers.shopper(shopper).eid_key
+    eid = shoppers.shopper(shopper).eid
     shoppers.add_export_section("visits", lambda s: [{"shopper": s, "zone": "shoes"}])
     exported = shoppers.export(shopper)
     assert exported == {
@@ -250,8 +250,10 @@ def test_export_holds_everything_stored_and_what_other_parts_add(
             "store": STORE,
             "created_ms": T0,
             "loyalty_id": "FR-0042-7781",
-            "eid_key": key.hex(),
-            "eid_rotation_s": 900,
+            "eid_key": eid.key.hex(),
+            "eid_rotation_s": 1024,
+            "eid_rotation_exponent": 10,
+            "eid_clock_offset_s": eid.clock_offset_s,
         },
         "consent": {"location_analytics": True, "personalized_offers": True},
         "consent_history": [
@@ -292,7 +294,7 @@ def test_erase_removes_every_row_and_tells_the_other_parts(
         "profile_events": 2,
     }
     erased: list[str] = []
-    devices: list[tuple[str, bytes | None]] = []
+    devices: list[tuple[str, EidParams | None]] = []
     shoppers.subscribe_to_erasure(erased.append)
     shoppers.subscribe_to_devices(lambda d, k: devices.append((d, k)))
     token = shoppers.issue_qr_token(shopper).token
@@ -313,7 +315,7 @@ def test_a_failed_erasure_elsewhere_leaves_the_shopper_whole(
     shoppers: ShopperService, engine: Engine, clock: Clock
 ) -> None:
     shopper = fill(shoppers, clock)
-    resolver = EidResolver(shoppers.all_devices(), 900)
+    resolver = EidResolver(shoppers.all_devices())
     shoppers.subscribe_to_devices(resolver.update)
 
     def broken(_shopper: str) -> None:
@@ -323,8 +325,8 @@ def test_a_failed_erasure_elsewhere_leaves_the_shopper_whole(
     with pytest.raises(RuntimeError, match="offers database is down"):
         shoppers.erase(shopper)
     assert rows_about(engine, shopper)["shoppers"] == 1
-    key = shoppers.shopper(shopper).eid_key
-    assert resolver.resolve(eid_device_key(key, T0, 900), T0) == shopper
+    eid = shoppers.shopper(shopper).eid
+    assert resolver.resolve(eid_device_key(eid, T0), T0) == shopper
 
 
 def test_the_associate_sees_the_profile_only_with_consent(

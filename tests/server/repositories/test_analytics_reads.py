@@ -124,7 +124,9 @@ def test_app_taps_are_the_distinct_taps_in_the_decision_log(storage: Storage) ->
 
 def test_purchases_are_profile_purchases_and_this_stores_redemptions(storage: Storage) -> None:
     for shopper in (ANN, BOB):
-        storage.shoppers.add_shopper(Shopper(shopper, STORE, "f" * 64, b"k" * 16, T0))
+        storage.shoppers.add_shopper(
+            Shopper(shopper, STORE, "f" * 64, b"k" * 16, T0, eid_exponent=9, eid_clock_offset_s=0)
+        )
 
     def event(kind: ProfileEventType, gtin: str, at_ms: int) -> ProfileEvent:
         return ProfileEvent(type=kind, gtin=gtin, channel="pos", at_ms=at_ms, amount=10.0)

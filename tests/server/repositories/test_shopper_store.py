@@ -3,6 +3,7 @@ consent history, profile events in the order received, and erasure."""
 
 import pytest
 
+from omnizone.contract.eid import EidParams
 from omnizone.server.domain.identity import (
     Consent,
     ConsentChange,
@@ -27,6 +28,8 @@ def _shopper(shopper_id: str, loyalty: str | None = None) -> Shopper:
         eid_key=bytes.fromhex(shopper_id[:2] * 16),
         created_ms=T0,
         loyalty_id=loyalty,
+        eid_exponent=9,
+        eid_clock_offset_s=1_000_000,
     )
 
 
@@ -38,7 +41,7 @@ def test_a_shopper_reads_back_and_a_missing_one_is_none(storage: Storage) -> Non
     storage.shoppers.add_shopper(_shopper(ANN, "FR-1"))
     assert storage.shoppers.shopper(ANN) == _shopper(ANN, "FR-1")
     assert storage.shoppers.shopper(BOB) is None
-    assert storage.shoppers.devices() == {ANN: bytes.fromhex("aa" * 16)}
+    assert storage.shoppers.devices() == {ANN: EidParams(bytes.fromhex("aa" * 16), 9, 1_000_000)}
 
 
 def test_a_shopper_id_is_stored_once(storage: Storage) -> None:

@@ -1,6 +1,8 @@
 """SQLAlchemy storage of shoppers, their consent history and profile events.
 
-Only a SHA-256 of a shopper's token is stored. Consent changes are appended,
+Only a SHA-256 of a shopper's token is stored. Each phone's rotating-id
+parameters (identity key, rotation exponent, beacon clock offset) are kept
+beside it: the resolver needs all three. Consent changes are appended,
 never updated, so the history of what a shopper allowed and when survives.
 Erasing a shopper deletes all three kinds of rows in one transaction.
 """
@@ -8,19 +10,23 @@ Erasing a shopper deletes all three kinds of rows in one transaction.
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Engine,
     Float,
     ForeignKey,
     Index,
     LargeBinary,
+    SmallInteger,
     String,
     delete,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from omnizone.contract.eid import EidParams
 from omnizone.server.adapters.db import Base, Id, Ident, in_chunks
 from omnizone.server.domain.identity import (
     Consent,
@@ -45,6 +51,10 @@ class ShopperRow(Base):
     eid_key: Mapped[bytes] = mapped_column(LargeBinary(16))
     created_ms: Mapped[int]
     loyalty_id: Mapped[str | None] = mapped_column(String(64))
+    # Migration 0005 gives shoppers from before it random values; these
+    # defaults only serve rows written without them (benchmark fixtures).
+    eid_exponent: Mapped[int] = mapped_column(SmallInteger, server_default=text("10"))
+    eid_clock_offset_s: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
 
 class ConsentRow(Base):
@@ -90,6 +100,8 @@ def _shopper(row: ShopperRow) -> Shopper:
         eid_key=bytes(row.eid_key),
         created_ms=row.created_ms,
         loyalty_id=row.loyalty_id,
+        eid_exponent=row.eid_exponent,
+        eid_clock_offset_s=row.eid_clock_offset_s,
     )
 
 
@@ -110,6 +122,8 @@ class ShopperRepository(ShopperStore):
                     eid_key=shopper.eid_key,
                     created_ms=shopper.created_ms,
                     loyalty_id=shopper.loyalty_id,
+                    eid_exponent=shopper.eid_exponent,
+                    eid_clock_offset_s=shopper.eid_clock_offset_s,
                 )
             )
 
@@ -132,10 +146,20 @@ class ShopperRepository(ShopperStore):
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def devices(self) -> dict[str, bytes]:
+    def devices(self) -> dict[str, EidParams]:
         with Session(self.engine) as session:
-            rows = session.execute(select(ShopperRow.id, ShopperRow.eid_key))
-            return {shopper_id: bytes(key) for shopper_id, key in rows}
+            rows = session.execute(
+                select(
+                    ShopperRow.id,
+                    ShopperRow.eid_key,
+                    ShopperRow.eid_exponent,
+                    ShopperRow.eid_clock_offset_s,
+                )
+            )
+            return {
+                shopper_id: EidParams(bytes(key), exponent, offset)
+                for shopper_id, key, exponent, offset in rows
+            }
 
     def add_consent_changes(self, shopper_id: str, changes: Sequence[ConsentChange]) -> None:
         with Session(self.engine) as session, session.begin():

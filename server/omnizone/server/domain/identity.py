@@ -1,7 +1,8 @@
 """Shopper identity and consent: the decisions, over plain data.
 
-- ``EidResolver`` turns a rotating ``eid:<16 hex>`` sighting back into the
-  device that advertised it, or ``None`` (the sighting is then dropped).
+- ``EidPolicy`` says which rotation periods phones get; ``EidResolver`` turns a
+  rotating ``eid:<16 hex>`` sighting back into the device that advertised it,
+  a ``Replay`` of one, or ``None`` (the sighting is then dropped).
 - The consent gates say what each purpose allows; nothing else decides it.
 - ``summarize_profile`` folds the omnichannel profile events into what a
   store associate sees.
@@ -15,18 +16,22 @@ import hashlib
 import hmac
 import re
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal
 
-from omnizone.contract.eid import IDENTITY_KEY_BYTES, eid_for_counter, rotation_counter
+from omnizone.contract.eid import EidParams, EidSchedule, new_eid_params
 
 __all__ = [
+    "DEFAULT_EID_SKEW_S",
+    "MAX_POLICY_EXPONENT",
+    "MIN_POLICY_EXPONENT",
     "SIGNATURE_HEADER",
     "Channel",
     "Consent",
     "ConsentChange",
+    "EidPolicy",
     "EidResolver",
     "ProductView",
     "ProfileEvent",
@@ -35,6 +40,7 @@ __all__ = [
     "Purpose",
     "QrTokenError",
     "QrTokenExpired",
+    "Replay",
     "Shopper",
     "WebhookSignatureError",
     "check_webhook_signature",
@@ -119,11 +125,57 @@ class Shopper:
     eid_key: bytes
     created_ms: int
     loyalty_id: str | None = None
+    eid_exponent: int = field(kw_only=True)
+    """The phone's rotation exponent K (its id changes every 2**K s), set at registration."""
+    eid_clock_offset_s: int = field(kw_only=True)
+    """The phone's beacon clock: (unix seconds + offset) mod 2**32, set at registration."""
+
+    @property
+    def eid(self) -> EidParams:
+        return EidParams(self.eid_key, self.eid_exponent, self.eid_clock_offset_s)
 
 
 def hash_token(token: str) -> str:
     """What is stored instead of a token: a leaked database grants no access."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+# -- the ephemeral id policy --------------------------------------------------------
+
+#: The rotation exponents a server may hand out: 16 s to 2048 s (34 min). Longer
+#: periods let anyone in the store link a phone's visit for longer; shorter ones
+#: only cost the resolver work. The Eddystone specification allows up to 15 (9 h).
+MIN_POLICY_EXPONENT = 4
+MAX_POLICY_EXPONENT = 11
+DEFAULT_EID_SKEW_S = 30
+MAX_EID_SKEW_S = 300
+
+
+@dataclass(frozen=True, slots=True)
+class EidPolicy:
+    """Which rotation periods phones get at registration, and how far off a
+    phone's clock may be before its id stops resolving (docs/identity.md)."""
+
+    min_exponent: int = 8  # 256 s
+    max_exponent: int = 10  # 1024 s
+    skew_s: int = DEFAULT_EID_SKEW_S
+
+    def __post_init__(self) -> None:
+        lo, hi = MIN_POLICY_EXPONENT, MAX_POLICY_EXPONENT
+        if not lo <= self.min_exponent <= self.max_exponent <= hi:
+            raise ValueError(
+                f"EID rotation periods must be powers of two from {2**lo} s to {2**hi} s, "
+                f"shortest first; got {2**self.min_exponent} s to {2**self.max_exponent} s"
+            )
+        if not 0 <= self.skew_s <= MAX_EID_SKEW_S or 2 * self.skew_s >= 2**self.min_exponent:
+            raise ValueError(
+                f"EID clock skew must be 0 to {MAX_EID_SKEW_S} s and less than half the "
+                f"shortest rotation period ({2**self.min_exponent} s), got {self.skew_s} s"
+            )
+
+    def new_params(self) -> EidParams:
+        """A new phone's key, exponent and beacon clock, all random."""
+        return new_eid_params(self.min_exponent, self.max_exponent)
 
 
 # -- the ephemeral id resolver ------------------------------------------------------
@@ -135,107 +187,172 @@ def is_eid_key(device_key: str) -> bool:
     return _EID_KEY.match(device_key) is not None
 
 
-_AMBIGUOUS = ""  # two devices share this EID in a period: resolve neither
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A registered phone's id heard where or when that phone cannot have sent it.
+
+    ``out_of_period``: outside its own period plus the skew (captured and
+    replayed later, or a phone whose clock is badly off). ``other_store``: in
+    its period, but at a second store; an id belongs to the first store that
+    resolved it until its period ends."""
+
+    device: str
+    reason: Literal["out_of_period", "other_store"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Period:
+    device: str
+    start_ms: int
+    end_ms: int
+
+
+_AMBIGUOUS = _Period("", 0, 0)  # two devices share this EID around then: resolve neither
+_BUCKET_MS = 256_000  # each table covers this much time
+_KEEP_BUCKETS = 4  # tables kept, so slightly out-of-order sightings rebuild nothing
+_BINDING_MEMORY_MS = 3_600_000  # how long a period's store stays remembered after it ends
 
 
 class EidResolver:
-    """Maps ``eid:<hex>`` sightings to device ids without an HMAC per sighting.
+    """Maps ``eid:<hex>`` sightings to device ids without AES per sighting.
 
-    The EIDs of every device are computed once per rotation period and kept in
-    a dict per period; a sighting is a few dict look-ups over the periods
-    within ``skew_periods`` of its time, so phones whose clocks are a period
-    ahead or behind still resolve. A handful of periods stay cached, so
-    sightings that arrive slightly out of order do not rebuild tables.
-    Thread-safe: devices change from API threads while ingest resolves.
+    Every phone has its own period (``2**K`` s) and its own boundaries, so the
+    ids are tabled per slice of time (``_BUCKET_MS``): a slice's table holds
+    each device's ids of the periods around it, with when each was on air. A
+    sighting is one dict look-up and one comparison:
+
+    - in its period, give or take ``skew_s``: resolved;
+    - the same phone's id from the period before or after, outside that:
+      a ``Replay`` (``out_of_period``);
+    - anything else (or an id two devices share): unknown.
+
+    ``identify(..., store)`` also binds each period's id to the first store
+    that resolves it; the same id at another store in that period is a
+    ``Replay`` (``other_store``). Thread-safe: devices change from API threads
+    while ingest resolves.
     """
 
     def __init__(
-        self, keys: Mapping[str, bytes], rotation_s: int, *, skew_periods: int = 1
+        self, devices: Mapping[str, EidParams], *, skew_s: int = DEFAULT_EID_SKEW_S
     ) -> None:
-        if rotation_s < 1:
-            raise ValueError(f"rotation period must be at least 1 s, got {rotation_s}")
-        if skew_periods < 0:
-            raise ValueError(f"skew tolerance must be >= 0 periods, got {skew_periods}")
-        for device, key in keys.items():
-            _check_key(device, key)
-        self._keys = dict(keys)
-        self._rotation_s = rotation_s
-        self._skew = skew_periods
-        self._keep = 2 * skew_periods + 3
-        self._tables: dict[int, dict[bytes, str]] = {}
+        if not 0 <= skew_s <= MAX_EID_SKEW_S:
+            raise ValueError(f"EID clock skew must be 0 to {MAX_EID_SKEW_S} s, got {skew_s}")
+        for device in devices:
+            _check_device(device)
+        self._devices = {device: EidSchedule(params) for device, params in devices.items()}
+        self._skew_ms = skew_s * 1000
+        self._tables: dict[int, dict[bytes, _Period]] = {}
+        # device -> period start -> (the store it is bound to, period end)
+        self._stores: dict[str, dict[int, tuple[str, int]]] = {}
+        self._newest_ms = 0
         self._lock = threading.Lock()
 
     @property
-    def rotation_s(self) -> int:
-        return self._rotation_s
+    def skew_s(self) -> int:
+        return self._skew_ms // 1000
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._devices)
 
     def resolve(self, device_key: str, at_ms: int) -> str | None:
-        """The device that advertised ``device_key`` around ``at_ms``, if any."""
-        if not is_eid_key(device_key):
+        """The device that advertised ``device_key`` at ``at_ms``, if any (no store rule)."""
+        found = self.identify(device_key, at_ms)
+        return found if isinstance(found, str) else None
+
+    def identify(
+        self, device_key: str, at_ms: int, store: str | None = None
+    ) -> str | Replay | None:
+        """The device, a ``Replay`` of one, or None for an id nobody has around ``at_ms``."""
+        if not is_eid_key(device_key) or at_ms < 0:
             return None
         eid = bytes.fromhex(device_key[4:])
-        try:
-            center = rotation_counter(at_ms, self._rotation_s)
-        except ValueError:
-            return None
-        found: str | None = None
         with self._lock:
-            for counter in range(center - self._skew, center + self._skew + 1):
-                if not 0 <= counter < 2**32:
-                    continue
-                device = self._table(counter, center).get(eid)
-                if device is None:
-                    continue
-                if device == _AMBIGUOUS or (found is not None and found != device):
-                    return None
-                found = device
-        return found
+            period = self._table(at_ms // _BUCKET_MS).get(eid)
+            if period is None or period is _AMBIGUOUS:
+                return None
+            if not period.start_ms - self._skew_ms <= at_ms < period.end_ms + self._skew_ms:
+                return Replay(period.device, "out_of_period")
+            if store is not None:
+                bindings = self._stores.setdefault(period.device, {})
+                bound, _end = bindings.setdefault(period.start_ms, (store, period.end_ms))
+                if bound != store:
+                    return Replay(period.device, "other_store")
+                self._forget_old_stores(at_ms)
+            return period.device
 
-    def update(self, device: str, key: bytes | None) -> None:
-        """Add or re-key a device, or (``key=None``) forget it at once."""
-        if key is not None:
-            _check_key(device, key)
+    def update(self, device: str, params: EidParams | None) -> None:
+        """Add or re-key a device, or (``params=None``) forget it at once."""
+        _check_device(device)
         with self._lock:
-            old = self._keys.pop(device, None)
-            if old is not None:
-                for counter, table in list(self._tables.items()):
-                    eid = eid_for_counter(old, counter)
-                    if table.get(eid) == device:
-                        del table[eid]
-                    elif table.get(eid) == _AMBIGUOUS:
-                        del self._tables[counter]  # the other device resolves again
-            if key is not None:
-                self._keys[device] = key
-                for counter, table in self._tables.items():
-                    _insert(table, eid_for_counter(key, counter), device)
+            old = self._devices.pop(device, None)
+            new = None if params is None else EidSchedule(params)
+            if new is not None:
+                self._devices[device] = new
+            self._stores.pop(device, None)
+            for bucket in list(self._tables):
+                table = self._tables[bucket]
+                if old is not None and not _remove(table, device, old, bucket):
+                    del self._tables[bucket]  # it shared an id: rebuilt when next needed
+                    continue
+                if new is not None:
+                    for eid, period in _periods_near(device, new, bucket):
+                        _insert(table, eid, period)
 
-    def _table(self, counter: int, center: int) -> dict[bytes, str]:
-        table = self._tables.get(counter)
+    def _table(self, bucket: int) -> dict[bytes, _Period]:
+        table = self._tables.get(bucket)
         if table is None:
             table = {}
-            for device, key in self._keys.items():
-                _insert(table, eid_for_counter(key, counter), device)
-            self._tables[counter] = table
-            while len(self._tables) > self._keep:
-                del self._tables[max(self._tables, key=lambda c: abs(c - center))]
+            for device, schedule in self._devices.items():
+                for eid, period in _periods_near(device, schedule, bucket):
+                    _insert(table, eid, period)
+            self._tables[bucket] = table
+            while len(self._tables) > _KEEP_BUCKETS:
+                del self._tables[max(self._tables, key=lambda b: abs(b - bucket))]
         return table
 
+    def _forget_old_stores(self, at_ms: int) -> None:
+        if at_ms <= self._newest_ms + _BUCKET_MS:
+            return
+        self._newest_ms = at_ms
+        horizon = at_ms - _BINDING_MEMORY_MS - self._skew_ms
+        for device, bindings in list(self._stores.items()):
+            kept = {start: bound for start, bound in bindings.items() if bound[1] > horizon}
+            if kept:
+                self._stores[device] = kept
+            else:
+                del self._stores[device]
 
-def _insert(table: dict[bytes, str], eid: bytes, device: str) -> None:
+
+def _periods_near(
+    device: str, schedule: EidSchedule, bucket: int
+) -> Iterator[tuple[bytes, _Period]]:
+    """The device's ids of every period within one period of the bucket: what
+    resolves there, and what is recognised as a replay there."""
+    margin = schedule.params.rotation_s * 1000
+    start, end = bucket * _BUCKET_MS, (bucket + 1) * _BUCKET_MS
+    for period in schedule.periods(max(0, start - margin), end + margin):
+        yield period.eid, _Period(device, period.start_ms, period.end_ms)
+
+
+def _remove(table: dict[bytes, _Period], device: str, old: EidSchedule, bucket: int) -> bool:
+    """Take the device's ids out; False if one was shared, so the table must be rebuilt."""
+    for eid, _period in _periods_near(device, old, bucket):
+        present = table.get(eid)
+        if present is _AMBIGUOUS:
+            return False
+        if present is not None and present.device == device:
+            del table[eid]
+    return True
+
+
+def _insert(table: dict[bytes, _Period], eid: bytes, period: _Period) -> None:
     present = table.get(eid)
-    table[eid] = device if present is None or present == device else _AMBIGUOUS
+    table[eid] = period if present is None or present == period else _AMBIGUOUS
 
 
-def _check_key(device: str, key: bytes) -> None:
+def _check_device(device: str) -> None:
     if not device:
         raise ValueError("a device id must not be empty")
-    if len(key) != IDENTITY_KEY_BYTES:
-        raise ValueError(
-            f"identity key of device {device!r} is {len(key)} bytes, not {IDENTITY_KEY_BYTES}"
-        )
 
 
 # -- the omnichannel profile ----------------------------------------------------------

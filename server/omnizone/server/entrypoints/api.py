@@ -92,6 +92,12 @@ class IngestStatsOut(BaseModel):
         description="sightings of shoppers who allow neither location nor offers, dropped "
         "(since this process started; None when no ingest runs here)",
     )
+    replayed_dropped: int | None = Field(
+        None,
+        description="registered phones' rotating ids heard outside their period plus skew, "
+        "or at a second store in their period: replays, dropped unstored "
+        "(since this process started; None when no ingest runs here)",
+    )
 
 
 class DeadLetterOut(BaseModel):
@@ -180,6 +186,11 @@ class _StoreCollector(Collector):
                     "omnizone_not_consented_sightings_dropped",
                     counters.not_consented_dropped,
                     "sightings of shoppers who allow neither location nor offers",
+                ),
+                (
+                    "omnizone_replayed_sightings_dropped",
+                    counters.replayed_dropped,
+                    "rotating ids heard outside their period or at a second store",
                 ),
             ):
                 yield CounterMetricFamily(name, text, value=value)
@@ -342,6 +353,7 @@ def create_app(
             gaps=s.gaps,
             unresolved_dropped=counters.unresolved_dropped if counters else None,
             not_consented_dropped=counters.not_consented_dropped if counters else None,
+            replayed_dropped=counters.replayed_dropped if counters else None,
         )
 
     @app.get(f"{API_PREFIX}/dead-letters", response_model=list[DeadLetterOut], dependencies=admin)

@@ -61,7 +61,9 @@ class RegistrationOut(BaseModel):
                     "shopper_id": "3f2a0c9e8b1d4e6fa7c5b2d1e0f9a8b7",
                     "token": "3f2a0c9e8b1d4e6fa7c5b2d1e0f9a8b7.Jx3…",
                     "eid_key": "8d6f0e2b4a1c3e5f7091a2b3c4d5e6f7",
-                    "eid_rotation_s": 900,
+                    "eid_rotation_s": 512,
+                    "eid_rotation_exponent": 9,
+                    "eid_clock_offset_s": 2894361307,
                 }
             ]
         }
@@ -71,6 +73,12 @@ class RegistrationOut(BaseModel):
     token: str = Field(description="bearer token; shown once, keep it on the phone")
     eid_key: str = Field(description="identity key of the rotating ephemeral id, 32 hex")
     eid_rotation_s: int = Field(description="the ephemeral id changes every this many seconds")
+    eid_rotation_exponent: int = Field(
+        description="Eddystone-EID rotation exponent K: eid_rotation_s is 2**K"
+    )
+    eid_clock_offset_s: int = Field(
+        description="the phone's beacon time is (unix seconds + this) mod 2**32"
+    )
 
 
 class ConsentOut(BaseModel):
@@ -268,6 +276,8 @@ def shopper_router(
             token=registration.token,
             eid_key=registration.eid_key.hex(),
             eid_rotation_s=registration.rotation_s,
+            eid_rotation_exponent=registration.eid.exponent,
+            eid_clock_offset_s=registration.eid.clock_offset_s,
         )
 
     @router.get("/me/consent", response_model=ConsentOut, responses=errors)

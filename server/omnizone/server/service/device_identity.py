@@ -7,9 +7,11 @@ no kind prefix. Devices that are not shoppers (staff badges, asset tags,
 fixed beacons) are not people and need no consent.
 """
 
+from omnizone.contract.eid import EidParams
 from omnizone.server.domain.identity import (
     Consent,
     EidResolver,
+    Replay,
     is_eid_key,
     may_send_offer,
     may_store_location,
@@ -22,17 +24,21 @@ class RegisteredDevices:
     the shoppers' device changes (``ShopperService.subscribe_to_devices``) to
     follow later registrations and erasures."""
 
-    def __init__(self, shoppers: ShopperService, rotation_s: int) -> None:
+    def __init__(self, shoppers: ShopperService, *, skew_s: int | None = None) -> None:
+        """``skew_s`` defaults to the shopper service's ``EidPolicy``."""
         self._shoppers = shoppers
-        self._resolver = EidResolver(shoppers.all_devices(), rotation_s)
+        skew = shoppers.eid_policy.skew_s if skew_s is None else skew_s
+        self._resolver = EidResolver(shoppers.all_devices(), skew_s=skew)
 
-    def update(self, device: str, key: bytes | None) -> None:
-        """A device key added (a registration) or removed (``None``)."""
-        self._resolver.update(device, key)
+    def update(self, device: str, eid: EidParams | None) -> None:
+        """A device's rotating-id parameters added (a registration) or removed (``None``)."""
+        self._resolver.update(device, eid)
 
-    def resolve(self, device: str, at_ms: int) -> str | None:
+    def resolve(self, device: str, at_ms: int, store: str) -> str | Replay | None:
+        """A rotating id heard at ``store`` becomes its shopper (or a ``Replay``,
+        or None); any other key stays as it is."""
         if is_eid_key(device):
-            return self._resolver.resolve(device, at_ms)
+            return self._resolver.identify(device, at_ms, store)
         return device
 
     def may_store_location(self, device: str) -> bool:

@@ -27,6 +27,7 @@ from omnizone.contract import (
     TryOn,
     parse_message,
 )
+from omnizone.server.domain.identity import Replay
 from omnizone.server.domain.nearest import DEFAULT_STALE_MS
 from omnizone.server.domain.visits import DeviceVisitState, VisitEvent, advance, expire
 from omnizone.server.service.locators import (
@@ -75,18 +76,21 @@ class IngestCounters:
     """Sightings of rotating ids no registered phone has: dropped, never stored."""
     not_consented_dropped: int = 0
     """Sightings of shoppers who consented to neither location nor offers."""
+    replayed_dropped: int = 0
+    """Registered phones' ids heard outside their period or at a second store."""
 
 
 class DeviceIdentity(Protocol):
     """Who a sighted device is, and what the shopper allows (docs/identity.md).
 
-    ``resolve`` maps a rotating ephemeral id to the registered device and
-    returns None when nobody registered it; other keys (fixed beacons, tags)
-    come back unchanged. ``may_store_location`` and ``may_track`` are the
+    ``resolve`` maps a rotating ephemeral id heard at ``store`` to the
+    registered device, returns a ``Replay`` when that id cannot have come from
+    the phone then and there, and None when nobody registered it; other keys
+    (fixed beacons, tags) come back unchanged. ``may_store_location`` and ``may_track`` are the
     shopper's consent: a device tracked only for offers is placed in memory,
     but nothing about where it was is written down."""
 
-    def resolve(self, device: str, at_ms: int) -> str | None: ...
+    def resolve(self, device: str, at_ms: int, store: str) -> str | Replay | None: ...
     def may_store_location(self, device: str) -> bool: ...
     def may_track(self, device: str) -> bool: ...
 
@@ -321,9 +325,12 @@ class IngestService:
             return list(message.items)
         kept: list[BleSighting] = []
         for item in message.items:
-            device = identity.resolve(item.device, item.window_start_ms + item.window_ms)
+            at_ms = item.window_start_ms + item.window_ms
+            device = identity.resolve(item.device, at_ms, message.store)
             if device is None:
                 self.counters.unresolved_dropped += 1
+            elif isinstance(device, Replay):
+                self.counters.replayed_dropped += 1
             elif not identity.may_track(device):
                 self.counters.not_consented_dropped += 1
             else:

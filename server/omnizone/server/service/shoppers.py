@@ -2,12 +2,14 @@
 and erasure, and the associate's QR hand-off.
 
 A registration is one app install: the shopper id is also the device id the
-``EidResolver`` answers with. Other parts plug in without this module knowing
-them, subscribed where the server is put together (``bootstrap.py``):
+``EidResolver`` answers with. Each registration draws the phone's own
+rotating-id parameters (key, rotation exponent, beacon clock) from the
+``EidPolicy``. Other parts plug in without this module knowing them,
+subscribed where the server is put together (``bootstrap.py``):
 ``add_export_section`` adds a section to a shopper's export (visits,
 offers...), ``subscribe_to_erasure`` deletes what a part holds about a
-shopper, and ``subscribe_to_devices`` hears of every device key added or
-removed (the resolver's ``update``).
+shopper, and ``subscribe_to_devices`` hears of every device added or removed
+with its parameters (the resolver's ``update``).
 """
 
 import logging
@@ -20,13 +22,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from omnizone.contract.eid import new_identity_key
+from omnizone.contract.eid import EidParams
 from omnizone.contract.messages import EpochMs, Gtin
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.domain.identity import (
     Channel,
     Consent,
     ConsentChange,
+    EidPolicy,
     ProfileEvent,
     ProfileEventType,
     ProfileSummary,
@@ -182,8 +185,16 @@ class Registration:
     shopper_id: str
     token: str
     """Shown once; only its SHA-256 is stored."""
-    eid_key: bytes
-    rotation_s: int
+    eid: EidParams
+    """What the phone needs to advertise its rotating id."""
+
+    @property
+    def eid_key(self) -> bytes:
+        return self.eid.key
+
+    @property
+    def rotation_s(self) -> int:
+        return self.eid.rotation_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +219,7 @@ class AssociateContext:
 
 ExportProvider = Callable[[str], object]
 EraseListener = Callable[[str], None]
-DeviceListener = Callable[[str, bytes | None], None]
+DeviceListener = Callable[[str, EidParams | None], None]
 
 _EXPORT_SECTIONS = frozenset(
     {"shopper", "consent", "consent_history", "profile_events", "exported_ms"}
@@ -226,19 +237,17 @@ class ShopperService:
         stores: Collection[str],
         repository: ShopperStore,
         *,
-        eid_rotation_s: int = 900,
+        eid_policy: EidPolicy | None = None,
         webhook_secret: bytes | None = None,
         qr_secret: bytes | None = None,
         qr_ttl_s: int = DEFAULT_QR_TTL_S,
         clock: Callable[[], int] = wall_clock_ms,
     ) -> None:
-        if eid_rotation_s < 1:
-            raise ValueError(f"EID rotation period must be at least 1 s, got {eid_rotation_s}")
         if webhook_secret is not None and len(webhook_secret) < 16:
             raise ValueError("the webhook secret is too short: use at least 16 characters")
         self._stores = frozenset(stores)
         self._repo = repository
-        self.eid_rotation_s = eid_rotation_s
+        self.eid_policy = eid_policy or EidPolicy()
         self._webhook_secret = webhook_secret
         # Per process unless given: QR tokens live minutes, a restart just asks for a new one.
         self._qr_secret = qr_secret or secrets.token_bytes(32)
@@ -274,20 +283,22 @@ class ShopperService:
             raise UnknownStore(store, self._stores)
         shopper_id = uuid.uuid4().hex
         token = f"{shopper_id}.{secrets.token_urlsafe(32)}"
-        key = new_identity_key()
+        eid = self.eid_policy.new_params()
         self._repo.add_shopper(
             Shopper(
                 id=shopper_id,
                 store=store,
                 token_hash=hash_token(token),
-                eid_key=key,
+                eid_key=eid.key,
                 created_ms=self._clock(),
+                eid_exponent=eid.exponent,
+                eid_clock_offset_s=eid.clock_offset_s,
             )
         )
         with self._lock:
             self._consents[shopper_id] = Consent()
-        self._notify_devices(shopper_id, key)
-        return Registration(shopper_id, token, key, self.eid_rotation_s)
+        self._notify_devices(shopper_id, eid)
+        return Registration(shopper_id, token, eid)
 
     def authenticate(self, token: str) -> str | None:
         """The shopper a bearer token belongs to; None for anything else."""
@@ -305,8 +316,8 @@ class ShopperService:
             raise ShopperNotFound(f"no shopper {shopper_id!r} (unknown or erased)")
         return found
 
-    def all_devices(self) -> dict[str, bytes]:
-        """Device id -> identity key of every registered device, for the EID resolver."""
+    def all_devices(self) -> dict[str, EidParams]:
+        """Device id -> rotating-id parameters of every registered device, for the resolver."""
         return self._repo.devices()
 
     # -- consent -------------------------------------------------------------------
@@ -415,7 +426,9 @@ class ShopperService:
                 "created_ms": shopper.created_ms,
                 "loyalty_id": shopper.loyalty_id,
                 "eid_key": shopper.eid_key.hex(),
-                "eid_rotation_s": self.eid_rotation_s,
+                "eid_rotation_s": shopper.eid.rotation_s,
+                "eid_rotation_exponent": shopper.eid_exponent,
+                "eid_clock_offset_s": shopper.eid_clock_offset_s,
             },
             "consent": asdict(consent),
             "consent_history": [
@@ -442,15 +455,15 @@ class ShopperService:
             for listener in self._erase_listeners:
                 listener(shopper_id)
         except BaseException:
-            self._notify_devices(shopper_id, shopper.eid_key)
+            self._notify_devices(shopper_id, shopper.eid)
             raise
         with self._lock:
             self._repo.erase(shopper_id)
             self._consents.pop(shopper_id, None)
 
-    def _notify_devices(self, device: str, key: bytes | None) -> None:
+    def _notify_devices(self, device: str, eid: EidParams | None) -> None:
         for listener in self._device_listeners:
-            listener(device, key)
+            listener(device, eid)
 
     # -- the associate's QR hand-off ----------------------------------------------
 

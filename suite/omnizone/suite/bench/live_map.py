@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 
 from omnizone.contract import BleMessage, BleSighting, dump_message, topic_for
-from omnizone.contract.eid import eid_for
 from omnizone.contract.ids import eid_key
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.paths import shipped_config
@@ -131,7 +130,7 @@ def _register_phones(shoppers: Any, store: str, count: int) -> list[AppPhone]:
     for _ in range(count):
         made = shoppers.register(store)
         shoppers.set_consent(made.shopper_id, {Purpose.LOCATION_ANALYTICS: True})
-        phones.append(AppPhone(made.shopper_id, made.eid_key, made.rotation_s, made.token))
+        phones.append(AppPhone(made.shopper_id, made.eid, made.token))
     return phones
 
 
@@ -194,11 +193,7 @@ class _Feeder(threading.Thread):
         top = np.maximum(
             np.where(heard_first, first, -200.0), np.where(heard_second, second, -200.0)
         )
-        keys = [
-            eid_key(eid_for(s.app.eid_key, end_ms, s.app.rotation_s))
-            for s in walking
-            if s.app is not None
-        ]
+        keys = [eid_key(s.app.eid.eid(end_ms)) for s in walking if s.app is not None]
         received_ms = wall_clock_ms()
         for g, gateway in enumerate(self._gateways):
             rows = np.flatnonzero(count[:, g])

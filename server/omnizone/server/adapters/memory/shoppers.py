@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from omnizone.contract.eid import EidParams
 from omnizone.server.domain.identity import (
     Consent,
     ConsentChange,
@@ -52,9 +53,9 @@ class MemoryShopperStore(ShopperStore):
             self._shoppers[shopper_id] = replace(found, loyalty_id=loyalty_id)
             return True
 
-    def devices(self) -> dict[str, bytes]:
+    def devices(self) -> dict[str, EidParams]:
         with self._lock:
-            return {s.id: s.eid_key for s in self._shoppers.values()}
+            return {s.id: s.eid for s in self._shoppers.values()}
 
     def add_consent_changes(self, shopper_id: str, changes: Sequence[ConsentChange]) -> None:
         with self._lock:

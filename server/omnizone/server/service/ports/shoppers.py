@@ -10,6 +10,7 @@ Implemented by ``adapters.shopper_db.ShopperRepository`` and
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from omnizone.contract.eid import EidParams
 from omnizone.server.domain.identity import Consent, ConsentChange, ProfileEvent, Shopper
 
 
@@ -26,7 +27,7 @@ class ShopperStore(Protocol):
         """False when there is no such shopper."""
         ...
 
-    def devices(self) -> dict[str, bytes]:
+    def devices(self) -> dict[str, EidParams]:
         """Shopper (device) id -> identity key, for every shopper."""
         ...
 
