@@ -28,6 +28,7 @@ from omnizone.server.service.ports.ingest import (
     VisitRecord,
     VisitStatus,
     ZoneSummary,
+    location_export,
 )
 
 
@@ -92,28 +93,7 @@ class SqlQueries(IngestReads):
                 .where(BleSightingRow.device == device)
                 .order_by(BleSightingRow.window_start_ms)
             )
-            return {
-                "visits": [
-                    {
-                        "store": v.store,
-                        "zone": v.zone,
-                        "entered_ms": v.entered_ms,
-                        "left_ms": v.left_ms,
-                        "dwell_s": v.dwell_s,
-                        "status": v.status,
-                    }
-                    for v in visits
-                ],
-                "sightings": [
-                    {
-                        "store": s.store,
-                        "gateway": s.gateway,
-                        "window_start_ms": s.window_start_ms,
-                        "rssi_mean": s.rssi_mean,
-                    }
-                    for s in sightings
-                ],
-            }
+            return location_export(visits, sightings)
 
     def recent_visits(self, store: str, limit: int, zone: str | None) -> list[VisitRecord]:
         query = select(VisitRow).where(VisitRow.store == store)

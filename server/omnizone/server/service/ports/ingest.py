@@ -8,7 +8,7 @@ adapter's modules. ``LocationData`` is what a shopper's export, erasure and
 the retention limit need of the same rows.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -173,6 +173,61 @@ class IngestReads(Protocol):
 
 class Repository(IngestWrites, IngestReads, Protocol):
     """Everything ingest, the store queries and gateway admin use."""
+
+
+class _StoredVisit(Protocol):
+    @property
+    def store(self) -> str: ...
+    @property
+    def zone(self) -> str: ...
+    @property
+    def entered_ms(self) -> int: ...
+    @property
+    def left_ms(self) -> int | None: ...
+    @property
+    def dwell_s(self) -> float | None: ...
+    @property
+    def status(self) -> str: ...
+
+
+class _StoredSighting(Protocol):
+    @property
+    def store(self) -> str: ...
+    @property
+    def gateway(self) -> str: ...
+    @property
+    def window_start_ms(self) -> int: ...
+    @property
+    def rssi_mean(self) -> float: ...
+
+
+def location_export(
+    visits: Iterable[_StoredVisit], sightings: Iterable[_StoredSighting]
+) -> dict[str, Any]:
+    """The ``location`` section of a shopper's export, one shape whichever
+    storage holds the rows (visits by entry, sightings by window)."""
+    return {
+        "visits": [
+            {
+                "store": v.store,
+                "zone": v.zone,
+                "entered_ms": v.entered_ms,
+                "left_ms": v.left_ms,
+                "dwell_s": v.dwell_s,
+                "status": v.status,
+            }
+            for v in visits
+        ],
+        "sightings": [
+            {
+                "store": s.store,
+                "gateway": s.gateway,
+                "window_start_ms": s.window_start_ms,
+                "rssi_mean": s.rssi_mean,
+            }
+            for s in sightings
+        ],
+    }
 
 
 class LocationData(Protocol):
