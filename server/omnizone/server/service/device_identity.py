@@ -32,7 +32,10 @@ class RegisteredDevices:
 
     def resolve(self, device: str, at_ms: int) -> str | None:
         if is_eid_key(device):
-            return self._resolver.resolve(device, at_ms)
+            resolved = self._resolver.resolve(device, at_ms)
+            if resolved is not None and self._shoppers.is_erased(resolved):
+                return None  # tombstoned: an erased shopper's ids resolve to no one
+            return resolved
         return device
 
     def may_store_location(self, device: str) -> bool:

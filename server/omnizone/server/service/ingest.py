@@ -186,6 +186,17 @@ class IngestService:
         allowed = {device: zone for device, zone in stays.items() if self._may_store(device)}
         return allowed, {d: xy for d, xy in positions.items() if d in allowed}
 
+    def forget_device(self, device: str) -> None:
+        """Erasure: waits for the message being processed (its writes are
+        committed before this returns, so the erasure's deletes come after
+        them), then drops what memory holds about the device's stays. Its ids
+        no longer resolve by then, so nothing new arrives for it."""
+        with self._lock:
+            for states in self._states.values():
+                states.pop(device, None)
+            for saved in self._presence_saved.values():
+                saved.pop(device, None)
+
     def handle(self, topic: str, payload: bytes, received_ms: int) -> IngestOutcome:
         """Process one message. Raises only when storage itself is unavailable
         (the caller must then not acknowledge the message and retry later)."""
