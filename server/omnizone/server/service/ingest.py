@@ -30,6 +30,7 @@ from omnizone.contract import (
 from omnizone.server.domain.nearest import DEFAULT_STALE_MS
 from omnizone.server.domain.visits import DeviceVisitState, VisitEvent, advance, expire
 from omnizone.server.service.locators import (
+    Forgets,
     Locator,
     NearestGatewayLocator,
     Positions,
@@ -189,13 +190,18 @@ class IngestService:
     def forget_device(self, device: str) -> None:
         """Erasure: waits for the message being processed (its writes are
         committed before this returns, so the erasure's deletes come after
-        them), then drops what memory holds about the device's stays. Its ids
-        no longer resolve by then, so nothing new arrives for it."""
+        them), then drops what memory holds about the device: its stays, and
+        the locators' pending readings and filter state, so no placement of
+        it comes out later. Its ids no longer resolve by then, so nothing
+        new arrives for it."""
         with self._lock:
             for states in self._states.values():
                 states.pop(device, None)
             for saved in self._presence_saved.values():
                 saved.pop(device, None)
+            for locator in self._locators.values():
+                if isinstance(locator, Forgets):
+                    locator.forget(device)
 
     def handle(self, topic: str, payload: bytes, received_ms: int) -> IngestOutcome:
         """Process one message. Raises only when storage itself is unavailable
