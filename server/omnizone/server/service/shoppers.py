@@ -6,8 +6,9 @@ A registration is one app install: the shopper id is also the device id the
 them, subscribed where the server is put together (``bootstrap.py``):
 ``add_export_section`` adds a section to a shopper's export (visits,
 offers...), ``subscribe_to_erasure`` deletes what a part holds about a
-shopper, and ``subscribe_to_devices`` hears of every device key added or
-removed (the resolver's ``update``).
+shopper, ``subscribe_to_scrub`` makes deleted rows unreadable in the
+storage's files after an erasure, and ``subscribe_to_devices`` hears of
+every device key added or removed (the resolver's ``update``).
 """
 
 import logging
