@@ -476,6 +476,8 @@ class ShopperService:
         """
         shopper = self.shopper(shopper_id)
         with self._lock:
+            if shopper_id in self._erased:  # a second request while the first runs
+                raise ShopperNotFound(f"shopper {shopper_id!r} is being erased")
             self._erased.add(shopper_id)
             consent = self._consents.pop(shopper_id, None)
         self._notify_devices(shopper_id, None)
