@@ -370,7 +370,71 @@ EXPORTED: dict[str, Callable[[dict[str, Any]], int]] = {
 }
 
 
-def test_every_table_that_holds_the_shopper_is_in_the_export_row_for_row(
+#: For each such table, the export's entries that stand for its rows.
+EXPORTED_ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
+    "shoppers": lambda e: [e["shopper"]],
+    "shopper_consents": lambda e: e["consent_history"],
+    "profile_events": lambda e: e["profile_events"],
+    "ble_sightings": lambda e: e["location"]["sightings"],
+    "visits": lambda e: e["location"]["visits"],
+    "device_presence": lambda e: e["presence"],
+    "offer_decisions": lambda e: e["offer_decisions"],
+    "shopper_store_visits": lambda e: e["store_visits"],
+    "offers": lambda e: e["offers"]["offers"],
+    "offer_cursors": lambda e: [e["offers"]],
+    "offer_receipts": lambda e: [r for o in e["offers"]["offers"] for r in o["receipts"]],
+    "offer_redemptions": lambda e: e["offers"]["offers"],
+    "push_subscriptions": lambda e: e["offers"]["push_subscriptions"],
+    "push_tokens": lambda e: e["offers"]["push_tokens"],
+}
+#: Columns whose value is in the export under another name.
+RENAMED = {
+    ("shoppers", "id"): "shopper_id",
+    ("offer_cursors", "acked_ms"): "acked_seq",
+    ("offers", "code"): "coupon_code",
+    ("offers", "content"): "title",  # title, body, image, coupon_code... flattened
+    ("offer_redemptions", "code"): "coupon_code",
+}
+#: Stored columns the export leaves out, and why. A column added to one of
+#: these tables and not exported fails the test until it is exported or listed.
+NOT_EXPORTED = {
+    ("shoppers", "token_hash"): "a credential, not information about the shopper",
+    ("push_subscriptions", "p256dh"): "the browser's encryption key for push (a credential)",
+    ("push_subscriptions", "auth"): "the browser's push secret (a credential)",
+    ("push_tokens", "token"): "the app's push token (a credential)",
+}
+#: Known gaps, to be closed: the export's shape of these rows is pinned by
+#: the repositories' contract tests (exact dicts), so the fields are added
+#: together with them. Listed so that nothing else slips in unnoticed.
+KNOWN_GAPS = {
+    ("offer_decisions", "store"),
+    ("offer_decisions", "visit_id"),
+    ("ble_sightings", "window_ms"),
+    ("ble_sightings", "count"),
+    ("ble_sightings", "rssi_max"),
+    ("ble_sightings", "tx_power"),
+}
+#: Columns that only link rows inside the database (ids, the shopper id itself).
+LINKS = {"id", "shopper_id", "device", "message_id", "offer_id"}
+
+
+def unexported_columns(exported: dict[str, Any]) -> list[str]:
+    """Columns of the shopper's tables whose values the export does not show."""
+    missing = []
+    for name in shopper_tables():
+        entries = EXPORTED_ROWS[name](exported)
+        assert entries, f"the test must fill {name}"
+        keys = {k for entry in entries for k in entry}
+        for column in Base.metadata.tables[name].columns:
+            key = (name, column.name)
+            if column.name in LINKS or key in NOT_EXPORTED or key in KNOWN_GAPS:
+                continue
+            if RENAMED.get(key, column.name) not in keys:
+                missing.append(f"{name}.{column.name}")
+    return missing
+
+
+def test_every_table_that_holds_the_shopper_is_in_the_export_row_for_row_and_column(
     running: Running,
 ) -> None:
     unexported = sorted(set(shopper_tables()) - set(EXPORTED))
@@ -395,6 +459,8 @@ def test_every_table_that_holds_the_shopper_is_in_the_export_row_for_row(
     assert all(rows.values()), f"the test must fill every table: {rows}"
     exported = running.client.get("/api/v1/me/export", headers=phone.auth).json()
     assert {name: EXPORTED[name](exported) for name in rows} == rows
+    # and each row's columns: exported, or listed above with the reason
+    assert unexported_columns(exported) == []
 
 
 # -- the SQLite files themselves ----------------------------------------------------------------
