@@ -58,6 +58,16 @@ class Phone:
     token: str
     eid: EidParams
 
+    @classmethod
+    def registered(cls, body: dict[str, Any]) -> "Phone":
+        """The phone as ``POST /api/v1/shoppers`` answered its registration."""
+        eid = EidParams(
+            bytes.fromhex(body["eid_key"]),
+            body["eid_rotation_exponent"],
+            body["eid_clock_offset_s"],
+        )
+        return cls(body["shopper_id"], body["token"], eid)
+
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
@@ -84,12 +94,7 @@ class Server:
         registered = self.client.post("/api/v1/shoppers", json={"store": STORE})
         assert registered.status_code == 201, registered.text
         body = registered.json()
-        eid = EidParams(
-            bytes.fromhex(body["eid_key"]),
-            body["eid_rotation_exponent"],
-            body["eid_clock_offset_s"],
-        )
-        phone = Phone(body["shopper_id"], body["token"], eid)
+        phone = Phone.registered(body)
         consent = {Purpose.PERSONALIZED_OFFERS.value: True, Purpose.LOCATION_ANALYTICS.value: True}
         changed = self.client.put("/api/v1/me/consent", json=consent, headers=phone.auth)
         assert changed.status_code == 200, changed.text

@@ -272,16 +272,6 @@ def build_server(
 
         identity = RegisteredDevices(shoppers)
         shoppers.subscribe_to_devices(identity.update)
-        # What each part holds about a shopper goes with the shopper, and comes
-        # with the export (docs/identity.md).
-        shoppers.subscribe_to_erasure(storage.sql.erase_device)
-        shoppers.subscribe_to_erasure(lambda shopper: _erased(delivery.erase_shopper(shopper)))
-        shoppers.subscribe_to_erasure(storage.campaigns.erase_shopper)
-        shoppers.subscribe_to_erasure(engine.forget_shopper)
-        shoppers.add_export_section("location", storage.sql.device_history)
-        shoppers.add_export_section("offers", delivery.export_shopper)
-        shoppers.add_export_section("offer_decisions", storage.campaigns.export_shopper)
-
         ingest = IngestService(
             running,
             storage.sql,
@@ -290,6 +280,24 @@ def build_server(
             placement_listeners=[engine.on_placement],
             try_on_listeners=[engine.on_try_on],
         )
+        # What each part holds about a shopper goes with the shopper, and comes
+        # with the export (docs/identity.md). The order matters: the shopper is
+        # tombstoned first (ShopperService.erase), then ingest and the engine
+        # wait for their work in flight, and only then are the rows deleted,
+        # so nothing written on the way outlives the deletes; last, the files
+        # are scrubbed.
+        shoppers.subscribe_to_erasure(ingest.forget_device)
+        shoppers.subscribe_to_erasure(engine.forget_shopper)
+        shoppers.subscribe_to_erasure(storage.sql.erase_device)
+        shoppers.subscribe_to_erasure(lambda shopper: _erased(delivery.erase_shopper(shopper)))
+        shoppers.subscribe_to_erasure(storage.campaigns.erase_shopper)
+        shoppers.subscribe_to_scrub(lambda: _scrubbed(storage.sql.scrub_deleted()))
+        shoppers.add_export_section("location", storage.sql.device_history)
+        shoppers.add_export_section("presence", storage.sql.device_presence)
+        shoppers.add_export_section("offers", delivery.export_shopper)
+        shoppers.add_export_section("offer_decisions", storage.campaigns.export_shopper)
+        shoppers.add_export_section("store_visits", storage.campaigns.export_store_visits)
+
         mqtt = MqttIngest(
             ingest,
             host=s.mqtt_host,
@@ -360,6 +368,10 @@ def build_server(
 
 def _erased(_removed: int) -> None:
     """Erasure listeners return nothing; delivery reports how much it removed."""
+
+
+def _scrubbed(_done: bool) -> None:
+    """Scrub listeners return nothing; the storage logs a scrub it could not finish."""
 
 
 def _catalog(settings: ServerSettings, stores: Mapping[str, StorePlan]) -> Catalog:

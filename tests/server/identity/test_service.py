@@ -1,6 +1,7 @@
 """Shopper use cases over a real SQLite file."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -327,6 +328,65 @@ def test_a_failed_erasure_elsewhere_leaves_the_shopper_whole(
     assert rows_about(engine, shopper)["shoppers"] == 1
     eid = shoppers.shopper(shopper).eid
     assert resolver.resolve(eid_device_key(eid, T0), T0) == shopper
+
+
+def test_while_the_erasure_runs_the_shopper_is_a_tombstone(
+    shoppers: ShopperService, engine: Engine, clock: Clock
+) -> None:
+    """From its first step nothing new is written for the shopper, and a
+    second erasure request does not run alongside the first."""
+    shopper = fill(shoppers, clock)
+    seen: dict[str, object] = {}
+
+    def meanwhile(erasing: str) -> None:
+        seen["consent"] = shoppers.consent(erasing)
+        seen["erased"] = shoppers.is_erased(erasing)
+        event = ProfileEventIn(type="cart_add", gtin=GTIN, channel="app")
+        attempts: dict[str, Callable[[], object]] = {
+            "profile event": lambda: shoppers.add_profile_events(erasing, [event]),
+            "loyalty": lambda: shoppers.link_loyalty(erasing, "FR-0"),
+            "consent change": lambda: shoppers.set_consent(
+                erasing, {Purpose.LOCATION_ANALYTICS: False}
+            ),
+            "second erasure": lambda: shoppers.erase(erasing),
+        }
+        for name, attempt in attempts.items():
+            with pytest.raises(ShopperNotFound):
+                attempt()
+            seen[name] = "refused"
+
+    shoppers.subscribe_to_erasure(meanwhile)
+    shoppers.erase(shopper)
+    assert seen == {
+        "consent": None,
+        "erased": True,
+        "profile event": "refused",
+        "loyalty": "refused",
+        "consent change": "refused",
+        "second erasure": "refused",
+    }
+    assert rows_about(engine, shopper) == dict.fromkeys(TABLES, 0)
+    assert shoppers.is_erased(shopper)
+
+
+def test_a_failed_erasure_lifts_the_tombstone(
+    shoppers: ShopperService, engine: Engine, clock: Clock
+) -> None:
+    shopper = fill(shoppers, clock)
+    before = shoppers.consent(shopper)
+
+    def broken(_shopper: str) -> None:
+        raise RuntimeError("offers database is down")
+
+    shoppers.subscribe_to_erasure(broken)
+    with pytest.raises(RuntimeError):
+        shoppers.erase(shopper)
+    assert not shoppers.is_erased(shopper)
+    assert before is not None and shoppers.consent(shopper) == before
+    shoppers.add_profile_events(
+        shopper, [ProfileEventIn(type="cart_add", gtin=GTIN, channel="app")]
+    )
+    assert rows_about(engine, shopper)["profile_events"] == 3
 
 
 def test_the_associate_sees_the_profile_only_with_consent(

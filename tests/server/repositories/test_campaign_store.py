@@ -193,6 +193,20 @@ def test_export_lists_a_shoppers_decisions_newest_first(storage: Storage) -> Non
     assert storage.campaigns.export_shopper(CY) == []
 
 
+def test_export_lists_a_shoppers_store_visits_by_store(storage: Storage) -> None:
+    visits = storage.campaigns
+    visits.record_store_visits([(STORE, ANN, T0), ("elsewhere", ANN, T0 + 1), (STORE, BOB, T0)])
+    visits.record_store_visits([(STORE, ANN, T0 + 5)])
+    assert visits.export_store_visits(ANN) == [
+        {"store": "elsewhere", "visits": 1, "last_ms": T0 + 1},
+        {"store": STORE, "visits": 2, "last_ms": T0 + 5},
+    ]
+    assert visits.export_store_visits(CY) == []
+    visits.erase_shopper(ANN)
+    assert visits.export_store_visits(ANN) == []
+    assert visits.export_store_visits(BOB) == [{"store": STORE, "visits": 1, "last_ms": T0}]
+
+
 def test_erasure_removes_a_shoppers_decisions_and_visits_only(storage: Storage) -> None:
     log = storage.campaigns
     log.log_decisions(

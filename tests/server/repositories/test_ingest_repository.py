@@ -450,6 +450,45 @@ def test_erasing_a_device_removes_its_location_in_every_store_and_nothing_else(
     assert storage.ingest.received_keys(STORE) == [ReceivedKey(STORE, "gw-shoes", 1)]
 
 
+def test_device_presence_lists_the_open_stays_of_one_device_by_store(storage: Storage) -> None:
+    with storage.ingest.transaction() as tx:
+        away = DeviceVisitState("shoes", T0, T0 + 5, T0 + 9, "denim", T0 + 7)
+        tx.save_presence(STORE, PHONE, away)
+        tx.save_presence(OTHER, PHONE, DeviceVisitState("denim", T0, T0, T0))
+        tx.save_presence(STORE, WATCH, DeviceVisitState("shoes", T0, T0, T0))
+    assert storage.ingest.device_presence(PHONE) == [
+        {
+            "store": OTHER,
+            "zone": "denim",
+            "entered_ms": T0,
+            "last_in_zone_ms": T0,
+            "last_heard_ms": T0,
+            "away_zone": None,
+            "away_since_ms": None,
+        },
+        {
+            "store": STORE,
+            "zone": "shoes",
+            "entered_ms": T0,
+            "last_in_zone_ms": T0 + 5,
+            "last_heard_ms": T0 + 9,
+            "away_zone": "denim",
+            "away_since_ms": T0 + 7,
+        },
+    ]
+    storage.ingest.erase_device(PHONE)
+    assert storage.ingest.device_presence(PHONE) == []
+    assert [p["store"] for p in storage.ingest.device_presence(WATCH)] == [STORE]
+
+
+def test_scrubbing_after_an_erasure_completes_and_keeps_what_is_left(storage: Storage) -> None:
+    _accept(storage, "gw-shoes", 1, sightings=[_sighting(PHONE, T0), _sighting(WATCH, T0)])
+    storage.ingest.erase_device(PHONE)
+    assert storage.ingest.scrub_deleted() is True
+    assert storage.ingest.device_history(PHONE)["sightings"] == []
+    assert len(storage.ingest.device_history(WATCH)["sightings"]) == 1
+
+
 def test_pruning_deletes_only_sightings_older_than_the_limit(storage: Storage) -> None:
     old = [_sighting(PHONE, T0 + i) for i in range(5)]
     _accept(storage, "gw-shoes", 1, sightings=[*old, _sighting(PHONE, T0 + 10)])

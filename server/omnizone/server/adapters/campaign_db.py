@@ -317,6 +317,15 @@ class CampaignRepository(CampaignStore):
             session.execute(delete(DecisionRow).where(DecisionRow.shopper_id == shopper_id))
             session.execute(delete(StoreVisitRow).where(StoreVisitRow.shopper_id == shopper_id))
 
+    def export_store_visits(self, shopper_id: str) -> list[dict[str, object]]:
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(StoreVisitRow)
+                .where(StoreVisitRow.shopper_id == shopper_id)
+                .order_by(StoreVisitRow.store)
+            )
+            return [{"store": r.store, "visits": r.visits, "last_ms": r.last_ms} for r in rows]
+
     def export_shopper(self, shopper_id: str) -> list[dict[str, object]]:
         return [
             {

@@ -95,6 +95,27 @@ class SqlQueries(IngestReads):
             )
             return location_export(visits, sightings)
 
+    def device_presence(self, device: str) -> list[dict[str, Any]]:
+        """The device's open stays, by store (a shopper's data export)."""
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(DevicePresenceRow)
+                .where(DevicePresenceRow.device == device)
+                .order_by(DevicePresenceRow.store)
+            )
+            return [
+                {
+                    "store": r.store,
+                    "zone": r.zone,
+                    "entered_ms": r.entered_ms,
+                    "last_in_zone_ms": r.last_in_zone_ms,
+                    "last_heard_ms": r.last_heard_ms,
+                    "away_zone": r.away_zone,
+                    "away_since_ms": r.away_since_ms,
+                }
+                for r in rows
+            ]
+
     def recent_visits(self, store: str, limit: int, zone: str | None) -> list[VisitRecord]:
         query = select(VisitRow).where(VisitRow.store == store)
         if zone is not None:

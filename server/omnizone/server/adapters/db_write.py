@@ -11,6 +11,7 @@ Every part's adapter declares its tables on this ``Base``. The reads live in
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -259,6 +260,9 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Deleted rows are overwritten with zeros, not left in free pages
+        # (a shopper's erasure; docs/identity.md, "What erasure leaves behind").
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     return engine
@@ -631,6 +635,25 @@ class SqlIngestWriter(IngestWrites):
                 )
             else:
                 row.revision, row.body = revision, body
+
+    def scrub_deleted(self) -> bool:
+        """After an erasure: on SQLite, copy the whole write-ahead log into the
+        database and truncate it (``wal_checkpoint(TRUNCATE)``), so the old
+        page versions that still held the deleted rows are gone from the
+        ``-wal`` file; with ``secure_delete`` on, the database file holds
+        zeros where they were. True when the checkpoint completed. Other
+        databases: nothing to do here (PostgreSQL's dead tuples are left to
+        VACUUM; see docs/identity.md)."""
+        if self.engine.dialect.name != "sqlite":
+            return True
+        for attempt in range(20):  # about 4 s in all
+            with self.engine.connect() as connection:
+                row = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+            if row[0] == 0:  # not busy: every frame copied and the log truncated
+                return True
+            time.sleep(0.02 * (attempt + 1))
+        log.warning("the write-ahead log could not be truncated after an erasure (readers busy)")
+        return False
 
     def erase_device(self, device: str) -> None:
         """Delete every location fact about one device (a shopper's erasure)."""

@@ -47,6 +47,7 @@ __all__ = [
     "current_consent",
     "hash_token",
     "is_eid_key",
+    "may_log_decision",
     "may_send_offer",
     "may_show_associate_context",
     "may_store_location",
@@ -105,6 +106,25 @@ def may_store_location(consent: Consent | None) -> bool:
 def may_send_offer(consent: Consent | None) -> bool:
     """Offers use the shopper's live zone and profile: only with personalized_offers."""
     return consent is not None and consent.personalized_offers
+
+
+#: The one moment the shopper shows rather than being tracked: a shelf tag read
+#: with the phone (docs/offers.md, "Why tap triggers do not need location consent").
+SHOWN_BY_SHOPPER = frozenset({"nfc_tap"})
+
+
+def may_log_decision(consent: Consent | None, moment: str) -> bool:
+    """A decision about a moment (``store_entered``, ``dwell``, ``nfc_tap``...)
+    is written to the decision log only if the shopper allows storing what it
+    says. Every moment but a tap is a location inferred from tracking, so it
+    needs ``location_analytics``; a tap is the shopper's own gesture, so
+    ``personalized_offers`` (the purpose of the decision) is enough. With
+    neither, or for an erased shopper (``None``), nothing is logged."""
+    if consent is None:
+        return False
+    if moment in SHOWN_BY_SHOPPER and consent.personalized_offers:
+        return True
+    return consent.location_analytics
 
 
 def may_show_associate_context(consent: Consent | None) -> bool:

@@ -38,7 +38,10 @@ class RegisteredDevices:
         """A rotating id heard at ``store`` becomes its shopper (or a ``Replay``,
         or None); any other key stays as it is."""
         if is_eid_key(device):
-            return self._resolver.identify(device, at_ms, store)
+            resolved = self._resolver.identify(device, at_ms, store)
+            if isinstance(resolved, str) and self._shoppers.is_erased(resolved):
+                return None  # tombstoned: an erased shopper's ids resolve to no one
+            return resolved
         return device
 
     def may_store_location(self, device: str) -> bool:

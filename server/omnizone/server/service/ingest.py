@@ -31,6 +31,7 @@ from omnizone.server.domain.identity import Replay
 from omnizone.server.domain.nearest import DEFAULT_STALE_MS
 from omnizone.server.domain.visits import DeviceVisitState, VisitEvent, advance, expire
 from omnizone.server.service.locators import (
+    Forgets,
     Locator,
     NearestGatewayLocator,
     Positions,
@@ -189,6 +190,22 @@ class IngestService:
             )
         allowed = {device: zone for device, zone in stays.items() if self._may_store(device)}
         return allowed, {d: xy for d, xy in positions.items() if d in allowed}
+
+    def forget_device(self, device: str) -> None:
+        """Erasure: waits for the message being processed (its writes are
+        committed before this returns, so the erasure's deletes come after
+        them), then drops what memory holds about the device: its stays, and
+        the locators' pending readings and filter state, so no placement of
+        it comes out later. Its ids no longer resolve by then, so nothing
+        new arrives for it."""
+        with self._lock:
+            for states in self._states.values():
+                states.pop(device, None)
+            for saved in self._presence_saved.values():
+                saved.pop(device, None)
+            for locator in self._locators.values():
+                if isinstance(locator, Forgets):
+                    locator.forget(device)
 
     def handle(self, topic: str, payload: bytes, received_ms: int) -> IngestOutcome:
         """Process one message. Raises only when storage itself is unavailable

@@ -64,6 +64,14 @@ class Positions(Protocol):
         ...
 
 
+@runtime_checkable
+class Forgets(Protocol):
+    """A locator or model that can drop everything it holds about one device
+    (a shopper's erasure): its pending readings and its filter state."""
+
+    def forget(self, device: str) -> None: ...
+
+
 class NearestGatewayLocator:
     """The baseline most presence tools use: the zone of the loudest gateway."""
 
@@ -94,6 +102,9 @@ class NearestGatewayLocator:
 
     def flush(self) -> list[ZonePlacement]:
         return []
+
+    def forget(self, device: str) -> None:
+        self._readings.pop(device, None)
 
 
 @dataclass
@@ -165,6 +176,14 @@ class WindowedLocator:
         for start in sorted(self._windows):
             ready += self._decide(start)
         return ready
+
+    def forget(self, device: str) -> None:
+        """Its readings in the windows still waiting go, and the model's state
+        of it, so no placement of the device comes out of this locator again."""
+        for window in self._windows.values():
+            window.readings.pop(device, None)
+        if isinstance(self._localizer, Forgets):
+            self._localizer.forget(device)
 
     def positions(self) -> dict[str, tuple[float, float]]:
         """The model's expected position of each device, as of the last decided window."""

@@ -17,7 +17,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from omnizone.contract.timefmt import wall_clock_ms
-from omnizone.server.domain.identity import may_send_offer, may_store_location
+from omnizone.server.domain.identity import may_log_decision, may_send_offer, may_store_location
 from omnizone.server.domain.offers import (
     Campaign,
     CampaignTotals,
@@ -123,6 +123,11 @@ class OfferEngine:
         self._publish = publish
         self._clock = clock
         self._lock = threading.RLock()
+        # Held while a batch's rows are written, with the shoppers' consent
+        # read again inside: an erasure takes it once (``forget_shopper``)
+        # after tombstoning the shopper, so a batch either wrote before the
+        # erasure deletes, or sees the tombstone and writes nothing for them.
+        self._write_lock = threading.Lock()
         self._trips: dict[tuple[str, str], _Trip] = {}  # (store, shopper) -> current trip
         self._sent_by_campaign: Counter[str] = Counter(repository.sent_by_campaign())
         self._history: dict[str, list[SentOffer]] = {}  # shopper -> offers sent (cache)
@@ -164,7 +169,13 @@ class OfferEngine:
             self._queue = None
 
     def forget_shopper(self, shopper_id: str) -> None:
-        """Erasure: nothing about the shopper stays in memory either."""
+        """Erasure (the shopper is tombstoned already): waits for the batch
+        being written, so nothing of it outlives the erasure's deletes, and
+        nothing about the shopper stays in memory either."""
+        with self._write_lock:
+            self._forget(shopper_id)
+
+    def _forget(self, shopper_id: str) -> None:
         with self._lock:
             self._history.pop(shopper_id, None)
             for key in [k for k in self._trips if k[1] == shopper_id]:
@@ -255,23 +266,50 @@ class OfferEngine:
                 log.exception("offer engine could not decide %d moments", len(effects.waiting))
 
     def _write(self, effects: _Effects) -> None:
-        """Decisions first (why), then the offers (what), then who waited."""
+        """Decisions first (why), then the offers (what), then who waited.
+
+        Only what each shopper's consent lets be kept is written, read again
+        here under the write lock: a decision about a tracked moment needs
+        location consent, a tap's needs offers consent, and an erased
+        shopper gets nothing (docs/identity.md)."""
         try:
-            if effects.decisions:
-                self._repo.log_decision_batches(effects.decisions)
-            if effects.offers:
-                try:
-                    self._publish(effects.offers)
-                except Exception:  # delivery must never stop the engine
-                    log.exception("%d offers could not be delivered", len(effects.offers))
+            with self._write_lock:
+                decisions, offers = self._allowed(effects)
+                if decisions:
+                    self._repo.log_decision_batches(decisions)
+                if offers:
+                    try:
+                        self._publish(offers)
+                    except Exception:  # delivery must never stop the engine
+                        log.exception("%d offers could not be delivered", len(offers))
         finally:
             for then in effects.then:
                 then()
+
+    def _allowed(
+        self, effects: _Effects
+    ) -> tuple[list[tuple[str, str, Sequence[Decision]]], list[NewOffer]]:
+        shoppers = {d.shopper_id for _s, _k, batch in effects.decisions for d in batch}
+        shoppers |= {o.shopper_id for o in effects.offers}
+        consents = {s: self._shoppers.consent(s) for s in shoppers}
+        for shopper, consent in consents.items():
+            if consent is None:  # erased meanwhile: not even in memory
+                self._forget(shopper)
+        decisions: list[tuple[str, str, Sequence[Decision]]] = []
+        for store, kind, batch in effects.decisions:
+            kept = [d for d in batch if may_log_decision(consents[d.shopper_id], kind)]
+            if kept:
+                decisions.append((store, kind, kept))
+        offers = [o for o in effects.offers if may_send_offer(consents[o.shopper_id])]
+        return decisions, offers
 
     # -- from placements to moments (in memory) ----------------------------------------------
 
     def _place(self, store: str, placement: ZonePlacement, effects: _Effects) -> None:
         device = placement.device
+        if self._shoppers.consent(device) is None:  # erased while this was queued
+            self._forget(device)
+            return
         with self._lock:
             key = (store, device)
             trip = self._trips.get(key)
@@ -373,7 +411,15 @@ class OfferEngine:
             key = (store, shopper)
             trip.previous_visits = counts.get(key, 0)
             counts[key] = trip.previous_visits + 1  # a second trip in the same batch
-        self._repo.record_store_visits([(st, sh, at) for st, sh, at, _t in effects.new_trips])
+        with self._write_lock:  # a store visit is a location: only with location consent
+            consents = {sh: self._shoppers.consent(sh) for _st, sh, _at, _t in effects.new_trips}
+            visits = [
+                (st, sh, at)
+                for st, sh, at, _t in effects.new_trips
+                if may_store_location(consents[sh])
+            ]
+            if visits:
+                self._repo.record_store_visits(visits)
         effects.new_trips.clear()
 
     def _listening(self, event: TriggerEvent) -> list[Campaign]:

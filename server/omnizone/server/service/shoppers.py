@@ -8,8 +8,9 @@ rotating-id parameters (key, rotation exponent, beacon clock) from the
 subscribed where the server is put together (``bootstrap.py``):
 ``add_export_section`` adds a section to a shopper's export (visits,
 offers...), ``subscribe_to_erasure`` deletes what a part holds about a
-shopper, and ``subscribe_to_devices`` hears of every device added or removed
-with its parameters (the resolver's ``update``).
+shopper, ``subscribe_to_scrub`` makes deleted rows unreadable in the
+storage's files after an erasure, and ``subscribe_to_devices`` hears of
+every device added or removed with its parameters (the resolver's ``update``).
 """
 
 import logging
@@ -220,6 +221,7 @@ class AssociateContext:
 ExportProvider = Callable[[str], object]
 EraseListener = Callable[[str], None]
 DeviceListener = Callable[[str, EidParams | None], None]
+ScrubListener = Callable[[], None]
 
 _EXPORT_SECTIONS = frozenset(
     {"shopper", "consent", "consent_history", "profile_events", "exported_ms"}
@@ -257,7 +259,13 @@ class ShopperService:
         self._consents = repository.current_consents()  # read per sighting: kept in memory
         self._export_providers: dict[str, ExportProvider] = {}
         self._erase_listeners: list[EraseListener] = []
+        self._scrub_listeners: list[ScrubListener] = []
         self._device_listeners: list[DeviceListener] = []
+        # Shoppers erased (or being erased) by this process: nothing may be
+        # written for them again, whatever was already on its way. After a
+        # restart their keys are gone from the database, so nothing resolves
+        # to them any more; the set only has to cover work in flight.
+        self._erased: set[str] = set()
 
     # -- the other parts ---------------------------------------------------------------
 
@@ -270,6 +278,12 @@ class ShopperService:
         """``listener(shopper_id)`` erases what its part holds, before the
         shopper's own rows go; if it raises, the shopper stays whole."""
         self._erase_listeners.append(listener)
+
+    def subscribe_to_scrub(self, listener: ScrubListener) -> None:
+        """``listener()`` runs after an erasure has deleted every row: it makes
+        the deleted rows unreadable in the storage's files too (SQLite: a
+        ``TRUNCATE`` checkpoint of the write-ahead log)."""
+        self._scrub_listeners.append(listener)
 
     def subscribe_to_devices(self, listener: DeviceListener) -> None:
         """``listener(device, key)`` hears of every device key added (a
@@ -323,9 +337,15 @@ class ShopperService:
     # -- consent -------------------------------------------------------------------
 
     def consent(self, shopper_id: str) -> Consent | None:
-        """Current consent from memory (hot path of ingest); None if no such shopper."""
+        """Current consent from memory (hot path of ingest); None if no such
+        shopper, or if the shopper is erased or being erased."""
         with self._lock:
             return self._consents.get(shopper_id)
+
+    def is_erased(self, shopper_id: str) -> bool:
+        """Erased (or being erased) since this process started: a tombstone."""
+        with self._lock:
+            return shopper_id in self._erased
 
     def set_consent(self, shopper_id: str, changes: Mapping[Purpose, bool]) -> Consent:
         """Records a history row for each purpose whose value actually changes."""
@@ -356,11 +376,24 @@ class ShopperService:
     ) -> list[ProfileEvent]:
         self.shopper(shopper_id)
         stored = self._to_events(events)
-        self._repo.add_profile_events([shopper_id], stored)
+        self._add_profile_events([shopper_id], stored)
         return stored
 
+    def _add_profile_events(self, shopper_ids: Sequence[str], events: list[ProfileEvent]) -> None:
+        """Under the lock erasure deletes under: an erasure that began in the
+        meantime refuses the write instead of letting it outlive the delete."""
+        with self._lock:
+            erased = [s for s in shopper_ids if s in self._erased]
+            if erased:
+                raise ShopperNotFound(f"no shopper {erased[0]!r} (unknown or erased)")
+            self._repo.add_profile_events(shopper_ids, events)
+
     def link_loyalty(self, shopper_id: str, loyalty_id: str) -> None:
-        if not self._repo.set_loyalty(shopper_id, loyalty_id):
+        with self._lock:
+            linked = shopper_id not in self._erased and self._repo.set_loyalty(
+                shopper_id, loyalty_id
+            )
+        if not linked:
             raise ShopperNotFound(f"no shopper {shopper_id!r} (unknown or erased)")
 
     def receive_webhook(self, body: bytes, signature: str | None) -> WebhookResult:
@@ -384,7 +417,7 @@ class ShopperService:
             if not shopper_ids:
                 raise ShopperNotFound(f"no shopper has linked loyalty id {payload.loyalty_id!r}")
         events = self._to_events(payload.events)
-        self._repo.add_profile_events(shopper_ids, events)
+        self._add_profile_events(shopper_ids, events)
         return WebhookResult(tuple(shopper_ids), len(events))
 
     def profile(self, shopper_id: str) -> ProfileSummary:
@@ -444,22 +477,40 @@ class ShopperService:
         return out
 
     def erase(self, shopper_id: str) -> None:
-        """Stops resolving the device, lets other parts erase, then deletes the rows.
+        """Tombstones the shopper, stops resolving the device, lets other parts
+        erase, deletes the rows, then scrubs the storage's files.
 
-        If another part fails, the shopper stays registered and resolvable, so
-        the erasure can simply be asked for again.
+        From the first step on, ``consent`` answers None and ``is_erased``
+        True, so work already on its way (a message being ingested, a batch
+        of decisions) writes nothing more for the shopper: each part's
+        erasure listener waits for its own work in flight before deleting.
+        If another part fails, the shopper stays registered and resolvable,
+        so the erasure can simply be asked for again.
         """
         shopper = self.shopper(shopper_id)
+        with self._lock:
+            if shopper_id in self._erased:  # a second request while the first runs
+                raise ShopperNotFound(f"shopper {shopper_id!r} is being erased")
+            self._erased.add(shopper_id)
+            consent = self._consents.pop(shopper_id, None)
         self._notify_devices(shopper_id, None)
         try:
             for listener in self._erase_listeners:
                 listener(shopper_id)
+            with self._lock:
+                self._repo.erase(shopper_id)
         except BaseException:
+            with self._lock:
+                self._erased.discard(shopper_id)
+                if consent is not None:
+                    self._consents[shopper_id] = consent
             self._notify_devices(shopper_id, shopper.eid)
             raise
-        with self._lock:
-            self._repo.erase(shopper_id)
-            self._consents.pop(shopper_id, None)
+        for scrub in self._scrub_listeners:
+            try:
+                scrub()
+            except Exception:  # the rows are gone; the next erasure scrubs again
+                log.exception("erasure of %s: the storage files could not be scrubbed", shopper_id)
 
     def _notify_devices(self, device: str, eid: EidParams | None) -> None:
         for listener in self._device_listeners:

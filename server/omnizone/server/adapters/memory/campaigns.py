@@ -198,6 +198,11 @@ class MemoryCampaignStore(CampaignStore):
             for key in [k for k in self._visits if k[1] == shopper_id]:
                 del self._visits[key]
 
+    def export_store_visits(self, shopper_id: str) -> list[dict[str, object]]:
+        with self._lock:
+            mine = sorted((st, v) for (st, sh), v in self._visits.items() if sh == shopper_id)
+        return [{"store": st, "visits": n, "last_ms": last} for st, (n, last) in mine]
+
     def export_shopper(self, shopper_id: str) -> list[dict[str, object]]:
         return [
             {

@@ -408,6 +408,10 @@ class MemoryRepository(Repository, LocationData):
             ]
             return before - len(self._t.sightings)
 
+    def scrub_deleted(self) -> bool:
+        """Nothing is kept in files: deleted rows are gone with their objects."""
+        return True
+
     def close(self) -> None:
         """Nothing to release; here so it stands where ``SqlRepository`` does."""
 
@@ -438,6 +442,22 @@ class MemoryRepository(Repository, LocationData):
             if not heard:
                 heard = [r.sent_ms for (st, _g, _s), r in self._t.received.items() if st == store]
         return max(heard) if heard else None
+
+    def device_presence(self, device: str) -> list[dict[str, Any]]:
+        with self._t.lock:
+            stays = sorted((st, s) for (st, d), s in self._t.presence.items() if d == device)
+        return [
+            {
+                "store": store,
+                "zone": s.zone,
+                "entered_ms": s.entered_ms,
+                "last_in_zone_ms": s.last_in_zone_ms,
+                "last_heard_ms": s.last_heard_ms,
+                "away_zone": s.away_zone,
+                "away_since_ms": s.away_since_ms,
+            }
+            for store, s in stays
+        ]
 
     def device_history(self, device: str) -> dict[str, Any]:
         with self._t.lock:

@@ -238,10 +238,20 @@ class LocationData(Protocol):
         """Every visit (by entry) and sighting (by window) of the device, any store."""
         ...
 
+    def device_presence(self, device: str) -> list[dict[str, Any]]:
+        """The device's open stays (what a restart resumes from), one per store."""
+        ...
+
     def erase_device(self, device: str) -> None:
         """Delete the device's visits, sightings and presence, in every store."""
         ...
 
     def prune_sightings(self, older_than_ms: int, batch: int = 20_000) -> int:
         """Delete sightings whose window started before ``older_than_ms``; how many."""
+        ...
+
+    def scrub_deleted(self) -> bool:
+        """After an erasure: leave no copy of deleted rows in the storage's own
+        files (SQLite: checkpoint and truncate the write-ahead log). True when
+        done; False when it could not finish now (the next call tries again)."""
         ...
