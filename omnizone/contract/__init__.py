@@ -4,6 +4,7 @@ Gateway, server and simulator all import this package and nothing else defines
 a message shape. It depends on pydantic only, so it installs on a gateway.
 """
 
+from omnizone.contract.ack import AckMessage, ack_topic, dump_ack, parse_ack
 from omnizone.contract.config import (
     BleConfig,
     GatewayConfig,
@@ -13,6 +14,8 @@ from omnizone.contract.config import (
     parse_config,
 )
 from omnizone.contract.messages import (
+    LEGACY_EPOCH,
+    MAX_SEQ,
     SCHEMA_VERSION,
     BleMessage,
     BleSighting,
@@ -36,14 +39,19 @@ from omnizone.contract.topics import (
     GatewayTopic,
     Kind,
     gateway_acl_patterns,
+    gateway_read_patterns,
     parse_topic,
+    server_write_patterns,
     subscription_filter,
     topic_for,
 )
 
 __all__ = [
+    "LEGACY_EPOCH",
+    "MAX_SEQ",
     "SCHEMA_VERSION",
     "TOPIC_ROOT",
+    "AckMessage",
     "BleConfig",
     "BleMessage",
     "BleSighting",
@@ -63,14 +71,19 @@ __all__ = [
     "RfidRead",
     "StatusMessage",
     "TryOn",
+    "ack_topic",
     "datetime_to_ms",
+    "dump_ack",
     "dump_config",
     "dump_message",
     "gateway_acl_patterns",
+    "gateway_read_patterns",
     "ms_to_datetime",
+    "parse_ack",
     "parse_config",
     "parse_message",
     "parse_topic",
+    "server_write_patterns",
     "subscription_filter",
     "topic_for",
     "wall_clock_ms",
