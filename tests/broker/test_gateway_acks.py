@@ -131,3 +131,53 @@ def test_the_servers_runs_grow_in_order_and_a_new_run_hands_back_the_old() -> No
     replaced = runs.note(ReceivedKey(STORE, GATEWAY, 0, 10))  # a new epoch: a new run
     assert replaced is not None and (replaced.epoch, replaced.last_seq) == (9, 101)
     assert [(a.epoch, a.first_seq) for a in runs.take()] == [(10, 0)]
+
+
+@pytest.mark.parametrize("kind", ["mosquitto", "embedded"])
+def test_a_publish_the_acl_denies_stays_in_the_outbox(
+    broker_factory: Callable[..., RunningBroker], tmp_path: Path, kind: str
+) -> None:
+    """MQTT 3.1.1 PUBACKs a publish the ACL drops: the row must not leave on that."""
+    broker = broker_factory(kind)
+    server = MqttProbe(broker, broker.accounts.server_username, broker.accounts.server_password)
+    server.connect()
+    server.subscribe("omnizone/v1/#")
+    outbox = Outbox(tmp_path / "outbox.db")
+    # A row on a topic this gateway may not write (a misconfigured ACL, say).
+    denied = outbox.append(lambda seq: (topic_for(STORE, "gw-denim", Kind.HEALTH), b"{}"))
+    allowed = _health(outbox)
+    user, password = broker.accounts.gateway_credentials(GATEWAY)
+    link = MqttLink(
+        BrokerAddress(broker.host, broker.port, user, password),
+        STORE,
+        GATEWAY,
+        outbox,
+        lambda: T0,
+        "test",
+        ack_timeout_s=0.3,
+        max_ack_timeout_s=0.6,
+    )
+    link.start()
+    try:
+        seen: list[int] = []
+        while allowed not in seen:  # the allowed one arrives; the broker dropped the other
+            message = server.next_message()
+            if message.topic.endswith("/health"):
+                seen.append(json.loads(message.payload)["seq"])
+        assert denied not in seen
+        ack = AckMessage(
+            store=STORE,
+            gateway=GATEWAY,
+            epoch=outbox.epoch,
+            first_seq=allowed,
+            last_seq=allowed,
+            issued_ms=T0,
+        )
+        server.publish(ack_topic(STORE, GATEWAY), dump_ack(ack), retain=True)
+        assert _until(lambda: outbox.depth() == 1)
+        assert _until(lambda: link.resends >= 2)  # tried again, bounded by the back-off
+        assert [entry.seq for entry in outbox.pending()] == [denied]  # still kept
+    finally:
+        link.stop(flush_timeout_s=0)
+        outbox.close()
+        server.disconnect()
