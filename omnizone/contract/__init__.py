@@ -6,6 +6,7 @@ a message shape. It depends on pydantic only, so it installs on a gateway;
 needs ``cryptography`` for AES-128.
 """
 
+from omnizone.contract.ack import AckMessage, ack_topic, dump_ack, parse_ack
 from omnizone.contract.config import (
     BleConfig,
     GatewayConfig,
@@ -15,6 +16,8 @@ from omnizone.contract.config import (
     parse_config,
 )
 from omnizone.contract.messages import (
+    LEGACY_EPOCH,
+    MAX_SEQ,
     SCHEMA_VERSION,
     BleMessage,
     BleSighting,
@@ -38,14 +41,19 @@ from omnizone.contract.topics import (
     GatewayTopic,
     Kind,
     gateway_acl_patterns,
+    gateway_read_patterns,
     parse_topic,
+    server_write_patterns,
     subscription_filter,
     topic_for,
 )
 
 __all__ = [
+    "LEGACY_EPOCH",
+    "MAX_SEQ",
     "SCHEMA_VERSION",
     "TOPIC_ROOT",
+    "AckMessage",
     "BleConfig",
     "BleMessage",
     "BleSighting",
@@ -65,14 +73,19 @@ __all__ = [
     "RfidRead",
     "StatusMessage",
     "TryOn",
+    "ack_topic",
     "datetime_to_ms",
+    "dump_ack",
     "dump_config",
     "dump_message",
     "gateway_acl_patterns",
+    "gateway_read_patterns",
     "ms_to_datetime",
+    "parse_ack",
     "parse_config",
     "parse_message",
     "parse_topic",
+    "server_write_patterns",
     "subscription_filter",
     "topic_for",
     "wall_clock_ms",

@@ -2,8 +2,11 @@
 
 Every message is an envelope: schema version, kind, store, gateway, a sequence
 number that increases by one per message (all kinds share one counter per
-gateway and it survives restarts), the time it was sent, and its body. The
-server de-duplicates on (gateway, seq) and reports gaps.
+gateway and it survives restarts), the epoch of the outbox that numbered it,
+the time it was sent, and its body. A message is identified by (gateway,
+epoch, seq): a new outbox (a replaced SD card) draws a new epoch, so its
+numbers starting again at 0 are never mistaken for duplicates. The server
+de-duplicates on (store, gateway, epoch, seq) and reports gaps per epoch.
 """
 
 import json
@@ -24,6 +27,10 @@ from omnizone.contract.topics import IDENTIFIER_PATTERN, parse_topic
 SCHEMA_VERSION: Final = 1
 MAX_ITEMS = 10_000
 MAX_PAYLOAD_BYTES = 1_048_576
+#: Sequence numbers and epochs fit a signed 64-bit column: 0 <= n < 2**63.
+MAX_SEQ: Final = 2**63 - 1
+#: Messages from gateways that predate epochs carry none and belong to epoch 0.
+LEGACY_EPOCH: Final = 0
 
 # 2000-01-01 .. 2100-01-01: catches seconds-instead-of-milliseconds mistakes.
 EpochMs = Annotated[int, Field(ge=946_684_800_000, le=4_102_444_800_000)]
@@ -31,6 +38,8 @@ Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 DeviceKey = Annotated[str, AfterValidator(check_device_key)]
 Rssi = Annotated[float, Field(ge=-127, le=20)]
 GatewayState = Literal["online", "offline"]
+Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
+Epoch = Annotated[int, Field(ge=0, le=MAX_SEQ)]
 
 
 class _Strict(StrictModel):
@@ -41,7 +50,8 @@ class _Envelope(_Strict):
     v: Literal[1] = Field(SCHEMA_VERSION, description="schema version")
     store: Identifier
     gateway: Identifier
-    seq: int = Field(ge=0, description="per-gateway, +1 per message, survives restarts")
+    epoch: Epoch = Field(LEGACY_EPOCH, description="the outbox's incarnation, drawn when created")
+    seq: Seq = Field(description="per-gateway, +1 per message, survives restarts")
     sent_ms: EpochMs
 
 

@@ -24,9 +24,13 @@ class Kind(StrEnum):
     STATUS = "status"
     HEALTH = "health"
     CONFIG = "config"
+    ACK = "ack"
 
 
 GATEWAY_KINDS = frozenset({Kind.BLE, Kind.NFC, Kind.RFID, Kind.STATUS, Kind.HEALTH})
+#: What the server sends to one gateway: its retained config and the retained
+#: "stored up to" acknowledgement of what the server has committed.
+SERVER_KINDS = frozenset({Kind.CONFIG, Kind.ACK})
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +92,14 @@ def gateway_acl_patterns(store: str, gateway: str) -> tuple[list[str], str]:
     base += check_identifier(gateway, "gateway id")
     writes = [f"{base}/{kind.value}" for kind in sorted(GATEWAY_KINDS)]
     return writes, f"{base}/{Kind.CONFIG.value}"
+
+
+def gateway_read_patterns(store: str, gateway: str) -> list[str]:
+    """Every topic a gateway may read: its own config and its own ack, never another's."""
+    _writes, config = gateway_acl_patterns(store, gateway)
+    return [config, topic_for(store, gateway, Kind.ACK)]
+
+
+def server_write_patterns() -> list[str]:
+    """What the server account may write: each gateway's config and ack, nothing else."""
+    return [f"{TOPIC_ROOT}/+/+/{kind.value}" for kind in (Kind.CONFIG, Kind.ACK)]

@@ -90,11 +90,14 @@ def test_gateway_acl_comes_from_the_contract() -> None:
         assert [r for r in rules if r.username == gateway] == [
             *(AclRule(gateway, Access.WRITE, write) for write in writes),
             AclRule(gateway, Access.READ, read),
+            AclRule(gateway, Access.READ, f"omnizone/v1/{store}/{gateway}/ack"),
         ]
         assert not any(w.endswith("/config") for w in writes)
+        assert not any(w.endswith("/ack") for w in writes)
     assert [r for r in rules if r.username == "srv"] == [
         AclRule("srv", Access.READ, "omnizone/v1/#"),
         AclRule("srv", Access.WRITE, "omnizone/v1/+/+/config"),
+        AclRule("srv", Access.WRITE, "omnizone/v1/+/+/ack"),
     ]
 
 

@@ -5,11 +5,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from omnizone.broker import RunningBroker, TlsFiles, free_port
-from omnizone.contract import HealthMessage, Kind, dump_message, topic_for
+from omnizone.contract import (
+    AckMessage,
+    HealthMessage,
+    Kind,
+    ack_topic,
+    dump_ack,
+    dump_message,
+    topic_for,
+)
 from omnizone.gateway.doctor import check_broker
 from omnizone.gateway.mqtt import BrokerAddress, MqttLink
 from omnizone.gateway.outbox import Outbox
 from omnizone.gateway.settings import GatewaySettings
+from tests.broker.conftest import MqttProbe
 
 STORE, GATEWAY = "paris-rivoli", "gw-menswear"
 T0 = 1_795_251_600_000
@@ -48,6 +57,15 @@ def test_the_gateway_publishes_through_a_tls_listener(
     )
     address = BrokerAddress("127.0.0.1", broker.tls.port, user, password, str(tls_files[0]))
     link = MqttLink(address, STORE, GATEWAY, outbox, lambda: T0, "test")
+    # A row leaves the outbox on the server's ack, not the broker's PUBACK: play
+    # the server, which has stored the health message (seq 0).
+    server = MqttProbe(broker, broker.accounts.server_username, broker.accounts.server_password)
+    server.connect()
+    ack = AckMessage(
+        store=STORE, gateway=GATEWAY, epoch=outbox.epoch, first_seq=0, last_seq=0, issued_ms=T0
+    )
+    server.publish(ack_topic(STORE, GATEWAY), dump_ack(ack), retain=True)
+    server.disconnect()
     link.start()
     try:
         assert link.flush(15), link.last_error

@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from omnizone.contract import dump_config, dump_message, parse_config, parse_message, parse_topic
-from omnizone.contract.topics import GATEWAY_KINDS, Kind
+from omnizone.contract import (
+    dump_ack,
+    dump_config,
+    dump_message,
+    parse_ack,
+    parse_config,
+    parse_message,
+    parse_topic,
+)
+from omnizone.contract.topics import GATEWAY_KINDS, SERVER_KINDS, Kind
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "wire-contract.md"
 TOPIC_IN_LINE = re.compile(r"`(omnizone/v\d+/[^`\s]+)`")
@@ -34,7 +42,7 @@ EXAMPLES = examples()
 
 def test_the_doc_has_one_example_of_every_kind() -> None:
     kinds = sorted(parse_topic(topic).kind.value for _, topic, _ in EXAMPLES)
-    assert kinds == sorted([*(k.value for k in GATEWAY_KINDS), Kind.CONFIG.value])
+    assert kinds == sorted(k.value for k in GATEWAY_KINDS | SERVER_KINDS)
 
 
 @pytest.mark.parametrize(
@@ -42,8 +50,11 @@ def test_the_doc_has_one_example_of_every_kind() -> None:
 )
 def test_doc_example_is_a_valid_message(line: int, topic: str, text: str) -> None:
     # The example shows exactly what is sent: nothing left to defaults.
-    if parse_topic(topic).kind is Kind.CONFIG:
+    kind = parse_topic(topic).kind
+    if kind is Kind.CONFIG:
         sent = dump_config(parse_config(topic, text.encode()))
+    elif kind is Kind.ACK:
+        sent = dump_ack(parse_ack(topic, text.encode()))
     else:
         sent = dump_message(parse_message(topic, text.encode()))
     assert json.loads(sent) == json.loads(text), f"line {line}"

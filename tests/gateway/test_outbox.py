@@ -117,3 +117,47 @@ def test_a_smaller_bound_after_restart_trims_on_the_next_append(tmp_path: Path) 
         assert (smaller.depth(), smaller.dropped()) == (4, 3)
     finally:
         smaller.close()
+
+
+def test_a_new_outbox_draws_an_epoch_that_survives_reopening(tmp_path: Path) -> None:
+    first = Outbox(tmp_path / "a.db")
+    epoch = first.epoch
+    first.close()
+    again = Outbox(tmp_path / "a.db")
+    replaced = Outbox(tmp_path / "b.db")  # a replaced SD card
+    try:
+        assert again.epoch == epoch
+        assert 0 < epoch < 2**63
+        assert replaced.epoch not in (0, epoch)
+    finally:
+        again.close()
+        replaced.close()
+
+
+def test_an_outbox_from_before_epochs_keeps_epoch_zero(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # what an outbox of the previous release held
+        db.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+            "CREATE TABLE outbox (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
+            " payload BLOB NOT NULL);"
+            "INSERT INTO meta VALUES ('next_seq', 42), ('dropped', 0), ('session', 3);"
+        )
+    box = Outbox(path)
+    try:
+        assert box.epoch == 0  # its stored rows carry no epoch, and mean epoch 0
+        assert box.append(_msg("a")) == 42
+    finally:
+        box.close()
+
+
+def test_remove_range_forgets_exactly_the_acknowledged_run(outbox: Outbox) -> None:
+    for tag in "abcdef":
+        outbox.append(_msg(tag))
+    assert outbox.seqs_between(1, 3) == [1, 2, 3]
+    assert outbox.remove_range(1, 3) == 3
+    assert outbox.remove_range(2, 2**63 - 1) == 2  # 4 and 5; one delete, not a loop
+    assert [e.seq for e in outbox.pending()] == [0]
+    assert outbox.depth() == 1

@@ -50,11 +50,13 @@ def ble(
     *,
     window_ms: int = 1000,
     store: str = STORE,
+    epoch: int = 0,
 ) -> tuple[str, bytes]:
     """A BLE message whose window ends at ``at_ms``: device -> mean RSSI."""
     message = BleMessage(
         store=store,
         gateway=gateway,
+        epoch=epoch,
         seq=seq,
         sent_ms=at_ms,
         items=[

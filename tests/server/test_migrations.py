@@ -185,3 +185,41 @@ def test_shoppers_from_before_0005_get_eid_parameters_of_their_own(
     assert {d.exponent for d in devices.values()} <= {8, 9, 10}
     offsets = {d.clock_offset_s for d in devices.values()}
     assert len(offsets) == 20 and 0 not in offsets
+
+
+def test_0006_keys_messages_by_epoch_and_keeps_what_points_at_them(engine: Engine) -> None:
+    schema.upgrade(engine, "0005")
+    with engine.begin() as db:
+        db.execute(
+            text(
+                "INSERT INTO received_messages (id, store, gateway, seq, kind, sent_ms,"
+                " received_ms, items, duplicates) VALUES (1, 's', 'g', 5, 'ble', 1, 2, 1, 0)"
+            )
+        )
+        db.execute(
+            text(
+                "INSERT INTO ble_sightings (message_id, store, gateway, device, window_start_ms,"
+                " window_ms, count, rssi_mean, rssi_max) VALUES (1, 's', 'g', 'd', 1, 1, 1, -5, -5)"
+            )
+        )
+    assert schema.upgrade(engine) == schema.head_revision()
+    with engine.begin() as db:
+        assert db.execute(text("SELECT epoch, seq FROM received_messages")).all() == [(0, 5)]
+        assert db.execute(text("SELECT COUNT(*) FROM ble_sightings")).scalar() == 1  # no cascade
+        db.execute(  # the same seq in another epoch is another message
+            text(
+                "INSERT INTO received_messages (id, store, gateway, epoch, seq, kind, sent_ms,"
+                " received_ms, items, duplicates) VALUES (2, 's', 'g', 9, 5, 'ble', 1, 2, 1, 0)"
+            )
+        )
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as db:
+        db.execute(
+            text(
+                "INSERT INTO received_messages (id, store, gateway, epoch, seq, kind, sent_ms,"
+                " received_ms, items, duplicates) VALUES (3, 's', 'g', 9, 5, 'ble', 1, 2, 1, 0)"
+            )
+        )
+    with engine.begin() as db:  # the children still point at the rebuilt table
+        db.execute(text("DELETE FROM received_messages WHERE id = 1"))
+        assert db.execute(text("SELECT COUNT(*) FROM ble_sightings")).scalar() == 0
+    assert schema.differences(engine) == []

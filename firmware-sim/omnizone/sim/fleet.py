@@ -107,7 +107,8 @@ class GatewayFleet:
 
     @property
     def published(self) -> int:
-        """Messages the broker acknowledged (data, health and status)."""
+        """Messages known to have arrived: outbox rows the server acknowledged,
+        status messages the broker acknowledged."""
         return sum(len(link.acknowledged_seqs) for link in self.links.values())
 
     @property

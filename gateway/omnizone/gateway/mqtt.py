@@ -1,10 +1,18 @@
 """The gateway's MQTT session: drains the outbox in sequence order at QoS 1.
 
-A row leaves the outbox only once the broker's PUBACK arrived. After any
-disconnect everything not yet acknowledged is sent again from the lowest
-sequence number; the server drops duplicates by (gateway, seq). Each connection
-reserves two sequence numbers: the retained "online" birth and, above it, the
-"offline" last will, so the sequence stays gap-free however the session ends.
+A row leaves the outbox only once the server says it committed it: the server
+publishes, retained on this gateway's ``ack`` topic, the run of sequence
+numbers of this outbox's epoch it has stored, and the link deletes exactly
+those rows. The broker's PUBACK only paces publishing: a broker that crashes
+before saving its store, or an ACL that silently drops a publish (MQTT 3.1.1
+still PUBACKs it), loses nothing. What the server has not acknowledged is sent
+again after a reconnect, or when no acknowledgement came for
+``ack_timeout_s`` (doubling up to ``max_ack_timeout_s`` while none comes, so
+an absent server sees a trickle, not a storm); at most ``max_unacked`` rows
+wait for the server at a time. The server drops duplicates by (gateway, epoch,
+seq). Each connection reserves two sequence numbers: the retained "online"
+birth and, above it, the "offline" last will, so the sequence stays gap-free
+however the session ends.
 
 Only the drain thread touches the in-flight list; paho's callbacks just set
 flags and wake it, so no lock is ever held across a call into paho.
@@ -12,17 +20,28 @@ flags and wake it, so no lock is ever held across a call into paho.
 
 import contextlib
 import logging
+import queue
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from omnizone.contract import GatewayState, Kind, StatusMessage, dump_message, topic_for
+from omnizone.contract import (
+    AckMessage,
+    ContractError,
+    GatewayState,
+    Kind,
+    StatusMessage,
+    ack_topic,
+    dump_message,
+    parse_ack,
+    topic_for,
+)
 from omnizone.gateway.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -49,6 +68,10 @@ class MqttLink:
         version: str,
         max_inflight: int = 20,
         on_config: Callable[[str, bytes], None] | None = None,
+        *,
+        max_unacked: int = 1000,
+        ack_timeout_s: float = 10.0,
+        max_ack_timeout_s: float = 300.0,
     ) -> None:
         self.broker = broker
         self.store = store
@@ -57,10 +80,18 @@ class MqttLink:
         self.clock = clock
         self.version = version
         self.max_inflight = max_inflight
+        self.max_unacked = max(max_unacked, max_inflight)
+        self.ack_timeout_s = ack_timeout_s
+        self.max_ack_timeout_s = max(max_ack_timeout_s, ack_timeout_s)
         self.acknowledged = 0
-        # Every sequence number the broker acknowledged (outbox rows and status
-        # messages), in order; the simulator checks these arrive exactly once.
+        # Every sequence number known to have arrived, in order: outbox rows the
+        # server acknowledged, status messages the broker acknowledged. The
+        # simulator checks these arrive exactly once.
         self.acknowledged_seqs: list[int] = []
+        self.resends = 0
+        """Times the unacknowledged rows were sent again because no ack came."""
+        self.acks_ignored = 0
+        """Acks refused by the contract, or for another epoch than this outbox's."""
         self.connects = 0
         self.last_error: str | None = None
         self._wake = threading.Event()
@@ -73,6 +104,8 @@ class MqttLink:
         self._births: list[tuple[int, mqtt.MQTTMessageInfo]] = []
         self._on_config = on_config
         self._config_topic = topic_for(store, gateway, Kind.CONFIG)
+        self._ack_topic = ack_topic(store, gateway)
+        self._acks: queue.SimpleQueue[AckMessage] = queue.SimpleQueue()
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=f"omnizone-gw-{store}-{gateway}",
@@ -148,9 +181,12 @@ class MqttLink:
             return
         self.connects += 1
         self.last_error = None
+        # Retained: the current config and the latest ack arrive right after
+        # (re)connecting.
+        topics = [(self._ack_topic, 1)]
         if self._on_config is not None:
-            # Retained: the current config arrives right after (re)connecting.
-            client.subscribe(self._config_topic, qos=1)
+            topics.append((self._config_topic, 1))
+        client.subscribe(topics)
         birth = client.publish(*self._status("online", self._will_seq - 1), qos=1, retain=True)
         self._births.append((self._will_seq - 1, birth))
         self._generation += 1
@@ -171,6 +207,9 @@ class MqttLink:
         self._wake.set()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self._ack_topic:
+            self._on_ack(bytes(message.payload))
+            return
         if self._on_config is None or message.topic != self._config_topic:
             return
         try:
@@ -178,59 +217,96 @@ class MqttLink:
         except Exception:  # a bad config must never take the gateway down
             log.exception("gateway %s: applying the config failed", self.gateway)
 
+    def _on_ack(self, payload: bytes) -> None:
+        try:
+            ack = parse_ack(self._ack_topic, payload)
+        except ContractError as error:
+            self.acks_ignored += 1
+            log.warning("gateway %s: ack refused: %s", self.gateway, error)
+            return
+        if ack.epoch != self.outbox.epoch:  # another outbox's (a replaced SD card's)
+            self.acks_ignored += 1
+            return
+        self._acks.put(ack)
+        self._wake.set()
+
     # -- the drain thread ------------------------------------------------------
 
     def _drain_loop(self) -> None:
-        inflight: list[tuple[int, mqtt.MQTTMessageInfo]] = []
-        last_sent = -1
+        state = _DrainState(self.ack_timeout_s)
         generation = -1
         while not self._stopping.is_set():
             self._wake.wait(timeout=0.5)
             self._wake.clear()
             try:
                 if generation != self._generation:
-                    # New connection (or lost one): whatever was not acknowledged
-                    # goes again, from the lowest sequence number.
+                    # New connection (or lost one): whatever the server has not
+                    # acknowledged goes again, from the lowest sequence number.
                     generation = self._generation
-                    inflight, last_sent = [], -1
-                inflight = self._collect_acks(inflight)
+                    state.restart()
+                self._collect_pubacks(state)
+                self._apply_acks(state)
                 if self._connected:
-                    last_sent = self._send_more(inflight, last_sent, generation)
+                    self._resend_if_overdue(state)
+                    self._send_more(state, generation)
             except Exception:  # one bad row must not stop the gateway publishing
                 log.exception("gateway %s: publishing from the outbox failed", self.gateway)
 
-    def _collect_acks(
-        self, inflight: list[tuple[int, mqtt.MQTTMessageInfo]]
-    ) -> list[tuple[int, mqtt.MQTTMessageInfo]]:
+    def _collect_pubacks(self, state: "_DrainState") -> None:
         for seq, info in list(self._births):
             if info.is_published():
                 self._births.remove((seq, info))
                 self.acknowledged_seqs.append(seq)
-        still = []
-        for seq, info in inflight:
-            if info.is_published():
-                if self.outbox.remove(seq):
-                    self.acknowledged += 1
-                    self.acknowledged_seqs.append(seq)
-            else:
-                still.append((seq, info))
-        return still
+        # The broker has them: they now wait for the server, not the broker.
+        state.inflight = [(seq, info) for seq, info in state.inflight if not info.is_published()]
 
-    def _send_more(
-        self, inflight: list[tuple[int, mqtt.MQTTMessageInfo]], last_sent: int, generation: int
-    ) -> int:
-        room = self.max_inflight - len(inflight)
+    def _apply_acks(self, state: "_DrainState") -> None:
+        while True:
+            try:
+                ack = self._acks.get_nowait()
+            except queue.Empty:
+                return
+            seqs = self.outbox.seqs_between(ack.first_seq, ack.last_seq)
+            if seqs:
+                self.outbox.remove_range(ack.first_seq, ack.last_seq)
+                self.acknowledged += len(seqs)
+                self.acknowledged_seqs.extend(seqs)
+                state.progress(self.ack_timeout_s)
+            for seq in [s for s in state.sent if ack.first_seq <= s <= ack.last_seq]:
+                del state.sent[seq]
+
+    def _resend_if_overdue(self, state: "_DrainState") -> None:
+        if not state.sent:
+            return
+        oldest = min(state.sent.values())
+        if time.monotonic() - oldest < state.timeout_s:
+            return
+        # No ack for that long: the server may be away, or the broker lost them.
+        # Send what is unacknowledged again, and wait twice as long next time.
+        self.resends += 1
+        log.info(
+            "gateway %s: no ack for %d rows in %.0f s; sending them again",
+            self.gateway,
+            len(state.sent),
+            state.timeout_s,
+        )
+        state.restart()
+        state.timeout_s = min(state.timeout_s * 2, self.max_ack_timeout_s)
+
+    def _send_more(self, state: "_DrainState", generation: int) -> None:
+        room = min(self.max_inflight - len(state.inflight), self.max_unacked - len(state.sent))
         if room <= 0:
-            return last_sent
-        for entry in self.outbox.pending(after_seq=last_sent, limit=room):
+            return
+        now = time.monotonic()
+        for entry in self.outbox.pending(after_seq=state.last_sent, limit=room):
             if generation != self._generation:
                 break
             info = self._client.publish(entry.topic, entry.payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break
-            inflight.append((entry.seq, info))
-            last_sent = entry.seq
-        return last_sent
+            state.inflight.append((entry.seq, info))
+            state.sent[entry.seq] = now
+            state.last_sent = entry.seq
 
     def _prepare_session(self) -> None:
         self._session = self.outbox.next_session()
@@ -241,6 +317,7 @@ class MqttLink:
         message = StatusMessage(
             store=self.store,
             gateway=self.gateway,
+            epoch=self.outbox.epoch,
             seq=seq,
             sent_ms=self.clock(),
             state=state,
@@ -248,3 +325,21 @@ class MqttLink:
             version=self.version,
         )
         return topic_for(self.store, self.gateway, Kind.STATUS), dump_message(message)
+
+
+@dataclass(slots=True)
+class _DrainState:
+    """The drain thread's own bookkeeping (no other thread touches it)."""
+
+    timeout_s: float
+    last_sent: int = -1
+    inflight: list[tuple[int, mqtt.MQTTMessageInfo]] = field(default_factory=list)
+    """Published, the broker's PUBACK not yet in."""
+    sent: dict[int, float] = field(default_factory=dict)
+    """Published and not yet acknowledged by the server: seq -> when (monotonic)."""
+
+    def restart(self) -> None:
+        self.last_sent, self.inflight, self.sent = -1, [], {}
+
+    def progress(self, base_timeout_s: float) -> None:
+        self.timeout_s = base_timeout_s

@@ -175,7 +175,12 @@ class GatewayNode:
 
     def _ble(self, items: list[BleSighting], seq: int) -> tuple[str, bytes]:
         message = BleMessage(
-            store=self.store, gateway=self.gateway, seq=seq, sent_ms=self.clock(), items=items
+            store=self.store,
+            gateway=self.gateway,
+            epoch=self.outbox.epoch,
+            seq=seq,
+            sent_ms=self.clock(),
+            items=items,
         )
         return self._ble_topic, dump_message(message)
 
@@ -187,7 +192,12 @@ class GatewayNode:
         seq: int,
     ) -> tuple[str, bytes]:
         message = model(
-            store=self.store, gateway=self.gateway, seq=seq, sent_ms=self.clock(), items=items
+            store=self.store,
+            gateway=self.gateway,
+            epoch=self.outbox.epoch,
+            seq=seq,
+            sent_ms=self.clock(),
+            items=items,
         )
         return topic_for(self.store, self.gateway, kind), dump_message(message)
 
@@ -196,6 +206,7 @@ class GatewayNode:
         message = HealthMessage(
             store=self.store,
             gateway=self.gateway,
+            epoch=self.outbox.epoch,
             seq=seq,
             sent_ms=now,
             uptime_s=max(0.0, (now - self._started_ms) / 1000),

@@ -1,12 +1,17 @@
 """Durable store-and-forward outbox.
 
 Every message gets its sequence number and is written to SQLite (WAL) before
-anything tries to publish it; a row is deleted only once the broker has
-acknowledged it (QoS 1 PUBACK). The sequence counter lives in the same file, so
-it survives restarts and power cuts. When the outbox is full the oldest rows go
-first, and that loss is counted — never silent.
+anything tries to publish it; a row is deleted only once the server has
+acknowledged committing it (the retained ``ack`` topic, not the broker's
+PUBACK). The sequence counter lives in the same file, so it survives restarts
+and power cuts. So does the outbox's epoch, drawn at random when the file is
+created: a new file (a replaced SD card) numbers from 0 again under a new
+epoch, and the server never takes its messages for duplicates. When the
+outbox is full the oldest rows go first, and that loss is counted — never
+silent.
 """
 
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -22,6 +27,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 0), ('dropped', 0), ('session', 0);
 """
+#: Epochs are drawn from 1 .. 2**62: 0 is the epoch of outboxes made before
+#: epochs existed (their stored messages carry none), and the wire allows < 2**63.
+_EPOCH_BITS = 62
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +49,14 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a power cut must not lose an acknowledged-to-the-reader event.
         self._db.execute("PRAGMA synchronous=FULL")
+        existed = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
         self._db.executescript(_SCHEMA)
+        # An outbox from before epochs keeps epoch 0: its stored rows say none.
+        epoch = 0 if existed else secrets.randbits(_EPOCH_BITS) + 1
+        self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
+        self.epoch = self._meta("epoch")
         self._depth = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     def close(self) -> None:
@@ -91,10 +106,26 @@ class Outbox:
 
     def remove(self, seq: int) -> bool:
         """Forget an acknowledged message; False if it was already gone."""
+        return self.remove_range(seq, seq) > 0
+
+    def remove_range(self, first: int, last: int) -> int:
+        """Forget every message from ``first`` to ``last`` inclusive (the server
+        committed them); how many were still here. One indexed delete, whatever
+        the width of the range."""
         with self._lock:
-            removed = self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
+            removed = self._db.execute(
+                "DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (first, last)
+            ).rowcount
             self._depth -= removed
-        return removed > 0
+        return int(removed)
+
+    def seqs_between(self, first: int, last: int) -> list[int]:
+        """The stored sequence numbers in ``first`` .. ``last`` (ascending)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq FROM outbox WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last)
+            ).fetchall()
+        return [int(seq) for (seq,) in rows]
 
     def depth(self) -> int:
         return self._depth

@@ -498,3 +498,50 @@ def test_pruning_deletes_only_sightings_older_than_the_limit(storage: Storage) -
     kept = storage.ingest.device_history(PHONE)["sightings"]
     assert [s["window_start_ms"] for s in kept] == [T0 + 10]
     assert len(storage.ingest.device_history(WATCH)["sightings"]) == 1
+
+
+# -- epochs: a new outbox is a new sequence -------------------------------------------
+
+
+def _accept_in(storage: Storage, gateway: str, seq: int, epoch: int) -> None:
+    with storage.ingest.transaction() as tx:
+        tx.record_received(ReceivedKey(STORE, gateway, seq, epoch), "ble", T0, T0 + 5, 0)
+
+
+def test_the_same_seq_in_another_epoch_is_another_message(storage: Storage) -> None:
+    _accept_in(storage, "gw-shoes", 0, 5)
+    _accept_in(storage, "gw-shoes", 0, 9)
+    _accept_in(storage, "gw-shoes", 2, 9)
+    with storage.ingest.transaction() as tx:
+        assert tx.received_before(ReceivedKey(STORE, "gw-shoes", 0, 5))
+        assert tx.received_before(ReceivedKey(STORE, "gw-shoes", 0, 9))
+        assert not tx.received_before(ReceivedKey(STORE, "gw-shoes", 0, 7))
+        tx.count_duplicate(ReceivedKey(STORE, "gw-shoes", 0, 9))
+    with pytest.raises(Exception), storage.ingest.transaction() as tx:  # noqa: B017
+        tx.record_received(ReceivedKey(STORE, "gw-shoes", 2, 9), "ble", T0, T0, 0)
+    assert storage.ingest.received_keys(STORE) == [
+        ReceivedKey(STORE, "gw-shoes", 0, 5),
+        ReceivedKey(STORE, "gw-shoes", 0, 9),
+        ReceivedKey(STORE, "gw-shoes", 2, 9),
+    ]
+    assert storage.ingest.sequence_heads() == {(STORE, "gw-shoes", 5): 0, (STORE, "gw-shoes", 9): 2}
+    assert storage.ingest.highest_seqs() == {(STORE, "gw-shoes"): 2}
+    stats = storage.ingest.ingest_stats()
+    # Per epoch: epoch 9 misses seq 1; epoch 5 is complete (not "0 .. 2 minus 3").
+    assert (stats.ingested, stats.duplicates, stats.gaps) == (3, 1, 1)
+
+
+def test_a_hole_wider_than_the_counted_bound_counts_as_one(storage: Storage) -> None:
+    for seq in (0, 1, 2**62, 2**62 + 2):
+        _accept_in(storage, "gw-shoes", seq, 3)
+    assert storage.ingest.ingest_stats().gaps == 2  # the wide hole as one, then one missing
+
+
+def test_the_pending_will_is_looked_up_in_the_epoch_of_the_birth(storage: Storage) -> None:
+    _accept_in(storage, "gw-shoes", 0, 4)
+    birth = _status(1, "online", T0).model_copy(update={"epoch": 4})
+    with storage.ingest.transaction() as tx:
+        tx.record_received(ReceivedKey(STORE, "gw-shoes", 1, 4), "status", T0, T0, 0)
+        tx.record_status(birth, T0)
+    _accept_in(storage, "gw-shoes", 3, 4)
+    assert storage.ingest.ingest_stats().gaps == 0  # 2 is the live session's will

@@ -17,6 +17,7 @@ from omnizone.server.adapters.db_write import (
     TryOnRow,
     VisitRow,
 )
+from omnizone.server.domain.sequence import MAX_COUNTED_GAP
 from omnizone.server.domain.visits import DeviceVisitState
 from omnizone.server.service.ports.ingest import (
     DeadLetter,
@@ -59,6 +60,14 @@ class SqlQueries(IngestReads):
         ).group_by(ReceivedMessage.store, ReceivedMessage.gateway)
         with Session(self.engine) as session:
             return {(s, g): int(m) for s, g, m in session.execute(query)}
+
+    def sequence_heads(self) -> dict[tuple[str, str, int], int]:
+        m = ReceivedMessage
+        query = select(m.store, m.gateway, m.epoch, func.max(m.seq)).group_by(
+            m.store, m.gateway, m.epoch
+        )
+        with Session(self.engine) as session:
+            return {(s, g, int(e)): int(h) for s, g, e, h in session.execute(query)}
 
     def presence_by_zone(self, store: str) -> dict[str, int]:
         query = (
@@ -162,30 +171,43 @@ class SqlQueries(IngestReads):
             ]
 
     def ingest_stats(self) -> IngestStats:
-        per_gateway = select(
+        m = ReceivedMessage
+        # Each hole between neighbours of one epoch, a hole wider than
+        # MAX_COUNTED_GAP counted as one (domain/sequence.py): one hostile seq
+        # cannot make the figure meaningless.
+        previous = func.lag(m.seq).over(partition_by=(m.store, m.gateway, m.epoch), order_by=m.seq)
+        holes = select(
+            m.store, m.gateway, m.epoch, m.seq, m.duplicates, (m.seq - previous - 1).label("hole")
+        ).subquery()
+        counted = case((holes.c.hole > MAX_COUNTED_GAP, 1), else_=holes.c.hole)
+        per_epoch = select(
             func.count(),
-            func.max(ReceivedMessage.seq),
-            func.min(ReceivedMessage.seq),
-            func.sum(ReceivedMessage.duplicates),
-            ReceivedMessage.store,
-            ReceivedMessage.gateway,
-        ).group_by(ReceivedMessage.store, ReceivedMessage.gateway)
+            func.max(holes.c.seq),
+            func.min(holes.c.seq),
+            func.sum(holes.c.duplicates),
+            func.sum(counted),
+            holes.c.store,
+            holes.c.gateway,
+            holes.c.epoch,
+        ).group_by(holes.c.store, holes.c.gateway, holes.c.epoch)
         ingested = duplicates = gaps = 0
         with Session(self.engine) as session:
             awaiting_will = self._wills_pending(session)
-            for count, highest, lowest, dups, store, gateway in session.execute(per_gateway):
+            for count, highest, lowest, dups, missing, store, gateway, epoch in session.execute(
+                per_epoch
+            ):
                 ingested += int(count)
                 duplicates += int(dups or 0)
-                missing = int(highest) - int(lowest) + 1 - int(count)
-                will = awaiting_will.get((store, gateway))
-                if will is not None and lowest < will < highest:
-                    missing -= 1  # reserved for the live session's last will: not lost
-                gaps += missing
+                lost = int(missing or 0)
+                will = awaiting_will.get((store, gateway, int(epoch)))
+                if will is not None and lowest < will < highest and lost > 0:
+                    lost -= 1  # reserved for the live session's last will: not lost
+                gaps += lost
             dead = session.scalar(select(func.count()).select_from(DeadLetterRow)) or 0
         return IngestStats(ingested, duplicates, int(dead), gaps)
 
     @staticmethod
-    def _wills_pending(session: Session) -> dict[tuple[str, str], int]:
+    def _wills_pending(session: Session) -> dict[tuple[str, str, int], int]:
         """Gateways whose latest status is a birth: its seq + 1 is their will's, not a gap."""
         query = select(GatewayStatusRow).where(GatewayStatusRow.state == "online")
         pending = {}
@@ -199,11 +221,12 @@ class SqlQueries(IngestReads):
                 .where(
                     ReceivedMessage.store == row.store,
                     ReceivedMessage.gateway == row.gateway,
+                    ReceivedMessage.epoch == row.status_epoch,
                     ReceivedMessage.seq == will,
                 )
             )
             if not seen:
-                pending[(row.store, row.gateway)] = will
+                pending[(row.store, row.gateway, row.status_epoch)] = will
         return pending
 
     def activity_counts(self, store: str) -> dict[str, int]:
@@ -240,13 +263,17 @@ class SqlQueries(IngestReads):
             return None if row is None else StoredGatewayConfig(row.revision, dict(row.body))
 
     def received_keys(self, store: str) -> list[ReceivedKey]:
+        m = ReceivedMessage
         query = (
-            select(ReceivedMessage.gateway, ReceivedMessage.seq)
-            .where(ReceivedMessage.store == store)
-            .order_by(ReceivedMessage.gateway, ReceivedMessage.seq)
+            select(m.gateway, m.epoch, m.seq)
+            .where(m.store == store)
+            .order_by(m.gateway, m.epoch, m.seq)
         )
         with Session(self.engine) as session:
-            return [ReceivedKey(store, gateway, seq) for gateway, seq in session.execute(query)]
+            return [
+                ReceivedKey(store, gateway, seq, int(epoch))
+                for gateway, epoch, seq in session.execute(query)
+            ]
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         query = select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit)

@@ -71,14 +71,18 @@ class Base(DeclarativeBase):
 
 
 class ReceivedMessage(Base):
-    """One accepted gateway message; the unique key is the de-duplication."""
+    """One accepted gateway message; the unique key (store, gateway, outbox
+    epoch, seq) is the de-duplication (migration 0005)."""
 
     __tablename__ = "received_messages"
-    __table_args__ = (UniqueConstraint("store", "gateway", "seq", name="uq_received_seq"),)
+    __table_args__ = (
+        UniqueConstraint("store", "gateway", "epoch", "seq", name="uq_received_epoch_seq"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     store: Mapped[str] = mapped_column(Ident)
     gateway: Mapped[str] = mapped_column(Ident)
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     seq: Mapped[int]
     kind: Mapped[str] = mapped_column(String(16))
     sent_ms: Mapped[int]
@@ -189,6 +193,7 @@ class GatewayStatusRow(Base):
     gateway: Mapped[str] = mapped_column(Ident, primary_key=True)
     state: Mapped[str | None] = mapped_column(String(16))
     status_seq: Mapped[int | None] = mapped_column(BigInteger)
+    status_epoch: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     session: Mapped[int | None]
     version: Mapped[str | None] = mapped_column(String(64))
     status_ms: Mapped[int | None]
@@ -318,6 +323,7 @@ class _SqlTransaction(IngestTransaction):
             select(ReceivedMessage.id).where(
                 ReceivedMessage.store == key.store,
                 ReceivedMessage.gateway == key.gateway,
+                ReceivedMessage.epoch == key.epoch,
                 ReceivedMessage.seq == key.seq,
             )
         )
@@ -330,6 +336,7 @@ class _SqlTransaction(IngestTransaction):
             .where(
                 ReceivedMessage.store == key.store,
                 ReceivedMessage.gateway == key.gateway,
+                ReceivedMessage.epoch == key.epoch,
                 ReceivedMessage.seq == key.seq,
             )
             .values(duplicates=ReceivedMessage.duplicates + 1)
@@ -342,6 +349,7 @@ class _SqlTransaction(IngestTransaction):
         row = ReceivedMessage(
             store=key.store,
             gateway=key.gateway,
+            epoch=key.epoch,
             seq=key.seq,
             kind=kind,
             sent_ms=sent_ms,
@@ -472,7 +480,7 @@ class _SqlTransaction(IngestTransaction):
         # A retained birth replayed after a newer will must not win: newest sent wins.
         if row.status_ms is None or message.sent_ms >= row.status_ms:
             row.state, row.session = message.state, message.session
-            row.status_seq = message.seq
+            row.status_seq, row.status_epoch = message.seq, message.epoch
             row.version, row.status_ms = message.version, message.sent_ms
 
     @_deferred

@@ -4,6 +4,12 @@ QoS 1 with a persistent session and MANUAL acknowledgements: a message is
 acknowledged only after its database transaction committed, so a crash at any
 point leaves it with the broker, which redelivers it (de-duplication makes the
 second delivery harmless). One worker keeps messages in arrival order.
+
+After the commit the worker also tells the gateway, retained on its ``ack``
+topic, the run of its epoch's sequence numbers now stored (``AckRuns``):
+the gateway deletes those outbox rows then, and only then. Duplicates are
+acknowledged too, since a gateway re-sends exactly what it has not yet seen
+acknowledged.
 """
 
 import logging
@@ -18,10 +24,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from omnizone.contract import subscription_filter
+from omnizone.contract import AckMessage, ack_topic, dump_ack, subscription_filter
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.contract.topics import GATEWAY_KINDS
 from omnizone.server.service.ingest import IngestService
+from omnizone.server.service.ports import ReceivedKey
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,56 @@ class MqttIngestCounters:
     acknowledged: int = 0
     storage_errors: int = 0
     connects: int = 0
+    acks_published: int = 0
+
+
+@dataclass(slots=True)
+class _Run:
+    epoch: int
+    first: int
+    last: int
+
+
+class AckRuns:
+    """Per gateway, the run of consecutive sequence numbers of one epoch that is
+    stored, grown as messages commit: what the next ack says. Constant work per
+    message. A number that does not touch the run starts a new one; the old run
+    is handed back so that it is published before it is forgotten."""
+
+    def __init__(self) -> None:
+        self._runs: dict[tuple[str, str], _Run] = {}
+        self._dirty: set[tuple[str, str]] = set()
+
+    def note(self, key: ReceivedKey) -> AckMessage | None:
+        """Record a committed key; returns the replaced run's ack, if one was waiting."""
+        gateway = (key.store, key.gateway)
+        run = self._runs.get(gateway)
+        replaced = None
+        if run is not None and run.epoch == key.epoch and run.first - 1 <= key.seq <= run.last + 1:
+            run.first, run.last = min(run.first, key.seq), max(run.last, key.seq)
+        else:
+            if run is not None and gateway in self._dirty:
+                replaced = self._ack(gateway, run)
+            self._runs[gateway] = _Run(key.epoch, key.seq, key.seq)
+        self._dirty.add(gateway)
+        return replaced
+
+    def take(self) -> list[AckMessage]:
+        """Acks for every run that grew since the last take."""
+        acks = [self._ack(gateway, self._runs[gateway]) for gateway in sorted(self._dirty)]
+        self._dirty.clear()
+        return acks
+
+    @staticmethod
+    def _ack(gateway: tuple[str, str], run: _Run) -> AckMessage:
+        return AckMessage(
+            store=gateway[0],
+            gateway=gateway[1],
+            epoch=run.epoch,
+            first_seq=run.first,
+            last_seq=run.last,
+            issued_ms=wall_clock_ms(),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +121,7 @@ class MqttIngest:
         topic: str | None = None,
         retry_delay_s: float = 1.0,
         clock: Callable[[], int] = wall_clock_ms,
+        ack_every: int = 50,
     ) -> None:
         self._service = service
         self._host, self._port = host, port
@@ -73,6 +131,10 @@ class MqttIngest:
         )
         self._retry_delay_s = retry_delay_s
         self._clock = clock
+        # Acks go out when the queue runs dry, or every `ack_every` messages in a burst.
+        self._ack_every = max(1, ack_every)
+        self._acks = AckRuns()
+        self._unpublished = 0
         self.counters = MqttIngestCounters()
         self._queue: queue.Queue[_Delivery | object] = queue.Queue()
         self._stopping = threading.Event()
@@ -200,7 +262,9 @@ class MqttIngest:
         """Handle until stored; False when stopping before that (leave it unacked)."""
         while True:
             try:
-                self._service.handle(delivery.topic, delivery.payload, delivery.received_ms)
+                outcome = self._service.handle(
+                    delivery.topic, delivery.payload, delivery.received_ms
+                )
                 break
             except Exception:
                 self.counters.storage_errors += 1
@@ -213,4 +277,20 @@ class MqttIngest:
         if delivery.qos > 0 and delivery.session == self._session:
             self._client.ack(delivery.mid, delivery.qos)
             self.counters.acknowledged += 1
+        if outcome.key is not None:
+            replaced = self._acks.note(outcome.key)
+            if replaced is not None:
+                self._publish_ack(replaced)
+            self._unpublished += 1
+        if self._unpublished and (self._queue.empty() or self._unpublished >= self._ack_every):
+            for ack in self._acks.take():
+                self._publish_ack(ack)
+            self._unpublished = 0
         return True
+
+    def _publish_ack(self, ack: AckMessage) -> None:
+        """Committed: tell the gateway (retained, QoS 1; not waited for: a lost
+        ack only makes the gateway send those rows again, and they are acked as
+        duplicates)."""
+        self._client.publish(ack_topic(ack.store, ack.gateway), dump_ack(ack), qos=1, retain=True)
+        self.counters.acks_published += 1

@@ -66,14 +66,32 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
     A database made before migrations existed (our tables, no version table)
     is first completed with any table it lacks, then stamped as the baseline."""
     metadata = server_metadata()
-    with engine.begin() as connection:
-        config = _config(connection)
-        versioned = MigrationContext.configure(connection).get_current_revision() is not None
-        ours = set(metadata.tables) & set(inspect(connection).get_table_names())
-        if not versioned and ours:
-            metadata.create_all(connection)
-            command.stamp(config, BASELINE_REVISION)
-        command.upgrade(config, revision)
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite's procedure for rebuilding a table (0005): foreign keys off
+            # outside the transaction, checked before they are turned on again.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                config = _config(connection)
+                versioned = (
+                    MigrationContext.configure(connection).get_current_revision() is not None
+                )
+                ours = set(metadata.tables) & set(inspect(connection).get_table_names())
+                if not versioned and ours:
+                    metadata.create_all(connection)
+                    command.stamp(config, BASELINE_REVISION)
+                command.upgrade(config, revision)
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"migration left broken foreign keys: {broken[:5]}")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
     return current_revision(engine)
 
 

@@ -1,13 +1,14 @@
 """Ingest use case: one MQTT message in, one database transaction out.
 
 Every message is validated against the contract, de-duplicated on
-(store, gateway, seq), stored, and for BLE turned into zone placements and
+(store, gateway, epoch, seq), stored, and for BLE turned into zone placements and
 visit events. Bad input never raises: it is dead-lettered with a reason that
 says what and where, and the next message is handled as usual. In-memory
 localization state is only updated after the transaction commits, so a
 message that failed half-way is re-processed cleanly when it is redelivered.
 """
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +17,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from omnizone.contract import (
+    MAX_SEQ,
     BleMessage,
     BleSighting,
     ContractError,
@@ -26,7 +28,10 @@ from omnizone.contract import (
     StatusMessage,
     TryOn,
     parse_message,
+    parse_topic,
 )
+from omnizone.contract.messages import MAX_PAYLOAD_BYTES
+from omnizone.server.domain import sequence
 from omnizone.server.domain.identity import Replay
 from omnizone.server.domain.nearest import DEFAULT_STALE_MS
 from omnizone.server.domain.visits import DeviceVisitState, VisitEvent, advance, expire
@@ -62,7 +67,11 @@ class IngestOutcome:
     outcome: Outcome
     reason: str | None = None
     gap: int = 0
-    """How many sequence numbers of this gateway were skipped just before it."""
+    """How many sequence numbers of this gateway's epoch were skipped just before it."""
+    key: ReceivedKey | None = None
+    """The message's identity when it is known, accepted, duplicate or dead-lettered
+    alike: the server has committed what it will ever do with it, and may tell
+    the gateway so (its end-to-end acknowledgement)."""
 
 
 @dataclass(slots=True)
@@ -73,6 +82,8 @@ class IngestCounters:
     duplicates: int = 0
     dead_lettered: int = 0
     gaps: int = 0
+    seq_jumps: int = 0
+    """Messages whose seq jumped implausibly far ahead (each counted as one gap)."""
     unresolved_dropped: int = 0
     """Sightings of rotating ids no registered phone has: dropped, never stored."""
     not_consented_dropped: int = 0
@@ -161,8 +172,10 @@ class IngestService:
                 self._states[store][device] = state
                 clock = max(self._clock_ms.get(store, 0), state.last_heard_ms)
                 self._clock_ms[store] = clock
-        self._highest = repository.highest_seqs()
-        self._wills: dict[tuple[str, str], int] = {}  # live sessions: seq reserved for the will
+        # (store, gateway, epoch) -> highest seq; gaps are counted per epoch.
+        self._highest: dict[tuple[str, str, int], int] = repository.sequence_heads()
+        # live sessions: (store, gateway, epoch) -> the seq reserved for the will
+        self._wills: dict[tuple[str, str, int], int] = {}
 
     @property
     def stores(self) -> Mapping[str, StorePlan]:
@@ -252,10 +265,10 @@ class IngestService:
         log.warning("dead letter from %s: %s", topic, reason)
         self._repo.add_dead_letter(received_ms, topic, payload, reason)
         self.counters.dead_lettered += 1
-        return IngestOutcome(Outcome.DEAD_LETTERED, reason)
+        return IngestOutcome(Outcome.DEAD_LETTERED, reason, key=_claimed_key(topic, payload))
 
     def _process(self, plan: StorePlan, message: GatewayMessage, received_ms: int) -> IngestOutcome:
-        key = ReceivedKey(message.store, message.gateway, message.seq)
+        key = ReceivedKey(message.store, message.gateway, message.seq, message.epoch)
         pending = _Pending()
         with self._repo.transaction() as tx:
             if tx.received_before(key):
@@ -272,22 +285,33 @@ class IngestService:
                 self._store_facts(plan, message, received_ms, tx, pending)
         if duplicate:
             self.counters.duplicates += 1
-            return IngestOutcome(Outcome.DUPLICATE, f"seq {key.seq} of {key.gateway} seen before")
+            return IngestOutcome(
+                Outcome.DUPLICATE,
+                f"seq {key.seq} of {key.gateway} (epoch {key.epoch}) seen before",
+                key=key,
+            )
         self._apply(plan.id, pending)
-        gateway = (key.store, key.gateway)
-        highest = self._highest.get(gateway)
-        gap = key.seq - highest - 1 if highest is not None and key.seq > highest + 1 else 0
-        if highest is None or key.seq > highest:
-            self._highest[gateway] = key.seq
+        epoch = (key.store, key.gateway, key.epoch)
         if isinstance(message, StatusMessage) and message.state == "online":
-            self._wills[gateway] = message.seq + 1
-        if gap and self._wills.get(gateway) in range(key.seq - gap, key.seq):
-            gap -= 1  # the live session's will number, reserved: it comes when the session ends
-        if gap:
-            log.warning("gap of %d before seq %d from %s/%s", gap, key.seq, *gateway)
-            self.counters.gaps += gap
+            self._wills[epoch] = message.seq + 1
+        # Constant work whatever the numbers: the will is compared, never searched for.
+        moved = sequence.step(self._highest.get(epoch), key.seq, self._wills.get(epoch))
+        self._highest[epoch] = moved.highest
+        if moved.jump:
+            self.counters.seq_jumps += 1
+            log.warning(
+                "seq %d from %s/%s (epoch %d) jumps more than %d ahead: counted as one gap",
+                key.seq,
+                key.store,
+                key.gateway,
+                key.epoch,
+                sequence.MAX_COUNTED_GAP,
+            )
+        elif moved.gap:
+            log.warning("gap of %d before seq %d from %s/%s", moved.gap, key.seq, *epoch[:2])
+        self.counters.gaps += moved.gap
         self.counters.accepted += 1
-        return IngestOutcome(Outcome.ACCEPTED, gap=gap)
+        return IngestOutcome(Outcome.ACCEPTED, gap=moved.gap, key=key)
 
     def _store_facts(
         self,
@@ -437,6 +461,28 @@ class IngestService:
             if try_on.gtin is not None:
                 for tell in self._try_on_listeners:
                     tell(store, try_on.reader, try_on.gtin, try_on.at_ms)
+
+
+def _claimed_key(topic: str, payload: bytes) -> ReceivedKey | None:
+    """The (store, gateway, epoch, seq) a refused message claims, when its topic
+    names a gateway and its body holds an in-range epoch and seq: it is then
+    committed (as a dead letter) and the gateway may forget it. Anything less
+    certain gets no acknowledgement."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    try:
+        address = parse_topic(topic)
+        raw = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+    seq, epoch = raw.get("seq"), raw.get("epoch", 0)
+    if type(seq) is not int or type(epoch) is not int:
+        return None
+    if not (0 <= seq <= MAX_SEQ and 0 <= epoch <= MAX_SEQ):
+        return None
+    return ReceivedKey(address.store, address.gateway, seq, epoch)
 
 
 def _presence_due(

@@ -3,7 +3,7 @@
 Behaves as ``adapters.db.SqlRepository`` does (the contract tests in
 tests/server/repositories hold both to it): a message's writes are queued and
 applied together when its transaction ends, all or nothing; an accepted
-(store, gateway, seq) can be stored once only; JSON bodies come back as
+(store, gateway, epoch, seq) can be stored once only; JSON bodies come back as
 copies, as from a JSON column.
 """
 
@@ -24,6 +24,7 @@ from omnizone.contract import (
     TryOn,
 )
 from omnizone.server.adapters.memory._undo import Undo
+from omnizone.server.domain import sequence
 from omnizone.server.domain.visits import DeviceVisitState, VisitClosed, VisitEvent, VisitOpened
 from omnizone.server.service.ports.ingest import (
     DeadLetter,
@@ -42,7 +43,11 @@ from omnizone.server.service.ports.ingest import (
 
 
 class DuplicateKey(ValueError):
-    """A second message with an accepted (store, gateway, seq): the unique key refuses it."""
+    """A second message with an accepted (store, gateway, epoch, seq): the unique key refuses it."""
+
+
+def _k(key: ReceivedKey) -> tuple[str, str, int, int]:
+    return (key.store, key.gateway, key.epoch, key.seq)
 
 
 def json_copy(value: Any) -> Any:
@@ -123,6 +128,7 @@ class Visit:
 class _GatewayStatus:
     state: str | None = None
     status_seq: int | None = None
+    status_epoch: int = 0
     session: int | None = None
     version: str | None = None
     status_ms: int | None = None
@@ -137,7 +143,8 @@ class _Tables:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.next_id = 0
-        self.received: dict[tuple[str, str, int], _Received] = {}
+        # (store, gateway, epoch, seq) -> the accepted message
+        self.received: dict[tuple[str, str, int, int], _Received] = {}
         self.dead_letters: list[DeadLetter] = []
         self.sightings: list[Sighting] = []
         self.taps: list[Tap] = []
@@ -160,7 +167,7 @@ class MemoryTransaction(IngestTransaction):
     def __init__(self, tables: _Tables) -> None:
         self._t = tables
         self._writes: list[Any] = []
-        self._message: tuple[str, str, int] | None = None
+        self._message: tuple[str, str, int, int] | None = None
 
     def commit(self) -> None:
         """Under the tables' lock: every queued write, or none of them."""
@@ -176,14 +183,14 @@ class MemoryTransaction(IngestTransaction):
 
     def received_before(self, key: ReceivedKey) -> bool:
         with self._t.lock:
-            return (key.store, key.gateway, key.seq) in self._t.received
+            return _k(key) in self._t.received
 
     def count_duplicate(self, key: ReceivedKey) -> None:
         def write(undo: Undo) -> None:
-            found = self._t.received.get((key.store, key.gateway, key.seq))
+            found = self._t.received.get(_k(key))
             if found is not None:
                 done = replace(found, duplicates=found.duplicates + 1)
-                undo.set(self._t.received, (key.store, key.gateway, key.seq), done)
+                undo.set(self._t.received, _k(key), done)
 
         self._writes.append(write)
 
@@ -191,7 +198,7 @@ class MemoryTransaction(IngestTransaction):
         self, key: ReceivedKey, kind: str, sent_ms: int, received_ms: int, items: int
     ) -> None:
         def write(undo: Undo) -> None:
-            k = (key.store, key.gateway, key.seq)
+            k = _k(key)
             if k in self._t.received:
                 raise DuplicateKey(f"message {k} is stored already")
             row = _Received(self._t.new_id(), kind, sent_ms, received_ms, items, 0)
@@ -291,6 +298,7 @@ class MemoryTransaction(IngestTransaction):
                     state=message.state,
                     session=message.session,
                     status_seq=message.seq,
+                    status_epoch=message.epoch,
                     version=message.version,
                     status_ms=message.sent_ms,
                 )
@@ -424,9 +432,17 @@ class MemoryRepository(Repository, LocationData):
     def highest_seqs(self) -> dict[tuple[str, str], int]:
         highest: dict[tuple[str, str], int] = {}
         with self._t.lock:
-            for store, gateway, seq in self._t.received:
+            for store, gateway, _epoch, seq in self._t.received:
                 highest[(store, gateway)] = max(seq, highest.get((store, gateway), seq))
         return highest
+
+    def sequence_heads(self) -> dict[tuple[str, str, int], int]:
+        heads: dict[tuple[str, str, int], int] = {}
+        with self._t.lock:
+            for store, gateway, epoch, seq in self._t.received:
+                key = (store, gateway, epoch)
+                heads[key] = max(seq, heads.get(key, seq))
+        return heads
 
     def presence_by_zone(self, store: str) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -440,7 +456,7 @@ class MemoryRepository(Repository, LocationData):
         with self._t.lock:
             heard = [s.last_heard_ms for (st, _d), s in self._t.presence.items() if st == store]
             if not heard:
-                heard = [r.sent_ms for (st, _g, _s), r in self._t.received.items() if st == store]
+                heard = [r.sent_ms for (st, *_key), r in self._t.received.items() if st == store]
         return max(heard) if heard else None
 
     def device_presence(self, device: str) -> list[dict[str, Any]]:
@@ -503,33 +519,28 @@ class MemoryRepository(Repository, LocationData):
 
     def ingest_stats(self) -> IngestStats:
         with self._t.lock:
-            per_gateway: dict[tuple[str, str], list[tuple[int, _Received]]] = {}
-            for (store, gateway, seq), row in self._t.received.items():
-                per_gateway.setdefault((store, gateway), []).append((seq, row))
+            per_epoch: dict[tuple[str, str, int], list[tuple[int, _Received]]] = {}
+            for (store, gateway, epoch, seq), row in self._t.received.items():
+                per_epoch.setdefault((store, gateway, epoch), []).append((seq, row))
             wills = self._wills_pending()
             dead = len(self._t.dead_letters)
         ingested = duplicates = gaps = 0
-        for key, rows in per_gateway.items():
-            seqs = [seq for seq, _row in rows]
-            highest, lowest = max(seqs), min(seqs)
+        for key, rows in per_epoch.items():
             ingested += len(rows)
             duplicates += sum(row.duplicates for _seq, row in rows)
-            missing = highest - lowest + 1 - len(rows)
-            will = wills.get(key)
-            if will is not None and lowest < will < highest:
-                missing -= 1  # reserved for the live session's last will: not lost
-            gaps += missing
+            # Reserved for the live session's last will: not lost.
+            gaps += sequence.missing(sorted(seq for seq, _row in rows), wills.get(key))
         return IngestStats(ingested, duplicates, dead, gaps)
 
-    def _wills_pending(self) -> dict[tuple[str, str], int]:
+    def _wills_pending(self) -> dict[tuple[str, str, int], int]:
         """Gateways whose latest status is a birth: its seq + 1 is their will's, not a gap."""
         pending = {}
         for (store, gateway), row in self._t.gateways.items():
             if row.state != "online" or row.status_seq is None:
                 continue
             will = row.status_seq + 1
-            if (store, gateway, will) not in self._t.received:
-                pending[(store, gateway)] = will
+            if (store, gateway, row.status_epoch, will) not in self._t.received:
+                pending[(store, gateway, row.status_epoch)] = will
         return pending
 
     def activity_counts(self, store: str) -> dict[str, int]:
@@ -565,8 +576,8 @@ class MemoryRepository(Repository, LocationData):
 
     def received_keys(self, store: str) -> list[ReceivedKey]:
         with self._t.lock:
-            keys = sorted((g, s) for (st, g, s) in self._t.received if st == store)
-        return [ReceivedKey(store, gateway, seq) for gateway, seq in keys]
+            keys = sorted((g, e, s) for (st, g, e, s) in self._t.received if st == store)
+        return [ReceivedKey(store, gateway, seq, epoch) for gateway, epoch, seq in keys]
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         with self._t.lock:

@@ -27,9 +27,14 @@ VisitStatus = Literal["open", "visit", "pass_by"]
 
 @dataclass(frozen=True, slots=True)
 class ReceivedKey:
+    """What identifies a gateway message: (store, gateway, outbox epoch, seq).
+    A new outbox numbers from 0 again under a new epoch; messages of gateways
+    that predate epochs are in epoch 0."""
+
     store: str
     gateway: str
     seq: int
+    epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +148,14 @@ class IngestReads(Protocol):
     # -- state restored at start-up ---------------------------------------
     def load_presence(self) -> dict[tuple[str, str], DeviceVisitState]: ...
 
-    def highest_seqs(self) -> dict[tuple[str, str], int]: ...
+    def highest_seqs(self) -> dict[tuple[str, str], int]:
+        """The highest accepted seq per (store, gateway), whatever its epoch."""
+        ...
+
+    def sequence_heads(self) -> dict[tuple[str, str, int], int]:
+        """The highest accepted seq per (store, gateway, epoch): where gap
+        detection resumes after a restart."""
+        ...
 
     # -- reads for the API --------------------------------------------------
     def presence_by_zone(self, store: str) -> dict[str, int]: ...
@@ -165,7 +177,8 @@ class IngestReads(Protocol):
     def gateway_config(self, store: str, gateway: str) -> StoredGatewayConfig | None: ...
 
     def received_keys(self, store: str) -> list[ReceivedKey]:
-        """Every accepted (gateway, seq) of a store, for exactly-once checks."""
+        """Every accepted (gateway, epoch, seq) of a store, by gateway, epoch and
+        seq, for exactly-once checks."""
         ...
 
     def dead_letters(self, limit: int) -> list[DeadLetter]: ...
