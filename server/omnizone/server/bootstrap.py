@@ -206,6 +206,7 @@ class ServerParts:
     analytics: AnalyticsService
     dashboard: DashboardPart
     retention: SightingRetention | None
+    dead_letter_retention: SightingRetention | None
     app: FastAPI
     _live_closed: bool = field(default=False, repr=False)
 
@@ -289,6 +290,7 @@ def build_server(
             identity=identity,
             placement_listeners=[engine.on_placement],
             try_on_listeners=[engine.on_try_on],
+            dead_letter_bytes=s.dead_letter_payload_bytes,
         )
         mqtt = MqttIngest(
             ingest,
@@ -310,6 +312,13 @@ def build_server(
         retention = (
             SightingRetention(storage.sql.prune_sightings, s.sighting_retention_days)
             if s.sighting_retention_days > 0
+            else None
+        )
+        dead_letter_retention = (
+            SightingRetention(
+                storage.sql.prune_dead_letters, s.dead_letter_retention_days, what="dead letters"
+            )
+            if s.dead_letter_retention_days > 0
             else None
         )
 
@@ -352,6 +361,7 @@ def build_server(
             analytics=reports.analytics,
             dashboard=dashboard,
             retention=retention,
+            dead_letter_retention=dead_letter_retention,
             app=app,
         )
         undo.pop_all()  # built: closing is the parts' (and the runtime's) job now

@@ -102,6 +102,19 @@ class ServerSettings(BaseSettings):
         description="raw BLE sightings older than this are deleted, hourly and at start "
         "(0: kept forever); visits, dwell and analytics are not affected",
     )
+    dead_letter_retention_days: float = Field(
+        14.0,
+        ge=0,
+        description="dead letters (rejected messages) older than this are deleted, hourly "
+        "and at start (0: kept forever)",
+    )
+    dead_letter_payload_bytes: int = Field(
+        4096,
+        ge=0,
+        le=65_536,
+        description="how much of a rejected message's payload a dead letter keeps (its "
+        "original size is kept too; MAC-like strings are masked)",
+    )
 
     @classmethod
     def on_broker(

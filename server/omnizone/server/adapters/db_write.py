@@ -94,6 +94,8 @@ class DeadLetterRow(Base):
     topic: Mapped[str]
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     reason: Mapped[str]
+    # The size it arrived with; the payload is capped (migration 0005; None: older rows).
+    original_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class BleSightingRow(Base):
@@ -609,11 +611,31 @@ class SqlIngestWriter(IngestWrites):
             yield tx
             tx.write()
 
-    def add_dead_letter(self, received_ms: int, topic: str, payload: bytes, reason: str) -> None:
+    def add_dead_letter(
+        self,
+        received_ms: int,
+        topic: str,
+        payload: bytes,
+        reason: str,
+        original_bytes: int | None = None,
+    ) -> None:
         with Session(self.engine) as session, session.begin():
             session.add(
-                DeadLetterRow(received_ms=received_ms, topic=topic, payload=payload, reason=reason)
+                DeadLetterRow(
+                    received_ms=received_ms,
+                    topic=topic,
+                    payload=payload,
+                    reason=reason,
+                    original_bytes=len(payload) if original_bytes is None else original_bytes,
+                )
             )
+
+    def prune_dead_letters(self, older_than_ms: int) -> int:
+        """Delete dead letters received before ``older_than_ms`` (their retention)."""
+        with self.engine.begin() as connection:
+            table = Base.metadata.tables[DeadLetterRow.__tablename__]
+            result = connection.execute(delete(table).where(table.c.received_ms < older_than_ms))
+            return int(result.rowcount)
 
     def is_transient(self, error: BaseException) -> bool:
         if isinstance(error, OperationalError | InterfaceError):

@@ -101,6 +101,11 @@ class DeadLetterOut(BaseModel):
     reason: str
     payload_text: str = Field(description="payload as UTF-8, undecodable bytes replaced")
     payload_base64: str
+    original_bytes: int = Field(
+        description="size of the payload as it arrived; what is kept is capped "
+        "(dead_letter_payload_bytes) and has MAC-like strings masked"
+    )
+    truncated: bool = Field(description="the payload kept is shorter than it arrived")
 
 
 # -- auth -------------------------------------------------------------------------
@@ -354,6 +359,8 @@ def create_app(
                 reason=d.reason,
                 payload_text=d.payload.decode("utf-8", errors="replace"),
                 payload_base64=base64.b64encode(d.payload).decode("ascii"),
+                original_bytes=d.original_bytes,
+                truncated=len(d.payload) < d.original_bytes,
             )
             for d in queries.dead_letters(limit)
         ]
