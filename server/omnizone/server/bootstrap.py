@@ -37,6 +37,7 @@ from omnizone.server.entrypoints.analytics_api import analytics_router
 from omnizone.server.entrypoints.api import RouterFactory, create_app
 from omnizone.server.entrypoints.campaign_api import campaign_router
 from omnizone.server.entrypoints.dashboard import DashboardPart, mount_dashboard
+from omnizone.server.entrypoints.limits import RateSettings
 from omnizone.server.entrypoints.offers_api import offers_router
 from omnizone.server.entrypoints.shopper_api import shopper_router
 from omnizone.server.entrypoints.shopper_app import mount_shopper_app
@@ -340,6 +341,12 @@ def build_server(
             gateways=gateways,
             ingest_counters=lambda: ingest.counters,
             routers=routers,
+            max_request_bytes=s.max_request_bytes,
+            open_route_rate=(
+                RateSettings(s.open_route_rate_per_minute, s.open_route_burst)
+                if s.open_route_rate_per_minute > 0
+                else None
+            ),
         )
         mount_shopper_app(app)
         mount_dashboard(app)

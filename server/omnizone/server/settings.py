@@ -102,6 +102,22 @@ class ServerSettings(BaseSettings):
         description="raw BLE sightings older than this are deleted, hourly and at start "
         "(0: kept forever); visits, dwell and analytics are not affected",
     )
+    max_request_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="largest HTTP request body on any route, in bytes (413 beyond); the "
+        "floor-plan image upload has its own, MAX_IMAGE_BYTES (8 MiB)",
+    )
+    open_route_rate_per_minute: float = Field(
+        60.0,
+        ge=0,
+        description="requests per minute per client address on the routes open without a "
+        "key or token (registration, the profile webhook), after a burst; 429 with "
+        "Retry-After beyond (0: no limit)",
+    )
+    open_route_burst: int = Field(
+        30, ge=1, description="requests a client address may make at once on the open routes"
+    )
     dead_letter_retention_days: float = Field(
         14.0,
         ge=0,
@@ -126,8 +142,11 @@ class ServerSettings(BaseSettings):
         api_keys: dict[str, list[str]],
         **overrides: Any,
     ) -> "ServerSettings":
-        """A server logged in to a broker this process started (demo, benches, tests)."""
+        """A server logged in to a broker this process started (demo, benches, tests);
+        the open routes' rate limit is off unless ``overrides`` set it."""
         user, password = accounts.server_credentials
+        # One process registers every simulated phone from one address.
+        overrides.setdefault("open_route_rate_per_minute", 0.0)
         return cls(
             database_url=database_url,
             mqtt_host=broker.host,
