@@ -46,6 +46,7 @@ from omnizone.server.service.campaign_report import CampaignFigures, campaign_re
 from omnizone.server.service.campaigns import CampaignAdmin
 from omnizone.server.service.delivery import OfferDelivery
 from omnizone.server.service.device_identity import RegisteredDevices
+from omnizone.server.service.endpoints import EndpointGuard
 from omnizone.server.service.gateways import GatewayAdmin
 from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
@@ -254,10 +255,12 @@ def build_server(
             log.info("%s: %d campaigns, %d new", path, len(found), campaigns.seed(found))
 
         vapid = VapidKeys(_vapid_path(s))
+        guard = EndpointGuard(s.push_endpoint_allow)
         delivery = OfferDelivery(
             storage.offers,
-            channels=[WebPushChannel(storage.offers, vapid, s.vapid_subject)],
+            channels=[WebPushChannel(storage.offers, vapid, s.vapid_subject, guard=guard)],
             ack_timeout_s=s.offer_ack_timeout_s,
+            endpoint_guard=guard,
             may_deliver=lambda shopper: may_send_offer(shoppers.consent(shopper)),
         )
         undo.callback(delivery.close)

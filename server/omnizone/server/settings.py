@@ -118,6 +118,12 @@ class ServerSettings(BaseSettings):
     open_route_burst: int = Field(
         30, ge=1, description="requests a client address may make at once on the open routes"
     )
+    push_endpoint_allow: list[str] = Field(
+        default_factory=list,
+        description="hosts, addresses or networks (e.g. 10.0.0.0/8) a Web Push endpoint may "
+        "be on besides public ones; by default the server refuses to connect to loopback, "
+        "private, link-local, multicast and reserved addresses (SSRF)",
+    )
     dead_letter_retention_days: float = Field(
         14.0,
         ge=0,
