@@ -56,7 +56,7 @@ from omnizone.server.service.offer_engine import OfferEngine
 from omnizone.server.service.queries import StoreQueries
 from omnizone.server.service.retention import SightingRetention
 from omnizone.server.service.shoppers import ShopperService
-from omnizone.server.settings import ServerSettings, check_api_keys
+from omnizone.server.settings import ServerSettings, check_api_keys, check_secrets
 from omnizone.store import StorePlan, load_store
 
 log = logging.getLogger(__name__)
@@ -236,6 +236,7 @@ def build_server(
     whatever was made before a later failure is closed again."""
     s = settings
     keys = check_api_keys(s.api_keys)
+    check_secrets(s)
     plans = dict(stores) if stores is not None else load_stores(s)
     with ExitStack() as undo:
         storage = open_storage(s.database_url)

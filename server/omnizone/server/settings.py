@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from omnizone.broker.secrets import HOW_TO_MAKE_ONE, refuse_placeholder
+
 if TYPE_CHECKING:
     from omnizone.broker import BrokerAccounts, RunningBroker
 
@@ -42,7 +44,8 @@ class ServerSettings(BaseSettings):
         default_factory=dict,
         description=(
             'API key -> scopes ("read", "admin"), e.g. '
-            'OMNIZONE_API_KEYS=\'{"change-me": ["read", "admin"]}\''
+            'OMNIZONE_API_KEYS=\'{"<a long random key>": ["read", "admin"]}\'; '
+            "example values are refused"
         ),
     )
     store_files: list[Path] = Field(
@@ -171,7 +174,22 @@ class MissingApiKey(ValueError):
         super().__init__(
             "no API key configured: set OMNIZONE_API_KEYS, e.g. "
             'OMNIZONE_API_KEYS=\'{"<a long random key>": ["read", "admin"]}\' '
-            "(or pass --api-key KEY:read,admin to `omnizone server run`)"
+            "(or --api-key-file FILE to `omnizone server run`); make a key with "
+            f"{HOW_TO_MAKE_ONE}"
+        )
+
+
+def check_secrets(settings: ServerSettings) -> None:
+    """Refuse to start on an example broker password or webhook secret."""
+    if settings.mqtt_password is not None:
+        refuse_placeholder(
+            settings.mqtt_password.get_secret_value(),
+            "the broker password (OMNIZONE_MQTT_PASSWORD)",
+        )
+    if settings.webhook_secret is not None:
+        refuse_placeholder(
+            settings.webhook_secret.get_secret_value(),
+            "the webhook secret (OMNIZONE_WEBHOOK_SECRET)",
         )
 
 
@@ -181,6 +199,7 @@ def check_api_keys(keys: dict[str, list[str]]) -> dict[str, frozenset[str]]:
         raise MissingApiKey()
     checked: dict[str, frozenset[str]] = {}
     for key, scopes in keys.items():
+        refuse_placeholder(key, "an API key (OMNIZONE_API_KEYS)")
         if len(key) < 8:
             raise ValueError(f"API key {key[:2]}… is too short: use at least 8 characters")
         unknown = set(scopes) - KNOWN_SCOPES

@@ -39,6 +39,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from omnizone.broker.secrets import private_file
 from omnizone.contract import (
     BleSighting,
     HealthMessage,
@@ -252,7 +253,14 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # It holds every shopper's EID key: owner only. SQLite creates the
+        # -wal and -shm files with the database file's mode.
+        database = Path(parsed.database)
+        private_file(database)
+        for extra in ("-wal", "-shm", "-journal"):
+            sidecar = database.with_name(database.name + extra)
+            if sidecar.exists():
+                sidecar.chmod(0o600)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")

@@ -68,6 +68,9 @@ class VapidKeys:
                 with os.fdopen(fd, "wb") as out:
                     out.write(pem)
                 log.info("created the VAPID key pair in %s", self.path)
+        if self.path.exists() and self.path.stat().st_mode & 0o077:
+            log.warning("%s was readable by others: made it 0600", self.path)
+            self.path.chmod(0o600)
         try:
             loaded = serialization.load_pem_private_key(self.path.read_bytes(), password=None)
         except (OSError, ValueError, TypeError) as error:
