@@ -146,3 +146,14 @@ def test_buckets_are_bounded_in_number() -> None:
         buckets.take(address)
     assert buckets.take("first") == 0  # forgotten, so it starts full again
     assert buckets.take("d") > 0
+
+
+def test_the_simulated_app_waits_out_the_rate_limit(broker: Broker, tmp_path: Path) -> None:
+    from omnizone.sim.app_client import register_app_phones
+
+    # Two at once, then one every 3 s: the third phone is told to wait (429).
+    settings = settings_for(broker, tmp_path, open_route_rate_per_minute=20, open_route_burst=2)
+    with ServerRuntime(settings) as runtime:
+        assert runtime.api_url is not None
+        phones = register_app_phones(runtime.api_url, STORE, 3)
+        assert len({p.shopper_id for p in phones}) == 3
