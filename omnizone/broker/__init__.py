@@ -26,7 +26,7 @@ from omnizone.broker.accounts import (
     render_password_file,
     verify_password,
 )
-from omnizone.broker.files import RunFiles, TlsFiles
+from omnizone.broker.files import MESSAGE_SIZE_LIMIT, RunFiles, TlsFiles
 from omnizone.broker.mosquitto import find_mosquitto
 from omnizone.broker.process import BrokerError, BrokerProcess, free_port, port_is_free
 
@@ -34,6 +34,7 @@ BrokerKind = Literal["mosquitto", "embedded"]
 Preference = Literal["auto", "mosquitto", "embedded"]
 
 __all__ = [
+    "MESSAGE_SIZE_LIMIT",
     "SERVER_USERNAME",
     "Access",
     "AclRule",
@@ -167,11 +168,13 @@ def start_broker(
     host: str = "127.0.0.1",
     tls: TlsFiles | None = None,
     start_timeout_s: float = 15.0,
+    message_size_limit: int = MESSAGE_SIZE_LIMIT,
 ) -> RunningBroker:
     """Start a broker enforcing ``accounts``; returns once it accepts connections.
 
     ``port`` defaults to a free one; ``run_dir`` (credentials, config, data,
     ``broker.log``) defaults to a fresh temporary directory removed by ``close()``.
+    A PUBLISH whose payload exceeds ``message_size_limit`` bytes is dropped.
     """
     kind, binary = choose_broker(prefer)
     owns_run_dir = run_dir is None
@@ -190,6 +193,7 @@ def start_broker(
             binary=binary,
             tls=tls,
             start_timeout_s=start_timeout_s,
+            message_size_limit=message_size_limit,
         )
     else:
         from omnizone.broker.embedded import prepare_embedded
@@ -201,6 +205,7 @@ def start_broker(
             port=port,
             tls=tls,
             start_timeout_s=start_timeout_s,
+            message_size_limit=message_size_limit,
         )
     broker = RunningBroker(
         kind, process, accounts=accounts, run_dir=run_dir, owns_run_dir=owns_run_dir, tls=tls

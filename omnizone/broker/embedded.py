@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from omnizone.broker.accounts import BrokerAccounts
-from omnizone.broker.files import RunFiles, TlsFiles, write_credentials
+from omnizone.broker.files import MESSAGE_SIZE_LIMIT, RunFiles, TlsFiles, write_credentials
 from omnizone.broker.process import BrokerError, BrokerProcess
 
 _PLUGINS = "omnizone.broker.amqtt_plugins"
@@ -39,6 +39,7 @@ class EmbeddedConfig:
     certfile: str | None = None
     keyfile: str | None = None
     cafile: str | None = None
+    message_size_limit: int = MESSAGE_SIZE_LIMIT
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -82,6 +83,7 @@ def prepare_embedded(
     port: int,
     tls: TlsFiles | None = None,
     start_timeout_s: float = 15.0,
+    message_size_limit: int = MESSAGE_SIZE_LIMIT,
 ) -> BrokerProcess:
     if tls is not None and tls.require_certificate:
         raise BrokerError("the embedded broker cannot require client certificates; use Mosquitto")
@@ -96,6 +98,7 @@ def prepare_embedded(
         certfile=str(tls.certfile.resolve()) if tls else None,
         keyfile=str(tls.keyfile.resolve()) if tls else None,
         cafile=str(tls.cafile.resolve()) if tls and tls.cafile else None,
+        message_size_limit=message_size_limit,
     )
     conf_file = files.config_file("embedded")
     conf_file.write_text(config.to_json(), encoding="utf-8")
@@ -116,11 +119,45 @@ def prepare_embedded(
     )
 
 
-async def serve(config: EmbeddedConfig) -> None:
-    """Run until SIGTERM/SIGINT, then shut the broker down cleanly."""
+def _bounded_broker(config: EmbeddedConfig) -> Any:
+    """An amqtt Broker that drops a PUBLISH whose payload exceeds the size limit.
+
+    amqtt 0.12 has no ``message_size_limit`` and its plugins' topic filter does
+    not see the payload, so the check sits where amqtt hands a received
+    message on: like Mosquitto with MQTT 3.1.1, the message is acknowledged
+    and dropped, and the broker log says so.
+    """
     from amqtt.broker import Broker
 
-    broker = Broker(amqtt_config(config))
+    limit = config.message_size_limit
+    log = logging.getLogger("omnizone.broker")
+
+    class BoundedBroker(Broker):  # type: ignore[misc]
+        async def _handle_message_delivery(
+            self, client_session: Any, handler: Any, wait_deliver: asyncio.Future[Any]
+        ) -> bool:
+            message = wait_deliver.result()
+            data = getattr(message, "data", None)
+            if data is not None and len(data) > limit:
+                log.warning(
+                    "dropped a PUBLISH of %d bytes from %s on %r: above message_size_limit %d",
+                    len(data),
+                    client_session.client_id,
+                    message.topic,
+                    limit,
+                )
+                return True
+            handled: bool = await super()._handle_message_delivery(
+                client_session, handler, wait_deliver
+            )
+            return handled
+
+    return BoundedBroker(amqtt_config(config))
+
+
+async def serve(config: EmbeddedConfig) -> None:
+    """Run until SIGTERM/SIGINT, then shut the broker down cleanly."""
+    broker = _bounded_broker(config)
     await broker.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

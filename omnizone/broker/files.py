@@ -7,6 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omnizone.broker.accounts import BrokerAccounts, render_acl_file, render_password_file
+from omnizone.contract.messages import MAX_PAYLOAD_BYTES
+
+MESSAGE_SIZE_LIMIT = MAX_PAYLOAD_BYTES
+"""The largest PUBLISH payload either broker accepts, in bytes (1 MiB).
+
+It is the wire contract's own bound (``MAX_PAYLOAD_BYTES``): the server refuses
+anything larger anyway, so the broker need not carry, queue or persist it.
+Mosquitto drops a larger message (``message_size_limit``); the embedded broker
+does the same. A gateway batch of ``MAX_ITEMS`` sightings fits well inside it.
+"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from omnizone.broker.accounts import BrokerAccounts
-from omnizone.broker.files import RunFiles, TlsFiles, write_credentials
+from omnizone.broker.files import MESSAGE_SIZE_LIMIT, RunFiles, TlsFiles, write_credentials
 from omnizone.broker.process import BrokerProcess
 
 MOSQUITTO_SEARCH_DIRS = ("/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin")
@@ -40,6 +40,7 @@ def render_mosquitto_conf(
     tls: TlsFiles | None = None,
     run_as: str | None = None,
     max_queued_messages: int = 100_000,
+    message_size_limit: int = MESSAGE_SIZE_LIMIT,
 ) -> str:
     """mosquitto.conf for one instance; logs go to stderr, which the launcher captures."""
     lines = [
@@ -56,6 +57,8 @@ def render_mosquitto_conf(
         "autosave_interval 60",
         # An offline server must not lose gateway data the broker has PUBACKed.
         f"max_queued_messages {max_queued_messages}",
+        # Nothing larger than the contract allows is carried, queued or persisted.
+        f"message_size_limit {message_size_limit}",
         "",
         "log_dest stderr",
         "log_type error",
@@ -95,12 +98,20 @@ def prepare_mosquitto(
     binary: str,
     tls: TlsFiles | None = None,
     start_timeout_s: float = 10.0,
+    message_size_limit: int = MESSAGE_SIZE_LIMIT,
 ) -> BrokerProcess:
     files = RunFiles(run_dir)
     write_credentials(accounts, files)
     files.data_dir.mkdir(parents=True, exist_ok=True)
     run_as = pwd.getpwuid(os.geteuid()).pw_name
-    conf = render_mosquitto_conf(host=host, port=port, files=files, tls=tls, run_as=run_as)
+    conf = render_mosquitto_conf(
+        host=host,
+        port=port,
+        files=files,
+        tls=tls,
+        run_as=run_as,
+        message_size_limit=message_size_limit,
+    )
     conf_file = files.config_file("mosquitto")
     conf_file.write_text(conf, encoding="utf-8")
     return BrokerProcess(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from omnizone.broker import BrokerAccounts, find_mosquitto, free_port
+from omnizone.broker import MESSAGE_SIZE_LIMIT, BrokerAccounts, find_mosquitto, free_port
 from omnizone.broker.accounts import parse_acl, render_password_file
 from omnizone.broker.process import BrokerProcess
 from omnizone.contract.topics import Kind, topic_for
@@ -99,9 +99,15 @@ def test_production_example_runs_and_enforces_accounts(
     )
     gateway.publish(topic_for("paris-rivoli", "gw-entrance", Kind.BLE), b"forged")
     own = topic_for("paris-rivoli", "gw-checkout", Kind.BLE)
+    gateway.publish(own, b"x" * (MESSAGE_SIZE_LIMIT + 1))
     gateway.publish(own, b"ok")
     message = server.next_message()
     assert (message.topic, message.payload) == (own, b"ok")
     assert server.messages.empty()
     anonymous = mqtt_probe(broker, None, None, port=tls_port, tls_ca=ca, connect=False)
     assert anonymous.connect()[0].is_failure
+
+
+def test_example_message_size_limit_is_the_contract_bound() -> None:
+    lines = (EXAMPLES / "mosquitto.conf").read_text().splitlines()
+    assert f"message_size_limit {MESSAGE_SIZE_LIMIT}" in lines

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from omnizone.broker import (
+    MESSAGE_SIZE_LIMIT,
     BrokerAccounts,
     BrokerError,
     BrokerKind,
@@ -310,3 +311,22 @@ def test_broker_stops_when_its_starter_dies(tmp_path: Path) -> None:
     while _pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _pid_alive(pid)
+
+
+def test_a_publish_above_the_size_limit_is_dropped_and_its_neighbours_arrive(
+    any_broker: RunningBroker, mqtt_probe: ProbeFactory
+) -> None:
+    server = mqtt_probe(any_broker, *any_broker.accounts.server_credentials)
+    server.subscribe("omnizone/v1/#")
+    gateway = mqtt_probe(any_broker, *_gateway(any_broker, "gw-entrance"))
+    topic = topic_for(STORE, "gw-entrance", Kind.BLE)
+    largest = b"a" * MESSAGE_SIZE_LIMIT
+    gateway.publish(topic, b"before")
+    gateway.publish(topic, b"b" * (MESSAGE_SIZE_LIMIT + 1))
+    gateway.publish(topic, largest)
+    gateway.publish(topic, b"after")
+    received = [server.next_message().payload for _ in range(3)]
+    assert received == [b"before", largest, b"after"]
+    assert server.messages.empty()
+    if any_broker.kind == "embedded":  # Mosquitto logs the drop at debug level only
+        assert "message_size_limit" in any_broker.log_file.read_text(errors="replace")

@@ -150,3 +150,12 @@ def test_stores_stats_and_metrics(client: TestClient) -> None:
 def test_openapi_is_served(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert "/api/v1/stores/{store}/occupancy" in schema["paths"]
+
+
+def test_dead_letters_show_the_original_size_of_a_capped_payload(
+    client: TestClient, service: IngestService
+) -> None:
+    service.handle("omnizone/v1/paris-rivoli/gw-shoes/ble", b"{" * 100_000, T0)
+    newest = client.get("/api/v1/dead-letters", params={"limit": 1}, headers=ADMIN).json()[0]
+    assert newest["original_bytes"] == 100_000 and newest["truncated"] is True
+    assert len(newest["payload_text"]) == 4096

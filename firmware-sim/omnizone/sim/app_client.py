@@ -3,6 +3,7 @@ give consent, exactly as the reference app does (docs/identity.md), so the
 server resolves their rotating ids like real ones."""
 
 import math
+import time
 
 import httpx
 
@@ -29,9 +30,12 @@ def register_app_phones(
     location_analytics: bool = True,
     personalized_offers: bool = True,
     timeout_s: float = 10.0,
+    max_wait_s: float = 600.0,
 ) -> list[AppPhone]:
     """``count`` phones registered through ``POST /api/v1/shoppers``, each with
-    the given consent; raises ``httpx.HTTPStatusError`` with the server's reason."""
+    the given consent; raises ``httpx.HTTPStatusError`` with the server's reason.
+    A server that rate-limits registration (``429``) is waited for as its
+    ``Retry-After`` says, ``max_wait_s`` in all at most."""
     phones: list[AppPhone] = []
     consent = {
         "location_analytics": location_analytics,
@@ -40,6 +44,11 @@ def register_app_phones(
     with httpx.Client(base_url=api_url, timeout=timeout_s) as client:
         for _ in range(count):
             registered = client.post("/api/v1/shoppers", json={"store": store})
+            while registered.status_code == 429 and max_wait_s > 0:
+                delay = min(max_wait_s, _retry_after_s(registered))
+                time.sleep(delay)
+                max_wait_s -= delay
+                registered = client.post("/api/v1/shoppers", json={"store": store})
             registered.raise_for_status()
             phone = registered.json()
             client.put(
@@ -59,3 +68,8 @@ def register_app_phones(
                 )
             )
     return phones
+
+
+def _retry_after_s(response: httpx.Response) -> float:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else 1.0

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from omnizone.contract import Kind, topic_for
-from omnizone.gateway.settings import GatewayConfigError, GatewaySettings, load_gateway_settings
+from omnizone.gateway.settings import (
+    GatewayConfigError,
+    GatewaySettings,
+    check_password,
+    load_gateway_settings,
+    plaintext_warning,
+)
 
 Verdict = Literal["ok", "warn", "fail"]
 
@@ -58,6 +64,7 @@ def diagnose(
             )
         ]
     findings = [Finding("config", "ok", f"{config_path or 'environment'}: {settings.gateway}")]
+    findings += check_secrets(settings)
     findings += check_outbox(settings)
     findings += check_clock()
     if settings.ble.enabled and not settings.ble.feed:
@@ -250,6 +257,32 @@ _CONNACK_FIXES = {
     134: "the username or password is wrong: compare with the broker's password file",
     135: "the broker refuses this gateway: is it provisioned (password file + ACL)?",
 }
+
+
+def check_secrets(settings: GatewaySettings) -> list[Finding]:
+    """The password is not the example one; the link uses TLS (a loud warning if not)."""
+    found: list[Finding] = []
+    try:
+        check_password(settings)
+    except GatewayConfigError as error:
+        found.append(
+            Finding("password", "fail", str(error), "set the password of this gateway's account")
+        )
+    warning = plaintext_warning(settings)
+    if warning is None:
+        found.append(
+            Finding("tls", "ok", f"TLS, broker certificate checked against {settings.tls_ca}")
+        )
+    else:
+        found.append(
+            Finding(
+                "tls",
+                "warn",
+                f"NO TLS: {warning}",
+                "set tls_ca: /etc/omnizone/ca.crt and broker_port: 8883",
+            )
+        )
+    return found
 
 
 def check_broker(settings: GatewaySettings, timeout_s: float = 5.0) -> list[Finding]:

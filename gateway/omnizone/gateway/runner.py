@@ -16,7 +16,7 @@ from omnizone.gateway.ble.backend import BleBackend, BleBackendProvider, system_
 from omnizone.gateway.mqtt import BrokerAddress, MqttLink
 from omnizone.gateway.node import GatewayNode
 from omnizone.gateway.outbox import Outbox
-from omnizone.gateway.settings import GatewaySettings
+from omnizone.gateway.settings import GatewaySettings, check_password, plaintext_warning
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ async def run_gateway(
 ) -> None:
     """Run until `stop` is set or a signal arrives. `ble_backend` opens the
     scanner's bleak backend for the run; the default refuses ``ble.feed``."""
+    check_password(settings)  # an example password: refused before anything starts
     async with contextlib.AsyncExitStack() as backends:
         # Opened first: a backend that refuses (ble.feed without the simulator)
         # stops the gateway before it logs in to the broker.
@@ -46,6 +47,8 @@ async def _run(settings: GatewaySettings, stop: asyncio.Event, backend: BleBacke
     from omnizone.gateway.rfid.reader import RfidReader
 
     outbox = Outbox(settings.outbox_path, settings.outbox_max_messages)
+    if (warning := plaintext_warning(settings)) is not None:
+        log.warning("NO TLS: %s", warning)
     link = MqttLink(
         BrokerAddress(
             settings.broker_host,

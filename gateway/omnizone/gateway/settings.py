@@ -85,3 +85,30 @@ def load_gateway_settings(path: str | Path | None, **overrides: Any) -> GatewayS
             for e in error.errors(include_url=False)
         )
         raise GatewayConfigError(f"{path or '<environment>'}: {problems}") from None
+
+
+PLAINTEXT_WARNING = (
+    "the gateway talks to the broker at {host}:{port} WITHOUT TLS: its password and "
+    "every event cross the network in clear text. Set tls_ca (and broker_port 8883) "
+    "to the CA of the broker's certificate; docs/broker.md"
+)
+
+
+def plaintext_warning(settings: GatewaySettings) -> str | None:
+    """What to say when the gateway would connect without TLS (None: it uses TLS)."""
+    if settings.tls_ca:
+        return None
+    return PLAINTEXT_WARNING.format(host=settings.broker_host, port=settings.broker_port)
+
+
+def check_password(settings: GatewaySettings) -> None:
+    """Refuse the example password of config/gateway.example.yaml (``change-me``…)."""
+    from omnizone.broker.secrets import PlaceholderSecret, refuse_placeholder
+
+    try:
+        refuse_placeholder(settings.password, "password (OMNIZONE_GATEWAY_PASSWORD)")
+    except PlaceholderSecret as error:
+        raise GatewayConfigError(
+            f"{error}; a gateway's password is the one its broker account was given "
+            "(docs/broker.md, provisioning)"
+        ) from None

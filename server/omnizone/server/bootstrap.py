@@ -37,6 +37,7 @@ from omnizone.server.entrypoints.analytics_api import analytics_router
 from omnizone.server.entrypoints.api import RouterFactory, create_app
 from omnizone.server.entrypoints.campaign_api import campaign_router
 from omnizone.server.entrypoints.dashboard import DashboardPart, mount_dashboard
+from omnizone.server.entrypoints.limits import RateSettings
 from omnizone.server.entrypoints.offers_api import offers_router
 from omnizone.server.entrypoints.shopper_api import shopper_router
 from omnizone.server.entrypoints.shopper_app import mount_shopper_app
@@ -45,6 +46,7 @@ from omnizone.server.service.campaign_report import CampaignFigures, campaign_re
 from omnizone.server.service.campaigns import CampaignAdmin
 from omnizone.server.service.delivery import OfferDelivery
 from omnizone.server.service.device_identity import RegisteredDevices
+from omnizone.server.service.endpoints import EndpointGuard
 from omnizone.server.service.gateways import GatewayAdmin
 from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
@@ -54,7 +56,7 @@ from omnizone.server.service.offer_engine import OfferEngine
 from omnizone.server.service.queries import StoreQueries
 from omnizone.server.service.retention import SightingRetention
 from omnizone.server.service.shoppers import ShopperService
-from omnizone.server.settings import ServerSettings, check_api_keys
+from omnizone.server.settings import ServerSettings, check_api_keys, check_secrets
 from omnizone.store import StorePlan, load_store
 
 log = logging.getLogger(__name__)
@@ -206,6 +208,7 @@ class ServerParts:
     analytics: AnalyticsService
     dashboard: DashboardPart
     retention: SightingRetention | None
+    dead_letter_retention: SightingRetention | None
     app: FastAPI
     _live_closed: bool = field(default=False, repr=False)
 
@@ -233,6 +236,7 @@ def build_server(
     whatever was made before a later failure is closed again."""
     s = settings
     keys = check_api_keys(s.api_keys)
+    check_secrets(s)
     plans = dict(stores) if stores is not None else load_stores(s)
     with ExitStack() as undo:
         storage = open_storage(s.database_url)
@@ -252,10 +256,12 @@ def build_server(
             log.info("%s: %d campaigns, %d new", path, len(found), campaigns.seed(found))
 
         vapid = VapidKeys(_vapid_path(s))
+        guard = EndpointGuard(s.push_endpoint_allow)
         delivery = OfferDelivery(
             storage.offers,
-            channels=[WebPushChannel(storage.offers, vapid, s.vapid_subject)],
+            channels=[WebPushChannel(storage.offers, vapid, s.vapid_subject, guard=guard)],
             ack_timeout_s=s.offer_ack_timeout_s,
+            endpoint_guard=guard,
             may_deliver=lambda shopper: may_send_offer(shoppers.consent(shopper)),
         )
         undo.callback(delivery.close)
@@ -279,6 +285,7 @@ def build_server(
             identity=identity,
             placement_listeners=[engine.on_placement],
             try_on_listeners=[engine.on_try_on],
+            dead_letter_bytes=s.dead_letter_payload_bytes,
         )
         # What each part holds about a shopper goes with the shopper, and comes
         # with the export (docs/identity.md). The order matters: the shopper is
@@ -320,6 +327,13 @@ def build_server(
             if s.sighting_retention_days > 0
             else None
         )
+        dead_letter_retention = (
+            SightingRetention(
+                storage.sql.prune_dead_letters, s.dead_letter_retention_days, what="dead letters"
+            )
+            if s.dead_letter_retention_days > 0
+            else None
+        )
 
         routers: list[RouterFactory] = [
             lambda require: shopper_router(shoppers, require),
@@ -339,6 +353,12 @@ def build_server(
             gateways=gateways,
             ingest_counters=lambda: ingest.counters,
             routers=routers,
+            max_request_bytes=s.max_request_bytes,
+            open_route_rate=(
+                RateSettings(s.open_route_rate_per_minute, s.open_route_burst)
+                if s.open_route_rate_per_minute > 0
+                else None
+            ),
         )
         mount_shopper_app(app)
         mount_dashboard(app)
@@ -360,6 +380,7 @@ def build_server(
             analytics=reports.analytics,
             dashboard=dashboard,
             retention=retention,
+            dead_letter_retention=dead_letter_retention,
             app=app,
         )
         undo.pop_all()  # built: closing is the parts' (and the runtime's) job now

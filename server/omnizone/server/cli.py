@@ -34,6 +34,18 @@ def _parse_api_keys(values: list[str]) -> dict[str, list[str]]:
     return keys
 
 
+def _read_api_key_file(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"--api-key-file: cannot read {path}: {error.strerror}") from None
+    lines = [line.strip() for line in text.splitlines()]
+    keys = [line for line in lines if line and not line.startswith("#")]
+    if not keys:
+        raise ValueError(f"--api-key-file: {path} holds no KEY:scope line")
+    return keys
+
+
 @server_app.command("run")
 def run(
     database_url: Annotated[
@@ -43,7 +55,14 @@ def run(
     mqtt_port: Annotated[int | None, typer.Option(help="broker port [1883]")] = None,
     mqtt_username: Annotated[str | None, typer.Option(help="broker user [omnizone-server]")] = None,
     mqtt_password: Annotated[
-        str | None, typer.Option(help="broker password [env OMNIZONE_MQTT_PASSWORD]")
+        str | None,
+        typer.Option(
+            help="broker password (visible in `ps`: prefer --mqtt-password-file or env "
+            "OMNIZONE_MQTT_PASSWORD)"
+        ),
+    ] = None,
+    mqtt_password_file: Annotated[
+        Path | None, typer.Option(help="file whose first line is the broker password")
     ] = None,
     mqtt_tls_ca: Annotated[
         Path | None, typer.Option(help="CA file: connect to the broker with TLS")
@@ -52,7 +71,14 @@ def run(
     api_port: Annotated[int | None, typer.Option(help="API port [8600]")] = None,
     api_key: Annotated[
         list[str] | None,
-        typer.Option(help="KEY:scope[,scope] (scopes: read, admin); repeatable"),
+        typer.Option(
+            help="KEY:scope[,scope] (scopes: read, admin); repeatable (visible in `ps`: "
+            "prefer --api-key-file or env OMNIZONE_API_KEYS)"
+        ),
+    ] = None,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(help="file with one KEY:scope[,scope] per line (# comments)"),
     ] = None,
     store: Annotated[list[Path] | None, typer.Option(help="store file (YAML); repeatable")] = None,
     as_json: Annotated[
@@ -62,10 +88,25 @@ def run(
     """Run ingest and the API until Ctrl-C (or SIGTERM)."""
     from pydantic import ValidationError
 
+    from omnizone.broker.secrets import read_secret_file
     from omnizone.server.runtime import ServerRuntime
     from omnizone.server.settings import ServerSettings
     from omnizone.store import StoreConfigError
 
+    visible = [
+        f"warning: {flag} puts a secret on the command line, where every local user sees "
+        f"it (ps, /proc); use {flag}-file or the environment instead"
+        for flag, given in (("--mqtt-password", mqtt_password), ("--api-key", api_key))
+        if given
+    ]
+    try:
+        if mqtt_password_file is not None:
+            mqtt_password = read_secret_file(mqtt_password_file, "--mqtt-password-file")
+        if api_key_file is not None:
+            api_key = [*(api_key or []), *_read_api_key_file(api_key_file)]
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
     overrides: dict[str, Any] = {
         "database_url": database_url,
         "mqtt_host": mqtt_host,
@@ -87,6 +128,8 @@ def run(
     try:
         runtime.start()
     except (ValueError, StoreConfigError, OSError, RuntimeError) as error:
+        for warning in visible:
+            typer.echo(warning, err=True)
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
 
@@ -101,6 +144,8 @@ def run(
         f"ingesting from mqtt://{settings.mqtt_host}:{settings.mqtt_port}; Ctrl-C to stop",
         err=True,
     )
+    for warning in visible:  # after the first line, which scripts wait for
+        typer.echo(warning, err=True)
     try:
         while not done.wait(0.5):
             pass

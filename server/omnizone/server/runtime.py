@@ -86,8 +86,9 @@ class ServerRuntime:
             return
         try:
             self._parts = parts = build_server(self.settings, self._stores)
-            if parts.retention is not None:
-                parts.retention.start()
+            for retention in (parts.retention, parts.dead_letter_retention):
+                if retention is not None:
+                    retention.start()
             parts.storage.sql.start_background_checkpoints()
             parts.mqtt.start()
             self._serve(parts.app)
@@ -108,8 +109,9 @@ class ServerRuntime:
             self._socket.close()
         if parts is not None:
             parts.mqtt.stop()
-            if parts.retention is not None:
-                parts.retention.stop()
+            for retention in (parts.retention, parts.dead_letter_retention):
+                if retention is not None:
+                    retention.stop()
             parts.close()
         self._uvicorn = self._thread = self._socket = None
         self._parts = None

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from omnizone.broker.secrets import HOW_TO_MAKE_ONE, refuse_placeholder
 from omnizone.server.domain.identity import (
     DEFAULT_EID_SKEW_S,
     MAX_EID_SKEW_S,
@@ -52,7 +53,8 @@ class ServerSettings(BaseSettings):
         default_factory=dict,
         description=(
             'API key -> scopes ("read", "admin"), e.g. '
-            'OMNIZONE_API_KEYS=\'{"change-me": ["read", "admin"]}\''
+            'OMNIZONE_API_KEYS=\'{"<a long random key>": ["read", "admin"]}\'; '
+            "example values are refused"
         ),
     )
     store_files: list[Path] = Field(
@@ -127,6 +129,41 @@ class ServerSettings(BaseSettings):
         description="raw BLE sightings older than this are deleted, hourly and at start "
         "(0: kept forever); visits, dwell and analytics are not affected",
     )
+    max_request_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="largest HTTP request body on any route, in bytes (413 beyond); the "
+        "floor-plan image upload has its own, MAX_IMAGE_BYTES (8 MiB)",
+    )
+    open_route_rate_per_minute: float = Field(
+        60.0,
+        ge=0,
+        description="requests per minute per client address on the routes open without a "
+        "key or token (registration, the profile webhook), after a burst; 429 with "
+        "Retry-After beyond (0: no limit)",
+    )
+    open_route_burst: int = Field(
+        30, ge=1, description="requests a client address may make at once on the open routes"
+    )
+    push_endpoint_allow: list[str] = Field(
+        default_factory=list,
+        description="hosts, addresses or networks (e.g. 10.0.0.0/8) a Web Push endpoint may "
+        "be on besides public ones; by default the server refuses to connect to loopback, "
+        "private, link-local, multicast and reserved addresses (SSRF)",
+    )
+    dead_letter_retention_days: float = Field(
+        14.0,
+        ge=0,
+        description="dead letters (rejected messages) older than this are deleted, hourly "
+        "and at start (0: kept forever)",
+    )
+    dead_letter_payload_bytes: int = Field(
+        4096,
+        ge=0,
+        le=65_536,
+        description="how much of a rejected message's payload a dead letter keeps (its "
+        "original size is kept too; MAC-like strings are masked)",
+    )
 
     @field_validator("eid_rotation_min_s", "eid_rotation_max_s")
     @classmethod
@@ -174,8 +211,11 @@ class ServerSettings(BaseSettings):
         api_keys: dict[str, list[str]],
         **overrides: Any,
     ) -> "ServerSettings":
-        """A server logged in to a broker this process started (demo, benches, tests)."""
+        """A server logged in to a broker this process started (demo, benches, tests);
+        the open routes' rate limit is off unless ``overrides`` set it."""
         user, password = accounts.server_credentials
+        # One process registers every simulated phone from one address.
+        overrides.setdefault("open_route_rate_per_minute", 0.0)
         return cls(
             database_url=database_url,
             mqtt_host=broker.host,
@@ -194,7 +234,22 @@ class MissingApiKey(ValueError):
         super().__init__(
             "no API key configured: set OMNIZONE_API_KEYS, e.g. "
             'OMNIZONE_API_KEYS=\'{"<a long random key>": ["read", "admin"]}\' '
-            "(or pass --api-key KEY:read,admin to `omnizone server run`)"
+            "(or --api-key-file FILE to `omnizone server run`); make a key with "
+            f"{HOW_TO_MAKE_ONE}"
+        )
+
+
+def check_secrets(settings: ServerSettings) -> None:
+    """Refuse to start on an example broker password or webhook secret."""
+    if settings.mqtt_password is not None:
+        refuse_placeholder(
+            settings.mqtt_password.get_secret_value(),
+            "the broker password (OMNIZONE_MQTT_PASSWORD)",
+        )
+    if settings.webhook_secret is not None:
+        refuse_placeholder(
+            settings.webhook_secret.get_secret_value(),
+            "the webhook secret (OMNIZONE_WEBHOOK_SECRET)",
         )
 
 
@@ -204,6 +259,7 @@ def check_api_keys(keys: dict[str, list[str]]) -> dict[str, frozenset[str]]:
         raise MissingApiKey()
     checked: dict[str, frozenset[str]] = {}
     for key, scopes in keys.items():
+        refuse_placeholder(key, "an API key (OMNIZONE_API_KEYS)")
         if len(key) < 8:
             raise ValueError(f"API key {key[:2]}… is too short: use at least 8 characters")
         unknown = set(scopes) - KNOWN_SCOPES

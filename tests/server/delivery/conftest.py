@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,11 +30,14 @@ from omnizone.server.domain.offers import OfferDraft
 from omnizone.server.entrypoints.api import _authorizer
 from omnizone.server.entrypoints.offers_api import offers_router
 from omnizone.server.service.delivery import OfferDelivery, PushChannel
+from omnizone.server.service.endpoints import EndpointGuard
 
 WAIT_S = 15.0  # how long a test waits for something that must happen (a failure bound)
 SHOPPER_TOKENS = {"tok-alice": "alice", "tok-bob": "bob"}
 API_KEYS = {"key-pos": {"pos"}, "key-read": {"read"}}
 SUBJECT = "mailto:ops@omnizone.example"
+
+LOCAL_PUSH_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def b64url(raw: bytes) -> str:
@@ -281,14 +284,17 @@ def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
         webpush: bool = False,
         channels: tuple[PushChannel, ...] = (),
         may_deliver: Callable[[str], bool] | None = None,
+        push_hosts: Sequence[str] = LOCAL_PUSH_HOSTS,
     ) -> Stack:
         engine = make_engine(f"sqlite:///{tmp_path / 'omnizone.db'}")
         repo = OfferRepository(engine)
         clock = Clock()
         vapid = VapidKeys(tmp_path / "vapid.pem")
         chosen = list(channels)
+        # The push services of these tests run on this machine: allowed explicitly.
+        local = EndpointGuard(push_hosts)
         if webpush:
-            chosen.append(WebPushChannel(repo, vapid, SUBJECT))
+            chosen.append(WebPushChannel(repo, vapid, SUBJECT, guard=local))
         delivery = OfferDelivery(
             repo,
             channels=chosen,
@@ -296,6 +302,7 @@ def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
             may_deliver=may_deliver,
             clock=clock,
             allow_http_push_endpoints=True,
+            endpoint_guard=local,
         )
         keys = {key: frozenset(scopes) for key, scopes in API_KEYS.items()}
         app = FastAPI()

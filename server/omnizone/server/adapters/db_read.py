@@ -17,6 +17,7 @@ from omnizone.server.adapters.db_write import (
     TryOnRow,
     VisitRow,
 )
+from omnizone.server.domain.redact import MAX_DEAD_LETTER_BYTES
 from omnizone.server.domain.sequence import MAX_COUNTED_GAP
 from omnizone.server.domain.visits import DeviceVisitState
 from omnizone.server.service.ports.ingest import (
@@ -276,11 +277,24 @@ class SqlQueries(IngestReads):
             ]
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:
-        query = select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit)
+        # Rows stored before payloads were capped may be huge: read a bounded prefix.
+        row = DeadLetterRow
+        query = (
+            select(
+                row.id,
+                row.received_ms,
+                row.topic,
+                func.substr(row.payload, 1, MAX_DEAD_LETTER_BYTES),
+                row.reason,
+                func.coalesce(row.original_bytes, func.length(row.payload)),
+            )
+            .order_by(row.id.desc())
+            .limit(limit)
+        )
         with Session(self.engine) as session:
             return [
-                DeadLetter(r.id, r.received_ms, r.topic, r.payload, r.reason)
-                for r in session.scalars(query)
+                DeadLetter(id_, received, topic, bytes(payload), reason, int(size))
+                for id_, received, topic, payload, reason, size in session.execute(query)
             ]
 
 

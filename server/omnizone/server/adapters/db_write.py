@@ -40,6 +40,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from omnizone.broker.secrets import private_file
 from omnizone.contract import (
     BleSighting,
     HealthMessage,
@@ -99,6 +100,8 @@ class DeadLetterRow(Base):
     topic: Mapped[str]
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     reason: Mapped[str]
+    # The size it arrived with; the payload is capped (migration 0005; None: older rows).
+    original_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class BleSightingRow(Base):
@@ -256,7 +259,14 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # It holds every shopper's EID key: owner only. SQLite creates the
+        # -wal and -shm files with the database file's mode.
+        database = Path(parsed.database)
+        private_file(database)
+        for extra in ("-wal", "-shm", "-journal"):
+            sidecar = database.with_name(database.name + extra)
+            if sidecar.exists():
+                sidecar.chmod(0o600)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -621,11 +631,31 @@ class SqlIngestWriter(IngestWrites):
             yield tx
             tx.write()
 
-    def add_dead_letter(self, received_ms: int, topic: str, payload: bytes, reason: str) -> None:
+    def add_dead_letter(
+        self,
+        received_ms: int,
+        topic: str,
+        payload: bytes,
+        reason: str,
+        original_bytes: int | None = None,
+    ) -> None:
         with Session(self.engine) as session, session.begin():
             session.add(
-                DeadLetterRow(received_ms=received_ms, topic=topic, payload=payload, reason=reason)
+                DeadLetterRow(
+                    received_ms=received_ms,
+                    topic=topic,
+                    payload=payload,
+                    reason=reason,
+                    original_bytes=len(payload) if original_bytes is None else original_bytes,
+                )
             )
+
+    def prune_dead_letters(self, older_than_ms: int) -> int:
+        """Delete dead letters received before ``older_than_ms`` (their retention)."""
+        with self.engine.begin() as connection:
+            table = Base.metadata.tables[DeadLetterRow.__tablename__]
+            result = connection.execute(delete(table).where(table.c.received_ms < older_than_ms))
+            return int(result.rowcount)
 
     def is_transient(self, error: BaseException) -> bool:
         if isinstance(error, OperationalError | InterfaceError):

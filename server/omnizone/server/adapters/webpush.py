@@ -15,10 +15,15 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid  # type: ignore[import-untyped]
 from pywebpush import WebPushException, webpush  # type: ignore[import-untyped]
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.service.delivery import (
@@ -27,6 +32,7 @@ from omnizone.server.service.delivery import (
     PushSubscription,
     push_payload,
 )
+from omnizone.server.service.endpoints import EndpointGuard, EndpointRefused
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,9 @@ class VapidKeys:
                 with os.fdopen(fd, "wb") as out:
                     out.write(pem)
                 log.info("created the VAPID key pair in %s", self.path)
+        if self.path.exists() and self.path.stat().st_mode & 0o077:
+            log.warning("%s was readable by others: made it 0600", self.path)
+            self.path.chmod(0o600)
         try:
             loaded = serialization.load_pem_private_key(self.path.read_bytes(), password=None)
         except (OSError, ValueError, TypeError) as error:
@@ -102,6 +111,61 @@ def check_subject(subject: str) -> str:
     return subject
 
 
+class _GuardedConnect:
+    """Connects only to an address the guard passed, the very one it checked
+    (TLS still verifies the host name), so a name that resolves to a private
+    address at send time, or a redirect to one, is refused (DNS rebinding)."""
+
+    guard: EndpointGuard
+
+    def _new_conn(self) -> Any:
+        conn: Any = self
+        try:
+            addresses = self.guard.addresses(conn._dns_host, conn.port)
+        except EndpointRefused as error:
+            raise NewConnectionError(conn, f"refused: {error}") from None
+        except OSError as error:
+            raise NameResolutionError(conn.host, conn, error) from error  # type: ignore[arg-type]
+        failure: OSError | None = None
+        for address in addresses:
+            try:
+                return urllib3.util.connection.create_connection(
+                    (address, conn.port),
+                    conn.timeout,
+                    source_address=conn.source_address,
+                    socket_options=conn.socket_options,
+                )
+            except OSError as error:
+                failure = error
+        raise NewConnectionError(conn, f"Failed to establish a new connection: {failure}")
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose every connection goes through ``guard``."""
+
+    def __init__(self, guard: EndpointGuard) -> None:
+        self._guard = guard
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        extra = {"guard": self._guard}
+        http = type("GuardedHTTP", (_GuardedConnect, HTTPConnection), extra)
+        https = type("GuardedHTTPS", (_GuardedConnect, HTTPSConnection), extra)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http}),
+            "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https}),
+        }
+
+
+def guarded_session(guard: EndpointGuard) -> requests.Session:
+    session = requests.Session()
+    adapter = GuardedAdapter(guard)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 class WebPushChannel:
     """Sends an offer to every Web Push subscription of the shopper."""
 
@@ -116,7 +180,15 @@ class WebPushChannel:
         timeout_s: float = 10.0,
         session: requests.Session | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        guard: EndpointGuard | None = None,
     ) -> None:
+        """Every connection goes through ``guard`` (default: public hosts only),
+        on the given ``session`` too."""
+        self._guard = guard if guard is not None else EndpointGuard()
+        if session is not None:
+            adapter = GuardedAdapter(self._guard)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
         self._subscriptions = subscriptions
         self._keys = keys
         self._vapid = keys.vapid()
@@ -179,7 +251,7 @@ class WebPushChannel:
             return self._shared
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = requests.Session()
+            session = self._local.session = guarded_session(self._guard)
         return session
 
     def _ttl_s(self, offer: DeliveredOffer) -> int:

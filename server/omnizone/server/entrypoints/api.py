@@ -18,7 +18,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field
 
-from omnizone.server.entrypoints.http import API_PREFIX, ErrorOut
+from omnizone.server.entrypoints.http import API_PREFIX, ErrorOut, install_error_handlers
+from omnizone.server.entrypoints.limits import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    BodyLimit,
+    RateLimit,
+    RateSettings,
+)
 from omnizone.server.service.gateways import ConfigRejected, GatewayAdmin
 from omnizone.server.service.ingest import IngestCounters
 from omnizone.server.service.queries import NotFound, StoreQueries
@@ -107,6 +113,11 @@ class DeadLetterOut(BaseModel):
     reason: str
     payload_text: str = Field(description="payload as UTF-8, undecodable bytes replaced")
     payload_base64: str
+    original_bytes: int = Field(
+        description="size of the payload as it arrived; what is kept is capped "
+        "(dead_letter_payload_bytes) and has MAC-like strings masked"
+    )
+    truncated: bool = Field(description="the payload kept is shorter than it arrived")
 
 
 # -- auth -------------------------------------------------------------------------
@@ -242,10 +253,15 @@ def create_app(
     gateways: GatewayAdmin | None = None,
     routers: Sequence[RouterFactory] = (),
     ingest_counters: Callable[[], IngestCounters] | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    open_route_rate: RateSettings | None = None,
 ) -> FastAPI:
     """The API over ``queries``; ``api_keys`` maps a key to its scopes.
     ``routers`` add the other parts' routes (shoppers, offers); each gets the
-    scope check, so every route authenticates the same way."""
+    scope check, so every route authenticates the same way. Every request
+    body is bounded (``max_request_bytes``, larger for the routes that need
+    it); ``open_route_rate`` limits each client address on the routes open
+    to anyone (none: no rate limit; the server passes its settings)."""
     keys = {key: frozenset(scopes) for key, scopes in api_keys.items()}
     require = _authorizer(keys)
     read = [Depends(require("read"))]
@@ -267,6 +283,10 @@ def create_app(
 
     for make_router in routers:
         app.include_router(make_router(require))
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
+    if open_route_rate is not None:
+        app.add_middleware(RateLimit, rate=open_route_rate)
 
     @app.exception_handler(NotFound)
     def _not_found(_request: Request, error: NotFound) -> JSONResponse:
@@ -366,6 +386,8 @@ def create_app(
                 reason=d.reason,
                 payload_text=d.payload.decode("utf-8", errors="replace"),
                 payload_base64=base64.b64encode(d.payload).decode("ascii"),
+                original_bytes=d.original_bytes,
+                truncated=len(d.payload) < d.original_bytes,
             )
             for d in queries.dead_letters(limit)
         ]

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.domain.offers import OfferDraft
 from omnizone.server.domain.offers.coupons import normalize_code, till_code, unique_code
+from omnizone.server.service.endpoints import EndpointGuard, EndpointRefused
 
 log = logging.getLogger(__name__)
 
@@ -429,6 +430,7 @@ class OfferDelivery:
         may_deliver: Callable[[str], bool] | None = None,
         clock: Callable[[], int] = wall_clock_ms,
         allow_http_push_endpoints: bool = False,
+        endpoint_guard: EndpointGuard | None = None,
         push_workers: int = 4,
         on_push: Callable[[DeliveredOffer, PushReceipt], None] | None = None,
     ) -> None:
@@ -438,6 +440,8 @@ class OfferDelivery:
         self._may_deliver = may_deliver
         self._clock = clock
         self._allow_http = allow_http_push_endpoints
+        # Public hosts only unless allowed: push endpoints come from shoppers.
+        self._guard = endpoint_guard if endpoint_guard is not None else EndpointGuard()
         self._on_push = on_push
         self._hub = _Hub()
         self._cond = threading.Condition()
@@ -606,6 +610,10 @@ class OfferDelivery:
     def subscribe_push(self, shopper_id: str, endpoint: str, p256dh: str, auth: str) -> None:
         """Raises ``InvalidPushSubscription`` naming the bad field."""
         subscription = check_push_subscription(endpoint, p256dh, auth, allow_http=self._allow_http)
+        try:
+            self._guard.check_url(endpoint)
+        except EndpointRefused as error:
+            raise InvalidPushSubscription(f"endpoint: {error}") from None
         self._store.save_push_subscription(shopper_id, subscription, self._clock())
 
     def unsubscribe_push(self, shopper_id: str, endpoint: str) -> bool:

@@ -34,6 +34,12 @@ from omnizone.contract.messages import MAX_PAYLOAD_BYTES
 from omnizone.server.domain import sequence
 from omnizone.server.domain.identity import Replay
 from omnizone.server.domain.nearest import DEFAULT_STALE_MS
+from omnizone.server.domain.redact import (
+    DEFAULT_DEAD_LETTER_BYTES,
+    MAX_REASON_CHARS,
+    cap_text,
+    keep_payload,
+)
 from omnizone.server.domain.visits import DeviceVisitState, VisitEvent, advance, expire
 from omnizone.server.service.locators import (
     Forgets,
@@ -144,12 +150,15 @@ class IngestService:
         identity: DeviceIdentity | None = None,
         placement_listeners: Sequence[PlacementListener] = (),
         try_on_listeners: Sequence[TryOnListener] = (),
+        dead_letter_bytes: int = DEFAULT_DEAD_LETTER_BYTES,
     ) -> None:
         """``identity`` None keeps every device key as sighted (replays and the
         localization evaluation, whose phones are anonymous); the server
         always passes one (``OMNIZONE_RESOLVE_EIDS``). The listeners are who
         else acts on what was committed: the offer engine in the server
-        (wired in ``bootstrap.py``), a recorder in the evaluations."""
+        (wired in ``bootstrap.py``), a recorder in the evaluations. A dead
+        letter keeps at most ``dead_letter_bytes`` of its payload."""
+        self._dead_letter_bytes = dead_letter_bytes
         self._identity = identity
         self._stores = dict(stores)
         self._repo = repository
@@ -262,8 +271,13 @@ class IngestService:
     def _dead_letter(
         self, topic: str, payload: bytes, received_ms: int, reason: str
     ) -> IngestOutcome:
+        # Kept for diagnosis, not as a copy: capped, MAC-like strings masked,
+        # in the table and in the log alike (domain.redact).
+        topic = cap_text(topic, MAX_REASON_CHARS)
+        reason = cap_text(reason, MAX_REASON_CHARS)
+        kept = keep_payload(payload, self._dead_letter_bytes)
         log.warning("dead letter from %s: %s", topic, reason)
-        self._repo.add_dead_letter(received_ms, topic, payload, reason)
+        self._repo.add_dead_letter(received_ms, topic, kept.payload, reason, kept.original_bytes)
         self.counters.dead_lettered += 1
         return IngestOutcome(Outcome.DEAD_LETTERED, reason, key=_claimed_key(topic, payload))
 

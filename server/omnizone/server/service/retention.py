@@ -1,4 +1,5 @@
-"""How long raw BLE sightings are kept (``sighting_retention_days``).
+"""How long raw BLE sightings (``sighting_retention_days``) and dead letters
+(``dead_letter_retention_days``) are kept.
 
 Sightings are the most detailed location data the server holds: every
 window, every gateway, every phone. Visits and dwell, which analytics and
@@ -19,7 +20,10 @@ DAY_MS = 86_400_000
 
 
 class SightingRetention:
-    """Deletes sightings older than the limit: once at start, then every ``interval_s``."""
+    """Deletes rows older than the limit: once at start, then every ``interval_s``.
+
+    ``what`` names them in the log and the thread: raw sightings by default,
+    ``dead letters`` for ``dead_letter_retention_days``."""
 
     def __init__(
         self,
@@ -28,6 +32,7 @@ class SightingRetention:
         *,
         interval_s: float = 3600.0,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        what: str = "sightings",
     ) -> None:
         if retention_days <= 0:
             raise ValueError("retention_days must be positive (0 means: do not run this)")
@@ -35,6 +40,7 @@ class SightingRetention:
         self._retention_ms = round(retention_days * DAY_MS)
         self._interval_s = interval_s
         self._clock_ms = clock_ms
+        self._what = what
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.deleted = 0
@@ -44,7 +50,7 @@ class SightingRetention:
         deleted = self._prune(cutoff)
         self.deleted += deleted
         if deleted:
-            log.info("deleted %d sightings older than the retention limit", deleted)
+            log.info("deleted %d %s older than the retention limit", deleted, self._what)
         return deleted
 
     def start(self) -> None:
@@ -56,11 +62,13 @@ class SightingRetention:
                 try:
                     self.run_once()
                 except Exception:  # the database may be away: the next round tries again
-                    log.warning("deleting old sightings failed", exc_info=True)
+                    log.warning("deleting old %s failed", self._what, exc_info=True)
                 if self._stop.wait(self._interval_s):
                     return
 
-        self._thread = threading.Thread(target=run, name="sighting-retention", daemon=True)
+        self._thread = threading.Thread(
+            target=run, name=f"{self._what.replace(' ', '-')}-retention", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

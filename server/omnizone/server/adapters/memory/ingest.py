@@ -385,11 +385,27 @@ class MemoryRepository(Repository, LocationData):
         with self._t.lock:
             tx.commit()
 
-    def add_dead_letter(self, received_ms: int, topic: str, payload: bytes, reason: str) -> None:
+    def add_dead_letter(
+        self,
+        received_ms: int,
+        topic: str,
+        payload: bytes,
+        reason: str,
+        original_bytes: int | None = None,
+    ) -> None:
+        size = len(payload) if original_bytes is None else original_bytes
         with self._t.lock:
             self._t.dead_letters.append(
-                DeadLetter(self._t.new_id(), received_ms, topic, bytes(payload), reason)
+                DeadLetter(self._t.new_id(), received_ms, topic, bytes(payload), reason, size)
             )
+
+    def prune_dead_letters(self, older_than_ms: int) -> int:
+        with self._t.lock:
+            before = len(self._t.dead_letters)
+            self._t.dead_letters[:] = [
+                d for d in self._t.dead_letters if d.received_ms >= older_than_ms
+            ]
+            return before - len(self._t.dead_letters)
 
     def is_transient(self, error: BaseException) -> bool:
         """Memory does not go away: every error is the message's."""

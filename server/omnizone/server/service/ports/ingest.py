@@ -85,11 +85,19 @@ class StoredGatewayConfig:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
+    """A rejected message: its payload capped and MAC-like strings masked
+    (``domain.redact``), ``original_bytes`` the size it arrived with."""
+
     id: int
     received_ms: int
     topic: str
     payload: bytes
     reason: str
+    original_bytes: int = -1
+
+    def __post_init__(self) -> None:
+        if self.original_bytes < 0:  # rows from before the size was kept
+            object.__setattr__(self, "original_bytes", len(self.payload))
 
 
 class IngestTransaction(Protocol):
@@ -130,8 +138,20 @@ class IngestWrites(Protocol):
     def transaction(self) -> AbstractContextManager[IngestTransaction]: ...
 
     def add_dead_letter(
-        self, received_ms: int, topic: str, payload: bytes, reason: str
-    ) -> None: ...
+        self,
+        received_ms: int,
+        topic: str,
+        payload: bytes,
+        reason: str,
+        original_bytes: int | None = None,
+    ) -> None:
+        """Store what the caller kept of a rejected message (``original_bytes``:
+        its size on arrival; None: ``len(payload)``)."""
+        ...
+
+    def prune_dead_letters(self, older_than_ms: int) -> int:
+        """Delete dead letters received before ``older_than_ms``; how many."""
+        ...
 
     def is_transient(self, error: BaseException) -> bool:
         """True when the storage itself failed (retry later), not the message."""
