@@ -181,6 +181,8 @@ def test_export_lists_a_shoppers_decisions_newest_first(storage: Storage) -> Non
             "reason": "because paused",
             "trigger": "dwell",
             "at_ms": T0 + 1,
+            "store": STORE,
+            "visit_id": "v1",
         },
         {
             "campaign_id": "hello",
@@ -188,6 +190,8 @@ def test_export_lists_a_shoppers_decisions_newest_first(storage: Storage) -> Non
             "reason": "because sent",
             "trigger": "dwell",
             "at_ms": T0,
+            "store": STORE,
+            "visit_id": "v1",
         },
     ]
     assert storage.campaigns.export_shopper(CY) == []

@@ -423,9 +423,24 @@ def test_device_history_lists_visits_by_entry_and_sightings_by_window(storage: S
             "status": "open",
         },
     ]
+    heard = {"window_ms": 1000, "count": 3, "tx_power": -59}
     assert history["sightings"] == [
-        {"store": STORE, "gateway": "gw-denim", "window_start_ms": T0, "rssi_mean": -65.0},
-        {"store": STORE, "gateway": "gw-shoes", "window_start_ms": T0 + 2000, "rssi_mean": -70.0},
+        {
+            "store": STORE,
+            "gateway": "gw-denim",
+            "window_start_ms": T0,
+            "rssi_mean": -65.0,
+            "rssi_max": -63.0,
+            **heard,
+        },
+        {
+            "store": STORE,
+            "gateway": "gw-shoes",
+            "window_start_ms": T0 + 2000,
+            "rssi_mean": -70.0,
+            "rssi_max": -68.0,
+            **heard,
+        },
     ]
     assert storage.ingest.device_history("eid:00000000000000ff") == {"visits": [], "sightings": []}
 

@@ -241,7 +241,16 @@ class CampaignRepository(CampaignStore):
             query = query.where(DecisionRow.shopper_id == shopper_id)
         with Session(self.engine) as session:
             return [
-                LoggedDecision(r.campaign_id, r.shopper_id, r.outcome, r.reason, r.trigger, r.at_ms)
+                LoggedDecision(
+                    r.campaign_id,
+                    r.shopper_id,
+                    r.outcome,
+                    r.reason,
+                    r.trigger,
+                    r.at_ms,
+                    store=r.store,
+                    visit_id=r.visit_id,
+                )
                 for r in session.scalars(query.limit(limit))
             ]
 
@@ -334,6 +343,8 @@ class CampaignRepository(CampaignStore):
                 "reason": d.reason,
                 "trigger": d.trigger,
                 "at_ms": d.at_ms,
+                "store": d.store,
+                "visit_id": d.visit_id,
             }
             for d in self.decisions(shopper_id=shopper_id, limit=100_000)
         ]

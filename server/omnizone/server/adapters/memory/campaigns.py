@@ -147,7 +147,16 @@ class MemoryCampaignStore(CampaignStore):
         ]
         rows.sort(key=lambda r: (r.at_ms, r.id), reverse=True)
         return [
-            LoggedDecision(r.campaign_id, r.shopper_id, r.outcome, r.reason, r.trigger, r.at_ms)
+            LoggedDecision(
+                r.campaign_id,
+                r.shopper_id,
+                r.outcome,
+                r.reason,
+                r.trigger,
+                r.at_ms,
+                store=r.store,
+                visit_id=r.visit_id,
+            )
             for r in rows[: max(limit, 0)]
         ]
 
@@ -211,6 +220,8 @@ class MemoryCampaignStore(CampaignStore):
                 "reason": d.reason,
                 "trigger": d.trigger,
                 "at_ms": d.at_ms,
+                "store": d.store,
+                "visit_id": d.visit_id,
             }
             for d in self.decisions(shopper_id=shopper_id, limit=100_000)
         ]

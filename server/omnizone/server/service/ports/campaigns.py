@@ -24,6 +24,8 @@ class LoggedDecision:
     reason: str
     trigger: str
     at_ms: int
+    store: str | None = None
+    visit_id: str | None = None  # the store visit the decision was made in, if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -231,7 +231,15 @@ class _StoredSighting(Protocol):
     @property
     def window_start_ms(self) -> int: ...
     @property
+    def window_ms(self) -> int: ...
+    @property
+    def count(self) -> int: ...
+    @property
     def rssi_mean(self) -> float: ...
+    @property
+    def rssi_max(self) -> float: ...
+    @property
+    def tx_power(self) -> int | None: ...
 
 
 def location_export(
@@ -256,7 +264,11 @@ def location_export(
                 "store": s.store,
                 "gateway": s.gateway,
                 "window_start_ms": s.window_start_ms,
+                "window_ms": s.window_ms,
+                "count": s.count,
                 "rssi_mean": s.rssi_mean,
+                "rssi_max": s.rssi_max,
+                "tx_power": s.tx_power,
             }
             for s in sightings
         ],
