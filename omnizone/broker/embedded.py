@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,27 @@ def prepare_embedded(
     )
 
 
+class _SnapshotDict(dict[str, Any]):
+    """amqtt 0.12 iterates its subscription table across ``await`` (the
+    broadcast loop, a new session's retained messages), so a client that
+    subscribes meanwhile (every gateway subscribes to its ack topic) crashes
+    the iteration with "dictionary changed size during iteration": the
+    broadcast task dies and the broker drops messages it has acknowledged.
+    Iterating over a snapshot keeps the table's meaning and ends the race."""
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().keys()))
+
+    def items(self) -> Any:
+        return list(super().items())
+
+    def keys(self) -> Any:
+        return list(super().keys())
+
+    def values(self) -> Any:
+        return list(super().values())
+
+
 def _bounded_broker(config: EmbeddedConfig) -> Any:
     """An amqtt Broker that drops a PUBLISH whose payload exceeds the size limit.
 
@@ -133,6 +155,10 @@ def _bounded_broker(config: EmbeddedConfig) -> Any:
     log = logging.getLogger("omnizone.broker")
 
     class BoundedBroker(Broker):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._subscriptions = _SnapshotDict(self._subscriptions)  # type: ignore[has-type]
+
         async def _handle_message_delivery(
             self, client_session: Any, handler: Any, wait_deliver: asyncio.Future[Any]
         ) -> bool:
