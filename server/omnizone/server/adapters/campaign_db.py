@@ -37,6 +37,7 @@ from omnizone.server.service.ports.campaigns import (
     LoggedDecision,
     RevisionMismatch,
     StoredCampaign,
+    decisions_export,
 )
 
 
@@ -336,15 +337,4 @@ class CampaignRepository(CampaignStore):
             return [{"store": r.store, "visits": r.visits, "last_ms": r.last_ms} for r in rows]
 
     def export_shopper(self, shopper_id: str) -> list[dict[str, object]]:
-        return [
-            {
-                "campaign_id": d.campaign_id,
-                "outcome": d.outcome,
-                "reason": d.reason,
-                "trigger": d.trigger,
-                "at_ms": d.at_ms,
-                "store": d.store,
-                "visit_id": d.visit_id,
-            }
-            for d in self.decisions(shopper_id=shopper_id, limit=100_000)
-        ]
+        return decisions_export(self.decisions(shopper_id=shopper_id, limit=100_000))

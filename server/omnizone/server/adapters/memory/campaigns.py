@@ -16,6 +16,7 @@ from omnizone.server.service.ports.campaigns import (
     LoggedDecision,
     RevisionMismatch,
     StoredCampaign,
+    decisions_export,
 )
 
 
@@ -213,15 +214,4 @@ class MemoryCampaignStore(CampaignStore):
         return [{"store": st, "visits": n, "last_ms": last} for st, (n, last) in mine]
 
     def export_shopper(self, shopper_id: str) -> list[dict[str, object]]:
-        return [
-            {
-                "campaign_id": d.campaign_id,
-                "outcome": d.outcome,
-                "reason": d.reason,
-                "trigger": d.trigger,
-                "at_ms": d.at_ms,
-                "store": d.store,
-                "visit_id": d.visit_id,
-            }
-            for d in self.decisions(shopper_id=shopper_id, limit=100_000)
-        ]
+        return decisions_export(self.decisions(shopper_id=shopper_id, limit=100_000))

@@ -28,6 +28,23 @@ class LoggedDecision:
     visit_id: str | None = None  # the store visit the decision was made in, if any
 
 
+def decisions_export(decisions: Iterable[LoggedDecision]) -> list[dict[str, object]]:
+    """The ``offer_decisions`` section of a shopper's export, one shape
+    whichever storage holds the log."""
+    return [
+        {
+            "campaign_id": d.campaign_id,
+            "outcome": d.outcome,
+            "reason": d.reason,
+            "trigger": d.trigger,
+            "at_ms": d.at_ms,
+            "store": d.store,
+            "visit_id": d.visit_id,
+        }
+        for d in decisions
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class StoredCampaign:
     """A campaign with its version: ``revision`` (1, 2, … one per save) and
