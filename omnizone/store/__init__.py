@@ -8,6 +8,7 @@ from omnizone.store.load import StoreConfigError, load_store, parse_store
 from omnizone.store.model import (
     Beacon,
     Gateway,
+    Localization,
     NfcTapPoint,
     RfidReader,
     StorePlan,
@@ -19,6 +20,7 @@ from omnizone.store.model import (
 __all__ = [
     "Beacon",
     "Gateway",
+    "Localization",
     "NfcTapPoint",
     "Point",
     "Polygon",

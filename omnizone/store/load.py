@@ -22,7 +22,21 @@ def load_store(path: str | Path) -> StorePlan:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise StoreConfigError(str(path), [f"cannot read the file: {error.strerror}"]) from None
-    return parse_store(text, source=str(path))
+    return resolve_paths(parse_store(text, source=str(path)), path.parent)
+
+
+def resolve_paths(plan: StorePlan, folder: Path) -> StorePlan:
+    """The store file's own references (survey, calibration) as absolute paths:
+    relative to the store file, not to wherever the command was started."""
+    loc = plan.localization
+    fixed = {
+        name: str((folder / value).resolve())
+        for name, value in (("survey", loc.survey), ("calibration", loc.calibration))
+        if value is not None
+    }
+    if not fixed:
+        return plan
+    return plan.model_copy(update={"localization": loc.model_copy(update=fixed)})
 
 
 def parse_store(text: str, source: str = "<store>") -> StorePlan:

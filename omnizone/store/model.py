@@ -114,6 +114,18 @@ class StoreInfo(StrictModel):
         return value
 
 
+class Localization(StrictModel):
+    """Where the store's localizer learns its radio from, beside the floor plan
+    (docs/store-config.md). Paths are relative to the store file."""
+
+    survey: str | None = Field(
+        None, description="fingerprint survey CSV the localizer blends into its radio map"
+    )
+    calibration: str | None = Field(
+        None, description="calibration YAML (per-anchor radio parameters; issue 14)"
+    )
+
+
 class StorePlan(StrictModel):
     store: StoreInfo
     zones: list[Zone] = Field(min_length=1)
@@ -124,6 +136,7 @@ class StorePlan(StrictModel):
     walls: list[tuple[Identifier, Identifier]] = Field(
         [], description="pairs of touching zones with no passage between them"
     )
+    localization: Localization = Localization()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
