@@ -27,14 +27,14 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Final, Literal
 
 from pydantic import ValidationError
 
 from omnizone.contract.base import StrictModel
 from omnizone.contract.timefmt import wall_clock_ms
 
-FORMAT = "omnizone-recording"
+FORMAT: Final = "omnizone-recording"
 VERSION = 1
 
 Source = Literal["record", "import"]
