@@ -52,10 +52,10 @@ def parse_store(text: str, source: str = "<store>") -> StorePlan:
     try:
         return StorePlan.model_validate(data)
     except ValidationError as error:
-        raise StoreConfigError(source, _problems(error, data)) from None
+        raise StoreConfigError(source, validation_problems(error, data)) from None
 
 
-def _problems(error: ValidationError, data: dict[str, Any]) -> list[str]:
+def validation_problems(error: ValidationError, data: dict[str, Any]) -> list[str]:
     problems = []
     for item in error.errors(include_url=False):
         loc = list(item["loc"])

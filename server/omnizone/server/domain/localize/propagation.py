@@ -12,18 +12,26 @@ from numpy.typing import NDArray
 from omnizone.store import StorePlan
 from omnizone.store.geometry import random_point_in
 
+#: Closer than this counts as this, as in the simulator.
+MIN_DISTANCE_M = 0.5
+
 
 def mean_rssi_dbm(
-    distance_m: NDArray[np.float64], tx_power_1m_dbm: float, exponent: float
+    distance_m: NDArray[np.float64],
+    tx_power_1m_dbm: float | NDArray[np.float64],
+    exponent: float | NDArray[np.float64],
 ) -> NDArray[np.float64]:
-    """Log-distance path loss; closer than 0.5 m counts as 0.5 m, as in the simulator."""
-    return tx_power_1m_dbm - 10.0 * exponent * np.log10(np.maximum(distance_m, 0.5))
+    """Log-distance path loss; closer than 0.5 m counts as 0.5 m, as in the simulator.
+    Power and exponent may be per anchor (broadcast over the last axis)."""
+    return tx_power_1m_dbm - 10.0 * exponent * np.log10(np.maximum(distance_m, MIN_DISTANCE_M))
 
 
 def packet_loss(
     distance_m: NDArray[np.float64], base_loss: float, loss_per_10m: float
 ) -> NDArray[np.float64]:
-    return np.clip(base_loss + loss_per_10m * np.maximum(distance_m, 0.5) / 10.0, 0.0, 1.0)
+    return np.clip(
+        base_loss + loss_per_10m * np.maximum(distance_m, MIN_DISTANCE_M) / 10.0, 0.0, 1.0
+    )
 
 
 def normal_cdf(x: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -33,6 +33,10 @@ UNKNOWN_MEAN_DBM = -90.0
 UNKNOWN_SIGMA_DB = 10.0
 UNKNOWN_P_HEARD = 0.5
 
+#: One value for every anchor, or one per anchor (A,) in the plan's anchor
+#: order: a calibration gives each anchor its own power, exponent and spread.
+PerAnchor = float | NDArray[np.float64]
+
 
 @dataclass(frozen=True)
 class RadioMap:
@@ -61,9 +65,9 @@ class RadioMap:
 def path_loss_map(
     plan: StorePlan,
     *,
-    tx_power_1m_dbm: float = -59.0,
-    exponent: float = 2.2,
-    shadowing_db: float = 4.0,
+    tx_power_1m_dbm: PerAnchor = -59.0,
+    exponent: PerAnchor = 2.2,
+    shadowing_db: PerAnchor = 4.0,
     sensitivity_dbm: float = -95.0,
     points_per_zone: int = 200,
     seed: int = 0,
@@ -104,9 +108,9 @@ def place_map(
     places: Sequence[str],
     points: NDArray[np.float64],
     *,
-    tx_power_1m_dbm: float = -59.0,
-    exponent: float = 2.2,
-    shadowing_db: float = 4.0,
+    tx_power_1m_dbm: PerAnchor = -59.0,
+    exponent: PerAnchor = 2.2,
+    shadowing_db: PerAnchor = 4.0,
     sensitivity_dbm: float = -95.0,
     window_ms: int = 1000,
     advert_interval_ms: int = 500,
@@ -115,7 +119,8 @@ def place_map(
     sigma_floor_db: float = 1.0,
 ) -> RadioMap:
     """The path-loss model over any set of places (e.g. grid cells), each given
-    by sample points ``(places, points, 2)``; rows named ``places``."""
+    by sample points ``(places, points, 2)``; rows named ``places``.
+    ``tx_power_1m_dbm``, ``exponent`` and ``shadowing_db`` may be per anchor."""
     anchors, anchor_xy = anchor_positions(plan)
     mean, spread, p_heard = _place_statistics(
         points,
@@ -141,16 +146,16 @@ def _place_statistics(
     points: NDArray[np.float64],
     anchor_xy: NDArray[np.float64],
     *,
-    tx_power_1m_dbm: float,
-    exponent: float,
-    shadowing_db: float,
+    tx_power_1m_dbm: PerAnchor,
+    exponent: PerAnchor,
+    shadowing_db: PerAnchor,
     sensitivity_dbm: float,
     adverts: int,
     base_loss: float,
     loss_per_10m: float,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Per place (G, P sample points): mixture mean, spread and hearing chance per anchor."""
-    sigma = max(shadowing_db, 1e-6)
+    sigma = np.maximum(np.asarray(shadowing_db, dtype=np.float64), 1e-6)
     distance = np.linalg.norm(points[:, :, None, :] - anchor_xy[None, None, :, :], axis=3)
     mu = mean_rssi_dbm(distance, tx_power_1m_dbm, exponent)  # (G, P, A)
     alpha = (sensitivity_dbm - mu) / sigma
