@@ -69,9 +69,9 @@ def test_grid_cells_never_straddle_a_wall_and_follow_the_openings() -> None:
 
 def test_uci_cells_merge_three_by_three() -> None:
     assert cell_of("O02") == (14, 2) and cell_of("2O") is None
-    assert block_of(*cell_of("D01")) == block_of(*cell_of("F03")) == "d01-f03"  # type: ignore[misc]
-    assert block_of(*cell_of("G04")) == "g04-i06"  # type: ignore[misc]
-    assert block_of(*cell_of("O15")) == "m13-o15"  # type: ignore[misc]
+    assert block_of(*cell_of("D01")) == block_of(*cell_of("F03")) == "d01-f03"
+    assert block_of(*cell_of("G04")) == "g04-i06"
+    assert block_of(*cell_of("O15")) == "m13-o15"
 
 
 def test_splits_are_per_zone_seeded_and_time_ordered() -> None:
