@@ -54,7 +54,9 @@ def _problems(call: object) -> list[str]:
 def test_device_keys_are_valid_deterministic_and_hide_the_raw_string() -> None:
     key = import_device_key(MAC)
     assert check_device_key(key) == key
-    assert key == import_device_key(MAC) != import_device_key(MAC.lower())
+    assert key == import_device_key(MAC.lower()) == import_device_key(MAC.replace(":", "-"))
+    assert key == import_device_key(MAC.replace(":", "")) != import_device_key(MAC + "0")
+    assert import_device_key("robot") != import_device_key("Robot")
     assert MAC.lower().replace(":", "") not in key.replace(":", "")
     assert import_device_key(key) == key  # applying it twice is harmless
     assert not key.startswith("eid:")  # not a shopper: no consent to look up

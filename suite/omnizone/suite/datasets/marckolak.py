@@ -148,7 +148,7 @@ def store_document(
 ) -> dict[str, Any]:
     """The store file as plain data (YAML-ready)."""
     document: dict[str, Any] = {
-        "store": {"id": store_id, "name": name, "timezone": "Europe/Warsaw", "floor": FLOOR},
+        "store": {"id": store_id, "name": name, "timezone": "UTC", "floor": FLOOR},
         "zones": [
             {"id": z.id, "name": z.name, "kind": "sales", "polygon": [list(p) for p in z.polygon]}
             for z, _ in zones
