@@ -57,6 +57,15 @@ def import_command(
         console.print(f"{out}: cannot write: {error.strerror}", style="red", markup=False)
         raise typer.Exit(2) from None
     per_anchor = Counter(m.topic.split("/")[3] for m in messages)
+    gateways = {g.id for g in plan.gateways}
+    beacon_only = sorted({r.anchor for r in rows} - gateways)
+    if beacon_only:
+        console.print(
+            f"fixed beacons as anchors: {', '.join(beacon_only)}; the server drops their messages "
+            "unless the store also has gateways of those ids (docs/real-data.md)",
+            style="yellow",
+            markup=False,
+        )
     summary: dict[str, Any] = {
         "store": plan.id,
         "readings": len(rows),
@@ -66,6 +75,7 @@ def import_command(
         "window_ms": window_ms,
         "messages": len(messages),
         "messages_per_anchor": dict(sorted(per_anchor.items())),
+        "beacon_anchors": beacon_only,
         "out": str(out),
         "truth": None,
     }
