@@ -143,7 +143,8 @@ def test_the_flat_converts_into_stores_that_load_and_readings_that_import(
 
 @needs_data
 def test_survey_splits_partition_each_zone(converted: Path) -> None:
-    for stem in ("survey-rooms", "survey-grid", "uci-cells", "uci-blocks", "manwestc-sectors"):
+    stems = ("survey-rooms", "survey-grid-windows", "uci-cells", "uci-blocks", "manwestc-sectors")
+    for stem in stems:
         whole = load_survey(converted / f"{stem}.csv")
         for split in ("random", "time"):
             train = load_survey(converted / f"{stem}-{split}-train.csv")
@@ -183,3 +184,23 @@ def test_uci_and_manwestc_keep_every_source_row(converted: Path) -> None:
         "manwestc-ble-sectors": "Apache-2.0",
     }
     assert manifest["sets"]["uci-wmu-ibeacon"]["not_heard_cells_other_than_-200"] == 15
+
+
+@needs_data
+def test_the_windowed_survey_is_each_anchors_window_mean(converted: Path) -> None:
+    """One sample per 1 s window with readings, each cell the mean of the
+    window's rows, as the gateway code aggregates them."""
+    rows = _source_rows(DATA / marckolak.SOURCE / "calibration" / "calibration_df.csv")
+    windows: dict[int, list[dict[str, str]]] = {}
+    for row in rows:
+        t_ms = round(float(row["ts"]) / 1e6)
+        windows.setdefault(t_ms - t_ms % 1000, []).append(row)
+    plan = load_store(converted / "flat-rooms.yaml")
+    survey = load_survey(converted / "survey-rooms-windows.csv", plan)
+    assert len(survey) == len(windows)
+    first = windows[min(windows)]
+    for k in range(1, 7):
+        heard = [float(r[f"rssi_{k}"]) for r in first if r[f"rssi_{k}"]]
+        expected = round(sum(heard) / len(heard), 2) if heard else None
+        got = survey.rssi[0, k - 1]
+        assert (expected is None and np.isnan(got)) or got == pytest.approx(expected, abs=1e-3)
