@@ -307,7 +307,7 @@ def convert(folder: Path, out: Output) -> dict[str, Any]:
     plans: dict[str, StorePlan] = {}
     for key, (store_id, name, zones) in variants.items():
         for surveyed in (False, True):
-            survey = f"survey-{key}.csv" if surveyed else None
+            survey = f"survey-{key}-windows.csv" if surveyed else None
             document = store_document(store_id, name, zones, anchors, survey)
             file = f"{store_id}{'-surveyed' if surveyed else ''}.yaml"
             text = f"# {name}: converted from {SOURCE} ({LICENCE}); see docs/real-data.md\n"
