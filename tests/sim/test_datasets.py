@@ -132,7 +132,10 @@ def test_the_flat_converts_into_stores_that_load_and_readings_that_import(
         assert len(windows) == len(messages)  # one message per anchor and window
         surveyed = load_store(converted / f"flat-{variant}-surveyed.yaml")
         assert surveyed.localization.survey is not None
-        survey = load_survey(surveyed.localization.survey, surveyed)
+        named = Path(surveyed.localization.survey)
+        assert named.name == f"survey-{variant}-windows.csv"
+        assert load_survey(named, surveyed).points is not None
+        survey = load_survey(converted / f"survey-{variant}.csv", plan)
         assert survey.points is not None
         calibration = DATA / marckolak.SOURCE / "calibration" / "calibration_df.csv"
         assert len(survey) == len(_source_rows(calibration))
