@@ -117,7 +117,7 @@ def read_readings(path: str | Path, plan: StorePlan) -> list[Reading]:
     times = _Times(table.name)
     unknown: dict[str, list[int]] = defaultdict(list)
     problems: list[tuple[int, str]] = []
-    readings: list[tuple[int, Reading]] = []
+    readings: list[Reading] = []
     for line, cells in table.rows:
         found: list[str] = []
         time_text, anchor, device, rssi_text = cells
@@ -134,7 +134,7 @@ def read_readings(path: str | Path, plan: StorePlan) -> list[Reading]:
         if found:
             problems.append((line, "; ".join(found)))
         elif t_ms is not None and rssi is not None and anchor in anchors:
-            readings.append((line, Reading(t_ms, anchor, import_device_key(device), rssi)))
+            readings.append(Reading(t_ms, anchor, import_device_key(device), rssi))
     for anchor, lines in unknown.items():
         problems.append(
             (
@@ -145,7 +145,7 @@ def read_readings(path: str | Path, plan: StorePlan) -> list[Reading]:
         )
     problems.extend(times.mixed())
     table.raise_if(problems, nothing=not readings)
-    return sorted((reading for _, reading in readings), key=lambda r: r.t_ms)
+    return sorted(readings, key=lambda r: r.t_ms)
 
 
 def anchor_ids(plan: StorePlan) -> set[str]:
