@@ -22,8 +22,9 @@ def import_command(
     force: Annotated[bool, typer.Option(help="overwrite OUT if it exists")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON summary")] = False,
 ) -> None:
-    """Aggregate raw readings through the real gateway code into a recording
-    (docs/real-data.md); with --truth, check the truth file too."""
+    """Turn a readings CSV into a recording, aggregated by the real gateway code.
+
+    With --truth, the truth file is checked too (docs/real-data.md)."""
     from rich.console import Console
 
     from omnizone.sim.recording.format import RecordingHeader, write_recording
