@@ -16,14 +16,18 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TypedDict, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
+from omnizone.store import StorePlan
 from omnizone.store.calibration import AnchorCalibration, CalibrationSource, StoreCalibration
 
-from .propagation import MIN_DISTANCE_M, mean_rssi_dbm
+from .likelihood import log_likelihood
+from .propagation import MIN_DISTANCE_M, anchor_positions, mean_rssi_dbm
+from .radio_map import combine, fingerprint_map, path_loss_map
+from .survey import Survey
 
 #: The model's reference power at 1 m; an anchor's ``offset_db`` is its fitted power minus this.
 REFERENCE_POWER_1M_DBM = -59.0
@@ -328,7 +332,7 @@ def store_calibration(
 
 def radio_parameters(
     anchors: Sequence[str], calibration: StoreCalibration | None
-) -> dict[str, NDArray[np.float64]]:
+) -> "RadioParameters":
     """Per-anchor ``tx_power_1m_dbm``, ``exponent`` and ``shadowing_db`` in
     ``anchors`` order, for ``path_loss_map``/``place_map``; anchors the
     calibration does not name keep the defaults."""
@@ -343,4 +347,82 @@ def radio_parameters(
                 power[i] = entry.power_1m_dbm(calibration.power_1m_dbm)
                 exponent[i] = entry.exponent
                 spread[i] = entry.spread_db
-    return {"tx_power_1m_dbm": power, "exponent": exponent, "shadowing_db": spread}
+    return RadioParameters(tx_power_1m_dbm=power, exponent=exponent, shadowing_db=spread)
+
+
+class RadioParameters(TypedDict):
+    """Keyword arguments of ``path_loss_map``/``place_map``, one value per anchor."""
+
+    tx_power_1m_dbm: NDArray[np.float64]
+    exponent: NDArray[np.float64]
+    shadowing_db: NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedAccuracy:
+    """Zone accuracy of single windows, by cross-validation over the survey."""
+
+    default_model: float  # the floor plan's map with the default radio parameters
+    calibrated_model: float  # the same map with the fitted parameters
+    calibrated_with_survey: float  # and the survey's fingerprint blended in
+    folds: int
+
+
+def expected_accuracy(
+    plan: StorePlan,
+    zones: Sequence[str],
+    places: NDArray[np.float64],
+    rssi: NDArray[np.float64],
+    anchors: Sequence[str],
+    *,
+    folds: int = 5,
+    survey_weight: float = 0.7,
+) -> ExpectedAccuracy:
+    """Fit on all folds but one, classify the held-out fold's windows, repeat.
+
+    Folds are contiguous blocks of the survey, not a shuffle: readings taken
+    one after another are alike, and a shuffled split would flatter the fit.
+    """
+    n = len(zones)
+    folds = max(2, min(folds, n))
+    labels = np.array(zones, dtype=object)
+    order = list(anchors)
+    plan_anchors, positions = anchor_positions(plan)
+    column = {a: i for i, a in enumerate(order)}
+    at = [column[a] for a in plan_anchors if a in column]
+    fitted_anchors = [a for a in plan_anchors if a in column]
+    fitted_positions = np.array(
+        [positions[i] for i, a in enumerate(plan_anchors) if a in column]
+    ).reshape(-1, 2)
+    right = np.zeros(3)
+    for test in np.array_split(np.arange(n), folds):
+        train = np.setdiff1d(np.arange(n), test)
+        fits = fit_anchors(fitted_anchors, fitted_positions, places[train], rssi[train][:, at])
+        calibration = store_calibration(plan.store.id, fits)
+        default_map = path_loss_map(plan)
+        calibrated = path_loss_map(plan, **radio_parameters(default_map.anchors, calibration))
+        survey = Survey(tuple(labels[train]), tuple(order), rssi[train])
+        surveyed = combine(
+            calibrated,
+            fingerprint_map(survey, zones=[z for z in calibrated.zones if z in set(survey.zones)]),
+            survey_weight,
+        )
+        for k, radio in enumerate((default_map, calibrated, surveyed)):
+            aligned = _aligned(rssi[test], order, radio.anchors)
+            guess = np.array(radio.zones, dtype=object)[
+                log_likelihood(radio, aligned).argmax(axis=1)
+            ]
+            right[k] += float(np.sum(guess == labels[test]))
+    share = [round(float(r) / n, 4) for r in right]
+    return ExpectedAccuracy(share[0], share[1], share[2], folds=folds)
+
+
+def _aligned(
+    rssi: NDArray[np.float64], columns: Sequence[str], anchors: Sequence[str]
+) -> NDArray[np.float64]:
+    index = {a: i for i, a in enumerate(columns)}
+    out = np.full((rssi.shape[0], len(anchors)), np.nan)
+    for j, anchor in enumerate(anchors):
+        if anchor in index:
+            out[:, j] = rssi[:, index[anchor]]
+    return out
