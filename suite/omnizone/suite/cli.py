@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from omnizone.gateway.cli import make_gateway_app
+from omnizone.server.calibrate_cli import calibrate
 from omnizone.server.cli import server_app
 from omnizone.sim.cli import sim_app
 from omnizone.suite.bench.cli import bench_app
@@ -46,4 +47,5 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(bench_app, name="bench")
 app.add_typer(eval_app, name="eval")
 app.command()(report)
+app.command()(calibrate)
 app.command()(demo)
