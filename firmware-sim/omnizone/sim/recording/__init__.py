@@ -10,7 +10,10 @@ from .format import (
     RecordingError,
     RecordingHeader,
     RecordingWriter,
+    part_path,
+    read_header,
     read_recording,
+    recording_files,
     write_recording,
 )
 
@@ -22,6 +25,9 @@ __all__ = [
     "RecordingError",
     "RecordingHeader",
     "RecordingWriter",
+    "part_path",
+    "read_header",
     "read_recording",
+    "recording_files",
     "write_recording",
 ]
