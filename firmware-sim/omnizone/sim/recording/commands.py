@@ -122,11 +122,14 @@ def record_command(
         _stop_on_signals() as stop,
         Live(console=console, refresh_per_second=1, transient=True) as live,
     ):
-        recorder = Recorder(options, on_tick=lambda stats: live.update(status_line(stats)))
-        console.print(
-            f"recording store {plan.store.id} as {user} from {broker_host}:{broker_port} "
-            f"into {out} (Ctrl-C to stop)",
-            highlight=False,
+        recorder = Recorder(
+            options,
+            on_tick=lambda stats: live.update(status_line(stats)),
+            on_ready=lambda: console.print(
+                f"recording store {plan.store.id} as {user} from {broker_host}:{broker_port} "
+                f"into {out} (Ctrl-C to stop)",
+                highlight=False,
+            ),
         )
         try:
             stats = recorder.run(stop)

@@ -111,8 +111,10 @@ class Recorder:
         *,
         clock: Callable[[], int] = wall_clock_ms,
         on_tick: Callable[[RecorderStats], None] | None = None,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.options = options
+        self._on_ready = on_ready
         self.stats = RecorderStats(store=options.store)
         self._clock = clock
         self._on_tick = on_tick
@@ -144,6 +146,8 @@ class Recorder:
         self._open_part()
         try:
             self._connect()
+            if self._on_ready is not None:
+                self._on_ready()
             deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
             last_tick, counted = time.monotonic(), Counter[str]()
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
