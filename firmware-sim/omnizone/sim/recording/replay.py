@@ -7,6 +7,7 @@ optionally shifted through the wire contract) is separate from the shell
 (``Replayer``: one paho client per gateway, as a live gateway has).
 """
 
+import contextlib
 import ssl
 import threading
 import time
@@ -190,6 +191,10 @@ class Replayer:
                     break
                 if stop.is_set():
                     break
+                if infos:
+                    # One at a time across all gateways: the broker hands the
+                    # server the messages in the recorded order, as live.
+                    self._wait_published(*infos[-1], stop)
                 info = self._clients[message.gateway].publish(
                     message.topic, message.payload, qos=message.qos, retain=message.retain
                 )
@@ -198,10 +203,7 @@ class Replayer:
                     on_progress(index)
             stats.stopped_early = stop.is_set()
             for gateway, info in infos:
-                while not info.is_published() and not stop.is_set():
-                    if gateway in self._refused:
-                        raise ReplayError(f"gateway {gateway}: {self._refused[gateway]}")
-                    info.wait_for_publish(timeout=0.5)
+                self._wait_published(gateway, info, stop)
                 if info.is_published():
                     stats.published[gateway] += 1
         finally:
@@ -210,6 +212,16 @@ class Replayer:
                 client.loop_stop()
             stats.wall_s = time.monotonic() - started
         return stats
+
+    def _wait_published(
+        self, gateway: str, info: mqtt.MQTTMessageInfo, stop: threading.Event
+    ) -> None:
+        """Until the broker has it (QoS 1: its PUBACK; QoS 0: sent)."""
+        while not info.is_published() and not stop.is_set():
+            if gateway in self._refused:
+                raise ReplayError(f"gateway {gateway}: {self._refused[gateway]}")
+            with contextlib.suppress(RuntimeError):
+                info.wait_for_publish(timeout=0.5)
 
     def _connect_all(self, gateways: list[tuple[str, str]]) -> None:
         for store, gateway in gateways:
