@@ -164,6 +164,59 @@ def test_record_then_replay_loses_duplicates_and_reorders_nothing_per_gateway(
     assert _per_gateway(tmp_path / "replayed.ozrec") == recorded
 
 
+def test_parts_rotate_by_size_and_hour_and_replay_as_one_recording(
+    broker_factory: Callable[..., RunningBroker],
+    broker_accounts: BrokerAccounts,
+    mqtt_probe: Callable[..., MqttProbe],
+    tmp_path: Path,
+) -> None:
+    live = broker_factory("mosquitto")
+    jump = [0]  # the recorder's clock, moved forward an hour mid-way
+
+    def clock() -> int:
+        return int(time.time() * 1000) + jump[0]
+
+    username, password = broker_accounts.recorder_credentials(STORE)
+    options = RecorderOptions(
+        STORE, tmp_path / "parts" / "rivoli.ozrec", live.host, live.port, username, password,
+        rotate_bytes=500,
+    )  # fmt: skip
+    (tmp_path / "parts").mkdir()
+    recorder = Recorder(options, clock=clock)
+    stop = threading.Event()
+    thread = threading.Thread(target=recorder.run, args=(stop,), daemon=True)
+    thread.start()
+    assert recorder.subscribed.wait(WAIT_S)
+    gateway = mqtt_probe(live, *broker_accounts.gateway_credentials("gw-denim"))
+    rng = random.Random(4)
+    sent = []
+    for seq in range(60):
+        if seq == 30:
+            jump[0] = 3_600_000
+        payload = _payload("gw-denim", seq, rng)
+        gateway.publish(topic_for(STORE, "gw-denim", Kind.BLE), payload)
+        sent.append(payload)
+        time.sleep(0.05)  # spread over flushes, so parts fill up
+    _wait(lambda: recorder.stats.messages == len(sent))
+    stop.set()
+    thread.join(WAIT_S)
+    files = sorted((tmp_path / "parts").iterdir())
+    assert len(files) >= 3
+    assert tmp_path / "parts" / "rivoli.0001.ozrec" in files
+    hours = {read_recording(f).header.started_ms // 3_600_000 for f in files}
+    assert len(hours) == 2, "a new hour starts a new part"
+    fresh = broker_factory("mosquitto")
+    with _recording(fresh, broker_accounts, tmp_path / "again.ozrec") as again:
+        replay(
+            [tmp_path / "parts"],
+            BrokerLogin(fresh.host, fresh.port),
+            broker_accounts.all_gateway_credentials(),
+            speed=0,
+        )
+        _wait(lambda: again.stats.messages == len(sent))
+    assert [m.payload for m in read_recording(tmp_path / "again.ozrec").messages] == sent
+
+
 def test_a_publish_with_the_recorder_login_never_reaches_a_subscriber(
     mosquitto_broker: RunningBroker,
     broker_accounts: BrokerAccounts,

@@ -32,7 +32,13 @@ from omnizone.broker import BrokerAccounts, RunningBroker, start_broker
 from omnizone.broker.files import write_private
 from omnizone.contract.messages import BleMessage, BleSighting, dump_message, parse_message
 from omnizone.contract.topics import Kind, subscription_filter, topic_for
-from omnizone.sim.recording import RecordedMessage, RecordingHeader, write_recording
+from omnizone.sim.recording import (
+    RecordedMessage,
+    RecordingHeader,
+    part_path,
+    read_recording,
+    write_recording,
+)
 from omnizone.sim.recording.replay import BrokerLogin, replay
 
 BENCH_STORE = "bench-store"
@@ -238,13 +244,15 @@ def bench_recorder(folder: Path, *, gateways: int, seconds: float) -> dict[str, 
             if recorder.poll() is None:
                 recorder.kill()
     cpu_total = usage.ru_utime + usage.ru_stime
-    recorded = sum(1 for _ in _messages(out))
+    parts = _parts(out)  # a run across an hour boundary rotates
+    recorded = sum(len(read_recording(part).messages) for part in parts)
     return {
         "gateways": gateways,
         "rate_per_gateway_per_s": 1,
         "seconds": seconds,
         "sent": sent,
         "recorded": recorded,
+        "parts": len(parts),
         "recorder_exit": os.waitstatus_to_exitcode(status),
         "recorder_cpu_share_of_one_core": round(cpu_busy / wall, 4),
         "measured_wall_s": round(wall, 1),
@@ -254,10 +262,11 @@ def bench_recorder(folder: Path, *, gateways: int, seconds: float) -> dict[str, 
     }
 
 
-def _messages(path: Path) -> list[RecordedMessage]:
-    from omnizone.sim.recording import read_recording
-
-    return read_recording(path).messages
+def _parts(first: Path) -> list[Path]:
+    parts = []
+    while part_path(first, len(parts)).exists():
+        parts.append(part_path(first, len(parts)))
+    return parts
 
 
 def _gateway_clients(
