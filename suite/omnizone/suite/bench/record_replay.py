@@ -263,7 +263,7 @@ def bench_recorder(folder: Path, *, gateways: int, seconds: float) -> dict[str, 
 
 
 def _parts(first: Path) -> list[Path]:
-    parts = []
+    parts: list[Path] = []
     while part_path(first, len(parts)).exists():
         parts.append(part_path(first, len(parts)))
     return parts
