@@ -100,3 +100,33 @@ def test_the_format_example_in_docs_parses(tmp_path: Path) -> None:
     for message in recording.messages:
         if message.topic.endswith("/ble"):
             parse_message(message.topic, message.payload)
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from omnizone.suite.cli import app
+
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "500"})
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_bad_options_and_files_exit_2_with_a_message_naming_them(tmp_path: Path) -> None:
+    store = str(REPO / "config" / "stores" / "rivoli.yaml")
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text("gateways: {gw-entrance: pw}\n")
+    code, text = _cli("sim", "record", "--store", store, "--out", str(tmp_path / "r.ozrec"))
+    assert code == 2 and "--accounts FILE or --password-file" in text
+    code, text = _cli(
+        "sim", "record", "--store", store, "--out", "r.ozrec", "--accounts", str(accounts)
+    )
+    assert code == 2 and "no 'recorders:" in text and "paris-rivoli" in text
+    broken = tmp_path / "broken.ozrec"
+    broken.write_bytes(b"plain text, not gzip")
+    code, text = _cli("sim", "replay", str(broken), "--accounts", str(accounts))
+    assert code == 2 and "broken.ozrec" in text and "not gzip" in text
+    missing = tmp_path / "gw.ozrec"
+    header = RecordingHeader(store="paris-rivoli", started_ms=T0)
+    write_recording(missing, header, [_message("gw-shoes", T0)])
+    code, text = _cli("sim", "replay", str(missing), "--accounts", str(accounts), "--fast")
+    assert code == 2 and "no password for gateway(s) gw-shoes" in text
