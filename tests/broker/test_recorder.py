@@ -29,7 +29,7 @@ from omnizone.broker.files import write_private
 from omnizone.contract.messages import parse_message
 from omnizone.contract.topics import GATEWAY_KINDS, Kind, topic_for
 from omnizone.sim.recording import read_recording
-from omnizone.sim.recording.record import Recorder, RecorderOptions
+from omnizone.sim.recording.record import Recorder, RecorderError, RecorderOptions
 from omnizone.sim.recording.replay import BrokerLogin, replay
 from omnizone.store import StorePlan
 from omnizone.suite.bench.record_replay import ble_payload
@@ -351,3 +351,15 @@ def test_sigterm_closes_the_file_and_prints_the_summary(
     assert recording.truncated_bytes == 0
     assert [m.payload for m in recording.messages] == payloads
     assert [parse_message(m.topic, m.payload).seq for m in recording.messages] == list(range(10))
+
+
+def test_a_refused_login_says_so_and_leaves_no_file(
+    mosquitto_broker: RunningBroker, tmp_path: Path
+) -> None:
+    out = tmp_path / "refused.ozrec"
+    options = RecorderOptions(
+        STORE, out, mosquitto_broker.host, mosquitto_broker.port, recorder_username(STORE), "wrong"
+    )
+    with pytest.raises(RecorderError, match=r"refused the recorder .* Not authorized"):
+        Recorder(options).run(threading.Event())
+    assert not out.exists()

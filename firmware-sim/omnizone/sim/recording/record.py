@@ -143,9 +143,12 @@ class Recorder:
         """Record until ``stop`` is set (or ``duration_s`` passes); always closes the file."""
         options = self.options
         self.stats.started_ms = self._clock()
-        self._open_part()
+        if options.out.exists():
+            raise RecorderError(f"{options.out} exists; the recorder never overwrites a file")
         try:
-            self._connect()
+            self._connect()  # before creating a file: a refused login leaves none behind
+            if self._writer is None:
+                self._open_part()
             if self._on_ready is not None:
                 self._on_ready()
             deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
@@ -196,14 +199,18 @@ class Recorder:
             if self._connect_error is not None:
                 raise RecorderError(self._connect_error)
             if time.monotonic() > end:
-                raise RecorderError("no answer from the broker within 15 s")
+                raise RecorderError(
+                    f"no answer from the broker at {options.host}:{options.port} within 15 s: "
+                    "the recorder speaks MQTT 5 (Mosquitto 2 does; the embedded amqtt broker "
+                    "does not)"
+                )
 
     def _reconnect(self, stop: threading.Event) -> None:
         """Lost the broker: try again once a second, flushing meanwhile."""
         self.stats.reconnects += 1
         while not stop.is_set():
-            assert self._writer is not None
-            self._writer.flush()
+            if self._writer is not None:
+                self._writer.flush()
             try:
                 if self._client.reconnect() == mqtt.MQTT_ERR_SUCCESS:
                     return
@@ -235,6 +242,8 @@ class Recorder:
         self._subscribed.set()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if self._writer is None:  # a message in the same read as the SUBACK
+            self._open_part()
         assert self._writer is not None
         self._writer.add(
             RecordedMessage(
