@@ -363,3 +363,45 @@ def test_a_refused_login_says_so_and_leaves_no_file(
     with pytest.raises(RecorderError, match=r"refused the recorder .* Not authorized"):
         Recorder(options).run(threading.Event())
     assert not out.exists()
+
+
+def test_sim_replay_command_shifts_to_now_and_reports_per_gateway(
+    mosquitto_broker: RunningBroker,
+    broker_accounts: BrokerAccounts,
+    mqtt_probe: Callable[..., MqttProbe],
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from omnizone.sim.recording import RecordedMessage, RecordingHeader, write_recording
+    from omnizone.suite.cli import app
+
+    rng = random.Random(6)
+    t0 = 1_764_748_800_000
+    messages = [
+        RecordedMessage(t0 + seq * 1000 + n, topic_for(STORE, gw, Kind.BLE), _payload(gw, seq, rng))
+        for seq in range(5)
+        for n, gw in enumerate(GATEWAYS)
+    ]
+    path = tmp_path / "old.ozrec"
+    write_recording(path, RecordingHeader(store=STORE, started_ms=t0), messages)
+    accounts_file = tmp_path / "accounts.yaml"
+    write_private(accounts_file, yaml.safe_dump(broker_accounts.clients_file()))
+    server = mqtt_probe(mosquitto_broker, *broker_accounts.server_credentials)
+    server.subscribe(f"omnizone/v1/{STORE}/+/ble")
+    before_ms = int(time.time() * 1000)
+    result = CliRunner().invoke(
+        app,
+        ["sim", "replay", str(path), "--accounts", str(accounts_file), "--fast",
+         "--shift-to-now", "--broker-port", str(mosquitto_broker.port), "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["per_gateway"] == {gw: {"planned": 5, "published": 5} for gw in GATEWAYS}
+    received = [server.next_message() for _ in messages]
+    for original, message in zip(messages, received, strict=True):
+        old = parse_message(original.topic, original.payload)
+        new = parse_message(message.topic, bytes(message.payload))
+        assert new.sent_ms - old.sent_ms == summary["shifted_ms"]
+        assert (new.gateway, new.seq) == (old.gateway, old.seq)
+    assert summary["shifted_ms"] >= before_ms - t0
