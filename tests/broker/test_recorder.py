@@ -27,6 +27,7 @@ from omnizone.broker import BrokerAccounts, RunningBroker, recorder_username
 from omnizone.broker.accounts import Access, may_publish, may_subscribe, render_acl_file
 from omnizone.broker.files import write_private
 from omnizone.contract.messages import parse_message
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.contract.topics import GATEWAY_KINDS, Kind, topic_for
 from omnizone.sim.recording import read_recording
 from omnizone.sim.recording.record import Recorder, RecorderError, RecorderOptions
@@ -174,7 +175,7 @@ def test_parts_rotate_by_size_and_hour_and_replay_as_one_recording(
     jump = [0]  # the recorder's clock, moved forward an hour mid-way
 
     def clock() -> int:
-        return int(time.time() * 1000) + jump[0]
+        return wall_clock_ms() + jump[0]
 
     username, password = broker_accounts.recorder_credentials(STORE)
     options = RecorderOptions(
@@ -389,7 +390,7 @@ def test_sim_replay_command_shifts_to_now_and_reports_per_gateway(
     write_private(accounts_file, yaml.safe_dump(broker_accounts.clients_file()))
     server = mqtt_probe(mosquitto_broker, *broker_accounts.server_credentials)
     server.subscribe(f"omnizone/v1/{STORE}/+/ble")
-    before_ms = int(time.time() * 1000)
+    before_ms = wall_clock_ms()
     result = CliRunner().invoke(
         app,
         ["sim", "replay", str(path), "--accounts", str(accounts_file), "--fast",

@@ -31,6 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from omnizone.broker import BrokerAccounts, RunningBroker, start_broker
 from omnizone.broker.files import write_private
 from omnizone.contract.messages import BleMessage, BleSighting, dump_message, parse_message
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.contract.topics import Kind, subscription_filter, topic_for
 from omnizone.sim.recording import (
     RecordedMessage,
@@ -224,7 +225,7 @@ def bench_recorder(folder: Path, *, gateways: int, seconds: float) -> dict[str, 
             sent = 0
             start = time.monotonic()
             for second in range(int(seconds)):
-                now_ms = int(time.time() * 1000)
+                now_ms = wall_clock_ms()
                 for gateway in ids:
                     heard = rng.sample(phones, rng.randint(1, 12))
                     payload = ble_payload(BENCH_STORE, gateway, second, now_ms, heard, rng)
