@@ -13,6 +13,8 @@ from omnizone.sim.recording import (
     RecordedMessage,
     RecordingError,
     RecordingHeader,
+    RecordingWriter,
+    iter_messages,
     part_path,
     read_recording,
     recording_files,
@@ -130,3 +132,26 @@ def test_bad_options_and_files_exit_2_with_a_message_naming_them(tmp_path: Path)
     write_recording(missing, header, [_message("gw-shoes", T0)])
     code, text = _cli("sim", "replay", str(missing), "--accounts", str(accounts), "--fast")
     assert code == 2 and "no password for gateway(s) gw-shoes" in text
+
+
+def test_streaming_reads_what_the_whole_file_reader_reads_also_after_a_crash(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "crashed.ozrec"
+    traffic = list(synthetic_traffic(gateways=["gw-01", "gw-02"], seconds=30, start_ms=T0))
+    now = [T0]
+    writer = RecordingWriter(
+        path, RecordingHeader(store="bench-store", started_ms=T0), clock=lambda: now[0]
+    )
+    for message in traffic:
+        now[0] = message.rx_ms
+        writer.add(message)  # a member a second
+    writer.flush()
+    complete = path.stat().st_size
+    with path.open("ab") as handle:  # a member cut off by a crash
+        handle.write(gzip.compress(traffic[0].to_line())[:-9])
+    whole = read_recording(path)
+    assert whole.truncated_bytes == path.stat().st_size - complete
+    assert whole.messages == traffic
+    for chunk in (64, 1000, 1 << 20):  # members across chunk edges, several per chunk
+        assert list(iter_messages(path, chunk_bytes=chunk)) == traffic

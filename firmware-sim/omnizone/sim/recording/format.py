@@ -24,7 +24,7 @@ import gzip
 import json
 import os
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final, Literal
@@ -281,3 +281,47 @@ def read_header(path: str | Path) -> RecordingHeader:
     if not line:
         raise RecordingError(f"{path}: not an omnizone recording (no header)")
     return _header(path, line)
+
+
+def iter_messages(path: str | Path, chunk_bytes: int = 1 << 20) -> Iterator[RecordedMessage]:
+    """The messages of one recording, read a chunk at a time (a day of a big
+    store does not fit in memory). Like ``read_recording``, an incomplete last
+    member (a crash) ends the stream; a bad line raises ``RecordingError``."""
+    path = Path(path)
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 (closed below, also when the caller stops early)
+    except OSError as error:
+        raise RecordingError(f"{path}: cannot read the file ({error.strerror})") from None
+    with handle:
+        number = 0
+        for line in _stream_lines(handle, chunk_bytes):
+            number += 1
+            if number == 1:
+                _header(path, line)
+            elif line:
+                yield _message(path, number, line)
+        if number == 0:
+            raise RecordingError(f"{path}: not an omnizone recording (no header)")
+
+
+def _stream_lines(handle: IO[bytes], chunk_bytes: int) -> Iterator[bytes]:
+    """Lines of the complete gzip members, in order; a cut-off member's text is dropped."""
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    member_text: list[bytes] = []  # the current member's text, kept until it is complete
+    pending = b""  # start of a line continued in the next member
+    while chunk := handle.read(chunk_bytes):
+        data = chunk
+        while data:
+            try:
+                member_text.append(inflate.decompress(data))
+            except zlib.error:
+                return
+            if not inflate.eof:
+                break  # this member goes on in the next chunk
+            data = inflate.unused_data
+            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            *lines, pending = (pending + b"".join(member_text)).split(b"\n")
+            member_text = []
+            yield from lines
+    if pending:
+        yield pending

@@ -12,7 +12,7 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from omnizone.contract.messages import BleMessage, ContractError, dump_message, parse_message
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.contract.topics import parse_topic
-from omnizone.sim.recording.format import RecordedMessage, read_recording, recording_files
+from omnizone.sim.recording.format import RecordedMessage, iter_messages, recording_files
 
 # The metadata pydantic keeps for the contract's ``EpochMs`` fields: a field
 # with exactly these bounds is a point in time (``window_ms`` is a duration).
@@ -72,13 +72,10 @@ class ReplayStats:
         }
 
 
-def load_recordings(paths: Iterable[str | Path]) -> tuple[list[Path], list[RecordedMessage]]:
-    """Every message of the given files or folders, parts in order."""
-    files = recording_files(paths)
-    messages: list[RecordedMessage] = []
+def recorded_messages(files: Iterable[Path]) -> Iterator[RecordedMessage]:
+    """Every message of the given parts, in order, streamed (never all in memory)."""
     for path in files:
-        messages.extend(read_recording(path).messages)
-    return files, messages
+        yield from iter_messages(path)
 
 
 def shift_times(model: BaseModel, offset_ms: int) -> BaseModel:
@@ -102,17 +99,20 @@ def shift_payload(topic: str, payload: bytes, offset_ms: int) -> bytes:
     return dump_message(checked)
 
 
-def plan_replay(
-    messages: Sequence[RecordedMessage], *, speed: float, shift_ms: int | None = None
-) -> list[PlannedMessage]:
-    """When each message goes (``speed`` 0: all at once, in order) and what it says."""
+def plan_messages(
+    messages: Iterable[RecordedMessage],
+    *,
+    speed: float,
+    shift_ms: int | None = None,
+    first_ms: int | None = None,
+) -> Iterator[PlannedMessage]:
+    """When each message goes (``speed`` 0: all at once, in order) and what it
+    says; ``first_ms`` (default: the first message's receive time) is time 0."""
     if speed < 0:
         raise ReplayError(f"--speed must be 0 (as fast as possible) or positive, not {speed}")
-    if not messages:
-        return []
-    first_ms = messages[0].rx_ms
-    planned = []
     for index, message in enumerate(messages, start=1):
+        if first_ms is None:
+            first_ms = message.rx_ms
         try:
             address = parse_topic(message.topic)
         except ValueError as error:
@@ -127,18 +127,22 @@ def plan_replay(
                     "--shift-to-now to send it as recorded)"
                 ) from None
         at_s = 0.0 if speed == 0 else max(0, message.rx_ms - first_ms) / 1000 / speed
-        planned.append(
-            PlannedMessage(
-                at_s,
-                address.store,
-                address.gateway,
-                message.topic,
-                payload,
-                message.qos,
-                message.retain,
-            )
+        yield PlannedMessage(
+            at_s,
+            address.store,
+            address.gateway,
+            message.topic,
+            payload,
+            message.qos,
+            message.retain,
         )
-    return planned
+
+
+def plan_replay(
+    messages: Sequence[RecordedMessage], *, speed: float, shift_ms: int | None = None
+) -> list[PlannedMessage]:
+    """``plan_messages`` as a list (small recordings, tests)."""
+    return list(plan_messages(messages, speed=speed, shift_ms=shift_ms))
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,51 +171,51 @@ class Replayer:
 
     def run(
         self,
-        plan: Sequence[PlannedMessage],
+        plan: Iterable[PlannedMessage],
+        gateways: Iterable[tuple[str, str]],
         stats: ReplayStats,
         stop: threading.Event,
-        on_progress: Callable[[int], None] | None = None,
     ) -> ReplayStats:
-        gateways = {(p.store, p.gateway) for p in plan}
-        missing = sorted(gw for _store, gw in gateways if gw not in self._credentials)
+        """Publish ``plan`` as the ``(store, gateway)`` pairs it names."""
+        gateways = sorted(set(gateways))
+        missing = [gw for _store, gw in gateways if gw not in self._credentials]
         if missing:
             raise ReplayError(
                 f"no password for gateway(s) {', '.join(missing)} in the accounts file"
             )
-        for message in plan:
-            stats.planned[message.gateway] += 1
         started = time.monotonic()
         try:
-            self._connect_all(sorted(gateways))
-            infos: list[tuple[str, mqtt.MQTTMessageInfo]] = []
+            self._connect_all(gateways)
+            pending: tuple[str, mqtt.MQTTMessageInfo] | None = None
             start = time.monotonic()
-            for index, message in enumerate(plan):
+            for message in plan:
                 delay = start + message.at_s - time.monotonic()
-                if delay > 0 and stop.wait(delay):
+                if (delay > 0 and stop.wait(delay)) or stop.is_set():
                     break
-                if stop.is_set():
-                    break
-                if infos:
+                if pending is not None:
                     # One at a time across all gateways: the broker hands the
                     # server the messages in the recorded order, as live.
-                    self._wait_published(*infos[-1], stop)
+                    self._count_when_published(*pending, stats, stop)
                 info = self._clients[message.gateway].publish(
                     message.topic, message.payload, qos=message.qos, retain=message.retain
                 )
-                infos.append((message.gateway, info))
-                if on_progress is not None and index % 100 == 0:
-                    on_progress(index)
+                pending = (message.gateway, info)
             stats.stopped_early = stop.is_set()
-            for gateway, info in infos:
-                self._wait_published(gateway, info, stop)
-                if info.is_published():
-                    stats.published[gateway] += 1
+            if pending is not None:
+                self._count_when_published(*pending, stats, stop)
         finally:
             for client in self._clients.values():
                 client.disconnect()
                 client.loop_stop()
             stats.wall_s = time.monotonic() - started
         return stats
+
+    def _count_when_published(
+        self, gateway: str, info: mqtt.MQTTMessageInfo, stats: ReplayStats, stop: threading.Event
+    ) -> None:
+        self._wait_published(gateway, info, stop)
+        if info.is_published():
+            stats.published[gateway] += 1
 
     def _wait_published(
         self, gateway: str, info: mqtt.MQTTMessageInfo, stop: threading.Event
@@ -280,9 +284,21 @@ def replay(
     stop: threading.Event | None = None,
     clock: Callable[[], int] = wall_clock_ms,
 ) -> ReplayStats:
-    """Load, plan and replay; the whole ``sim replay`` without its terminal."""
-    files, messages = load_recordings(paths)
-    shift = clock() - messages[0].rx_ms if shift_to_now and messages else None
-    plan = plan_replay(messages, speed=speed, shift_ms=shift)
-    stats = ReplayStats(files=[str(f) for f in files], speed=speed, shifted_ms=shift or 0)
-    return Replayer(broker, credentials).run(plan, stats, stop or threading.Event())
+    """The whole ``sim replay`` without its terminal. A first pass over the
+    files checks every message (and, to shift, its payload) and finds the
+    gateways before anything is published; the second streams them out."""
+    files = recording_files(paths)
+    stats = ReplayStats(files=[str(f) for f in files], speed=speed)
+    gateways: set[tuple[str, str]] = set()
+    first_ms: int | None = None
+    checked = plan_messages(recorded_messages(files), speed=0, shift_ms=0 if shift_to_now else None)
+    for message in checked:
+        stats.planned[message.gateway] += 1
+        gateways.add((message.store, message.gateway))
+    first = next(recorded_messages(files), None)
+    if first is not None:
+        first_ms = first.rx_ms
+    shift = clock() - first_ms if shift_to_now and first_ms is not None else None
+    stats.shifted_ms = shift or 0
+    plan = plan_messages(recorded_messages(files), speed=speed, shift_ms=shift, first_ms=first_ms)
+    return Replayer(broker, credentials).run(plan, gateways, stats, stop or threading.Event())
