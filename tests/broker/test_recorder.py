@@ -406,3 +406,35 @@ def test_sim_replay_command_shifts_to_now_and_reports_per_gateway(
         assert new.sent_ms - old.sent_ms == summary["shifted_ms"]
         assert (new.gateway, new.seq) == (old.gateway, old.seq)
     assert summary["shifted_ms"] >= before_ms - t0
+
+
+def test_the_recorder_reconnects_after_the_broker_restarts(
+    mosquitto_broker: RunningBroker,
+    broker_accounts: BrokerAccounts,
+    mqtt_probe: Callable[..., MqttProbe],
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "restart.ozrec"
+    topic = topic_for(STORE, "gw-menswear", Kind.BLE)
+    login = broker_accounts.gateway_credentials("gw-menswear")
+    with _recording(mosquitto_broker, broker_accounts, out) as recorder:
+        before = mqtt_probe(mosquitto_broker, *login)
+        for n in range(5):
+            before.publish(topic, f"before-{n}".encode())
+        _wait(lambda: recorder.stats.messages == 5)
+        before.disconnect()
+        mosquitto_broker.restart()
+        after = mqtt_probe(mosquitto_broker, *login)
+        # The recorder has a clean session: what is sent before it is back is
+        # not for it. Send until one arrives.
+        end = time.monotonic() + WAIT_S
+        n = 0
+        while recorder.stats.messages == 5 and time.monotonic() < end:
+            after.publish(topic, f"after-{n}".encode())
+            n += 1
+            time.sleep(0.2)
+        _wait(lambda: recorder.stats.messages > 5)
+        assert recorder.stats.reconnects >= 1
+    payloads = [m.payload for m in read_recording(out).messages]
+    assert payloads[:5] == [f"before-{n}".encode() for n in range(5)]
+    assert payloads[5:] and all(p.startswith(b"after-") for p in payloads[5:])
