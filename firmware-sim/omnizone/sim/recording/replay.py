@@ -2,7 +2,7 @@
 recorded gateways, each logged in with its own account and client id, in
 each gateway's recorded order and at the recorded pace (docs/recording.md).
 
-The pure part (``plan_replay``: which message goes when, with its times
+The pure part (``plan_messages``: which message goes when, with its times
 optionally shifted through the wire contract) is separate from the shell
 (``Replayer``: one paho client per gateway, as a live gateway has).
 """
