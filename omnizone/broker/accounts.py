@@ -27,6 +27,7 @@ from omnizone.contract.topics import (
     check_identifier,
     gateway_acl_patterns,
     gateway_read_patterns,
+    recorder_read_patterns,
     server_write_patterns,
 )
 
@@ -34,6 +35,14 @@ if TYPE_CHECKING:
     from omnizone.store import StorePlan
 
 SERVER_USERNAME = "omnizone-server"
+RECORDER_PREFIX = "omnizone-recorder-"
+"""A store's recorder logs in as ``omnizone-recorder-<store id>``."""
+
+
+def recorder_username(store_id: str) -> str:
+    """The username of a store's recorder account (``sim record``)."""
+    return RECORDER_PREFIX + check_identifier(store_id, "store id")
+
 
 # What the server account may do: read everything the gateways send, write
 # only the retained per-gateway config and ack topics.
@@ -98,16 +107,20 @@ def _check_password(password: str, username: str) -> str:
 
 @dataclass(frozen=True)
 class BrokerAccounts:
-    """The server account and one account per gateway (username = gateway id).
+    """The server account, one account per gateway (username = gateway id)
+    and, optionally, one recorder account per store.
 
     Gateway ids are usernames, so they must be unique across all stores that
-    share one broker.
+    share one broker. A recorder (``recorder_username(store)``) may read that
+    store's gateway topics and write nothing: it records traffic for replay.
     """
 
     server_username: str
     server_password: str
     gateways: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     """gateway id -> (store id, password)"""
+    recorders: Mapping[str, str] = field(default_factory=dict)
+    """store id -> recorder password"""
 
     def __post_init__(self) -> None:
         check_username(self.server_username)
@@ -120,8 +133,14 @@ class BrokerAccounts:
             raise ValueError(
                 f"server username {self.server_username!r} is also a gateway id; pick another"
             )
-        # Freeze the mapping: accounts are handed to several threads/processes.
+        for store_id, password in self.recorders.items():
+            username = recorder_username(store_id)
+            _check_password(password, username)
+            if username in self.gateways or username == self.server_username:
+                raise ValueError(f"recorder username {username!r} is already taken; pick another")
+        # Freeze the mappings: accounts are handed to several threads/processes.
         object.__setattr__(self, "gateways", MappingProxyType(dict(self.gateways)))
+        object.__setattr__(self, "recorders", MappingProxyType(dict(self.recorders)))
 
     @classmethod
     def for_store(
@@ -130,14 +149,17 @@ class BrokerAccounts:
         passwords: PasswordSource | None = None,
         *,
         server_username: str = SERVER_USERNAME,
+        recorder: bool = False,
     ) -> BrokerAccounts:
-        """One account per gateway of the store; random passwords unless given."""
+        """One account per gateway of the store (and its recorder when asked);
+        random passwords unless given."""
         source = passwords or new_password
         store_id = plan.store.id
         return cls(
             server_username=server_username,
             server_password=source(server_username),
             gateways={gw.id: (store_id, source(gw.id)) for gw in plan.gateways},
+            recorders={store_id: source(recorder_username(store_id))} if recorder else {},
         )
 
     @property
@@ -159,10 +181,21 @@ class BrokerAccounts:
             ) from None
         return gateway_id, password
 
+    def recorder_credentials(self, store_id: str) -> tuple[str, str]:
+        """(username, password) the store's recorder connects with."""
+        try:
+            return recorder_username(store_id), self.recorders[store_id]
+        except KeyError:
+            known = ", ".join(sorted(self.recorders)) or "none"
+            raise KeyError(
+                f"no recorder account for store {store_id!r} (stores with one: {known})"
+            ) from None
+
     def passwords(self) -> dict[str, str]:
         """username -> clear password, server first."""
         result = {self.server_username: self.server_password}
         result.update({gw: password for gw, (_store, password) in self.gateways.items()})
+        result.update({recorder_username(s): pw for s, pw in self.recorders.items()})
         return result
 
     def acl_rules(self) -> list[AclRule]:
@@ -177,7 +210,24 @@ class BrokerAccounts:
                 AclRule(gateway_id, Access.READ, read)
                 for read in gateway_read_patterns(store_id, gateway_id)
             )
+        for store_id in sorted(self.recorders):
+            username = recorder_username(store_id)
+            rules.extend(
+                AclRule(username, Access.READ, read) for read in recorder_read_patterns(store_id)
+            )
         return rules
+
+    def clients_file(self) -> dict[str, object]:
+        """What ``omnizone sim run --accounts`` and ``sim record --accounts`` read:
+        each gateway's password and each store's recorder login (clear text:
+        write it 0600, hand it to the simulator or the recorder only)."""
+        return {
+            "gateways": {gw: password for gw, (_store, password) in self.gateways.items()},
+            "recorders": {
+                store: {"username": recorder_username(store), "password": password}
+                for store, password in self.recorders.items()
+            },
+        }
 
 
 # -- password file ---------------------------------------------------------
@@ -241,6 +291,7 @@ def render_acl_file(accounts: BrokerAccounts) -> str:
         f"# A gateway may write only its own {TOPIC_ROOT}/<store>/<gateway>/<kind> topics",
         "# (ble, health, nfc, rfid, status) and read only its own .../config and .../ack,",
         "# which it cannot overwrite; the server reads everything and writes config and ack.",
+        "# A store's recorder reads that store's gateway kinds and writes nothing.",
     ]
     current: str | None = None
     for rule in accounts.acl_rules():

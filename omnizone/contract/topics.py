@@ -103,3 +103,9 @@ def gateway_read_patterns(store: str, gateway: str) -> list[str]:
 def server_write_patterns() -> list[str]:
     """What the server account may write: each gateway's config and ack, nothing else."""
     return [f"{TOPIC_ROOT}/+/+/{kind.value}" for kind in (Kind.CONFIG, Kind.ACK)]
+
+
+def recorder_read_patterns(store: str) -> list[str]:
+    """What a store's recorder account may read: every gateway kind of that store only."""
+    check_identifier(store, "store id")
+    return [subscription_filter(store, "+", kind.value) for kind in sorted(GATEWAY_KINDS)]

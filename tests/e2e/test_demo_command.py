@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.e2e
 
@@ -70,3 +71,9 @@ def test_demo_prints_one_json_summary_and_leaves_nothing_running(
     assert len(zones) == 10 and set(zones["entrance"]) >= {"zone", "visits", "mean_dwell_s"}
     assert sum(z["visits"] + z["pass_bys"] + z["open_visits"] for z in zones.values()) > 0
     assert _processes_mentioning(str(run_dir)) == []
+    # The logins `sim run` / `sim replay` and `sim record` need (docs/recording.md).
+    accounts_file = run_dir / "accounts.yaml"
+    assert accounts_file.stat().st_mode & 0o777 == 0o600
+    logins = yaml.safe_load(accounts_file.read_text())
+    assert len(logins["gateways"]) == 10
+    assert logins["recorders"]["paris-rivoli"]["username"] == "omnizone-recorder-paris-rivoli"

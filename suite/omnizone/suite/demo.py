@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+import yaml
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from omnizone.broker import BrokerAccounts, start_broker
+from omnizone.broker.files import write_private
 from omnizone.sim.app_client import expected_shoppers, register_app_phones
 from omnizone.sim.engine import SimClock, Simulation
 from omnizone.sim.fitting_rooms import FittingRooms, fitting_rooms_possible
@@ -95,7 +97,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
     scenario = options.scenario
     store = load_store(scenario.store_file)
     with _run_directory(options.run_dir) as run_dir, _log_to(run_dir / "omnizone.log"):
-        accounts = BrokerAccounts.for_store(store)
+        accounts = BrokerAccounts.for_store(store, recorder=True)
+        accounts_file = _write_accounts_file(run_dir, accounts)
         api_key = secrets.token_urlsafe(24)
         stop = threading.Event()
         wall_start = time.monotonic()
@@ -155,7 +158,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                     console.print(
                         f"[bold]omnizone demo[/]: broker [cyan]{broker.kind}[/] on port "
                         f"{broker.port}, API [cyan]{server.api_url}[/] "
-                        f"(X-API-Key: {api_key}), docs at {server.api_url}/docs"
+                        f"(X-API-Key: {api_key}), docs at {server.api_url}/docs; "
+                        f"gateway and recorder logins in {accounts_file} (docs/recording.md)"
                     )
                     _simulate(
                         simulation, fleet, server.api_url, api_key, store, options, stop, console
@@ -175,6 +179,14 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                 return result
             finally:
                 server.stop()
+
+
+def _write_accounts_file(run_dir: Path, accounts: BrokerAccounts) -> Path:
+    """The gateways' and the recorder's logins, as ``sim run`` / ``sim record
+    --accounts`` read them; owner-only, inside the demo's run directory."""
+    path = run_dir / "accounts.yaml"
+    write_private(path, yaml.safe_dump(accounts.clients_file(), sort_keys=True))
+    return path
 
 
 def _simulate(

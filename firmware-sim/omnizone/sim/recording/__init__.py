@@ -10,7 +10,11 @@ from .format import (
     RecordingError,
     RecordingHeader,
     RecordingWriter,
+    iter_messages,
+    part_path,
+    read_header,
     read_recording,
+    recording_files,
     write_recording,
 )
 
@@ -22,6 +26,10 @@ __all__ = [
     "RecordingError",
     "RecordingHeader",
     "RecordingWriter",
+    "iter_messages",
+    "part_path",
+    "read_header",
     "read_recording",
+    "recording_files",
     "write_recording",
 ]

@@ -24,12 +24,12 @@ import gzip
 import json
 import os
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from omnizone.contract.base import StrictModel
 from omnizone.contract.timefmt import wall_clock_ms
@@ -51,6 +51,7 @@ class RecordingHeader(StrictModel):
     started_ms: int
     source: Source = "record"
     note: str | None = None
+    part: int = Field(0, ge=0, description="0 for the first file of a recording, +1 per rotation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,7 @@ class RecordingWriter:
         self._buffer: list[bytes] = [header.model_dump_json().encode() + b"\n"]
         self._file: IO[bytes] = open(self.path, "xb")  # noqa: SIM115 (held open; closed by close)
         os.chmod(self.path, 0o600)  # device ids are personal data
-        self._last_flush_ms = clock()
+        self._last_flush_ms = self.opened_ms = clock()
         self.messages = 0
         self.size_bytes = 0
         self.flush()
@@ -113,6 +114,11 @@ class RecordingWriter:
         self.messages += 1
         if self._clock() - self._last_flush_ms >= self._flush_interval_ms:
             self.flush()
+
+    @property
+    def last_flush_ms(self) -> int:
+        """When the buffer last went to disk: the owner's timer flushes a second later."""
+        return self._last_flush_ms
 
     def flush(self) -> None:
         self._last_flush_ms = self._clock()
@@ -223,3 +229,99 @@ def _message(path: Path, number: int, line: bytes) -> RecordedMessage:
         )
     except (ValueError, KeyError, TypeError, binascii.Error) as error:
         raise RecordingError(f"{path}:{number}: bad message line ({error})") from None
+
+
+def part_path(first: str | Path, part: int) -> Path:
+    """Where part ``part`` of a recording goes: the first is ``first`` itself
+    (``rivoli.ozrec``), then ``rivoli.0001.ozrec``, ``rivoli.0002.ozrec``…"""
+    first = Path(first)
+    if part == 0:
+        return first
+    stem, dot, rest = first.name.partition(".")
+    return first.with_name(f"{stem}.{part:04d}{dot}{rest}")
+
+
+def recording_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Recording files named on a command line, in replay order.
+
+    A folder stands for every recording in it (other files are refused by
+    name, never skipped); the parts are ordered by their header's
+    ``started_ms`` and ``part``, so a rotated recording replays in order
+    whatever the shell's glob order.
+    """
+    files: list[Path] = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            files.extend(sorted(p for p in given.iterdir() if p.is_file()))
+        else:
+            files.append(given)
+    if not files:
+        raise RecordingError("no recording files given (or the folder is empty)")
+    keyed = []
+    for path in files:
+        header = read_header(path)
+        keyed.append(((header.started_ms, header.part, str(path)), path))
+    return [path for _key, path in sorted(keyed)]
+
+
+def read_header(path: str | Path) -> RecordingHeader:
+    """The header of one recording, reading only its first member."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(65536)
+    except OSError as error:
+        raise RecordingError(f"{path}: cannot read the file ({error.strerror})") from None
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        first = inflate.decompress(data, 65536)
+    except zlib.error:
+        raise RecordingError(f"{path}: not an omnizone recording (not gzip)") from None
+    line = first.split(b"\n", 1)[0]
+    if not line:
+        raise RecordingError(f"{path}: not an omnizone recording (no header)")
+    return _header(path, line)
+
+
+def iter_messages(path: str | Path, chunk_bytes: int = 1 << 20) -> Iterator[RecordedMessage]:
+    """The messages of one recording, read a chunk at a time (a day of a big
+    store does not fit in memory). Like ``read_recording``, an incomplete last
+    member (a crash) ends the stream; a bad line raises ``RecordingError``."""
+    path = Path(path)
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 (closed below, also when the caller stops early)
+    except OSError as error:
+        raise RecordingError(f"{path}: cannot read the file ({error.strerror})") from None
+    with handle:
+        number = 0
+        for line in _stream_lines(handle, chunk_bytes):
+            number += 1
+            if number == 1:
+                _header(path, line)
+            elif line:
+                yield _message(path, number, line)
+        if number == 0:
+            raise RecordingError(f"{path}: not an omnizone recording (no header)")
+
+
+def _stream_lines(handle: IO[bytes], chunk_bytes: int) -> Iterator[bytes]:
+    """Lines of the complete gzip members, in order; a cut-off member's text is dropped."""
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    member_text: list[bytes] = []  # the current member's text, kept until it is complete
+    pending = b""  # start of a line continued in the next member
+    while chunk := handle.read(chunk_bytes):
+        data = chunk
+        while data:
+            try:
+                member_text.append(inflate.decompress(data))
+            except zlib.error:
+                return
+            if not inflate.eof:
+                break  # this member goes on in the next chunk
+            data = inflate.unused_data
+            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            *lines, pending = (pending + b"".join(member_text)).split(b"\n")
+            member_text = []
+            yield from lines
+    if pending:
+        yield pending

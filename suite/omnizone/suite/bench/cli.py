@@ -110,3 +110,28 @@ def bench_live_map(
         typer.echo(f"omnizone bench live-map: {error}", err=True)
         raise typer.Exit(2) from None
     print_result(result, json_output)
+
+
+@bench_app.command("record-replay")
+def bench_record_replay(
+    gateways: Annotated[int, typer.Option(help="gateways the recorder hears, 1 msg/s each")] = 50,
+    record_seconds: Annotated[float, typer.Option(help="wall seconds of recording")] = 60.0,
+    replay_gateways: Annotated[int, typer.Option(help="gateways of the replayed store")] = 10,
+    hours: Annotated[float, typer.Option(help="recorded hours to replay")] = 1.0,
+    speed: Annotated[float, typer.Option(help="replay speed")] = 60.0,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Recorder CPU at 50 gateways; an hour of a 10-gateway store replayed at --speed 60."""
+    from omnizone.suite.bench.record_replay import run_record_replay_bench
+
+    if min(gateways, replay_gateways) < 1 or min(record_seconds, hours, speed) <= 0:
+        typer.echo("omnizone bench record-replay: every option must be positive", err=True)
+        raise typer.Exit(2)
+    result = run_record_replay_bench(
+        gateways=gateways,
+        record_s=record_seconds,
+        replay_gateways=replay_gateways,
+        hours=hours,
+        speed=speed,
+    )
+    print_result(result, json_output)
