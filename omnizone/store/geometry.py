@@ -50,6 +50,13 @@ def contains(polygon: Polygon, point: Point) -> bool:
     return inside
 
 
+def distance(polygon: Polygon, point: Point) -> float:
+    """How far a point is from a polygon (0 inside or on the boundary)."""
+    if contains(polygon, point):
+        return 0.0
+    return min(_distance_to_segment(a, b, point) for a, b in _edges(polygon))
+
+
 def bounding_box(polygon: Polygon) -> tuple[float, float, float, float]:
     xs = [p[0] for p in polygon]
     ys = [p[1] for p in polygon]

@@ -7,10 +7,12 @@ from typing import Annotated
 import typer
 
 from omnizone.paths import DEFAULT_SCENARIO, shipped_config
+from omnizone.sim.recording.import_cli import import_command
 
 sim_app = typer.Typer(
     help="Simulate a store: shoppers, phones, radios, gateways.", no_args_is_help=True
 )
+sim_app.command("import")(import_command)
 
 
 @sim_app.command("run")

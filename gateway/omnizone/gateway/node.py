@@ -95,7 +95,12 @@ class GatewayNode:
         if beacon is None:
             return
         self.counters.adverts_kept += 1
-        self._aggregator.add(beacon.device, advertisement.rssi, beacon.tx_power, self.clock())
+        self.on_reading(beacon.device, advertisement.rssi, beacon.tx_power, self.clock())
+
+    def on_reading(self, device: str, rssi: float, tx_power: int | None, at_ms: int) -> None:
+        """One decoded sighting (device key, dBm, calibrated tx power) heard at ``at_ms``:
+        the advert callback after decoding, and readings imported from other tools."""
+        self._aggregator.add(device, rssi, tx_power, at_ms)
 
     def on_nfc_taps(self, taps: Sequence[NfcTap]) -> None:
         """A tap is published at once: the shopper is waiting for the product page."""

@@ -1,5 +1,6 @@
 """Survey CSV import: the exact format, every bad line reported with its number."""
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -126,3 +127,51 @@ def test_shipped_surveys_load(plan: StorePlan) -> None:
     train = load_survey(SURVEYS / "rivoli-train-3db.csv", plan)
     test = load_survey(SURVEYS / "rivoli-test-3db.csv", plan)
     assert set(train.zones) == set(test.zones) == {z.id for z in plan.zones}
+
+
+def test_points_columns_are_read_after_zone(tmp_path: Path, plan: StorePlan) -> None:
+    path = _write(
+        tmp_path,
+        "zone,x,y,gw-entrance,gw-womenswear\nentrance,14.5,1.25,-61,\nwomenswear,6,5,-80,-62\n",
+    )
+    survey = load_survey(path, plan)
+    assert survey.anchors == ("gw-entrance", "gw-womenswear")
+    assert survey.points is not None
+    assert survey.points.tolist() == [[14.5, 1.25], [6.0, 5.0]]
+    assert survey.rssi[1].tolist() == [-80.0, -62.0]
+    # the old format has no points
+    assert load_survey(_write(tmp_path, "zone,gw-entrance\nentrance,-60\n"), plan).points is None
+
+
+def test_bad_points_are_reported_with_their_line(tmp_path: Path, plan: StorePlan) -> None:
+    path = _write(
+        tmp_path,
+        "zone,x,y,gw-entrance\nentrance,1,2,-60\nentrance,,2,-60\nentrance,1,inf,-60\n"
+        "entrance,east,2,-60\n",
+    )
+    with pytest.raises(SurveyError) as caught:
+        load_survey(path, plan)
+    assert caught.value.problems == [
+        "survey.csv:3: empty x",
+        "survey.csv:4: y: 'inf' is not a finite number",
+        "survey.csv:5: x: 'east' is not a number",
+    ]
+    lenient = load_survey(path, plan, strict=False)
+    assert lenient.points is not None and lenient.points.tolist() == [[1.0, 2.0]]
+
+
+def test_points_need_an_anchor_after_them(tmp_path: Path, plan: StorePlan) -> None:
+    with pytest.raises(SurveyError, match="no anchor columns after 'zone,x,y'"):
+        load_survey(_write(tmp_path, "zone,x,y\nentrance,1,2\n"), plan)
+
+
+def test_write_then_load_keeps_the_points(tmp_path: Path, plan: StorePlan) -> None:
+    simulated = simulate_survey(plan, 3, 3.0, seed=2)
+    points = np.arange(len(simulated) * 2, dtype=np.float64).reshape(-1, 2) / 4
+    survey = dataclasses.replace(simulated, points=points)
+    write_survey(survey, tmp_path / "out.csv")
+    assert (tmp_path / "out.csv").read_text().startswith("zone,x,y,")
+    again = load_survey(tmp_path / "out.csv", plan)
+    assert again.points is not None
+    np.testing.assert_allclose(again.points, points)
+    np.testing.assert_allclose(np.nan_to_num(again.rssi), np.nan_to_num(survey.rssi))

@@ -3,8 +3,10 @@
 The format (docs/localization.md) is deliberately plain so any tool can produce
 it: a header ``zone,<anchor id>,<anchor id>,…`` then one row per sample with
 the true zone and the RSSI (dBm) per anchor. An empty cell, or -150 and
-below, means "not heard". One sample should be one aggregation window (the
-mean RSSI a gateway reports for a device), which is what the localizer sees.
+below, means "not heard". Optional ``x,y`` columns right after ``zone`` say
+where (metres, the store's frame) each sample was taken: ``zone,x,y,<anchor>,…``.
+One sample should be one aggregation window (the mean RSSI a gateway reports
+for a device), which is what the localizer sees.
 """
 
 import csv
@@ -31,12 +33,20 @@ class Survey:
     anchors: tuple[str, ...]  # (A,)
     rssi: NDArray[np.float64]  # (N, A), NaN = not heard
     skipped: tuple[str, ...] = field(default=())  # bad lines left out (strict=False)
+    points: NDArray[np.float64] | None = None  # (N, 2) where each sample was taken, if known
 
     def __post_init__(self) -> None:
         if self.rssi.shape != (len(self.zones), len(self.anchors)):
             raise ValueError(
                 f"survey rssi has shape {self.rssi.shape}, "
                 f"expected {(len(self.zones), len(self.anchors))}"
+            )
+        if self.points is not None and (
+            self.points.shape != (len(self.zones), 2) or not np.isfinite(self.points).all()
+        ):
+            raise ValueError(
+                f"survey points must be finite with shape {(len(self.zones), 2)}, "
+                f"got {self.points.shape}"
             )
 
     def __len__(self) -> int:
@@ -85,10 +95,12 @@ def load_survey(path: str | Path, plan: StorePlan | None = None, *, strict: bool
     header_problems = _check_header(header, plan)
     if header_problems:
         raise SurveyError(path, [f"{name}:{header_line}: {p}" for p in header_problems])
-    anchors = tuple(header[1:])
+    first_anchor = _first_anchor_column(header)
+    anchors = tuple(header[first_anchor:])
     store_zones = {zone.id for zone in plan.zones} if plan is not None else None
     zones: list[str] = []
     rows: list[list[float]] = []
+    points: list[tuple[float, float]] = []
     problems: list[str] = []
     for cells in reader:
         line = reader.line_num
@@ -103,8 +115,12 @@ def load_survey(path: str | Path, plan: StorePlan | None = None, *, strict: bool
             row_problems.append("empty zone")
         elif store_zones is not None and zone not in store_zones:
             row_problems.append(f"zone {zone!r} is not in the store")
+        point = [
+            _parse_coordinate(axis, cell, row_problems)
+            for axis, cell in zip("xy", cells[1:first_anchor], strict=False)
+        ]
         values: list[float] = []
-        for anchor, cell in zip(anchors, cells[1:], strict=True):
+        for anchor, cell in zip(anchors, cells[first_anchor:], strict=True):
             value, problem = _parse_rssi(cell)
             if problem:
                 row_problems.append(f"{anchor}: {problem}")
@@ -114,6 +130,8 @@ def load_survey(path: str | Path, plan: StorePlan | None = None, *, strict: bool
             continue
         zones.append(zone)
         rows.append(values)
+        if point:
+            points.append((point[0], point[1]))
     if problems and strict:
         raise SurveyError(path, problems)
     if not rows:
@@ -123,18 +141,39 @@ def load_survey(path: str | Path, plan: StorePlan | None = None, *, strict: bool
         anchors=anchors,
         rssi=np.array(rows, dtype=np.float64).reshape(len(rows), len(anchors)),
         skipped=tuple(problems),
+        points=np.array(points, dtype=np.float64).reshape(len(rows), 2)
+        if first_anchor == 3
+        else None,
     )
+
+
+def _first_anchor_column(header: list[str]) -> int:
+    """1, or 3 when ``x,y`` follow ``zone`` (so no anchor may be called x, then y)."""
+    return 3 if [cell.lower() for cell in header[1:3]] == ["x", "y"] else 1
+
+
+def _parse_coordinate(axis: str, cell: str, problems: list[str]) -> float:
+    text = cell.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        problems.append(f"{axis}: {text!r} is not a number" if text else f"empty {axis}")
+        return math.nan
+    if not math.isfinite(value):
+        problems.append(f"{axis}: {text!r} is not a finite number")
+    return value
 
 
 def _check_header(header: list[str], plan: StorePlan | None) -> list[str]:
     problems: list[str] = []
     if header[0].lower() != "zone":
         problems.append(f"the first column must be 'zone', not {header[0]!r}")
-    anchors = header[1:]
+    first = _first_anchor_column(header)
+    anchors = header[first:]
     if not anchors:
-        problems.append("no anchor columns after 'zone'")
+        problems.append(f"no anchor columns after {','.join(header[:first])!r}")
     seen: set[str] = set()
-    for column, anchor in enumerate(anchors, start=2):
+    for column, anchor in enumerate(anchors, start=first + 1):
         if not anchor:
             problems.append(f"column {column} has an empty anchor id")
         elif anchor in seen:
@@ -167,13 +206,20 @@ def _parse_rssi(cell: str) -> tuple[float, str | None]:
 
 
 def write_survey(survey: Survey, path: str | Path) -> None:
-    """Write in the import format: not heard is an empty cell."""
+    """Write in the import format: not heard is an empty cell; x,y when known."""
     path = Path(path)
+    where: list[list[str]] = (
+        [[f"{x:g}", f"{y:g}"] for x, y in survey.points.tolist()]
+        if survey.points is not None
+        else [[] for _ in survey.zones]
+    )
     with path.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["zone", *survey.anchors])
-        for zone, row in zip(survey.zones, survey.rssi.tolist(), strict=True):
-            writer.writerow([zone, *("" if math.isnan(v) else f"{v:g}" for v in row)])
+        writer.writerow(
+            ["zone", *(["x", "y"] if survey.points is not None else []), *survey.anchors]
+        )
+        for zone, xy, row in zip(survey.zones, where, survey.rssi.tolist(), strict=True):
+            writer.writerow([zone, *xy, *("" if math.isnan(v) else f"{v:g}" for v in row)])
 
 
 def simulate_survey(
