@@ -61,7 +61,7 @@ def run_localize_eval(
                     kind,
                     enter_probability=None if kind == BASELINE else enter_probability,
                 ),
-                placement_listeners=[_recorder(timeline)],
+                placement_listeners=[zone_recorder(timeline)],
             )
 
         replay = replay_scenario(scenario, store, list(services.values()), on_progress)
@@ -154,7 +154,10 @@ def replay_scenario(
     return Replay(truth, simulation.start_ms, simulation.end_ms)
 
 
-def _recorder(timeline: dict[str, list[Placement]]) -> Callable[[str, ZonePlacement], None]:
+def zone_recorder(timeline: dict[str, list[Placement]]) -> Callable[[str, ZonePlacement], None]:
+    """A placement listener that keeps each device's reported zone timeline
+    (its changes only), as a live consumer saw it."""
+
     def record(_store: str, placement: ZonePlacement) -> None:
         previous = timeline[placement.device]
         # What a live consumer knew: the zone as of when it was decided.
