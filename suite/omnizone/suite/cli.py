@@ -13,6 +13,7 @@ from omnizone.server.cli import server_app
 from omnizone.sim.cli import sim_app
 from omnizone.suite.bench.cli import bench_app
 from omnizone.suite.commands import demo, report
+from omnizone.suite.datasets.cli import datasets_app
 from omnizone.suite.evaluation.cli import eval_app
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ app = typer.Typer(
 )
 app.add_typer(make_gateway_app(ble_backend=gateway_ble_backend), name="gateway")
 app.add_typer(server_app, name="server")
+sim_app.add_typer(datasets_app, name="datasets")  # needs the server's survey format
 app.add_typer(sim_app, name="sim")
 app.add_typer(bench_app, name="bench")
 app.add_typer(eval_app, name="eval")
