@@ -54,7 +54,9 @@ def _problems(call: object) -> list[str]:
 def test_device_keys_are_valid_deterministic_and_hide_the_raw_string() -> None:
     key = import_device_key(MAC)
     assert check_device_key(key) == key
-    assert key == import_device_key(MAC) != import_device_key(MAC.lower())
+    assert key == import_device_key(MAC.lower()) == import_device_key(MAC.replace(":", "-"))
+    assert key == import_device_key(MAC.replace(":", "")) != import_device_key(MAC + "0")
+    assert import_device_key("robot") != import_device_key("Robot")
     assert MAC.lower().replace(":", "") not in key.replace(":", "")
     assert import_device_key(key) == key  # applying it twice is harmless
     assert not key.startswith("eid:")  # not a shopper: no consent to look up
@@ -273,6 +275,7 @@ def test_sim_import_writes_a_recording_without_the_mac(tmp_path: Path, plan: Sto
     assert summary["messages_per_anchor"] == {"gw-accessories": 3, "gw-entrance": 3}
     assert summary["truth"]["zones"] == {"accessories": 1, "entrance": 1}
     assert summary["truth"]["devices_without_readings"] == 0
+    assert summary["beacon_anchors"] == []
     raw = gzip.decompress(out.read_bytes()).decode()
     assert MAC not in raw and MAC.lower() not in raw
     assert MAC.replace(":", "").lower() not in raw.lower()
@@ -288,3 +291,17 @@ def test_sim_import_writes_a_recording_without_the_mac(tmp_path: Path, plan: Sto
     )
     assert result.exit_code == 2
     assert "bad.csv:2: anchor 'gw-attic'" in result.stderr
+
+
+def test_sim_import_warns_that_beacon_anchors_reach_no_server(tmp_path: Path) -> None:
+    readings = _csv(tmp_path, f"time,anchor,device,rssi\n{T0_S},bcn-checkout,badge,-80\n")
+    store = shipped_config("stores/rivoli.yaml")
+    out = tmp_path / "b.ozr"
+    result = CliRunner().invoke(
+        sim_app,
+        ["import", "--store", str(store), "--readings", str(readings), "--out", str(out), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["beacon_anchors"] == ["bcn-checkout"]
+    assert "the server drops their messages" in result.stderr
+    assert read_recording(out).messages[0].topic == "omnizone/v1/paris-rivoli/bcn-checkout/ble"

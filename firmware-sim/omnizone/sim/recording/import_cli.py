@@ -22,8 +22,9 @@ def import_command(
     force: Annotated[bool, typer.Option(help="overwrite OUT if it exists")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON summary")] = False,
 ) -> None:
-    """Aggregate raw readings through the real gateway code into a recording
-    (docs/real-data.md); with --truth, check the truth file too."""
+    """Turn a readings CSV into a recording, aggregated by the real gateway code.
+
+    With --truth, the truth file is checked too (docs/real-data.md)."""
     from rich.console import Console
 
     from omnizone.sim.recording.format import RecordingHeader, write_recording
@@ -57,6 +58,15 @@ def import_command(
         console.print(f"{out}: cannot write: {error.strerror}", style="red", markup=False)
         raise typer.Exit(2) from None
     per_anchor = Counter(m.topic.split("/")[3] for m in messages)
+    gateways = {g.id for g in plan.gateways}
+    beacon_only = sorted({r.anchor for r in rows} - gateways)
+    if beacon_only:
+        console.print(
+            f"fixed beacons as anchors: {', '.join(beacon_only)}; the server drops their messages "
+            "unless the store also has gateways of those ids (docs/real-data.md)",
+            style="yellow",
+            markup=False,
+        )
     summary: dict[str, Any] = {
         "store": plan.id,
         "readings": len(rows),
@@ -66,6 +76,7 @@ def import_command(
         "window_ms": window_ms,
         "messages": len(messages),
         "messages_per_anchor": dict(sorted(per_anchor.items())),
+        "beacon_anchors": beacon_only,
         "out": str(out),
         "truth": None,
     }

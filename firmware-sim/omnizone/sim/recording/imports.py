@@ -39,6 +39,7 @@ from .format import RecordedMessage
 #: The Eddystone namespace of every imported device: the bytes ``omnizoneim``.
 IMPORT_NAMESPACE: Final = b"omnizoneim".hex()
 _IMPORTED_KEY = re.compile(rf"^eddystone-uid:{IMPORT_NAMESPACE}:[0-9a-f]{{12}}$")
+_MAC = re.compile(r"(?i)[0-9a-f]{2}([:-]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}")
 
 READINGS_HEADER: Final = ("time", "anchor", "device", "rssi")
 TRUTH_XY_HEADER: Final = ("time", "device", "x", "y")
@@ -60,13 +61,16 @@ def import_device_key(device: str) -> str:
 
     ``eddystone-uid:<IMPORT_NAMESPACE>:<first 12 hex of sha256(device)>``. Not an
     ``eid:`` key, so the server treats the device as a tag, not a shopper (no
-    consent to look up), which is right for an imported track. A key this
-    function made comes back unchanged. The hash keeps the raw string out of
+    consent to look up), which is right for an imported track. A MAC address
+    is one device whatever its case and separators (``:``, ``-`` or none);
+    a key this function made comes back unchanged. The hash keeps the raw string out of
     files and logs, but is not anonymisation: a MAC address can be found again
     by trying all of them, so an import is personal data like a recording.
     """
     if _IMPORTED_KEY.match(device):
         return device
+    if _MAC.fullmatch(device):
+        device = re.sub(r"[:-]", "", device).lower()
     digest = hashlib.sha256(device.encode("utf-8")).hexdigest()[:12]
     return f"eddystone-uid:{IMPORT_NAMESPACE}:{digest}"
 
@@ -113,7 +117,7 @@ def read_readings(path: str | Path, plan: StorePlan) -> list[Reading]:
     times = _Times(table.name)
     unknown: dict[str, list[int]] = defaultdict(list)
     problems: list[tuple[int, str]] = []
-    readings: list[tuple[int, Reading]] = []
+    readings: list[Reading] = []
     for line, cells in table.rows:
         found: list[str] = []
         time_text, anchor, device, rssi_text = cells
@@ -130,7 +134,7 @@ def read_readings(path: str | Path, plan: StorePlan) -> list[Reading]:
         if found:
             problems.append((line, "; ".join(found)))
         elif t_ms is not None and rssi is not None and anchor in anchors:
-            readings.append((line, Reading(t_ms, anchor, import_device_key(device), rssi)))
+            readings.append(Reading(t_ms, anchor, import_device_key(device), rssi))
     for anchor, lines in unknown.items():
         problems.append(
             (
@@ -141,7 +145,7 @@ def read_readings(path: str | Path, plan: StorePlan) -> list[Reading]:
         )
     problems.extend(times.mixed())
     table.raise_if(problems, nothing=not readings)
-    return sorted((reading for _, reading in readings), key=lambda r: r.t_ms)
+    return sorted(readings, key=lambda r: r.t_ms)
 
 
 def anchor_ids(plan: StorePlan) -> set[str]:

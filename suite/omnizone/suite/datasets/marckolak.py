@@ -27,8 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from omnizone.contract import BleMessage, parse_message
 from omnizone.server.domain.localize.survey import Survey
-from omnizone.sim.recording.imports import zone_of_point
+from omnizone.sim.recording.imports import (
+    Reading,
+    import_device_key,
+    readings_to_messages,
+    zone_of_point,
+)
 from omnizone.store import StorePlan, geometry
 
 from .common import Cells, DatasetError, Output, Row, read_table
@@ -148,7 +154,7 @@ def store_document(
 ) -> dict[str, Any]:
     """The store file as plain data (YAML-ready)."""
     document: dict[str, Any] = {
-        "store": {"id": store_id, "name": name, "timezone": "Europe/Warsaw", "floor": FLOOR},
+        "store": {"id": store_id, "name": name, "timezone": "UTC", "floor": FLOOR},
         "zones": [
             {"id": z.id, "name": z.name, "kind": "sales", "polygon": [list(p) for p in z.polygon]}
             for z, _ in zones
@@ -237,6 +243,55 @@ def survey_of(plan: StorePlan, track: Track) -> tuple[Survey, list[float], int]:
     return survey, [float(track.t_ms[i]) for i in keep], len(track.xy) - len(keep)
 
 
+def windowed_survey_of(
+    plan: StorePlan, track: Track, window_ms: int = 1000
+) -> tuple[Survey, list[float], int]:
+    """One sample per aggregation window, as the localizer sees the robot: the
+    rows become readings, the real gateway code (``readings_to_messages``)
+    makes each anchor's window mean, and the sample stands at the mean
+    position of the window's rows (its zone from there; none: left out)."""
+    key = import_device_key(DEVICE)
+    readings = [
+        Reading(t_ms, anchor_id(k), key, value)
+        for t_ms, row in zip(track.t_ms, track.rssi, strict=True)
+        for k, value in enumerate(row, start=1)
+        if not math.isnan(value)
+    ]
+    anchors = tuple(anchor_id(k) for k in range(1, ANCHORS + 1))
+    means: dict[int, list[float]] = {}
+    for recorded in readings_to_messages(plan, readings, window_ms=window_ms):
+        message = parse_message(recorded.topic, recorded.payload)
+        if not isinstance(message, BleMessage):
+            continue
+        for item in message.items:
+            row = means.setdefault(item.window_start_ms, [math.nan] * ANCHORS)
+            row[anchors.index(message.gateway)] = item.rssi_mean
+    where: dict[int, list[tuple[float, float]]] = {}
+    for t_ms, point in zip(track.t_ms, track.xy, strict=True):
+        where.setdefault(t_ms - t_ms % window_ms, []).append(point)
+    zones: list[str] = []
+    rows: list[list[float]] = []
+    points: list[tuple[float, float]] = []
+    starts: list[float] = []
+    for start in sorted(means):
+        xs, ys = zip(*where[start], strict=True)
+        point = (sum(xs) / len(xs), sum(ys) / len(ys))
+        zone = zone_of_point(plan, point)
+        if zone is None:
+            continue
+        zones.append(zone)
+        rows.append(means[start])
+        points.append(point)
+        starts.append(float(start))
+    survey = Survey(
+        zones=tuple(zones),
+        anchors=anchors,
+        rssi=np.array(rows, dtype=np.float64).reshape(len(rows), ANCHORS),
+        points=np.array(points, dtype=np.float64).reshape(len(rows), 2),
+    )
+    return survey, starts, len(means) - len(rows)
+
+
 def convert(folder: Path, out: Output) -> dict[str, Any]:
     """Write the flat's stores, the robot's readings and truth, and the surveys."""
     import yaml
@@ -252,7 +307,7 @@ def convert(folder: Path, out: Output) -> dict[str, Any]:
     plans: dict[str, StorePlan] = {}
     for key, (store_id, name, zones) in variants.items():
         for surveyed in (False, True):
-            survey = f"survey-{key}.csv" if surveyed else None
+            survey = f"survey-{key}-windows.csv" if surveyed else None
             document = store_document(store_id, name, zones, anchors, survey)
             file = f"{store_id}{'-surveyed' if surveyed else ''}.yaml"
             text = f"# {name}: converted from {SOURCE} ({LICENCE}); see docs/real-data.md\n"
@@ -302,6 +357,16 @@ def convert(folder: Path, out: Output) -> dict[str, Any]:
             SOURCE,
             f"calibration/calibration_df.csv, zone from x,y in {plan.id} "
             f"({left_out} rows in no zone left out); one row is one reading per anchor",
+        )
+        windows, starts, windows_out = windowed_survey_of(plan, calibration)
+        out.surveys(
+            f"survey-{key}-windows",
+            windows,
+            starts,
+            SOURCE,
+            f"calibration/calibration_df.csv through the gateway code: one sample per 1 s "
+            f"window (each anchor's mean), at the window's mean position in {plan.id} "
+            f"({windows_out} windows in no zone left out)",
         )
     return {
         "source": SOURCE,

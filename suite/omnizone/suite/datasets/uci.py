@@ -4,7 +4,8 @@ Zones: each grid cell (``O02`` = column O, row 2) is a zone of its own
 (``cells``), and 3 × 3 blocks of cells are merged (``blocks``): columns
 A–C, D–F, G–I, … and rows 1–3, 4–6, …; a block is named after its corners,
 ``d01-f03``. The phone is the receiver, so the anchors are the beacons
-(``b3001`` … ``b3013``); -200 means not heard (an empty cell in the survey).
+(``b3001`` … ``b3013``); -200 means not heard, and so do a few -198 and -199
+(at or below the survey's -150 dBm: an empty cell in the survey).
 """
 
 import math
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from omnizone.server.domain.localize.survey import Survey
+from omnizone.server.domain.localize.survey import NOT_HEARD_AT_OR_BELOW_DBM, Survey
 
 from .common import Cells, DatasetError, Output, read_table
 
@@ -25,7 +26,6 @@ CITATION = (
     'Navigation"; copy from github.com/MDAyesha/BLE-RSSI-Dataset'
 )
 FILE = "iBeacon_RSSI_Labeled.csv"
-NOT_HEARD_DBM = -200.0
 BLOCK = 3
 _DATE_FORMATS = ("%m-%d-%Y %H:%M:%S", "%m-%d-%Y %H:%M")
 
@@ -63,6 +63,7 @@ def convert(folder: Path, out: Output) -> dict[str, Any]:
     locations: list[tuple[int, int]] = []
     order: list[float] = []
     rssi: list[list[float]] = []
+    odd_not_heard = 0
     for index, row in enumerate(rows):
         cell = cell_of(row.cells["location"])
         when = parse_date(row.cells["date"])
@@ -74,7 +75,8 @@ def convert(folder: Path, out: Output) -> dict[str, Any]:
         # The file runs newest first; -index keeps rows of one second in time order.
         order.append(when.timestamp() - index * 1e-6 if when is not None else 0.0)
         values = [cells.number(row, a) for a in anchors]
-        rssi.append([math.nan if v <= NOT_HEARD_DBM else v for v in values])
+        odd_not_heard += sum(-200 < v <= NOT_HEARD_AT_OR_BELOW_DBM for v in values)
+        rssi.append([math.nan if v <= NOT_HEARD_AT_OR_BELOW_DBM else v for v in values])
     cells.check()
     matrix = np.array(rssi, dtype=np.float64)
     names = {
@@ -97,4 +99,5 @@ def convert(folder: Path, out: Output) -> dict[str, Any]:
         "cells": len(set(names["cells"])),
         "blocks": len(set(names["blocks"])),
         "file_order": "newest first (dates never increase down the file)",
+        "not_heard_cells_other_than_-200": odd_not_heard,
     }
