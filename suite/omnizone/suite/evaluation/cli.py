@@ -97,7 +97,8 @@ def eval_replay(
     survey: Annotated[
         Path | None,
         typer.Option(
-            help="survey CSV, used as the store's own (localization.survey) and by the peer"
+            help="survey CSV, used as the store's own (localization.survey) and by the "
+            "random-forest peer; default: the survey the store file names, if any"
         ),
     ] = None,
     localizer: Annotated[

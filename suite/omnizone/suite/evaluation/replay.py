@@ -90,7 +90,9 @@ def run_replay_eval(
     end_ms = max(messages[-1].rx_ms, truth[-1].t_ms)
     settings = plan.store.visits
 
-    def score(timelines: Mapping[str, Sequence[Placement]], visits: Iterable[RecordedVisit]) -> Any:
+    def score(
+        timelines: Mapping[str, Sequence[Placement]], visits: Iterable[RecordedVisit]
+    ) -> dict[str, Any]:
         return evaluate(truth, timelines, visits, min_stay_s=settings.min_presence_s, end_ms=end_ms)
 
     with tempfile.TemporaryDirectory(prefix="omnizone-replay-") as tmp:
@@ -121,15 +123,22 @@ def run_replay_eval(
         "readings_imported": len(readings),
         "messages": len(messages),
         "dead_lettered": len(ours.dead_lettered),
+        "dead_letter_reasons": _first_reasons(ours.dead_lettered),
         "devices": len({row.device for row in truth}),
         **score(ours.timelines, ours.visits),
         "baseline": {
             "localizer": "nearest-gateway",
             "dead_lettered": len(nearest.dead_lettered),
+            "dead_letter_reasons": _first_reasons(nearest.dead_lettered),
             **score(nearest.timelines, nearest.visits),
         },
         "peer": peer,
     }
+
+
+def _first_reasons(reasons: Sequence[str], most: int = 5) -> list[str]:
+    """The distinct reasons a server refused messages for (a few: one per cause)."""
+    return list(dict.fromkeys(reasons))[:most]
 
 
 def with_survey(plan: StorePlan, survey: Path) -> StorePlan:
