@@ -110,3 +110,25 @@ def test_a_calibration_file_is_refused_until_it_is_read(plan: StorePlan, tmp_pat
 def test_a_store_without_a_survey_learns_from_its_plan_alone(plan: StorePlan) -> None:
     setup = radio_setup(plan)
     assert setup.survey is None and setup.survey_file is None
+
+
+def test_a_saved_layout_keeps_the_store_files_survey(plan: StorePlan, tmp_path: Path) -> None:
+    """The dashboard saves the floor; the store file names the radio. A layout
+    saved without ``localization`` (or from before it existed) runs with the
+    file's survey, not without one."""
+    from omnizone.server.bootstrap import open_storage
+
+    lied, readings = _swapped_survey(plan)
+    write_survey(lied, tmp_path / "survey.csv")
+    settings = settings_for(
+        tmp_path, localizer="grid", store_files=[_store_file(plan, tmp_path, "survey.csv")]
+    )
+    layout = plan.model_dump(mode="json")
+    del layout["localization"]
+    storage = open_storage(settings.database_url)
+    try:
+        storage.layouts.save(STORE, layout, None, "moved nothing", T0)
+    finally:
+        storage.close()
+    zones = [p.zone for p in _placements(settings, readings) if p.device == TAG]
+    assert zones[-1] == SWAPPED

@@ -251,7 +251,14 @@ def build_server(
         running = reports.stores
         # What each store's localizer learns from (its survey): read now, so a
         # bad file stops the start naming its lines, before any thread runs.
-        radio = radio_setups(running)
+        # The store file says which survey (a layout saved in the dashboard
+        # is the floor, not the radio); it is checked against the running plan.
+        radio = radio_setups(
+            {
+                store: plan.model_copy(update={"localization": plans[store].localization})
+                for store, plan in running.items()
+            }
+        )
         for store, setup in radio.items():
             if setup.survey is not None:
                 log.info("%s: survey %s, %d samples", store, setup.survey_file, len(setup.survey))
