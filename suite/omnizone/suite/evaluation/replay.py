@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
+from numpy.typing import NDArray
 
 from omnizone.contract import BleMessage, parse_message
 from omnizone.server.bootstrap import build_server
@@ -200,7 +201,7 @@ class Windows:
 
     devices: list[str]
     ends_ms: list[int]
-    rssi: np.ndarray  # (windows, anchors), NaN = not heard
+    rssi: NDArray[np.float64]  # (windows, anchors), NaN = not heard
 
 
 def recorded_windows(messages: Iterable[RecordedMessage], anchors: Sequence[str]) -> Windows:
