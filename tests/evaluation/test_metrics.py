@@ -79,3 +79,74 @@ def test_finer_ground_truth_measures_latency_below_a_second_and_keeps_the_hour()
     flaps = [*placements["eid:01"][:1], Placement(T0 + 60_000, "b"), Placement(T0 + 61_000, "a")]
     flapping = evaluate(truth, {"eid:01": [*flaps, placements["eid:01"][1]]}, [], min_stay_s=10)
     assert flapping["flaps_per_shopper_hour"] == 2.0
+
+
+def test_a_flap_into_the_true_zone_is_not_an_entry() -> None:
+    """The report touches b for 1 s two seconds after the entry, falls back to
+    a, and settles on b at 8 s: the stable entry is 8 s late, the first report 2 s."""
+    truth = _truth(["a"] * 30 + ["b"] * 30)
+    entry = T0 + 30_000
+    placements = {
+        "eid:01": [
+            Placement(T0, "a"),
+            Placement(entry + 2_000, "b"),
+            Placement(entry + 3_000, "a"),
+            Placement(entry + 8_000, "b"),
+        ]
+    }
+    result = evaluate(truth, placements, [], min_stay_s=10)
+    assert result["change_latency_median_s"] == 8.0
+    assert result["first_report_latency_median_s"] == 2.0
+    assert result["changes_missed_fraction"] == 0.0
+    assert result["n_truth_changes"] == 1 and result["entries_scored"] == 1
+
+
+def test_a_report_must_hold_three_seconds_from_the_true_entry() -> None:
+    """Already reporting b when the shopper enters, but only for 2 s more: that
+    is not a stable entry; b reported again at 5 s and kept is."""
+    truth = _truth(["a"] * 30 + ["b"] * 30)
+    entry = T0 + 30_000
+    placements = {
+        "eid:01": [
+            Placement(T0, "a"),
+            Placement(entry - 10_000, "b"),
+            Placement(entry + 2_000, "a"),
+            Placement(entry + 5_000, "b"),
+        ]
+    }
+    result = evaluate(truth, placements, [], min_stay_s=10)
+    assert result["change_latency_median_s"] == 5.0
+    assert result["first_report_latency_median_s"] == 0.0
+    assert result["changes_already_reported_fraction"] == 1.0
+    held = {"eid:01": [Placement(T0, "a"), Placement(entry - 10_000, "b")]}
+    assert evaluate(truth, held, [], min_stay_s=10)["change_latency_median_s"] == 0.0
+
+
+def test_only_flaps_during_the_stay_is_a_missed_entry() -> None:
+    truth = _truth(["a"] * 20 + ["b"] * 20)
+    flaps = [Placement(T0, "a")] + [
+        Placement(T0 + 20_000 + i * 2_000, "b" if i % 2 == 0 else "a") for i in range(10)
+    ]
+    result = evaluate(truth, {"eid:01": flaps}, [], min_stay_s=10)
+    assert result["changes_missed_fraction"] == 1.0
+    assert result["change_latency_median_s"] is None
+    assert result["first_report_latency_median_s"] == 0.0  # the first flap counts there
+
+
+def test_latency_is_at_the_truth_rows_own_times() -> None:
+    """Truth every 300 ms (a robot's LiDAR), irregular: the stable entry is the
+    first truth row at or after the report, not a whole second."""
+    times = [T0 + i * 300 for i in range(200)]
+    truth = [TruthRow(t, "r", "eid:01", "a" if t < T0 + 30_000 else "b") for t in times]
+    placements = {"eid:01": [Placement(T0, "a"), Placement(T0 + 31_000, "b")]}
+    result = evaluate(truth, placements, [], min_stay_s=10)
+    assert result["change_latency_median_s"] == 1.2  # first row at or after 31.0 s is 31.2 s
+    assert result["n_truth_changes"] == 1
+
+
+def test_every_true_change_is_counted_short_stays_and_leaving_included() -> None:
+    truth = _truth(["a"] * 20 + ["b"] * 2 + ["a"] * 20 + [None] * 5)
+    result = evaluate(truth, {"eid:01": [Placement(T0, "a")]}, [], min_stay_s=10)
+    assert result["n_truth_changes"] == 3
+    # scored: only the return to a; b lasted 1 s, and leaving is not an entry
+    assert result["entries_scored"] == 1

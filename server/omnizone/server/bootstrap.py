@@ -54,6 +54,7 @@ from omnizone.server.service.live_map import LiveMap
 from omnizone.server.service.locators import make_locators
 from omnizone.server.service.offer_engine import OfferEngine
 from omnizone.server.service.queries import StoreQueries
+from omnizone.server.service.radio_setup import radio_setups
 from omnizone.server.service.retention import SightingRetention
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.server.settings import ServerSettings, check_api_keys, check_secrets
@@ -248,6 +249,19 @@ def build_server(
         )
         reports = build_reports(storage, plans, shoppers=shoppers)
         running = reports.stores
+        # What each store's localizer learns from (its survey): read now, so a
+        # bad file stops the start naming its lines, before any thread runs.
+        # The store file says which survey (a layout saved in the dashboard
+        # is the floor, not the radio); it is checked against the running plan.
+        radio = radio_setups(
+            {
+                store: plan.model_copy(update={"localization": plans[store].localization})
+                for store, plan in running.items()
+            }
+        )
+        for store, setup in radio.items():
+            if setup.survey is not None:
+                log.info("%s: survey %s, %d samples", store, setup.survey_file, len(setup.survey))
 
         catalog = _catalog(s, running)
         campaigns = CampaignAdmin(running, storage.campaigns, catalog)
@@ -281,7 +295,7 @@ def build_server(
         ingest = IngestService(
             running,
             storage.sql,
-            locators=make_locators(running, s.localizer),
+            locators=make_locators(running, s.localizer, radio=radio),
             identity=identity,
             placement_listeners=[engine.on_placement],
             try_on_listeners=[engine.on_try_on],

@@ -186,6 +186,13 @@ class IngestService:
         # live sessions: (store, gateway, epoch) -> the seq reserved for the will
         self._wills: dict[tuple[str, str, int], int] = {}
 
+    def subscribe_to_placements(self, listener: PlacementListener) -> None:
+        """Tell ``listener`` of every placement from now on, after its message
+        is committed, like the listeners given at construction (a replay's
+        recorder of zone timelines, a part wired later)."""
+        with self._lock:
+            self._placement_listeners = (*self._placement_listeners, listener)
+
     @property
     def stores(self) -> Mapping[str, StorePlan]:
         return self._stores

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, cast, runtime_checkable
 import numpy as np
 
 from omnizone.server.domain.nearest import Reading, assign_zone, prune
+from omnizone.server.service.radio_setup import NO_SETUP, RadioSetup
 from omnizone.store import StorePlan
 
 if TYPE_CHECKING:
@@ -245,19 +246,27 @@ class WindowLocalizer(Protocol):
 
 
 def grid_localizer(
-    plan: StorePlan, window_ms: int, enter_probability: float | None = None
+    plan: StorePlan,
+    window_ms: int,
+    enter_probability: float | None = None,
+    radio: RadioSetup = NO_SETUP,
 ) -> WindowLocalizer:
     from omnizone.server.domain.localize.localizer import GRID_HYSTERESIS, StoreLocalizer
 
     hysteresis = _hysteresis(GRID_HYSTERESIS, enter_probability)
     return cast(
         WindowLocalizer,
-        StoreLocalizer.on_grid(plan, window_ms=window_ms, hysteresis=hysteresis),
+        StoreLocalizer.on_grid(
+            plan, window_ms=window_ms, hysteresis=hysteresis, survey=radio.survey
+        ),
     )
 
 
 def zone_localizer(
-    plan: StorePlan, window_ms: int, enter_probability: float | None = None
+    plan: StorePlan,
+    window_ms: int,
+    enter_probability: float | None = None,
+    radio: RadioSetup = NO_SETUP,
 ) -> WindowLocalizer:
     from omnizone.server.domain.localize.hmm import Hysteresis
     from omnizone.server.domain.localize.localizer import StoreLocalizer
@@ -265,7 +274,9 @@ def zone_localizer(
     hysteresis = _hysteresis(Hysteresis(), enter_probability)
     return cast(
         WindowLocalizer,
-        StoreLocalizer.for_store(plan, window_ms=window_ms, hysteresis=hysteresis),
+        StoreLocalizer.for_store(
+            plan, window_ms=window_ms, hysteresis=hysteresis, survey=radio.survey
+        ),
     )
 
 
@@ -294,15 +305,27 @@ def make_locators(
     expected_window_ms: int | None = GATEWAY_WINDOW_MS,
     *,
     enter_probability: float | None = None,
+    radio: Mapping[str, RadioSetup] | None = None,
 ) -> dict[str, Locator]:
     """``enter_probability`` overrides the filter's hysteresis bar (how sure it
     must be of a new zone before reporting it): the latency/flap trade-off
-    that ``omnizone eval localize --enter-probability`` explores."""
+    that ``omnizone eval localize --enter-probability`` explores. ``radio``:
+    what each store's filter learns from besides its plan (its survey; read
+    by ``radio_setup.radio_setups``); a store missing from it has the
+    plan's path-loss map alone. The baseline uses neither."""
     if kind == "nearest":
         return {store: NearestGatewayLocator(plan) for store, plan in stores.items()}
     build = grid_localizer if kind == "grid" else zone_localizer
-    factory = functools.partial(build, enter_probability=enter_probability)
+    setups = radio or {}
     return {
-        store: WindowedLocator(plan, factory, expected_window_ms=expected_window_ms)
+        store: WindowedLocator(
+            plan,
+            functools.partial(
+                build,
+                enter_probability=enter_probability,
+                radio=setups.get(store, NO_SETUP),
+            ),
+            expected_window_ms=expected_window_ms,
+        )
         for store, plan in stores.items()
     }

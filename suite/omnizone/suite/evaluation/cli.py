@@ -87,3 +87,48 @@ def eval_fingerprint(
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
     print_result(result, json_output, console)
+
+
+@eval_app.command("replay")
+def eval_replay(
+    store: Annotated[Path, typer.Option(help="store file (YAML) the readings were taken in")],
+    readings: Annotated[Path, typer.Option(help="readings CSV: time,anchor,device,rssi")],
+    truth: Annotated[Path, typer.Option(help="ground truth CSV: time,device,x,y or zone")],
+    survey: Annotated[
+        Path | None,
+        typer.Option(
+            help="survey CSV, used as the store's own (localization.survey) and by the "
+            "random-forest peer; default: the survey the store file names, if any"
+        ),
+    ] = None,
+    localizer: Annotated[
+        str, typer.Option(help="grid (position filter, the default) or zone (zone filter)")
+    ] = "grid",
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Replay real readings through the deployed server (build_server, ingest);
+    score it, the nearest-gateway server and a random forest on the survey
+    against the ground truth."""
+    from rich.console import Console
+
+    from omnizone.server.domain.localize.survey import SurveyError
+    from omnizone.sim.recording.imports import ImportProblems
+    from omnizone.store import StoreConfigError
+    from omnizone.suite.evaluation.replay import run_replay_eval
+
+    console = Console(stderr=True)
+    if localizer not in ("grid", "zone"):
+        console.print(f"[red]--localizer must be grid or zone, not {localizer!r}[/]")
+        raise typer.Exit(2)
+    try:
+        result = run_replay_eval(
+            store,
+            readings,
+            truth,
+            survey_path=survey,
+            localizer="grid" if localizer == "grid" else "zone",
+        )
+    except (ImportProblems, SurveyError, StoreConfigError) as error:
+        console.print(str(error), markup=False, style="red")
+        raise typer.Exit(2) from None
+    print_result(result, json_output, console)

@@ -90,6 +90,12 @@ def _align(
     return matrix, present
 
 
+def classifier_features(rssi: NDArray[np.float64]) -> NDArray[np.float64]:
+    """What an off-the-shelf classifier gets: RSSI (samples × anchors) with
+    "not heard" (NaN) as ``KNN_MISSING_DBM``, as FIND3 does."""
+    return np.nan_to_num(rssi, nan=KNN_MISSING_DBM)
+
+
 def _knn_predict(train: Survey, test: Survey, seed: int) -> tuple[list[str], dict[str, Any]]:
     from sklearn.model_selection import (  # type: ignore[import-untyped]
         GridSearchCV,
@@ -98,9 +104,9 @@ def _knn_predict(train: Survey, test: Survey, seed: int) -> tuple[list[str], dic
     from sklearn.neighbors import KNeighborsClassifier  # type: ignore[import-untyped]
 
     anchors = train.anchors
-    x_train = np.nan_to_num(train.rssi, nan=KNN_MISSING_DBM)
+    x_train = classifier_features(train.rssi)
     test_aligned, _ = _align(test, anchors)
-    x_test = np.nan_to_num(test_aligned, nan=KNN_MISSING_DBM)
+    x_test = classifier_features(test_aligned)
     labels = list(train.zones)
     smallest = min(Counter(labels).values())
     folds = min(5, smallest)

@@ -25,6 +25,7 @@ from omnizone.server.service.locators import (
     default_enter_probability,
     make_locators,
 )
+from omnizone.server.service.radio_setup import radio_setups
 from omnizone.sim.engine import SimClock, Simulation
 from omnizone.sim.scenario import Scenario
 from omnizone.store import StorePlan, load_store
@@ -44,6 +45,7 @@ def run_localize_eval(
     default, to trace the latency/flap trade-off (the baseline has none)."""
     store = load_store(scenario.store_file)
     kinds = (localizer, BASELINE)
+    radio = radio_setups({store.id: store})
     with tempfile.TemporaryDirectory(prefix="omnizone-eval-") as tmp:
         folder = Path(tmp)
         services: dict[str, IngestService] = {}
@@ -60,8 +62,9 @@ def run_localize_eval(
                     {store.id: store},
                     kind,
                     enter_probability=None if kind == BASELINE else enter_probability,
+                    radio=radio,  # the survey the store file names, as deployed
                 ),
-                placement_listeners=[_recorder(timeline)],
+                placement_listeners=[zone_recorder(timeline)],
             )
 
         replay = replay_scenario(scenario, store, list(services.values()), on_progress)
@@ -154,7 +157,10 @@ def replay_scenario(
     return Replay(truth, simulation.start_ms, simulation.end_ms)
 
 
-def _recorder(timeline: dict[str, list[Placement]]) -> Callable[[str, ZonePlacement], None]:
+def zone_recorder(timeline: dict[str, list[Placement]]) -> Callable[[str, ZonePlacement], None]:
+    """A placement listener that keeps each device's reported zone timeline
+    (its changes only), as a live consumer saw it."""
+
     def record(_store: str, placement: ZonePlacement) -> None:
         previous = timeline[placement.device]
         # What a live consumer knew: the zone as of when it was decided.
