@@ -18,7 +18,7 @@ from omnizone.server.domain.localize.survey import (
 from omnizone.server.service.locators import ZonePlacement
 from omnizone.server.service.radio_setup import radio_setup
 from omnizone.server.settings import ServerSettings
-from omnizone.store import StoreConfigError, StorePlan, load_store
+from omnizone.store import StorePlan, load_store
 
 from .conftest import STORE, T0, ble
 from .test_bootstrap import settings_for
@@ -97,14 +97,6 @@ def test_a_missing_survey_file_is_named(plan: StorePlan, tmp_path: Path) -> None
     store = load_store(_store_file(plan, tmp_path, "nowhere.csv"))
     with pytest.raises(SurveyError, match=r"nowhere\.csv: cannot read"):
         radio_setup(store)
-
-
-def test_a_calibration_file_is_refused_until_it_is_read(plan: StorePlan, tmp_path: Path) -> None:
-    named = plan.model_copy(
-        update={"localization": plan.localization.model_copy(update={"calibration": "c.yaml"})}
-    )
-    with pytest.raises(StoreConfigError, match="calibration files are not read yet"):
-        radio_setup(named)
 
 
 def test_a_store_without_a_survey_learns_from_its_plan_alone(plan: StorePlan) -> None:

@@ -369,6 +369,22 @@ class IngestService:
             return pending.states[device]
         return self._states[store].get(device)
 
+    def replace_store(self, plan: StorePlan, locator: Locator) -> None:
+        """A running store's new floor plan or radio (``radio_reload``): the
+        windows the old locator holds are decided first, then ``locator``
+        takes over. Visit state stays: it is ingest's, not the locator's."""
+        with self._lock:
+            store = plan.id
+            if store not in self._stores:
+                raise KeyError(f"unknown store {store!r}")
+            pending = _Pending()
+            with self._repo.transaction() as tx:
+                placements = self._locators[store].flush()
+                self._place(self._stores[store], placements, tx, pending)
+            self._apply(store, pending)
+            self._stores[store] = plan
+            self._locators[store] = locator
+
     def finish(self, store: str) -> None:
         """Place the devices of every window still waiting (end of a replay)."""
         with self._lock:

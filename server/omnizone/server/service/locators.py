@@ -257,7 +257,11 @@ def grid_localizer(
     return cast(
         WindowLocalizer,
         StoreLocalizer.on_grid(
-            plan, window_ms=window_ms, hysteresis=hysteresis, survey=radio.survey
+            plan,
+            window_ms=window_ms,
+            hysteresis=hysteresis,
+            survey=radio.survey,
+            **radio.model_parameters(plan),
         ),
     )
 
@@ -275,7 +279,11 @@ def zone_localizer(
     return cast(
         WindowLocalizer,
         StoreLocalizer.for_store(
-            plan, window_ms=window_ms, hysteresis=hysteresis, survey=radio.survey
+            plan,
+            window_ms=window_ms,
+            hysteresis=hysteresis,
+            survey=radio.survey,
+            **radio.model_parameters(plan),
         ),
     )
 
@@ -313,19 +321,34 @@ def make_locators(
     what each store's filter learns from besides its plan (its survey; read
     by ``radio_setup.radio_setups``); a store missing from it has the
     plan's path-loss map alone. The baseline uses neither."""
-    if kind == "nearest":
-        return {store: NearestGatewayLocator(plan) for store, plan in stores.items()}
-    build = grid_localizer if kind == "grid" else zone_localizer
     setups = radio or {}
     return {
-        store: WindowedLocator(
+        store: make_locator(
             plan,
-            functools.partial(
-                build,
-                enter_probability=enter_probability,
-                radio=setups.get(store, NO_SETUP),
-            ),
-            expected_window_ms=expected_window_ms,
+            kind,
+            expected_window_ms,
+            enter_probability=enter_probability,
+            radio=setups.get(store, NO_SETUP),
         )
         for store, plan in stores.items()
     }
+
+
+def make_locator(
+    plan: StorePlan,
+    kind: LocatorKind = "grid",
+    expected_window_ms: int | None = GATEWAY_WINDOW_MS,
+    *,
+    enter_probability: float | None = None,
+    radio: RadioSetup = NO_SETUP,
+) -> Locator:
+    """One store's locator (``make_locators``); also a running store's new one
+    when its layout or radio changes (``radio_reload``)."""
+    if kind == "nearest":
+        return NearestGatewayLocator(plan)
+    build = grid_localizer if kind == "grid" else zone_localizer
+    return WindowedLocator(
+        plan,
+        functools.partial(build, enter_probability=enter_probability, radio=radio),
+        expected_window_ms=expected_window_ms,
+    )

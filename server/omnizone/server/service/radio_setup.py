@@ -1,22 +1,25 @@
 """What a store's localizer learns its radio from, beside the floor plan.
 
-A store file may name a fingerprint survey (``localization.survey``, resolved
-relative to the store file by ``load_store``); the server reads it once at
-start, here, so a deployed store is localized with its survey and a bad file
-stops the start with every bad line named (``SurveyError``). The localizer
-itself (``domain/localize``) gets plain data and never opens a file.
-
-A per-anchor calibration file (``localization.calibration``) is named in the
-model but not read yet (issue 14): a store that names one is refused rather
-than run as if it had none.
+A store file may name a fingerprint survey (``localization.survey``) and a
+calibration (``localization.calibration``: each anchor's power at 1 m,
+path-loss exponent and spread, written by ``omnizone calibrate``), both
+resolved relative to the store file by ``load_store``. The server reads them
+at start, here, so a deployed store is localized with them and a bad file
+stops the start with every problem named (``SurveyError``,
+``StoreConfigError``); ``radio_reload.LocalizerReload`` reads them again when
+they change. The localizer itself (``domain/localize``) gets plain data and
+never opens a file.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from omnizone.server.domain.localize.calibration import RadioParameters, radio_parameters
+from omnizone.server.domain.localize.propagation import anchor_positions
 from omnizone.server.domain.localize.survey import Survey, load_survey
-from omnizone.store import StoreConfigError, StorePlan
+from omnizone.store import StorePlan
+from omnizone.store.calibration import StoreCalibration, load_calibration
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,16 @@ class RadioSetup:
 
     survey: Survey | None = None
     survey_file: Path | None = None  # where ``survey`` was read from (for logs, reports)
+    calibration: StoreCalibration | None = None
+    calibration_file: Path | None = None
+
+    def model_parameters(self, plan: StorePlan) -> RadioParameters:
+        """The path-loss model's per-anchor parameters, in the plan's anchor
+        order; none without a calibration (the model's defaults)."""
+        if self.calibration is None:
+            return RadioParameters()
+        anchors, _ = anchor_positions(plan)
+        return radio_parameters(anchors, self.calibration)
 
 
 NO_SETUP = RadioSetup()
@@ -32,21 +45,19 @@ NO_SETUP = RadioSetup()
 
 def radio_setup(plan: StorePlan) -> RadioSetup:
     """Read what ``plan.localization`` names. Raises ``SurveyError`` (file and
-    line of each problem) for a bad survey, ``StoreConfigError`` for a
-    calibration file, which is not supported yet."""
+    line of each problem) for a bad survey, ``StoreConfigError`` (file and
+    field) for a bad calibration or one that names another store's anchors."""
     named = plan.localization
-    if named.calibration is not None:
-        raise StoreConfigError(
-            f"store {plan.id}",
-            [
-                f"localization.calibration: {named.calibration}: calibration files are not "
-                "read yet (issue 14); remove the line to run with the default radio map"
-            ],
-        )
-    if named.survey is None:
-        return NO_SETUP
-    path = Path(named.survey)
-    return RadioSetup(survey=load_survey(path, plan), survey_file=path)
+    survey_file = Path(named.survey) if named.survey is not None else None
+    calibration_file = Path(named.calibration) if named.calibration is not None else None
+    return RadioSetup(
+        survey=load_survey(survey_file, plan) if survey_file is not None else None,
+        survey_file=survey_file,
+        calibration=(
+            load_calibration(calibration_file, plan) if calibration_file is not None else None
+        ),
+        calibration_file=calibration_file,
+    )
 
 
 def radio_setups(stores: Mapping[str, StorePlan]) -> dict[str, RadioSetup]:

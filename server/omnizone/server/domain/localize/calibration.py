@@ -350,7 +350,7 @@ def radio_parameters(
     return RadioParameters(tx_power_1m_dbm=power, exponent=exponent, shadowing_db=spread)
 
 
-class RadioParameters(TypedDict):
+class RadioParameters(TypedDict, total=False):
     """Keyword arguments of ``path_loss_map``/``place_map``, one value per anchor."""
 
     tx_power_1m_dbm: NDArray[np.float64]
