@@ -119,7 +119,7 @@ class StoreLocalizer:
         if transition.shape != (states, states):
             raise ValueError(f"transition must be ({states}, {states}) for {states - 1} states")
         zone_names = tuple(radio.zones if zones is None else zones)
-        self._membership = _membership(states, len(zone_names), zone_share)
+        self._membership = state_membership(states, len(zone_names), zone_share)
         self._points: NDArray[np.float64] | None = None
         if state_points is not None:
             points = np.asarray(state_points, dtype=np.float64)
@@ -634,7 +634,7 @@ class GridStep:
     still_to: sparse.csr_array  # (C, C) the still kernel transposed: to-cell rows
     walk_to: sparse.csr_array  # (C, C) the walk kernel transposed
     doors: NDArray[np.intp]  # the cells that lead outside and back in
-    membership: NDArray[np.float64]  # (states, zones + 1), see ``_membership``
+    membership: NDArray[np.float64]  # (states, zones + 1), see ``state_membership``
     cell_membership: NDArray[np.float64]  # (zones + 1, C): a cell's share, either mode
 
     @classmethod
@@ -733,17 +733,19 @@ def grid_forward(
         block_lik = log_lik[start:stop]
         top = block_lik.max(axis=1)
         weight = weights[: block_lik.size].reshape(block_lik.shape[1], width)
-        np.subtract(block_lik.T, top, out=weight)
+        with np.errstate(invalid="ignore"):  # inf - inf: such a row is redone below
+            np.subtract(block_lik.T, top, out=weight)
         np.exp(weight, out=weight)
-        np.copyto(weight, 0.0, where=weight < NEGLIGIBLE_LIKELIHOOD)
+        weight *= weight >= NEGLIGIBLE_LIKELIHOOD  # faster than a masked assignment
         cell_weight = weight[:-1] if step.cell_columns is None else weight[step.cell_columns]
         # predict: still -> (still, walking), walking -> (still, walking), in and out the doors
-        np.multiply(still, motion.start, out=scratch)
+        np.add(still, walk, out=scratch)
+        from_doors = scratch[doors]
         np.multiply(walk, 1.0 - motion.stop, out=to_walk)
-        to_walk += scratch
-        np.multiply(still, 1.0 - motion.start, out=to_still)
-        np.multiply(walk, motion.stop, out=scratch)
-        to_still += scratch
+        np.multiply(still, motion.start, out=to_still)
+        to_walk += to_still
+        # what does not start or keep walking stands still (to within rounding)
+        np.subtract(scratch, to_walk, out=to_still)
         # stay is 1 off the doors
         to_still[doors] *= motion.stay[doors, None]
         to_walk[doors] *= motion.stay[doors, None]
@@ -751,29 +753,26 @@ def grid_forward(
             to_still = step.still_to @ to_still
         to_walk = step.walk_to @ to_walk
         to_walk[doors] += motion.walk_in[doors, None] * outside
-        from_doors = still[doors] + walk[doors]
         to_outside = motion.exits[doors] @ from_doors + (1.0 - motion.enter) * outside
-        # weigh by the evidence, normalize
-        to_still *= cell_weight
-        to_walk *= cell_weight
         to_outside *= weight[-1]
-        mass = to_still.sum(axis=0) + to_walk.sum(axis=0) + to_outside
+        # weigh by the evidence, normalize; both modes of a cell share its weight
+        np.add(to_still, to_walk, out=scratch)
+        scratch *= cell_weight
+        mass = scratch.sum(axis=0) + to_outside
         exact = np.isfinite(top) & (top <= 1e300) & np.isfinite(mass) & (mass > _SMALLEST_MASS)
         redo = np.flatnonzero(~exact)
         prior = belief[:, redo].T.copy() if redo.size else None
         scale = 1.0 / np.where(exact, mass, 1.0)
-        for part in (to_still, to_walk):
-            part *= scale
-            part *= part >= NEGLIGIBLE_PROBABILITY  # faster than a masked assignment
-        to_outside *= scale
-        np.add(to_still, to_walk, out=scratch)
         zone_block = step.cell_membership @ scratch
         zone_block[-1] += to_outside
+        zone_block *= scale
         block_zones = zones[start:stop]
         block_zones[:] = zone_block.T
-        still[:] = to_still
-        walk[:] = to_walk
-        outside[:] = to_outside
+        np.multiply(cell_weight, scale, out=scratch)
+        for part, weighed in ((still, to_still), (walk, to_walk)):
+            np.multiply(weighed, scratch, out=part)
+            part *= part >= NEGLIGIBLE_PROBABILITY
+        np.multiply(to_outside, scale, out=outside)
         if prior is not None:
             redone = forward_step(prior, block_lik[redo][:, step.columns], step.transition)
             belief[:, redo] = redone.T
@@ -790,7 +789,7 @@ def zone_probabilities(
 
     Hysteresis and decisions speak of zones, while the filter's states may be
     grid cells: a zone's probability is the sum of its cells' shares
-    (``membership``, see ``_membership``). None: the states are the zones."""
+    (``membership``, see ``state_membership``). None: the states are the zones."""
     if membership is None:
         out[:] = posterior
     else:
@@ -898,7 +897,7 @@ def _outside_after(plan: StorePlan, window_ms: int, windows: int | None) -> int:
     return max(1, math.ceil(plan.store.visits.device_timeout_s * 1000 / window_ms))
 
 
-def _membership(
+def state_membership(
     states: int, zones: int, zone_share: NDArray[np.float64] | None
 ) -> NDArray[np.float64] | None:
     """(states, zones + 1): how each state's probability adds to each zone's
