@@ -164,9 +164,11 @@ class StoreLocalizer:
         self._names: list[str] = []
         self._row: dict[str, int] = {}
         capacity = GRID_BLOCK_DEVICES
-        # blocks × states × devices (device i: block i // GRID_BLOCK_DEVICES):
-        # the filter step works on a block's whole state rows (``grid_forward``)
-        self._posterior = np.zeros((1, states, GRID_BLOCK_DEVICES))
+        # blocks × states × devices (device i: block i // self._block): the grid
+        # step works on a block's whole state rows (``grid_forward``); with one
+        # device per block, the rows are devices (``forward_in_blocks``)
+        self._block = 1 if self._grid_step is None else GRID_BLOCK_DEVICES
+        self._posterior = np.zeros((capacity // self._block, states, self._block))
         self._zone = np.full(capacity, self._outside, dtype=np.intp)
         self._zone_posterior = np.zeros((capacity, self._outside + 1))
         self._candidate = np.full(capacity, -1, dtype=np.intp)
@@ -264,7 +266,7 @@ class StoreLocalizer:
         fresh._names = []
         fresh._row = {}
         fresh._powers = {1: self.transition}
-        fresh._posterior = self._posterior[:1].copy()
+        fresh._posterior = self._posterior[: GRID_BLOCK_DEVICES // self._block].copy()
         for name in ("_zone_posterior", "_zone", "_candidate", "_streak", "_unheard"):
             setattr(fresh, name, getattr(self, name)[:GRID_BLOCK_DEVICES].copy())
         return fresh
@@ -379,7 +381,7 @@ class StoreLocalizer:
         rows, new_rows = self._rows_for(devices)
         n = self._n
         if new_rows.size:
-            block, column = np.divmod(new_rows, GRID_BLOCK_DEVICES)
+            block, column = np.divmod(new_rows, self._block)
             self._posterior[block, :, column] = self._new_prior
         # 1. evidence: what this window says about where each device is
         heard = heard_devices(n, rows, rssi, present)
@@ -405,7 +407,8 @@ class StoreLocalizer:
                 log_lik = log_lik[:, self._likelihood_columns]
             forward_in_blocks(posterior, log_lik, self._power(steps), out=posterior)
             zone_probabilities(posterior, self._membership, out=zone_posterior)
-            set_device_rows(self._posterior, posterior)
+            if not np.may_share_memory(posterior, self._posterior):  # a copy: write back
+                set_device_rows(self._posterior, posterior)
         # 3. hysteresis: which zone to report
         zone = self._zone[:n]
         step = hysteresis_step(
@@ -483,7 +486,7 @@ class StoreLocalizer:
             return
         while capacity < needed:
             capacity *= 2
-        self._posterior = _resized(self._posterior, capacity // GRID_BLOCK_DEVICES)
+        self._posterior = _resized(self._posterior, capacity // self._block)
         self._zone_posterior = _resized(self._zone_posterior, capacity)
         self._zone = _resized(self._zone, capacity)
         self._candidate = _resized(self._candidate, capacity)
@@ -498,8 +501,8 @@ class StoreLocalizer:
         remaining = n - rows.size
         holes = rows[rows < remaining]
         movers = np.flatnonzero(keep[remaining:]) + remaining
-        hole_block, hole_column = np.divmod(holes, GRID_BLOCK_DEVICES)
-        mover_block, mover_column = np.divmod(movers, GRID_BLOCK_DEVICES)
+        hole_block, hole_column = np.divmod(holes, self._block)
+        mover_block, mover_column = np.divmod(movers, self._block)
         self._posterior[hole_block, :, hole_column] = self._posterior[mover_block, :, mover_column]
         arrays = (self._zone_posterior, self._zone, self._candidate)
         for array in (*arrays, self._streak, self._unheard):
