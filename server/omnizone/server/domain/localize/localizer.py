@@ -2,12 +2,14 @@
 
 The pure pieces (radio map, likelihood, forward step) do the work; this shell
 keeps per-device state in preallocated numpy arrays (one row per device,
-grown by doubling, compacted on removal), so a window costs a few matrix
-operations over all devices, not a Python loop per device. A window is three
-steps, each a pure function over the rows in use (below the class): evidence
-(``heard_devices``, ``unheard_windows``, ``window_evidence``), the filter step
-(``forward_in_blocks``, ``zone_probabilities``) and ``hysteresis_step``;
-``_advance`` sequences them and writes their results back into the state.
+grown by doubling, compacted on removal; the posterior in blocks of devices,
+see ``grid_forward``), so a window costs a few matrix operations over all
+devices, not a Python loop per device. A window is three steps, each a pure
+function over the rows in use (below the class): evidence (``heard_devices``,
+``unheard_windows``, ``window_evidence``), the filter step (``grid_forward``
+for the position filter, else ``forward_in_blocks`` and
+``zone_probabilities``) and ``hysteresis_step``; ``_advance`` sequences them
+and writes their results back into the state.
 
 Conventions (docs/localization.md):
 
