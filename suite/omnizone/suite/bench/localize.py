@@ -9,7 +9,10 @@ device in one window (a non-NaN reading); ``cells_per_s`` also counts the
 silent device × anchor pairs, which cost the same.
 
 The measurement runs in a fresh ``python -m omnizone.suite.bench.localize``
-with BLAS pinned to one thread (OMP/OpenBLAS/MKL), so the figure is per core.
+with BLAS pinned to one thread (OMP/OpenBLAS/MKL) and is timed with that
+process's CPU clock, so the figure is per core even on a shared machine
+(``wall_s`` is the wall time of the same run). ``--model grid``, the default,
+is the production localizer (``StoreLocalizer.on_grid`` with its defaults).
 """
 
 import argparse

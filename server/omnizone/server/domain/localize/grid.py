@@ -131,31 +131,75 @@ class Motion:
 MODES = 2  # still, walking
 
 
+@dataclass(frozen=True)
+class ModeMotion:
+    """The motion transition kept in its parts: two walk kernels and a few
+    per-cell rates. ``tocsr`` is the full (2C+1, 2C+1) matrix; ``predict``
+    applies it from those parts, which costs about half the matrix's
+    multiply-adds (the two modes share one kernel product each) and needs no
+    kernel product at all for the still mode when it never leaves its cell."""
+
+    still: sparse.csr_array  # (C, C) step while still
+    walk: sparse.csr_array  # (C, C) step while walking
+    start: float  # P(still -> walking) per window
+    stop: float  # P(walking -> still) per window
+    stay: NDArray[np.float64]  # (C,) P(not leaving the store) from each cell
+    exits: NDArray[np.float64]  # (C,) P(leaving the store) from each cell
+    walk_in: NDArray[np.float64]  # (C,) P(OUTSIDE -> walking in this cell)
+    enter: float  # P(OUTSIDE -> in the store) per window
+
+    @property
+    def cells(self) -> int:
+        return int(self.stay.size)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        states = MODES * self.cells + 1
+        return states, states
+
+    def tocsr(self) -> sparse.csr_array:
+        """(2C+1, 2C+1) row-stochastic, over [cells still, cells walking, OUTSIDE]."""
+        stay = sparse.diags_array(self.stay)
+        exits = sparse.csr_array(self.exits[:, None])
+        start, stop = self.start, self.stop
+        walk_in = sparse.csr_array(self.walk_in[None, :])
+        matrix: sparse.csr_array = sparse.block_array(
+            [
+                [(1.0 - start) * (stay @ self.still), start * (stay @ self.walk), exits],
+                [stop * (stay @ self.still), (1.0 - stop) * (stay @ self.walk), exits],
+                [None, walk_in, sparse.csr_array([[1.0 - self.enter]])],
+            ],
+            format="csr",
+        )
+        return matrix
+
+
+def mode_motion(
+    grid: FloorGrid, plan: StorePlan, *, window_s: float, motion: Motion = Motion()
+) -> ModeMotion:
+    """The parts of ``motion_transition`` (see ``ModeMotion``)."""
+    if window_s <= 0:
+        raise ValueError("window_s must be positive")
+    doors = street_doors(grid, plan, motion.door_depth_m)
+    leave = -math.expm1(-window_s * motion.exit_per_s)
+    enter = -math.expm1(-window_s * motion.entry_per_s)
+    return ModeMotion(
+        still=_walk_kernel(grid, plan, motion.still_sigma_m, window_s, motion),
+        walk=_walk_kernel(grid, plan, motion.walk_sigma_m, window_s, motion),
+        start=-math.expm1(-window_s * motion.start_walking_per_s),
+        stop=-math.expm1(-window_s * motion.stop_walking_per_s),
+        stay=np.where(doors, 1.0 - leave, 1.0),
+        exits=np.where(doors, leave, 0.0),
+        walk_in=enter * doors / doors.sum(),
+        enter=enter,
+    )
+
+
 def motion_transition(
     grid: FloorGrid, plan: StorePlan, *, window_s: float, motion: Motion = Motion()
 ) -> sparse.csr_array:
     """(2C+1, 2C+1) row-stochastic, sparse, over [cells still, cells walking, OUTSIDE]."""
-    if window_s <= 0:
-        raise ValueError("window_s must be positive")
-    still = _walk_kernel(grid, plan, motion.still_sigma_m, window_s, motion)
-    walk = _walk_kernel(grid, plan, motion.walk_sigma_m, window_s, motion)
-    start = -math.expm1(-window_s * motion.start_walking_per_s)
-    stop = -math.expm1(-window_s * motion.stop_walking_per_s)
-    doors = street_doors(grid, plan, motion.door_depth_m)
-    leave = -math.expm1(-window_s * motion.exit_per_s)
-    stay = sparse.diags_array(np.where(doors, 1.0 - leave, 1.0))
-    exits = np.where(doors, leave, 0.0)[:, None]
-    enter = -math.expm1(-window_s * motion.entry_per_s)
-    walk_in = (enter * doors / doors.sum())[None, :]
-    matrix = sparse.block_array(
-        [
-            [(1.0 - start) * (stay @ still), start * (stay @ walk), sparse.csr_array(exits)],
-            [stop * (stay @ still), (1.0 - stop) * (stay @ walk), sparse.csr_array(exits)],
-            [None, sparse.csr_array(walk_in), sparse.csr_array([[1.0 - enter]])],
-        ],
-        format="csr",
-    )
-    return matrix
+    return mode_motion(grid, plan, window_s=window_s, motion=motion).tocsr()
 
 
 def _walk_kernel(

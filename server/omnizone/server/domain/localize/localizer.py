@@ -2,12 +2,14 @@
 
 The pure pieces (radio map, likelihood, forward step) do the work; this shell
 keeps per-device state in preallocated numpy arrays (one row per device,
-grown by doubling, compacted on removal), so a window costs a few matrix
-operations over all devices, not a Python loop per device. A window is three
-steps, each a pure function over the rows in use (below the class): evidence
-(``heard_devices``, ``unheard_windows``, ``window_evidence``), the filter step
-(``forward_in_blocks``, ``zone_probabilities``) and ``hysteresis_step``;
-``_advance`` sequences them and writes their results back into the state.
+grown by doubling, compacted on removal; the posterior in blocks of devices,
+see ``grid_forward``), so a window costs a few matrix operations over all
+devices, not a Python loop per device. A window is three steps, each a pure
+function over the rows in use (below the class): evidence (``heard_devices``,
+``unheard_windows``, ``window_evidence``), the filter step (``grid_forward``
+for the position filter, else ``forward_in_blocks`` and
+``zone_probabilities``) and ``hysteresis_step``; ``_advance`` sequences them
+and writes their results back into the state.
 
 Conventions (docs/localization.md):
 
@@ -26,6 +28,7 @@ Conventions (docs/localization.md):
 import copy
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -35,7 +38,7 @@ from scipy.sparse.linalg import matrix_power as sparse_power
 
 from omnizone.store import StorePlan
 
-from .grid import MODES, Motion, cell_points, floor_grid, motion_transition
+from .grid import MODES, ModeMotion, Motion, cell_points, floor_grid, mode_motion
 from .hmm import Hysteresis, Transition, forward_step, transition_matrix
 from .likelihood import BLOCK_ROWS, LikelihoodModel
 from .radio_map import (
@@ -84,6 +87,7 @@ class StoreLocalizer:
         zone_share: NDArray[np.float64] | None = None,
         state_rows: NDArray[np.intp] | None = None,
         state_points: NDArray[np.float64] | None = None,
+        motion: ModeMotion | None = None,
     ) -> None:
         """The filter's states are the radio map's rows plus OUTSIDE. By default
         those rows are the zones; for a position grid (``grid.py``) they are
@@ -101,17 +105,23 @@ class StoreLocalizer:
 
         ``state_points`` (states × 2, metres) is where each state lies on the
         floor (a grid cell's centre); with it, ``positions`` gives each device's
-        expected position."""
+        expected position.
+
+        ``motion``, the parts of a grid ``transition`` (``grid.ModeMotion``),
+        lets a one-window step skip the full sparse product (``grid_forward``);
+        the states must then be its cells still, its cells walking, OUTSIDE."""
         rows = np.arange(len(radio.zones)) if state_rows is None else np.asarray(state_rows)
         if rows.ndim != 1 or (rows.size and not 0 <= rows.min() <= rows.max() < len(radio.zones)):
             raise ValueError("state_rows must pick radio map rows, one per state")
         # each filter state's column in the likelihood (OUTSIDE last)
-        self._likelihood_columns = None if state_rows is None else np.append(rows, len(radio.zones))
+        self._likelihood_columns: NDArray[np.intp] | None = (
+            None if state_rows is None else np.append(rows, len(radio.zones))
+        )
         states = rows.size + 1
         if transition.shape != (states, states):
             raise ValueError(f"transition must be ({states}, {states}) for {states - 1} states")
         zone_names = tuple(radio.zones if zones is None else zones)
-        self._membership = _membership(states, len(zone_names), zone_share)
+        self._membership = state_membership(states, len(zone_names), zone_share)
         self._points: NDArray[np.float64] | None = None
         if state_points is not None:
             points = np.asarray(state_points, dtype=np.float64)
@@ -145,13 +155,22 @@ class StoreLocalizer:
             raise ValueError(f"new_device_prior must be ({states},) with positive mass")
         self._new_prior = prior / prior.sum()
         self._powers: dict[int, Transition] = {1: self.transition}
+        self._grid_step = (
+            None
+            if motion is None
+            else GridStep.of(motion, self.transition, self._likelihood_columns, self._membership)
+        )
         self._last_window_end_ms: int | None = None
         # per-device state, rows [0, n) in use
         self._n = 0
         self._names: list[str] = []
         self._row: dict[str, int] = {}
-        capacity = 64
-        self._posterior = np.zeros((capacity, states))
+        capacity = GRID_BLOCK_DEVICES
+        # blocks × states × devices (device i: block i // self._block): the grid
+        # step works on a block's whole state rows (``grid_forward``); with one
+        # device per block, the rows are devices (``forward_in_blocks``)
+        self._block = 1 if self._grid_step is None else GRID_BLOCK_DEVICES
+        self._posterior = np.zeros((capacity // self._block, states, self._block))
         self._zone = np.full(capacity, self._outside, dtype=np.intp)
         self._zone_posterior = np.zeros((capacity, self._outside + 1))
         self._candidate = np.full(capacity, -1, dtype=np.intp)
@@ -225,10 +244,10 @@ class StoreLocalizer:
             surveyed = fingerprint_map(survey, zones=[z for z in grid.zones if z in survey.zones])
             per_cell = expand_to_places(surveyed, names, [grid.zones[z] for z in grid.cell_zone])
             radio = combine(radio, per_cell, survey_weight)
-        transition = motion_transition(grid, plan, window_s=window_ms / 1000, motion=motion)
+        parts = mode_motion(grid, plan, window_s=window_ms / 1000, motion=motion)
         return cls(
             radio,
-            transition,
+            parts.tocsr(),
             hysteresis,
             outside_after_windows=_outside_after(plan, window_ms, outside_after_windows),
             window_ms=window_ms,
@@ -238,6 +257,7 @@ class StoreLocalizer:
             zone_share=np.tile(grid.zone_share, (MODES, 1)),
             state_rows=np.tile(np.arange(len(grid)), MODES),
             state_points=np.tile(grid.centers, (MODES, 1)),
+            motion=parts,
         )
 
     def blank(self) -> "StoreLocalizer":
@@ -248,8 +268,9 @@ class StoreLocalizer:
         fresh._names = []
         fresh._row = {}
         fresh._powers = {1: self.transition}
-        for name in ("_posterior", "_zone_posterior", "_zone", "_candidate", "_streak", "_unheard"):
-            setattr(fresh, name, getattr(self, name)[:64].copy())
+        fresh._posterior = self._posterior[: GRID_BLOCK_DEVICES // self._block].copy()
+        for name in ("_zone_posterior", "_zone", "_candidate", "_streak", "_unheard"):
+            setattr(fresh, name, getattr(self, name)[:GRID_BLOCK_DEVICES].copy())
         return fresh
 
     # -- reading --------------------------------------------------------------
@@ -290,7 +311,7 @@ class StoreLocalizer:
         names = list(self._names)
         if self._points is None:
             return names, np.full((n, 2), np.nan)
-        inside = self._posterior[:n, :-1]
+        inside = device_rows(self._posterior, n)[:, :-1]
         mass = inside.sum(axis=1)
         mean: NDArray[np.float64] = (inside @ self._points) / np.maximum(mass, 1e-12)[:, None]
         mean[mass < MIN_INSIDE_MASS] = np.nan
@@ -362,26 +383,34 @@ class StoreLocalizer:
         rows, new_rows = self._rows_for(devices)
         n = self._n
         if new_rows.size:
-            self._posterior[new_rows] = self._new_prior
+            block, column = np.divmod(new_rows, self._block)
+            self._posterior[block, :, column] = self._new_prior
         # 1. evidence: what this window says about where each device is
         heard = heard_devices(n, rows, rssi, present)
         unheard = unheard_windows(self._unheard[:n], heard, steps)
         self._unheard[:n] = unheard
+        # per radio map row (a cell is one row for both of its modes)
         log_lik = window_evidence(
             self._likelihood.silence(present, with_outside=True),
             self._likelihood(rssi, present, with_outside=True),
             rows,
             heard,
-            columns=self._likelihood_columns,
+            columns=None,
             silent_window_probability=self.silent_window_probability,
             evidence_weight=self.evidence_weight,
         )
         # 2. filter step: the posterior over states, in place, then over zones
-        posterior = self._posterior[:n]
-        forward_in_blocks(posterior, log_lik, self._power(steps), out=posterior)
-        zone_posterior = zone_probabilities(
-            posterior, self._membership, out=self._zone_posterior[:n]
-        )
+        zone_posterior = self._zone_posterior[:n]
+        if self._grid_step is not None and steps == 1:
+            grid_forward(self._posterior, log_lik, self._grid_step, zones=zone_posterior)
+        else:
+            posterior = device_rows(self._posterior, n)
+            if self._likelihood_columns is not None:
+                log_lik = log_lik[:, self._likelihood_columns]
+            forward_in_blocks(posterior, log_lik, self._power(steps), out=posterior)
+            zone_probabilities(posterior, self._membership, out=zone_posterior)
+            if not np.may_share_memory(posterior, self._posterior):  # a copy: write back
+                set_device_rows(self._posterior, posterior)
         # 3. hysteresis: which zone to report
         zone = self._zone[:n]
         step = hysteresis_step(
@@ -454,12 +483,12 @@ class StoreLocalizer:
         return rows, np.empty(0, dtype=np.intp)
 
     def _grow(self, needed: int) -> None:
-        capacity = self._posterior.shape[0]
+        capacity = self._zone.shape[0]
         if needed <= capacity:
             return
         while capacity < needed:
             capacity *= 2
-        self._posterior = _resized(self._posterior, capacity)
+        self._posterior = _resized(self._posterior, capacity // self._block)
         self._zone_posterior = _resized(self._zone_posterior, capacity)
         self._zone = _resized(self._zone, capacity)
         self._candidate = _resized(self._candidate, capacity)
@@ -474,7 +503,10 @@ class StoreLocalizer:
         remaining = n - rows.size
         holes = rows[rows < remaining]
         movers = np.flatnonzero(keep[remaining:]) + remaining
-        arrays = (self._posterior, self._zone_posterior, self._zone, self._candidate)
+        hole_block, hole_column = np.divmod(holes, self._block)
+        mover_block, mover_column = np.divmod(movers, self._block)
+        self._posterior[hole_block, :, hole_column] = self._posterior[mover_block, :, mover_column]
+        arrays = (self._zone_posterior, self._zone, self._candidate)
         for array in (*arrays, self._streak, self._unheard):
             array[holes] = array[movers]
         names = self._names
@@ -543,14 +575,15 @@ def window_evidence(
 
     The one (n, states) array is allocated here and worked in place."""
     log_lik = np.empty((heard.size, silence.size))
-    log_lik[:] = silence
+    if rows.size < heard.size:
+        log_lik[:] = silence
     log_lik[rows] = readings
     if columns is not None:
         log_lik = log_lik[:, columns]
     silent = silent_window_probability
     if silent > 0:
         in_store = log_lik[:, :-1]
-        in_store[heard] += math.log1p(-silent)
+        in_store += math.log1p(-silent) * heard[:, None]  # + 0.0 where unheard: unchanged
         quiet = ~heard
         in_store[quiet] = np.logaddexp(math.log(silent), math.log1p(-silent) + in_store[quiet])
     if evidence_weight != 1.0:
@@ -578,6 +611,179 @@ def forward_in_blocks(
     return out
 
 
+#: Devices per block in ``grid_forward``: a block's (cells × devices)
+#: temporaries stay in a typical L2 cache (measured, docs/localization.md).
+GRID_BLOCK_DEVICES = 128
+#: A state's probability below this is set to 0, and a likelihood below this
+#: share of the device's best column is dropped: such numbers are far below what
+#: any decision can tell apart, and their products would turn into subnormal
+#: floats, which the CPU handles many times slower (measured,
+#: docs/localization.md). Products of the two stay above 1e-300.
+NEGLIGIBLE_PROBABILITY = 1e-120
+NEGLIGIBLE_LIKELIHOOD = 1e-150
+#: Below this total, the evidence ruled out nearly every predicted state: the
+#: dropped likelihoods could matter, so the row takes ``forward_step``. Above
+#: it, they move the posterior by at most 1e-150 / 1e-50 = 1e-100.
+_SMALLEST_MASS = 1e-50
+
+
+@dataclass(frozen=True)
+class GridStep:
+    """What ``grid_forward`` needs, worked out once per localizer."""
+
+    motion: ModeMotion
+    transition: sparse.csr_array  # motion.tocsr(): for the rows ``forward_step`` takes
+    columns: NDArray[np.intp]  # (states,) each state's likelihood column
+    cell_columns: NDArray[np.intp] | None  # (C,) a cell's column; None: the first C
+    still_moves: bool  # False: a still shopper never leaves the cell (still kernel = I)
+    still_to: sparse.csr_array  # (C, C) the still kernel transposed: to-cell rows
+    walk_to: sparse.csr_array  # (C, C) the walk kernel transposed
+    doors: NDArray[np.intp]  # the cells that lead outside and back in
+    membership: NDArray[np.float64]  # (states, zones + 1), see ``state_membership``
+    cell_membership: NDArray[np.float64]  # (zones + 1, C): a cell's share, either mode
+
+    @classmethod
+    def of(
+        cls,
+        motion: ModeMotion,
+        transition: Transition,
+        columns: NDArray[np.intp] | None,
+        membership: NDArray[np.float64] | None,
+    ) -> "GridStep":
+        cells = motion.cells
+        if transition.shape != motion.shape or columns is None or membership is None:
+            raise ValueError("motion needs the grid's states: cells still, cells walking, OUTSIDE")
+        cell_columns = columns[:cells]
+        if not (
+            np.array_equal(columns[cells : 2 * cells], cell_columns)
+            and columns[-1] == columns.max() > cell_columns.max()
+            and np.array_equal(membership[:cells], membership[cells : 2 * cells])
+        ):
+            raise ValueError("both modes of a cell must share its radio map row and zone shares")
+        still = motion.still
+        identity = still.nnz == cells and np.array_equal(still.diagonal(), np.ones(cells))
+        return cls(
+            motion=motion,
+            transition=sparse.csr_array(transition),
+            columns=columns,
+            cell_columns=None if np.array_equal(cell_columns, np.arange(cells)) else cell_columns,
+            still_moves=not identity,
+            still_to=sparse.csr_array(still.T),
+            walk_to=sparse.csr_array(motion.walk.T),
+            doors=np.flatnonzero((motion.exits > 0) | (motion.walk_in > 0)),
+            membership=membership,
+            cell_membership=np.ascontiguousarray(membership[:cells].T),
+        )
+
+
+def device_rows(posterior: NDArray[np.float64], n: int) -> NDArray[np.float64]:
+    """(n, states) copy of the first ``n`` devices of a blocked posterior
+    (blocks × states × devices, as ``StoreLocalizer`` keeps it)."""
+    rows: NDArray[np.float64] = posterior.transpose(0, 2, 1).reshape(-1, posterior.shape[1])[:n]
+    return rows
+
+
+def set_device_rows(posterior: NDArray[np.float64], rows: NDArray[np.float64]) -> None:
+    """Write (n, states) rows back as the first ``n`` devices of a blocked posterior."""
+    size = posterior.shape[2]
+    full, rest = divmod(rows.shape[0], size)
+    by_device = posterior.transpose(0, 2, 1)  # a view: blocks × devices × states
+    by_device[:full] = rows[: full * size].reshape(full, size, rows.shape[1])
+    if rest:
+        by_device[full, :rest] = rows[full * size :]
+
+
+def grid_forward(
+    posterior: NDArray[np.float64],
+    log_lik: NDArray[np.float64],
+    step: GridStep,
+    *,
+    zones: NDArray[np.float64],
+) -> None:
+    """One window of the position filter, in place: ``forward_step`` through
+    ``step.motion`` for every device, then each zone's probability into ``zones``.
+
+    ``posterior`` is blocks × states × devices (``GRID_BLOCK_DEVICES`` devices
+    per block, device i in block i // GRID_BLOCK_DEVICES: a state's row over
+    a block's devices is contiguous, which is what the sparse kernel product
+    wants), ``log_lik`` devices × radio map columns (OUTSIDE last) and
+    ``zones`` devices × (zones + 1), one row per device in use.
+    Same result as ``forward_step`` with ``step.transition`` followed by
+    ``zone_probabilities`` up to float rounding, at a fraction of the cost:
+
+    - the prediction applies the motion from its parts (``ModeMotion``): one
+      walk-kernel product per device instead of the full matrix's four blocks;
+    - the weighing is in linear space: ``predicted · exp(log_lik - max)``,
+      normalized, computed once per cell for both modes. The shift by the row's
+      maximum cancels in the normalization. A row it cannot serve exactly
+      (non-finite evidence, a prior without mass, evidence that rules out
+      nearly every predicted state) goes through ``forward_step`` instead.
+    """
+    motion = step.motion
+    cells = motion.cells
+    walking = slice(cells, 2 * cells)
+    doors = step.doors
+    n = log_lik.shape[0]
+    size = posterior.shape[2]
+    # reused for every block; a block's views into them are contiguous
+    work = [np.empty(cells * size) for _ in range(3)]
+    weights = np.empty(log_lik.shape[1] * size)
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        width = stop - start
+        to_still, to_walk, scratch = (w[: cells * width].reshape(cells, width) for w in work)
+        belief = posterior[start // size, :, :width]
+        still, walk, outside = belief[:cells], belief[walking], belief[-1]
+        # likelihood relative to the device's best column: radio map columns × devices
+        block_lik = log_lik[start:stop]
+        top = block_lik.max(axis=1)
+        weight = weights[: block_lik.size].reshape(block_lik.shape[1], width)
+        with np.errstate(invalid="ignore"):  # inf - inf: such a row is redone below
+            np.subtract(block_lik.T, top, out=weight)
+        np.exp(weight, out=weight)
+        weight *= weight >= NEGLIGIBLE_LIKELIHOOD  # faster than a masked assignment
+        cell_weight = weight[:-1] if step.cell_columns is None else weight[step.cell_columns]
+        # predict: still -> (still, walking), walking -> (still, walking), in and out the doors
+        np.add(still, walk, out=scratch)
+        from_doors = scratch[doors]
+        np.multiply(walk, 1.0 - motion.stop, out=to_walk)
+        np.multiply(still, motion.start, out=to_still)
+        to_walk += to_still
+        # what does not start or keep walking stands still (to within rounding)
+        np.subtract(scratch, to_walk, out=to_still)
+        # stay is 1 off the doors
+        to_still[doors] *= motion.stay[doors, None]
+        to_walk[doors] *= motion.stay[doors, None]
+        if step.still_moves:
+            to_still = step.still_to @ to_still
+        to_walk = step.walk_to @ to_walk
+        to_walk[doors] += motion.walk_in[doors, None] * outside
+        to_outside = motion.exits[doors] @ from_doors + (1.0 - motion.enter) * outside
+        to_outside *= weight[-1]
+        # weigh by the evidence, normalize; both modes of a cell share its weight
+        np.add(to_still, to_walk, out=scratch)
+        scratch *= cell_weight
+        mass = scratch.sum(axis=0) + to_outside
+        exact = np.isfinite(top) & (top <= 1e300) & np.isfinite(mass) & (mass > _SMALLEST_MASS)
+        redo = np.flatnonzero(~exact)
+        prior = belief[:, redo].T.copy() if redo.size else None
+        scale = 1.0 / np.where(exact, mass, 1.0)
+        zone_block = step.cell_membership @ scratch
+        zone_block[-1] += to_outside
+        zone_block *= scale
+        block_zones = zones[start:stop]
+        block_zones[:] = zone_block.T
+        np.multiply(cell_weight, scale, out=scratch)
+        for part, weighed in ((still, to_still), (walk, to_walk)):
+            np.multiply(weighed, scratch, out=part)
+            part *= part >= NEGLIGIBLE_PROBABILITY
+        np.multiply(to_outside, scale, out=outside)
+        if prior is not None:
+            redone = forward_step(prior, block_lik[redo][:, step.columns], step.transition)
+            belief[:, redo] = redone.T
+            block_zones[redo] = redone @ step.membership
+
+
 def zone_probabilities(
     posterior: NDArray[np.float64],
     membership: NDArray[np.float64] | None,
@@ -588,7 +794,7 @@ def zone_probabilities(
 
     Hysteresis and decisions speak of zones, while the filter's states may be
     grid cells: a zone's probability is the sum of its cells' shares
-    (``membership``, see ``_membership``). None: the states are the zones."""
+    (``membership``, see ``state_membership``). None: the states are the zones."""
     if membership is None:
         out[:] = posterior
     else:
@@ -696,7 +902,7 @@ def _outside_after(plan: StorePlan, window_ms: int, windows: int | None) -> int:
     return max(1, math.ceil(plan.store.visits.device_timeout_s * 1000 / window_ms))
 
 
-def _membership(
+def state_membership(
     states: int, zones: int, zone_share: NDArray[np.float64] | None
 ) -> NDArray[np.float64] | None:
     """(states, zones + 1): how each state's probability adds to each zone's
