@@ -51,11 +51,13 @@ from omnizone.server.service.gateways import GatewayAdmin
 from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
 from omnizone.server.service.live_map import LiveMap
-from omnizone.server.service.locators import make_locators
+from omnizone.server.service.locators import make_locator, make_locators
 from omnizone.server.service.offer_engine import OfferEngine
 from omnizone.server.service.queries import StoreQueries
+from omnizone.server.service.radio_reload import LocalizerReload, RadioWatch
 from omnizone.server.service.radio_setup import radio_setups
 from omnizone.server.service.retention import SightingRetention
+from omnizone.server.service.running_stores import RunningStores
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.server.settings import ServerSettings, check_api_keys, check_secrets
 from omnizone.store import StorePlan, load_store
@@ -139,7 +141,7 @@ class StoreReports:
     """What the store's reports read: the plans as they run, the analytics
     views and the campaign report."""
 
-    stores: Mapping[str, StorePlan]  # with the newest layouts saved in the dashboard
+    stores: RunningStores  # with the newest layouts saved in the dashboard
     layout_versions: Mapping[str, int | None]  # the saved layout each runs (None: the file)
     shoppers: ShopperService
     campaign_report: CampaignReport
@@ -154,7 +156,8 @@ def build_reports(
 ) -> StoreReports:
     """The read side over ``storage``. ``shoppers``: the server's own; without
     it one is made that only reads (``omnizone report``, the benchmarks)."""
-    running, versions = apply_saved_layouts(stores, storage.layouts)
+    plans, versions = apply_saved_layouts(stores, storage.layouts)
+    running = RunningStores(plans)
     if shoppers is None:
         shoppers = ShopperService(list(running), storage.shoppers)
     report = stored_campaign_report(storage, shoppers)
@@ -186,15 +189,16 @@ def reports_app(
 class ServerParts:
     """One server's parts, made and wired by ``build_server``.
 
-    Constructed is not running: the MQTT connection, the sighting retention
-    and the database's background checkpoints are the runtime's to start. The
+    Constructed is not running: the MQTT connection, the sighting retention,
+    the radio files' watch and the database's background checkpoints are the
+    runtime's to start. The
     offer engine and delivery run their own threads from the start;
     ``close_live`` stops them and ends the live sockets (uvicorn waits for
     those), ``close`` then closes the database.
     """
 
     settings: ServerSettings
-    stores: Mapping[str, StorePlan]  # as they run: saved layouts applied
+    stores: RunningStores  # as they run: saved layouts applied, live
     storage: Storage
     shoppers: ShopperService
     campaigns: CampaignAdmin
@@ -210,6 +214,8 @@ class ServerParts:
     dashboard: DashboardPart
     retention: SightingRetention | None
     dead_letter_retention: SightingRetention | None
+    radio: LocalizerReload  # rebuilds a store's localizer on a saved layout or new files
+    radio_watch: RadioWatch | None  # looks at the files; None: radio_check_interval_s 0
     app: FastAPI
     _live_closed: bool = field(default=False, repr=False)
 
@@ -248,14 +254,16 @@ def build_server(
             list(plans), storage.shoppers, eid_policy=s.eid_policy(), webhook_secret=secret
         )
         reports = build_reports(storage, plans, shoppers=shoppers)
-        running = reports.stores
-        # What each store's localizer learns from (its survey): read now, so a
-        # bad file stops the start naming its lines, before any thread runs.
-        # The store file says which survey (a layout saved in the dashboard
-        # is the floor, not the radio); it is checked against the running plan.
+        running = reports.stores  # one mapping every part reads; a saved layout replaces
+        # What each store's localizer learns from (its survey, its calibration):
+        # read now, so a bad file stops the start naming its lines, before any
+        # thread runs. The store file says which files (a layout saved in the
+        # dashboard is the floor, not the radio); they are checked against the
+        # running plan.
+        radio_files = {store: plans[store].localization for store in running}
         radio = radio_setups(
             {
-                store: plan.model_copy(update={"localization": plans[store].localization})
+                store: plan.model_copy(update={"localization": radio_files[store]})
                 for store, plan in running.items()
             }
         )
@@ -301,6 +309,21 @@ def build_server(
             try_on_listeners=[engine.on_try_on],
             dead_letter_bytes=s.dead_letter_payload_bytes,
         )
+        # A saved layout or a rewritten survey or calibration rebuilds the
+        # store's localizer inside ingest, before the other parts see the plan
+        # (docs/architecture.md, "One running plan per store").
+        reload = LocalizerReload(
+            ingest,
+            running,
+            radio_files,
+            lambda plan, setup: make_locator(plan, s.localizer, radio=setup),
+        )
+        running.subscribe(reload.on_plan)
+        radio_watch = (
+            RadioWatch(reload.check_files, s.radio_check_interval_s)
+            if s.radio_check_interval_s > 0
+            else None
+        )
         # What each part holds about a shopper goes with the shopper, and comes
         # with the export (docs/identity.md). The order matters: the shopper is
         # tombstoned first (ShopperService.erase), then ingest and the engine
@@ -332,7 +355,9 @@ def build_server(
         gateways = GatewayAdmin(running, storage.sql, mqtt.publish_retained)
         dashboard = DashboardPart(
             keys,
-            LayoutService(running, reports.layout_versions, storage.layouts),
+            LayoutService(
+                running, reports.layout_versions, storage.layouts, radio_problems=reload.problems
+            ),
             LiveMap(running, ingest.live, ingest.event_time),
         )
         undo.callback(dashboard.close)
@@ -366,6 +391,7 @@ def build_server(
             mqtt_connected=lambda: mqtt.connected,
             gateways=gateways,
             ingest_counters=lambda: ingest.counters,
+            localizer_status=lambda: reload.status,
             routers=routers,
             max_request_bytes=s.max_request_bytes,
             open_route_rate=(
@@ -395,6 +421,8 @@ def build_server(
             dashboard=dashboard,
             retention=retention,
             dead_letter_retention=dead_letter_retention,
+            radio=reload,
+            radio_watch=radio_watch,
             app=app,
         )
         undo.pop_all()  # built: closing is the parts' (and the runtime's) job now

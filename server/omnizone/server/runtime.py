@@ -2,7 +2,8 @@
 
 ``ServerRuntime`` is what ``omnizone server run``, the demo and the
 benchmarks start. It owns what runs: the MQTT connection, the sighting
-retention, the database's background checkpoints and uvicorn, which it runs
+retention, the watch on the stores' radio files (``radio_check_interval_s``),
+the database's background checkpoints and uvicorn, which it runs
 in a background thread so callers (and tests) keep their own thread. What
 the server is made of, and who listens to whom, is ``bootstrap.py``'s.
 """
@@ -89,6 +90,8 @@ class ServerRuntime:
             for retention in (parts.retention, parts.dead_letter_retention):
                 if retention is not None:
                     retention.start()
+            if parts.radio_watch is not None:
+                parts.radio_watch.start()
             parts.storage.sql.start_background_checkpoints()
             parts.mqtt.start()
             self._serve(parts.app)
@@ -108,6 +111,8 @@ class ServerRuntime:
         if self._socket is not None:
             self._socket.close()
         if parts is not None:
+            if parts.radio_watch is not None:  # before ingest stops: a reload flushes into it
+                parts.radio_watch.stop()
             parts.mqtt.stop()
             for retention in (parts.retention, parts.dead_letter_retention):
                 if retention is not None:

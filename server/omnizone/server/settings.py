@@ -68,6 +68,14 @@ class ServerSettings(BaseSettings):
             " zones) or nearest (loudest gateway); docs/localization.md"
         ),
     )
+    radio_check_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="seconds between looks at each store's survey and calibration files "
+        "(localization: in the store file); a rewritten one replaces the store's localizer "
+        "without a restart, a broken one is reported in /health and /metrics and the "
+        "running one kept (0: never looked at again after start)",
+    )
     webhook_secret: SecretStr | None = Field(
         None,
         description=(

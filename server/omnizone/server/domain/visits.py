@@ -10,6 +10,7 @@ device therefore never overlap. All times are event times (ms), never the wall
 clock: a simulator may run faster than real time.
 """
 
+from collections.abc import Container
 from dataclasses import dataclass, replace
 
 from omnizone.store import VisitSettings
@@ -22,6 +23,7 @@ __all__ = [
     "VisitSettings",
     "advance",
     "expire",
+    "without_zones",
 ]
 
 
@@ -129,4 +131,19 @@ def expire(
         return None, []
     if now_ms - state.last_heard_ms >= settings.device_timeout_s * 1000:
         return None, [_close(state, settings)]
+    return state, []
+
+
+def without_zones(
+    state: DeviceVisitState | None, zones: Container[str], settings: VisitSettings
+) -> tuple[DeviceVisitState | None, list[VisitEvent]]:
+    """A new layout keeps only ``zones``: a stay in a zone it removed closes at
+    the last time the device was seen there (the next placement opens a stay
+    in a zone of the new layout); a move towards a removed zone is forgotten."""
+    if state is None:
+        return None, []
+    if state.zone not in zones:
+        return None, [_close(state, settings)]
+    if state.away_zone is not None and state.away_zone not in zones:
+        return replace(state, away_zone=None, away_since_ms=None), []
     return state, []

@@ -28,6 +28,7 @@ from omnizone.server.entrypoints.limits import (
 from omnizone.server.service.gateways import ConfigRejected, GatewayAdmin
 from omnizone.server.service.ingest import IngestCounters
 from omnizone.server.service.queries import NotFound, StoreQueries
+from omnizone.server.service.radio_reload import ReloadStatus
 
 #: Builds a part's routes given the scope check (``require("read")`` is a dependency).
 RouterFactory = Callable[[Callable[[str], Callable[..., None]]], APIRouter]
@@ -39,6 +40,26 @@ RouterFactory = Callable[[Callable[[str], Callable[..., None]]], APIRouter]
 class HealthOut(BaseModel):
     status: Literal["ok"] = "ok"
     mqtt_connected: bool | None = Field(None, description="None when no ingest runs here")
+    radio_not_applied: list[str] | None = Field(
+        None,
+        description="stores whose newest survey or calibration file could not be applied "
+        "(the running localizer is kept; which file and why: GET /api/v1/localizer); "
+        "None when no ingest runs here",
+    )
+
+
+class StoreRadioOut(BaseModel):
+    store: str
+    survey: str | None = Field(description="the survey file the store file names")
+    calibration: str | None = Field(description="the calibration file the store file names")
+    applied: bool = Field(description="the newest version of both runs")
+    error: str | None = Field(description="why not: the file, the line or field, the fault")
+
+
+class LocalizerOut(BaseModel):
+    reloads: int = Field(description="localizers rebuilt since start: new files, saved layouts")
+    failures: int = Field(description="times new files (or a layout's) could not be applied")
+    stores: list[StoreRadioOut]
 
 
 class ZoneOut(BaseModel):
@@ -171,10 +192,14 @@ class _StoreCollector(Collector):
     """Reads the numbers at scrape time, so every API process reports the same."""
 
     def __init__(
-        self, queries: StoreQueries, counters: Callable[[], IngestCounters] | None = None
+        self,
+        queries: StoreQueries,
+        counters: Callable[[], IngestCounters] | None = None,
+        radio: Callable[[], ReloadStatus] | None = None,
     ) -> None:
         self._queries = queries
         self._counters = counters
+        self._radio = radio
 
     def collect(self) -> Iterator[Metric]:
         stats = self._queries.ingest_stats()
@@ -205,6 +230,26 @@ class _StoreCollector(Collector):
                 ),
             ):
                 yield CounterMetricFamily(name, text, value=value)
+        if self._radio is not None:
+            radio = self._radio()
+            yield CounterMetricFamily(
+                "omnizone_localizer_reloads",
+                "localizers rebuilt without a restart (new survey or calibration, saved layout)",
+                value=radio.reloads,
+            )
+            yield CounterMetricFamily(
+                "omnizone_localizer_reload_failures",
+                "new survey or calibration files that could not be applied",
+                value=radio.failures,
+            )
+            stale = GaugeMetricFamily(
+                "omnizone_localizer_radio_not_applied",
+                "1 while the store's newest survey or calibration is not applied",
+                labels=["store"],
+            )
+            for store in self._queries.stores:
+                stale.add_metric([store], 1 if store in radio.errors else 0)
+            yield stale
         devices = GaugeMetricFamily(
             "omnizone_zone_devices", "devices with an open stay", labels=["store", "zone"]
         )
@@ -253,6 +298,7 @@ def create_app(
     gateways: GatewayAdmin | None = None,
     routers: Sequence[RouterFactory] = (),
     ingest_counters: Callable[[], IngestCounters] | None = None,
+    localizer_status: Callable[[], ReloadStatus] | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     open_route_rate: RateSettings | None = None,
 ) -> FastAPI:
@@ -261,13 +307,15 @@ def create_app(
     scope check, so every route authenticates the same way. Every request
     body is bounded (``max_request_bytes``, larger for the routes that need
     it); ``open_route_rate`` limits each client address on the routes open
-    to anyone (none: no rate limit; the server passes its settings)."""
+    to anyone (none: no rate limit; the server passes its settings).
+    ``localizer_status``: the running localizers' reloads and the radio files
+    not applied (``/health``, ``/metrics``, ``GET /api/v1/localizer``)."""
     keys = {key: frozenset(scopes) for key, scopes in api_keys.items()}
     require = _authorizer(keys)
     read = [Depends(require("read"))]
     admin = [Depends(require("admin"))]
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(_StoreCollector(queries, ingest_counters))
+    registry.register(_StoreCollector(queries, ingest_counters, localizer_status))
     errors: dict[int | str, dict[str, object]] = {
         401: {"model": ErrorOut},
         403: {"model": ErrorOut},
@@ -294,7 +342,13 @@ def create_app(
 
     @app.get("/health", response_model=HealthOut, tags=["ops"])
     def health() -> HealthOut:
-        return HealthOut(mqtt_connected=mqtt_connected() if mqtt_connected else None)
+        """Open to anyone: whether ingest runs, and which stores' radio files are
+        not applied (store ids only; the files and errors need a key)."""
+        radio = localizer_status() if localizer_status is not None else None
+        return HealthOut(
+            mqtt_connected=mqtt_connected() if mqtt_connected else None,
+            radio_not_applied=sorted(radio.errors) if radio is not None else None,
+        )
 
     @app.get("/metrics", dependencies=read, tags=["ops"], response_class=Response)
     def metrics() -> Response:
@@ -375,6 +429,29 @@ def create_app(
             not_consented_dropped=counters.not_consented_dropped if counters else None,
             replayed_dropped=counters.replayed_dropped if counters else None,
         )
+
+    if localizer_status is not None:
+        status_of = localizer_status
+
+        @app.get(f"{API_PREFIX}/localizer", response_model=LocalizerOut, dependencies=read)
+        def localizer() -> LocalizerOut:
+            """Each store's survey and calibration files, and whether their
+            newest versions run (a rewritten file is picked up without a restart)."""
+            radio = status_of()
+            return LocalizerOut(
+                reloads=radio.reloads,
+                failures=radio.failures,
+                stores=[
+                    StoreRadioOut(
+                        store=store,
+                        survey=files.survey,
+                        calibration=files.calibration,
+                        applied=store not in radio.errors,
+                        error=radio.errors.get(store),
+                    )
+                    for store, files in sorted(radio.files.items())
+                ],
+            )
 
     @app.get(f"{API_PREFIX}/dead-letters", response_model=list[DeadLetterOut], dependencies=admin)
     def dead_letters(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[DeadLetterOut]:

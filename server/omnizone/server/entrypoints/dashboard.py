@@ -6,8 +6,8 @@
   what the key may not do.
 - ``GET /api/v1/stores/{store}/plan``: the running plan (zones with polygons,
   gateways, readers) and which saved layout version runs.
-- layouts and floor images: versioned, validated with the store model,
-  applied at the next start (``service/layouts.py``).
+- layouts and floor images: versioned, validated with the store model and
+  the store's radio files, applied at once (``service/layouts.py``).
 - ``/api/v1/stores/{store}/live`` (WebSocket): a snapshot of the floor per
   tick. Browsers cannot set headers on a WebSocket, so the key comes in the
   first message, ``{"type": "auth", "key": "…"}`` (or as ``X-API-Key`` from
@@ -65,7 +65,7 @@ class LayoutInfoOut(BaseModel):
     saved_ms: int
     note: str
     image_id: int | None
-    running: bool = Field(description="this process started with this version")
+    running: bool = Field(description="this process runs this version now")
 
 
 class PlanOut(BaseModel):
@@ -73,7 +73,11 @@ class PlanOut(BaseModel):
     plan: dict[str, Any] = Field(description="the running store plan (omnizone.store.StorePlan)")
     running_version: int | None = Field(description="saved layout version running; None: file")
     latest_version: int | None = Field(description="newest saved layout version")
-    pending_restart: bool = Field(description="a newer saved layout applies at the next start")
+    pending_restart: bool = Field(
+        description="a newer layout than the running one is saved: false after a save here "
+        "(it applies at once); true only if another server on the same database saved it. "
+        "Kept for clients of the earlier API"
+    )
     image_id: int | None = Field(description="floor image of the newest saved layout")
 
 
@@ -217,7 +221,11 @@ def _layout_info(layout: StoredLayout, running: int | None) -> LayoutInfoOut:
     )
 
 
-APPLIES = "at the next start of the server (omnizone server run); the running plan is unchanged"
+APPLIES = (
+    "now: every part of the server (ingest, the localizer, the live map, the API, campaigns, "
+    "analytics) runs it from the next message; stays in removed zones are closed and "
+    "messages of removed gateways are dead-lettered"
+)
 
 
 def dashboard_router(
@@ -280,7 +288,8 @@ def dashboard_router(
         responses={422: {"description": "the plan is refused; each problem names its field"}},
     )
     def save_layout(store: str, body: LayoutIn) -> LayoutOut:
-        """Validate with the store model and save as the next version."""
+        """Validate with the store model and the store's radio files, save as
+        the next version and run it at once (422 names each problem)."""
         try:
             saved = layouts.save(store, body.plan, body.image_id, body.note)
         except LayoutRejected as error:

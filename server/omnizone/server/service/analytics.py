@@ -56,7 +56,7 @@ class AnalyticsService:
         clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         """`clock_ms` ends a default range when nothing is stored yet."""
-        self._stores = dict(stores)
+        self._stores = stores  # the running plans (RunningStores in the server), not a copy
         self._reads = reads
         self._campaign_report = campaigns
         self._clock_ms = clock_ms

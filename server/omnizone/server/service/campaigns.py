@@ -62,7 +62,7 @@ class CampaignAdmin:
         *,
         clock: Callable[[], int] = wall_clock_ms,
     ) -> None:
-        self._stores = dict(stores)
+        self._stores = stores  # the running plans (RunningStores in the server), not a copy
         self._repo = repository
         self.catalog = catalog
         self._clock = clock

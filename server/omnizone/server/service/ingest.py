@@ -40,7 +40,13 @@ from omnizone.server.domain.redact import (
     cap_text,
     keep_payload,
 )
-from omnizone.server.domain.visits import DeviceVisitState, VisitEvent, advance, expire
+from omnizone.server.domain.visits import (
+    DeviceVisitState,
+    VisitEvent,
+    advance,
+    expire,
+    without_zones,
+)
 from omnizone.server.service.locators import (
     Forgets,
     Locator,
@@ -372,15 +378,27 @@ class IngestService:
     def replace_store(self, plan: StorePlan, locator: Locator) -> None:
         """A running store's new floor plan or radio (``radio_reload``): the
         windows the old locator holds are decided first, then ``locator``
-        takes over. Visit state stays: it is ingest's, not the locator's."""
+        takes over, and from the next message the new plan decides which
+        gateways are accepted. Visit state is ingest's, not the locator's, so
+        it stays, except stays in a zone the new plan removed: those close
+        at the last time the device was seen there (one transaction with the
+        flush)."""
         with self._lock:
             store = plan.id
             if store not in self._stores:
                 raise KeyError(f"unknown store {store!r}")
+            zones = {zone.id for zone in plan.zones}
+            settings = plan.store.visits
             pending = _Pending()
             with self._repo.transaction() as tx:
-                placements = self._locators[store].flush()
-                self._place(self._stores[store], placements, tx, pending)
+                self._advance(self._stores[store], self._locators[store].flush(), pending)
+                devices = set(self._states[store]) | set(pending.states)
+                for device in sorted(devices):
+                    before = self._state(store, device, pending)
+                    state, events = without_zones(before, zones, settings)
+                    if state is not before:
+                        pending.record(device, state, events)
+                self._write_states(store, tx, pending)
             self._apply(store, pending)
             self._stores[store] = plan
             self._locators[store] = locator
@@ -444,6 +462,11 @@ class IngestService:
         tx: IngestTransaction,
         pending: _Pending,
     ) -> None:
+        self._advance(plan, placements, pending)
+        self._write_states(plan.id, tx, pending)
+
+    def _advance(self, plan: StorePlan, placements: list[ZonePlacement], pending: _Pending) -> None:
+        """The stays ``placements`` move, and those that timed out, in ``pending``."""
         store, settings = plan.id, plan.store.visits
         clock = self._clock_ms.get(store, 0)
         for placement in placements:
@@ -462,6 +485,9 @@ class IngestService:
                 state, events = expire(self._state(store, device, pending), clock, settings)
                 if events:
                     pending.record(device, state, events)
+
+    def _write_states(self, store: str, tx: IngestTransaction, pending: _Pending) -> None:
+        """The visit events and presence rows of the stays ``pending`` changed."""
         saved = self._presence_saved.setdefault(store, {})
         for device, state in pending.states.items():
             if not self._may_store(device):  # consent: location may not be written down

@@ -1,16 +1,20 @@
-"""Store layouts edited on the dashboard: validate, version, and apply on restart.
+"""Store layouts edited on the dashboard: validate, version, and apply at once.
 
 A saved layout is a whole store plan, checked by the same model as the store
 files (``omnizone.store.parse_store``), so the editor cannot save a plan the
-server would refuse to start with. Saving never changes the running server:
-the localizer's radio map, the visit state and the campaigns' zones are all
-built from the plan at start, so the newest saved layout of each store
-replaces the store file's plan at the next start (``apply_saved_layouts``).
-The dashboard says which version runs and whether a newer one waits.
+server would refuse to start with, and by the store's survey and calibration
+(a layout that removes a gateway the calibration names is refused too, for
+the same reason). A saved layout runs from the moment it is saved: it
+replaces the store's plan in ``RunningStores``, which every part reads, and
+ingest switches its localizer and closes the stays in zones the layout
+removed before anyone else sees it (``radio_reload.LocalizerReload``). At
+start, the newest saved layout of each store replaces the store file's plan
+(``apply_saved_layouts``), so it survives a restart.
 """
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +27,7 @@ from omnizone.server.service.ports.layouts import (
     VersionTaken,
 )
 from omnizone.server.service.queries import NotFound
+from omnizone.server.service.running_stores import RunningStores
 from omnizone.store import StoreConfigError, StorePlan, parse_store
 
 log = logging.getLogger(__name__)
@@ -48,11 +53,14 @@ class LayoutRejected(ValueError):
 class LayoutStatus:
     store: str
     running_version: int | None
-    """The saved version this process started with; None: the store file's plan."""
+    """The saved version this process runs; None: the store file's plan."""
     latest: StoredLayout | None
 
     @property
     def pending_restart(self) -> bool:
+        """A newer layout than the one running is saved: never after a save
+        in this process (it applies at once), only when another server on
+        the same database saved it; kept for clients of the earlier API."""
         return self.latest is not None and self.latest.version != self.running_version
 
 
@@ -96,15 +104,22 @@ def apply_saved_layouts(
 class LayoutService:
     def __init__(
         self,
-        running: Mapping[str, StorePlan],
+        running: RunningStores,
         running_versions: Mapping[str, int | None],
         layouts: LayoutStore,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        *,
+        radio_problems: Callable[[str, StorePlan], list[str]] | None = None,
     ) -> None:
-        self._running = dict(running)
+        """``running``: the server's running plans, which a save replaces.
+        ``radio_problems``: why a store's survey or calibration would not fit
+        a plan (``LocalizerReload.problems``); a layout with any is refused."""
+        self._running = running
         self._running_versions = dict(running_versions)
         self._layouts = layouts
         self._clock_ms = clock_ms
+        self._radio_problems = radio_problems
+        self._saving = threading.Lock()  # saved in version order, applied in that order
 
     def running_plan(self, store: str) -> StorePlan:
         plan = self._running.get(store)
@@ -131,12 +146,26 @@ class LayoutService:
     def save(
         self, store: str, plan: Mapping[str, Any], image_id: int | None, note: str = ""
     ) -> StoredLayout:
-        """Validate and store as the next version; applied at the next start."""
+        """Validate and store as the next version, then run it (every part,
+        from the next message on)."""
         self.running_plan(store)
         checked = validate_layout(store, plan)
         if image_id is not None and self._layouts.image(store, image_id) is None:
             raise LayoutRejected([f"image_id: store {store!r} has no floor image {image_id}"])
+        problems = self._radio_problems(store, checked) if self._radio_problems else []
+        if problems:
+            raise LayoutRejected(problems)
         body = checked.model_dump(mode="json")
+        with self._saving:
+            saved = self._store(store, body, image_id, note)
+            self._running.replace(checked)
+            self._running_versions[store] = saved.version
+        log.info("store %s runs saved layout version %d from now on", store, saved.version)
+        return saved
+
+    def _store(
+        self, store: str, body: dict[str, Any], image_id: int | None, note: str
+    ) -> StoredLayout:
         for attempt in range(3):
             try:
                 return self._layouts.save(store, body, image_id, note, self._clock_ms())

@@ -82,7 +82,7 @@ class LiveMap:
         key: bytes | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
-        self._stores = dict(stores)
+        self._stores = stores  # the running plans (RunningStores in the server), not a copy
         self._source = source
         self._event_time = event_time
         self._key = key if key is not None else secrets.token_bytes(16)

@@ -115,7 +115,7 @@ class OfferEngine:
         otherwise they are decided in the caller's thread (tests, replays).
         ``repository`` keeps the decision log, the store visits and the
         offers sent, which caps and budgets read."""
-        self._stores = dict(stores)
+        self._stores = stores  # the running plans (RunningStores in the server), not a copy
         self._campaigns = campaigns
         self._repo = repository
         self.catalog = catalog
@@ -137,11 +137,6 @@ class OfferEngine:
             self._queue = queue.Queue()
             self._worker = threading.Thread(target=self._work, name="offer-engine", daemon=True)
             self._worker.start()
-        self._reader_zones = {
-            (plan.id, reader.id): reader.zone
-            for plan in stores.values()
-            for reader in plan.rfid_readers
-        }
 
     def now_ms(self) -> int:
         return self._clock()
@@ -346,7 +341,8 @@ class OfferEngine:
             )
 
     def _try_on(self, store: str, reader: str, gtin: str, at_ms: int, effects: _Effects) -> None:
-        zone = self._reader_zones.get((store, reader))
+        plan = self._stores.get(store)  # read now: a saved layout may have moved the reader
+        zone = next((r.zone for r in plan.rfid_readers if r.id == reader), None) if plan else None
         if zone is None:
             return
         with self._lock:

@@ -55,7 +55,7 @@ class StoreQueries:
         clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         """`clock_ms` dates occupancy when the store has no event time yet."""
-        self._stores = dict(stores)
+        self._stores = stores  # the running plans (RunningStores in the server), not a copy
         self._repo = repository
         self._event_time = event_time
         self._clock_ms = clock_ms

@@ -5,11 +5,15 @@ rewritten (``omnizone calibrate --out``, the gateways' self-calibration).
 The windows the old localizer still holds are decided first; then the new one
 takes over. Visits carry on (ingest keeps them, not the localizer); the new
 filter finds each shopper again within a few windows. A file that no longer
-reads keeps the running localizer and is reported (``errors``), never a crash.
+reads keeps the running localizer and is reported (``status``: the server's
+``/health``, ``/metrics`` and ``GET /api/v1/localizer``), never a crash.
+``RadioWatch`` is the runtime's thread that looks at the files every
+``radio_check_interval_s``.
 """
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +21,7 @@ from pathlib import Path
 from omnizone.server.domain.localize.survey import SurveyError
 from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.locators import Locator
-from omnizone.server.service.radio_setup import RadioSetup, radio_setup
+from omnizone.server.service.radio_setup import NO_SETUP, RadioSetup, radio_setup
 from omnizone.store import Localization, StoreConfigError, StorePlan
 
 log = logging.getLogger(__name__)
@@ -28,8 +32,10 @@ Stamp = tuple[tuple[str, int, int] | None, ...]
 
 @dataclass(frozen=True, slots=True)
 class ReloadStatus:
-    reloads: int
-    errors: Mapping[str, str]  # store -> why its newest files were not applied
+    reloads: int  # localizers rebuilt since start (new files or a saved layout)
+    failures: int  # times new files or a layout's radio could not be applied
+    errors: Mapping[str, str]  # store -> why its newest files are not applied
+    files: Mapping[str, Localization]  # store -> the survey and calibration it watches
 
 
 class LocalizerReload:
@@ -50,35 +56,67 @@ class LocalizerReload:
         self._stamps = {store: _stamp(files) for store, files in self._files.items()}
         self._errors: dict[str, str] = {}
         self._reloads = 0
+        self._failures = 0
+        # A layout saved (an HTTP thread) and a file check (the watch thread)
+        # must not interleave: the later could put back the earlier's plan.
+        self._lock = threading.Lock()
 
     @property
     def status(self) -> ReloadStatus:
-        return ReloadStatus(self._reloads, dict(self._errors))
+        with self._lock:
+            return ReloadStatus(
+                self._reloads, self._failures, dict(self._errors), dict(self._files)
+            )
+
+    def problems(self, store: str, plan: StorePlan) -> list[str]:
+        """Why the store's survey or calibration would not fit ``plan`` (a
+        layout about to be saved: it would not start either); none if they fit."""
+        try:
+            radio_setup(self._radio_plan(store, plan))
+        except (SurveyError, StoreConfigError) as error:
+            return [f"localization: {error}"]
+        return []
 
     def layout_saved(self, store: str, plan: StorePlan) -> bool:
-        """A layout saved in the dashboard: localize on it from the next window."""
-        return self._apply(store, plan)
+        """A layout saved in the dashboard: localize on it from the next
+        window. The plan always applies; if the radio files no longer fit it
+        (they changed since ``problems`` was asked), the localizer runs on the
+        plan's path-loss model alone and the error is reported. False then."""
+        with self._lock:
+            if self._apply(store, plan):
+                return True
+            self._ingest.replace_store(plan, self._make(plan, NO_SETUP))
+            self._plans[store] = plan
+            self._errors[store] += " (the new layout runs without them)"
+            return False
+
+    def on_plan(self, plan: StorePlan) -> None:
+        """``RunningStores`` listener: a new plan for ``plan``'s store."""
+        self.layout_saved(plan.id, plan)
 
     def check_files(self) -> list[str]:
         """Reload every store whose survey or calibration file changed; the
-        stores reloaded. Called periodically by the runtime."""
+        stores reloaded. Called periodically by the runtime (``RadioWatch``)."""
         changed = []
-        for store, files in self._files.items():
-            stamp = _stamp(files)
-            if stamp != self._stamps.get(store):
-                self._stamps[store] = stamp
-                if self._apply(store, self._plans[store]):
-                    changed.append(store)
+        with self._lock:
+            for store, files in self._files.items():
+                stamp = _stamp(files)
+                if stamp != self._stamps.get(store):
+                    self._stamps[store] = stamp
+                    if self._apply(store, self._plans[store]):
+                        changed.append(store)
         return changed
 
+    def _radio_plan(self, store: str, plan: StorePlan) -> StorePlan:
+        return plan.model_copy(update={"localization": self._files.get(store, plan.localization)})
+
     def _apply(self, store: str, plan: StorePlan) -> bool:
-        radio_plan = plan.model_copy(
-            update={"localization": self._files.get(store, plan.localization)}
-        )
         try:
-            setup = radio_setup(radio_plan)
+            setup = radio_setup(self._radio_plan(store, plan))
         except (SurveyError, StoreConfigError) as error:
-            self._errors[store] = str(error)
+            named = _named(self._files.get(store, plan.localization))
+            self._errors[store] = f"{named} not applied, the running localizer kept: {error}"
+            self._failures += 1
             log.warning(
                 "store %s: new radio not applied, keeping the running one: %s", store, error
             )
@@ -94,6 +132,48 @@ class LocalizerReload:
             setup.calibration_file or "none",
         )
         return True
+
+
+class RadioWatch:
+    """Calls ``check`` every ``interval_s`` on its own thread until ``stop``."""
+
+    def __init__(self, check: Callable[[], object], interval_s: float) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive (0 means: do not watch)")
+        self._check = check
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+
+        def run() -> None:
+            while not self._stop.wait(self._interval_s):
+                try:
+                    self._check()
+                except Exception:  # a reload must never end the watch
+                    log.exception("checking the radio files failed")
+
+        self._thread = threading.Thread(target=run, name="radio-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+
+def _named(files: Localization) -> str:
+    """``survey S and calibration C``: the files of one store, for a message."""
+    names = [
+        f"{what} {name}"
+        for what, name in (("survey", files.survey), ("calibration", files.calibration))
+        if name is not None
+    ]
+    return " and ".join(names) or "the store file's radio"
 
 
 def _stamp(files: Localization) -> Stamp:

@@ -160,6 +160,8 @@ async function route() {
     onLeave: (done) => state.cleanup.push(done),
     plan: (options) => storePlan(state.store, options),
     forgetPlan: () => state.plans.delete(state.store),
+    // A layout saved meanwhile (here or in another tab) runs at once: draw the view again on it.
+    replan: () => { state.plans.delete(state.store); route(); },
   };
   view.replaceChildren(el("p", { class: "muted" }, "Loading…"));
   try {

@@ -2,7 +2,7 @@
 // it, place gateways, NFC tap points and RFID readers, and save the
 // whole plan as a new layout version. The server checks it with the same
 // model as the store files and names every problem (422); a saved layout
-// runs from the server's next start (docs/dashboard.md).
+// runs at once, in every part of the server (docs/dashboard.md).
 
 import { api, ApiError, imageUrl } from "./api.js";
 import { el, points, storeTime, svg } from "./dom.js";
@@ -65,7 +65,7 @@ export async function editorView(ctx) {
   function describeStatus(found) {
     const running = found.running_version === null ? "the store file" : `saved layout version ${found.running_version}`;
     const latest = found.latest_version === null ? "none saved yet" : `newest saved: version ${found.latest_version}`;
-    status.textContent = `Running: ${running}; ${latest}.${found.pending_restart ? " The newest version applies at the next start of the server." : ""}`;
+    status.textContent = `Running: ${running}; ${latest}.${found.pending_restart ? " The newest version was saved by another server on this database; this one runs it from its next start." : ""}`;
   }
   describeStatus(info);
 

@@ -3,6 +3,8 @@
 // (/api/v1/stores/{store}/live). The page never queues: a snapshot that
 // arrives before the previous one was painted replaces it (counted as
 // "coalesced"), so a slow page shows the newest state, never an old one.
+// A snapshot with other zones than the page draws means a layout saved in the
+// editor runs now: the view loads the new plan and draws itself again.
 //
 // window.__liveStats exposes what the page measured (tests, the live-map
 // benchmark): snapshots received and painted, render time, lag from the
@@ -150,6 +152,13 @@ export async function liveView(ctx) {
   }
 
   function onSnapshot(snap) {
+    // Other zones than the page draws: a layout was saved and runs now. Draw the new plan.
+    const zones = Object.keys(snap.zones);
+    if (zones.length !== zoneIds.length || zones.some((id) => !floor.zones.has(id))) {
+      closedByUs = true;
+      ctx.replan();
+      return;
+    }
     stats.received += 1;
     push(stats.receivedAt, performance.now());
     push(stats.receiveLagMs, Date.now() - snap.built_ms);
