@@ -1,6 +1,7 @@
 """The dashboard's own routes on a real server: whoami, the running plan,
-versioned layouts validated by the store model (applied at the next start),
-floor images, and the live WebSocket's authentication."""
+versioned layouts validated by the store model (applied at once, in every
+part, and still after a restart), floor images, and the live WebSocket's
+authentication."""
 
 import base64
 import json
@@ -11,7 +12,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from omnizone.server.runtime import ServerRuntime
 from tests.e2e.dashboard_stack import ADMIN_KEY, POS_KEY, READ_KEY, staff_server, store_id
+from tests.server.conftest import T0, ble
 
 STORE = store_id()
 # A 1 x 1 PNG.
@@ -24,6 +27,8 @@ TERRACE = {
     "kind": "sales",
     "polygon": [[0, 20], [10, 20], [10, 24], [0, 24]],
 }
+TERRACE_GATEWAY = {"id": "gw-terrace", "position": [5, 22]}
+TAG = "ibeacon:00000000-0000-0000-0000-000000000001:1:1"
 
 
 def _headers(key: str) -> dict[str, str]:
@@ -34,6 +39,7 @@ def _with_terrace(plan: dict) -> dict:  # type: ignore[type-arg]
     bigger = json.loads(json.dumps(plan))
     bigger["store"]["floor"]["depth_m"] = 24
     bigger["zones"].append(TERRACE)
+    bigger["gateways"].append(TERRACE_GATEWAY)
     return bigger
 
 
@@ -53,12 +59,35 @@ def test_whoami_tells_the_page_what_a_key_may_do(tmp_path: Path) -> None:
         assert "text/javascript" in api.get("/dashboard/static/js/app.js").headers["content-type"]
 
 
-def test_a_saved_layout_is_validated_versioned_and_runs_from_the_next_start(
+def _feed_terrace(server: ServerRuntime, start: int, windows: int) -> list[str]:
+    """A tag heard loud by the terrace's gateway only, one message a second;
+    the outcome of each message."""
+    outcomes = []
+    for window in range(start, start + windows):
+        at = T0 + window * 1000
+        topic, payload = ble(TERRACE_GATEWAY["id"], window, at, {TAG: -45.0})
+        outcomes.append(server.ingest.handle(topic, payload, at).outcome.value)
+    return outcomes
+
+
+def _live_zones(server: ServerRuntime) -> dict[str, int]:
+    url = server.api_url.replace("http://", "ws://") + f"/api/v1/stores/{STORE}/live"
+    with connect(url, additional_headers=_headers(READ_KEY), open_timeout=10) as socket:
+        assert json.loads(socket.recv(timeout=10))["type"] == "hello"
+        zones: dict[str, int] = json.loads(socket.recv(timeout=10))["zones"]
+    return zones
+
+
+def test_a_saved_layout_is_validated_versioned_and_runs_at_once_and_after_a_restart(
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "o.db"
     url = f"/api/v1/stores/{STORE}/layouts"
+    placed: list[str | None] = []
     with staff_server(database) as server, httpx.Client(base_url=server.api_url) as api:
+        server.ingest.subscribe_to_placements(
+            lambda _store, p: placed.append(p.zone) if p.device == TAG else None
+        )
         found = api.get(f"/api/v1/stores/{STORE}/plan", headers=_headers(READ_KEY)).json()
         assert found["running_version"] is None and found["latest_version"] is None
         plan = found["plan"]
@@ -85,36 +114,63 @@ def test_a_saved_layout_is_validated_versioned_and_runs_from_the_next_start(
             == 422
         )
         assert api.post(url, json={"plan": plan}, headers=_headers(READ_KEY)).status_code == 403
+        # before the save, the terrace's gateway is nobody's
+        assert _feed_terrace(server, 1, 1) == ["dead_lettered"]
 
         saved = api.post(
             url, json={"plan": _with_terrace(plan), "note": "terrace"}, headers=_headers(ADMIN_KEY)
         )
         assert saved.status_code == 201, saved.text
-        assert saved.json()["version"] == 1 and "next start" in saved.json()["applies"]
+        assert saved.json()["version"] == 1 and saved.json()["applies"].startswith("now")
+        # the whole running server has the terrace at once, not only this route
+        now = api.get(f"/api/v1/stores/{STORE}/plan", headers=_headers(READ_KEY)).json()
+        assert now["running_version"] == 1 and now["latest_version"] == 1
+        assert now["pending_restart"] is False
+        assert "terrace" in {z["id"] for z in now["plan"]["zones"]}
+        stores = api.get("/api/v1/stores", headers=_headers(READ_KEY)).json()
+        assert "terrace" in {z["id"] for z in stores[0]["zones"]}
+        assert _feed_terrace(server, 2, 15) == ["accepted"] * 15
+        assert placed and placed[-1] == "terrace"  # the localizer places on the new floor
+        occupancy = api.get(f"/api/v1/stores/{STORE}/occupancy", headers=_headers(READ_KEY))
+        assert {z["zone"]: z["devices"] for z in occupancy.json()["zones"]}["terrace"] == 1
+        assert _live_zones(server)["terrace"] == 1
+        gateways = api.get(f"/api/v1/stores/{STORE}/gateways", headers=_headers(READ_KEY))
+        assert {"gateway": "gw-terrace", "zone": "terrace"}.items() <= next(
+            g for g in gateways.json() if g["gateway"] == "gw-terrace"
+        ).items()
+
+        # the terrace removed again: the stay there closes, its gateway is refused
         again = api.post(url, json={"plan": plan, "note": "undo"}, headers=_headers(ADMIN_KEY))
         assert again.json()["version"] == 2
+        occupancy = api.get(f"/api/v1/stores/{STORE}/occupancy", headers=_headers(READ_KEY))
+        assert "terrace" not in {z["zone"] for z in occupancy.json()["zones"]}
+        assert "terrace" not in _live_zones(server)
+        visits = api.get(f"/api/v1/stores/{STORE}/visits", headers=_headers(READ_KEY)).json()
+        (stay,) = [v for v in visits if v["device"] == TAG]
+        assert stay["zone"] == "terrace" and stay["status"] == "visit"
+        assert stay["left_ms"] == T0 + 16 * 1000  # when it was last placed there
+        assert server.ingest.present(STORE) == {}
+        assert _feed_terrace(server, 17, 1) == ["dead_lettered"]
+        letters = api.get("/api/v1/dead-letters", headers=_headers(ADMIN_KEY)).json()
+        assert "gw-terrace" in letters[0]["reason"] and "not in the plan" in letters[0]["reason"]
+
         versions = api.get(url, headers=_headers(READ_KEY)).json()
         assert [(v["version"], v["note"], v["running"]) for v in versions] == [
-            (2, "undo", False),
+            (2, "undo", True),
             (1, "terrace", False),
         ]
-        # saving changes nothing that runs
-        now = api.get(f"/api/v1/stores/{STORE}/plan", headers=_headers(READ_KEY)).json()
-        assert now["running_version"] is None and now["latest_version"] == 2
-        assert now["pending_restart"] is True
-        assert "terrace" not in {z["id"] for z in now["plan"]["zones"]}
-        # version 1 saved again becomes version 3, the newest
+        # version 1 saved again becomes version 3, the newest, and runs
         one = api.get(f"{url}/1", headers=_headers(READ_KEY)).json()
         third = api.post(url, json={"plan": one["plan"]}, headers=_headers(ADMIN_KEY)).json()
         assert third["version"] == 3
         assert api.get(f"{url}/9", headers=_headers(READ_KEY)).status_code == 404
 
+    # it survives a restart
     with staff_server(database) as server, httpx.Client(base_url=server.api_url) as api:
         now = api.get(f"/api/v1/stores/{STORE}/plan", headers=_headers(READ_KEY)).json()
         assert now["running_version"] == 3 and now["pending_restart"] is False
         assert "terrace" in {z["id"] for z in now["plan"]["zones"]}
         assert now["plan"]["store"]["floor"]["depth_m"] == 24
-        # the whole server runs the new plan, not only this route
         stores = api.get("/api/v1/stores", headers=_headers(READ_KEY)).json()
         assert "terrace" in {z["id"] for z in stores[0]["zones"]}
         occupancy = api.get(f"/api/v1/stores/{STORE}/occupancy", headers=_headers(READ_KEY))

@@ -1,17 +1,23 @@
 """A store's calibration reaches the deployed localizer: a server made by
 ``build_server`` reads ``localization.calibration`` and localizes with each
 anchor's own power; a bad file stops the start naming file and field; a
-rewritten file is picked up without a restart."""
+rewritten file is picked up without a restart, by ``LocalizerReload`` and by a
+running server's watch thread, and a broken one is reported in ``/health``,
+``/metrics`` and ``GET /api/v1/localizer`` while the running one is kept."""
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import yaml
 
 from omnizone.server.bootstrap import build_server
 from omnizone.server.domain.localize.propagation import anchor_positions, mean_rssi_dbm
+from omnizone.server.runtime import ServerRuntime
 from omnizone.server.service.locators import ZonePlacement, make_locator
 from omnizone.server.service.radio_reload import LocalizerReload
 from omnizone.server.service.radio_setup import radio_setup
@@ -21,7 +27,7 @@ from omnizone.store.calibration import AnchorCalibration, StoreCalibration, dump
 from omnizone.store.geometry import centroid
 
 from .conftest import STORE, T0, ble
-from .test_bootstrap import settings_for
+from .test_bootstrap import ADMIN, settings_for
 
 TAG = "ibeacon:00000000-0000-0000-0000-000000000001:1:1"
 ZONE, LOUD, OFFSET_DB = "accessories", "gw-shoes", 30.0
@@ -150,3 +156,63 @@ def test_the_setup_carries_each_anchors_parameters(plan: StorePlan, tmp_path: Pa
     power = setup.model_parameters(plan)["tx_power_1m_dbm"]
     assert power[anchors.index(LOUD)] == -59.0 + OFFSET_DB
     assert all(p == -59.0 for a, p in zip(anchors, power, strict=True) if a != LOUD)
+
+
+def _until(done: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    """Wait for the watch thread (which looks every 0.1 s here) to get there."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_running_server_picks_up_a_rewritten_calibration_and_reports_a_broken_one(
+    plan: StorePlan, tmp_path: Path
+) -> None:
+    store_file = _store_file(plan, tmp_path, "cal.yaml")
+    calibration = tmp_path / "cal.yaml"
+    calibration.write_text(dump_calibration(StoreCalibration(store=plan.store.id)))
+    settings = settings_for(
+        tmp_path, localizer="grid", store_files=[store_file], radio_check_interval_s=0.1
+    )
+    readings = _readings(plan)
+    seen: list[ZonePlacement] = []
+    window = 0
+    with ServerRuntime(settings) as server, httpx.Client(base_url=server.api_url) as api:
+        server.ingest.subscribe_to_placements(lambda _store, p: seen.append(p))
+
+        def feed(windows: int) -> list[str]:
+            nonlocal window
+            start = len(seen)
+            for _ in range(windows):
+                window += 1
+                for seq, (gateway, rssi) in enumerate(sorted(readings.items())):
+                    at = T0 + window * 1000
+                    server.ingest.handle(*ble(gateway, window * 100 + seq, at, {TAG: rssi}), at)
+            return [p.zone for p in seen[start:] if p.device == TAG and p.zone is not None]
+
+        def localizer() -> dict:  # type: ignore[type-arg]
+            found = api.get("/api/v1/localizer", headers=ADMIN)
+            assert found.status_code == 200, found.text
+            return found.json()  # type: ignore[no-any-return]
+
+        assert ZONE not in feed(10)  # the default model takes the loud gateway for near
+        assert api.get("/health").json()["radio_not_applied"] == []
+
+        calibration.write_text("store: [not, a, mapping\n")
+        _until(lambda: localizer()["failures"] == 1, "the broken file to be seen")
+        assert api.get("/health").json()["radio_not_applied"] == [STORE]
+        (found,) = localizer()["stores"]
+        assert found["applied"] is False and found["calibration"] == str(calibration)
+        assert found["error"].startswith(f"calibration {calibration} not applied")
+        metrics = api.get("/metrics", headers=ADMIN).text
+        assert f'omnizone_localizer_radio_not_applied{{store="{STORE}"}} 1.0' in metrics
+        assert ZONE not in feed(5)  # still placing, with the running localizer
+
+        calibration.write_text(dump_calibration(_loud(plan)))
+        _until(lambda: localizer()["reloads"] == 1, "the new calibration to be applied")
+        assert api.get("/health").json()["radio_not_applied"] == []
+        assert localizer()["stores"][0]["error"] is None
+        assert feed(10)[-1] == ZONE  # placed with the new calibration, no restart
+        metrics = api.get("/metrics", headers=ADMIN).text
+        assert "omnizone_localizer_reloads_total 1.0" in metrics

@@ -15,10 +15,11 @@ from omnizone.server.service.campaign_report import campaign_report
 from omnizone.server.service.campaigns import CampaignAdmin
 from omnizone.server.service.delivery import OfferDelivery
 from omnizone.server.service.ingest import IngestService, Outcome
-from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
+from omnizone.server.service.layouts import LayoutRejected, LayoutService, apply_saved_layouts
 from omnizone.server.service.locators import ZonePlacement
 from omnizone.server.service.offer_engine import OfferEngine
 from omnizone.server.service.queries import StoreQueries
+from omnizone.server.service.running_stores import RunningStores
 from omnizone.server.service.shoppers import ProfileEventIn, ShopperService
 from omnizone.store import StorePlan
 from tests.server.conftest import DEVICE_A, STORE, T0, ble
@@ -178,15 +179,41 @@ def test_the_analytics_read_the_same_on_every_backend(plan: StorePlan, storage: 
         ), view
 
 
-def test_saved_layouts_apply_at_the_next_start(plan: StorePlan, storage: Storage) -> None:
+def test_saved_layouts_apply_at_once_and_at_the_next_start(
+    plan: StorePlan, storage: Storage
+) -> None:
     stores = {plan.id: plan}
-    layouts = LayoutService(stores, {plan.id: None}, storage.layouts, clock_ms=lambda: T0)
+    running = RunningStores(stores)
+    told: list[str] = []
+    running.subscribe(lambda new: told.append(new.store.name))
+    layouts = LayoutService(running, {plan.id: None}, storage.layouts, clock_ms=lambda: T0)
     body = plan.model_dump(mode="json")
     body["store"]["name"] = "Rivoli, rearranged"
     saved = layouts.save(STORE, body, None, "new shelves")
-    assert saved.version == 1 and layouts.status(STORE).pending_restart
+    assert saved.version == 1 and not layouts.status(STORE).pending_restart
+    assert layouts.status(STORE).running_version == 1
+    assert running[STORE].store.name == "Rivoli, rearranged" and told == ["Rivoli, rearranged"]
+    # another server on the same database still runs what it started with
+    elsewhere = LayoutService(RunningStores(stores), {plan.id: None}, storage.layouts)
+    assert elsewhere.status(STORE).pending_restart
     plans, versions = apply_saved_layouts(stores, storage.layouts)
     assert versions == {STORE: 1} and plans[STORE].store.name == "Rivoli, rearranged"
-    restarted = LayoutService(plans, versions, storage.layouts)
+    restarted = LayoutService(RunningStores(plans), versions, storage.layouts)
     assert not restarted.status(STORE).pending_restart
     assert [v.note for v in restarted.versions(STORE)] == ["new shelves"]
+
+
+def test_a_layout_the_radio_files_do_not_fit_is_refused_and_nothing_changes(
+    plan: StorePlan, storage: Storage
+) -> None:
+    running = RunningStores({plan.id: plan})
+    layouts = LayoutService(
+        running,
+        {plan.id: None},
+        storage.layouts,
+        radio_problems=lambda _store, _plan: ["localization: cal.yaml: anchors.gw-x: not in"],
+    )
+    with pytest.raises(LayoutRejected) as refused:
+        layouts.save(STORE, plan.model_dump(mode="json"), None)
+    assert refused.value.problems == ["localization: cal.yaml: anchors.gw-x: not in"]
+    assert layouts.versions(STORE) == [] and running[STORE] is plan
