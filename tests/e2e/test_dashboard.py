@@ -1,10 +1,11 @@
 """The staff dashboard in headless Chromium against a real server: login
 (a wrong key is refused, a read-only key sees no admin action), the layout
-editor (draw a zone, save it, see a refusal named; place and drag RFID
-readers), the campaign editor (create, pause; edit segments, schedule and
-quiet hours, keeping what the form does not show; a refused edit; an edit
-that would overwrite someone else's change is refused and reloads). The live
-map and the analytics views with simulator data are in test_dashboard_live.py."""
+editor (draw a zone, save it, see a refusal named, see it on a live floor
+already open in another tab; place and drag RFID readers), the campaign
+editor (create, pause; edit segments, schedule and quiet hours, keeping what
+the form does not show; a refused edit; an edit that would overwrite someone
+else's change is refused and reloads). The live map and the analytics views
+with simulator data are in test_dashboard_live.py."""
 
 import base64
 import json
@@ -188,10 +189,14 @@ def test_a_wrong_key_is_refused_and_a_read_only_key_sees_no_admin_action(
     assert requests and all(url.startswith(base) for url in requests)
 
 
-def test_a_zone_drawn_in_the_editor_is_saved_as_a_new_layout_version(
+def test_a_zone_drawn_in_the_editor_is_saved_and_runs_on_the_live_floor_at_once(
     server: ServerRuntime, page: Page, tmp_path: Path
 ) -> None:
     base = server.api_url
+    # A second tab watches the live floor while the layout is edited in the first.
+    watching = page.context.new_page()
+    login(watching, base, READ_KEY)
+    assert watching.locator("[data-testid=live-floor] [data-zone=terrace]").count() == 0
     login(page, base, ADMIN_KEY)
     page.get_by_test_id("nav-layout").click()
     page.get_by_test_id("editor-floor").wait_for()
@@ -217,9 +222,15 @@ def test_a_zone_drawn_in_the_editor_is_saved_as_a_new_layout_version(
     page.get_by_test_id("save-layout").click()
     saved = page.get_by_test_id("layout-saved")
     saved.filter(has_text="version 1").wait_for()  # written last, after the status
-    assert "next start" in saved.inner_text()
-    assert "applies at the next start" in page.get_by_test_id("layout-status").inner_text()
+    assert "applies now" in saved.inner_text()
+    status = page.get_by_test_id("layout-status").inner_text()
+    assert "Running: saved layout version 1" in status and "next start" not in status
     page.locator("[data-testid=layout-versions] tr[data-version='1']").wait_for()
+    # the open live floor draws the terrace, with no reload and no restart
+    watching.locator("[data-testid=live-floor] [data-zone=terrace]").wait_for()
+    watching.locator("[data-zone-count=terrace]").wait_for()
+    page.get_by_test_id("nav-live").click()
+    page.locator("[data-testid=live-floor] [data-zone=terrace]").wait_for()
 
     api = httpx.Client(base_url=base, headers={"X-API-Key": READ_KEY})
     layout = api.get(f"/api/v1/stores/{STORE}/layouts/1").json()
@@ -230,7 +241,8 @@ def test_a_zone_drawn_in_the_editor_is_saved_as_a_new_layout_version(
     assert layout["note"] == "terrace opens" and layout["image_id"] is not None
     assert api.get(f"/api/v1/stores/{STORE}/floor-images/{layout['image_id']}").content == PNG
     running = api.get(f"/api/v1/stores/{STORE}/plan").json()
-    assert "terrace" not in {z["id"] for z in running["plan"]["zones"]}
+    assert "terrace" in {z["id"] for z in running["plan"]["zones"]}
+    assert running["running_version"] == 1 and running["pending_restart"] is False
 
 
 def test_rfid_readers_are_placed_and_dragged_on_the_plan_and_saved(
@@ -281,7 +293,7 @@ def test_rfid_readers_are_placed_and_dragged_on_the_plan_and_saved(
         "gw-fitting-2",
     )
     running = api.get(f"/api/v1/stores/{STORE}/plan").json()["plan"]["rfid_readers"]
-    assert [r["position"] for r in running] == [[21.5, 19.5], [24.5, 19.5]]  # until a restart
+    assert [r["position"] for r in running] == [[22, 15], [24, 18.5], [25, 16]]  # at once
 
 
 def test_a_campaign_is_created_and_paused_in_the_browser(server: ServerRuntime, page: Page) -> None:
