@@ -12,6 +12,7 @@ from omnizone.server.domain.visits import (
     VisitSettings,
     advance,
     expire,
+    without_zones,
 )
 
 ZONES = {"gw-a": "a", "gw-b": "b", "gw-c": "c"}
@@ -125,6 +126,22 @@ def test_expire_after_device_timeout_only() -> None:
     gone, events = expire(state, 12_000 + 30_000, S)
     assert gone is None and events == [VisitClosed("a", 0, 12_000, pass_by=False)]
     assert expire(None, 0, S) == (None, [])
+
+
+def test_a_layout_without_the_zone_closes_the_stay_at_last_seen() -> None:
+    state, _ = run(seconds("a", 0, 12))
+    assert without_zones(state, {"a", "b"}, S) == (state, [])
+    gone, events = without_zones(state, {"b"}, S)
+    assert gone is None and events == [VisitClosed("a", 0, 12_000, pass_by=False)]
+    assert without_zones(None, {"b"}, S) == (None, [])
+
+
+def test_a_layout_without_the_zone_a_device_is_heading_to_forgets_the_move() -> None:
+    state, _ = run(seconds("a", 0, 12) + seconds("b", 13, 15))
+    assert state is not None and state.away_zone == "b"
+    kept, events = without_zones(state, {"a"}, S)
+    assert events == [] and kept is not None and kept.zone == "a" and kept.away_zone is None
+    assert kept.last_in_zone_ms == 12_000  # the grace still counts from the last time in "a"
 
 
 steps_strategy = st.lists(
