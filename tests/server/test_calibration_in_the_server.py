@@ -208,6 +208,13 @@ def test_a_running_server_picks_up_a_rewritten_calibration_and_reports_a_broken_
         metrics = api.get("/metrics", headers=ADMIN).text
         assert f'omnizone_localizer_radio_not_applied{{store="{STORE}"}} 1.0' in metrics
         assert ZONE not in feed(5)  # still placing, with the running localizer
+        # a layout saved now would not start: refused, naming the file, nothing stored
+        layouts = f"/api/v1/stores/{STORE}/layouts"
+        body = {"plan": plan.model_dump(mode="json")}
+        refused = api.post(layouts, json=body, headers=ADMIN)
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0].startswith(f"localization: {calibration}")
+        assert api.get(layouts, headers=ADMIN).json() == []
 
         calibration.write_text(dump_calibration(_loud(plan)))
         _until(lambda: localizer()["reloads"] == 1, "the new calibration to be applied")
@@ -216,3 +223,22 @@ def test_a_running_server_picks_up_a_rewritten_calibration_and_reports_a_broken_
         assert feed(10)[-1] == ZONE  # placed with the new calibration, no restart
         metrics = api.get("/metrics", headers=ADMIN).text
         assert "omnizone_localizer_reloads_total 1.0" in metrics
+
+
+def test_a_layout_whose_radio_broke_meanwhile_runs_on_the_defaults_and_says_so(
+    plan: StorePlan, tmp_path: Path
+) -> None:
+    store_file = _store_file(plan, tmp_path, "cal.yaml")
+    calibration = tmp_path / "cal.yaml"
+    calibration.write_text(dump_calibration(_loud(plan)))
+    parts = build_server(settings_for(tmp_path, localizer="grid", store_files=[store_file]))
+    try:
+        calibration.write_text("anchors: {}\n")  # after the save's check, before it applies
+        renamed = plan.model_copy(update={"store": plan.store.model_copy(update={"name": "R"})})
+        assert parts.radio.layout_saved(STORE, renamed) is False
+        assert parts.ingest.stores[STORE].store.name == "R"  # the layout runs all the same
+        error = parts.radio.status.errors[STORE]
+        assert error.startswith(f"calibration {calibration} not applied, the new layout runs")
+        assert parts.radio.status.failures == 1
+    finally:
+        parts.close()

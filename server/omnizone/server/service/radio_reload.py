@@ -83,12 +83,14 @@ class LocalizerReload:
         (they changed since ``problems`` was asked), the localizer runs on the
         plan's path-loss model alone and the error is reported. False then."""
         with self._lock:
-            if self._apply(store, plan):
-                return True
-            self._ingest.replace_store(plan, self._make(plan, NO_SETUP))
-            self._plans[store] = plan
-            self._errors[store] += " (the new layout runs without them)"
-            return False
+            try:
+                setup = self._setup(store, plan)
+            except (SurveyError, StoreConfigError) as error:
+                self._switch(store, plan, NO_SETUP)
+                self._fail(store, plan, error, "the new layout runs on the model's defaults")
+                return False
+            self._switch(store, plan, setup)
+            return True
 
     def on_plan(self, plan: StorePlan) -> None:
         """``RunningStores`` listener: a new plan for ``plan``'s store."""
@@ -96,31 +98,33 @@ class LocalizerReload:
 
     def check_files(self) -> list[str]:
         """Reload every store whose survey or calibration file changed; the
-        stores reloaded. Called periodically by the runtime (``RadioWatch``)."""
+        stores reloaded. Called periodically by the runtime (``RadioWatch``).
+        A file that does not read keeps the running localizer."""
         changed = []
         with self._lock:
             for store, files in self._files.items():
                 stamp = _stamp(files)
-                if stamp != self._stamps.get(store):
-                    self._stamps[store] = stamp
-                    if self._apply(store, self._plans[store]):
-                        changed.append(store)
+                if stamp == self._stamps.get(store):
+                    continue
+                self._stamps[store] = stamp
+                plan = self._plans[store]
+                try:
+                    setup = self._setup(store, plan)
+                except (SurveyError, StoreConfigError) as error:
+                    self._fail(store, plan, error, "the running localizer kept")
+                    continue
+                self._switch(store, plan, setup)
+                changed.append(store)
         return changed
 
     def _radio_plan(self, store: str, plan: StorePlan) -> StorePlan:
         return plan.model_copy(update={"localization": self._files.get(store, plan.localization)})
 
-    def _apply(self, store: str, plan: StorePlan) -> bool:
-        try:
-            setup = radio_setup(self._radio_plan(store, plan))
-        except (SurveyError, StoreConfigError) as error:
-            named = _named(self._files.get(store, plan.localization))
-            self._errors[store] = f"{named} not applied, the running localizer kept: {error}"
-            self._failures += 1
-            log.warning(
-                "store %s: new radio not applied, keeping the running one: %s", store, error
-            )
-            return False
+    def _setup(self, store: str, plan: StorePlan) -> RadioSetup:
+        """The store's files as they are now, read against ``plan``."""
+        return radio_setup(self._radio_plan(store, plan))
+
+    def _switch(self, store: str, plan: StorePlan, setup: RadioSetup) -> None:
         self._ingest.replace_store(plan, self._make(plan, setup))
         self._plans[store] = plan
         self._errors.pop(store, None)
@@ -131,7 +135,12 @@ class LocalizerReload:
             setup.survey_file or "none",
             setup.calibration_file or "none",
         )
-        return True
+
+    def _fail(self, store: str, plan: StorePlan, error: Exception, instead: str) -> None:
+        named = _named(self._files.get(store, plan.localization))
+        self._errors[store] = f"{named} not applied, {instead}: {error}"
+        self._failures += 1
+        log.warning("store %s: %s", store, self._errors[store])
 
 
 class RadioWatch:
