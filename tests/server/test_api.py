@@ -35,7 +35,7 @@ def client(plan: StorePlan, repo: SqlRepository, service: IngestService) -> Test
 def test_health_needs_no_key(client: TestClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "mqtt_connected": True}
+    assert response.json() == {"status": "ok", "mqtt_connected": True, "radio_not_applied": None}
 
 
 @pytest.mark.parametrize(
