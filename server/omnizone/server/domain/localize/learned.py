@@ -41,6 +41,8 @@ UNIFORM_SHARE = 0.05
 #: Pseudo-counts on "heard" and "not heard" per zone and anchor (Laplace).
 HEARD_PSEUDOCOUNT = 1.0
 FOLDS = 5
+#: Devices scored per block in ``score_learned``.
+BLOCK_ROWS = 256
 
 _BINS = round((GRID_HI_DBM - GRID_LO_DBM) / GRID_STEP_DB) + 1
 
@@ -119,7 +121,11 @@ def score_learned(
     if present is not None and not bool(np.all(present)):
         table = table[present]
         rssi = rssi[:, present]
-    logits = model.temperature * _summed(table, rssi)
+    logits = np.empty((rssi.shape[0], len(model.zones)))
+    for start in range(0, rssi.shape[0], BLOCK_ROWS):  # temporaries stay in cache
+        block = slice(start, start + BLOCK_ROWS)
+        logits[block] = _summed(table, rssi[block])
+    logits *= model.temperature
     return logits - _logsumexp(logits)[:, None]
 
 
