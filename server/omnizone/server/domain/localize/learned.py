@@ -34,13 +34,19 @@ GRID_STEP_DB = 0.5
 #: Candidate kernel bandwidths (dB); cross-validation picks one per survey.
 BANDWIDTHS_DB = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 #: Candidate temperatures applied to the summed log densities.
-TEMPERATURES = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
+TEMPERATURES = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.4, 2.0)
 #: Share of each density spread uniformly over the grid: a reading no survey
 #: sample came near costs a bounded penalty rather than minus infinity.
 UNIFORM_SHARE = 0.05
 #: Pseudo-counts on "heard" and "not heard" per zone and anchor (Laplace).
 HEARD_PSEUDOCOUNT = 1.0
 FOLDS = 5
+#: Candidate weights of the linear part against the tables (0 = tables only).
+LINEAR_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
+#: Candidate overall scales of the blended logits, for calibrated probabilities.
+SCALES = (0.5, 0.7, 1.0, 1.4)
+#: "Not heard" as a number for the linear part.
+LINEAR_MISSING_DBM = -100.0
 #: Devices scored per block in ``score_learned``.
 BLOCK_ROWS = 256
 
@@ -56,6 +62,12 @@ class LearnedLikelihood:
     table: NDArray[np.float64]  # (A, 1 + bins, Z)
     bandwidth_db: float
     temperature: float
+    # the linear part: logits += linear_weight * (features @ linear + linear_bias)
+    linear: NDArray[np.float64] | None = None  # (2A, Z), None = tables only
+    linear_bias: NDArray[np.float64] | None = None  # (Z,)
+    linear_fill: NDArray[np.float64] | None = None  # (2A,) features of an anchor not reporting
+    linear_weight: float = 0.0
+    log_prior: NDArray[np.float64] | None = None  # (Z,) the survey's zone shares; None = flat
 
     def __post_init__(self) -> None:
         expected = (len(self.anchors), 1 + _BINS, len(self.zones))
@@ -76,12 +88,16 @@ def fit_learned(
     zones = tuple(sorted(set(survey.zones)))
     labels = np.searchsorted(np.array(zones, dtype=object), np.array(survey.zones, dtype=object))
     labels = labels.astype(np.intp)
+    shares = np.bincount(labels, minlength=len(zones)) / len(labels)
+    log_prior = np.log(shares)
     fold_of = _blocked_folds(labels, len(zones), folds)
     n_folds = int(fold_of.max()) + 1
     bandwidth, temperature = bandwidths_db[0], 1.0
+    linear_weight = 0.0
     if n_folds >= 2:
         # out-of-fold summed log densities per candidate bandwidth, then one grid over both
         best = math.inf
+        best_summed = np.zeros((len(survey), len(zones)))
         for candidate in bandwidths_db:
             summed = np.zeros((len(survey), len(zones)))
             for fold in range(n_folds):
@@ -89,16 +105,41 @@ def fit_learned(
                 table = _tables(survey.rssi[~held], labels[~held], len(zones), candidate)
                 summed[held] = _summed(table, survey.rssi[held])
             for t in temperatures:
-                loss = _log_loss(t * summed, labels)
+                loss = _log_loss(t * summed + log_prior, labels)
                 if loss < best:
-                    best, bandwidth, temperature = loss, candidate, t
+                    best, bandwidth, temperature, best_summed = loss, candidate, t, summed
+        # then the linear part's weight by out-of-fold accuracy, and one scale by log loss
+        linear_oof = np.zeros((len(survey), len(zones)))
+        for fold in range(n_folds):
+            held = fold_of == fold
+            w, b, _ = _linear_fit(survey.rssi[~held], labels[~held], len(zones))
+            linear_oof[held] = _features(survey.rssi[held]) @ w + b
+        right = -1
+        for candidate_weight in LINEAR_WEIGHTS:
+            logits = temperature * best_summed + candidate_weight * linear_oof + log_prior
+            hits = int((logits.argmax(axis=1) == labels).sum())
+            if hits > right:
+                right, linear_weight = hits, candidate_weight
+        blended = temperature * best_summed + linear_weight * linear_oof
+        scale = min(SCALES, key=lambda c: _log_loss(c * blended + log_prior, labels))
+        temperature, linear_weight = scale * temperature, scale * linear_weight
     table = _tables(survey.rssi, labels, len(zones), bandwidth)
+    linear: NDArray[np.float64] | None = None
+    bias: NDArray[np.float64] | None = None
+    fill: NDArray[np.float64] | None = None
+    if linear_weight > 0.0:
+        linear, bias, fill = _linear_fit(survey.rssi, labels, len(zones))
     return LearnedLikelihood(
         zones=zones,
         anchors=survey.anchors,
         table=table,
         bandwidth_db=bandwidth,
         temperature=temperature,
+        linear=linear,
+        linear_bias=bias,
+        linear_fill=fill,
+        linear_weight=linear_weight,
+        log_prior=log_prior,
     )
 
 
@@ -106,26 +147,41 @@ def score_learned(
     model: LearnedLikelihood,
     rssi: NDArray[np.float64],
     present: NDArray[np.bool_] | None = None,
+    *,
+    with_prior: bool = True,
 ) -> NDArray[np.float64]:
     """(N, Z) log-probabilities over zones for (N, A) readings in ``model.anchors`` order.
 
     NaN = the anchor reported but did not hear the device; an anchor with
     ``present[a]`` False reported nothing this window and adds nothing.
-    Rows are normalised (a flat prior over zones), so they also serve as a
-    per-window log-likelihood for the localizer's filter.
+    With ``with_prior`` the survey's zone shares are the prior (a classifier
+    on its own, as the eval's peers learn it); without, the prior is flat and
+    the rows serve as a per-window log-likelihood for the localizer's filter,
+    which brings its own prior.
     """
     rssi = np.asarray(rssi, dtype=np.float64)
     if rssi.ndim != 2 or rssi.shape[1] != len(model.anchors):
         raise ValueError(f"rssi has shape {rssi.shape}, expected (N, {len(model.anchors)})")
     table = model.table
+    readings = rssi
     if present is not None and not bool(np.all(present)):
         table = table[present]
-        rssi = rssi[:, present]
+        readings = rssi[:, present]
+    linear = model.linear
+    silent: NDArray[np.bool_] | None = None
+    if present is not None and not bool(np.all(present)):
+        silent = np.concatenate([~present, ~present])
     logits = np.empty((rssi.shape[0], len(model.zones)))
     for start in range(0, rssi.shape[0], BLOCK_ROWS):  # temporaries stay in cache
         block = slice(start, start + BLOCK_ROWS)
-        logits[block] = _summed(table, rssi[block])
-    logits *= model.temperature
+        logits[block] = model.temperature * _summed(table, readings[block])
+        if linear is not None and model.linear_bias is not None and model.linear_fill is not None:
+            features = _features(rssi[block])
+            if silent is not None:
+                features[:, silent] = model.linear_fill[silent]
+            logits[block] += model.linear_weight * (features @ linear + model.linear_bias)
+    if with_prior and model.log_prior is not None:
+        logits += model.log_prior
     return logits - _logsumexp(logits)[:, None]
 
 
@@ -141,6 +197,56 @@ def align_readings(
             matrix[:, j] = survey.rssi[:, column[anchor]]
             present[j] = True
     return matrix, present
+
+
+def _features(rssi: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(N, 2A) features of the linear part: the reading (not heard = -100 dBm), not-heard flags."""
+    heard = ~np.isnan(rssi)
+    return np.hstack([np.where(heard, rssi, LINEAR_MISSING_DBM), (~heard).astype(np.float64)])
+
+
+def _linear_fit(
+    rssi: NDArray[np.float64], labels: NDArray[np.intp], zones: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Linear discriminant analysis with Ledoit-Wolf shrinkage: (weights, bias, feature means).
+
+    Why: the tables treat anchors as independent given the zone; a shared
+    covariance between anchors (a body shadowing two gateways at once) is what
+    they miss, and a shrunk estimate stays sane on a few hundred rows.
+    A flat prior over zones, like the tables.
+    """
+    features = _features(rssi)
+    n, width = features.shape
+    counts = np.maximum(np.bincount(labels, minlength=zones), 1)
+    means = np.zeros((zones, width))
+    np.add.at(means, labels, features)
+    means /= counts[:, None]
+    covariance = np.zeros((width, width))
+    for zone in range(zones):
+        rows = features[labels == zone]
+        if len(rows):
+            covariance += len(rows) / n * _shrunk_covariance(rows - means[zone])
+    weights = np.asarray(np.linalg.lstsq(covariance, means.T, rcond=None)[0], dtype=np.float64)
+    bias: NDArray[np.float64] = -0.5 * np.einsum("zf,fz->z", means, weights)
+    fill: NDArray[np.float64] = features.mean(axis=0)
+    return weights, bias, fill
+
+
+def _shrunk_covariance(centred: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Ledoit-Wolf covariance of centred rows, shrunk on standardised features (as scikit-learn)."""
+    n, width = centred.shape
+    scale = centred.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    standard = centred / scale
+    covariance = standard.T @ standard / n
+    mu = float(np.trace(covariance)) / width
+    delta = float(((covariance - mu * np.eye(width)) ** 2).sum()) / width
+    fourth = float(((standard**2).sum(axis=1) ** 2).sum())
+    beta = (fourth / n - float((covariance**2).sum())) / (n * width)
+    shrink = 1.0 if delta <= 0.0 else min(max(beta, 0.0), delta) / delta
+    shrunk = (1.0 - shrink) * covariance + shrink * mu * np.eye(width)
+    result: NDArray[np.float64] = scale[:, None] * shrunk * scale[None, :]
+    return result
 
 
 def _blocked_folds(labels: NDArray[np.intp], zones: int, folds: int) -> NDArray[np.intp]:
