@@ -78,7 +78,11 @@ def evaluate_fingerprint(
         **summary,
         "method": "learned",
         "log_loss": _log_loss(model.zones, log_p, test.zones),
-        "model": {"bandwidth_db": model.bandwidth_db, "temperature": model.temperature},
+        "model": {
+            "bandwidth_db": model.bandwidth_db,
+            "temperature": round(model.temperature, 4),
+            "linear_weight": round(model.linear_weight, 4),
+        },
         "n_train": len(train),
         "radio_map": _radio_map_result(train, test, plan, survey_weight),
         "peers": peers,
