@@ -97,3 +97,19 @@ def test_bad_input_is_refused_with_a_clear_message() -> None:
         LearnedLikelihood(
             zones=("a",), anchors=("gw",), table=np.zeros((1, 2, 1)), bandwidth_db=1, temperature=1
         )
+
+
+def test_the_survey_prior_can_be_left_to_the_filter() -> None:
+    """A zone surveyed three times as long is favoured by the prior; a flat prior
+    (what the localizer's filter wants) removes exactly that log-share."""
+    rng = np.random.default_rng(0)
+    zones = ("big",) * 60 + ("small",) * 20
+    rssi = np.concatenate([rng.normal(-60, 4, (60, 2)), rng.normal(-62, 4, (20, 2))])
+    model = fit_learned(Survey(zones=zones, anchors=("gw-1", "gw-2"), rssi=rssi))
+    window = np.array([[-61.0, -61.0]])
+    with_prior = score_learned(model, window)
+    flat = score_learned(model, window, with_prior=False)
+    difference = (with_prior - flat)[0]
+    np.testing.assert_allclose(
+        difference - difference.mean(), np.log([0.75, 0.25]) - np.log([0.75, 0.25]).mean()
+    )
