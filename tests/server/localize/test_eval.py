@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from omnizone.server.domain.localize import (
     combine,
@@ -11,11 +12,19 @@ from omnizone.server.domain.localize import (
     log_likelihood,
     path_loss_map,
     simulate_survey,
+    write_survey,
 )
 from omnizone.server.domain.localize.propagation import anchor_positions, mean_rssi_dbm
 from omnizone.store import StorePlan
 from omnizone.suite.bench.localize import run_localize_bench, synthetic_plan
-from omnizone.suite.evaluation.fingerprint import evaluate_fingerprint, evaluate_fingerprint_files
+from omnizone.suite.cli import app
+from omnizone.suite.evaluation.fingerprint import (
+    SuiteError,
+    evaluate_fingerprint,
+    evaluate_fingerprint_files,
+    evaluate_fingerprint_suite,
+    suite_pairs,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 SURVEYS = ROOT / "config" / "surveys"
@@ -81,14 +90,56 @@ def test_fingerprint_eval_on_shipped_surveys_ties_or_beats_knn(plan: StorePlan) 
     assert sum(sum(row.values()) for row in result["confusion"].values()) == 1000
     assert result["zone_accuracy"] >= result["baseline"]["zone_accuracy"]
     assert result["zone_accuracy"] > 0.8
+    assert set(result["peers"]) == {"knn3", "random_forest", "hist_gradient_boosting"}
+    best = max(peer["zone_accuracy"] for peer in result["peers"].values())
+    assert result["peers"][result["best_peer"]]["zone_accuracy"] == best
+    assert result["margin_over_best_peer"] == round(result["zone_accuracy"] - best, 4)
+    assert result["ahead_of_best_peer"] == (result["margin_over_best_peer"] >= 0.03)
+    assert 0.0 < result["log_loss"] < result["peers"]["knn3"]["log_loss"]
 
 
 def test_fingerprint_eval_with_the_plan_prior(plan: StorePlan) -> None:
     train = simulate_survey(plan, 8, 6.0, seed=5)
     test = simulate_survey(plan, 30, 6.0, seed=6)
     result = evaluate_fingerprint(train, test, plan=plan)
-    assert result["method"] == "fingerprint+path-loss"
-    assert result["zone_accuracy"] >= result["baseline"]["zone_accuracy"]
+    assert result["method"] == "learned"
+    assert result["radio_map"]["method"] == "fingerprint+path-loss"
+    assert result["radio_map"]["zone_accuracy"] >= result["baseline"]["zone_accuracy"]
+
+
+def test_fingerprint_suite_runs_every_pair_and_names_the_sets_behind(
+    plan: StorePlan, tmp_path: Path
+) -> None:
+    for name, seed in (("alpha", 1), ("beta", 3)):
+        write_survey(simulate_survey(plan, 12, 6.0, seed=seed), tmp_path / f"{name}-train.csv")
+        write_survey(simulate_survey(plan, 8, 6.0, seed=seed + 1), tmp_path / f"{name}-test.csv")
+    result = evaluate_fingerprint_suite(tmp_path)
+    assert [row["name"] for row in result["pairs"]] == ["alpha", "beta"]
+    assert result["behind"] == [r["name"] for r in result["pairs"] if not r["ahead_of_best_peer"]]
+    assert result["ahead_everywhere"] == (not result["behind"])
+    for row in result["pairs"]:
+        assert row["best_peer_accuracy"] == max(row["peers"].values())
+
+
+def test_fingerprint_suite_refuses_an_unpaired_file(plan: StorePlan, tmp_path: Path) -> None:
+    write_survey(simulate_survey(plan, 4, 6.0, seed=1), tmp_path / "alpha-train.csv")
+    with pytest.raises(SuiteError, match=r"alpha-train\.csv has no alpha-test\.csv"):
+        suite_pairs(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SuiteError, match=r"no '<name>-train\.csv'"):
+        suite_pairs(empty)
+    with pytest.raises(SuiteError, match="not a folder"):
+        suite_pairs(tmp_path / "missing")
+
+
+def test_fingerprint_cli_needs_either_a_pair_or_a_suite(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["eval", "fingerprint", "--suite", str(tmp_path), "--train", "a"])
+    assert result.exit_code == 2
+    result = runner.invoke(app, ["eval", "fingerprint", "--suite", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "pairs" in result.output and "Traceback" not in result.output
 
 
 def test_synthetic_plan_has_the_requested_size() -> None:

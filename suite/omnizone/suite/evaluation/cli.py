@@ -70,20 +70,41 @@ def eval_localize(
 
 @eval_app.command("fingerprint")
 def eval_fingerprint(
-    train: Annotated[Path, typer.Option(help="survey CSV to learn from")],
-    test: Annotated[Path, typer.Option(help="survey CSV to classify")],
+    train: Annotated[Path | None, typer.Option(help="survey CSV to learn from")] = None,
+    test: Annotated[Path | None, typer.Option(help="survey CSV to classify")] = None,
+    suite: Annotated[
+        Path | None,
+        typer.Option(help="folder: run every <name>-train.csv / <name>-test.csv pair in it"),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Train on one survey, classify the other; compare with a k-nearest-neighbours baseline."""
+    """Train on one survey, classify the other; compare with scikit-learn peers
+    (kNN k=3, random forest, gradient boosting) and a tuned kNN baseline."""
     from rich.console import Console
 
     from omnizone.server.domain.localize.survey import SurveyError, load_survey
-    from omnizone.suite.evaluation.fingerprint import evaluate_fingerprint
+    from omnizone.suite.evaluation.fingerprint import (
+        SuiteError,
+        evaluate_fingerprint,
+        evaluate_fingerprint_suite,
+    )
 
     console = Console(stderr=True)
+    if (suite is None) == (train is None or test is None) or (
+        suite is not None and (train is not None or test is not None)
+    ):
+        console.print("[red]give either --train and --test, or --suite DIR[/]")
+        raise typer.Exit(2)
     try:
-        result = evaluate_fingerprint(load_survey(train), load_survey(test))
-    except SurveyError as error:
+        if suite is not None:
+            with console.status("fingerprint suite") as status:
+                result = evaluate_fingerprint_suite(
+                    suite, on_pair=lambda name: status.update(f"fingerprint suite: {name}")
+                )
+        else:
+            assert train is not None and test is not None
+            result = evaluate_fingerprint(load_survey(train), load_survey(test))
+    except (SurveyError, SuiteError) as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
     print_result(result, json_output, console)

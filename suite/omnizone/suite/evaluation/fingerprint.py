@@ -1,16 +1,28 @@
-"""``omnizone eval fingerprint``: our zone classifier against FIND3-style kNN on surveys.
+"""``omnizone eval fingerprint``: our zone classifier against scikit-learn peers on surveys.
 
-Both are trained on one survey and classify each sample of another on its
-own (no filter, no time): this measures the radio map and the likelihood
-alone. Ours is ``fingerprint_map(train)`` (blended with the floor plan's
-path-loss map when a store plan is given) and the zone with the highest
-``log_likelihood``. The baseline is scikit-learn's ``KNeighborsClassifier``
-on the raw RSSI vectors with "not heard" replaced by -100 dBm, as FIND3 does;
-``n_neighbors`` (1-25) and ``weights`` (uniform/distance) are chosen by 5-fold
-cross-validation on the training survey, so the baseline gets its best shot.
+Every model is trained on one survey and classifies each sample of another on
+its own (no filter, no time): this measures the per-window likelihood alone.
+
+- **Ours** is the learned likelihood (``learned.fit_learned``: per-zone,
+  per-anchor kernel densities as lookup tables, bandwidth and temperature by
+  blocked cross-validation inside the training survey) and the zone with the
+  highest log-probability. The Gaussian radio map (``fingerprint_map``,
+  blended with the floor plan's path-loss map when a store plan is given) and
+  ``log_likelihood`` is reported beside it under ``radio_map``.
+- **Peers** (issue 14): k-nearest neighbours (k=3), a random forest (200
+  trees, ``random_state=0``) and histogram gradient boosting (scikit-learn
+  defaults), on the raw RSSI vectors with "not heard" as -100 dBm.
+  ``best_peer`` is the most accurate of them and ``margin_over_best_peer``
+  our accuracy minus its.
+- **Baseline** is FIND3-style kNN with ``n_neighbors`` (1-25) and ``weights``
+  chosen by 5-fold cross-validation on the training survey.
+
+``evaluate_fingerprint_suite(folder)`` runs every ``<name>-train.csv`` /
+``<name>-test.csv`` pair of a folder in one go.
 """
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +38,21 @@ from omnizone.server.domain.localize import (
     log_likelihood,
     path_loss_map,
 )
+from omnizone.server.domain.localize.learned import align_readings, fit_learned, score_learned
 from omnizone.store import StorePlan, load_store
 
 KNN_MISSING_DBM = -100.0
 KNN_NEIGHBOURS = (1, 3, 5, 7, 9, 15, 25)
+#: Ours must beat the best peer by this much on every set (issue 14, point 5).
+REQUIRED_MARGIN = 0.03
+#: Probabilities are floored here before taking logs for the reported log loss.
+PROBABILITY_FLOOR = 1e-4
+TRAIN_SUFFIX = "-train.csv"
+TEST_SUFFIX = "-test.csv"
+
+
+class SuiteError(ValueError):
+    """A suite folder that cannot be run as asked (no pairs, a train file without its test)."""
 
 
 def evaluate_fingerprint(
@@ -40,17 +63,32 @@ def evaluate_fingerprint(
     survey_weight: float = 0.7,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Zone accuracy and confusion on ``test`` for ours and for the kNN baseline."""
-    radio = _our_map(train, plan, survey_weight)
-    aligned, present = _align(test, radio.anchors)
-    scores = log_likelihood(radio, aligned, present)
-    ours = np.array(radio.zones, dtype=object)[scores.argmax(axis=1)]
+    """Zone accuracy and confusion on ``test`` for ours, the radio map, the peers and kNN."""
+    model = fit_learned(train)
+    aligned, present = align_readings(test, model.anchors)
+    log_p = score_learned(model, aligned, present)
+    zones = np.array(model.zones, dtype=object)
+    ours = zones[log_p.argmax(axis=1)]
+    peers = _peers(train, test)
+    best = max(peers, key=lambda name: peers[name]["zone_accuracy"])
+    summary = _summary(test.zones, ours.tolist())
+    margin = round(summary["zone_accuracy"] - peers[best]["zone_accuracy"], 4)
     knn, chosen = _knn_predict(train, test, seed)
-    method = "fingerprint+path-loss" if plan is not None else "fingerprint"
     return {
-        **_summary(test.zones, ours.tolist()),
-        "method": method,
+        **summary,
+        "method": "learned",
+        "log_loss": _log_loss(model.zones, log_p, test.zones),
+        "model": {
+            "bandwidth_db": model.bandwidth_db,
+            "temperature": round(model.temperature, 4),
+            "linear_weight": round(model.linear_weight, 4),
+        },
         "n_train": len(train),
+        "radio_map": _radio_map_result(train, test, plan, survey_weight),
+        "peers": peers,
+        "best_peer": best,
+        "margin_over_best_peer": margin,
+        "ahead_of_best_peer": margin >= REQUIRED_MARGIN,
         "baseline": {**_summary(test.zones, knn), "method": "knn", **chosen},
     }
 
@@ -69,25 +107,137 @@ def evaluate_fingerprint_files(
     }
 
 
+def suite_pairs(folder: str | Path) -> list[tuple[str, Path, Path]]:
+    """``(name, train, test)`` for every ``<name>-train.csv`` in ``folder``, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SuiteError(f"{folder}: not a folder")
+    pairs: list[tuple[str, Path, Path]] = []
+    lonely: list[str] = []
+    for train in sorted(folder.glob(f"*{TRAIN_SUFFIX}")):
+        name = train.name[: -len(TRAIN_SUFFIX)]
+        test = folder / f"{name}{TEST_SUFFIX}"
+        if test.is_file():
+            pairs.append((name, train, test))
+        else:
+            lonely.append(f"{train.name} has no {test.name}")
+    for test in sorted(folder.glob(f"*{TEST_SUFFIX}")):
+        if not (folder / f"{test.name[: -len(TEST_SUFFIX)]}{TRAIN_SUFFIX}").is_file():
+            lonely.append(f"{test.name} has no {test.name[: -len(TEST_SUFFIX)]}{TRAIN_SUFFIX}")
+    if lonely:
+        raise SuiteError(f"{folder}: unpaired survey files: " + "; ".join(lonely))
+    if not pairs:
+        raise SuiteError(f"{folder}: no '<name>{TRAIN_SUFFIX}' / '<name>{TEST_SUFFIX}' pairs")
+    return pairs
+
+
+def evaluate_fingerprint_suite(
+    folder: str | Path, on_pair: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Every pair of ``folder`` in one run: ours against the best peer, and where we are behind."""
+    rows: list[dict[str, Any]] = []
+    for name, train, test in suite_pairs(folder):
+        if on_pair is not None:
+            on_pair(name)
+        result = evaluate_fingerprint(load_survey(train), load_survey(test))
+        best = result["best_peer"]
+        rows.append(
+            {
+                "name": name,
+                "n_train": result["n_train"],
+                "n_test": result["n_test"],
+                "zones": len(result["per_zone_accuracy"]),
+                "zone_accuracy": result["zone_accuracy"],
+                "log_loss": result["log_loss"],
+                "radio_map": result["radio_map"]["zone_accuracy"],
+                "peers": {k: v["zone_accuracy"] for k, v in result["peers"].items()},
+                "best_peer": best,
+                "best_peer_accuracy": result["peers"][best]["zone_accuracy"],
+                "margin_over_best_peer": result["margin_over_best_peer"],
+                "ahead_of_best_peer": result["ahead_of_best_peer"],
+                "model": result["model"],
+            }
+        )
+    behind = [row["name"] for row in rows if not row["ahead_of_best_peer"]]
+    return {
+        "folder": str(folder),
+        "required_margin": REQUIRED_MARGIN,
+        "pairs": rows,
+        "behind": behind,
+        "ahead_everywhere": not behind,
+    }
+
+
+def _radio_map_result(
+    train: Survey, test: Survey, plan: StorePlan | None, survey_weight: float
+) -> dict[str, Any]:
+    radio = _our_map(train, plan, survey_weight)
+    aligned, present = align_readings(test, radio.anchors)
+    scores = log_likelihood(radio, aligned, present)
+    guesses = np.array(radio.zones, dtype=object)[scores.argmax(axis=1)]
+    method = "fingerprint+path-loss" if plan is not None else "fingerprint"
+    summary = _summary(test.zones, guesses.tolist())
+    return {"zone_accuracy": summary["zone_accuracy"], "method": method}
+
+
+def _peer_models() -> dict[str, Any]:
+    from sklearn.ensemble import (  # type: ignore[import-untyped]
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+    from sklearn.neighbors import KNeighborsClassifier  # type: ignore[import-untyped]
+
+    return {
+        "knn3": KNeighborsClassifier(n_neighbors=3),
+        "random_forest": RandomForestClassifier(n_estimators=200, random_state=0, n_jobs=1),
+        "hist_gradient_boosting": HistGradientBoostingClassifier(random_state=0),
+    }
+
+
+def _peers(train: Survey, test: Survey) -> dict[str, dict[str, Any]]:
+    """The issue's peers, each trained on ``train`` with "not heard" = -100 dBm."""
+    x_train = classifier_features(train.rssi)
+    test_aligned, _ = align_readings(test, train.anchors)
+    x_test = classifier_features(test_aligned)
+    labels = list(train.zones)
+    zones = tuple(sorted(set(labels)))
+    results: dict[str, dict[str, Any]] = {}
+    for name, model in _peer_models().items():
+        if name == "knn3" and len(labels) < 3:
+            model.set_params(n_neighbors=len(labels))
+        model.fit(x_train, labels)
+        proba = np.zeros((len(test), len(zones)))
+        columns = [zones.index(str(c)) for c in model.classes_]
+        proba[:, columns] = model.predict_proba(x_test)
+        guesses = np.array(zones, dtype=object)[proba.argmax(axis=1)]
+        log_p = np.log(np.maximum(proba, PROBABILITY_FLOOR))
+        summary = _summary(test.zones, guesses.tolist())
+        results[name] = {
+            "zone_accuracy": summary["zone_accuracy"],
+            "log_loss": _log_loss(zones, log_p, test.zones),
+            "per_zone_accuracy": summary["per_zone_accuracy"],
+        }
+    return results
+
+
+def _log_loss(
+    zones: tuple[str, ...], log_p: NDArray[np.float64], truth: tuple[str, ...]
+) -> float | None:
+    """Mean negative log-probability of the true zone (floored); None if no test zone is known."""
+    index = {zone: i for i, zone in enumerate(zones)}
+    rows = [(n, index[z]) for n, z in enumerate(truth) if z in index]
+    if not rows:
+        return None
+    n, z = np.array(rows).T
+    floored = np.maximum(log_p[n, z], np.log(PROBABILITY_FLOOR))
+    return round(float(-floored.mean()), 4)
+
+
 def _our_map(train: Survey, plan: StorePlan | None, survey_weight: float) -> RadioMap:
     if plan is None:
         return fingerprint_map(train)
     model = path_loss_map(plan)
     return combine(model, fingerprint_map(train), survey_weight)
-
-
-def _align(
-    survey: Survey, anchors: tuple[str, ...]
-) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """The survey's readings in ``anchors`` order; anchors it lacks are "not reported"."""
-    column = {anchor: i for i, anchor in enumerate(survey.anchors)}
-    matrix = np.full((len(survey), len(anchors)), np.nan)
-    present = np.zeros(len(anchors), dtype=bool)
-    for j, anchor in enumerate(anchors):
-        if anchor in column:
-            matrix[:, j] = survey.rssi[:, column[anchor]]
-            present[j] = True
-    return matrix, present
 
 
 def classifier_features(rssi: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -101,11 +251,11 @@ def _knn_predict(train: Survey, test: Survey, seed: int) -> tuple[list[str], dic
         GridSearchCV,
         StratifiedKFold,
     )
-    from sklearn.neighbors import KNeighborsClassifier  # type: ignore[import-untyped]
+    from sklearn.neighbors import KNeighborsClassifier
 
     anchors = train.anchors
     x_train = classifier_features(train.rssi)
-    test_aligned, _ = _align(test, anchors)
+    test_aligned, _ = align_readings(test, anchors)
     x_test = classifier_features(test_aligned)
     labels = list(train.zones)
     smallest = min(Counter(labels).values())
