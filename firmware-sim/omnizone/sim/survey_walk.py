@@ -20,7 +20,7 @@ from omnizone.sim.app_client import register_app_phones
 from omnizone.sim.engine import Simulation
 from omnizone.sim.runner import run_paced
 from omnizone.sim.scenario import Scenario
-from omnizone.sim.shoppers import Leg, Shopper
+from omnizone.sim.shoppers import AppPhone, Leg, Shopper
 from omnizone.store import StorePlan, geometry
 
 OPEN_STATES = ("waiting_for_phone", "paired")
@@ -115,15 +115,13 @@ def pair_walker(
     zones: Sequence[str] = (),
     seed: int = 0,
 ) -> SurveyWalker:
-    """Register a phone (no consent), pair it with ``code``, put its person
-    at the store's entrance; the walker, added to the simulation's observers."""
-    store = simulation.store
-    unknown = [z for z in zones if z not in {zone.id for zone in store.zones}]
-    if unknown:
-        known = ", ".join(z.id for z in store.zones)
-        raise SurveyWalkError(f"zones {unknown} are not in store {store.id} (its zones: {known})")
+    """Register a phone (no consent), pair it with ``code`` and let it walk."""
     (phone,) = register_app_phones(
-        str(client.base_url), store.id, 1, location_analytics=False, personalized_offers=False
+        str(client.base_url),
+        simulation.store.id,
+        1,
+        location_analytics=False,
+        personalized_offers=False,
     )
     paired = client.post(
         "/api/v1/surveys/pair",
@@ -132,15 +130,30 @@ def pair_walker(
     )
     if paired.status_code >= 400:
         raise SurveyWalkError(f"pairing refused: {paired.status_code} {_detail(paired)}")
+    return attach_walker(simulation, client, phone, paired.json()["token"], zones=zones, seed=seed)
+
+
+def attach_walker(
+    simulation: Simulation,
+    client: httpx.Client,
+    phone: AppPhone,
+    token: str,
+    *,
+    zones: Sequence[str] = (),
+    seed: int = 0,
+) -> SurveyWalker:
+    """A person carrying ``phone`` (paired already, e.g. by the app in survey
+    mode, whose registration the phone's radio advertises), starting at the
+    entrance; added to the simulation's observers."""
+    store = simulation.store
+    unknown = [z for z in zones if z not in {zone.id for zone in store.zones}]
+    if unknown:
+        known = ", ".join(z.id for z in store.zones)
+        raise SurveyWalkError(f"zones {unknown} are not in store {store.id} (its zones: {known})")
     entrance = (store.entrances or [store.zones[0].id])[0]
     start = geometry.centroid(store.zone(entrance).polygon)
     walker = SurveyWalker(
-        client,
-        paired.json()["token"],
-        store,
-        simulation.add_walker(phone, start),
-        zones=tuple(zones),
-        seed=seed,
+        client, token, store, simulation.add_walker(phone, start), zones=tuple(zones), seed=seed
     )
     walker.steer(simulation)  # legs before the first step, or the person is "gone"
     simulation.observers.append(walker.steer)
