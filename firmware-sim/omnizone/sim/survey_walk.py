@@ -60,6 +60,7 @@ class SurveyWalker:
             return
         if self.zones:
             self._drive()
+            return
         zone = self.status["zone"]
         if zone is not None and zone != self._target:
             self._walk_to(zone)
@@ -75,17 +76,22 @@ class SurveyWalker:
             self.walker.legs.append(Leg(point, 0.4, self._rng.randrange(1000, 4000)))
 
     def _drive(self) -> None:
+        """Walk to the next zone not yet enough with collecting paused, pick
+        it once inside, stay until enough; pause when every zone is done."""
         current = self.status["zone"]
         progress = {z["zone"]: z for z in self.status["zones"]}
         if current is not None and not progress[current]["enough"]:
             return
         remaining = [z for z in self.zones if not progress[z]["enough"]]
+        if current is not None:
+            self.status = self._call("POST", "/api/v1/surveys/current/zone", {"zone": None})
         if not remaining:
-            if current is not None:
-                self.status = self._call("POST", "/api/v1/surveys/current/zone", {"zone": None})
             self.done.set()
             return
-        self.status = self._call("POST", "/api/v1/surveys/current/zone", {"zone": remaining[0]})
+        if self._target != remaining[0]:
+            self._walk_to(remaining[0])
+        elif self.store.zone_at(self.walker.position) == remaining[0]:
+            self.status = self._call("POST", "/api/v1/surveys/current/zone", {"zone": remaining[0]})
 
     def _walk_to(self, zone: str) -> None:
         self._target = zone
