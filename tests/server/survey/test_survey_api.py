@@ -187,3 +187,23 @@ def test_a_session_keeps_at_most_its_bound_of_windows(
     running.heard_in(phone, "shoes", windows=20)
     progress = _ok(running.client.get(f"{BASE}/{survey}", headers=ADMIN))
     assert progress["windows"] == 10 and progress["full"] and progress["over_limit_windows"] > 0
+
+
+def test_guessing_pairing_codes_is_rate_limited(plan: StorePlan, tmp_path: Path) -> None:
+    settings = settings_for(
+        tmp_path,
+        api_keys={ADMIN["X-API-Key"]: ["admin"]},
+        open_route_rate_per_minute=0.001,
+        open_route_burst=3,
+    )
+    with (
+        ServerRuntime(settings, stores={plan.id: plan}) as runtime,
+        httpx.Client(base_url=runtime.api_url, timeout=WAIT_S) as client,
+    ):
+        phone = Running(runtime, client, plan).phone()  # one token of three
+        answers = [
+            client.post("/api/v1/surveys/pair", json={"code": f"ZZZZZ{n}"}, headers=phone.auth)
+            for n in range(2, 5)
+        ]
+    assert [a.status_code for a in answers] == [404, 404, 429]
+    assert answers[-1].headers["retry-after"]
