@@ -39,6 +39,43 @@ class PairIn(BaseModel):
     code: str = Field(min_length=4, max_length=16, description="the code the dashboard shows")
 
 
+class RuleOut(BaseModel):
+    min_windows: int
+    min_anchors: int
+
+
+class SurveyZoneOut(BaseModel):
+    zone: str
+    name: str
+    windows: int = Field(description="samples (1 s windows) collected in the zone")
+    anchors: int = Field(description="distinct gateways with at least one reading")
+    anchors_heard: list[str]
+    enough: bool = Field(description="windows >= rule.min_windows and anchors >= rule.min_anchors")
+
+
+class SurveyOut(BaseModel):
+    id: str
+    store: str
+    state: str = Field(description="waiting_for_phone, paired, finished or cancelled")
+    code: str | None = Field(description="the pairing code, until a phone pairs")
+    code_expires_ms: int
+    paired: bool
+    zone: str | None = Field(description="the zone being walked; null: paused")
+    rule: RuleOut
+    windows: int
+    max_windows: int
+    full: bool
+    late_readings: int = Field(description="readings for a window already closed, not merged")
+    settling_windows: int = Field(description="walk-in windows left out after each pick")
+    over_limit_windows: int
+    zones: list[SurveyZoneOut]
+    report: dict[str, Any] | None = Field(description="the calibration report, once finished")
+
+
+class PairOut(SurveyOut):
+    token: str = Field(description="the survey token: send it as X-Survey-Token")
+
+
 def _refused(error: Exception) -> HTTPException:
     if isinstance(error, SurveyNotFound):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(error.args[0]))
@@ -80,6 +117,7 @@ def survey_router(
     @router.post(
         "/stores/{store}/surveys",
         status_code=status.HTTP_201_CREATED,
+        response_model=SurveyOut,
         dependencies=staff,
         responses=_ERRORS,
     )
@@ -90,7 +128,12 @@ def survey_router(
         except _REFUSALS as error:
             raise _refused(error) from None
 
-    @router.get("/stores/{store}/surveys/{survey}", dependencies=staff, responses=_ERRORS)
+    @router.get(
+        "/stores/{store}/surveys/{survey}",
+        response_model=SurveyOut,
+        dependencies=staff,
+        responses=_ERRORS,
+    )
     def progress(store: str, survey: str) -> dict[str, Any]:
         """Per zone: windows collected, anchors heard, enough or not."""
         try:
@@ -98,7 +141,12 @@ def survey_router(
         except _REFUSALS as error:
             raise _refused(error) from None
 
-    @router.post("/stores/{store}/surveys/{survey}/zone", dependencies=staff, responses=_ERRORS)
+    @router.post(
+        "/stores/{store}/surveys/{survey}/zone",
+        response_model=SurveyOut,
+        dependencies=staff,
+        responses=_ERRORS,
+    )
     def pick(store: str, survey: str, body: ZoneIn) -> dict[str, Any]:
         try:
             return surveys.pick_zone(store, survey, body.zone)
@@ -126,7 +174,7 @@ def survey_router(
             raise _refused(error) from None
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    @router.post("/surveys/pair", responses=_ERRORS)
+    @router.post("/surveys/pair", response_model=PairOut, responses=_ERRORS)
     def pair(body: PairIn, me: Annotated[str, Depends(shopper)]) -> dict[str, Any]:
         """The surveying phone (shopper token) pairs with the dashboard's code."""
         try:
@@ -134,7 +182,7 @@ def survey_router(
         except _REFUSALS as error:
             raise _refused(error) from None
 
-    @router.get("/surveys/current", responses=_ERRORS)
+    @router.get("/surveys/current", response_model=SurveyOut, responses=_ERRORS)
     def current(found: Surveying) -> dict[str, Any]:
         """The paired phone's view: which zone to walk, and the progress."""
         try:
@@ -142,7 +190,7 @@ def survey_router(
         except _REFUSALS as error:
             raise _refused(error) from None
 
-    @router.post("/surveys/current/zone", responses=_ERRORS)
+    @router.post("/surveys/current/zone", response_model=SurveyOut, responses=_ERRORS)
     def pick_from_phone(found: Surveying, body: ZoneIn) -> dict[str, Any]:
         """The walker picks the next zone (as staff can in the dashboard)."""
         try:
