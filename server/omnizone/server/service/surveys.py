@@ -191,7 +191,7 @@ class SurveyService:
                     if n is None
                 )
                 + f": add 'localization: {{survey: {written['survey']}, calibration: "
-                f"{written['calibration']}}}' (paths relative to the store file) for the "
+                f"{written['calibration']}}}' (absolute, or relative to the store file) for the "
                 "server to localize with them"
             )
         with self._lock:
