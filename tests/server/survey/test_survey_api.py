@@ -89,12 +89,13 @@ def _ok(response: httpx.Response, code: int = 200) -> Any:
 def _paired(running: Running, phone: Phone, headers: dict[str, str] = ADMIN) -> tuple[str, str]:
     started = _ok(running.client.post(BASE, headers=headers), 201)
     assert started["state"] == "waiting_for_phone" and len(started["code"]) == 6
+    assert started["pair_path"] == f"/app/#survey={started['code']}"
     paired = _ok(
         running.client.post(
             "/api/v1/surveys/pair", json={"code": started["code"].lower()}, headers=phone.auth
         )
     )
-    assert paired["state"] == "paired" and paired["code"] is None
+    assert paired["state"] == "paired" and paired["code"] is None and paired["pair_path"] is None
     return started["id"], paired["token"]
 
 

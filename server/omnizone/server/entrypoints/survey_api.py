@@ -58,6 +58,9 @@ class SurveyOut(BaseModel):
     store: str
     state: str = Field(description="waiting_for_phone, paired, finished or cancelled")
     code: str | None = Field(description="the pairing code, until a phone pairs")
+    pair_path: str | None = Field(
+        description="the shopper app's survey mode with the code: what a QR code should hold"
+    )
     code_expires_ms: int
     paired: bool
     zone: str | None = Field(description="the zone being walked; null: paused")

@@ -305,6 +305,9 @@ class SurveyService:
             "store": session.store,
             "state": session.state,
             "code": session.code if session.state == "waiting_for_phone" else None,
+            "pair_path": (
+                f"/app/#survey={session.code}" if session.state == "waiting_for_phone" else None
+            ),
             "code_expires_ms": session.created_ms + PAIRING_TTL_MS,
             "paired": session.device is not None,
             "zone": walk.zone,

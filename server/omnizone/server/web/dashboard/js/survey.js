@@ -115,7 +115,7 @@ export async function surveyView(ctx) {
         el("p", {}, "Pairing code for the phone (shopper app → Survey mode):"),
         el("p", { class: "pairing-code", "data-testid": "pairing-code" }, current.code),
         el("p", { class: "muted small" }, "The app opens it from ",
-          el("code", { "data-testid": "pairing-link" }, `${location.origin}/app/#survey=${current.code}`),
+          el("code", { "data-testid": "pairing-link" }, `${location.origin}${current.pair_path}`),
           ` (a QR code of this link works too). It expires ${new Date(current.code_expires_ms).toLocaleTimeString("en-GB")}.`));
     } else {
       head.append(el("p", {},
