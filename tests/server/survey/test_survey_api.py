@@ -14,12 +14,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import yaml
 
 from omnizone.contract.eid import eid_device_key
 from omnizone.server.domain.localize.propagation import anchor_positions, mean_rssi_dbm
-from omnizone.server.domain.localize.survey import load_survey
+from omnizone.server.domain.localize.survey import load_survey, simulate_survey, write_survey
 from omnizone.server.runtime import ServerRuntime
-from omnizone.store import StorePlan
+from omnizone.store import StorePlan, load_store
 from omnizone.store.calibration import load_calibration
 from omnizone.store.geometry import centroid
 from tests.server.conftest import STORE, ble
@@ -208,3 +209,37 @@ def test_guessing_pairing_codes_is_rate_limited(plan: StorePlan, tmp_path: Path)
         ]
     assert [a.status_code for a in answers] == [404, 404, 429]
     assert answers[-1].headers["retry-after"]
+
+
+def test_the_survey_the_store_file_names_is_rewritten_and_the_old_one_kept(
+    plan: StorePlan, tmp_path: Path
+) -> None:
+    """Where the store file points, the running server's reload reads: the
+    guided survey is written there too, and what was there is kept."""
+    folder = tmp_path / "store"
+    folder.mkdir()
+    write_survey(simulate_survey(plan, 5, seed=1), folder / "walk.csv")
+    before = (folder / "walk.csv").read_text()
+    data = plan.model_dump(mode="json")
+    data["localization"] = {"survey": "walk.csv"}
+    (folder / "store.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    named = load_store(folder / "store.yaml")
+    settings = settings_for(
+        tmp_path, api_keys={ADMIN["X-API-Key"]: ["admin"]}, store_files=[folder / "store.yaml"]
+    )
+    with (
+        ServerRuntime(settings) as runtime,
+        httpx.Client(base_url=runtime.api_url, timeout=WAIT_S) as client,
+    ):
+        running = Running(runtime, client, named, at_ms=time.time_ns() // 1_000_000 // 1000 * 1000)
+        phone = running.phone()
+        survey, _ = _paired(running, phone)
+        _ok(client.post(f"{BASE}/{survey}/zone", json={"zone": "denim"}, headers=ADMIN))
+        running.heard_in(phone, "denim", windows=20)
+        report = _ok(client.post(f"{BASE}/{survey}/finish", headers=ADMIN))
+    assert report["installed"] == [str((folder / "walk.csv").resolve())]
+    assert set(load_survey(folder / "walk.csv", plan).zones) == {"denim"}
+    (previous,) = report["previous"]
+    assert Path(previous).read_text() == before
+    assert Path(previous).parent == tmp_path / "surveys"  # beside the database
+    assert any("names no calibration" in note for note in report["notes"])

@@ -181,6 +181,7 @@ class SurveyService:
         summary["survey"] = written["survey"]
         summary["written"] = written["calibration"]
         summary["installed"] = [v for k, v in written.items() if k.startswith("installed")]
+        summary["previous"] = [v for k, v in written.items() if k.startswith("previous")]
         named = self._radio_files.get(store, Localization())
         if named.survey is None or named.calibration is None:
             summary["notes"].append(
@@ -340,12 +341,20 @@ class SurveyService:
         _write_atomically(calibration_path, calibration_yaml)
         written = {"survey": str(survey_path), "calibration": str(calibration_path)}
         named = self._radio_files.get(session.store, Localization())
-        if named.survey is not None:
-            _write_atomically(Path(named.survey), survey_path.read_text(encoding="utf-8"))
-            written["installed_survey"] = named.survey
-        if named.calibration is not None:
-            _write_atomically(Path(named.calibration), calibration_yaml)
-            written["installed_calibration"] = named.calibration
+        installs = (
+            ("survey", named.survey, survey_path.read_text(encoding="utf-8")),
+            ("calibration", named.calibration, calibration_yaml),
+        )
+        for what, target, text in installs:
+            if target is None:
+                continue
+            old = Path(target)
+            if old.exists():  # what ran before stays at hand, beside the new files
+                kept = self._out / f"{old.stem}.before-{session.id}{old.suffix}"
+                _write_atomically(kept, old.read_text(encoding="utf-8"))
+                written[f"previous_{what}"] = str(kept)
+            _write_atomically(old, text)
+            written[f"installed_{what}"] = target
         return written
 
 
