@@ -243,3 +243,20 @@ def test_the_survey_the_store_file_names_is_rewritten_and_the_old_one_kept(
     assert Path(previous).read_text() == before
     assert Path(previous).parent == tmp_path / "surveys"  # beside the database
     assert any("names no calibration" in note for note in report["notes"])
+
+
+def test_a_survey_folder_that_cannot_be_written_is_named_and_the_survey_stays_open(
+    running: Running, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "surveys"
+    blocked.write_text("a file, not a folder")
+    phone = running.phone()
+    survey, _ = _paired(running, phone)
+    _ok(running.client.post(f"{BASE}/{survey}/zone", json={"zone": "denim"}, headers=ADMIN))
+    running.heard_in(phone, "denim", windows=12)
+    failed = running.client.post(f"{BASE}/{survey}/finish", headers=ADMIN)
+    assert failed.status_code == 500 and str(blocked) in failed.json()["detail"]
+    assert _ok(running.client.get(f"{BASE}/{survey}", headers=ADMIN))["state"] == "paired"
+    blocked.unlink()
+    report = _ok(running.client.post(f"{BASE}/{survey}/finish", headers=ADMIN))
+    assert Path(report["survey"]).parent == blocked

@@ -21,6 +21,7 @@ from omnizone.server.service.surveys import (
     SurveyConflict,
     SurveyInvalid,
     SurveyNotFound,
+    SurveyNotWritten,
     SurveyService,
 )
 
@@ -92,6 +93,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut},
     409: {"model": ErrorOut},
     422: {"model": ErrorOut},
+    500: {"model": ErrorOut, "description": "finish: a file could not be written (named)"},
 }
 
 
@@ -163,6 +165,8 @@ def survey_router(
             return await run_in_threadpool(surveys.finish, store, survey)
         except _REFUSALS as error:
             raise _refused(error) from None
+        except SurveyNotWritten as error:
+            raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(error)) from None
 
     @router.post(
         "/stores/{store}/surveys/{survey}/cancel",

@@ -61,6 +61,11 @@ class SurveyInvalid(ValueError):
     """A bad value in the request (unknown zone): 422."""
 
 
+class SurveyNotWritten(OSError):
+    """The survey folder or a file the store file names cannot be written:
+    the survey stays open (finish again once fixed): 500 naming the file."""
+
+
 @dataclass(slots=True)
 class _Session:
     id: str
@@ -171,7 +176,13 @@ class SurveyService:
         try:
             result = calibrate(plan, walked)
             summary = report(result, plan)
-            written = self._write(session, walked, dump_calibration(result.calibration))
+            try:
+                written = self._write(session, walked, dump_calibration(result.calibration))
+            except OSError as error:
+                raise SurveyNotWritten(
+                    f"cannot write {error.filename or self._out}: {error.strerror or error}; "
+                    "the survey stays open, finish again once it can be written"
+                ) from error
         except Exception:
             with self._lock:
                 session.state = "paired" if session.device else "waiting_for_phone"
