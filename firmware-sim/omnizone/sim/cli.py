@@ -18,6 +18,105 @@ sim_app.command("record")(record_command)
 sim_app.command("replay")(replay_command)
 
 
+@sim_app.command("survey-walk")
+def survey_walk(
+    accounts: Annotated[
+        Path,
+        typer.Option(help="YAML mapping 'gateways: {<gateway id>: <password>}' for the broker"),
+    ],
+    api_url: Annotated[str, typer.Option(help="the server (its public API)")],
+    code: Annotated[str, typer.Option(help="the pairing code the dashboard's Survey page shows")],
+    zones: Annotated[
+        str | None,
+        typer.Option(
+            help="walk these zones in turn (comma-separated), each until the server says "
+            "enough; omit: follow the zone staff pick in the dashboard"
+        ),
+    ] = None,
+    scenario: Annotated[Path | None, typer.Option(help="scenario YAML (store, radio)")] = None,
+    broker_host: Annotated[str, typer.Option(help="MQTT broker host")] = "127.0.0.1",
+    broker_port: Annotated[int, typer.Option(help="MQTT broker port")] = 1883,
+    tls_ca: Annotated[str | None, typer.Option(help="CA file: use TLS")] = None,
+    speed: Annotated[float, typer.Option(min=0.1, help="simulated seconds per wall second")] = 1.0,
+    wall_limit_s: Annotated[
+        float | None, typer.Option(help="give up after this many wall seconds")
+    ] = None,
+    run_dir: Annotated[Path, typer.Option(help="the gateways' outboxes go here")] = Path(
+        "run/survey"
+    ),
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON summary")] = False,
+) -> None:
+    """A simulated staff phone walks a guided survey: it pairs with CODE and
+    walks the zones while the simulated gateways hear it (docs/localization.md)."""
+    import httpx
+    import yaml
+    from rich.console import Console
+
+    from omnizone.sim.engine import SimClock, Simulation
+    from omnizone.sim.fleet import GatewayFleet
+    from omnizone.sim.scenario import ScenarioError, load_scenario
+    from omnizone.sim.survey_walk import (
+        SurveyWalkError,
+        pair_walker,
+        survey_scenario,
+        walk_survey,
+    )
+    from omnizone.store import StoreConfigError, load_store
+
+    console = Console(stderr=True)
+    try:
+        plan = survey_scenario(load_scenario(scenario or shipped_config(DEFAULT_SCENARIO)))
+        store = load_store(plan.store_file)
+        passwords = yaml.safe_load(accounts.read_text(encoding="utf-8"))["gateways"]
+    except (ScenarioError, StoreConfigError) as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
+        console.print(f"[red]{accounts}: expected 'gateways: {{<id>: <password>}}' ({error})[/]")
+        raise typer.Exit(2) from None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    clock = SimClock.starting_at(plan.start)
+    fleet = GatewayFleet(
+        store,
+        clock,
+        run_dir,
+        broker_host=broker_host,
+        broker_port=broker_port,
+        credentials={g: (g, str(p)) for g, p in passwords.items()},
+        window_ms=plan.window_ms,
+        tls_ca=tls_ca,
+    )
+    wanted = [z.strip() for z in zones.split(",") if z.strip()] if zones else []
+    fleet.start()
+    try:
+        with httpx.Client(base_url=api_url, timeout=10.0) as client:
+            simulation = Simulation(plan, store, fleet.nodes, clock)
+            walker = pair_walker(simulation, client, code, zones=wanted, seed=plan.seed)
+            console.print(f"paired with survey {walker.status.get('id') or code}; walking")
+            walk_survey(simulation, walker, speed=speed, wall_limit_s=wall_limit_s)
+            simulation.close_windows()
+    except (SurveyWalkError, httpx.HTTPError) as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    finally:
+        fleet.stop()
+    summary = {
+        "survey": walker.status.get("id"),
+        "state": walker.status.get("state"),
+        "walked": walker.walked,
+        "zones": {
+            z["zone"]: {"windows": z["windows"], "anchors": z["anchors"], "enough": z["enough"]}
+            for z in walker.status.get("zones", [])
+            if z["windows"]
+        },
+        "published": fleet.published,
+    }
+    if json_output:
+        typer.echo(json.dumps(summary))
+    else:
+        console.print(summary)
+
+
 @sim_app.command("run")
 def run(
     accounts: Annotated[

@@ -7,6 +7,7 @@ so decode, aggregation and the outbox run exactly as on a Raspberry Pi.
 
 import json
 import random
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -141,6 +142,25 @@ class Simulation:
         self.clock.now_ms += self.scenario.window_ms
         for sink in self._sinks:
             sink.tick()
+
+    def add_walker(self, app: AppPhone, position: tuple[float, float]) -> Shopper:
+        """A person the caller steers (a guided survey's staff phone): no
+        planned trip, legs given by the caller, advertising like any app phone."""
+        self.counters.shoppers_arrived += 1
+        ephemeral = app.eid.eid(self.clock.now_ms)
+        walker = Shopper(
+            id=f"walker-{self.counters.shoppers_arrived:05d}",
+            ephemeral_id=ephemeral,
+            phone_address=private_address(self._address_rng),
+            position=position,
+            legs=deque(),
+            next_advert_ms=self.clock.now_ms,
+            app=app,
+        )
+        self._payloads[walker.id] = eddystone_eid_payload(ephemeral, -20)
+        self._advertised[walker.id] = ephemeral
+        self.shoppers.append(walker)
+        return walker
 
     def device_of(self, shopper: Shopper) -> str:
         """The device as the server knows it: the registered app's shopper id,

@@ -41,6 +41,7 @@ from omnizone.server.entrypoints.limits import RateSettings
 from omnizone.server.entrypoints.offers_api import offers_router
 from omnizone.server.entrypoints.shopper_api import shopper_router
 from omnizone.server.entrypoints.shopper_app import mount_shopper_app
+from omnizone.server.entrypoints.survey_api import survey_router
 from omnizone.server.service.analytics import AnalyticsService, CampaignReport
 from omnizone.server.service.campaign_report import CampaignFigures, campaign_report
 from omnizone.server.service.campaigns import CampaignAdmin
@@ -59,6 +60,7 @@ from omnizone.server.service.radio_setup import radio_setups
 from omnizone.server.service.retention import SightingRetention
 from omnizone.server.service.running_stores import RunningStores
 from omnizone.server.service.shoppers import ShopperService
+from omnizone.server.service.surveys import SurveyService, default_survey_dir
 from omnizone.server.settings import ServerSettings, check_api_keys, check_secrets
 from omnizone.store import StorePlan, load_store
 
@@ -212,6 +214,7 @@ class ServerParts:
     campaign_report: CampaignReport
     analytics: AnalyticsService
     dashboard: DashboardPart
+    surveys: SurveyService
     retention: SightingRetention | None
     dead_letter_retention: SightingRetention | None
     radio: LocalizerReload  # rebuilds a store's localizer on a saved layout or new files
@@ -351,6 +354,14 @@ def build_server(
             tls_ca=s.mqtt_tls_ca,
             client_id=s.mqtt_client_id,
         )
+        # The guided survey reads the staff phone's raw windows through ingest,
+        # and writes where the store file points (radio_reload picks them up).
+        surveys = SurveyService(
+            running,
+            {store: plan.localization for store, plan in plans.items()},
+            s.survey_dir or default_survey_dir(s.database_url),
+        )
+        ingest.tap_windows(surveys)
         queries = StoreQueries(running, storage.sql, ingest.event_time)
         gateways = GatewayAdmin(running, storage.sql, mqtt.publish_retained)
         dashboard = DashboardPart(
@@ -383,6 +394,7 @@ def build_server(
                 campaigns, engine, reports.campaign_report, shoppers.authenticate, require
             ),
             dashboard.router,
+            lambda require: survey_router(surveys, shoppers.authenticate, require),
             lambda require: analytics_router(reports.analytics, require),
         ]
         app = create_app(
@@ -419,6 +431,7 @@ def build_server(
             campaign_report=reports.campaign_report,
             analytics=reports.analytics,
             dashboard=dashboard,
+            surveys=surveys,
             retention=retention,
             dead_letter_retention=dead_letter_retention,
             radio=reload,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 _EID_PERIODS_S = [2**k for k in range(MIN_POLICY_EXPONENT, MAX_POLICY_EXPONENT + 1)]
 
-KNOWN_SCOPES = frozenset({"read", "admin", "pos", "associate"})
+KNOWN_SCOPES = frozenset({"read", "admin", "pos", "associate", "survey"})
 
 
 class ServerSettings(BaseSettings):
@@ -171,6 +171,12 @@ class ServerSettings(BaseSettings):
         le=65_536,
         description="how much of a rejected message's payload a dead letter keeps (its "
         "original size is kept too; MAC-like strings are masked)",
+    )
+    survey_dir: Path | None = Field(
+        None,
+        description="where a guided survey's CSV and calibration YAML are written (default: "
+        "a 'surveys' folder beside a SQLite database, else ./surveys); a store file whose "
+        "localization names a survey or calibration gets those files rewritten too",
     )
 
     @field_validator("eid_rotation_min_s", "eid_rotation_max_s")

@@ -110,3 +110,19 @@ def test_a_calibration_naming_an_unknown_anchor_or_store_is_refused_by_field() -
     with pytest.raises(StoreConfigError) as caught:
         parse_calibration(text, plan, source="cal.yaml")
     assert "gw-nowhere" in str(caught.value) and "elsewhere" in str(caught.value)
+
+
+def test_a_line_no_radio_follows_keeps_the_default_exponent_and_still_writes() -> None:
+    """Readings placed at two zone centres can fit a slope of almost nothing
+    (exponent 0.2): that is not a radio, and the calibration file refuses
+    it, so the power is fitted alone and the anchor is flagged."""
+    rng = np.random.default_rng(5)
+    places = np.repeat([[2.0, 2.0], [10.0, 8.0]], 40, axis=0)
+    distance = np.linalg.norm(places - np.array([4.0, 3.0]), axis=1)
+    rssi = mean_rssi_dbm(distance, -62.0, 0.3) + rng.normal(0, 1.0, len(places))
+    fit = fit_anchor("gw-a", (4.0, 3.0), places, rssi, floor=FLOOR)
+    assert fit.fitted and fit.radio.exponent == pytest.approx(2.2)
+    kept = "outside 1.2-4.5: the default exponent was kept"
+    assert any(kept in flag for flag in fit.flags), fit.flags
+    written = parse_calibration(dump_calibration(store_calibration("s", [fit])), source="c.yaml")
+    assert written.anchors["gw-a"].exponent == pytest.approx(2.2)

@@ -38,10 +38,12 @@ LARGER_BODIES: tuple[tuple[str, str, int], ...] = (
     ("POST", rf"^{API_PREFIX}/stores/[^/]+/floor-images$", MAX_IMAGE_BYTES),
 )
 
-#: The routes anyone may call without a key or a token.
+#: The routes anyone may call without a key or a token, and pairing with a
+#: survey, which needs only the token anyone gets: a guessed code costs a token.
 OPEN_ROUTES: tuple[tuple[str, str], ...] = (
     ("POST", rf"^{API_PREFIX}/shoppers$"),
     ("POST", rf"^{API_PREFIX}/webhooks/profile$"),
+    ("POST", rf"^{API_PREFIX}/surveys/pair$"),
 )
 
 

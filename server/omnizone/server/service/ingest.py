@@ -119,6 +119,17 @@ class DeviceIdentity(Protocol):
     def may_track(self, device: str) -> bool: ...
 
 
+class WindowTap(Protocol):
+    """Who else reads some devices' raw windows, as the gateways reported
+    them (the guided survey's staff phone, ``service/surveys.py``). Asked per
+    resolved sighting, before consent is applied: a tapped device's windows
+    reach the tap after commit, and are stored or localized only as its own
+    consent allows."""
+
+    def wanted(self, store: str, device: str) -> bool: ...
+    def on_windows(self, store: str, gateway: str, sightings: Sequence[Sighting]) -> None: ...
+
+
 @dataclass(slots=True)
 class _Pending:
     """Visit state changes of one message, applied to memory after commit."""
@@ -130,6 +141,7 @@ class _Pending:
     try_ons: list[TryOn] = field(default_factory=list)
     placements: list[ZonePlacement] = field(default_factory=list)
     presence_saved: dict[str, int | None] = field(default_factory=dict)
+    tapped: list[tuple[str, Sighting]] = field(default_factory=list)  # (gateway, window)
 
     def record(self, device: str, state: DeviceVisitState | None, events: list[VisitEvent]) -> None:
         self.states[device] = state
@@ -175,6 +187,7 @@ class IngestService:
         self._locators.update(locators or {})
         self._placement_listeners = tuple(placement_listeners)
         self._try_on_listeners = tuple(try_on_listeners)
+        self._taps: tuple[WindowTap, ...] = ()
         self._lock = threading.Lock()
         self.counters = IngestCounters()
         self._states: dict[str, dict[str, DeviceVisitState]] = {s: {} for s in self._stores}
@@ -198,6 +211,11 @@ class IngestService:
         recorder of zone timelines, a part wired later)."""
         with self._lock:
             self._placement_listeners = (*self._placement_listeners, listener)
+
+    def tap_windows(self, tap: WindowTap) -> None:
+        """Hand ``tap`` the raw windows of the devices it wants, from now on."""
+        with self._lock:
+            self._taps = (*self._taps, tap)
 
     @property
     def stores(self) -> Mapping[str, StorePlan]:
@@ -352,7 +370,7 @@ class IngestService:
         tx.touch_gateway(store, gateway, received_ms)
         match message:
             case BleMessage():
-                tracked = self._identify(message)
+                tracked = self._identify(message, pending)
                 stored = [i for i in tracked if self._may_store(i.device)]
                 if stored:
                     tx.add_ble_sightings(store, gateway, seq, stored)
@@ -413,16 +431,21 @@ class IngestService:
                 self._place(plan, placements, tx, pending)
             self._apply(store, pending)
 
-    def _identify(self, message: BleMessage) -> list[BleSighting]:
+    def _identify(self, message: BleMessage, pending: _Pending) -> list[BleSighting]:
         """The message's sightings with rotating ids resolved to registered
-        devices; unknown ids and shoppers who allow nothing are left out."""
+        devices; unknown ids and shoppers who allow nothing are left out.
+        What a tap wants goes to ``pending.tapped`` either way."""
         identity = self._identity
         if identity is None:
+            self._tap(message, [(i, i.device) for i in message.items], pending)
             return list(message.items)
         kept: list[BleSighting] = []
+        resolved: list[tuple[BleSighting, str]] = []
         for item in message.items:
             at_ms = item.window_start_ms + item.window_ms
             device = identity.resolve(item.device, at_ms, message.store)
+            if isinstance(device, str):
+                resolved.append((item, device))
             if device is None:
                 self.counters.unresolved_dropped += 1
             elif isinstance(device, Replay):
@@ -433,7 +456,19 @@ class IngestService:
                 kept.append(
                     item if device == item.device else item.model_copy(update={"device": device})
                 )
+        self._tap(message, resolved, pending)
         return kept
+
+    def _tap(
+        self, message: BleMessage, resolved: list[tuple[BleSighting, str]], pending: _Pending
+    ) -> None:
+        if not self._taps:
+            return
+        store = message.store
+        for item, device in resolved:
+            if any(tap.wanted(store, device) for tap in self._taps):
+                window = Sighting(device, item.rssi_mean, item.window_start_ms, item.window_ms)
+                pending.tapped.append((message.gateway, window))
 
     def _may_store(self, device: str) -> bool:
         return self._identity is None or self._identity.may_store_location(device)
@@ -520,6 +555,13 @@ class IngestService:
         for placement in pending.placements:
             for listener in self._placement_listeners:
                 listener(store, placement)
+        if pending.tapped:
+            by_gateway: dict[str, list[Sighting]] = {}
+            for gateway, window in pending.tapped:
+                by_gateway.setdefault(gateway, []).append(window)
+            for gateway, windows in by_gateway.items():
+                for tap in self._taps:
+                    tap.on_windows(store, gateway, windows)
         for try_on in pending.try_ons:
             if try_on.gtin is not None:
                 for tell in self._try_on_listeners:

@@ -163,22 +163,35 @@ def fit_anchor(
         np.mean(values - mean_rssi_dbm(distance, default.power_1m_dbm, default.exponent))
     )
     span = float(log_d.max() - log_d.min())
-    if span < MIN_LOG_DISTANCE_SPAN:
-        # Too narrow a range of distances to tell power from exponent: keep the
-        # default exponent and fit the power alone.
+    implausible: float | None = None
+    if span >= MIN_LOG_DISTANCE_SPAN:
+        power, slope, sigma, _ = robust_line(log_d, values)
+        exponent = -slope / 10.0
+        residual = values - (power + slope * log_d)
+        low, high = EXPONENT_RANGE
+        if not low <= exponent <= high:
+            implausible = exponent  # no radio behaves so: fit the power alone, below
+    if span < MIN_LOG_DISTANCE_SPAN or implausible is not None:
+        # Too narrow a range of distances to tell power from exponent (or a
+        # line no radio follows, e.g. readings placed at zone centres): keep
+        # the default exponent and fit the power alone.
         exponent = default.exponent
         power = float(np.median(values + 10.0 * exponent * log_d))
         residual = values - (power - 10.0 * exponent * log_d)
         sigma = max(1.4826 * float(np.median(np.abs(residual - np.median(residual)))), 0.5)
-    else:
-        power, slope, sigma, _ = robust_line(log_d, values)
-        exponent = -slope / 10.0
-        residual = values - (power + slope * log_d)
     outliers = float(np.mean(np.abs(residual) > OUTLIER_SIGMAS * sigma))
     spread = float(np.sqrt(np.mean(np.minimum(residual**2, (OUTLIER_SIGMAS * sigma) ** 2))))
     radio = AnchorRadio(power_1m_dbm=power, exponent=exponent, spread_db=max(spread, 1.0))
     best = _best_position(where, values, floor) if floor is not None else None
     flags = list(_flags(radio, sigma, outliers, span))
+    if implausible is not None:
+        low, high = EXPONENT_RANGE
+        flags.append(
+            f"the readings follow an exponent of {implausible:.2f}, outside {low}-{high}: "
+            "the default exponent was kept and the power fitted alone; the survey may cover "
+            "too few places (a point survey fits better), or a wall lies between the anchor "
+            "and part of it"
+        )
     if best is not None:
         shift = math.dist(best[0], position)
         if shift >= POSITION_SHIFT_M and best[1] <= (1.0 - POSITION_GAIN) * sigma:

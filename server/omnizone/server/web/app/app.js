@@ -23,10 +23,11 @@ function say(text) {
   statusLine.textContent = text;
 }
 
-async function api(path, { method = "GET", body, auth = true } = {}) {
+async function api(path, { method = "GET", body, auth = true, survey } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (auth && state.shopper) headers.Authorization = `Bearer ${state.shopper.token}`;
+  if (survey) headers["X-Survey-Token"] = survey;
   const response = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (response.status === 204) return null;
   const data = await response.json().catch(() => ({}));
@@ -68,7 +69,9 @@ async function route() {
   const path = location.pathname.replace(/\/+$/, "") || "/app";
   const product = path.match(/^\/app\/p\/(\d{8,14})$/);
   const offer = path.match(/^\/app\/offer\/([\w-]+)$/);
+  const code = location.hash.match(/^#survey=([A-Za-z0-9]{4,16})$/);
   try {
+    if (code || path === "/app/survey") return await surveyPage(code ? code[1] : "");
     if (product) return await productPage(product[1]);
     if (!state.shopper) return welcome();
     if (offer) return await offerPage(offer[1]);
@@ -217,6 +220,85 @@ async function erase() {
   state.offers.clear();
   if (state.socket) state.socket.close();
   go("/app/");
+}
+
+// -- survey mode (staff) -------------------------------------------------------------
+// The staff's guide screen for a guided survey (docs/shopper-app.md): pair
+// with the dashboard's code, then see which zone to walk and how far it is.
+// A browser cannot advertise over Bluetooth: the radio is the phone's native
+// SDK (or a simulator phone) advertising this registration's rotating id.
+
+const SURVEY_KEY = "omnizone.survey";
+const SURVEY_POLL_MS = 1000;
+let surveyTimer = null;
+
+async function surveyPage(code) {
+  clearTimeout(surveyTimer);
+  const paired = JSON.parse(localStorage.getItem(SURVEY_KEY) || "null");
+  if (paired && !code) return surveyProgress(paired);
+  const input = el("input", { "data-testid": "survey-code", value: code, autocomplete: "off", placeholder: "e.g. K7QX2M", maxlength: "16" });
+  const form = el("form", {},
+    el("label", {}, "Pairing code from the dashboard's Survey page", el("br"), input),
+    el("button", { type: "submit", "data-testid": "pair-survey" }, "Pair this phone"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      if (!state.shopper) {
+        // Staff equipment: registered so its rotating id resolves, no shopper consent asked.
+        const store = new URLSearchParams(location.search).get("store") || "paris-rivoli";
+        const registered = await api("/shoppers", { method: "POST", body: { store }, auth: false });
+        state.shopper = { ...registered, store, lastSeq: 0 };
+        save();
+      }
+      const answer = await api("/surveys/pair", { method: "POST", body: { code: input.value.trim() } });
+      const survey = { token: answer.token, id: answer.id, store: answer.store };
+      localStorage.setItem(SURVEY_KEY, JSON.stringify(survey));
+      history.replaceState({}, "", "/app/survey");
+      await surveyProgress(survey);
+    } catch (error) {
+      say(`Cannot pair: ${error.message}`);
+    }
+  });
+  show(el("h1", {}, "Survey mode"),
+    el("p", { class: "muted" }, "For store staff walking a guided survey. This screen guides you; the phone's radio (the omnizone SDK) does the advertising."),
+    form);
+  if (code) form.requestSubmit();
+}
+
+async function surveyProgress(survey) {
+  clearTimeout(surveyTimer);
+  let status;
+  try {
+    status = await api("/surveys/current", { auth: false, survey: survey.token });
+  } catch (error) {
+    localStorage.removeItem(SURVEY_KEY);
+    show(el("h1", {}, "Survey mode"), el("p", { "data-testid": "survey-over" }, "This survey is no longer open."),
+      el("p", {}, el("a", { href: "/app/survey", "data-link": "" }, "Pair with another survey")));
+    return;
+  }
+  if (!location.pathname.startsWith("/app/survey")) return;
+  const open = ["waiting_for_phone", "paired"].includes(status.state);
+  const active = status.zones.find((z) => z.zone === status.zone);
+  const pick = (zone) => api("/surveys/current/zone", { method: "POST", body: { zone }, auth: false, survey: survey.token })
+    .then(() => surveyProgress(survey)).catch((error) => say(error.message));
+  show(
+    el("h1", {}, "Survey mode"),
+    !open
+      ? el("p", { "data-testid": "survey-over" }, `The survey is ${status.state}. Thank you!`)
+      : active
+        ? el("div", { class: "offer", "data-testid": "survey-walk" },
+            el("p", { class: "muted" }, "Walk slowly all over"),
+            el("h2", { "data-testid": "survey-zone" }, active.name),
+            el("p", { "data-testid": "survey-zone-progress" },
+              `${active.windows} / ${status.rule.min_windows} windows · ${active.anchors} / ${status.rule.min_anchors} anchors · `,
+              active.enough ? el("strong", {}, "enough, move on") : "keep walking"))
+        : el("p", { "data-testid": "survey-waiting" }, "Waiting for a zone: pick one below or in the dashboard."),
+    el("ul", { class: "survey-zones" }, status.zones.map((z) => el("li", { "data-testid": `survey-app-zone-${z.zone}` },
+      `${z.enough ? "✓" : z.windows ? "…" : "·"} ${z.name} (${z.windows})`, " ",
+      open && z.zone !== status.zone ? el("button", { class: "secondary", onclick: () => pick(z.zone) }, "Walk") : ""))),
+  );
+  if (open) surveyTimer = setTimeout(() => surveyProgress(survey), SURVEY_POLL_MS);
+  else localStorage.removeItem(SURVEY_KEY);
 }
 
 // -- live offers -------------------------------------------------------------------

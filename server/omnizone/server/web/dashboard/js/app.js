@@ -9,6 +9,7 @@ import { campaignsView } from "./campaigns.js";
 import { editorView } from "./editor.js";
 import { fleetView } from "./fleet.js";
 import { liveView } from "./live.js";
+import { surveyView } from "./survey.js";
 
 const view = document.getElementById("view");
 const nav = document.getElementById("nav");
@@ -138,6 +139,7 @@ const ROUTES = [
   [/^#\/analytics\/(\w+)$/, analyticsView],
   [/^#\/campaigns$/, campaignsView],
   [/^#\/layout$/, editorView],
+  [/^#\/survey$/, surveyView],
 ];
 
 async function route() {
