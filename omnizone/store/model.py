@@ -10,6 +10,7 @@ from typing import Annotated, Self
 from pydantic import Field, field_validator, model_validator
 
 from omnizone.contract.base import StrictModel
+from omnizone.contract.ids import gateway_beacon_key
 from omnizone.contract.messages import DeviceKey
 from omnizone.contract.topics import IDENTIFIER_PATTERN
 from omnizone.store import geometry
@@ -66,6 +67,11 @@ class Gateway(StrictModel):
     zone: Identifier | None = Field(None, description="zone it covers; default: where it stands")
     height_m: float = Field(2.5, gt=0, le=20)
     ble: bool = True
+    beacon: DeviceKey | None = Field(
+        None,
+        description="the Eddystone-UID its own adapter advertises; default: "
+        "gateway_beacon_key(store, id) (self-calibration, docs/localization.md)",
+    )
 
 
 class Beacon(StrictModel):
@@ -220,6 +226,16 @@ class StorePlan(StrictModel):
         zone = gateway.zone or self.zone_at(gateway.position)
         assert zone is not None  # guaranteed by validation
         return zone
+
+    def gateway_beacon(self, gateway: Gateway) -> str:
+        """The key ``gateway``'s own adapter advertises (self-calibration)."""
+        return gateway.beacon or gateway_beacon_key(self.store.id, gateway.id)
+
+    @cached_property
+    def gateway_beacons(self) -> dict[str, str]:
+        """beacon key -> the gateway advertising it: sightings of these are the
+        gateways hearing one another, never a shopper."""
+        return {self.gateway_beacon(gw): gw.id for gw in self.gateways}
 
     @cached_property
     def gateway_zones(self) -> dict[str, str]:
