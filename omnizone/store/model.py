@@ -5,7 +5,7 @@ import math
 from collections.abc import Sequence
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -129,6 +129,11 @@ class Localization(StrictModel):
     )
     calibration: str | None = Field(
         None, description="calibration YAML (per-anchor radio parameters; issue 14)"
+    )
+    self_calibration: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="the radio fitted from the gateways hearing one another: auto = applied "
+        "when no calibration file is named; always = applied over it; never = shown only",
     )
 
 

@@ -25,7 +25,7 @@ from omnizone.gateway.ble.adstructures import (
     parse_ad_structures,
 )
 from omnizone.sim.radio import receptions
-from omnizone.sim.scenario import Scenario
+from omnizone.sim.scenario import Scenario, ScenarioError
 from omnizone.sim.shoppers import AppPhone, Shopper, TripPlanner
 from omnizone.store import StorePlan
 
@@ -107,6 +107,9 @@ class Simulation:
         self._sinks = [gateways[g] for g in self._gateway_ids]
         positions = {g.id: g.position for g in store.gateways}
         self._gateway_xy = np.array([positions[g] for g in self._gateway_ids], dtype=np.float64)
+        unknown = sorted(set(scenario.radio.gateways) - {g.id for g in store.gateways})
+        if unknown:
+            raise ScenarioError(f"radio.gateways.{unknown[0]}: not a gateway of store {store.id!r}")
         # Each receiving gateway's hidden true radio (the server must fit it).
         self._power, self._exponent = scenario.radio.per_gateway(self._gateway_ids)
         # The gateways' own adverts draw from a stream of their own, so a

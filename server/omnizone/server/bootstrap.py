@@ -16,7 +16,7 @@ server hangs together.
 import logging
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -39,6 +39,10 @@ from omnizone.server.entrypoints.campaign_api import campaign_router
 from omnizone.server.entrypoints.dashboard import DashboardPart, mount_dashboard
 from omnizone.server.entrypoints.limits import RateSettings
 from omnizone.server.entrypoints.offers_api import offers_router
+from omnizone.server.entrypoints.self_calibration_api import (
+    SelfCalibrationCollector,
+    self_calibration_router,
+)
 from omnizone.server.entrypoints.shopper_api import shopper_router
 from omnizone.server.entrypoints.shopper_app import mount_shopper_app
 from omnizone.server.service.analytics import AnalyticsService, CampaignReport
@@ -51,11 +55,12 @@ from omnizone.server.service.gateways import GatewayAdmin
 from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
 from omnizone.server.service.live_map import LiveMap
-from omnizone.server.service.locators import make_locators
+from omnizone.server.service.locators import make_locator, make_locators
 from omnizone.server.service.offer_engine import OfferEngine
 from omnizone.server.service.queries import StoreQueries
 from omnizone.server.service.radio_setup import radio_setups
 from omnizone.server.service.retention import SightingRetention
+from omnizone.server.service.self_calibration import SelfCalibration, SelfCalibrationJob
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.server.settings import ServerSettings, check_api_keys, check_secrets
 from omnizone.store import StorePlan, load_store
@@ -211,6 +216,7 @@ class ServerParts:
     retention: SightingRetention | None
     dead_letter_retention: SightingRetention | None
     app: FastAPI
+    self_calibration: SelfCalibrationJob | None = None
     _live_closed: bool = field(default=False, repr=False)
 
     def close_live(self) -> None:
@@ -218,6 +224,8 @@ class ServerParts:
         if self._live_closed:
             return
         self._live_closed = True
+        if self.self_calibration is not None:
+            self.self_calibration.close()
         self.engine.close()
         self.delivery.close()
         self.dashboard.close()
@@ -292,6 +300,7 @@ def build_server(
 
         identity = RegisteredDevices(shoppers)
         shoppers.subscribe_to_devices(identity.update)
+        self_fit = SelfCalibration(running)  # the gateways hearing one another
         ingest = IngestService(
             running,
             storage.sql,
@@ -300,7 +309,20 @@ def build_server(
             placement_listeners=[engine.on_placement],
             try_on_listeners=[engine.on_try_on],
             dead_letter_bytes=s.dead_letter_payload_bytes,
+            gateway_hearing_listeners=[self_fit.observe],
         )
+        self_calibration = SelfCalibrationJob(
+            self_fit,
+            plans,  # the store file says whether self-calibration is applied
+            lambda store, fit: ingest.replace_store(
+                ingest.stores[store],
+                make_locator(
+                    ingest.stores[store], s.localizer, radio=replace(radio[store], calibration=fit)
+                ),
+            ),
+        )
+        self_calibration.start()
+        undo.callback(self_calibration.close)
         # What each part holds about a shopper goes with the shopper, and comes
         # with the export (docs/identity.md). The order matters: the shopper is
         # tombstoned first (ShopperService.erase), then ingest and the engine
@@ -359,6 +381,7 @@ def build_server(
             ),
             dashboard.router,
             lambda require: analytics_router(reports.analytics, require),
+            lambda require: self_calibration_router(self_calibration, require),
         ]
         app = create_app(
             queries,
@@ -373,6 +396,7 @@ def build_server(
                 if s.open_route_rate_per_minute > 0
                 else None
             ),
+            collectors=[SelfCalibrationCollector(self_calibration)],
         )
         mount_shopper_app(app)
         mount_dashboard(app)
@@ -396,6 +420,7 @@ def build_server(
             retention=retention,
             dead_letter_retention=dead_letter_retention,
             app=app,
+            self_calibration=self_calibration,
         )
         undo.pop_all()  # built: closing is the parts' (and the runtime's) job now
     return parts

@@ -255,19 +255,23 @@ def create_app(
     ingest_counters: Callable[[], IngestCounters] | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     open_route_rate: RateSettings | None = None,
+    collectors: Sequence[Collector] = (),
 ) -> FastAPI:
     """The API over ``queries``; ``api_keys`` maps a key to its scopes.
     ``routers`` add the other parts' routes (shoppers, offers); each gets the
     scope check, so every route authenticates the same way. Every request
     body is bounded (``max_request_bytes``, larger for the routes that need
     it); ``open_route_rate`` limits each client address on the routes open
-    to anyone (none: no rate limit; the server passes its settings)."""
+    to anyone (none: no rate limit; the server passes its settings);
+    ``collectors`` add other parts' metrics to ``/metrics``."""
     keys = {key: frozenset(scopes) for key, scopes in api_keys.items()}
     require = _authorizer(keys)
     read = [Depends(require("read"))]
     admin = [Depends(require("admin"))]
     registry = CollectorRegistry(auto_describe=True)
     registry.register(_StoreCollector(queries, ingest_counters))
+    for collector in collectors:  # other parts' gauges (self-calibration)
+        registry.register(collector)
     errors: dict[int | str, dict[str, object]] = {
         401: {"model": ErrorOut},
         403: {"model": ErrorOut},

@@ -11,6 +11,8 @@ by the store file outranks this one unless the store opts in
 (``localization.self_calibration: true``).
 """
 
+import functools
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +26,8 @@ from omnizone.server.domain.localize.calibration import AnchorFit, store_calibra
 from omnizone.server.domain.localize.selfcal import DriftAlert, Hearings, drift, fit_self
 from omnizone.store import StorePlan
 from omnizone.store.calibration import StoreCalibration
+
+log = logging.getLogger(__name__)
 
 WINDOW_MS = 30 * 60_000
 RECENT_MS = 5 * 60_000
@@ -49,6 +53,17 @@ class GatewayFitView:
     pairs_heard: int  # gateways it hears, and that hear it
     flags: tuple[str, ...]
     drift: str | None  # kind of its drift alert, if any
+
+
+@dataclass(frozen=True, slots=True)
+class SelfCalibrationView:
+    """The fleet view's self-calibration: the last fit per gateway, the alerts."""
+
+    store: str
+    fitted_at: str | None
+    power_1m_dbm: float | None
+    gateways: list[GatewayFitView]
+    alerts: list[DriftAlert]
 
 
 @dataclass(slots=True)
@@ -127,6 +142,12 @@ class SelfCalibration:
             now = state.last_ms if now_ms is None else now_ms
             return drift(list(state.index), self._window(state, now), now - self._recent_ms)
 
+    def newest_ms(self, store: str) -> int | None:
+        """The time of the newest gateway-to-gateway reading (the fit's clock:
+        event time, so a replay refits as it would have live)."""
+        state = self._stores.get(store)
+        return state.last_ms if state is not None and state.pairs else None
+
     def due(self, store: str, now_ms: int) -> bool:
         state = self._stores[store]
         return state.fitted_ms is None or now_ms - state.fitted_ms >= self._refit_ms
@@ -152,7 +173,7 @@ class SelfCalibration:
         applied at start); the next refit is compared with it."""
         self._stores[store].applied = calibration
 
-    def view(self, store: str) -> dict[str, object]:
+    def view(self, store: str) -> SelfCalibrationView:
         """What the fleet view shows: the last fit per gateway and the alerts."""
         with self._lock:
             state = self._stores[store]
@@ -185,14 +206,13 @@ class SelfCalibration:
                     drift=kinds.get(gateway),
                 )
             )
-        return {
-            "store": store,
-            "source": "self",
-            "fitted_at": state.calibration.fitted_at if state.calibration else None,
-            "power_1m_dbm": reference,
-            "gateways": rows,
-            "alerts": alerts,
-        }
+        return SelfCalibrationView(
+            store,
+            state.calibration.fitted_at if state.calibration else None,
+            reference,
+            rows,
+            alerts,
+        )
 
     def _window(self, state: _Store, now_ms: int) -> Hearings:
         start = now_ms - self._window_ms
@@ -234,3 +254,77 @@ def _changed(before: StoreCalibration | None, after: StoreCalibration) -> bool:
         if abs(power) >= CHANGE_DB or abs(entry.exponent - old.exponent) >= CHANGE_EXPONENT:
             return True
     return False
+
+
+class SelfCalibrationJob:
+    """What the server runs every minute: each store's refit, applied to its
+    running localizer where the store file lets it (``localization.
+    self_calibration``). ``run_once`` is the step; ``start`` runs it on a
+    thread of its own (``replace_store`` takes ingest's lock, so the refit
+    cannot run inside ingest's listener)."""
+
+    def __init__(
+        self,
+        calibration: SelfCalibration,
+        stores: Mapping[str, StorePlan],
+        apply: Callable[[str, StoreCalibration], None],
+        *,
+        every_s: float = REFIT_MS / 1000,
+    ) -> None:
+        self.calibration = calibration
+        self._applies = {
+            store: plan.localization.self_calibration == "always"
+            or (
+                plan.localization.self_calibration == "auto"
+                and plan.localization.calibration is None
+            )
+            for store, plan in stores.items()
+        }
+        self._apply = apply
+        self._every_s = every_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.applied = 0
+
+    @property
+    def stores(self) -> list[str]:
+        return list(self._applies)
+
+    def knows(self, store: str) -> bool:
+        return store in self._applies
+
+    def applies_to(self, store: str) -> bool:
+        return self._applies.get(store, False)
+
+    def run_once(self) -> list[str]:
+        """Refit every store that is due; the stores whose localizer was rebuilt."""
+        rebuilt = []
+        for store, applies in self._applies.items():
+            now = self.calibration.newest_ms(store)
+            if now is None:
+                continue
+            if not applies:
+                if self.calibration.due(store, now):
+                    self.calibration.fit(store, now)  # shown in the fleet view only
+                continue
+            if self.calibration.refit(store, now, functools.partial(self._apply, store)):
+                self.applied += 1
+                rebuilt.append(store)
+        return rebuilt
+
+    def start(self) -> None:
+        def run() -> None:
+            while not self._stop.wait(self._every_s):
+                try:
+                    self.run_once()
+                except Exception:  # a bad fit must not end the job: log and go on
+                    log.exception("self-calibration refit failed")
+
+        self._thread = threading.Thread(target=run, name="omnizone-self-calibration", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None

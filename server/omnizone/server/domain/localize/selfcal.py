@@ -18,7 +18,8 @@ the difference between the two: docs/localization.md, "Self-calibration").
 Drift: the same pairs in the last few minutes against the long run. All of a
 gateway's pairs quieter by the same amount is something in front of it
 (blocked); its pairs changing each by a different amount is a gateway whose
-distances to the others no longer fit the plan (moved).
+distances to the others no longer fit the plan (moved). One drifting gateway
+at a time is told apart; two moved at once may flag a neighbour too.
 
 Pure numpy, like the survey fit.
 """
@@ -45,8 +46,10 @@ MIN_DRIFT_SAMPLES = 5
 MIN_DRIFT_PAIRS = 3
 #: A gateway's pairs all shifted by more than this: blocked (or unblocked).
 BLOCKED_SHIFT_DB = 6.0
-#: Its pairs' changes scatter more than this around their common shift: moved.
-MOVED_SCATTER_DB = 4.0
+#: A partner whose pair changed this much beyond the common shift ...
+MOVED_PAIR_DB = 6.0
+#: ... and this many such partners: moved.
+MIN_MOVED_PAIRS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,33 +152,41 @@ def _power_only(
 
 
 def drift(gateways: Sequence[str], hearings: Hearings, recent_from_ms: int) -> list[DriftAlert]:
-    """Alerts for gateways whose pairs (as receiver or sender) heard since
-    ``recent_from_ms`` differ from the same pairs heard before it."""
+    """Alerts for gateways whose pairs heard since ``recent_from_ms`` differ
+    from the same pairs heard before it. A pair's change is the median of its
+    recent readings less the median of its earlier ones, both directions
+    averaged. Blocked: a gateway's pairs all shifted alike. Moved: at least
+    ``MIN_MOVED_PAIRS`` of its partners changed, each differently from that
+    common shift by more than ``MOVED_PAIR_DB`` (a neighbour of a moved or
+    blocked gateway has only one such partner: the gateway itself)."""
     recent = hearings.at_ms >= recent_from_ms
-    changes: dict[int, list[float]] = {j: [] for j in range(len(gateways))}
+    directed: dict[tuple[int, int], float] = {}
     pairs = {(int(r), int(s)) for r, s in zip(hearings.receiver, hearings.sender, strict=True)}
     for r, s in sorted(pairs):
         pair = (hearings.receiver == r) & (hearings.sender == s)
         now, before = hearings.rssi[pair & recent], hearings.rssi[pair & ~recent]
-        if now.size < MIN_DRIFT_SAMPLES or before.size < MIN_DRIFT_SAMPLES:
-            continue
-        delta = float(np.median(now) - np.median(before))
-        changes[r].append(delta)
-        changes[s].append(delta)
+        if now.size >= MIN_DRIFT_SAMPLES and before.size >= MIN_DRIFT_SAMPLES:
+            directed[(r, s)] = float(np.median(now) - np.median(before))
+    changes: dict[int, dict[int, list[float]]] = {j: {} for j in range(len(gateways))}
+    for (r, s), delta in directed.items():
+        changes[r].setdefault(s, []).append(delta)
+        changes[s].setdefault(r, []).append(delta)
     alerts = []
-    for j, deltas in changes.items():
-        if len(deltas) < MIN_DRIFT_PAIRS:
+    for j, partners in changes.items():
+        if len(partners) < MIN_DRIFT_PAIRS:
             continue
-        values = np.array(deltas)
+        values = np.array([float(np.mean(v)) for v in partners.values()])
         shift = float(np.median(values))
-        scatter = 1.4826 * float(np.median(np.abs(values - shift)))
+        deviation = np.abs(values - shift)
+        scatter = float(np.sqrt(np.mean(deviation**2)))
+        changed = int(np.sum(deviation > MOVED_PAIR_DB))
         name = gateways[j]
-        if scatter > MOVED_SCATTER_DB:
+        if changed >= MIN_MOVED_PAIRS:
             kind = "moved"
             message = (
-                f"{name}: its {values.size} pairs changed by different amounts "
-                f"(scatter {scatter:.1f} dB): its distances to the others no longer fit "
-                "the plan; check whether it was moved, and update its position"
+                f"{name}: {changed} of its {values.size} pairs changed by different amounts "
+                f"(up to {deviation.max():.1f} dB): its distances to the others no longer fit "
+                "the position in the plan; check whether it was moved, and update its position"
             )
         elif shift <= -BLOCKED_SHIFT_DB:
             kind = "blocked"
@@ -192,6 +203,6 @@ def drift(gateways: Sequence[str], hearings: Hearings, recent_from_ms: int) -> l
         else:
             continue
         alerts.append(
-            DriftAlert(name, kind, round(shift, 2), round(scatter, 2), values.size, message)
+            DriftAlert(name, kind, round(shift, 2), round(scatter, 2), int(values.size), message)
         )
     return alerts
