@@ -207,6 +207,20 @@ class StorePlan(StrictModel):
         for i, beacon in enumerate(self.beacons):
             if not floor.holds(beacon.position):
                 raise ValueError(f"beacons[{i}] ({beacon.id}).position lies outside the floor")
+        # A gateway beacon is never a shopper: it must not be another device's key.
+        fixed = {b.device: b.id for b in self.beacons}
+        seen: dict[str, str] = {}
+        for i, gw in enumerate(self.gateways):
+            key = self.gateway_beacon(gw)
+            if key in seen:
+                raise ValueError(
+                    f"gateways[{i}] ({gw.id}).beacon: {key!r} is also gateway {seen[key]}'s"
+                )
+            if key in fixed:
+                raise ValueError(
+                    f"gateways[{i}] ({gw.id}).beacon: {key!r} is also beacon {fixed[key]}'s"
+                )
+            seen[key] = gw.id
         return self
 
     # -- derived views -----------------------------------------------------
