@@ -125,8 +125,8 @@ async def _run(settings: GatewaySettings, stop: asyncio.Event, backend: BleBacke
 async def _advertise(settings: GatewaySettings) -> "BeaconAdvertiser | None":
     """Advertise the gateway's own beacon (self-calibration) where it can: a
     Pi's BlueZ. Not with ``ble.feed`` (the simulator emulates it), and a
-    failure is logged, not fatal: scanning goes on, and the server's fleet
-    view shows this gateway unheard by the others."""
+    failure is logged, not fatal: scanning goes on, and the server still fits
+    this gateway from what it hears, though the others never hear it."""
     ble = settings.ble
     if not (ble.enabled and ble.advertise_beacon) or ble.feed:
         return None
