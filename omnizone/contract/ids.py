@@ -6,6 +6,7 @@ by its MAC address: ``ibeacon:<uuid>:<major>:<minor>``,
 ``eid:<16 hex>`` (the shopper app's rotating ephemeral id).
 """
 
+import hashlib
 import re
 import uuid
 
@@ -46,3 +47,22 @@ def eid_key(ephemeral_id: bytes) -> str:
     if len(ephemeral_id) != 8:
         raise ValueError(f"an ephemeral id is 8 bytes, got {len(ephemeral_id)}")
     return f"eid:{ephemeral_id.hex()}"
+
+
+def gateway_beacon_key(store: str, gateway: str) -> str:
+    """The fixed Eddystone-UID a gateway's own adapter advertises, so the other
+    gateways hear it and the server can fit the radio with no survey
+    (docs/localization.md, "Self-calibration"). The namespace is derived from
+    the store, the instance from the gateway id: both ends compute the same
+    key from names they already share, and no MAC is involved."""
+    namespace = hashlib.sha256(f"omnizone-store:{store}".encode()).digest()[:10]
+    instance = hashlib.sha256(f"omnizone-gateway:{store}:{gateway}".encode()).digest()[:6]
+    return eddystone_uid_key(namespace, instance)
+
+
+def eddystone_uid_parts(key: str) -> tuple[bytes, bytes]:
+    """(namespace, instance) of an ``eddystone-uid:<20 hex>:<12 hex>`` key."""
+    kind, namespace, instance = check_device_key(key).split(":")
+    if kind != "eddystone-uid":
+        raise ValueError(f"device key {key!r} is not an Eddystone-UID")
+    return bytes.fromhex(namespace), bytes.fromhex(instance)

@@ -5,11 +5,12 @@ import math
 from collections.abc import Sequence
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
 from omnizone.contract.base import StrictModel
+from omnizone.contract.ids import gateway_beacon_key
 from omnizone.contract.messages import DeviceKey
 from omnizone.contract.topics import IDENTIFIER_PATTERN
 from omnizone.store import geometry
@@ -66,6 +67,11 @@ class Gateway(StrictModel):
     zone: Identifier | None = Field(None, description="zone it covers; default: where it stands")
     height_m: float = Field(2.5, gt=0, le=20)
     ble: bool = True
+    beacon: DeviceKey | None = Field(
+        None,
+        description="the Eddystone-UID its own adapter advertises; default: "
+        "gateway_beacon_key(store, id) (self-calibration, docs/localization.md)",
+    )
 
 
 class Beacon(StrictModel):
@@ -123,6 +129,11 @@ class Localization(StrictModel):
     )
     calibration: str | None = Field(
         None, description="calibration YAML (per-anchor radio parameters; issue 14)"
+    )
+    self_calibration: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="the radio fitted from the gateways hearing one another: auto = applied "
+        "when no calibration file is named; always = applied over it; never = shown only",
     )
 
 
@@ -196,6 +207,20 @@ class StorePlan(StrictModel):
         for i, beacon in enumerate(self.beacons):
             if not floor.holds(beacon.position):
                 raise ValueError(f"beacons[{i}] ({beacon.id}).position lies outside the floor")
+        # A gateway beacon is never a shopper: it must not be another device's key.
+        fixed = {b.device: b.id for b in self.beacons}
+        seen: dict[str, str] = {}
+        for i, gw in enumerate(self.gateways):
+            key = self.gateway_beacon(gw)
+            if key in seen:
+                raise ValueError(
+                    f"gateways[{i}] ({gw.id}).beacon: {key!r} is also gateway {seen[key]}'s"
+                )
+            if key in fixed:
+                raise ValueError(
+                    f"gateways[{i}] ({gw.id}).beacon: {key!r} is also beacon {fixed[key]}'s"
+                )
+            seen[key] = gw.id
         return self
 
     # -- derived views -----------------------------------------------------
@@ -220,6 +245,16 @@ class StorePlan(StrictModel):
         zone = gateway.zone or self.zone_at(gateway.position)
         assert zone is not None  # guaranteed by validation
         return zone
+
+    def gateway_beacon(self, gateway: Gateway) -> str:
+        """The key ``gateway``'s own adapter advertises (self-calibration)."""
+        return gateway.beacon or gateway_beacon_key(self.store.id, gateway.id)
+
+    @cached_property
+    def gateway_beacons(self) -> dict[str, str]:
+        """beacon key -> the gateway advertising it: sightings of these are the
+        gateways hearing one another, never a shopper."""
+        return {self.gateway_beacon(gw): gw.id for gw in self.gateways}
 
     @cached_property
     def gateway_zones(self) -> dict[str, str]:

@@ -5,6 +5,7 @@ AdvertisementData parsed from the raw advertising bytes the phone would send,
 so decode, aggregation and the outbox run exactly as on a Raspberry Pi.
 """
 
+import hashlib
 import json
 import random
 from collections import deque
@@ -18,12 +19,24 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
 from omnizone.contract import datetime_to_ms
-from omnizone.contract.ids import eid_key
-from omnizone.gateway.ble.adstructures import eddystone_eid_payload, parse_ad_structures
+from omnizone.contract.ids import eddystone_uid_parts, eid_key
+from omnizone.gateway.ble.adstructures import (
+    eddystone_eid_payload,
+    eddystone_uid_payload,
+    parse_ad_structures,
+)
 from omnizone.sim.radio import receptions
-from omnizone.sim.scenario import Scenario
+from omnizone.sim.scenario import Scenario, ScenarioError
 from omnizone.sim.shoppers import AppPhone, Shopper, TripPlanner
 from omnizone.store import StorePlan
+
+
+def static_address(name: str) -> str:
+    """A fixed random-static-style address (top bits 11) derived from ``name``,
+    as a gateway's adapter keeps; it never leaves the gateway that hears it."""
+    digest = hashlib.sha256(name.encode()).digest()
+    address = bytes([0xC0 | (digest[0] & 0x3F)]) + digest[1:6]
+    return ":".join(f"{b:02X}" for b in address)
 
 
 def private_address(rng: random.Random) -> str:
@@ -59,6 +72,7 @@ class SimCounters:
     shoppers_left: int = 0
     adverts_sent: int = 0
     adverts_heard: int = 0
+    gateway_beacons_heard: int = 0  # one gateway's own advert heard by another
 
 
 class Simulation:
@@ -94,6 +108,21 @@ class Simulation:
         self._sinks = [gateways[g] for g in self._gateway_ids]
         positions = {g.id: g.position for g in store.gateways}
         self._gateway_xy = np.array([positions[g] for g in self._gateway_ids], dtype=np.float64)
+        unknown = sorted(set(scenario.radio.gateways) - {g.id for g in store.gateways})
+        if unknown:
+            raise ScenarioError(f"radio.gateways.{unknown[0]}: not a gateway of store {store.id!r}")
+        # Each receiving gateway's hidden true radio (the server must fit it).
+        self._power, self._exponent = scenario.radio.per_gateway(self._gateway_ids)
+        # The gateways' own adverts draw from a stream of their own, so a
+        # scenario's shoppers hear the same world with or without them.
+        self._beacon_rng = np.random.default_rng([scenario.seed, 0xBEAC])
+        gateway_of = {g.id: g for g in store.gateways}
+        self._beacon_payloads = [
+            eddystone_uid_payload(*eddystone_uid_parts(store.gateway_beacon(gateway_of[g])), -20)
+            for g in self._gateway_ids
+        ]
+        self._beacon_addresses = [static_address(f"{store.id}:{g}") for g in self._gateway_ids]
+        self._next_beacon_ms = self.start_ms
         self._payloads: dict[str, bytes] = {}
         self._advertised: dict[str, bytes] = {}  # shopper -> ephemeral id in the payload
         self._app_phones = list(reversed(app_phones))
@@ -123,6 +152,7 @@ class Simulation:
                 self._advertised.pop(shopper.id, None)
         self.shoppers = [s for s in self.shoppers if not s.gone]
         self._advertise(now)
+        self._advertise_gateways(now)
         for observe in self.observers:
             observe(self)
         for sink in self._sinks:
@@ -211,7 +241,9 @@ class Simulation:
             # BLE adds a 0-10 ms random delay to every advertising event.
             shopper.next_advert_ms += interval + self._rng.randrange(11)
         xy = np.array([s.position for s in sending], dtype=np.float64)
-        rssi, heard = receptions(xy, self._gateway_xy, self.scenario.radio, self._np_rng)
+        rssi, heard = receptions(
+            xy, self._gateway_xy, self.scenario.radio, self._np_rng, self._power, self._exponent
+        )
         self.counters.adverts_sent += len(sending)
         for shopper in sending:
             if shopper.app is not None:
@@ -222,6 +254,30 @@ class Simulation:
             advert = parse_ad_structures(self._payloads[shopper.id], round(float(rssi[i, g])))
             self._sinks[g].on_advertisement(device, advert)
             self.counters.adverts_heard += 1
+
+    def _advertise_gateways(self, now: int) -> None:
+        """Every gateway's own adapter advertises its fixed beacon; the others
+        hear it through their hidden true radio, like a phone's advert."""
+        interval = self.scenario.radio.gateway_beacon_interval_ms
+        if interval <= 0 or len(self._sinks) < 2 or now < self._next_beacon_ms:
+            return
+        self._next_beacon_ms += interval
+        rssi, heard = receptions(
+            self._gateway_xy,
+            self._gateway_xy,
+            self.scenario.radio,
+            self._beacon_rng,
+            self._power,
+            self._exponent,
+        )
+        np.fill_diagonal(heard, False)  # an adapter does not hear itself
+        for sender, receiver in zip(*np.nonzero(heard), strict=True):
+            device = BLEDevice(self._beacon_addresses[sender], None, None)
+            advert = parse_ad_structures(
+                self._beacon_payloads[sender], round(float(rssi[sender, receiver]))
+            )
+            self._sinks[receiver].on_advertisement(device, advert)
+            self.counters.gateway_beacons_heard += 1
 
     def _rotate(self, shopper: Shopper, now: int) -> None:
         """An app phone advertises the ephemeral id of its current period, and

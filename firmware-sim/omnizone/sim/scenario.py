@@ -1,14 +1,26 @@
 """A scenario file (config/scenarios/*.yaml): which store, how many shoppers,
 how they behave and how noisy the radio is. Everything is seeded."""
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
+from numpy.typing import NDArray
 from pydantic import Field, ValidationError
 
 from omnizone.contract.base import StrictModel
+
+
+class GatewayRadio(StrictModel):
+    """One gateway's hidden true radio: how loud it hears a phone at 1 m and how
+    fast that falls off. The server is never told; it has to fit them
+    (self-calibration) or be given them (a calibration file)."""
+
+    power_1m_dbm: float = Field(ge=-100, le=0)
+    exponent: float = Field(gt=1, le=6)
 
 
 class RadioModel(StrictModel):
@@ -20,6 +32,31 @@ class RadioModel(StrictModel):
     sensitivity_dbm: float = Field(-95.0, description="weaker adverts are never heard")
     base_loss: float = Field(0.05, ge=0, lt=1, description="packet loss next to the gateway")
     loss_per_10m: float = Field(0.10, ge=0, le=1, description="extra packet loss per 10 m")
+    gateways: dict[str, GatewayRadio] = Field(
+        default_factory=dict,
+        description="per gateway id: its own hidden power at 1 m and exponent "
+        "(the others use tx_power_1m_dbm and path_loss_exponent)",
+    )
+    gateway_beacon_interval_ms: int = Field(
+        1000,
+        ge=0,
+        le=60_000,
+        description="each gateway's own adapter advertises its beacon this often; 0: never",
+    )
+
+    def per_gateway(
+        self, gateways: Sequence[str]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(power at 1 m, exponent) of each of ``gateways``, in that order."""
+        power = [
+            self.gateways[g].power_1m_dbm if g in self.gateways else self.tx_power_1m_dbm
+            for g in gateways
+        ]
+        exponent = [
+            self.gateways[g].exponent if g in self.gateways else self.path_loss_exponent
+            for g in gateways
+        ]
+        return np.array(power, dtype=np.float64), np.array(exponent, dtype=np.float64)
 
 
 class ShopperBehaviour(StrictModel):

@@ -9,7 +9,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import TYPE_CHECKING
 
+from omnizone.contract.ids import gateway_beacon_key
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.gateway import __version__
 from omnizone.gateway.ble.backend import BleBackend, BleBackendProvider, system_backend
@@ -17,6 +19,9 @@ from omnizone.gateway.mqtt import BrokerAddress, MqttLink
 from omnizone.gateway.node import GatewayNode
 from omnizone.gateway.outbox import Outbox
 from omnizone.gateway.settings import GatewaySettings, check_password, plaintext_warning
+
+if TYPE_CHECKING:  # dbus-fast comes with bleak on Linux; imported when advertising
+    from omnizone.gateway.ble.advertise import BeaconAdvertiser
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,7 @@ async def _run(settings: GatewaySettings, stop: asyncio.Event, backend: BleBacke
 
     link.start()
     scanner: BleScannerService | None = None
+    advertiser: BeaconAdvertiser | None = None
     readers: list[NfcReader | RfidReader] = [
         *(NfcReader(node, s) for s in settings.nfc),
         *(RfidReader(s, node) for s in settings.rfid),
@@ -93,6 +99,7 @@ async def _run(settings: GatewaySettings, stop: asyncio.Event, backend: BleBacke
                 backend=backend,
             )
             await scanner.start()
+        advertiser = await _advertise(settings)
         for reader in readers:
             reader.start()
         log.info("gateway %s/%s running", settings.store, settings.gateway)
@@ -107,6 +114,35 @@ async def _run(settings: GatewaySettings, stop: asyncio.Event, backend: BleBacke
         if scanner is not None:
             with contextlib.suppress(Exception):
                 await scanner.stop()
+        if advertiser is not None:
+            with contextlib.suppress(Exception):
+                await advertiser.stop()
         node.tick()
         link.stop()
         outbox.close()
+
+
+async def _advertise(settings: GatewaySettings) -> "BeaconAdvertiser | None":
+    """Advertise the gateway's own beacon (self-calibration) where it can: a
+    Pi's BlueZ. Not with ``ble.feed`` (the simulator emulates it), and a
+    failure is logged, not fatal: scanning goes on, and the server still fits
+    this gateway from what it hears, though the others never hear it."""
+    ble = settings.ble
+    if not (ble.enabled and ble.advertise_beacon) or ble.feed:
+        return None
+    key = ble.beacon or gateway_beacon_key(settings.store, settings.gateway)
+    try:
+        from omnizone.gateway.ble.advertise import BeaconAdvertiser
+
+        advertiser = BeaconAdvertiser(key, ble.adapter)
+        await advertiser.start()
+    except Exception as error:  # no BlueZ, no D-Bus, an adapter that cannot advertise
+        log.warning(
+            "not advertising the gateway beacon %s (self-calibration will not hear this "
+            "gateway): %s: %s",
+            key,
+            type(error).__name__,
+            error,
+        )
+        return None
+    return advertiser

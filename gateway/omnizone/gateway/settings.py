@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omnizone.contract.base import StrictModel
+from omnizone.contract.messages import DeviceKey
 from omnizone.contract.topics import IDENTIFIER_PATTERN
 from omnizone.gateway.nfc.settings import NfcReaderSettings
 from omnizone.gateway.rfid.settings import RfidReaderSettings
@@ -26,6 +27,16 @@ class BleSettings(StrictModel):
     )
     watchdog_s: float = Field(30.0, ge=5, le=3600, description="silence before a scan restart")
     adapter: str | None = Field(None, description="e.g. hci1; default: the system's adapter")
+    advertise_beacon: bool = Field(
+        True,
+        description="advertise this gateway's own beacon so the others hear it "
+        "(self-calibration; through BlueZ over D-Bus; the simulator emulates it)",
+    )
+    beacon: DeviceKey | None = Field(
+        None,
+        description="the Eddystone-UID to advertise; default: gateway_beacon_key(store, "
+        "gateway); set it only with the store file's gateways[].beacon to the same key",
+    )
     feed: str | None = Field(
         None,
         description="udp://host:port: take raw adverts from the simulator's emulated "

@@ -39,6 +39,10 @@ from omnizone.server.entrypoints.campaign_api import campaign_router
 from omnizone.server.entrypoints.dashboard import DashboardPart, mount_dashboard
 from omnizone.server.entrypoints.limits import RateSettings
 from omnizone.server.entrypoints.offers_api import offers_router
+from omnizone.server.entrypoints.self_calibration_api import (
+    SelfCalibrationCollector,
+    self_calibration_router,
+)
 from omnizone.server.entrypoints.shopper_api import shopper_router
 from omnizone.server.entrypoints.shopper_app import mount_shopper_app
 from omnizone.server.entrypoints.survey_api import survey_router
@@ -59,6 +63,7 @@ from omnizone.server.service.radio_reload import LocalizerReload, RadioWatch
 from omnizone.server.service.radio_setup import radio_setups
 from omnizone.server.service.retention import SightingRetention
 from omnizone.server.service.running_stores import RunningStores
+from omnizone.server.service.self_calibration import SelfCalibration, SelfCalibrationJob
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.server.service.surveys import SurveyService, default_survey_dir
 from omnizone.server.settings import ServerSettings, check_api_keys, check_secrets
@@ -220,6 +225,7 @@ class ServerParts:
     radio: LocalizerReload  # rebuilds a store's localizer on a saved layout or new files
     radio_watch: RadioWatch | None  # looks at the files; None: radio_check_interval_s 0
     app: FastAPI
+    self_calibration: SelfCalibrationJob | None = None
     _live_closed: bool = field(default=False, repr=False)
 
     def close_live(self) -> None:
@@ -227,6 +233,8 @@ class ServerParts:
         if self._live_closed:
             return
         self._live_closed = True
+        if self.self_calibration is not None:
+            self.self_calibration.close()
         self.engine.close()
         self.delivery.close()
         self.dashboard.close()
@@ -303,6 +311,7 @@ def build_server(
 
         identity = RegisteredDevices(shoppers)
         shoppers.subscribe_to_devices(identity.update)
+        self_fit = SelfCalibration(running)  # the gateways hearing one another
         ingest = IngestService(
             running,
             storage.sql,
@@ -311,6 +320,7 @@ def build_server(
             placement_listeners=[engine.on_placement],
             try_on_listeners=[engine.on_try_on],
             dead_letter_bytes=s.dead_letter_payload_bytes,
+            gateway_hearing_listeners=[self_fit.observe],
         )
         # A saved layout or a rewritten survey or calibration rebuilds the
         # store's localizer inside ingest, before the other parts see the plan
@@ -327,6 +337,14 @@ def build_server(
             if s.radio_check_interval_s > 0
             else None
         )
+        running.subscribe(self_fit.replace_plan)  # gateways may have moved
+        self_calibration = SelfCalibrationJob(
+            self_fit,
+            plans,  # the store file says whether self-calibration is applied
+            reload.use_calibration,  # kept across saved layouts and new files
+        )
+        self_calibration.start()
+        undo.callback(self_calibration.close)
         # What each part holds about a shopper goes with the shopper, and comes
         # with the export (docs/identity.md). The order matters: the shopper is
         # tombstoned first (ShopperService.erase), then ingest and the engine
@@ -396,6 +414,7 @@ def build_server(
             dashboard.router,
             lambda require: survey_router(surveys, shoppers.authenticate, require),
             lambda require: analytics_router(reports.analytics, require),
+            lambda require: self_calibration_router(self_calibration, require),
         ]
         app = create_app(
             queries,
@@ -411,6 +430,7 @@ def build_server(
                 if s.open_route_rate_per_minute > 0
                 else None
             ),
+            collectors=[SelfCalibrationCollector(self_calibration)],
         )
         mount_shopper_app(app)
         mount_dashboard(app)
@@ -437,6 +457,7 @@ def build_server(
             radio=reload,
             radio_watch=radio_watch,
             app=app,
+            self_calibration=self_calibration,
         )
         undo.pop_all()  # built: closing is the parts' (and the runtime's) job now
     return parts

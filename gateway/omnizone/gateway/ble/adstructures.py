@@ -97,6 +97,17 @@ def eddystone_eid_payload(ephemeral_id: bytes, tx_power_0m: int) -> bytes:
     )
 
 
+def eddystone_uid_payload(namespace: bytes, instance: bytes, tx_power_0m: int) -> bytes:
+    """A legacy advertising payload carrying an Eddystone-UID frame (what a
+    gateway's own adapter advertises for self-calibration)."""
+    frame = bytes([0x00, tx_power_0m & 0xFF]) + namespace + instance + b"\x00\x00"
+    return (
+        ad_structure(AD_FLAGS, b"\x06")
+        + ad_structure(AD_UUID16_COMPLETE, (0xFEAA).to_bytes(2, "little"))
+        + ad_structure(AD_SERVICE_DATA16, (0xFEAA).to_bytes(2, "little") + frame)
+    )
+
+
 def ibeacon_payload(proximity_uuid: uuid.UUID, major: int, minor: int, tx_power_1m: int) -> bytes:
     body = (
         (0x004C).to_bytes(2, "little")

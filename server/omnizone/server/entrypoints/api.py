@@ -301,6 +301,7 @@ def create_app(
     localizer_status: Callable[[], ReloadStatus] | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     open_route_rate: RateSettings | None = None,
+    collectors: Sequence[Collector] = (),
 ) -> FastAPI:
     """The API over ``queries``; ``api_keys`` maps a key to its scopes.
     ``routers`` add the other parts' routes (shoppers, offers); each gets the
@@ -309,13 +310,16 @@ def create_app(
     it); ``open_route_rate`` limits each client address on the routes open
     to anyone (none: no rate limit; the server passes its settings).
     ``localizer_status``: the running localizers' reloads and the radio files
-    not applied (``/health``, ``/metrics``, ``GET /api/v1/localizer``)."""
+    not applied (``/health``, ``/metrics``, ``GET /api/v1/localizer``);
+    ``collectors`` add other parts' metrics to ``/metrics``."""
     keys = {key: frozenset(scopes) for key, scopes in api_keys.items()}
     require = _authorizer(keys)
     read = [Depends(require("read"))]
     admin = [Depends(require("admin"))]
     registry = CollectorRegistry(auto_describe=True)
     registry.register(_StoreCollector(queries, ingest_counters, localizer_status))
+    for collector in collectors:  # other parts' gauges (self-calibration)
+        registry.register(collector)
     errors: dict[int | str, dict[str, object]] = {
         401: {"model": ErrorOut},
         403: {"model": ErrorOut},

@@ -102,6 +102,8 @@ class IngestCounters:
     """Sightings of shoppers who consented to neither location nor offers."""
     replayed_dropped: int = 0
     """Registered phones' ids heard outside their period or at a second store."""
+    gateway_beacons: int = 0
+    """Sightings of the store's own gateways' beacons: self-calibration, never a shopper."""
 
 
 class DeviceIdentity(Protocol):
@@ -142,6 +144,7 @@ class _Pending:
     placements: list[ZonePlacement] = field(default_factory=list)
     presence_saved: dict[str, int | None] = field(default_factory=dict)
     tapped: list[tuple[str, Sighting]] = field(default_factory=list)  # (gateway, window)
+    gateway_hearings: list[tuple[str, list[BleSighting]]] = field(default_factory=list)
 
     def record(self, device: str, state: DeviceVisitState | None, events: list[VisitEvent]) -> None:
         self.states[device] = state
@@ -153,6 +156,9 @@ class _Pending:
 PlacementListener = Callable[[str, ZonePlacement], None]
 #: Told of every item brought into a fitting room, after commit: (store, reader, gtin, at_ms).
 TryOnListener = Callable[[str, str, str, int], None]
+#: Told, after commit, what a gateway heard of the store's other gateways'
+#: beacons: (store, receiving gateway, sightings). Self-calibration.
+GatewayHearingListener = Callable[[str, str, list[BleSighting]], object]
 
 
 class IngestService:
@@ -169,13 +175,16 @@ class IngestService:
         placement_listeners: Sequence[PlacementListener] = (),
         try_on_listeners: Sequence[TryOnListener] = (),
         dead_letter_bytes: int = DEFAULT_DEAD_LETTER_BYTES,
+        gateway_hearing_listeners: Sequence[GatewayHearingListener] = (),
     ) -> None:
         """``identity`` None keeps every device key as sighted (replays and the
         localization evaluation, whose phones are anonymous); the server
         always passes one (``OMNIZONE_RESOLVE_EIDS``). The listeners are who
         else acts on what was committed: the offer engine in the server
-        (wired in ``bootstrap.py``), a recorder in the evaluations. A dead
-        letter keeps at most ``dead_letter_bytes`` of its payload."""
+        (wired in ``bootstrap.py``), a recorder in the evaluations;
+        ``gateway_hearing_listeners`` are told what a gateway heard of the
+        store's other gateways (self-calibration). A dead letter keeps at most
+        ``dead_letter_bytes`` of its payload."""
         self._dead_letter_bytes = dead_letter_bytes
         self._identity = identity
         self._stores = dict(stores)
@@ -188,6 +197,7 @@ class IngestService:
         self._placement_listeners = tuple(placement_listeners)
         self._try_on_listeners = tuple(try_on_listeners)
         self._taps: tuple[WindowTap, ...] = ()
+        self._gateway_hearing_listeners = tuple(gateway_hearing_listeners)
         self._lock = threading.Lock()
         self.counters = IngestCounters()
         self._states: dict[str, dict[str, DeviceVisitState]] = {s: {} for s in self._stores}
@@ -370,6 +380,15 @@ class IngestService:
         tx.touch_gateway(store, gateway, received_ms)
         match message:
             case BleMessage():
+                # The store's own gateways hearing one another: radio for
+                # self-calibration, never a shopper (no visit, no offer).
+                beacons = plan.gateway_beacons
+                heard = [i for i in message.items if i.device in beacons]
+                if heard:
+                    pending.gateway_hearings.append((gateway, heard))
+                    message = message.model_copy(
+                        update={"items": [i for i in message.items if i.device not in beacons]}
+                    )
                 tracked = self._identify(message, pending)
                 stored = [i for i in tracked if self._may_store(i.device)]
                 if stored:
@@ -562,6 +581,10 @@ class IngestService:
             for gateway, windows in by_gateway.items():
                 for tap in self._taps:
                     tap.on_windows(store, gateway, windows)
+        for gateway, heard in pending.gateway_hearings:
+            self.counters.gateway_beacons += len(heard)
+            for hear in self._gateway_hearing_listeners:
+                hear(store, gateway, heard)
         for try_on in pending.try_ons:
             if try_on.gtin is not None:
                 for tell in self._try_on_listeners:

@@ -11,6 +11,7 @@ reads keeps the running localizer and is reported (``status``: the server's
 ``radio_check_interval_s``.
 """
 
+import dataclasses
 import logging
 import os
 import threading
@@ -23,6 +24,7 @@ from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.locators import Locator
 from omnizone.server.service.radio_setup import NO_SETUP, RadioSetup, radio_setup
 from omnizone.store import Localization, StoreConfigError, StorePlan
+from omnizone.store.calibration import StoreCalibration
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,9 @@ class LocalizerReload:
         self._errors: dict[str, str] = {}
         self._reloads = 0
         self._failures = 0
+        # store -> a calibration fitted while running (the gateways hearing one
+        # another), used instead of the file's until replaced
+        self._fitted: dict[str, StoreCalibration] = {}
         # A layout saved (an HTTP thread) and a file check (the watch thread)
         # must not interleave: the later could put back the earlier's plan.
         self._lock = threading.Lock()
@@ -92,6 +97,21 @@ class LocalizerReload:
             self._switch(store, plan, setup)
             return True
 
+    def use_calibration(self, store: str, calibration: StoreCalibration) -> None:
+        """A calibration fitted while running (self-calibration): the store's
+        localizer uses it from the next window, and keeps it across a saved
+        layout or a rewritten survey. Whether it may override a calibration
+        file is the caller's rule (``localization.self_calibration``)."""
+        with self._lock:
+            self._fitted[store] = calibration
+            plan = self._plans[store]
+            try:
+                setup = self._setup(store, plan)
+            except (SurveyError, StoreConfigError) as error:
+                self._fail(store, plan, error, "the running localizer kept")
+                return
+            self._switch(store, plan, setup)
+
     def on_plan(self, plan: StorePlan) -> None:
         """``RunningStores`` listener: a new plan for ``plan``'s store."""
         self.layout_saved(plan.id, plan)
@@ -121,8 +141,11 @@ class LocalizerReload:
         return plan.model_copy(update={"localization": self._files.get(store, plan.localization)})
 
     def _setup(self, store: str, plan: StorePlan) -> RadioSetup:
-        """The store's files as they are now, read against ``plan``."""
-        return radio_setup(self._radio_plan(store, plan))
+        """The store's files as they are now, read against ``plan``, with a
+        calibration fitted while running in place of the file's."""
+        setup = radio_setup(self._radio_plan(store, plan))
+        fitted = self._fitted.get(store)
+        return setup if fitted is None else dataclasses.replace(setup, calibration=fitted)
 
     def _switch(self, store: str, plan: StorePlan, setup: RadioSetup) -> None:
         self._ingest.replace_store(plan, self._make(plan, setup))

@@ -68,6 +68,56 @@ def eval_localize(
     print_result(result, json_output, console)
 
 
+@eval_app.command("selfcal")
+def eval_selfcal(
+    scenario: Annotated[Path, typer.Option(help="scenario YAML with hidden radio.gateways")] = Path(
+        "config/scenarios/selfcal.yaml"
+    ),
+    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    duration: Annotated[float | None, typer.Option(help="simulated seconds")] = None,
+    warmup: Annotated[
+        float, typer.Option(min=10.0, help="seconds the gateways hear one another before opening")
+    ] = 120.0,
+    calibration: Annotated[
+        list[str] | None,
+        typer.Option(help="default, true or self (repeatable; default: all three)"),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Zone accuracy with the default radio parameters, the simulator's hidden
+    true ones, and the gateways' self-calibration alone (docs/localization.md)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from omnizone.sim.scenario import ScenarioError, load_scenario
+    from omnizone.suite.evaluation.selfcal import MODES, run_selfcal_eval
+
+    console = Console(stderr=True)
+    modes = tuple(calibration or MODES)
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        console.print(
+            f"[red]--calibration must be one of {', '.join(MODES)}, not {unknown[0]!r}[/]"
+        )
+        raise typer.Exit(2)
+    try:
+        plan = load_scenario(scenario, seed=seed, duration_s=duration)
+    except ScenarioError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{plan.name} (seed {plan.seed})", total=1.0)
+        result = run_selfcal_eval(
+            plan,
+            warmup_s=warmup,
+            modes=modes,
+            on_progress=lambda mode, f: progress.update(
+                task, completed=f, description=f"{plan.name} {mode}"
+            ),
+        )
+    print_result(result, json_output, console)
+
+
 @eval_app.command("fingerprint")
 def eval_fingerprint(
     train: Annotated[Path | None, typer.Option(help="survey CSV to learn from")] = None,

@@ -111,11 +111,14 @@ def replay_scenario(
     store: StorePlan,
     services: Sequence[IngestService],
     on_progress: Callable[[float], None] | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> Replay:
     """Run the scenario through the real gateway pipeline into each ingest
     service (a direct hand-off instead of the broker), finish their windows,
     and return the ground truth. Shared by the localization evaluation and the
-    analytics correctness test."""
+    analytics correctness test. ``after_step`` is told the simulated time
+    after each step's messages were delivered (a periodic job, as the server
+    runs them)."""
     clock = SimClock.starting_at(scenario.start)
     nodes = {
         g.id: GatewayNode(
@@ -138,6 +141,8 @@ def replay_scenario(
         while not simulation.finished:
             simulation.step()
             deliver()
+            if after_step is not None:
+                after_step(clock.now_ms)
             steps += 1
             if on_progress is not None and steps % 100 == 0:
                 on_progress(
