@@ -2,13 +2,21 @@
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from omnizone.paths import DEFAULT_SCENARIO, shipped_config
 from omnizone.sim.recording.commands import record_command, replay_command
 from omnizone.sim.recording.import_cli import import_command
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from omnizone.sim.engine import SimClock
+    from omnizone.sim.fleet import GatewayFleet
+    from omnizone.sim.scenario import Scenario
+    from omnizone.store import StorePlan
 
 sim_app = typer.Typer(
     help="Simulate a store: shoppers, phones, radios, gateways.", no_args_is_help=True
@@ -49,11 +57,9 @@ def survey_walk(
     """A simulated staff phone walks a guided survey: it pairs with CODE and
     walks the zones while the simulated gateways hear it (docs/localization.md)."""
     import httpx
-    import yaml
     from rich.console import Console
 
-    from omnizone.sim.engine import SimClock, Simulation
-    from omnizone.sim.fleet import GatewayFleet
+    from omnizone.sim.engine import Simulation
     from omnizone.sim.scenario import ScenarioError, load_scenario
     from omnizone.sim.survey_walk import (
         SurveyWalkError,
@@ -61,31 +67,14 @@ def survey_walk(
         survey_scenario,
         walk_survey,
     )
-    from omnizone.store import StoreConfigError, load_store
 
     console = Console(stderr=True)
     try:
         plan = survey_scenario(load_scenario(scenario or shipped_config(DEFAULT_SCENARIO)))
-        store = load_store(plan.store_file)
-        passwords = yaml.safe_load(accounts.read_text(encoding="utf-8"))["gateways"]
-    except (ScenarioError, StoreConfigError) as error:
+    except ScenarioError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
-        console.print(f"[red]{accounts}: expected 'gateways: {{<id>: <password>}}' ({error})[/]")
-        raise typer.Exit(2) from None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    clock = SimClock.starting_at(plan.start)
-    fleet = GatewayFleet(
-        store,
-        clock,
-        run_dir,
-        broker_host=broker_host,
-        broker_port=broker_port,
-        credentials={g: (g, str(p)) for g, p in passwords.items()},
-        window_ms=plan.window_ms,
-        tls_ca=tls_ca,
-    )
+    store, clock, fleet = _fleet(console, plan, accounts, run_dir, broker_host, broker_port, tls_ca)
     wanted = [z.strip() for z in zones.split(",") if z.strip()] if zones else []
     fleet.start()
     try:
@@ -153,42 +142,23 @@ def run(
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON summary")] = False,
 ) -> None:
     """Run a scenario; writes ground truth to RUN_DIR/ground-truth.jsonl."""
-    import yaml
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from omnizone.sim.app_client import expected_shoppers, register_app_phones
-    from omnizone.sim.engine import SimClock, Simulation
+    from omnizone.sim.engine import Simulation
     from omnizone.sim.fitting_rooms import FittingRooms, fitting_rooms_possible
-    from omnizone.sim.fleet import GatewayFleet
     from omnizone.sim.runner import run_paced
     from omnizone.sim.scenario import ScenarioError, load_scenario
     from omnizone.sim.tap_points import TapPoints
-    from omnizone.store import StoreConfigError, load_store
 
     console = Console(stderr=True)
     try:
         plan = load_scenario(scenario or shipped_config(DEFAULT_SCENARIO), seed=seed)
-        store = load_store(plan.store_file)
-        passwords = yaml.safe_load(accounts.read_text(encoding="utf-8"))["gateways"]
-    except (ScenarioError, StoreConfigError) as error:
+    except ScenarioError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
-        console.print(f"[red]{accounts}: expected 'gateways: {{<id>: <password>}}' ({error})[/]")
-        raise typer.Exit(2) from None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    clock = SimClock.starting_at(plan.start)
-    fleet = GatewayFleet(
-        store,
-        clock,
-        run_dir,
-        broker_host=broker_host,
-        broker_port=broker_port,
-        credentials={g: (g, str(p)) for g, p in passwords.items()},
-        window_ms=plan.window_ms,
-        tls_ca=tls_ca,
-    )
+    store, clock, fleet = _fleet(console, plan, accounts, run_dir, broker_host, broker_port, tls_ca)
     fleet.start()
     rooms = None
     if fitting_rooms and fitting_rooms_possible(speed):
@@ -256,3 +226,44 @@ def run(
         typer.echo(json.dumps(summary))
     else:
         console.print(summary)
+
+
+def _fleet(
+    console: "Console",
+    plan: "Scenario",
+    accounts: Path,
+    run_dir: Path,
+    broker_host: str,
+    broker_port: int,
+    tls_ca: str | None,
+) -> "tuple[StorePlan, SimClock, GatewayFleet]":
+    """The scenario's store and its simulated gateways, logged in with the
+    accounts file's passwords; a bad store or accounts file exits 2."""
+    import yaml
+
+    from omnizone.sim.engine import SimClock
+    from omnizone.sim.fleet import GatewayFleet
+    from omnizone.store import StoreConfigError, load_store
+
+    try:
+        store = load_store(plan.store_file)
+        passwords = yaml.safe_load(accounts.read_text(encoding="utf-8"))["gateways"]
+    except StoreConfigError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
+        console.print(f"[red]{accounts}: expected 'gateways: {{<id>: <password>}}' ({error})[/]")
+        raise typer.Exit(2) from None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    clock = SimClock.starting_at(plan.start)
+    fleet = GatewayFleet(
+        store,
+        clock,
+        run_dir,
+        broker_host=broker_host,
+        broker_port=broker_port,
+        credentials={g: (g, str(p)) for g, p in passwords.items()},
+        window_ms=plan.window_ms,
+        tls_ca=tls_ca,
+    )
+    return store, clock, fleet

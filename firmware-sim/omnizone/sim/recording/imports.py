@@ -33,6 +33,7 @@ from omnizone.gateway.ble.aggregate import RSSI_MAX, RSSI_MIN
 from omnizone.gateway.node import GatewayNode
 from omnizone.gateway.outbox import Outbox
 from omnizone.store import StorePlan, geometry
+from omnizone.store.problems import FileProblems
 
 from .format import RecordedMessage
 
@@ -51,7 +52,6 @@ _EARLIEST_MS: Final = 946_684_800_000  # 2000-01-01, the wire contract's bounds
 _LATEST_MS: Final = 4_102_444_800_000  # 2100-01-01
 #: A truth point in no zone but this close to one is in that zone (walls are drawn thin).
 NEAREST_ZONE_M: Final = 0.5
-_MAX_LISTED = 20
 _LINES_NAMED = 5
 
 
@@ -94,16 +94,8 @@ class TruthPoint:
     zone: str | None
 
 
-class ImportProblems(ValueError):
+class ImportProblems(FileProblems):
     """Every problem found in an import file, each as ``file:line: what``."""
-
-    def __init__(self, path: str | Path, problems: list[str]) -> None:
-        self.path = str(path)
-        self.problems = problems
-        listed = problems[:_MAX_LISTED]
-        more = len(problems) - len(listed)
-        text = "\n".join(listed) + (f"\n… and {more} more" if more > 0 else "")
-        super().__init__(f"{self.path}: {len(problems)} problem(s)\n{text}")
 
 
 # -- readings -------------------------------------------------------------------

@@ -19,12 +19,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from omnizone.store import StorePlan
+from omnizone.store.problems import FileProblems
 
 from .propagation import anchor_positions, mean_rssi_dbm, packet_loss, zone_points
 
 NOT_HEARD_AT_OR_BELOW_DBM = -150.0
 RSSI_MAX_DBM = 20.0
-_MAX_LISTED = 20
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,10 @@ class Survey:
         return len(self.zones)
 
 
-class SurveyError(ValueError):
+class SurveyError(FileProblems):
     """Every problem found in a survey file, each as ``file:line: what``."""
 
-    def __init__(self, path: str | Path, problems: list[str]) -> None:
-        self.path = str(path)
-        self.problems = problems
-        listed = problems[:_MAX_LISTED]
-        more = len(problems) - len(listed)
-        text = "\n".join(listed) + (f"\n… and {more} more" if more > 0 else "")
-        super().__init__(f"{self.path}: {len(problems)} problem(s) in the survey\n{text}")
+    what = "in the survey"
 
 
 def load_survey(path: str | Path, plan: StorePlan | None = None, *, strict: bool = True) -> Survey:
