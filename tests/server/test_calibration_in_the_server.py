@@ -21,15 +21,15 @@ from omnizone.server.runtime import ServerRuntime
 from omnizone.server.service.locators import ZonePlacement, make_locator
 from omnizone.server.service.radio_reload import LocalizerReload
 from omnizone.server.service.radio_setup import radio_setup
-from omnizone.server.settings import ServerSettings
 from omnizone.store import StoreConfigError, StorePlan, load_store
 from omnizone.store.calibration import AnchorCalibration, StoreCalibration, dump_calibration
 from omnizone.store.geometry import centroid
 
 from .conftest import STORE, T0, ble
 from .test_bootstrap import ADMIN, settings_for
+from .test_radio_setup import TAG
+from .test_radio_setup import _placements as placements
 
-TAG = "ibeacon:00000000-0000-0000-0000-000000000001:1:1"
 ZONE, LOUD, OFFSET_DB = "accessories", "gw-shoes", 30.0
 
 
@@ -59,21 +59,6 @@ def _readings(plan: StorePlan) -> dict[str, float]:
     return {a: round(float(v), 1) for a, v in zip(anchors, rssi, strict=True) if v > -95}
 
 
-def _placements(settings: ServerSettings, readings: dict[str, float]) -> list[ZonePlacement]:
-    parts = build_server(settings)
-    seen: list[ZonePlacement] = []
-    try:
-        parts.ingest.subscribe_to_placements(lambda _store, p: seen.append(p))
-        for window in range(1, 16):
-            for seq, (gateway, rssi) in enumerate(sorted(readings.items())):
-                topic, payload = ble(gateway, window * 100 + seq, T0 + window * 1000, {TAG: rssi})
-                parts.ingest.handle(topic, payload, T0 + window * 1000)
-        parts.ingest.finish(STORE)
-    finally:
-        parts.close()
-    return [p for p in seen if p.device == TAG]
-
-
 def test_a_built_server_localizes_with_its_calibration(plan: StorePlan, tmp_path: Path) -> None:
     plain, calibrated = tmp_path / "plain", tmp_path / "calibrated"
     plain.mkdir()
@@ -84,8 +69,8 @@ def test_a_built_server_localizes_with_its_calibration(plan: StorePlan, tmp_path
     with_cal = settings_for(
         calibrated, localizer="grid", store_files=[_store_file(plan, calibrated, "cal.yaml")]
     )
-    zones_without = [p.zone for p in _placements(without, readings)]
-    zones_with = [p.zone for p in _placements(with_cal, readings)]
+    zones_without = [p.zone for p in placements(without, readings) if p.device == TAG]
+    zones_with = [p.zone for p in placements(with_cal, readings) if p.device == TAG]
     assert zones_with[-1] == ZONE  # it knows the shoe gateway hears loud
     assert ZONE not in zones_without  # the default model takes loud for near
 
