@@ -21,12 +21,12 @@ import os
 import secrets
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.domain.localize.guided_survey import (
     EnoughRule,
     Reading,
@@ -99,7 +99,7 @@ class SurveyService:
         radio_files: Mapping[str, Localization],
         out_dir: Path,
         *,
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         """``radio_files``: the survey and calibration each store file names;
         a finished survey rewrites those too, so a running server's
