@@ -2,11 +2,17 @@
 (docs/benchmarks.md). Heavy imports stay inside the commands."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from omnizone.paths import shipped_config
 from omnizone.suite.output import print_result
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from omnizone.sim.scenario import Scenario
 
 eval_app = typer.Typer(help="Accuracy against ground truth; prints JSON (docs/benchmarks.md).")
 
@@ -40,23 +46,19 @@ def eval_localize(
     from rich.console import Console
     from rich.progress import Progress
 
-    from omnizone.sim.scenario import ScenarioError, load_scenario
     from omnizone.suite.evaluation.localize import run_localize_eval
 
     console = Console(stderr=True)
     if localizer not in ("grid", "zone"):
         console.print(f"[red]--localizer must be grid or zone, not {localizer!r}[/]")
         raise typer.Exit(2)
-    try:
-        plan = load_scenario(
-            scenario,
-            seed=seed,
-            duration_s=duration,
-            ground_truth_interval_ms=truth_interval_ms,
-        )
-    except ScenarioError as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(2) from None
+    plan = _scenario_or_exit(
+        console,
+        scenario,
+        seed=seed,
+        duration_s=duration,
+        ground_truth_interval_ms=truth_interval_ms,
+    )
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"{plan.name} (seed {plan.seed})", total=1.0)
         result = run_localize_eval(
@@ -70,9 +72,10 @@ def eval_localize(
 
 @eval_app.command("selfcal")
 def eval_selfcal(
-    scenario: Annotated[Path, typer.Option(help="scenario YAML with hidden radio.gateways")] = Path(
-        "config/scenarios/selfcal.yaml"
-    ),
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="scenario YAML with hidden radio.gateways; default: the shipped selfcal"),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
     duration: Annotated[float | None, typer.Option(help="simulated seconds")] = None,
     warmup: Annotated[
@@ -89,7 +92,6 @@ def eval_selfcal(
     from rich.console import Console
     from rich.progress import Progress
 
-    from omnizone.sim.scenario import ScenarioError, load_scenario
     from omnizone.suite.evaluation.selfcal import MODES, run_selfcal_eval
 
     console = Console(stderr=True)
@@ -100,11 +102,12 @@ def eval_selfcal(
             f"[red]--calibration must be one of {', '.join(MODES)}, not {unknown[0]!r}[/]"
         )
         raise typer.Exit(2)
-    try:
-        plan = load_scenario(scenario, seed=seed, duration_s=duration)
-    except ScenarioError as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(2) from None
+    plan = _scenario_or_exit(
+        console,
+        scenario or shipped_config("scenarios/selfcal.yaml"),
+        seed=seed,
+        duration_s=duration,
+    )
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"{plan.name} (seed {plan.seed})", total=1.0)
         result = run_selfcal_eval(
@@ -203,3 +206,14 @@ def eval_replay(
         console.print(str(error), markup=False, style="red")
         raise typer.Exit(2) from None
     print_result(result, json_output, console)
+
+
+def _scenario_or_exit(console: "Console", path: Path, **overrides: Any) -> "Scenario":
+    """The scenario file, or its problems on stderr and exit 2 (no traceback)."""
+    from omnizone.sim.scenario import ScenarioError, load_scenario
+
+    try:
+        return load_scenario(path, **overrides)
+    except ScenarioError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
