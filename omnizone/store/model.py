@@ -2,10 +2,11 @@
 the floor, overlaps) live in validators so every error names its field."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -15,6 +16,7 @@ from omnizone.contract.messages import DeviceKey
 from omnizone.contract.topics import IDENTIFIER_PATTERN
 from omnizone.store import geometry
 from omnizone.store.geometry import Point
+from omnizone.store.suggest import did_you_mean
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 Coordinate = tuple[float, float]
@@ -151,77 +153,88 @@ class StorePlan(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        """Every cross-check fault at once (``PlanFaults``), not the first only."""
+        faults = reference_faults(self.model_dump())
+        faults += self._geometry_faults()
+        faults += self._beacon_faults()
+        if faults:
+            raise PlanFaults(faults)
+        return self
+
+    def _geometry_faults(self) -> list["PlanFault"]:
         floor = self.store.floor
-        _unique("zones", [z.id for z in self.zones])
-        _unique("gateways", [g.id for g in self.gateways])
-        _unique("beacons", [b.id for b in self.beacons])
-        _unique("nfc_tap_points", [t.id for t in self.nfc_tap_points])
-        _unique("rfid_readers", [r.id for r in self.rfid_readers])
-        zone_ids = {z.id for z in self.zones}
-        gateway_ids = {g.id for g in self.gateways}
+        faults: list[PlanFault] = []
         for i, zone in enumerate(self.zones):
             for j, point in enumerate(zone.polygon):
                 if not floor.holds(point):
-                    raise ValueError(
-                        f"zones[{i}] ({zone.id}).polygon[{j}] {list(point)} lies outside the "
-                        f"floor ({floor.width_m} x {floor.depth_m} m)"
+                    faults.append(
+                        PlanFault(
+                            ("zones", i, "polygon", j),
+                            f"zones[{i}] ({zone.id}).polygon[{j}] {list(point)} lies outside the "
+                            f"floor ({floor.width_m} x {floor.depth_m} m)",
+                        )
                     )
         for i, a in enumerate(self.zones):
             for j, b in enumerate(self.zones[i + 1 :], start=i + 1):
                 if geometry.interiors_overlap(a.polygon, b.polygon):
-                    raise ValueError(f"zones[{j}] ({b.id}).polygon overlaps zones[{i}] ({a.id})")
+                    faults.append(
+                        PlanFault(
+                            ("zones", j, "polygon"),
+                            f"zones[{j}] ({b.id}).polygon overlaps zones[{i}] ({a.id})",
+                        )
+                    )
         for i, gw in enumerate(self.gateways):
             if not floor.holds(gw.position):
-                raise ValueError(
-                    f"gateways[{i}] ({gw.id}).position {list(gw.position)} lies outside the floor"
-                )
-            if gw.zone is not None and gw.zone not in zone_ids:
-                raise ValueError(f"gateways[{i}] ({gw.id}).zone: unknown zone {gw.zone!r}")
-            if gw.zone is None and self.zone_at(gw.position) is None:
-                raise ValueError(
-                    f"gateways[{i}] ({gw.id}) stands in no zone at {list(gw.position)}: "
-                    "move it or give it a 'zone'"
-                )
-        attached: tuple[tuple[str, Sequence[NfcTapPoint | RfidReader]], ...] = (
-            ("nfc_tap_points", self.nfc_tap_points),
-            ("rfid_readers", self.rfid_readers),
-        )
-        for name, items in attached:
-            for i, item in enumerate(items):
-                if item.gateway not in gateway_ids:
-                    raise ValueError(
-                        f"{name}[{i}] ({item.id}).gateway: unknown gateway {item.gateway!r}"
+                faults.append(
+                    PlanFault(
+                        ("gateways", i, "position"),
+                        f"gateways[{i}] ({gw.id}).position {list(gw.position)} lies outside "
+                        "the floor",
                     )
-                if item.zone not in zone_ids:
-                    raise ValueError(f"{name}[{i}] ({item.id}).zone: unknown zone {item.zone!r}")
+                )
+            elif gw.zone is None and self.zone_at(gw.position) is None:
+                faults.append(
+                    PlanFault(
+                        ("gateways", i, "position"),
+                        f"gateways[{i}] ({gw.id}) stands in no zone at {list(gw.position)}: "
+                        "move it or give it a 'zone'",
+                    )
+                )
         for i, reader in enumerate(self.rfid_readers):
             if reader.position is not None and not floor.holds(reader.position):
-                raise ValueError(
-                    f"rfid_readers[{i}] ({reader.id}).position {list(reader.position)} "
-                    "lies outside the floor"
+                faults.append(
+                    PlanFault(
+                        ("rfid_readers", i, "position"),
+                        f"rfid_readers[{i}] ({reader.id}).position {list(reader.position)} "
+                        "lies outside the floor",
+                    )
                 )
-        for i, pair in enumerate(self.walls):
-            for wall_zone in pair:
-                if wall_zone not in zone_ids:
-                    raise ValueError(f"walls[{i}]: unknown zone {wall_zone!r}")
         for i, beacon in enumerate(self.beacons):
             if not floor.holds(beacon.position):
-                raise ValueError(f"beacons[{i}] ({beacon.id}).position lies outside the floor")
-        # A gateway beacon is never a shopper: it must not be another device's key.
+                faults.append(
+                    PlanFault(
+                        ("beacons", i, "position"),
+                        f"beacons[{i}] ({beacon.id}).position lies outside the floor",
+                    )
+                )
+        return faults
+
+    def _beacon_faults(self) -> list["PlanFault"]:
+        """A gateway beacon is never a shopper: it must not be another device's key."""
+        faults: list[PlanFault] = []
         fixed = {b.device: b.id for b in self.beacons}
         seen: dict[str, str] = {}
         for i, gw in enumerate(self.gateways):
             key = self.gateway_beacon(gw)
+            where = ("gateways", i, "beacon")
             if key in seen:
-                raise ValueError(
-                    f"gateways[{i}] ({gw.id}).beacon: {key!r} is also gateway {seen[key]}'s"
-                )
-            if key in fixed:
-                raise ValueError(
-                    f"gateways[{i}] ({gw.id}).beacon: {key!r} is also beacon {fixed[key]}'s"
-                )
-            seen[key] = gw.id
-        return self
+                text = f"gateways[{i}] ({gw.id}).beacon: {key!r} is also gateway {seen[key]}'s"
+                faults.append(PlanFault(where, text))
+            elif key in fixed:
+                text = f"gateways[{i}] ({gw.id}).beacon: {key!r} is also beacon {fixed[key]}'s"
+                faults.append(PlanFault(where, text))
+            seen.setdefault(key, gw.id)
+        return faults
 
     # -- derived views -----------------------------------------------------
 
@@ -288,9 +301,87 @@ class StorePlan(StrictModel):
         return [z.id for z in self.zones if z.kind is ZoneKind.ENTRANCE]
 
 
-def _unique(what: str, ids: list[str]) -> None:
-    seen: set[str] = set()
-    for i, value in enumerate(ids):
-        if value in seen:
-            raise ValueError(f"{what}[{i}]: duplicate id {value!r}")
-        seen.add(value)
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFault:
+    """One cross-check fault: where it is (a pydantic-style path, for the line
+    number) and the sentence that names the field and says what is wrong."""
+
+    loc: Loc
+    text: str
+
+
+class PlanFaults(ValueError):
+    """All cross-check faults of a plan; ``str()`` lists them for callers that
+    validate a ``StorePlan`` directly (``load_store`` spells each one out)."""
+
+    def __init__(self, faults: list[PlanFault]) -> None:
+        self.faults = faults
+        super().__init__("; ".join(f.text for f in faults))
+
+
+#: Lists whose items have an id, and the references between them.
+_COLLECTIONS = ("zones", "gateways", "beacons", "nfc_tap_points", "rfid_readers")
+_REFERENCES: tuple[tuple[str, str, str], ...] = (
+    ("gateways", "zone", "zones"),
+    ("nfc_tap_points", "gateway", "gateways"),
+    ("nfc_tap_points", "zone", "zones"),
+    ("rfid_readers", "gateway", "gateways"),
+    ("rfid_readers", "zone", "zones"),
+)
+_KIND = {"zones": "zone", "gateways": "gateway"}
+
+
+def reference_faults(data: Mapping[str, Any]) -> list[PlanFault]:
+    """Duplicate ids and references to ids that do not exist, with a "did you
+    mean" for a near miss. Reads plain (even invalid) data, so a file with
+    field errors still has its misspelled ids reported in the same run."""
+    items = {name: _items(data, name) for name in _COLLECTIONS}
+    ids = {name: [item.get("id") for item in found] for name, found in items.items()}
+    known = {name: {i for i in values if isinstance(i, str)} for name, values in ids.items()}
+    faults: list[PlanFault] = []
+    for name in _COLLECTIONS:
+        seen: set[str] = set()
+        for i, value in enumerate(ids[name]):
+            if not isinstance(value, str):
+                continue
+            if value in seen:
+                faults.append(PlanFault((name, i, "id"), f"{name}[{i}]: duplicate id {value!r}"))
+            seen.add(value)
+    for name, field, target in _REFERENCES:
+        for i, item in enumerate(items[name]):
+            value = item.get(field)
+            if isinstance(value, str) and value not in known[target]:
+                faults.append(
+                    PlanFault(
+                        (name, i, field),
+                        f"{_label(name, i, item)}.{field}: unknown {_KIND[target]} {value!r}"
+                        + did_you_mean(value, known[target]),
+                    )
+                )
+    walls = data.get("walls")
+    for i, pair in enumerate(walls if isinstance(walls, list) else []):
+        for j, value in enumerate(pair if isinstance(pair, list | tuple) else []):
+            if isinstance(value, str) and value not in known["zones"]:
+                faults.append(
+                    PlanFault(
+                        ("walls", i, j),
+                        f"walls[{i}]: unknown zone {value!r}" + did_you_mean(value, known["zones"]),
+                    )
+                )
+    return faults
+
+
+def _items(data: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
+    found = data.get(name)
+    if not isinstance(found, list):
+        return []
+    return [item if isinstance(item, dict) else {} for item in found]
+
+
+def _label(name: str, index: int, item: Mapping[str, Any]) -> str:
+    """``gateways[1] (gw-denim)``; the id only when the item has a usable one."""
+    value = item.get("id")
+    return f"{name}[{index}] ({value})" if isinstance(value, str) and value else f"{name}[{index}]"

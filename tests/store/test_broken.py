@@ -1,6 +1,8 @@
 """Every broken store file is refused with a StoreConfigError that says which
-file, which field, and what is wrong with it."""
+file, which line, which field, and what is wrong with it: every fault of the
+file in one run, with a "did you mean" for a misspelled id or field name."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,9 @@ EXPECTED: dict[str, list[str]] = {
     "overlapping-zones-aligned.yaml": ["zones[2] (denim).polygon overlaps zones[1] (shoes)"],
     "invalid-yaml.yaml": ["line 9, column 78", "not valid YAML", "expected ',' or ']'"],
     "not-a-mapping.yaml": ["expected a mapping with 'store', 'zones' and 'gateways'"],
-    "unknown-top-level-key.yaml": ["gateway: Extra inputs are not permitted"],
+    "unknown-top-level-key.yaml": [
+        "line 12: gateway: Extra inputs are not permitted (did you mean 'gateways'?)"
+    ],
     "polygon-two-points.yaml": ["zones[2] (denim).polygon", "at least 3 items", "not 2"],
     "self-crossing-polygon.yaml": ["zones[2] (denim).polygon", "edges cross each other"],
     "zone-outside-floor.yaml": [
@@ -23,7 +27,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "overlapping-zones.yaml": ["zones[3] (fitting-room).polygon overlaps zones[1] (shoes)"],
     "duplicate-zone-id.yaml": ["zones[2]", "duplicate id 'shoes'"],
-    "gateway-unknown-zone.yaml": ["gateways[1] (gw-denim).zone", "unknown zone 'jeans'"],
+    "gateway-unknown-zone.yaml": ["line 12: gateways[1] (gw-denim).zone", "unknown zone 'jeans'"],
     "gateway-in-no-zone.yaml": ["gateways[1] (gw-stock)", "stands in no zone at [35.0, 5.0]"],
     "rfid-reader-unknown-gateway.yaml": [
         "rfid_readers[0] (rfid-fitting).gateway",
@@ -38,8 +42,23 @@ EXPECTED: dict[str, list[str]] = {
         "lies outside the floor",
     ],
     "unknown-timezone.yaml": ["store.timezone", "unknown time zone 'Europe/Atlantis'", "IANA"],
-    "wall-unknown-zone.yaml": ["walls[1]", "unknown zone 'shoos'"],
+    "wall-unknown-zone.yaml": ["line 12: walls[1]", "unknown zone 'shoos' (did you mean 'shoes'?)"],
     "beacon-mac-address.yaml": ["beacons[0] (bcn-door).device", "contains a MAC address"],
+    "several-faults.yaml": [
+        "line 9: zones[1] (fitting-room).kind: Input should be",
+        "(did you mean 'fitting-room'?)",
+        "line 13: gateways[1] (gw-denim).zone: unknown zone 'demin' (did you mean 'denim'?)",
+        "line 15: nfc_tap_points[0] (tap-denim).positon: Extra inputs are not permitted "
+        "(did you mean 'position'?)",
+        "line 15: nfc_tap_points[0] (tap-denim).gateway: unknown gateway 'gw-denin' "
+        "(did you mean 'gw-denim'?)",
+    ],
+    "several-cross-check-faults.yaml": [
+        "line 12: gateways[1] (gw-shoes).zone: unknown zone 'shoe' (did you mean 'shoes'?)",
+        "line 15: rfid_readers[0] (rfid-denim).gateway: unknown gateway 'gw-denm' "
+        "(did you mean 'gw-denim'?)",
+        "line 15: rfid_readers[0] (rfid-denim).position [40.0, 5.0] lies outside the floor",
+    ],
     "bad-visit-settings.yaml": [
         "store.visits.min_presence_s",
         "greater than or equal to 0",
@@ -102,3 +121,71 @@ gateways:
 def test_parse_store_without_a_source_says_store() -> None:
     with pytest.raises(StoreConfigError, match=r"^<store>: "):
         parse_store("[]")
+
+
+def test_every_fault_is_reported_in_one_run_each_on_its_own_line() -> None:
+    path = BROKEN / "several-faults.yaml"
+    with pytest.raises(StoreConfigError) as caught:
+        load_store(path)
+    error = caught.value
+    # kind, position missing, positon unknown, zone 'demin', gateway 'gw-denin'
+    assert len(error.problems) == 5, error.problems
+    lines = str(error).splitlines()
+    assert len(lines) == 5 and all(line.startswith(f"{path}: line ") for line in lines)
+    assert [f.line for f in error.faults] == [9, 13, 15, 15, 15]  # in the order of the file
+    assert [str(f) for f in error.faults] == error.problems
+
+
+def test_cross_checks_report_every_fault_not_the_first() -> None:
+    with pytest.raises(StoreConfigError) as caught:
+        load_store(BROKEN / "several-cross-check-faults.yaml")
+    assert [f.line for f in caught.value.faults] == [12, 15, 15]
+
+
+def test_an_id_made_invalid_by_a_field_error_is_not_reported_twice() -> None:
+    text = """
+store: { id: s, name: S, floor: { width_m: 10, depth_m: 10 } }
+zones:
+  - { id: a, name: A, polygon: [[0, 0], [5, 0], [5, 5], [0, 5]] }
+gateways:
+  - { id: g, position: [1, 1], zone: Bad Zone }
+  - { id: h, position: [2, 2], zone: b, height_m: 0 }
+"""
+    with pytest.raises(StoreConfigError) as caught:
+        parse_store(text, source="inline.yaml")
+    problems = caught.value.problems
+    assert sum("gateways[0] (g).zone" in p for p in problems) == 1, problems  # the pattern only
+    assert "line 7: gateways[1] (h).zone: unknown zone 'b'" in problems
+    assert any(p.startswith("line 7: gateways[1] (h).height_m") for p in problems)
+
+
+def test_far_off_names_get_no_suggestion() -> None:
+    text = """
+store: { id: s, name: S, floor: { width_m: 10, depth_m: 10 } }
+zones:
+  - { id: denim, name: Denim, polygon: [[0, 0], [5, 0], [5, 5], [0, 5]] }
+gateways:
+  - { id: g, position: [1, 1] }
+nfc_tap_points:
+  - { id: t1, gateway: G, zone: denim, position: [1, 1] }
+  - { id: t2, gateway: g, zone: handbags, position: [1, 1] }
+"""
+    with pytest.raises(StoreConfigError) as caught:
+        parse_store(text)
+    problems = caught.value.problems
+    assert any("gateway: String should match pattern" in p for p in problems)  # 'G': not an id
+    assert "line 9: nfc_tap_points[1] (t2).zone: unknown zone 'handbags'" in problems
+
+
+def test_a_one_line_document_names_fields_without_lines() -> None:
+    """A layout posted as JSON is one line: a line number would say nothing."""
+    data = {
+        "store": {"id": "s", "name": "S", "floor": {"width_m": 10, "depth_m": 10}},
+        "zones": [{"id": "denim", "name": "D", "polygon": [[0, 0], [5, 0], [5, 5], [0, 5]]}],
+        "gateways": [{"id": "g", "position": [1, 1], "zone": "demin"}],
+    }
+    with pytest.raises(StoreConfigError) as caught:
+        parse_store(json.dumps(data), source="layout of s")
+    assert caught.value.problems == [
+        "gateways[0] (g).zone: unknown zone 'demin' (did you mean 'denim'?)"
+    ]

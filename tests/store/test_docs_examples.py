@@ -46,9 +46,11 @@ def test_the_doc_quotes_errors() -> None:
     assert len(QUOTED) >= 8
 
 
-@pytest.mark.parametrize("line", QUOTED, ids=[q.split(":", 1)[0] for q in QUOTED])
+@pytest.mark.parametrize("line", QUOTED, ids=QUOTED)
 def test_quoted_error_is_what_the_loader_says(line: str) -> None:
-    name, quoted = line.removeprefix("broken/").split(": ", 1)
+    """Each quoted line is one line the loader prints for that file."""
+    name = line.removeprefix("broken/").split(": ", 1)[0]
     with pytest.raises(StoreConfigError) as caught:
         load_store(BROKEN / name)
-    assert "; ".join(caught.value.problems) == quoted
+    printed = str(caught.value).replace(str(BROKEN), "broken").splitlines()
+    assert line in printed

@@ -269,7 +269,9 @@ def check_secrets(settings: GatewaySettings) -> list[Finding]:
             Finding("password", "fail", str(error), "set the password of this gateway's account")
         )
     warning = plaintext_warning(settings)
-    if warning is None:
+    if settings.tls_ca and (problem := ca_file_problem(settings.tls_ca)) is not None:
+        found.append(Finding("tls", "fail", problem, ca_file_fix(settings.tls_ca)))
+    elif warning is None:
         found.append(
             Finding("tls", "ok", f"TLS, broker certificate checked against {settings.tls_ca}")
         )
@@ -285,19 +287,75 @@ def check_secrets(settings: GatewaySettings) -> list[Finding]:
     return found
 
 
+def ca_file_problem(path: str) -> str | None:
+    """Why the ``tls_ca`` file cannot be used, naming it; None when it loads."""
+    ca = Path(path)
+    try:
+        if not ca.exists():
+            return f"the CA file {path} (tls_ca) does not exist"
+        if ca.is_dir():
+            return f"tls_ca {path} is a folder, not a CA certificate file"
+        ssl.create_default_context(cafile=path)
+    except PermissionError:
+        return f"the CA file {path} (tls_ca) cannot be read by this user (permission denied)"
+    except ssl.SSLError as error:
+        return f"the CA file {path} (tls_ca) holds no usable PEM certificate ({error.reason})"
+    except OSError as error:
+        return f"cannot read the CA file {path} (tls_ca): {error.strerror}"
+    return None
+
+
+def ca_file_fix(path: str) -> str:
+    return (
+        f"copy the CA certificate that signed the broker's certificate (PEM) to {path}, "
+        f"readable by the service user: sudo install -m 0644 ca.crt {path} "
+        "(docs/deploy-raspberry-pi.md)"
+    )
+
+
+def is_mdns_name(host: str) -> bool:
+    """``broker.local``: a multicast-DNS name (RFC 6762), not one DNS servers know."""
+    return host.rstrip(".").lower().endswith(".local")
+
+
+def mdns_advice(host: str, nsswitch: Path = Path("/etc/nsswitch.conf")) -> str:
+    """What to do when a ``.local`` broker name does not resolve: such names are
+    answered by mDNS (Avahi + nss-mdns), never by the servers in /etc/resolv.conf."""
+    try:
+        hosts = [
+            line
+            for line in nsswitch.read_text(encoding="utf-8").splitlines()
+            if line.strip().startswith("hosts:")
+        ]
+    except OSError:
+        hosts = []
+    resolving = bool(hosts) and "mdns" in hosts[0]
+    state = (
+        "nss-mdns is on the hosts: line of /etc/nsswitch.conf, so is the broker's host "
+        "announcing the name (avahi-daemon running there) and on the same network segment?"
+        if resolving
+        else "this Pi does not ask mDNS: the hosts: line of /etc/nsswitch.conf has no mdns"
+    )
+    return (
+        f"{host} is a .local name: it resolves through mDNS (multicast DNS), not through the "
+        f"DNS servers in /etc/resolv.conf. {state}. Install and start Avahi with the NSS "
+        "module: sudo apt install avahi-daemon libnss-mdns (it adds "
+        "'mdns4_minimal [NOTFOUND=return]' before 'dns' on the hosts: line), then check with "
+        f"avahi-resolve -n {host}; or set broker_host to the broker's IP address or DNS name"
+    )
+
+
 def check_broker(settings: GatewaySettings, timeout_s: float = 5.0) -> list[Finding]:
     host, port = settings.broker_host, settings.broker_port
     try:
         address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4]
     except socket.gaierror as error:
-        return [
-            Finding(
-                "broker",
-                "fail",
-                f"cannot resolve {host}: {error.strerror}",
-                "check broker_host and the Pi's DNS (/etc/resolv.conf)",
-            )
-        ]
+        fix = (
+            mdns_advice(host)
+            if is_mdns_name(host)
+            else "check broker_host and the Pi's DNS (/etc/resolv.conf)"
+        )
+        return [Finding("broker", "fail", f"cannot resolve {host}: {error.strerror}", fix)]
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
             pass
@@ -342,6 +400,9 @@ def _mqtt_login(settings: GatewaySettings, timeout_s: float) -> Finding:
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
     where = f"{settings.broker_host}:{settings.broker_port}"
+    if settings.tls_ca and (problem := ca_file_problem(settings.tls_ca)) is not None:
+        return Finding("broker", "fail", f"cannot use TLS to {where}: {problem}",
+                       ca_file_fix(settings.tls_ca))  # fmt: skip
     try:
         if settings.tls_ca:
             client.tls_set(ca_certs=settings.tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
@@ -354,7 +415,9 @@ def _mqtt_login(settings: GatewaySettings, timeout_s: float) -> Finding:
             "check tls_ca is the CA that signed the broker's certificate, and the clock",
         )
     except (OSError, ValueError) as error:
-        return Finding("broker", "fail", f"connecting to {where}: {error}", "check broker_port/TLS")
+        named = getattr(error, "filename", None)
+        what = f"{error.strerror}: {named}" if named and getattr(error, "strerror", None) else error
+        return Finding("broker", "fail", f"connecting to {where}: {what}", "check broker_port/TLS")
     client.loop_start()
     try:
         answered = done.wait(timeout_s)

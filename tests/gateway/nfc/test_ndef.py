@@ -47,9 +47,10 @@ def test_an_empty_message_is_a_blank_tag_not_an_error() -> None:
     assert (summary.uri, summary.record_types) == (None, ())
 
 
-def test_non_ascii_uris_are_published_percent_encoded() -> None:
+def test_non_ascii_uris_are_published_as_the_tag_holds_them() -> None:
+    """Not ndeflib's percent-encoded `.uri` (issue 16): the tag's own text."""
     message = b"".join(ndef.message_encoder([ndef.UriRecord("https://shop.example/p/café")]))
-    assert parse_ndef(message).uri == "https://shop.example/p/caf%C3%A9"
+    assert parse_ndef(message).uri == "https://shop.example/p/café"
 
 
 @pytest.mark.parametrize(

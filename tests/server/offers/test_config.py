@@ -112,7 +112,7 @@ def test_unknown_zone_names_file_campaign_and_field(tmp_path: Path, plan: StoreP
         load_campaigns(path, plan)
     assert str(caught.value) == (
         f"{path}: campaigns[2] (id 'denim-10'): trigger.zones[0]: "
-        "zone 'dnim' is not in store paris-rivoli"
+        "zone 'dnim' is not in store paris-rivoli (did you mean 'denim'?)"
     )
 
 

@@ -1,6 +1,12 @@
 """NDEF messages on tap-point tags: decoding what a tag carries, building what
 staff write on shelf tags. ndeflib does the record format; this module decides
-what we keep (the first URI) and makes sure bad tag content never raises."""
+what we keep (the first URI) and makes sure bad tag content never raises.
+
+A URI record's text is ndeflib's ``.iri``: the record's UTF-8 bytes as written
+(after the prefix code), so a URL reads back exactly. ndeflib's ``.uri`` is a
+conversion of it (IDNA host, ``quote()`` over path, query and fragment) that
+turns ``?src=shelf&store=rivoli`` into ``?src%3Dshelf%26store%3Drivoli``,
+``%20`` into ``%2520`` and ``;`` into ``%3B``: another URL than the tag's."""
 
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
@@ -40,13 +46,14 @@ def parse_ndef(octets: bytes) -> NdefSummary:
 
 
 def _record_uri(record: object) -> str | None:
-    """The URI of a URI record, or of a Smart Poster's URI record."""
+    """The URI of a URI record, or of a Smart Poster's URI record, exactly as
+    the tag holds it (``.iri``, never ndeflib's re-quoted ``.uri``)."""
     try:
         if isinstance(record, ndef.UriRecord):
-            return str(record.uri)
+            return str(record.iri)
         if isinstance(record, ndef.SmartposterRecord) and record.resource is not None:
-            return str(record.resource.uri)
-    except Exception:  # a URI that ndeflib cannot re-encode is as good as none
+            return str(record.resource.iri)
+    except Exception:  # defensive: a record ndeflib cannot hand back is as good as none
         return None
     return None
 
@@ -90,7 +97,8 @@ def product_url(base_url: str, gtin: str) -> str:
 
 
 def uri_message(url: str) -> bytes:
-    """The NDEF message staff write on a shelf tag: one URI record."""
+    """The NDEF message staff write on a shelf tag: one URI record holding
+    ``url`` byte for byte (UTF-8), so reading it back gives ``url`` again."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"tag URL {url!r} must be an http(s) URL with a host")

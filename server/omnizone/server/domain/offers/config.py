@@ -17,6 +17,7 @@ from omnizone.server.domain.offers.errors import (
     validation_problems,
 )
 from omnizone.store import StorePlan
+from omnizone.store.suggest import did_you_mean
 
 __all__ = ["campaigns_from_data", "check_campaign", "load_campaigns", "parse_campaigns"]
 
@@ -84,10 +85,16 @@ def _check_plan(campaign: Campaign, plan: StorePlan) -> list[str]:
     trigger = campaign.trigger
     for j, zone in enumerate(getattr(trigger, "zones", [])):
         if zone not in zones:
-            problems.append(f"trigger.zones[{j}]: zone {zone!r} is not in store {plan.id}")
+            problems.append(
+                f"trigger.zones[{j}]: zone {zone!r} is not in store {plan.id}"
+                + did_you_mean(zone, zones)
+            )
     for j, tap in enumerate(getattr(trigger, "tap_points", [])):
         if tap not in taps:
-            problems.append(f"trigger.tap_points[{j}]: tap point {tap!r} is not in store {plan.id}")
+            problems.append(
+                f"trigger.tap_points[{j}]: tap point {tap!r} is not in store {plan.id}"
+                + did_you_mean(tap, taps)
+            )
     return problems
 
 
