@@ -188,12 +188,13 @@ def _line(root: Any, loc: Loc) -> int | None:
     """The 1-based line of the deepest part of ``loc`` present in the YAML."""
     if root is None:
         return None
-    node, line = root, root.start_mark.line + 1
+    node: Any = root
+    line = int(root.start_mark.line) + 1
     for part in loc:
         if isinstance(node, yaml.MappingNode) and isinstance(part, str):
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode) and key.value == part:
-                    node, line = value, key.start_mark.line + 1
+                    node, line = value, int(key.start_mark.line) + 1
                     break
             else:
                 return line
@@ -201,7 +202,7 @@ def _line(root: Any, loc: Loc) -> int | None:
             if not 0 <= part < len(node.value):
                 return line
             node = node.value[part]
-            line = node.start_mark.line + 1
+            line = int(node.start_mark.line) + 1
         else:
             return line
     return line

@@ -6,9 +6,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import certifi
 import pytest
 
 from omnizone.broker import BrokerAccounts, RunningBroker, find_mosquitto, start_broker
+from omnizone.broker.secrets import PLACEHOLDERS
 from omnizone.gateway.doctor import check_bluetooth, check_outbox, diagnose
 from omnizone.gateway.settings import load_gateway_settings
 
@@ -142,3 +144,82 @@ def test_nfc_readers_are_opened(tmp_path: Path) -> None:
     assert found["nfc kiosk-1"].verdict == "ok", found["nfc kiosk-1"]
     assert found["nfc kiosk-2"].verdict == "fail"
     assert "plugdev" in found["nfc kiosk-2"].fix
+
+
+# -- issue 16: the file a TLS failure is about, example passwords, .local names ----------
+
+
+def _tls_config(tmp_path: Path, ca: Path, host: str = "127.0.0.1", port: int = 8883) -> Path:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        f"store: paris-rivoli\ngateway: gw-entrance\nbroker_host: {host}\n"
+        f"broker_port: {port}\npassword: a-real-password-123\ntls_ca: {ca}\n"
+        f"outbox_path: {tmp_path / 'outbox.db'}\nble:\n  enabled: false\n"
+    )
+    return path
+
+
+def test_a_missing_ca_file_is_named_not_errno_2(tmp_path: Path, broker: RunningBroker) -> None:
+    missing = tmp_path / "etc" / "ca.crt"
+    found = _by_check(diagnose(_tls_config(tmp_path, missing, port=broker.port)))
+    assert found["tls"].verdict == "fail"
+    assert found["tls"].detail == f"the CA file {missing} (tls_ca) does not exist"
+    assert str(missing) in found["tls"].fix and "install" in found["tls"].fix
+    # the broker check says the same instead of paho's bare "[Errno 2] No such file …"
+    assert found["broker"].verdict == "fail" and str(missing) in found["broker"].detail
+    assert "Errno" not in found["broker"].detail and "Errno" not in found["tls"].detail
+
+
+def test_a_ca_file_that_is_no_certificate_or_a_folder_is_named(tmp_path: Path) -> None:
+    from omnizone.gateway.doctor import ca_file_problem
+
+    empty = tmp_path / "ca.crt"
+    empty.write_text("not a certificate\n")
+    problem = ca_file_problem(str(empty))
+    assert problem is not None and str(empty) in problem and "PEM" in problem
+    assert (
+        ca_file_problem(str(tmp_path))
+        == f"tls_ca {tmp_path} is a folder, not a CA certificate file"
+    )
+
+
+@pytest.mark.parametrize("placeholder", sorted(PLACEHOLDERS))
+def test_every_example_password_is_refused(tmp_path: Path, placeholder: str) -> None:
+    """The project's one list of example secrets (omnizone.broker.secrets)."""
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        "store: paris-rivoli\ngateway: gw-entrance\nbroker_port: 9\n"
+        f"password: {json.dumps(placeholder)}\noutbox_path: {tmp_path / 'outbox.db'}\n"
+        "ble:\n  enabled: false\n"
+    )
+    found = _by_check(diagnose(path, broker_timeout_s=0.5))
+    assert found["password"].verdict == "fail", placeholder
+    assert "example value" in found["password"].detail
+
+
+def test_a_local_broker_name_gets_mdns_advice_not_resolv_conf(tmp_path: Path) -> None:
+    from omnizone.gateway.doctor import check_broker
+
+    host = "omnizone-no-such-broker.local"
+    settings = load_gateway_settings(_tls_config(tmp_path, Path(certifi.where()), host=host))
+    (finding,) = check_broker(settings, timeout_s=1)
+    assert finding.verdict == "fail" and f"cannot resolve {host}" in finding.detail
+    assert "mDNS" in finding.fix and "avahi-daemon libnss-mdns" in finding.fix
+    assert "not through the DNS servers in /etc/resolv.conf" in finding.fix
+    other = load_gateway_settings(
+        _tls_config(tmp_path, Path(certifi.where()), host="no-such.invalid")
+    )
+    (plain,) = check_broker(other, timeout_s=1)
+    assert "mDNS" not in plain.fix and "/etc/resolv.conf" in plain.fix
+
+
+def test_mdns_advice_says_whether_this_pi_asks_mdns(tmp_path: Path) -> None:
+    from omnizone.gateway.doctor import is_mdns_name, mdns_advice
+
+    assert is_mdns_name("broker.LOCAL.") and not is_mdns_name("broker.localdomain")
+    nsswitch = tmp_path / "nsswitch.conf"
+    nsswitch.write_text("passwd: files\nhosts:          files dns\n")
+    assert "has no mdns" in mdns_advice("broker.local", nsswitch)
+    nsswitch.write_text("hosts: files mdns4_minimal [NOTFOUND=return] dns\n")
+    advice = mdns_advice("broker.local", nsswitch)
+    assert "has no mdns" not in advice and "avahi-daemon running there" in advice

@@ -4,6 +4,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+import certifi
 import pytest
 from typer.testing import CliRunner
 
@@ -56,6 +57,6 @@ def test_doctor_warns_without_tls_and_fails_an_example_password(tmp_path: Path) 
     plain = {f.check: f for f in check_secrets(load_gateway_settings(_config(tmp_path, "p")))}
     assert plain["tls"].verdict == "warn" and "NO TLS" in plain["tls"].detail
     assert "password" not in plain
-    tls = _config(tmp_path, "password", tls="tls_ca: /etc/omnizone/ca.crt\n")
+    tls = _config(tmp_path, "password", tls=f"tls_ca: {certifi.where()}\n")
     found = {f.check: f for f in check_secrets(load_gateway_settings(tls))}
     assert found["tls"].verdict == "ok" and found["password"].verdict == "fail"

@@ -416,7 +416,8 @@ def _mqtt_login(settings: GatewaySettings, timeout_s: float) -> Finding:
         )
     except (OSError, ValueError) as error:
         named = getattr(error, "filename", None)
-        what = f"{error.strerror}: {named}" if named and getattr(error, "strerror", None) else error
+        strerror = getattr(error, "strerror", None)
+        what = f"{strerror}: {named}" if named and strerror else str(error)
         return Finding("broker", "fail", f"connecting to {where}: {what}", "check broker_port/TLS")
     client.loop_start()
     try:

@@ -2,6 +2,8 @@
 non-ASCII text go through `gateway nfc-write` and the tap reader unchanged,
 over nfcpy's own UDP driver against emulated tags (no mock above nfcpy)."""
 
+import json
+
 import ndef
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,8 +15,8 @@ from omnizone.gateway.node import GatewayNode
 from omnizone.gateway.outbox import Outbox
 from omnizone.sim.devices.nfc_tag import EmulatedType2Tag, EmulatedType3Tag, NfcTagEmulator
 
-from .test_reader import MakeReader, make_reader, nfc_taps, tap  # noqa: F401 (fixture)
 from .conftest import FakeClock, Wait
+from .test_reader import MakeReader, make_reader, nfc_taps, tap  # noqa: F401 (fixture)
 
 BASE = "https://shop.example/app/p/03614272049529"
 
@@ -128,3 +130,20 @@ def test_the_tap_reader_publishes_each_url_exactly(
     published = [uri for _, uri, _, _ in nfc_taps(outbox)]
     assert published == AWKWARD, reader.last_error
     assert reader.counters()["ndef_errors"] == 0
+
+
+def test_the_nfc_write_command_reports_a_url_with_a_query_as_written(
+    emulator: NfcTagEmulator,
+) -> None:
+    """The symptom of issue 16: a correct write reported as failed (exit 1)."""
+    from typer.testing import CliRunner
+
+    from .test_writer import cli
+
+    url = AWKWARD[0]
+    emulator.present(EmulatedType2Tag(bytes.fromhex("05a1b2c3d4e5f9")))
+    arguments = ["nfc-write", "--device", emulator.device, "--url", url, "--timeout", "10"]
+    outcome = CliRunner().invoke(cli(), [*arguments, "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    printed = json.loads(outcome.stdout)
+    assert printed["ok"] is True and printed["verified"] is True and printed["url"] == url

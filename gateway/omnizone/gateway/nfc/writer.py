@@ -114,7 +114,23 @@ def _write(tag: Any, url: str, message: bytes) -> WriteResult:
             capacity=ndef.capacity,
             formatted=formatted,
             verified=verified,
-            error=None if verified else "read-back differs from what was written",
+            error=None if verified else _difference(message, read_back),
         )
     except Exception as error:  # TagCommandError, a tag pulled away mid-write
         return failed(f"write failed: {error!r}")
+
+
+def _difference(written: bytes, read_back: bytes | None) -> str:
+    """Why the verification failed, specific enough to tell a glitch from a bad tag."""
+    if read_back is None:
+        return "read-back differs from what was written: the tag shows no NDEF area now"
+    if read_back != written:
+        same = next(
+            (i for i, (a, b) in enumerate(zip(written, read_back, strict=False)) if a != b),
+            min(len(written), len(read_back)),
+        )
+        return (
+            f"read-back differs from what was written: {len(read_back)} bytes read for "
+            f"{len(written)} written, first difference at byte {same}"
+        )
+    return "read-back differs from what was written: the URL does not decode back the same"
