@@ -331,14 +331,15 @@ def mdns_advice(host: str, nsswitch: Path = Path("/etc/nsswitch.conf")) -> str:
         hosts = []
     resolving = bool(hosts) and "mdns" in hosts[0]
     state = (
-        "nss-mdns is on the hosts: line of /etc/nsswitch.conf, so is the broker's host "
-        "announcing the name (avahi-daemon running there) and on the same network segment?"
+        "This Pi asks mDNS (the hosts: line of /etc/nsswitch.conf has mdns): is the "
+        "broker's host announcing the name (avahi-daemon running there) and on the same "
+        "network segment?"
         if resolving
-        else "this Pi does not ask mDNS: the hosts: line of /etc/nsswitch.conf has no mdns"
+        else "This Pi does not ask mDNS: the hosts: line of /etc/nsswitch.conf has no mdns."
     )
     return (
         f"{host} is a .local name: it resolves through mDNS (multicast DNS), not through the "
-        f"DNS servers in /etc/resolv.conf. {state}. Install and start Avahi with the NSS "
+        f"DNS servers in /etc/resolv.conf. {state} Install and start Avahi with the NSS "
         "module: sudo apt install avahi-daemon libnss-mdns (it adds "
         "'mdns4_minimal [NOTFOUND=return]' before 'dns' on the hosts: line), then check with "
         f"avahi-resolve -n {host}; or set broker_host to the broker's IP address or DNS name"
