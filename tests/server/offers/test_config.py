@@ -284,14 +284,16 @@ def test_catalog_zones_are_checked_against_the_plan(plan: StorePlan) -> None:
         "name": "Jacket",
         "price": 10,
         "currency": "EUR",
-        "zones": {"paris-rivoli": ["shoes", "garden"], "lyon-part-dieu": ["garden"]},
+        "zones": {"paris-rivoli": ["shoes", "garden", "outerwaer"], "lyon-part-dieu": ["garden"]},
     }
     text = yaml.safe_dump({"products": [product]})
     with pytest.raises(OffersConfigError) as caught:
         parse_catalog(text, source="c.yaml", plans=[plan])
     assert caught.value.problems == [
         "products[0] (gtin '09506000134352'): zones.paris-rivoli[1]: zone 'garden' is not in "
-        "store paris-rivoli"
+        "store paris-rivoli",
+        "products[0] (gtin '09506000134352'): zones.paris-rivoli[2]: zone 'outerwaer' is not in "
+        "store paris-rivoli (did you mean 'outerwear'?)",
     ]
     catalog = parse_catalog(text)  # no plan: nothing to check against
     assert catalog.displayed_in("paris-rivoli", "shoes") == {JACKET}

@@ -27,6 +27,7 @@ from omnizone.server.domain.offers.errors import (
     validation_problems,
 )
 from omnizone.store import StorePlan
+from omnizone.store.suggest import did_you_mean
 
 __all__ = [
     "Catalog",
@@ -181,7 +182,10 @@ def check_product(product: Product, plans: Mapping[str, StorePlan]) -> list[str]
         known = {z.id for z in plan.zones}
         for j, zone in enumerate(zones):
             if zone not in known:
-                problems.append(f"zones.{store}[{j}]: zone {zone!r} is not in store {store}")
+                problems.append(
+                    f"zones.{store}[{j}]: zone {zone!r} is not in store {store}"
+                    + did_you_mean(zone, known)
+                )
     return problems
 
 
