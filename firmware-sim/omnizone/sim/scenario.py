@@ -109,7 +109,7 @@ def load_scenario(path: str | Path, **overrides: Any) -> Scenario:
     store_file = data.get("store_file")
     if isinstance(store_file, str) and not Path(store_file).is_absolute():
         # A path in a file is relative to that file, wherever the command runs.
-        data["store_file"] = str(path.resolve().parent / store_file)
+        data["store_file"] = str((path.resolve().parent / store_file).resolve())
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         scenario = Scenario.model_validate(data)
