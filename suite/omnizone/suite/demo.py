@@ -77,6 +77,7 @@ class DemoResult:
     shopper_apps: dict[str, int] = field(default_factory=dict)
     campaigns: list[dict[str, Any]] = field(default_factory=list)
     funnel: list[dict[str, Any]] = field(default_factory=list)
+    purchased_trips: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +99,7 @@ class DemoResult:
             **self.activity,
             **self.shopper_apps,
             "funnel": self.funnel,
+            "purchased_trips": self.purchased_trips,
             "campaigns": self.campaigns,
             "api_url": self.api_url,
             "database": self.database,
@@ -450,6 +452,7 @@ def _summarize(
             for step in funnel.get("steps", [])
         ],
         campaigns=[_campaign_line(c) for c in campaigns],
+        purchased_trips=int(funnel.get("purchased_trips", 0)),
     )
 
 
@@ -511,7 +514,11 @@ def summary_text(result: DemoResult) -> Group:
         )
     if r.funnel:
         lines.append(
-            Text("funnel (trips): " + " → ".join(f"{s['step']} {s['trips']}" for s in r.funnel))
+            Text(
+                "funnel (trips): "
+                + " → ".join(f"{s['step']} {s['trips']}" for s in r.funnel)
+                + f"; trips with a purchase {r.purchased_trips}"
+            )
         )
     zones = Table(title="zones", expand=False)
     for column in ("zone", "visits", "mean dwell", "pass-bys"):
