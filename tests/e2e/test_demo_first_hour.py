@@ -40,8 +40,19 @@ def test_demo_serves_after_the_simulation_and_fills_the_funnel(tmp_path: Path) -
     scenario = tmp_path / "first-hour.yaml"
     scenario.write_text(SCENARIO.format(store=shipped_config("stores/rivoli.yaml")))
     demo = subprocess.Popen(
-        [sys.executable, "-m", "omnizone.suite", "demo", "--scenario", str(scenario)]
-        + ["--speed", "30", "--json", "--api-port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "omnizone.suite",
+            "demo",
+            "--scenario",
+            str(scenario),
+            "--speed",
+            "30",
+            "--json",
+            "--api-port",
+            "0",
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -43,8 +43,18 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install"]
-        + ["--no-deps", "--no-index", "-q", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            str(wheel),
+        ],
         check=True,
         capture_output=True,
     )
@@ -80,8 +90,17 @@ def test_the_installed_omnizone_reads_its_own_package_data(installed: Path) -> N
 def test_the_installed_demo_runs_from_tmp(installed: Path) -> None:
     with tempfile.TemporaryDirectory(dir=tempfile.gettempdir()) as folder:
         done = subprocess.run(
-            [str(installed / "omnizone"), "demo", "--duration", "20", "--speed", "30"]
-            + ["--json", "--api-port", "0"],
+            [
+                str(installed / "omnizone"),
+                "demo",
+                "--duration",
+                "20",
+                "--speed",
+                "30",
+                "--json",
+                "--api-port",
+                "0",
+            ],
             capture_output=True,
             text=True,
             timeout=300,

@@ -85,8 +85,8 @@ def demo(
     duration: Annotated[
         float | None,
         typer.Option(
-            help="wall-clock seconds in all: the simulation, then serving the dashboard; "
-            "default: until Ctrl-C"
+            help="wall-clock seconds from the simulation's start: simulating, then serving "
+            "the dashboard; default: until Ctrl-C"
         ),
     ] = None,
     speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 20.0,

@@ -211,8 +211,17 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                         [*(h.observe for h in hardware), apps.observe],
                         app_phones=phones,
                     )
+                    sim_wall_start = time.monotonic()
                     _simulate(
-                        simulation, fleet, server.api_url, api_key, store, options, stop, console
+                        simulation,
+                        fleet,
+                        server.api_url,
+                        api_key,
+                        store,
+                        options,
+                        stop,
+                        console,
+                        sim_wall_start,
                     )
                     simulation.close_windows()
                 apps.stop()
@@ -223,7 +232,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                 _wait_for_ingest(server, store.id, acknowledged, timeout_s=20)
                 sim_end_ms = clock.now_ms
                 if options.serve_after:
-                    _serve_on(options, wall_start, stop, console, server.api_url, simulation)
+                    _serve_on(options, sim_wall_start, stop, console, server.api_url, simulation)
                 result = _summarize(
                     server,
                     store,
@@ -287,7 +296,8 @@ def _serve_on(
     simulation: Simulation,
 ) -> None:
     """The simulation is over; the server stays up for the dashboard and the
-    app until Ctrl-C, or until ``--duration`` wall seconds have passed in all."""
+    app until Ctrl-C, or until ``--duration`` wall seconds have passed since
+    the simulation started."""
     if stop.is_set():
         return
     end = None if options.duration_s is None else wall_start + options.duration_s
@@ -323,9 +333,16 @@ def _simulate(
     options: DemoOptions,
     stop: threading.Event,
     console: Console,
+    wall_start: float,
 ) -> None:
+    # --duration counts from the simulation's start (setting up is not part of it).
+    limit = (
+        None
+        if options.duration_s is None
+        else max(0.0, wall_start + options.duration_s - time.monotonic())
+    )
     if not options.live:
-        run_paced(simulation, speed=options.speed, stop=stop, wall_limit_s=options.duration_s)
+        run_paced(simulation, speed=options.speed, stop=stop, wall_limit_s=limit)
         return
     client = httpx.Client(base_url=api_url, headers={"X-API-Key": api_key}, timeout=2)
     with client, Live(console=console, refresh_per_second=2, transient=False) as live:
@@ -337,7 +354,7 @@ def _simulate(
             simulation,
             speed=options.speed,
             stop=stop,
-            wall_limit_s=options.duration_s,
+            wall_limit_s=limit,
             on_progress=show,
             progress_every_s=1.0,
         )
