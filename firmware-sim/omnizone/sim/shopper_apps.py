@@ -189,7 +189,8 @@ class ShopperApps:
                 self._read_inbox(phone)
                 if kind == "checkout":
                     self._pay(phone, at_ms)
-            except httpx.HTTPError as error:
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
+                # a server that is down or answers oddly: counted, and the worker goes on
                 self.counters.errors += 1
                 log.warning("shopper app %s: %s", shopper_id[:8], error)
 
