@@ -65,7 +65,7 @@ def test_demo_prints_one_json_summary_and_leaves_nothing_running(
     assert result["ingested"] == result["published"]
     assert result["not_ingested"] == 0
     assert result["dead_lettered"] == 0
-    assert result["simulated_s"] > 60
+    assert 0 < result["simulated_s"] <= 6 * 30 + 2  # paced: no more than --duration allows
     assert {"nfc_taps", "try_ons_arrived", "try_ons_departed"} <= set(result)
     zones = {z["zone"]: z for z in result["zones"]}
     assert len(zones) == 10 and set(zones["entrance"]) >= {"zone", "visits", "mean_dwell_s"}

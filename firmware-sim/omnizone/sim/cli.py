@@ -76,7 +76,7 @@ def survey_walk(
         raise typer.Exit(2) from None
     store, clock, fleet = _fleet(console, plan, accounts, run_dir, broker_host, broker_port, tls_ca)
     wanted = [z.strip() for z in zones.split(",") if z.strip()] if zones else []
-    fleet.start()
+    _start_or_exit(console, fleet)
     try:
         with httpx.Client(base_url=api_url, timeout=10.0) as client:
             simulation = Simulation(plan, store, fleet.nodes, clock)
@@ -142,6 +142,7 @@ def run(
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON summary")] = False,
 ) -> None:
     """Run a scenario; writes ground truth to RUN_DIR/ground-truth.jsonl."""
+    import httpx
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -159,7 +160,7 @@ def run(
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
     store, clock, fleet = _fleet(console, plan, accounts, run_dir, broker_host, broker_port, tls_ca)
-    fleet.start()
+    _start_or_exit(console, fleet)
     rooms = None
     if fitting_rooms and fitting_rooms_possible(speed):
         rooms = FittingRooms(
@@ -189,9 +190,19 @@ def run(
                 disable=json_output,
             ) as progress,
         ):
-            phones = (
-                register_app_phones(api_url, store.id, expected_shoppers(plan)) if api_url else []
-            )
+            try:
+                phones = (
+                    register_app_phones(api_url, store.id, expected_shoppers(plan))
+                    if api_url
+                    else []
+                )
+            except httpx.HTTPError as error:
+                console.print(
+                    f"[red]omnizone sim: --api-url {api_url}: cannot register the app phones: "
+                    f"{error}[/]",
+                    soft_wrap=True,
+                )
+                raise typer.Exit(2) from None
             simulation = Simulation(
                 plan, store, fleet.nodes, clock, truth, observers, app_phones=phones
             )
@@ -228,6 +239,15 @@ def run(
         console.print(summary)
 
 
+def _start_or_exit(console: "Console", fleet: "GatewayFleet") -> None:
+    """Connect the gateways, or one line saying which broker did not answer, exit 2."""
+    try:
+        fleet.start()
+    except ConnectionError as error:
+        console.print(f"[red]omnizone sim: {error}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 def _fleet(
     console: "Console",
     plan: "Scenario",
@@ -251,9 +271,32 @@ def _fleet(
     except StoreConfigError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
-        console.print(f"[red]{accounts}: expected 'gateways: {{<id>: <password>}}' ({error})[/]")
+    except OSError as error:
+        console.print(
+            f"[red]--accounts {accounts}: cannot read the file ({error.strerror}); give the "
+            "gateways' logins, e.g. RUN/accounts.yaml of `omnizone demo --run-dir RUN`[/]",
+            soft_wrap=True,
+        )
         raise typer.Exit(2) from None
+    except (KeyError, TypeError, yaml.YAMLError) as error:
+        console.print(
+            f"[red]--accounts {accounts}: expected 'gateways: {{<id>: <password>}}' "
+            f"({str(error).splitlines()[0]})[/]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2) from None
+    if not isinstance(passwords, dict):
+        console.print(f"[red]{accounts}: expected 'gateways: {{<id>: <password>}}'[/]")
+        raise typer.Exit(2)
+    missing = [g.id for g in store.gateways if g.id not in passwords]
+    if missing:
+        console.print(
+            f"[red]{accounts}: gateways: no password for {', '.join(missing)} of store "
+            f"{store.id!r}; use the accounts file the broker was made with "
+            "(`omnizone demo --run-dir RUN` writes RUN/accounts.yaml)[/]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
     run_dir.mkdir(parents=True, exist_ok=True)
     clock = SimClock.starting_at(plan.start)
     fleet = GatewayFleet(

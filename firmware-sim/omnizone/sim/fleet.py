@@ -88,10 +88,18 @@ class GatewayFleet:
         end = time.monotonic() + connect_timeout_s
         while not all(link.connected for link in self.links.values()):
             if time.monotonic() > end:
-                failing = {
-                    g: link.last_error for g, link in self.links.items() if not link.connected
-                }
-                raise ConnectionError(f"gateways could not connect to the broker: {failing}")
+                failing = {g: link for g, link in self.links.items() if not link.connected}
+                first, link = next(iter(failing.items()))
+                address = link.broker
+                reason = link.last_error or "no answer: nothing listening, or a firewall"
+                for each in self.links.values():
+                    each.stop(flush_timeout_s=0)
+                raise ConnectionError(
+                    f"{len(failing)} of {len(self.links)} gateways could not connect to the broker "
+                    f"at {address.host}:{address.port} within {connect_timeout_s:.0f} s "
+                    f"({first}: {reason}); check that the broker runs there and that the "
+                    "accounts file holds its passwords"
+                )
             time.sleep(0.05)
 
     def flush(self, timeout_s: float) -> bool:

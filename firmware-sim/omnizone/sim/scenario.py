@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from pydantic import Field, ValidationError
 
 from omnizone.contract.base import StrictModel
+from omnizone.paths import DEFAULT_STORE, shipped_config
 
 
 class GatewayRadio(StrictModel):
@@ -77,7 +78,10 @@ class ShopperBehaviour(StrictModel):
 
 class Scenario(StrictModel):
     name: str = "default"
-    store_file: Path = Path("config/stores/rivoli.yaml")
+    store_file: Path = Field(
+        default_factory=lambda: shipped_config(DEFAULT_STORE),
+        description="the store; in a file, relative to that file",
+    )
     seed: int = 1
     start: datetime = Field(datetime(2026, 11, 21, 9, 0, tzinfo=UTC), description="sim start")
     duration_s: float = Field(600.0, gt=0)
@@ -102,6 +106,10 @@ def load_scenario(path: str | Path, **overrides: Any) -> Scenario:
         raise ScenarioError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: expected a mapping")
+    store_file = data.get("store_file")
+    if isinstance(store_file, str) and not Path(store_file).is_absolute():
+        # A path in a file is relative to that file, wherever the command runs.
+        data["store_file"] = str((path.resolve().parent / store_file).resolve())
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         scenario = Scenario.model_validate(data)
@@ -111,9 +119,9 @@ def load_scenario(path: str | Path, **overrides: Any) -> Scenario:
             for e in error.errors(include_url=False)
         )
         raise ScenarioError(f"{path}: {problems}") from None
-    if not scenario.store_file.is_absolute():
-        # Store paths are relative to the repository root or the scenario file.
-        beside = path.parent / scenario.store_file
-        if not scenario.store_file.exists() and beside.exists():
-            scenario = scenario.model_copy(update={"store_file": beside})
+    if not scenario.store_file.exists():
+        raise ScenarioError(
+            f"{path}: store_file: {scenario.store_file} does not exist "
+            "(a relative path is read from the scenario file's folder)"
+        )
     return scenario

@@ -49,7 +49,7 @@ def calibrate(
             raise typer.Exit(2)
         walk = load_survey(survey_path, plan)
     except (StoreConfigError, SurveyError) as error:
-        console.print(f"[red]{error}[/]", markup=False, highlight=False)
+        console.print(str(error), style="red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     if out is not None and out.exists() and not force:
         console.print(f"[red]{out} exists; pass --force to overwrite it[/]")

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omnizone.broker.secrets import HOW_TO_MAKE_ONE, refuse_placeholder
+from omnizone.paths import DEFAULT_STORE, shipped_config
 from omnizone.server.domain.identity import (
     DEFAULT_EID_SKEW_S,
     MAX_EID_SKEW_S,
@@ -58,8 +59,8 @@ class ServerSettings(BaseSettings):
         ),
     )
     store_files: list[Path] = Field(
-        default_factory=lambda: [Path("config/stores/rivoli.yaml")],
-        description="store files (YAML) this server serves",
+        default_factory=lambda: [shipped_config(DEFAULT_STORE)],
+        description="store files (YAML) this server serves; none: the shipped example store",
     )
     localizer: Literal["grid", "zone", "nearest"] = Field(
         "grid",

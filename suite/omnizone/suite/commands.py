@@ -9,15 +9,25 @@ from typing import Annotated, Any, Literal
 import typer
 
 from omnizone.paths import DEFAULT_SCENARIO, shipped_config
+from omnizone.suite.output import fail
 
 
 def report(
-    store: Annotated[str, typer.Option(help="store id, e.g. paris-rivoli")],
-    from_: Annotated[
-        str, typer.Option("--from", help="ISO date or date-time; no offset: the store's time")
-    ],
-    to: Annotated[str, typer.Option(help="ISO date or date-time, exclusive")],
     out: Annotated[Path, typer.Option(help="folder for the CSV and PNG files")],
+    store: Annotated[
+        str | None,
+        typer.Option(help="store id, e.g. paris-rivoli; default: the database's only one"),
+    ] = None,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="ISO date or date-time; no offset: the store's time; default: its first data",
+        ),
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option(help="ISO date or date-time, exclusive; default: its last data")
+    ] = None,
     database_url: Annotated[
         str | None, typer.Option(help="SQLAlchemy URL [env OMNIZONE_DATABASE_URL]")
     ] = None,
@@ -29,39 +39,55 @@ def report(
 ) -> None:
     """The analytics of one store and range as CSV files and PNG charts (docs/analytics.md)."""
     from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
 
     from omnizone.server import bootstrap
     from omnizone.server.settings import ServerSettings
     from omnizone.store import StoreConfigError
-    from omnizone.suite.report import ReportError, write_report
+    from omnizone.suite.report import ReportError, missing_database, write_report
 
     overrides: dict[str, Any] = {"database_url": database_url, "store_files": store_file}
     try:
         settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
         plans = bootstrap.load_stores(settings)
     except (ValidationError, StoreConfigError, OSError) as error:
-        typer.echo(f"omnizone report: {error}", err=True)
-        raise typer.Exit(2) from None
-    storage = bootstrap.open_storage(settings.database_url)
+        fail("report", str(error).splitlines()[0])
+    problem = missing_database(settings.database_url)
+    if problem is not None:
+        fail("report", problem)
+    try:
+        storage = bootstrap.open_storage(settings.database_url)
+    except SQLAlchemyError as error:
+        fail(
+            "report",
+            f"--database-url: cannot open {settings.database_url}: "
+            f"{str(getattr(error, 'orig', None) or error).splitlines()[0]}",
+        )
     try:
         # The plans the server runs: a layout saved in the dashboard replaces the file's.
         reports = bootstrap.build_reports(storage, plans)
         result = write_report(reports.stores, reports.analytics, store, from_, to, out)
     except ReportError as error:
-        typer.echo(f"omnizone report: {error}", err=True)
-        raise typer.Exit(2) from None
+        fail("report", str(error))
     finally:
         storage.close()
     if json_output:
         typer.echo(json.dumps(result.as_json()))
     else:
-        typer.echo(f"wrote {len(result.files)} files to {out}", err=True)
+        typer.echo(
+            f"wrote {len(result.files)} files to {out} "
+            f"(store {result.store}, {result.as_json()['from']} to {result.as_json()['to']})",
+            err=True,
+        )
 
 
 def demo(
     duration: Annotated[
         float | None,
-        typer.Option(help="wall-clock seconds to run; default: until the scenario ends"),
+        typer.Option(
+            help="wall-clock seconds from the simulation's start: simulating, then serving "
+            "the dashboard; default: until Ctrl-C"
+        ),
     ] = None,
     speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 20.0,
     scenario: Annotated[Path | None, typer.Option(help="scenario YAML")] = None,
@@ -74,7 +100,11 @@ def demo(
         Path | None, typer.Option(help="keep database, outboxes and ground truth here")
     ] = None,
     start: Annotated[
-        datetime | None, typer.Option(help="simulated start time (UTC); default: now")
+        datetime | None,
+        typer.Option(
+            help="simulated start time (UTC unless it has an offset); default: now when the "
+            "store is open (10:00-20:00, Mon-Sat, store time), else its next opening"
+        ),
     ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="no live view; print one JSON object at the end")
@@ -87,17 +117,15 @@ def demo(
 
     from omnizone.sim.scenario import ScenarioError, load_scenario
     from omnizone.store import StoreConfigError
-    from omnizone.suite.demo import DemoOptions, run_demo
+    from omnizone.suite.demo import DemoOptions, run_demo, summary_text
 
     console = Console(stderr=True)
     if broker not in ("auto", "mosquitto", "embedded"):
-        console.print(f"[red]--broker must be auto, mosquitto or embedded, not {broker!r}[/]")
-        raise typer.Exit(2)
+        fail("demo", f"--broker must be auto, mosquitto or embedded, not {broker!r}")
     try:
         plan = load_scenario(scenario or shipped_config(DEFAULT_SCENARIO), seed=seed)
     except ScenarioError as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(2) from None
+        fail("demo", f"--scenario: {error}")
     prefer: Literal["auto", "mosquitto", "embedded"] = broker  # type: ignore[assignment]
     options = DemoOptions(
         scenario=plan,
@@ -112,9 +140,10 @@ def demo(
     try:
         result = run_demo(options, console)
     except StoreConfigError as error:
-        console.print(f"[red]{error}[/]")
-        raise typer.Exit(2) from None
+        fail("demo", str(error))
+    except (RuntimeError, OSError) as error:  # a broker that will not start, a busy folder
+        fail("demo", f"{error} (the log is in the run directory; --run-dir DIR keeps it)")
     if json_output:
-        typer.echo(json.dumps(result.as_json()))
+        typer.echo(json.dumps(result.as_json()))  # alone on stdout; everything else on stderr
     else:
-        console.print(result.as_json())
+        Console().print(summary_text(result))

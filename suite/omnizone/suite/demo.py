@@ -15,9 +15,11 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import httpx
 import yaml
@@ -28,12 +30,14 @@ from rich.text import Text
 
 from omnizone.broker import BrokerAccounts, start_broker
 from omnizone.broker.files import write_private
+from omnizone.paths import shipped_config
 from omnizone.sim.app_client import expected_shoppers, register_app_phones
 from omnizone.sim.engine import SimClock, Simulation
 from omnizone.sim.fitting_rooms import FittingRooms, fitting_rooms_possible
 from omnizone.sim.fleet import GatewayFleet
 from omnizone.sim.runner import run_paced
 from omnizone.sim.scenario import Scenario
+from omnizone.sim.shopper_apps import Product, ShopperApps
 from omnizone.sim.tap_points import TapPoints
 from omnizone.store import StorePlan, load_store
 
@@ -41,13 +45,14 @@ from omnizone.store import StorePlan, load_store
 @dataclass
 class DemoOptions:
     scenario: Scenario
-    duration_s: float | None = None  # wall seconds; None: until the scenario ends
+    duration_s: float | None = None  # wall seconds in all; None: until Ctrl-C
     speed: float = 20.0  # simulated seconds per wall second
     prefer_broker: Literal["auto", "mosquitto", "embedded"] = "auto"
     api_port: int = 8600
     run_dir: Path | None = None  # kept when given, else a temp dir removed at the end
     live: bool = True
-    start: datetime | None = None  # sim start; default: now
+    start: datetime | None = None  # sim start; default: inside store hours (demo_start)
+    serve_after: bool = True  # keep serving once the scenario ends, until Ctrl-C or duration
 
 
 @dataclass
@@ -67,6 +72,12 @@ class DemoResult:
     zones: list[dict[str, Any]] = field(default_factory=list)
     activity: dict[str, int] = field(default_factory=dict)
     database: str | None = None
+    sim_start: str = ""
+    sim_end: str = ""
+    shopper_apps: dict[str, int] = field(default_factory=dict)
+    campaigns: list[dict[str, Any]] = field(default_factory=list)
+    funnel: list[dict[str, Any]] = field(default_factory=list)
+    purchased_trips: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +86,8 @@ class DemoResult:
             "wall_s": round(self.wall_s, 2),
             "speed": self.speed,
             "simulated_s": round(self.simulated_s, 1),
+            "sim_start": self.sim_start,
+            "sim_end": self.sim_end,
             "shoppers": self.shoppers,
             "published": self.published,
             "ingested": self.ingested,
@@ -84,9 +97,41 @@ class DemoResult:
             "not_ingested": self.not_ingested,
             "zones": self.zones,
             **self.activity,
+            **self.shopper_apps,
+            "funnel": self.funnel,
+            "purchased_trips": self.purchased_trips,
+            "campaigns": self.campaigns,
             "api_url": self.api_url,
             "database": self.database,
         }
+
+
+#: When the example store is open: the example campaigns' schedules run 10:00-20:00,
+#: Monday to Saturday, with quiet hours 21:00-09:00 (config/campaigns/rivoli.yaml).
+STORE_OPENS = dtime(10, 0)
+STORE_CLOSES = dtime(20, 0)
+OPEN_DAYS = frozenset(range(6))  # Monday (0) to Saturday (5)
+
+
+def demo_start(now: datetime, timezone: str, simulated_s: float) -> datetime:
+    """The simulated clock's start: ``now`` when the whole run fits in store
+    hours, else the next opening (skipping Sunday), so the example campaigns
+    are neither out of schedule nor in quiet hours. A start after ``now`` keeps
+    every offer redeemable at the (wall-clock) till until it expires."""
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    closes = datetime.combine(local.date(), STORE_CLOSES, zone)
+    opens = datetime.combine(local.date(), STORE_OPENS, zone)
+    if (
+        local.weekday() in OPEN_DAYS
+        and opens <= local
+        and local + timedelta(seconds=simulated_s) <= closes
+    ):
+        return now.replace(microsecond=0)
+    day = local.date() if local < opens else local.date() + timedelta(days=1)
+    while day.weekday() not in OPEN_DAYS:
+        day += timedelta(days=1)
+    return datetime.combine(day, STORE_OPENS, zone).astimezone(UTC)
 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult:
@@ -100,6 +145,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         accounts = BrokerAccounts.for_store(store, recorder=True)
         accounts_file = _write_accounts_file(run_dir, accounts)
         api_key = secrets.token_urlsafe(24)
+        till_key = secrets.token_urlsafe(24)
+        webhook_secret = secrets.token_urlsafe(24)
         stop = threading.Event()
         wall_start = time.monotonic()
         with (
@@ -113,13 +160,19 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                 broker,
                 accounts,
                 database_url=f"sqlite:///{database}",
-                api_keys={api_key: ["read", "admin"]},
+                api_keys={api_key: ["read", "admin"], till_key: ["pos"]},
                 api_port=_port_or_any(options.api_port),
+                webhook_secret=webhook_secret,
             )
             server = ServerRuntime(settings, stores={store.id: store})
             server.start()
             try:
-                start = options.start or datetime.now(UTC).replace(microsecond=0)
+                sim_seconds = scenario.duration_s
+                if options.duration_s is not None and options.speed > 0:
+                    sim_seconds = min(sim_seconds, options.duration_s * options.speed)
+                start = options.start or demo_start(
+                    datetime.now(UTC), store.store.timezone, sim_seconds
+                )
                 clock = SimClock.starting_at(start)
                 fleet = GatewayFleet.on_broker(
                     store, clock, run_dir, broker, accounts, scenario.window_ms
@@ -136,15 +189,18 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                         device.start()
                 # Every shopper carries the app: registered, with consent, like a real phone.
                 phones = register_app_phones(
-                    server.api_url,
-                    store.id,
-                    expected_shoppers(
-                        scenario,
-                        None
-                        if options.duration_s is None or options.speed <= 0
-                        else options.duration_s * options.speed,
-                    ),
+                    server.api_url, store.id, expected_shoppers(scenario, sim_seconds)
                 )
+                apps = ShopperApps(
+                    server.api_url,
+                    store,
+                    _products(store.id),
+                    pos_key=till_key,
+                    webhook_secret=webhook_secret,
+                    seed=scenario.seed,
+                )
+                apps.start()
+                _print_addresses(console, broker, server.api_url, api_key, accounts_file)
                 with (run_dir / "ground-truth.jsonl").open("w", encoding="utf-8") as truth:
                     simulation = Simulation(
                         scenario,
@@ -152,33 +208,112 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                         fleet.nodes,
                         clock,
                         truth,
-                        [h.observe for h in hardware],
+                        [*(h.observe for h in hardware), apps.observe],
                         app_phones=phones,
                     )
-                    console.print(
-                        f"[bold]omnizone demo[/]: broker [cyan]{broker.kind}[/] on port "
-                        f"{broker.port}, API [cyan]{server.api_url}[/] "
-                        f"(X-API-Key: {api_key}), docs at {server.api_url}/docs; "
-                        f"gateway and recorder logins in {accounts_file} (docs/recording.md)"
-                    )
+                    sim_wall_start = time.monotonic()
                     _simulate(
-                        simulation, fleet, server.api_url, api_key, store, options, stop, console
+                        simulation,
+                        fleet,
+                        server.api_url,
+                        api_key,
+                        store,
+                        options,
+                        stop,
+                        console,
+                        sim_wall_start,
                     )
                     simulation.close_windows()
+                apps.stop()
                 for device in hardware:
                     device.stop()
                 fleet.stop()
                 acknowledged = fleet.acknowledged_keys()
                 _wait_for_ingest(server, store.id, acknowledged, timeout_s=20)
-                result = _summarize(server, store, broker.kind, acknowledged, api_key)
+                sim_end_ms = clock.now_ms
+                if options.serve_after:
+                    _serve_on(options, sim_wall_start, stop, console, server.api_url, simulation)
+                result = _summarize(
+                    server,
+                    store,
+                    broker.kind,
+                    acknowledged,
+                    api_key,
+                    simulation.start_ms,
+                    sim_end_ms,
+                )
                 result.speed = options.speed
                 result.wall_s = time.monotonic() - wall_start
-                result.simulated_s = (clock.now_ms - simulation.start_ms) / 1000
+                result.simulated_s = (sim_end_ms - simulation.start_ms) / 1000
                 result.shoppers = simulation.counters.shoppers_arrived
+                result.shopper_apps = apps.counters.as_json()
                 result.database = str(database) if options.run_dir else None
                 return result
             finally:
                 server.stop()
+
+
+def _products(store: str) -> list[Product]:
+    """What the simulated till sells: the shipped catalog's products in stock here."""
+    from omnizone.server.settings import ServerSettings
+
+    path = ServerSettings.model_fields["catalog_file"].default or shipped_config(
+        "catalog/rivoli.yaml"
+    )
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    return [
+        Product(str(p["gtin"]), float(p.get("price", 0)))
+        for p in data.get("products", [])
+        if int((p.get("stock") or {}).get(store, 1)) > 0
+    ]
+
+
+def _print_addresses(
+    console: Console, broker: Any, api_url: str, api_key: str, accounts_file: Path
+) -> None:
+    """One line per address and the key, never wrapped, so each can be copied."""
+    lines = [
+        f"omnizone demo: broker {broker.kind} on port {broker.port}",
+        f"  dashboard    {api_url}/dashboard/",
+        f"  shopper app  {api_url}/app/",
+        f"  API docs     {api_url}/docs",
+        f"  API key      {api_key}",
+        f"  logins       {accounts_file} (gateways and recorder, docs/recording.md)",
+    ]
+    for line in lines:
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
+def _serve_on(
+    options: DemoOptions,
+    wall_start: float,
+    stop: threading.Event,
+    console: Console,
+    api_url: str,
+    simulation: Simulation,
+) -> None:
+    """The simulation is over; the server stays up for the dashboard and the
+    app until Ctrl-C, or until ``--duration`` wall seconds have passed since
+    the simulation started."""
+    if stop.is_set():
+        return
+    end = None if options.duration_s is None else wall_start + options.duration_s
+    if end is not None and time.monotonic() >= end:
+        return
+    sim_time = datetime.fromtimestamp(simulation.clock.now_ms / 1000, UTC)
+    until = "Ctrl-C" if end is None else f"Ctrl-C or {end - time.monotonic():.0f} s more"
+    console.print(
+        f"simulation ended at {sim_time:%H:%M:%S} UTC; still serving {api_url}/dashboard/ "
+        f"until {until}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+    while not stop.is_set() and (end is None or time.monotonic() < end):
+        stop.wait(0.2 if end is None else min(0.2, max(0.0, end - time.monotonic())))
 
 
 def _write_accounts_file(run_dir: Path, accounts: BrokerAccounts) -> Path:
@@ -198,9 +333,16 @@ def _simulate(
     options: DemoOptions,
     stop: threading.Event,
     console: Console,
+    wall_start: float,
 ) -> None:
+    # --duration counts from the simulation's start (setting up is not part of it).
+    limit = (
+        None
+        if options.duration_s is None
+        else max(0.0, wall_start + options.duration_s - time.monotonic())
+    )
     if not options.live:
-        run_paced(simulation, speed=options.speed, stop=stop, wall_limit_s=options.duration_s)
+        run_paced(simulation, speed=options.speed, stop=stop, wall_limit_s=limit)
         return
     client = httpx.Client(base_url=api_url, headers={"X-API-Key": api_key}, timeout=2)
     with client, Live(console=console, refresh_per_second=2, transient=False) as live:
@@ -212,7 +354,7 @@ def _simulate(
             simulation,
             speed=options.speed,
             stop=stop,
-            wall_limit_s=options.duration_s,
+            wall_limit_s=limit,
             on_progress=show,
             progress_every_s=1.0,
         )
@@ -271,11 +413,25 @@ def _summarize(
     broker_kind: str,
     acknowledged: set[tuple[str, int]],
     api_key: str,
+    sim_start_ms: int,
+    sim_end_ms: int,
 ) -> DemoResult:
     headers = {"X-API-Key": api_key}
-    with httpx.Client(base_url=server.api_url, headers=headers, timeout=5) as client:
+    with httpx.Client(base_url=server.api_url, headers=headers, timeout=30) as client:
         stats = client.get("/api/v1/ingest/stats").raise_for_status().json()
         summary = client.get(f"/api/v1/stores/{store.id}/zones/summary").raise_for_status().json()
+        # The day's funnel, so purchases matched to the trip's store-local day count.
+        funnel = (
+            client.get(
+                f"/api/v1/stores/{store.id}/analytics/funnel",
+                params={"from_ms": sim_start_ms, "to_ms": sim_end_ms + 1},
+            )
+            .raise_for_status()
+            .json()
+        )
+        campaigns = (
+            client.get(f"/api/v1/stores/{store.id}/campaigns/report").raise_for_status().json()
+        )
     received = {(k.gateway, k.seq) for k in server.repository.received_keys(store.id)}
     by_zone = {row["zone"]: row for row in summary}
     zones = []
@@ -306,7 +462,111 @@ def _summarize(
         not_ingested=len(acknowledged - received),
         zones=zones,
         activity=server.repository.activity_counts(store.id),
+        sim_start=_iso(sim_start_ms, store.store.timezone),
+        sim_end=_iso(sim_end_ms, store.store.timezone),
+        funnel=[
+            {"step": step["step"], "trips": step["trips"], "shoppers": step["shoppers"]}
+            for step in funnel.get("steps", [])
+        ],
+        campaigns=[_campaign_line(c) for c in campaigns],
+        purchased_trips=int(funnel.get("purchased_trips", 0)),
     )
+
+
+def _iso(ms: int, timezone: str) -> str:
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo(timezone)).isoformat(timespec="seconds")
+
+
+def _campaign_line(figures: dict[str, Any]) -> dict[str, Any]:
+    keep = (
+        "campaign_id",
+        "triggered",
+        "sent",
+        "held_out",
+        "delivered",
+        "opened",
+        "redeemed",
+        "treated_shoppers",
+        "treated_converted",
+        "control_shoppers",
+        "control_converted",
+    )
+    lift = figures.get("lift") or {}
+    return {
+        **{k: figures.get(k) for k in keep},
+        "lift_pt": None if lift.get("absolute") is None else round(100 * lift["absolute"], 1),
+        "lift_low_pt": None
+        if lift.get("absolute_low") is None
+        else round(100 * lift["absolute_low"], 1),
+        "lift_high_pt": None
+        if lift.get("absolute_high") is None
+        else round(100 * lift["absolute_high"], 1),
+    }
+
+
+def summary_text(result: DemoResult) -> Group:
+    """The closing summary for people: what ran, what the server saw, what sold."""
+    r = result
+    lines = [
+        Text(
+            f"omnizone demo: simulated {r.simulated_s / 60:.1f} min ({r.sim_start} to "
+            f"{r.sim_end}) in {r.wall_s:.0f} s at {r.speed:g}×, broker {r.broker}",
+            style="bold",
+        ),
+        Text(
+            f"shoppers {r.shoppers}; readings published {r.published}, ingested {r.ingested}, "
+            f"not ingested {r.not_ingested}, dead-lettered {r.dead_lettered}, "
+            f"duplicates {r.duplicates}, gaps {r.gaps}"
+        ),
+    ]
+    apps = r.shopper_apps
+    if apps:
+        lines.append(
+            Text(
+                f"phones: offers delivered {apps.get('receipts_delivered', 0)}, opened "
+                f"{apps.get('receipts_opened', 0)}; till: checkouts {apps.get('checkouts', 0)}, "
+                f"purchases {apps.get('purchases_sent', 0)}, redemptions "
+                f"{apps.get('redemptions', 0)}"
+            )
+        )
+    if r.funnel:
+        lines.append(
+            Text(
+                "funnel (trips): "
+                + " → ".join(f"{s['step']} {s['trips']}" for s in r.funnel)
+                + f"; trips with a purchase {r.purchased_trips}"
+            )
+        )
+    zones = Table(title="zones", expand=False)
+    for column in ("zone", "visits", "mean dwell", "pass-bys"):
+        zones.add_column(column, justify="left" if column == "zone" else "right")
+    for z in r.zones:
+        dwell = z["mean_dwell_s"]
+        zones.add_row(
+            z["zone"],
+            str(z["visits"]),
+            "—" if dwell is None else f"{dwell:.0f} s",
+            str(z["pass_bys"]),
+        )
+    campaigns = Table(title="campaigns", expand=False)
+    for column in ("campaign", "triggered", "sent", "opened", "redeemed", "lift"):
+        campaigns.add_column(column, justify="left" if column == "campaign" else "right")
+    for c in r.campaigns:
+        lift = (
+            "too few shoppers"
+            if c["lift_pt"] is None
+            else f"{c['lift_pt']:+.1f} pt ({c['lift_low_pt']:+.1f} to {c['lift_high_pt']:+.1f})"
+        )
+        campaigns.add_row(
+            str(c["campaign_id"]),
+            str(c["triggered"]),
+            str(c["sent"]),
+            str(c["opened"]),
+            str(c["redeemed"]),
+            lift,
+        )
+    where = f"database kept at {r.database}" if r.database else "run directory removed"
+    return Group(*lines, zones, campaigns, Text(f"{where}; --json prints all of this as JSON"))
 
 
 @contextlib.contextmanager

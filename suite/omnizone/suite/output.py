@@ -1,7 +1,7 @@
 """How a command prints its result: one JSON object with ``--json``, else rich."""
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -20,3 +20,9 @@ def print_result(result: Any, json_output: bool, console: "Console | None" = Non
 
         console = Console()
     console.print(result)
+
+
+def fail(command: str, message: str) -> NoReturn:
+    """A user's mistake: one line on stderr (what, where, how to fix it), exit code 2."""
+    typer.echo(f"omnizone {command}: {message}", err=True)
+    raise typer.Exit(2)

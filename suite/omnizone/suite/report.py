@@ -24,7 +24,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon as PolygonPatch
 
 from omnizone.server.entrypoints.analytics_api import View, view_answer
-from omnizone.server.service.analytics import AnalyticsService, BadRange, to_csv
+from omnizone.server.service.analytics import (
+    MAX_RANGE_DAYS,
+    AnalyticsService,
+    BadRange,
+    to_csv,
+)
 from omnizone.store import StorePlan, geometry
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -74,25 +79,75 @@ class ReportResult:
         }
 
 
+def missing_database(url: str) -> str | None:
+    """Why ``url`` names no database to report on (a SQLite file that does not
+    exist, or one in memory), or None. Opening one would create it empty."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"--database-url: {url!r} is not a SQLAlchemy URL (e.g. sqlite:///RUN/omnizone.db)"
+    if not parsed.drivername.startswith("sqlite"):
+        return None
+    path = parsed.database
+    if not path or path == ":memory:":
+        return f"--database-url: {url} is an empty in-memory database; name the server's file"
+    if not Path(path).is_file():
+        return (
+            f"--database-url: no database at {Path(path).resolve()} ({url}); give the server's "
+            "database, e.g. --database-url sqlite:///RUN/omnizone.db after "
+            "`omnizone demo --run-dir RUN`"
+        )
+    return None
+
+
+def choose_store(plans: Mapping[str, StorePlan], service: AnalyticsService) -> str:
+    """The store to report when none is named: the only one with stored data
+    (or the only store there is); several: the caller must choose."""
+    with_data = [s for s in sorted(plans) if service.index(s)["first_event_ms"] is not None]
+    if len(with_data) == 1:
+        return with_data[0]
+    if not with_data and len(plans) == 1:
+        return next(iter(plans))
+    known = ", ".join(with_data or sorted(plans)) or "none"
+    raise ReportError(f"--store: the database holds several stores ({known}); name one")
+
+
 def write_report(
     plans: Mapping[str, StorePlan],
     service: AnalyticsService,
-    store: str,
-    start: str,
-    end: str,
+    store: str | None,
+    start: str | None,
+    end: str | None,
     out: Path,
 ) -> ReportResult:
     """Every view of ``store`` over [start, end) into ``out``: CSVs, PNGs, summary.json.
-    ``service`` answers the views as the API does (``bootstrap.build_reports``)."""
+    ``service`` answers the views as the API does (``bootstrap.build_reports``).
+    No store: the database's only one; no ``start``/``end``: all of its data
+    (at most the last ``MAX_RANGE_DAYS`` days)."""
+    if store is None:
+        store = choose_store(plans, service)
     plan = plans.get(store)
     if plan is None:
         known = ", ".join(sorted(plans)) or "none"
         raise ReportError(f"--store: unknown store {store!r} (known: {known})")
     tz = plan.store.timezone
-    from_ms = parse_time(start, tz, "--from")
-    to_ms = parse_time(end, tz, "--to")
+    index = service.index(store)
+    first, last = index["first_event_ms"], index["last_event_ms"]
+    if (start is None or end is None) and first is None:
+        raise ReportError(
+            f"--store: the database holds no visits of {store!r}, so there is no range to "
+            "default to; give --from and --to, or point --database-url at the server's database"
+        )
+    to_ms = parse_time(end, tz, "--to") if end is not None else int(last or 0) + 1
+    if start is not None:
+        from_ms = parse_time(start, tz, "--from")
+    else:
+        from_ms = max(int(first or 0), to_ms - MAX_RANGE_DAYS * 86_400_000)
     if from_ms >= to_ms:
-        raise ReportError(f"--to: {end!r} must be after --from {start!r}")
+        raise ReportError(f"--to: {_iso(to_ms, tz)} must be after --from {_iso(from_ms, tz)}")
     try:
         service.resolve_range(store, from_ms, to_ms)
     except BadRange as error:

@@ -97,6 +97,44 @@ def test_report_refuses_bad_input_with_exit_2(
     assert not (tmp_path / "out").exists()
 
 
+def test_report_defaults_to_the_databases_only_store_and_all_of_its_data(
+    filled: Filled, client: TestClient, tmp_path: Path
+) -> None:
+    """No --store, --from or --to: the one store with data, first event to last."""
+    index = client.get(f"/api/v1/stores/{STORE}/analytics", headers=READ).json()
+    result = CliRunner().invoke(
+        app,
+        ["report", "--out", str(tmp_path), "--database-url", filled.url, "--json"],
+        env={"OMNIZONE_STORE_FILES": json.dumps([str(STORE_FILE)])},
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["store"] == STORE
+    assert summary["from_ms"] == index["first_event_ms"]
+    assert summary["to_ms"] == index["last_event_ms"] + 1
+    # two simulated days: wider than the one-day range the other tests ask for
+    assert summary["to_ms"] - summary["from_ms"] > filled.to_ms - filled.from_ms
+    funnel = client.get(
+        f"/api/v1/stores/{STORE}/analytics/funnel",
+        params={"from_ms": summary["from_ms"], "to_ms": summary["to_ms"], "format": "csv"},
+        headers=READ,
+    )
+    assert (tmp_path / f"{STORE}-funnel.csv").read_text(encoding="utf-8") == funnel.text
+
+
+@pytest.mark.parametrize("url", ["sqlite:///{missing}", "sqlite://"])
+def test_report_refuses_a_database_that_does_not_exist(tmp_path: Path, url: str) -> None:
+    missing = tmp_path / "nowhere.db"
+    result = CliRunner().invoke(
+        app,
+        ["report", "--out", str(tmp_path / "out"), "--database-url", url.format(missing=missing)],
+    )
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "--database-url" in result.output
+    assert "Traceback" not in result.output
+    assert not missing.exists() and not (tmp_path / "out").exists()
+
+
 def test_times_without_an_offset_are_store_local() -> None:
     assert parse_time("2026-11-16T10:30", "Europe/Paris", "--from") == parse_time(
         "2026-11-16T09:30:00Z", "UTC", "--from"
