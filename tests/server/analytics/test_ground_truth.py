@@ -224,7 +224,7 @@ def test_exits_are_credited_to_the_zone_they_happen_from(run: Run) -> None:
         if inside and gone and run.replay.start_ms <= inside[0].start_ms < run.to_ms:
             assert inside[-1].zone is not None
             left[inside[-1].zone] += 1
-    assert sum(left.values()) > 20
+    assert sum(left.values()) >= 10  # 13 of the run's shoppers walk out within it
     assert left["entrance"] >= 0.95 * sum(left.values()), dict(left)  # the truth: by the door
     from_stays_alone = exits.get("entrance", 0) - body["inferred_exits"]
     assert exits == {"entrance": body["trips"]}, (exits, dict(left), from_stays_alone)

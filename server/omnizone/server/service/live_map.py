@@ -168,7 +168,7 @@ class LiveMap:
             zones=zones,
             dots=dots,
             received_ms=self._received_ms(store) if self._received_ms is not None else None,
-            stale_after_ms=plan.store.visits.device_timeout_s * 1000,
+            stale_after_ms=round(plan.store.visits.device_timeout_s * 1000),
             outside=outside,
         )
 

@@ -88,7 +88,8 @@ def nearest_exit(centres: list[tuple[float, float]], exits: list[int]) -> Ints:
         return np.full(len(centres), -1, dtype=np.int64)
     xy = np.asarray(centres, dtype=float)
     distance = np.linalg.norm(xy[:, None, :] - xy[None, exits, :], axis=2)
-    return np.asarray(exits, dtype=np.int64)[np.argmin(distance, axis=1)]
+    nearest: Ints = np.asarray(exits, dtype=np.int64)[np.argmin(distance, axis=1)]
+    return nearest
 
 
 @dataclass(frozen=True, slots=True)

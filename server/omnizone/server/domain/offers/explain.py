@@ -33,7 +33,6 @@ NOT_SENT_WORDS: dict[str, str] = {
 }
 
 
-
 def not_sent_reasons(outcomes: Mapping[str, int], top: int = 3) -> list[tuple[str, str, int]]:
     """The most frequent reasons the log gives for not sending, most first:
     (outcome, words, decisions). Sent and held out (the holdout is by design)

@@ -14,14 +14,23 @@ function errorCounters(counters) {
   return Object.entries(counters || {}).filter(([name, value]) => value > 0 && /error|bad_|rejected|restart|reopen/.test(name));
 }
 
-/** Reader states of a working reader: waiting for a card (idle, polling) or
- * reading tags (inventory) is as healthy as scanning. */
-export const HEALTHY_READER = /^(ok|running|scanning|open|connected|ready|idle|polling|inventory)\b/;
+/** Reader states the gateways report (gateway/…/ble, nfc, rfid): waiting for
+ * a card or a garment (idle, polling), a tag on the reader (tag-present) and
+ * reading tags (inventory) are as healthy as scanning; a reader that failed
+ * (error, unavailable) is red; on its way (opening, reconnecting,
+ * restarting) or stopped is amber. */
+export const HEALTHY_READER = /^(ok|running|scanning|open|connected|ready|idle|polling|inventory|tag-present)\b/;
+const FAILED_READER = /^(error|unavailable)\b/;
+
+function readerClass(value) {
+  if (HEALTHY_READER.test(value)) return "ok";
+  return FAILED_READER.test(value) ? "bad" : "warn";
+}
 
 function readerStates(readers) {
   const entries = Object.entries(readers || {});
   if (!entries.length) return el("span", { class: "muted" }, "–");
-  return entries.map(([name, value]) => el("span", { class: `pill ${HEALTHY_READER.test(value) ? "ok" : "warn"}`, title: name, "data-reader": name }, `${name}: ${value}`), " ");
+  return entries.map(([name, value]) => el("span", { class: `pill ${readerClass(value)}`, title: name, "data-reader": name }, `${name}: ${value}`), " ");
 }
 
 function radioCells(fit) {
