@@ -422,7 +422,10 @@ def _csv_rows(view: str, body: Mapping[str, Any]) -> list[list[Any]]:
     elif view == "campaigns":
         campaigns = body["campaigns"]
         lift_keys = sorted({k for c in campaigns for k in c["lift"]})
-        plain = [k for k in CampaignFigures.__dataclass_fields__ if k != "lift"]
+        # held_back_now is the state at the moment of asking, not a figure of the data.
+        plain = [
+            k for k in CampaignFigures.__dataclass_fields__ if k not in ("lift", "held_back_now")
+        ]
         rows.append([*plain, *(f"lift_{k}" for k in lift_keys)])
         rows += [
             [*(c[k] for k in plain), *(c["lift"].get(k) for k in lift_keys)] for c in campaigns
