@@ -96,6 +96,11 @@ def test_the_live_map_changes_while_the_simulator_runs(store_stack: StoreStack) 
             assert later["stats"]["painted"] > first["stats"]["painted"]
             assert sum(later["zoneCounts"]) == later["stats"]["present"] == len(later["dots"])
             assert page.get_by_test_id("present").inner_text() == str(later["stats"]["present"])
+            # Data flows: the badge says live, the data is seconds old (issue 16).
+            _wait(page, "window.__liveStats.stale === false")
+            assert page.get_by_test_id("connection").inner_text().startswith("live")
+            assert page.get_by_test_id("data-age").inner_text().endswith(" s")
+            assert "add up to the same" in page.get_by_test_id("reconcile").inner_text()
         finally:
             stop.set()
             walker.join()
@@ -169,4 +174,13 @@ def test_every_analytics_view_opens_on_simulated_data_and_exports_csv(
         assert fleet.locator("tbody tr").count() == len(stack.store.gateways)
         states = fleet.get_by_test_id("gateway-state").all_inner_texts()
         assert "online" in states
+        # Healthy readers (scanning, polling for a card, taking inventory) are green.
+        readers = fleet.locator("[data-reader]")
+        assert readers.count() > 0
+        assert fleet.locator("[data-reader]:not(.ok)").all_inner_texts() == []
+        # Campaign performance says why offers were not sent and the lift in words.
+        page.goto(f"{base}/dashboard/#/analytics/campaigns")
+        page.get_by_test_id("campaign-performance").wait_for()
+        for words in page.get_by_test_id("lift-words").all_inner_texts():
+            assert "pt" not in words and ("not enough data" in words or "likely" in words)
         assert errors == [], errors

@@ -35,7 +35,26 @@ def client(plan: StorePlan, repo: SqlRepository, service: IngestService) -> Test
 def test_health_needs_no_key(client: TestClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "mqtt_connected": True, "radio_not_applied": None}
+    assert response.json() == {
+        "status": "ok",
+        "problems": [],
+        "mqtt_connected": True,
+        "radio_not_applied": None,
+    }
+
+
+def test_health_is_not_ok_while_the_broker_is_disconnected(
+    plan: StorePlan, repo: SqlRepository
+) -> None:
+    """Issue 16: ``mqtt_connected: false`` under ``status: ok`` hid that no
+    data comes in; now it is 503 and says why."""
+    queries = StoreQueries({plan.id: plan}, repo, lambda _s: None)
+    app = create_app(queries, {READ_KEY: ["read"]}, mqtt_connected=lambda: False)
+    response = TestClient(app).get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "degraded" and body["mqtt_connected"] is False
+    assert "broker is disconnected" in body["problems"][0]
 
 
 @pytest.mark.parametrize(

@@ -124,11 +124,15 @@ def load_stores(settings: ServerSettings) -> dict[str, StorePlan]:
 # -- the read side: analytics and the campaign report -----------------------------------
 
 
-def stored_campaign_report(storage: Storage, shoppers: ShopperService) -> CampaignReport:
+def stored_campaign_report(
+    storage: Storage,
+    shoppers: ShopperService,
+    stores: Mapping[str, StorePlan] | None = None,
+) -> CampaignReport:
     """The campaign report (``service/campaign_report.py``) of a store's stored
     campaigns, purchases read for all shoppers at once. The one wiring of the
     report: the campaign routes and the analytics' campaigns view answer
-    with it alike."""
+    with it alike. ``stores`` give the time zones for "quiet hours now"."""
 
     def report(store: str) -> list[CampaignFigures]:
         mine = [c for c in storage.campaigns.campaigns() if c.store == store]
@@ -138,6 +142,7 @@ def stored_campaign_report(storage: Storage, shoppers: ShopperService) -> Campai
             storage.offers.campaign_counts,
             shoppers,
             purchases=storage.analytics.purchases_of,
+            timezones={k: p.store.timezone for k, p in (stores or {}).items()},
         )
 
     return report
@@ -167,7 +172,7 @@ def build_reports(
     running = RunningStores(plans)
     if shoppers is None:
         shoppers = ShopperService(list(running), storage.shoppers)
-    report = stored_campaign_report(storage, shoppers)
+    report = stored_campaign_report(storage, shoppers, running)
     return StoreReports(
         stores=running,
         layout_versions=versions,
@@ -387,7 +392,7 @@ def build_server(
             LayoutService(
                 running, reports.layout_versions, storage.layouts, radio_problems=reload.problems
             ),
-            LiveMap(running, ingest.live, ingest.event_time),
+            LiveMap(running, ingest.live, ingest.event_time, received_ms=ingest.last_received_ms),
         )
         undo.callback(dashboard.close)
         retention = (

@@ -162,7 +162,8 @@ class ServerRuntime:
                 raise RuntimeError(f"the API server on {host}:{bound_port} exited during start-up")
             if server.started:
                 try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    # 503 is an answer too: the API is up, the broker not yet.
+                    if httpx.get(f"{url}/health", timeout=2).status_code in (200, 503):
                         break
                 except httpx.HTTPError:
                     pass

@@ -136,6 +136,11 @@ def test_campaigns_view_counts_the_logged_decisions(client: TestClient, filled: 
     assert welcome["triggered"] == filled.rows["offer_decisions"]
     assert welcome["sent"] == filled.rows["offers"]
     assert welcome["redeemed"] == filled.rows["offer_redemptions"]
+    # In words (issue 16): the simulated week logs only sent and held out.
+    assert welcome["not_sent"] == ""
+    assert welcome["lift_words"].startswith(("likely", "not enough data yet to tell"))
+    csv_head = get(client, "campaigns", filled, format="csv").text.splitlines()[0]
+    assert "lift_words" in csv_head and "held_back_now" not in csv_head
 
 
 def test_defaults_are_the_last_24_hours_of_data(client: TestClient, filled: Filled) -> None:

@@ -21,6 +21,7 @@ from omnizone.server.domain.analytics import (
     funnel,
     hour_buckets,
     local_midnights,
+    nearest_exit,
     presence,
     purchase_windows,
     routes,
@@ -85,7 +86,7 @@ def test_trips_split_on_a_gap_longer_than_the_device_timeout() -> None:
 def test_transitions_add_the_street_and_collapse_repeats() -> None:
     stays = stays_of(WORKED)
     trips = split_trips(stays, GAP_MS)
-    matrix = transitions(stays, trips, len(ZONES), np.arange(len(trips)))
+    matrix = transitions(stays, trips, len(ZONES), np.arange(len(trips))).matrix
     moves = {(i, j): int(matrix[i, j]) for i in range(6) for j in range(6) if matrix[i, j]}
     street, e, d, s, f, c = range(6)  # street is index 0, zone z is z + 1
     assert moves == {
@@ -264,7 +265,7 @@ def store_days(draw: st.DrawFn) -> list[StayRow]:
 def test_transitions_count_every_move_and_conserve_flow(rows: list[StayRow]) -> None:
     stays = stays_of(rows)
     trips = split_trips(stays, GAP_MS)
-    matrix = transitions(stays, trips, len(ZONES), np.arange(len(trips)))
+    matrix = transitions(stays, trips, len(ZONES), np.arange(len(trips))).matrix
     # Expected moves per trip: its collapsed zone sequence plus the street at both ends.
     expected = 0
     trip_of = trips.of_stay()
@@ -364,3 +365,30 @@ def test_funnel_steps_never_increase(
     assert found.purchased_trips >= counts[-1]
     assert found.try_on_purchased <= found.try_on_pairs
     assert found.try_on_unattributed <= found.try_on_events == len(zone_events)
+
+
+def test_exits_are_credited_to_the_exit_zone() -> None:
+    """A trip whose last stay is denim (the walk out through the entrance was
+    shorter than the exit grace) leaves denim -> entrance -> street; one that
+    ends in the entrance is left as it is. Flow stays conserved."""
+    rows: list[StayRow] = [
+        ("a", "entrance", T0, T0 + 5 * S, "pass_by"),
+        ("a", "denim", T0 + 5 * S, T0 + 90 * S, "visit"),
+        ("b", "entrance", T0, T0 + 5 * S, "pass_by"),
+        ("b", "shoes", T0 + 5 * S, T0 + 90 * S, "visit"),
+        ("b", "entrance", T0 + 90 * S, T0 + 100 * S, "visit"),
+    ]
+    stays = stays_of(rows)
+    trips = split_trips(stays, GAP_MS)
+    exit_via = nearest_exit([(0, 0), (1, 0), (2, 0), (3, 0), (4, 0)], [ENTRANCE])
+    assert exit_via.tolist() == [ENTRANCE] * 5
+    found = transitions(stays, trips, len(ZONES), np.arange(len(trips)), exit_via)
+    street, e, d, s_ = 0, ENTRANCE + 1, DENIM + 1, SHOES + 1
+    assert found.inferred_exits == 1
+    assert found.matrix[d, e] == 1 and found.matrix[d, street] == 0
+    assert found.matrix[e, street] == 2 and found.matrix[:, street].sum() == 2
+    assert found.matrix[s_, e] == 1
+    assert np.array_equal(found.matrix.sum(axis=0), found.matrix.sum(axis=1))
+    plain = transitions(stays, trips, len(ZONES), np.arange(len(trips)))
+    assert plain.inferred_exits == 0 and plain.matrix[d, street] == 1
+    assert nearest_exit([(0, 0), (5, 0)], []).tolist() == [-1, -1]

@@ -88,3 +88,48 @@ def test_a_snapshot_of_many_shoppers_stays_small(plan: StorePlan, devices: int) 
     text = live.snapshot(plan.id).to_json()
     assert len(json.loads(text)["dots"]) == devices
     assert len(text) < 40 * devices  # about 30 bytes a dot
+
+
+def test_zone_counts_are_the_dots_by_zone_and_dots_outside_it_are_counted(
+    plan: StorePlan,
+) -> None:
+    """Issue 16: counts and dots are one set of open stays; a position the
+    filter has moved across a boundary before the stay changed is counted."""
+    stays = {"a": "shoes", "b": "shoes", "c": "denim"}
+    positions = {"a": (15.0, 15.0), "b": (25.0, 5.0)}  # b's position is in menswear
+    live = LiveMap({plan.id: plan}, lambda _s: (stays, positions), lambda _s: None)
+    body = json.loads(live.snapshot(plan.id).to_json())
+    zone_ids = list(body["zones"])
+    by_zone: dict[str, int] = {}
+    for dot in body["dots"]:
+        by_zone[zone_ids[dot[3]]] = by_zone.get(zone_ids[dot[3]], 0) + 1
+    assert by_zone == {z: n for z, n in body["zones"].items() if n}
+    assert body["outside"] == 1
+
+
+def test_a_snapshot_is_stale_when_no_gateway_data_came_for_the_device_timeout(
+    plan: StorePlan,
+) -> None:
+    """Issue 16: a restarted server showed the last run's shoppers under a
+    green "live" badge. The snapshot now carries the data's age."""
+    now = [1_000_000]
+    received: dict[str, int | None] = {plan.id: None}
+    live = LiveMap(
+        {plan.id: plan},
+        lambda _s: ({"a": "shoes"}, {}),
+        lambda _s: 500,
+        clock_ms=lambda: now[0],
+        received_ms=lambda s: received[s],
+    )
+    first = json.loads(live.snapshot(plan.id).to_json())
+    assert first["stale"] is True and first["data_age_ms"] is None  # nothing since start
+    timeout_ms = plan.store.visits.device_timeout_s * 1000
+    assert first["stale_after_ms"] == timeout_ms
+    received[plan.id] = now[0] - 2000
+    fresh = json.loads(live.snapshot(plan.id).to_json())
+    assert fresh["stale"] is False and fresh["data_age_ms"] == 2000
+    now[0] += timeout_ms
+    late = json.loads(live.snapshot(plan.id).to_json())
+    assert late["stale"] is True and late["data_age_ms"] == timeout_ms + 2000
+    no_source = LiveMap({plan.id: plan}, lambda _s: ({}, {}), lambda _s: None)
+    assert no_source.snapshot(plan.id).stale

@@ -51,3 +51,22 @@ def test_live_positions_come_from_the_grid_filter(plan: StorePlan, tmp_path: Pat
     x, y = positions[DEVICE_A]
     assert plan.zone_at((x, y)) == "shoes"
     repo.close()
+
+
+def test_a_restarted_ingest_has_received_nothing_yet(plan: StorePlan, tmp_path: Path) -> None:
+    """The open stays survive a restart (``device_presence``), the receipt
+    time does not: the live map shows them as stale until data comes."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    repo = SqlRepository.from_url(url)
+    ingest = IngestService({plan.id: plan}, repo)
+    for s in range(3):
+        at = T0 + (s + 1) * 1000
+        ingest.handle(*ble("gw-shoes", s + 1, at, {DEVICE_A: -50.0}), at + 7)
+    assert ingest.last_received_ms(plan.id) == T0 + 3007
+    assert ingest.live(plan.id)[0]
+    repo.close()
+    again = SqlRepository.from_url(url)
+    restarted = IngestService({plan.id: plan}, again)
+    assert restarted.live(plan.id)[0]  # the last run's shoppers, still "present"
+    assert restarted.last_received_ms(plan.id) is None
+    again.close()

@@ -168,6 +168,44 @@ def test_held_out_shoppers_get_nothing_and_form_the_control_group(store: Store) 
     assert figures.treated_converted == len(sent) and figures.control_converted == 0
     assert figures.lift["absolute"] == pytest.approx(1.0)
     assert 0 < figures.lift["absolute_low"] < 1.0
+    assert figures.lift_words.startswith("likely lifted purchases, by about 100 points")
+    assert figures.not_sent == "" and figures.held_back_now is None
+
+
+def test_the_report_says_why_offers_were_not_sent(store: Store) -> None:
+    """Issue 16: "triggered 42 / sent 0" with no reason. The report gives the
+    decision log's top refusals and what holds the campaign back now, on the
+    store's clock (T0 is 11:00 in Paris, inside the 10:00-12:00 quiet hours)."""
+    store.campaigns.save_campaign(
+        _campaign(conditions={"quiet_hours": [{"start": "10:00", "end": "12:00"}]})
+    )
+    shoppers = [store.shopper(offers=True) for _ in range(3)]
+    for s in shoppers:
+        store.walk(s, ["menswear", "denim"])
+    store.walk(store.shopper(offers=False), ["menswear", "denim"])
+    logged = Counter(d.outcome for d in store.engine.decisions(campaign_id="hello"))
+    assert logged == {"quiet_hours": 3, "no_consent": 1}
+    (figures,) = campaign_report(
+        store.campaigns.campaigns(STORE),
+        store.decisions,
+        store.offers.campaign_counts,
+        store.shoppers,
+        timezones={STORE: "Europe/Paris"},
+        clock_ms=lambda: T0,
+    )
+    assert figures.sent == 0 and figures.triggered == 4
+    assert figures.not_sent == "quiet hours: 3 · no consent to offers or location: 1"
+    assert figures.held_back_now == "quiet hours now (10:00–12:00, 11:00 store time)"
+    assert figures.lift_words.startswith("not enough data yet to tell")
+    (later,) = campaign_report(
+        store.campaigns.campaigns(STORE),
+        store.decisions,
+        store.offers.campaign_counts,
+        store.shoppers,
+        timezones={STORE: "Europe/Paris"},
+        clock_ms=lambda: T0 + 2 * 3_600_000,
+    )
+    assert later.held_back_now is None
 
 
 def test_a_campaign_for_an_unknown_zone_is_rejected_with_the_field(store: Store) -> None:

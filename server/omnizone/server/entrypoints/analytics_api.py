@@ -142,6 +142,11 @@ class TransitionsOut(RangeOut):
     )
     trips: int
     moves: int = Field(description="sum of the matrix")
+    inferred_exits: int = Field(
+        0,
+        description="trips whose last stay was not in an entrance: the step into the "
+        "nearest entrance (the walk out, shorter than the exit grace) was added",
+    )
 
 
 class RouteOut(BaseModel):

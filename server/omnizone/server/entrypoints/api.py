@@ -38,7 +38,10 @@ RouterFactory = Callable[[Callable[[str], Callable[..., None]]], APIRouter]
 
 
 class HealthOut(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "degraded"] = Field(
+        "ok", description="degraded (HTTP 503): ingest runs here but the broker is disconnected"
+    )
+    problems: list[str] = Field(default_factory=list, description="what is wrong, in words")
     mqtt_connected: bool | None = Field(None, description="None when no ingest runs here")
     radio_not_applied: list[str] | None = Field(
         None,
@@ -344,13 +347,26 @@ def create_app(
     def _not_found(_request: Request, error: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=404)
 
-    @app.get("/health", response_model=HealthOut, tags=["ops"])
-    def health() -> HealthOut:
+    @app.get(
+        "/health",
+        response_model=HealthOut,
+        tags=["ops"],
+        responses={503: {"model": HealthOut, "description": "the broker is disconnected"}},
+    )
+    def health(response: Response) -> HealthOut:
         """Open to anyone: whether ingest runs, and which stores' radio files are
-        not applied (store ids only; the files and errors need a key)."""
+        not applied (store ids only; the files and errors need a key). Not ok
+        (503) while ingest runs here without its broker: no data comes in."""
         radio = localizer_status() if localizer_status is not None else None
+        connected = mqtt_connected() if mqtt_connected else None
+        problems = ["the MQTT broker is disconnected: no gateway data comes in"]
+        degraded = connected is False
+        if degraded:
+            response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return HealthOut(
-            mqtt_connected=mqtt_connected() if mqtt_connected else None,
+            status="degraded" if degraded else "ok",
+            problems=problems if degraded else [],
+            mqtt_connected=connected,
             radio_not_applied=sorted(radio.errors) if radio is not None else None,
         )
 

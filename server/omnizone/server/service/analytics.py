@@ -20,6 +20,7 @@ from omnizone.server.service.campaign_report import CampaignFigures
 from omnizone.server.service.ports.analytics import AnalyticsReads
 from omnizone.server.service.queries import NotFound, plan_of
 from omnizone.store import StorePlan, ZoneKind
+from omnizone.store.geometry import centroid
 
 VIEWS = ("presence", "dwell", "footfall", "visits", "transitions", "routes", "funnel", "campaigns")
 DEFAULT_SPAN_MS = 24 * core.HOUR_MS
@@ -217,13 +218,15 @@ class AnalyticsService:
         self, plan: StorePlan, from_ms: int, to_ms: int, _limit: int
     ) -> dict[str, Any]:
         stays, trips, chosen = self._trips(plan, from_ms, to_ms)
-        matrix = core.transitions(stays, trips, len(plan.zones), chosen)
+        found = core.transitions(stays, trips, len(plan.zones), chosen, _exit_via(plan))
+        matrix = found.matrix
         return {
             "zones": [STREET, *(z.id for z in plan.zones)],
             "names": ["Street", *(z.name for z in plan.zones)],
             "matrix": matrix.tolist(),
             "trips": int(chosen.size),
             "moves": int(matrix.sum()),
+            "inferred_exits": found.inferred_exits,
         }
 
     def _routes(self, plan: StorePlan, from_ms: int, to_ms: int, limit: int) -> dict[str, Any]:
@@ -419,7 +422,10 @@ def _csv_rows(view: str, body: Mapping[str, Any]) -> list[list[Any]]:
     elif view == "campaigns":
         campaigns = body["campaigns"]
         lift_keys = sorted({k for c in campaigns for k in c["lift"]})
-        plain = [k for k in CampaignFigures.__dataclass_fields__ if k != "lift"]
+        # held_back_now is the state at the moment of asking, not a figure of the data.
+        plain = [
+            k for k in CampaignFigures.__dataclass_fields__ if k not in ("lift", "held_back_now")
+        ]
         rows.append([*plain, *(f"lift_{k}" for k in lift_keys)])
         rows += [
             [*(c[k] for k in plain), *(c["lift"].get(k) for k in lift_keys)] for c in campaigns
@@ -430,6 +436,14 @@ def _csv_rows(view: str, body: Mapping[str, Any]) -> list[list[Any]]:
 
 
 # -- helpers --------------------------------------------------------------------------
+
+
+def _exit_via(plan: StorePlan) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Per zone, the entrance a shopper ending a trip there leaves through."""
+    index = {z.id: i for i, z in enumerate(plan.zones)}
+    return core.nearest_exit(
+        [centroid(z.polygon) for z in plan.zones], [index[e] for e in plan.entrances]
+    )
 
 
 def _ints(values: Any) -> np.ndarray[Any, np.dtype[np.int64]]:

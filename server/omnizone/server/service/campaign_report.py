@@ -12,7 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.domain.offers import Campaign, Outcome, campaign_lift
+from omnizone.server.domain.offers.clock import local_time
+from omnizone.server.domain.offers.explain import held_back_now, lift_in_words, not_sent_reasons
 from omnizone.server.service.ports.campaigns import DecisionReads
 from omnizone.server.service.shoppers import ShopperService
 
@@ -39,6 +42,12 @@ class CampaignFigures:
     control_shoppers: int
     control_converted: int
     lift: dict[str, Any]
+    lift_words: str = ""
+    """The lift as a sentence (``explain.lift_in_words``)."""
+    not_sent: str = ""
+    """The decision log's top reasons for not sending, "quiet hours: 30 · …"."""
+    held_back_now: str | None = None
+    """What stops the campaign sending at the store's time now ("quiet hours now …")."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,11 +62,16 @@ def campaign_report(
     attribution_window_ms: int = ATTRIBUTION_WINDOW_MS,
     confidence: float = 0.95,
     purchases: PurchaseReader | None = None,
+    timezones: Mapping[str, str] | None = None,
+    clock_ms: Callable[[], int] = wall_clock_ms,
 ) -> list[CampaignFigures]:
     """``receipts(campaign_id)`` counts delivered/opened/dismissed/redeemed offers.
     ``purchases`` reads every shopper's purchases in one query (the analytics'
-    reader); without it each shopper's profile is read on its own."""
+    reader); without it each shopper's profile is read on its own.
+    ``timezones`` (store -> time zone) with ``clock_ms`` (the offer engine's
+    clock) say what holds each campaign back now; without them it is None."""
     report = []
+    now_ms = clock_ms()
     for campaign in campaigns:
         groups = decisions.first_decisions(campaign.id, [Outcome.SENT, Outcome.HELD_OUT])
         if purchases is not None:
@@ -78,6 +92,8 @@ def campaign_report(
         lift = campaign_lift(len(treated), treated_won, len(control), control_won, confidence)
         counts = receipts(campaign.id)
         logged = decisions.outcome_counts(campaign.id)
+        timezone = (timezones or {}).get(campaign.store)
+        now = held_back_now(campaign, local_time(now_ms, timezone)) if timezone else None
         report.append(
             CampaignFigures(
                 campaign_id=campaign.id,
@@ -95,6 +111,9 @@ def campaign_report(
                 control_shoppers=len(control),
                 control_converted=control_won,
                 lift=asdict(lift),
+                lift_words=lift_in_words(lift),
+                not_sent=_reasons(logged),
+                held_back_now=now,
             )
         )
     return report
@@ -123,3 +142,7 @@ def _converted(
         at_ms <= bought_ms <= at_ms + window_ms and (product is None or gtin == product)
         for gtin, bought_ms in purchases
     )
+
+
+def _reasons(logged: Mapping[str, int]) -> str:
+    return " · ".join(f"{words}: {n}" for _o, words, n in not_sent_reasons(logged))

@@ -202,6 +202,8 @@ class IngestService:
         self.counters = IngestCounters()
         self._states: dict[str, dict[str, DeviceVisitState]] = {s: {} for s in self._stores}
         self._clock_ms: dict[str, int] = {}
+        # store -> wall clock of the newest BLE message taken in by this process
+        self._received_ms: dict[str, int] = {}
         # store -> device -> last_heard_ms written to its presence row
         self._presence_saved: dict[str, dict[str, int]] = {}
         self._swept_ms: dict[str, int] = {}
@@ -234,6 +236,12 @@ class IngestService:
     def event_time(self, store: str) -> int | None:
         """The store's clock: the latest BLE window end seen (not the wall clock)."""
         return self._clock_ms.get(store)
+
+    def last_received_ms(self, store: str) -> int | None:
+        """When this process last took in a BLE message of the store (its
+        receipt clock); None when none came since it started: the open stays
+        are then only what the last run left (the live map calls that stale)."""
+        return self._received_ms.get(store)
 
     def present(self, store: str) -> dict[str, DeviceVisitState]:
         """Devices with an open stay in the store (a copy)."""
@@ -346,6 +354,8 @@ class IngestService:
                 key=key,
             )
         self._apply(plan.id, pending)
+        if isinstance(message, BleMessage):
+            self._received_ms[plan.id] = received_ms
         epoch = (key.store, key.gateway, key.epoch)
         if isinstance(message, StatusMessage) and message.state == "online":
             self._wills[epoch] = message.seq + 1

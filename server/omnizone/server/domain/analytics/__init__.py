@@ -17,7 +17,7 @@ from .funnel import (
     purchase_windows,
     trip_at,
 )
-from .paths import STREET, Routes, routes, transitions
+from .paths import STREET, Routes, Transitions, nearest_exit, routes, transitions
 from .stays import OPEN, PASS_BY, STATUS_CODES, VISIT, StayRow, Stays, Trips, split_trips
 from .timeline import DAY_MS, HOUR_MS, hour_buckets, local_midnights
 from .zones import (
@@ -48,6 +48,7 @@ __all__ = [
     "ShopperEvents",
     "StayRow",
     "Stays",
+    "Transitions",
     "Trips",
     "VisitCounts",
     "ZoneEvents",
@@ -58,6 +59,7 @@ __all__ = [
     "funnel",
     "hour_buckets",
     "local_midnights",
+    "nearest_exit",
     "presence",
     "purchase_windows",
     "routes",

@@ -2,6 +2,12 @@
 
 Both read the stays of each store trip in order, with consecutive stays in
 the same zone collapsed into one (a stay broken by a short gap).
+
+A shopper leaves through a door, but the stays rarely say so: the walk out
+through the entrance takes a few seconds, less than the exit grace, so
+ingest never opens a stay there and the trip's last stay is the zone before
+it (menswear, next to the door). ``transitions`` therefore credits each exit
+to the zone holding the store's exit (``exit_via``), adding the step into it.
 """
 
 from collections import Counter
@@ -24,13 +30,31 @@ def _collapsed(zone: Ints, trip: Ints) -> tuple[Ints, Ints]:
     return zone[keep], trip[keep]
 
 
-def transitions(stays: Stays, trips: Trips, zones: int, chosen_trips: Ints) -> Ints:
-    """(Z+1, Z+1) move counts over the chosen trips, street at index 0:
-    street -> first zone, each change of zone, last zone -> street."""
+@dataclass(frozen=True, slots=True)
+class Transitions:
+    matrix: Ints
+    """(Z+1, Z+1) move counts, street at index 0, zone z at z + 1."""
+    inferred_exits: int
+    """Trips whose last stay was not in an exit zone: the step into the exit
+    zone was added (``exit_via``)."""
+
+
+def transitions(
+    stays: Stays,
+    trips: Trips,
+    zones: int,
+    chosen_trips: Ints,
+    exit_via: Ints | None = None,
+) -> Transitions:
+    """Move counts over the chosen trips: street -> first zone, each change of
+    zone, last zone -> street. ``exit_via[z]`` is the zone a shopper whose
+    trip ends in zone ``z`` leaves the store through (``z`` itself for an
+    exit zone, -1 for none known): the trip then ends ``z -> exit -> street``,
+    the exit credited to the zone it happens from."""
     size = zones + 1
     matrix = np.zeros((size, size), dtype=np.int64)
     if chosen_trips.size == 0:
-        return matrix
+        return Transitions(matrix, 0)
     wanted = np.zeros(len(trips), dtype=bool)
     wanted[chosen_trips] = True
     in_trip = wanted[trips.trip]
@@ -40,10 +64,32 @@ def transitions(stays: Stays, trips: Trips, zones: int, chosen_trips: Ints) -> I
     first[1:] = trip[1:] != trip[:-1]
     last = np.ones(zone.size, dtype=bool)
     last[:-1] = trip[:-1] != trip[1:]
-    src = np.concatenate([zone[:-1][~last[:-1]], np.full(int(first.sum()), STREET), zone[last]])
-    dst = np.concatenate([zone[1:][~first[1:]], zone[first], np.full(int(last.sum()), STREET)])
+    ends = zone[last]
+    exits = ends
+    if exit_via is not None and ends.size:
+        via = exit_via[ends - 1]
+        exits = np.where(via >= 0, via + 1, ends)
+    inferred = exits != ends
+    src = np.concatenate(
+        [zone[:-1][~last[:-1]], np.full(int(first.sum()), STREET), ends[inferred], exits]
+    )
+    dst = np.concatenate(
+        [zone[1:][~first[1:]], zone[first], exits[inferred], np.full(ends.size, STREET)]
+    )
     np.add.at(matrix, (src, dst), 1)
-    return matrix
+    return Transitions(matrix, int(inferred.sum()))
+
+
+def nearest_exit(centres: list[tuple[float, float]], exits: list[int]) -> Ints:
+    """``exit_via`` for ``transitions``: per zone, the exit zone whose centre
+    is nearest its own (an exit zone is its own); all -1 when the plan has no
+    exit zone (then exits stay where the stays end)."""
+    if not exits:
+        return np.full(len(centres), -1, dtype=np.int64)
+    xy = np.asarray(centres, dtype=float)
+    distance = np.linalg.norm(xy[:, None, :] - xy[None, exits, :], axis=2)
+    nearest: Ints = np.asarray(exits, dtype=np.int64)[np.argmin(distance, axis=1)]
+    return nearest
 
 
 @dataclass(frozen=True, slots=True)

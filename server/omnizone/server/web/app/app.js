@@ -31,7 +31,11 @@ async function api(path, { method = "GET", body, auth = true, survey } = {}) {
   const response = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (response.status === 204) return null;
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.detail ? JSON.stringify(data.detail) : `${response.status}`);
+  if (!response.ok) {
+    const error = new Error(data.detail ? JSON.stringify(data.detail) : `${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
   return data;
 }
 
@@ -78,7 +82,8 @@ async function route() {
     if (path === "/app/settings") return await settingsPage();
     return await inbox();
   } catch (error) {
-    say(`Something went wrong: ${error.message}`);
+    // The page says it once, in place of "Loading…", not below it.
+    show(el("h1", {}, "Something went wrong"), el("p", { "data-testid": "page-error" }, error.message));
   }
 }
 
@@ -173,7 +178,18 @@ async function offerPage(offerId) {
 }
 
 async function productPage(gtin) {
-  const product = await api(`/products/${gtin}`, { auth: false });
+  let product;
+  try {
+    product = await api(`/products/${gtin}`, { auth: false });
+  } catch (error) {
+    if (error.status !== 404) throw error;
+    show(
+      el("h1", { "data-testid": "product-missing" }, "Product not found"),
+      el("p", {}, `There is no product ${gtin} in the catalog. The tag may be old; ask a store associate.`),
+      el("p", {}, el("a", { href: "/app/", "data-link": "" }, "Back to your offers")),
+    );
+    return;
+  }
   const nodes = [el("h1", { "data-testid": "product-name" }, product.name)];
   if (product.image) nodes.push(el("img", { class: "product", src: product.image, alt: product.name }));
   nodes.push(el("p", {}, product.description || ""), el("p", { class: "code" }, `${product.price} ${product.currency || ""}`));

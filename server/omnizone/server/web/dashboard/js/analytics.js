@@ -17,7 +17,7 @@ const VIEWS = {
   visits: { title: "Visits vs pass-by", apiViews: ["visits"], render: visitsView },
   paths: { title: "Paths: transitions and routes", apiViews: ["transitions", "routes"], render: pathsView },
   funnel: { title: "Funnel", apiViews: ["funnel"], render: funnelView },
-  campaigns: { title: "Campaign performance", apiViews: ["campaigns"], render: campaignsPerformance },
+  campaigns: { title: "Campaign performance", apiViews: ["campaigns"], render: campaignsPerformance, ranged: false },
 };
 
 function savedRange(store) {
@@ -98,12 +98,17 @@ export async function analyticsView(ctx, name) {
   );
   const first = bodies[0];
   const content = el("div", { "data-testid": `view-${name}` });
+  // A range is shown only where it is applied: campaign figures cover each
+  // campaign's whole life, so that view says so instead of offering a range.
+  const ranged = spec.ranged !== false;
   ctx.view.replaceChildren(
     el("h1", {}, spec.title),
-    el("p", { class: "muted", "data-testid": "range-label" },
-      `${storeTime(first.from_ms, timezone)} – ${storeTime(first.to_ms, timezone)} · `,
-      index.last_event_ms === null ? "no data stored yet" : `data from ${storeTime(index.first_event_ms, timezone)} to ${storeTime(index.last_event_ms, timezone)}`),
-    toolbar,
+    ranged
+      ? el("p", { class: "muted", "data-testid": "range-label" },
+        `${storeTime(first.from_ms, timezone)} – ${storeTime(first.to_ms, timezone)} · `,
+        index.last_event_ms === null ? "no data stored yet" : `data from ${storeTime(index.first_event_ms, timezone)} to ${storeTime(index.last_event_ms, timezone)}`)
+      : el("p", { class: "muted", "data-testid": "range-label" }, "Each campaign's whole life, from its first decision to now (no date range applies here)."),
+    ranged ? toolbar : el("div", { class: "toolbar card" }, el("span", { style: "flex:1" }), ...csvLinks),
     content,
   );
   await spec.render(ctx, content, ...bodies);
@@ -328,22 +333,30 @@ async function funnelView(ctx, content, body) {
 }
 
 async function campaignsPerformance(ctx, content, body) {
-  const lift = (l) => {
-    if (!l || l.absolute === null || l.absolute === undefined) return el("span", { class: "muted" }, "not enough data");
+  // The lift in the server's words; the figures behind it in the tooltip.
+  const lift = (c) => {
+    const l = c.lift;
     const points = (v) => `${v >= 0 ? "+" : ""}${(v * 100).toFixed(1)} pt`;
-    return el("span", { title: `treated ${pct(l.treated_rate, 1)} vs holdout ${pct(l.control_rate, 1)}, ${Math.round(l.confidence * 100)} % interval (${l.method})` },
-      el("b", {}, points(l.absolute)), ` [${points(l.absolute_low)}, ${points(l.absolute_high)}]`);
+    const title = l && l.absolute !== null && l.absolute !== undefined
+      ? `offer group ${pct(l.treated_rate, 1)} bought (${fmt(c.treated_converted)} of ${fmt(c.treated_shoppers)}) vs holdout ${pct(l.control_rate, 1)} (${fmt(c.control_converted)} of ${fmt(c.control_shoppers)}); ${points(l.absolute)}, ${Math.round(l.confidence * 100)} % interval ${points(l.absolute_low)} to ${points(l.absolute_high)} (${l.method})`
+      : `offer group ${fmt(c.treated_shoppers)} shoppers, holdout ${fmt(c.control_shoppers)}`;
+    const sure = /^likely/.test(c.lift_words);
+    return el("span", { title, class: sure ? "" : "muted", "data-testid": "lift-words" }, c.lift_words);
   };
+  const why = (c) => el("div", { class: "small", "data-testid": "not-sent" },
+    c.held_back_now ? el("div", { class: "pill warn", "data-testid": "held-back-now" }, c.held_back_now) : "",
+    c.not_sent ? el("div", {}, "Not sent: ", c.not_sent) : el("span", { class: "muted" }, c.triggered ? "every decision sent or held out" : "no decision yet"));
   content.append(
-    el("p", { class: "muted small" }, body.note),
-    table(["Campaign", "Status", { text: "triggered", num: true }, { text: "sent", num: true }, { text: "held out", num: true }, { text: "delivered", num: true }, { text: "opened", num: true }, { text: "redeemed", num: true }, "Sent → opened → redeemed", "Lift vs holdout"],
+    el("p", { class: "muted small" }, "Lift compares shoppers who got the offer with the holdout who would have got it: how many more of every 100 bought. Hover a lift for the figures."),
+    table(["Campaign", "Status", { text: "triggered", num: true }, { text: "sent", num: true }, { text: "held out", num: true }, { text: "delivered", num: true }, { text: "opened", num: true }, { text: "redeemed", num: true }, "Sent → opened → redeemed", "Why not sent", "Lift vs holdout"],
       body.campaigns.map((c) => el("tr", { "data-campaign": c.campaign_id },
         el("td", {}, el("b", {}, c.name), el("div", { class: "muted small" }, c.campaign_id)),
         el("td", {}, el("span", { class: `pill ${c.status === "active" ? "ok" : "warn"}` }, c.status)),
         ...[c.triggered, c.sent, c.held_out, c.delivered, c.opened, c.redeemed].map((v) => el("td", { class: "num" }, fmt(v))),
         el("td", { style: "min-width:8rem" },
           ...[[c.sent, ""], [c.opened, "alt"], [c.redeemed, ""]].map(([v, cls]) => el("div", { class: `bar ${cls}`, style: `width:${c.sent ? (100 * v) / Math.max(c.sent, 1) : 0}%;margin:1px 0` }))),
-        el("td", {}, lift(c.lift)))),
+        el("td", {}, why(c)),
+        el("td", {}, lift(c)))),
       "campaign-performance"),
   );
 }

@@ -13,6 +13,16 @@ import { surveyView } from "./survey.js";
 
 const view = document.getElementById("view");
 const nav = document.getElementById("nav");
+// Narrow screens (phones, tablets): the sidebar is a menu the header's button opens.
+const menu = document.getElementById("menu");
+function openMenu(open) {
+  // Below the header, so the button stays there to close it again.
+  if (open) nav.style.top = `${Math.max(0, document.querySelector("header").getBoundingClientRect().bottom)}px`;
+  document.body.classList.toggle("menu-open", open);
+  menu.setAttribute("aria-expanded", String(open));
+}
+menu.addEventListener("click", () => openMenu(!document.body.classList.contains("menu-open")));
+nav.addEventListener("click", (event) => { if (event.target.closest("a")) openMenu(false); });
 const statusLine = document.getElementById("status");
 const storePicker = document.getElementById("store");
 const STORE_CHOICE = "omnizone.staff.store";
@@ -40,6 +50,8 @@ function leave() {
 function loginPage(problem = "") {
   leave();
   nav.hidden = true;
+  menu.hidden = true;
+  openMenu(false);
   document.getElementById("session").hidden = true;
   const input = el("input", {
     type: "password", id: "key", "data-testid": "api-key", autocomplete: "off",
@@ -106,6 +118,7 @@ async function start() {
   state.store = state.stores.some((s) => s.id === remembered) ? remembered : state.stores[0]?.id;
   storePicker.replaceChildren(...state.stores.map((s) => el("option", { value: s.id, selected: s.id === state.store }, s.name)));
   nav.hidden = false;
+  menu.hidden = false;
   document.body.classList.toggle("admin", who.admin);
   if (!location.hash || location.hash === "#/") location.hash = "#/live";
   else await route();

@@ -126,7 +126,11 @@ export async function campaignsView(ctx) {
   }
 
   async function refresh() {
-    const campaigns = await api(`/stores/${ctx.store}/campaigns`);
+    const [campaigns, report] = await Promise.all([
+      api(`/stores/${ctx.store}/campaigns`),
+      api(`/stores/${ctx.store}/campaigns/report`).catch(() => []),
+    ]);
+    const figures = Object.fromEntries(report.map((f) => [f.campaign_id, f]));
     list.replaceChildren(...campaigns.map((c) => el("tr", { "data-campaign": c.id },
       el("td", {}, el("b", {}, c.name), el("div", { class: "muted small" }, c.id)),
       el("td", {}, describeTrigger(c.trigger)),
@@ -134,7 +138,9 @@ export async function campaignsView(ctx) {
       el("td", {}, c.content.title),
       el("td", { class: "num" }, fmt(c.priority)),
       el("td", { class: "num" }, `${fmt(c.holdout_fraction * 100, 1)} %`),
-      el("td", {}, el("span", { class: `pill ${c.status === "active" ? "ok" : "warn"}`, "data-testid": "campaign-status" }, c.status)),
+      el("td", {}, el("span", { class: `pill ${c.status === "active" ? "ok" : "warn"}`, "data-testid": "campaign-status" }, c.status),
+        figures[c.id]?.held_back_now && c.status === "active"
+          ? el("div", { class: "pill warn small", "data-testid": "held-back-now" }, figures[c.id].held_back_now) : ""),
       el("td", { class: "actions" }, admin ? [
         el("button", { class: "secondary small", type: "button", "data-testid": "edit", onclick: () => editor.edit(c) }, "Edit"),
         el("button", {

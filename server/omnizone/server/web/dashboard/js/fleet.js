@@ -5,7 +5,7 @@
 // from the gateways hearing one another (self-calibration) and drift alerts.
 
 import { api } from "./api.js";
-import { ago, el, fmt } from "./dom.js";
+import { ago, el, fmt, storeTime } from "./dom.js";
 
 const REFRESH_MS = 10_000;
 
@@ -14,10 +14,23 @@ function errorCounters(counters) {
   return Object.entries(counters || {}).filter(([name, value]) => value > 0 && /error|bad_|rejected|restart|reopen/.test(name));
 }
 
+/** Reader states the gateways report (gateway/…/ble, nfc, rfid): waiting for
+ * a card or a garment (idle, polling), a tag on the reader (tag-present) and
+ * reading tags (inventory) are as healthy as scanning; a reader that failed
+ * (error, unavailable) is red; on its way (opening, reconnecting,
+ * restarting) or stopped is amber. */
+export const HEALTHY_READER = /^(ok|running|scanning|open|connected|ready|idle|polling|inventory|tag-present)\b/;
+const FAILED_READER = /^(error|unavailable)\b/;
+
+function readerClass(value) {
+  if (HEALTHY_READER.test(value)) return "ok";
+  return FAILED_READER.test(value) ? "bad" : "warn";
+}
+
 function readerStates(readers) {
   const entries = Object.entries(readers || {});
   if (!entries.length) return el("span", { class: "muted" }, "–");
-  return entries.map(([name, value]) => el("span", { class: `pill ${/^(ok|running|scanning|open|connected|ready)/.test(value) ? "ok" : "warn"}`, title: name }, `${name}: ${value}`), " ");
+  return entries.map(([name, value]) => el("span", { class: `pill ${readerClass(value)}`, title: name, "data-reader": name }, `${name}: ${value}`), " ");
 }
 
 function radioCells(fit) {
@@ -37,6 +50,10 @@ function radioCells(fit) {
 }
 
 export async function fleetView(ctx) {
+  // One clock: the store's, as on every other view (not the browser's).
+  const { info } = await ctx.plan();
+  const timezone = info.plan.store.timezone;
+  const clock = (ms) => storeTime(ms, timezone, false);
   const body = el("tbody");
   const summary = el("p", { class: "muted", "data-testid": "fleet-summary" });
   const radioSummary = el("p", { class: "muted", "data-testid": "radio-summary" });
@@ -65,11 +82,11 @@ export async function fleetView(ctx) {
     ]);
     const fits = Object.fromEntries(radio.gateways.map((g) => [g.gateway, g]));
     radioSummary.textContent = radio.fitted_at
-      ? `Self-calibration: fitted ${new Date(radio.fitted_at).toLocaleTimeString("en-GB")}, typical power at 1 m ${fmt(radio.power_1m_dbm, 1)} dBm · ${radio.applied ? "the localizer uses it" : "shown only (the store's calibration file is used)"}`
+      ? `Self-calibration: fitted ${clock(radio.fitted_at)}, typical power at 1 m ${fmt(radio.power_1m_dbm, 1)} dBm · ${radio.applied ? "the localizer uses it" : "shown only (the store's calibration file is used)"}`
       : "Self-calibration: no gateway has heard another yet";
     alerts.replaceChildren(...radio.alerts.map((a) => el("li", { class: "bad" }, a.message)));
     const online = fleet.filter((g) => g.online).length;
-    summary.textContent = `${online} of ${fleet.length} online · refreshed ${new Date().toLocaleTimeString("en-GB")}`;
+    summary.textContent = `${online} of ${fleet.length} online · refreshed ${clock(Date.now())} store time (${timezone})`;
     body.replaceChildren(...fleet.map((g) => {
       const errors = errorCounters(g.counters);
       const errorTotal = errors.reduce((s, [, v]) => s + v, 0);
@@ -77,7 +94,7 @@ export async function fleetView(ctx) {
         el("td", {}, el("b", {}, g.gateway)),
         el("td", {}, g.zone),
         el("td", {}, el("span", { class: `pill ${g.online ? "ok" : "bad"}`, "data-testid": "gateway-state" }, g.online ? "online" : g.state === "offline" ? "offline" : g.last_seen_ms ? "silent" : "never seen")),
-        el("td", { title: g.last_seen_ms ? new Date(g.last_seen_ms).toISOString() : "" }, ago(g.last_seen_ms)),
+        el("td", { title: g.last_seen_ms ? storeTime(g.last_seen_ms, timezone) : "" }, ago(g.last_seen_ms)),
         el("td", {}, g.version || "–"),
         el("td", { class: "num" }, fmt(g.outbox_depth)),
         el("td", { class: "num" }, fmt(g.outbox_dropped)),

@@ -11,7 +11,7 @@
 // server building the snapshot to the frame after it was drawn.
 
 import { liveUrl, session } from "./api.js";
-import { blues, el, fmt, inkOn, storeTime, svg } from "./dom.js";
+import { blues, duration, el, fmt, inkOn, storeTime, svg } from "./dom.js";
 import { floorPlan, setFigure } from "./floor.js";
 
 const KEEP = 600; // samples kept per series
@@ -19,7 +19,7 @@ const DOT_RADIUS = 0.28;
 
 function newStats() {
   const stats = {
-    connected: false, hello: false, dots: 0, present: 0, atMs: null, lastSeq: 0, closes: [],
+    connected: false, hello: false, dots: 0, present: 0, atMs: null, lastSeq: 0, closes: [], stale: null, dataAgeMs: null,
     /** Start a fresh measurement: counters and series back to zero. */
     reset() {
       Object.assign(stats, {
@@ -58,6 +58,10 @@ export async function liveView(ctx) {
   const lag = el("b", { "data-testid": "lag" }, "–");
   const rate = el("b", { "data-testid": "rate" }, "–");
   const connection = el("span", { class: "pill", "data-testid": "connection" }, "connecting…");
+  const age = el("b", { "data-testid": "data-age" }, "–");
+  const freshness = el("p", { class: "muted small", "data-testid": "freshness" });
+  const reconcile = el("p", { class: "muted small", "data-testid": "reconcile" });
+  let intervalMs = 500;
   const zoneRows = new Map(plan.zones.map((z) => {
     const count = el("td", { class: "num", "data-zone-count": z.id }, "0");
     const bar = el("div", { class: "bar", style: "width:0" });
@@ -69,6 +73,7 @@ export async function liveView(ctx) {
     el("div", { class: "stats" },
       el("div", { class: "stat" }, present, el("span", {}, "shoppers present")),
       el("div", { class: "stat" }, updated, el("span", {}, "store time of the data")),
+      el("div", { class: "stat" }, age, el("span", {}, "since the last gateway data")),
       el("div", { class: "stat" }, rate, el("span", {}, "updates per second")),
       el("div", { class: "stat" }, lag, el("span", {}, "server → screen lag")),
     ),
@@ -80,7 +85,8 @@ export async function liveView(ctx) {
           el("span", {}, el("i", { class: "sq", style: "background:#1d3557" }), "gateway"),
           el("span", {}, el("i", { class: "diamond", style: "background:#9b5de5" }), "RFID reader"),
           el("span", {}, "Dots are anonymous: a per-server-process keyed hash, never a shopper id."),
-        )),
+        ),
+        reconcile, freshness),
       el("div", { class: "grow card", style: "flex:1" },
         el("h2", {}, "Shoppers per zone"),
         el("table", { "data-testid": "zone-counts" },
@@ -134,6 +140,12 @@ export async function liveView(ctx) {
     const total = snap.dots.length;
     present.textContent = fmt(total);
     updated.textContent = snap.at_ms ? storeTime(snap.at_ms, timezone) : "no data yet";
+    showFreshness(snap);
+    reconcile.textContent = `${fmt(total)} dots, one per shopper, and the zone counts add up to the same ${fmt(total)}: `
+      + "a shopper is counted in the zone of their open visit. "
+      + (snap.outside
+        ? `${fmt(snap.outside)} dot${snap.outside === 1 ? " is" : "s are"} drawn outside the zone counted: the position moves at once, the count follows after the ${plan.store.visits.exit_grace_s} s exit grace.`
+        : "Every dot is inside the zone it is counted in.");
     const rendered = performance.now() - started;
     push(stats.renderMs, rendered);
     stats.painted += 1;
@@ -149,6 +161,25 @@ export async function liveView(ctx) {
     const now = performance.now();
     const recent = stats.receivedAt.filter((t) => now - t <= 5000);
     if (recent.length > 1) rate.textContent = fmt((recent.length - 1) / ((recent[recent.length - 1] - recent[0]) / 1000), 1);
+  }
+
+  function showFreshness(snap) {
+    stats.stale = snap.stale;
+    stats.dataAgeMs = snap.data_age_ms;
+    age.textContent = snap.data_age_ms === null ? "none since start" : duration(snap.data_age_ms / 1000);
+    if (snap.stale) {
+      connection.textContent = "stale";
+      connection.className = "pill bad";
+      freshness.textContent = snap.received_ms === null
+        ? `Stale: no gateway data since the server started. The ${fmt(snap.dots.length)} shoppers shown are what was stored last${snap.at_ms ? ` (store time ${storeTime(snap.at_ms, timezone)})` : ""}, not who is in the store now.`
+        : `Stale: no gateway data for ${duration(snap.data_age_ms / 1000)} (more than the store's ${snap.stale_after_ms / 1000} s device timeout). The figures are the last known state.`;
+      freshness.className = "error small";
+    } else {
+      connection.textContent = `live · every ${intervalMs} ms`;
+      connection.className = "pill ok";
+      freshness.textContent = "";
+      freshness.className = "muted small";
+    }
   }
 
   function onSnapshot(snap) {
@@ -190,8 +221,9 @@ export async function liveView(ctx) {
         stats.hello = true;
         stats.connected = true;
         retryMs = 500;
-        connection.textContent = `live · every ${message.interval_ms} ms`;
-        connection.className = "pill ok";
+        intervalMs = message.interval_ms;
+        connection.textContent = "connected · waiting for data";
+        connection.className = "pill warn";
       }
     });
     socket.addEventListener("close", (event) => {

@@ -6,7 +6,7 @@
 // Needs a key with the `survey` (or `admin`) scope.
 
 import { api } from "./api.js";
-import { el, fmt, pct } from "./dom.js";
+import { el, fmt, pct, storeTime } from "./dom.js";
 import { floorPlan } from "./floor.js";
 
 const POLL_MS = 1000;
@@ -116,7 +116,7 @@ export async function surveyView(ctx) {
         el("p", { class: "pairing-code", "data-testid": "pairing-code" }, current.code),
         el("p", { class: "muted small" }, "The app opens it from ",
           el("code", { "data-testid": "pairing-link" }, `${location.origin}${current.pair_path}`),
-          ` (a QR code of this link works too). It expires ${new Date(current.code_expires_ms).toLocaleTimeString("en-GB")}.`));
+          ` (a QR code of this link works too). It expires ${storeTime(current.code_expires_ms, info.plan.store.timezone, false)} store time.`));
     } else {
       head.append(el("p", {},
         el("span", { class: `pill ${current.state === "finished" ? "ok" : current.state === "cancelled" ? "bad" : ""}`, "data-testid": "survey-state" }, current.state),
