@@ -31,6 +31,8 @@ from tests.fault.conftest import WAIT_S, Gateway, until
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e]
 
+LEASE_TTL_S = 10.0
+
 
 class ChainRig:
     def __init__(self, tmp: Path) -> None:
@@ -38,13 +40,22 @@ class ChainRig:
         from omnizone.suite.chain.harness import Chain
         from omnizone.suite.chain.stores import chain_store_files
 
-        files = chain_store_files(2, tmp / "stores")
-        self.chain = Chain(files, workers=0, run_dir=tmp / "chain")
+        # s000 and s001 carry the simulated shoppers; s002 and s003 one tap
+        # gateway each. With two workers, each holds one of each kind
+        # (partitions 6, 9, 0, 3: domain.partitions.assign).
+        files = chain_store_files(4, tmp / "stores")
+        # The lease's TTL above the default (5 s): this machine is shared and slow.
+        self.chain = Chain(
+            files,
+            workers=0,
+            run_dir=tmp / "chain",
+            extra_env={"OMNIZONE_CHAIN_LEASE_TTL_S": str(LEASE_TTL_S)},
+        )
         self.chain.start()
         self.chain.add_every_zone_campaign()
         plans = list(self.chain.plans.values())
         self.drive = StoreDrive(
-            plans,
+            plans[:2],
             self.chain.accounts,
             "127.0.0.1",
             self.chain.nats.mqtt_port(0),
@@ -62,7 +73,7 @@ class ChainRig:
             Gateway(
                 plan, plan.gateways[0].id, tmp / f"taps-{plan.id}.db", broker, self.chain.accounts
             )  # type: ignore[arg-type]
-            for plan in plans
+            for plan in plans[2:]
         ]
         for gateway in self.gateways:
             gateway.start()
@@ -110,7 +121,8 @@ class ChainRig:
         produced = [uid for g in self.gateways for uid in g.produced]
         assert len(set(produced)) == len(produced)
         assert until(lambda: set(self.tap_counts()) >= set(produced), WAIT_S * 2), (
-            f"missing: {len(set(produced) - set(self.tap_counts()))} of {len(produced)}"
+            f"missing: {len(set(produced) - set(self.tap_counts()))} of {len(produced)}; "
+            f"{self.chain.counts()}"
         )
         assert until(lambda: all(g.outbox.depth() == 0 for g in self.gateways), WAIT_S)
         counts = self.tap_counts()
@@ -179,7 +191,7 @@ def test_sigkill_a_worker_mid_stream_its_stores_are_taken_over(rig: ChainRig) ->
     with rig.streaming():
         time.sleep(2)
         victim.kill()
-        time.sleep(8)  # the lease expires (5 s) and a survivor takes the stores
+        time.sleep(LEASE_TTL_S + 3)  # the lease expires and a survivor takes the stores
     rig.assert_exactly_once()
     assert all(w.alive for w in survivors)
     rig.chain.workers.remove(victim)
@@ -194,3 +206,16 @@ def test_restart_postgresql_mid_stream(rig: ChainRig) -> None:
     rig.assert_exactly_once()
     before: dict[str, Any] = rig.chain.counts().__dict__
     assert before["received"] > 0
+
+
+def test_after_the_faults_every_gateway_message_is_stored_once(rig: ChainRig) -> None:
+    """The simulated stores' gateways too: once they have drained their
+    outboxes, every sequence number of every epoch is stored, none twice."""
+    rig.drive.stop(flush_timeout_s=WAIT_S)
+    assert until(lambda: rig.chain.counts().gaps == 0, WAIT_S), rig.chain.counts()
+    stored = rig.chain.counts()
+    assert stored.duplicate_keys == 0
+    assert stored.duplicate_visits == 0, stored
+    assert stored.duplicate_decisions == 0, stored
+    assert stored.duplicate_offers == 0, stored
+    assert stored.visits > 0 and stored.offers > 0, stored

@@ -198,6 +198,8 @@ def run(
             "duplicates": worker.counters.duplicates,
             "dead_lettered": worker.counters.dead_lettered,
             "partitions_acquired": worker.counters.acquired,
+            "redelivered": worker.counters.redelivered,
+            "storage_errors": worker.counters.storage_errors,
             "by_store": worker.counters.by_store,
         }
     if as_json:

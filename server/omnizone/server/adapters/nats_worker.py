@@ -64,6 +64,9 @@ LEASE_BUCKET = "omnizone_leases"
 EMPTY_PARTITION_WEIGHT = 0.001
 """A partition with no known store still has an owner: it dead-letters strays."""
 
+STALE_FRACTION = 0.6
+"""A lease not refreshed for this part of its TTL is no longer acted on."""
+
 IngestFactory = Callable[[Mapping[str, StorePlan]], IngestService]
 
 
@@ -89,6 +92,8 @@ def handle_batch(
     when ``keep_going`` turned false (stopping, or the lease was lost)."""
     outcomes: list[IngestOutcome] = []
     for topic, payload in batch:
+        if not keep_going():  # the lease may be someone else's soon: leave the rest
+            return outcomes
         while True:
             try:
                 outcomes.append(ingest.handle(topic, payload, received_ms))
@@ -113,6 +118,8 @@ class WorkerCounters:
     released: int = 0
     lost: int = 0
     fetch_errors: int = 0
+    redelivered: int = 0
+    """Messages JetStream delivered more than once (an ack lost or late, a take-over)."""
     cpu_s: float = 0.0
     by_store: dict[str, int] = field(default_factory=dict)
 
@@ -254,17 +261,22 @@ class NatsWorker:
                 if self.worker_id not in members:
                     members.append(self.worker_id)
                 mine = set(assign(self._weights, members).get(self.worker_id, []))
-                for k in sorted(set(self._held) - mine):
-                    await self._release(k)
-                for k in sorted(set(self._held) & mine):
-                    await self._refresh(k)
-                for k in sorted(mine - set(self._held)):
-                    await self._acquire(k)
+                # Side by side: a beat must stay well inside the lease's TTL on a busy
+                # machine, so the leases are not written one round trip after another.
+                await asyncio.gather(
+                    *(self._refresh(k) for k in sorted(set(self._held) & mine)),
+                    *(self._release(k) for k in sorted(set(self._held) - mine)),
+                    return_exceptions=True,
+                )
+                await asyncio.gather(
+                    *(self._acquire(k) for k in sorted(mine - set(self._held))),
+                    return_exceptions=True,
+                )
             except Exception as error:  # a node down, a leader moving: next beat
                 log.warning("worker %s heartbeat: %r", self.worker_id, error)
             # A lease we could not refresh may be someone else's by now: stop.
             for k, held in list(self._held.items()):
-                if time.monotonic() - held.refreshed > self._ttl * 0.8:
+                if time.monotonic() - held.refreshed > self._ttl * STALE_FRACTION:
                     log.warning("worker %s: lease of partition %d is stale", self.worker_id, k)
                     self.counters.lost += 1
                     await self._stop_consuming(k)
@@ -273,11 +285,12 @@ class NatsWorker:
     async def _acquire(self, k: int) -> None:
         kv = self._kv
         assert kv is not None
+        sent = time.monotonic()  # the TTL runs from the write, not from its reply
         try:
             revision = await kv.create(f"part.{k}", self.worker_id.encode())
         except KeyWrongLastSequenceError:
             return  # still held by another (alive, or its lease not yet expired)
-        held = _Held(k, revision, time.monotonic())
+        held = _Held(k, revision, sent)
         self._held[k] = held
         self.counters.acquired += 1
         held.task = asyncio.get_running_loop().create_task(self._consume(held))
@@ -286,12 +299,15 @@ class NatsWorker:
     async def _refresh(self, k: int) -> None:
         kv = self._kv
         assert kv is not None
-        held = self._held[k]
+        held = self._held.get(k)
+        if held is None:
+            return
+        sent = time.monotonic()
         try:
             held.revision = await kv.update(
                 f"part.{k}", self.worker_id.encode(), last=held.revision
             )
-            held.refreshed = time.monotonic()
+            held.refreshed = sent
         except KeyWrongLastSequenceError:
             self.counters.lost += 1
             log.warning("worker %s lost partition %d", self.worker_id, k)
@@ -300,7 +316,10 @@ class NatsWorker:
     async def _release(self, k: int) -> None:
         kv = self._kv
         assert kv is not None
-        revision = self._held[k].revision
+        held = self._held.get(k)
+        if held is None:
+            return
+        revision = held.revision
         await self._stop_consuming(k)
         with contextlib.suppress(Exception):
             await kv.delete(f"part.{k}", last=revision)
@@ -347,7 +366,10 @@ class NatsWorker:
         acks = AckRuns()
 
         def keep_going() -> bool:
-            return not held.stop.is_set() and not self._stopping.is_set()
+            """Still ours: not told to stop, and the lease fresh enough that no
+            other worker can have taken it (checked before every message)."""
+            fresh = time.monotonic() - held.refreshed < self._ttl * STALE_FRACTION
+            return fresh and not held.stop.is_set() and not self._stopping.is_set()
 
         def note_error() -> None:
             self.counters.storage_errors += 1
@@ -362,6 +384,7 @@ class NatsWorker:
                 log.debug("partition %d fetch: %r", k, error)
                 await asyncio.sleep(0.2)
                 continue
+            self.counters.redelivered += sum(1 for m in msgs if m.metadata.num_delivered > 1)
             batch = [(topic_of(m.subject), m.data) for m in msgs]
             outcomes = await loop.run_in_executor(
                 self._pool, self._timed_batch, ingest, batch, keep_going, note_error

@@ -249,7 +249,7 @@ def _wait_ingested(chain: Chain, published: int, settle_s: float) -> int | None:
     """Wall ms when the last published message was stored; None if not by ``settle_s``."""
     deadline = time.monotonic() + settle_s
     while time.monotonic() < deadline:
-        if chain.counts().received >= published:
+        if chain.received() >= published:
             return wall_clock_ms()
         time.sleep(0.5)
     return None
