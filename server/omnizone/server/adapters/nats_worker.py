@@ -64,6 +64,10 @@ LEASE_BUCKET = "omnizone_leases"
 EMPTY_PARTITION_WEIGHT = 0.001
 """A partition with no known store still has an owner: it dead-letters strays."""
 
+INGEST_THREADS = 8
+"""Partitions whose batches are ingested at the same time."""
+FETCH_WAIT_S = 0.2
+"""A fetch returns what came within this long: the most a message waits for its batch."""
 STALE_FRACTION = 0.6
 """A lease not refreshed for this part of its TTL is no longer acted on."""
 
@@ -178,9 +182,13 @@ class NatsWorker:
         self._main: asyncio.Task[None] | None = None
         self._stopping = threading.Event()
         self._ready = threading.Event()
-        # Ingest is synchronous (SQLAlchemy): it runs beside the loop, one thread
-        # per partition at most, so one store's messages stay in order.
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chain-ingest")
+        # Ingest is synchronous (SQLAlchemy): it runs beside the loop. A partition
+        # hands one batch at a time, so one store's messages stay in order, and
+        # partitions commit side by side (PostgreSQL groups their commits);
+        # bounded below the SQL pool's connections.
+        self._pool = ThreadPoolExecutor(
+            max_workers=min(partitions, INGEST_THREADS), thread_name_prefix="chain-ingest"
+        )
         self.counters = WorkerCounters()
         self._lock = threading.Lock()
 
@@ -376,7 +384,7 @@ class NatsWorker:
 
         while keep_going() and sub is not None:
             try:
-                msgs = await sub.fetch(self._batch, timeout=0.5)
+                msgs = await sub.fetch(self._batch, timeout=FETCH_WAIT_S)
             except NatsTimeout:
                 continue
             except Exception as error:

@@ -151,6 +151,10 @@ def _one_run(
         for offer, (pub, _shopper, _created) in sent.items()
         if offer in arrivals.first_ms and pub is not None
     )
+    deciding = sorted(c - p for p, _s, c in sent.values() if p is not None)
+    delivering = sorted(
+        arrivals.first_ms[o] - c for o, (_p, _s, c) in sent.items() if o in arrivals.first_ms
+    )
     received = len(set(sent) & set(arrivals.first_ms))
     span_s = max(1e-3, ((ingested_at or wall_clock_ms()) - started_ms) / 1000)
     loads = [handled[name] for name in sorted(handled)]
@@ -174,6 +178,10 @@ def _one_run(
         "offers_received": received,
         "offer_latency_p50_ms": _pct(latencies, 0.5),
         "offer_latency_p99_ms": _pct(latencies, 0.99),
+        "publish_to_stored_p50_ms": _pct(deciding, 0.5),
+        "publish_to_stored_p99_ms": _pct(deciding, 0.99),
+        "stored_to_phone_p50_ms": _pct(delivering, 0.5),
+        "stored_to_phone_p99_ms": _pct(delivering, 0.99),
         "lost_messages": max(0, published - counts.received),
         "lost_offers": len(sent) - received,
         "duplicated": _duplicated(counts) + arrivals.duplicates,

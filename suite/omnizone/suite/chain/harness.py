@@ -334,9 +334,12 @@ class Chain:
                     ),
                     offers=one("SELECT count(*) FROM offers"),
                     duplicate_offers=one(
+                        # One moment (a zone entered at a time) of one shopper
+                        # is one offer of a campaign; a message may complete
+                        # several moments, so its publish time is not the key.
                         "SELECT count(*) FROM (SELECT 1 FROM offers"
-                        " GROUP BY shopper_id, campaign_id, trigger_published_ms"
-                        " HAVING count(*) > 1) AS d"
+                        " GROUP BY shopper_id, campaign_id, content->'trigger'->>'zone',"
+                        " content->'trigger'->>'at_ms' HAVING count(*) > 1) AS d"
                     ),
                     dead_letters=one("SELECT count(*) FROM dead_letters"),
                     by_store=by_store,
