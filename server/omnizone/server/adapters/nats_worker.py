@@ -64,6 +64,8 @@ LEASE_BUCKET = "omnizone_leases"
 EMPTY_PARTITION_WEIGHT = 0.001
 """A partition with no known store still has an owner: it dead-letters strays."""
 
+REBIND_AFTER_FAILURES = 25
+"""Fetches failing in a row (not timeouts) before the consumer is re-created."""
 INGEST_THREADS = 8
 """Partitions whose batches are ingested at the same time."""
 FETCH_WAIT_S = 0.2
@@ -256,39 +258,54 @@ class NatsWorker:
                 await asyncio.sleep(0.5)
 
     async def _membership(self) -> None:
-        kv = self._kv
-        assert kv is not None
+        """The heartbeat, for as long as the worker runs: one failed beat (a node
+        down, a leader moving, anything else) is logged and the next one comes."""
         while not self._stopping.is_set():
             try:
-                await kv.put(f"member.{self.worker_id}", self.worker_id.encode())
-                try:
-                    keys = await kv.keys()
-                except NoKeysError:
-                    keys = []
-                members = [k.split(".", 1)[1] for k in keys if k.startswith("member.")]
-                if self.worker_id not in members:
-                    members.append(self.worker_id)
-                mine = set(assign(self._weights, members).get(self.worker_id, []))
-                # Side by side: a beat must stay well inside the lease's TTL on a busy
-                # machine, so the leases are not written one round trip after another.
-                await asyncio.gather(
-                    *(self._refresh(k) for k in sorted(set(self._held) & mine)),
-                    *(self._release(k) for k in sorted(set(self._held) - mine)),
-                    return_exceptions=True,
-                )
-                await asyncio.gather(
-                    *(self._acquire(k) for k in sorted(mine - set(self._held))),
-                    return_exceptions=True,
-                )
-            except Exception as error:  # a node down, a leader moving: next beat
-                log.warning("worker %s heartbeat: %r", self.worker_id, error)
-            # A lease we could not refresh may be someone else's by now: stop.
-            for k, held in list(self._held.items()):
-                if time.monotonic() - held.refreshed > self._ttl * STALE_FRACTION:
-                    log.warning("worker %s: lease of partition %d is stale", self.worker_id, k)
-                    self.counters.lost += 1
-                    await self._stop_consuming(k)
+                await self._beat()
+            except Exception:
+                log.exception("worker %s: heartbeat failed", self.worker_id)
             await asyncio.sleep(self._heartbeat)
+
+    async def _beat(self) -> None:
+        kv = self._kv
+        assert kv is not None
+        try:
+            await kv.put(f"member.{self.worker_id}", self.worker_id.encode())
+            try:
+                keys = await kv.keys()
+            except NoKeysError:
+                keys = []
+            members = [k.split(".", 1)[1] for k in keys if k.startswith("member.")]
+            if self.worker_id not in members:
+                members.append(self.worker_id)
+            mine = set(assign(self._weights, members).get(self.worker_id, []))
+            # Side by side: a beat must stay well inside the lease's TTL on a busy
+            # machine, so the leases are not written one round trip after another.
+            await asyncio.gather(
+                *(self._refresh(k) for k in sorted(set(self._held) & mine)),
+                *(self._release(k) for k in sorted(set(self._held) - mine)),
+                return_exceptions=True,
+            )
+            await asyncio.gather(
+                *(self._acquire(k) for k in sorted(mine - set(self._held))),
+                return_exceptions=True,
+            )
+        except Exception as error:  # a node down, a leader moving: next beat
+            log.warning("worker %s heartbeat: %r", self.worker_id, error)
+        # A partition whose consumer ended on its own (an error) is given back,
+        # to be taken again on the next beat: a lease must not outlive its consumer.
+        for k, held in list(self._held.items()):
+            if held.task is not None and held.task.done() and not held.stop.is_set():
+                error = None if held.task.cancelled() else held.task.exception()
+                log.warning("worker %s: partition %d stopped: %r", self.worker_id, k, error)
+                await self._release(k)
+        # A lease we could not refresh may be someone else's by now: stop.
+        for k, held in list(self._held.items()):
+            if time.monotonic() - held.refreshed > self._ttl * STALE_FRACTION:
+                log.warning("worker %s: lease of partition %d is stale", self.worker_id, k)
+                self.counters.lost += 1
+                await self._stop_consuming(k)
 
     async def _acquire(self, k: int) -> None:
         kv = self._kv
@@ -302,7 +319,8 @@ class NatsWorker:
         self._held[k] = held
         self.counters.acquired += 1
         held.task = asyncio.get_running_loop().create_task(self._consume(held))
-        log.info("worker %s took partition %d %s", self.worker_id, k, self._stores.get(k, []))
+        # A take-over is worth a line in the log (WARNING: shown without logging set up).
+        log.warning("worker %s took partition %d %s", self.worker_id, k, self._stores.get(k, []))
 
     async def _refresh(self, k: int) -> None:
         kv = self._kv
@@ -339,7 +357,8 @@ class NatsWorker:
             return
         held.stop.set()
         if held.task is not None:
-            with contextlib.suppress(Exception):
+            # Whatever ended it (an error, a cancel), the partition is given up.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await held.task
         self._ingests.pop(k, None)
 
@@ -382,14 +401,22 @@ class NatsWorker:
         def note_error() -> None:
             self.counters.storage_errors += 1
 
+        failures = 0
         while keep_going() and sub is not None:
             try:
                 msgs = await sub.fetch(self._batch, timeout=FETCH_WAIT_S)
+                failures = 0
             except NatsTimeout:
                 continue
             except Exception as error:
                 self.counters.fetch_errors += 1
+                failures += 1
                 log.debug("partition %d fetch: %r", k, error)
+                if failures >= REBIND_AFTER_FAILURES:  # its consumer may be gone: anew
+                    log.warning("partition %d: %d fetches failed, re-binding", k, failures)
+                    with contextlib.suppress(Exception):
+                        sub = await self._bind_at_ack_floor(k)
+                    failures = 0
                 await asyncio.sleep(0.2)
                 continue
             self.counters.redelivered += sum(1 for m in msgs if m.metadata.num_delivered > 1)
