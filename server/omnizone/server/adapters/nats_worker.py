@@ -297,8 +297,8 @@ class NatsWorker:
         # to be taken again on the next beat: a lease must not outlive its consumer.
         for k, held in list(self._held.items()):
             if held.task is not None and held.task.done() and not held.stop.is_set():
-                error = None if held.task.cancelled() else held.task.exception()
-                log.warning("worker %s: partition %d stopped: %r", self.worker_id, k, error)
+                ended = None if held.task.cancelled() else held.task.exception()
+                log.warning("worker %s: partition %d stopped: %r", self.worker_id, k, ended)
                 await self._release(k)
         # A lease we could not refresh may be someone else's by now: stop.
         for k, held in list(self._held.items()):
