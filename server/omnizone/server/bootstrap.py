@@ -56,7 +56,7 @@ from omnizone.server.service.gateways import GatewayAdmin
 from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
 from omnizone.server.service.live_map import LiveMap
-from omnizone.server.service.locators import make_locator, make_locators
+from omnizone.server.service.locators import LocatorKind, make_locator, make_locators
 from omnizone.server.service.offer_engine import OfferEngine
 from omnizone.server.service.queries import StoreQueries
 from omnizone.server.service.radio_reload import LocalizerReload, RadioWatch
@@ -333,12 +333,14 @@ def build_server(
         shoppers.subscribe_to_devices(identity.update)
         self_fit = SelfCalibration(running)  # the gateways hearing one another
 
-        def ingest_for(subset: Mapping[str, StorePlan]) -> IngestService:
+        def ingest_for(
+            subset: Mapping[str, StorePlan], kind: LocatorKind | None = None
+        ) -> IngestService:
             return IngestService(
                 subset,
                 storage.sql,
                 locators=make_locators(
-                    subset, s.localizer, radio={k: radio[k] for k in subset if k in radio}
+                    subset, kind or s.localizer, radio={k: radio[k] for k in subset if k in radio}
                 ),
                 identity=identity,
                 placement_listeners=[engine.on_placement],
@@ -347,7 +349,10 @@ def build_server(
                 gateway_hearing_listeners=[self_fit.observe],
             )
 
-        ingest = ingest_for(running)
+        # In a chain this process's own ingest takes no gateway message (a
+        # worker builds one per partition): the cheap locator, not a radio map
+        # per store of the chain.
+        ingest = ingest_for(running, "nearest" if s.role != "all" else None)
         # A saved layout or a rewritten survey or calibration rebuilds the
         # store's localizer inside ingest, before the other parts see the plan
         # (docs/architecture.md, "One running plan per store").

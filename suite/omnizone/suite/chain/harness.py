@@ -30,7 +30,7 @@ from omnizone.broker.nats import DEFAULT_PARTITIONS, NatsCluster
 from omnizone.store import StorePlan, load_store
 from omnizone.suite.chain.postgres import PostgresProcess
 
-START_TIMEOUT_S = 120.0
+START_TIMEOUT_S = 400.0
 _READY = "omnizone server: API on "
 
 #: Every zone entry is worth an offer: the chain measures delivery, not campaign rules.
