@@ -31,7 +31,7 @@ from tests.fault.conftest import WAIT_S, Gateway, until
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e]
 
-LEASE_TTL_S = 10.0
+LEASE_TTL_S = 15.0
 
 
 class ChainRig:
@@ -191,7 +191,7 @@ def test_sigkill_a_worker_mid_stream_its_stores_are_taken_over(rig: ChainRig) ->
     with rig.streaming():
         time.sleep(2)
         victim.kill()
-        time.sleep(LEASE_TTL_S + 3)  # the lease expires and a survivor takes the stores
+        time.sleep(LEASE_TTL_S + 5)  # the lease expires and a survivor takes the stores
     rig.assert_exactly_once()
     assert all(w.alive for w in survivors)
     rig.chain.workers.remove(victim)

@@ -282,15 +282,20 @@ class NatsWorker:
             mine = set(assign(self._weights, members).get(self.worker_id, []))
             # Side by side: a beat must stay well inside the lease's TTL on a busy
             # machine, so the leases are not written one round trip after another.
-            await asyncio.gather(
+            outcomes = await asyncio.gather(
                 *(self._refresh(k) for k in sorted(set(self._held) & mine)),
                 *(self._release(k) for k in sorted(set(self._held) - mine)),
                 return_exceptions=True,
             )
-            await asyncio.gather(
+            outcomes += await asyncio.gather(
                 *(self._acquire(k) for k in sorted(mine - set(self._held))),
                 return_exceptions=True,
             )
+            failed = [o for o in outcomes if isinstance(o, BaseException)]
+            if failed:  # a slow or absent KV leader: the leases wait for the next beat
+                log.warning(
+                    "worker %s: %d lease writes failed (%r)", self.worker_id, len(failed), failed[0]
+                )
         except Exception as error:  # a node down, a leader moving: next beat
             log.warning("worker %s heartbeat: %r", self.worker_id, error)
         # A partition whose consumer ended on its own (an error) is given back,
