@@ -16,6 +16,7 @@ Waits are bounded (``WAIT_S``) and never a pass/fail threshold on time.
 
 import asyncio
 import contextlib
+import os
 import shutil
 import threading
 import time
@@ -29,7 +30,18 @@ import pytest
 from omnizone.broker.nats import find_nats_server
 from tests.fault.conftest import WAIT_S, Gateway, until
 
-pytestmark = [pytest.mark.fault, pytest.mark.e2e]
+pytestmark = [
+    pytest.mark.fault,
+    pytest.mark.e2e,
+    # Seven minutes of three NATS nodes, PostgreSQL and four server processes:
+    # on the shared 2-core machine they fail when the load average passes
+    # about 20 (JetStream's R3 groups stall; docs/benchmarks.md, "Issue 17").
+    # Run them on purpose: OMNIZONE_CHAIN_FAULTS=1 pytest tests/fault/test_chain_faults.py
+    pytest.mark.skipif(
+        os.environ.get("OMNIZONE_CHAIN_FAULTS") != "1",
+        reason="chain fault tests run with OMNIZONE_CHAIN_FAULTS=1 (minutes, many processes)",
+    ),
+]
 
 LEASE_TTL_S = 15.0
 
