@@ -22,6 +22,12 @@ worker CPU seconds per 1,000 messages, the partition balance (most over least
 loaded worker, in messages), offer latency p50/p99 (gateway message publish
 to the phone), lost and duplicated counts; and a projection from the measured
 per-store cost to 5,000 stores.
+
+``lost_messages`` is what JetStream acknowledged to the load process but
+PostgreSQL did not hold when the settle wait ended: on a machine that cannot
+keep up, those are still in the stream (a backlog, not a loss); the run then
+also says ``kept_up: false``. ``lost_offers`` are offers stored but not at a
+phone when the bench stopped waiting.
 """
 
 import asyncio
