@@ -14,7 +14,7 @@ server hangs together.
 """
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,14 +49,14 @@ from omnizone.server.entrypoints.survey_api import survey_router
 from omnizone.server.service.analytics import AnalyticsService, CampaignReport
 from omnizone.server.service.campaign_report import CampaignFigures, campaign_report
 from omnizone.server.service.campaigns import CampaignAdmin
-from omnizone.server.service.delivery import OfferDelivery
+from omnizone.server.service.delivery import DeliveredOffer, NewOffer, OfferDelivery
 from omnizone.server.service.device_identity import RegisteredDevices
 from omnizone.server.service.endpoints import EndpointGuard
 from omnizone.server.service.gateways import GatewayAdmin
 from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
 from omnizone.server.service.live_map import LiveMap
-from omnizone.server.service.locators import make_locator, make_locators
+from omnizone.server.service.locators import LocatorKind, make_locator, make_locators
 from omnizone.server.service.offer_engine import OfferEngine
 from omnizone.server.service.queries import StoreQueries
 from omnizone.server.service.radio_reload import LocalizerReload, RadioWatch
@@ -231,6 +231,11 @@ class ServerParts:
     radio_watch: RadioWatch | None  # looks at the files; None: radio_check_interval_s 0
     app: FastAPI
     self_calibration: SelfCalibrationJob | None = None
+    #: A chain worker's ingest for some of the stores (docs/scaling.md): same
+    #: identity, localizer kind and listeners as ``ingest``, built on demand.
+    ingest_for: Callable[[Mapping[str, StorePlan]], IngestService] | None = None
+    #: Told of every offer stored, after delivery (a chain worker's fan-out).
+    offer_taps: list[Callable[[Sequence[DeliveredOffer]], None]] = field(default_factory=list)
     _live_closed: bool = field(default=False, repr=False)
 
     def close_live(self) -> None:
@@ -295,21 +300,36 @@ def build_server(
 
         vapid = VapidKeys(_vapid_path(s))
         guard = EndpointGuard(s.push_endpoint_allow)
+        # A chain worker holds no shopper's socket: it stores offers and fans
+        # them out to the API nodes; background push is not sent from it.
+        push = (
+            []
+            if s.role == "worker"
+            else [WebPushChannel(storage.offers, vapid, s.vapid_subject, guard=guard)]
+        )
         delivery = OfferDelivery(
             storage.offers,
-            channels=[WebPushChannel(storage.offers, vapid, s.vapid_subject, guard=guard)],
+            channels=push,
             ack_timeout_s=s.offer_ack_timeout_s,
             endpoint_guard=guard,
             may_deliver=lambda shopper: may_send_offer(shoppers.consent(shopper)),
         )
         undo.callback(delivery.close)
+        offer_taps: list[Callable[[Sequence[DeliveredOffer]], None]] = []
+
+        def publish_offers(offers: Sequence[NewOffer]) -> list[DeliveredOffer]:
+            stored = delivery.publish_many(offers)
+            for tap in offer_taps:
+                tap(stored)
+            return stored
+
         engine = OfferEngine(
             running,
             campaigns,
             storage.campaigns,
             catalog,
             shoppers,
-            delivery.publish_many,
+            publish_offers,
             background=True,
         )
         undo.callback(engine.close)
@@ -317,16 +337,27 @@ def build_server(
         identity = RegisteredDevices(shoppers)
         shoppers.subscribe_to_devices(identity.update)
         self_fit = SelfCalibration(running)  # the gateways hearing one another
-        ingest = IngestService(
-            running,
-            storage.sql,
-            locators=make_locators(running, s.localizer, radio=radio),
-            identity=identity,
-            placement_listeners=[engine.on_placement],
-            try_on_listeners=[engine.on_try_on],
-            dead_letter_bytes=s.dead_letter_payload_bytes,
-            gateway_hearing_listeners=[self_fit.observe],
-        )
+
+        def ingest_for(
+            subset: Mapping[str, StorePlan], kind: LocatorKind | None = None
+        ) -> IngestService:
+            return IngestService(
+                subset,
+                storage.sql,
+                locators=make_locators(
+                    subset, kind or s.localizer, radio={k: radio[k] for k in subset if k in radio}
+                ),
+                identity=identity,
+                placement_listeners=[engine.on_placement],
+                try_on_listeners=[engine.on_try_on],
+                dead_letter_bytes=s.dead_letter_payload_bytes,
+                gateway_hearing_listeners=[self_fit.observe],
+            )
+
+        # In a chain this process's own ingest takes no gateway message (a
+        # worker builds one per partition): the cheap locator, not a radio map
+        # per store of the chain.
+        ingest = ingest_for(running, "nearest" if s.role != "all" else None)
         # A saved layout or a rewritten survey or calibration rebuilds the
         # store's localizer inside ingest, before the other parts see the plan
         # (docs/architecture.md, "One running plan per store").
@@ -463,6 +494,8 @@ def build_server(
             radio_watch=radio_watch,
             app=app,
             self_calibration=self_calibration,
+            ingest_for=ingest_for,
+            offer_taps=offer_taps,
         )
         undo.pop_all()  # built: closing is the parts' (and the runtime's) job now
     return parts

@@ -81,6 +81,22 @@ def run(
         typer.Option(help="file with one KEY:scope[,scope] per line (# comments)"),
     ] = None,
     store: Annotated[list[Path] | None, typer.Option(help="store file (YAML); repeatable")] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="all (one process: MQTT ingest + API), worker (consume the chain's NATS "
+            "stream) or api (API + WebSockets, offers through NATS) [env OMNIZONE_ROLE; all]"
+        ),
+    ] = None,
+    nats_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NATS URL of the chain (worker, api); repeatable [env OMNIZONE_NATS_URLS]"
+        ),
+    ] = None,
+    nats_password_file: Annotated[
+        Path | None, typer.Option(help="file whose first line is the NATS password")
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="print one JSON object with the final stats")
     ] = False,
@@ -104,6 +120,11 @@ def run(
             mqtt_password = read_secret_file(mqtt_password_file, "--mqtt-password-file")
         if api_key_file is not None:
             api_key = [*(api_key or []), *_read_api_key_file(api_key_file)]
+        nats_password = (
+            read_secret_file(nats_password_file, "--nats-password-file")
+            if nats_password_file is not None
+            else None
+        )
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -118,6 +139,9 @@ def run(
         "api_port": api_port,
         "api_keys": _parse_api_keys(api_key) if api_key else None,
         "store_files": store,
+        "role": role,
+        "nats_urls": nats_url,
+        "nats_password": nats_password,
     }
     try:
         settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
@@ -141,7 +165,12 @@ def run(
     previous = signal.signal(signal.SIGTERM, _terminate)
     typer.echo(
         f"omnizone server: API on {runtime.api_url} (docs at {runtime.api_url}/docs), "
-        f"ingesting from mqtt://{settings.mqtt_host}:{settings.mqtt_port}; Ctrl-C to stop",
+        + (
+            f"ingesting from mqtt://{settings.mqtt_host}:{settings.mqtt_port}"
+            if settings.role == "all"
+            else f"role {settings.role} on {', '.join(settings.nats_urls)}"
+        )
+        + "; Ctrl-C to stop",
         err=True,
     )
     for warning in visible:  # after the first line, which scripts wait for
@@ -154,13 +183,25 @@ def run(
     finally:
         signal.signal(signal.SIGTERM, previous)
         counters = runtime.ingest.counters
+        worker = runtime.worker
         runtime.stop()
-    summary = {
+    summary: dict[str, Any] = {
         "accepted": counters.accepted,
         "duplicates": counters.duplicates,
         "dead_lettered": counters.dead_lettered,
         "gaps": counters.gaps,
     }
+    if worker is not None:
+        summary["chain"] = {
+            "handled": worker.counters.handled,
+            "accepted": worker.counters.accepted,
+            "duplicates": worker.counters.duplicates,
+            "dead_lettered": worker.counters.dead_lettered,
+            "partitions_acquired": worker.counters.acquired,
+            "redelivered": worker.counters.redelivered,
+            "storage_errors": worker.counters.storage_errors,
+            "by_store": worker.counters.by_store,
+        }
     if as_json:
         typer.echo(json.dumps(summary))
     else:

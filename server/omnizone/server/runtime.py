@@ -22,6 +22,9 @@ from fastapi import FastAPI
 
 from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.adapters.mqtt_ingest import MqttIngest
+from omnizone.server.adapters.nats_link import NatsLink
+from omnizone.server.adapters.nats_offers import NatsOfferFanout, NatsOfferRelay
+from omnizone.server.adapters.nats_worker import NatsWorker
 from omnizone.server.bootstrap import ServerParts, build_server
 from omnizone.server.entrypoints.dashboard import DashboardPart
 from omnizone.server.service.ingest import IngestService
@@ -45,6 +48,9 @@ class ServerRuntime:
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
         self._api_url: str | None = None
+        self.nats: NatsLink | None = None
+        self.worker: NatsWorker | None = None
+        self.relay: NatsOfferRelay | None = None
 
     # -- what callers use -----------------------------------------------------------
 
@@ -93,7 +99,10 @@ class ServerRuntime:
             if parts.radio_watch is not None:
                 parts.radio_watch.start()
             parts.storage.sql.start_background_checkpoints()
-            parts.mqtt.start()
+            if self.settings.role == "all":
+                parts.mqtt.start()
+            else:
+                self._start_chain(parts)
             self._serve(parts.app)
         except BaseException:
             self.stop()
@@ -114,6 +123,11 @@ class ServerRuntime:
             if parts.radio_watch is not None:  # before ingest stops: a reload flushes into it
                 parts.radio_watch.stop()
             parts.mqtt.stop()
+            if self.worker is not None:
+                self.worker.stop()
+            if self.nats is not None:
+                self.nats.stop()
+            self.worker = self.relay = self.nats = None
             for retention in (parts.retention, parts.dead_letter_retention):
                 if retention is not None:
                     retention.stop()
@@ -135,6 +149,38 @@ class ServerRuntime:
         self.stop()
 
     # -- internals ------------------------------------------------------------------
+
+    def _start_chain(self, parts: ServerParts) -> None:
+        """A chain role (docs/scaling.md): a worker consumes its partitions of
+        the stream and fans its offers out; an API node relays them to the
+        shoppers' sockets it holds."""
+        s = self.settings
+        password = s.nats_password.get_secret_value() if s.nats_password else None
+        self.nats = link = NatsLink(
+            s.nats_urls, name=f"omnizone-{s.role}", username=s.nats_username, password=password
+        )
+        link.start()
+        if s.role == "worker":
+            assert parts.ingest_for is not None
+            parts.offer_taps.append(NatsOfferFanout(link))
+            self.worker = NatsWorker(
+                dict(parts.stores),
+                parts.ingest_for,
+                link,
+                worker_id=s.chain_worker_id,
+                partitions=s.chain_partitions,
+                stream=s.chain_stream,
+                replicas=s.chain_stream_replicas,
+                max_age_s=s.chain_stream_max_age_s,
+                lease_ttl_s=s.chain_lease_ttl_s,
+                heartbeat_s=s.chain_heartbeat_s,
+                fetch_batch=s.chain_fetch_batch,
+                ack_wait_s=s.chain_ack_wait_s,
+            )
+            self.worker.start()
+        else:
+            self.relay = NatsOfferRelay(link, parts.delivery.hand_to_live)
+            self.relay.start()
 
     def _serve(self, app: FastAPI) -> None:
         host, port = self.settings.api_host, self.settings.api_port

@@ -48,6 +48,54 @@ class ServerSettings(BaseSettings):
         "omnizone-server",
         description="persistent-session id: keep it stable so queued messages survive restarts",
     )
+    # -- a retail chain on one cluster (docs/scaling.md) --------------------------------
+    role: Literal["all", "worker", "api"] = Field(
+        "all",
+        description="all: one process ingests from MQTT and serves the API (one store); "
+        "worker: consumes its partitions of the chain's JetStream stream; api: serves the "
+        "API and the shoppers' WebSockets, offers reach it through NATS",
+    )
+    nats_urls: list[str] = Field(
+        default_factory=lambda: ["nats://127.0.0.1:4222"],
+        description="NATS cluster URLs (worker and api roles), e.g. "
+        'OMNIZONE_NATS_URLS=\'["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"]\'',
+    )
+    nats_username: str = Field("omnizone-server", description="NATS user of the server")
+    nats_password: SecretStr | None = Field(None, description="NATS password (none: no auth)")
+    chain_partitions: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="partitions of the gateway stream; must equal the {{partition(P,1)}} "
+        "of the cluster's subject mapping (a store's partition is fnv1a(store) mod P)",
+    )
+    chain_stream: str = Field("GATEWAYS", description="JetStream stream of gateway messages")
+    chain_stream_replicas: int = Field(3, ge=1, le=5, description="replicas of the stream")
+    chain_stream_max_age_s: float = Field(
+        86400.0,
+        gt=0,
+        description="how long the stream keeps a message: what a worker taking over can "
+        "re-read, and how long a dead chain of workers may lag before messages are gone "
+        "from the stream (the gateways' outboxes still hold what was never acknowledged)",
+    )
+    chain_lease_ttl_s: float = Field(
+        5.0,
+        gt=0,
+        description="a partition lease not refreshed for this long expires: how long a dead "
+        "worker's stores wait before another worker takes them",
+    )
+    chain_heartbeat_s: float = Field(
+        1.0, gt=0, description="how often a worker refreshes its membership and leases"
+    )
+    chain_fetch_batch: int = Field(
+        100, ge=1, le=10000, description="messages a worker fetches from a partition at once"
+    )
+    chain_ack_wait_s: float = Field(
+        30.0, gt=0, description="JetStream redelivers a message not acknowledged this long"
+    )
+    chain_worker_id: str | None = Field(
+        None, description="this worker's name in the membership (none: host-pid)"
+    )
     api_host: str = Field("127.0.0.1", description="HTTP API bind address")
     api_port: int = Field(8600, ge=0, le=65535, description="HTTP API port (0: any free port)")
     api_keys: dict[str, list[str]] = Field(

@@ -109,6 +109,17 @@ def demo(
     json_output: Annotated[
         bool, typer.Option("--json", help="no live view; print one JSON object at the end")
     ] = False,
+    chain: Annotated[
+        bool,
+        typer.Option(
+            "--chain",
+            help="the cluster version: 3 NATS nodes, PostgreSQL, an API node, workers, "
+            "several stores (docs/scaling.md)",
+        ),
+    ] = False,
+    stores: Annotated[int, typer.Option(help="--chain: stores simulated")] = 6,
+    workers: Annotated[int, typer.Option(help="--chain: worker processes")] = 2,
+    shoppers_per_store: Annotated[int, typer.Option(help="--chain: app shoppers per store")] = 10,
 ) -> None:
     """Broker + server (SQLite) + simulated store, end to end, then a summary."""
     from datetime import UTC
@@ -120,6 +131,23 @@ def demo(
     from omnizone.suite.demo import DemoOptions, run_demo, summary_text
 
     console = Console(stderr=True)
+    if chain:
+        from omnizone.suite.demo_chain import run_chain_demo
+
+        if min(stores, workers, shoppers_per_store) < 1 or speed <= 0:
+            console.print("[red]--stores, --workers, --shoppers-per-store, --speed: positive[/]")
+            raise typer.Exit(2)
+        summary = run_chain_demo(
+            console,
+            stores=stores,
+            workers=workers,
+            shoppers_per_store=shoppers_per_store,
+            duration_s=duration,
+            speed=speed if speed != 20.0 else 5.0,
+            run_dir=run_dir,
+        )
+        typer.echo(json.dumps(summary))
+        return
     if broker not in ("auto", "mosquitto", "embedded"):
         fail("demo", f"--broker must be auto, mosquitto or embedded, not {broker!r}")
     try:

@@ -499,6 +499,13 @@ class OfferDelivery:
             self._schedule(offer, self._ack_timeout_s if live else 0.0)
         return stored
 
+    def hand_to_live(self, offer: DeliveredOffer) -> int:
+        """An offer another node stored (a chain worker, docs/scaling.md): to
+        this node's live sessions of the shopper only, nothing stored and no
+        fallback scheduled. A session that missed one fills the gap from the
+        database on the next (``place``); how many sessions took it."""
+        return self._hub.notify(offer.shopper_id, offer)
+
     # -- the phone's side -----------------------------------------------------------
 
     async def stream(

@@ -135,3 +135,38 @@ def bench_record_replay(
         speed=speed,
     )
     print_result(result, json_output)
+
+
+@bench_app.command("chain")
+def bench_chain(
+    stores: Annotated[int, typer.Option(help="stores of the chain (copies of the example)")] = 50,
+    gateways_per_store: Annotated[int, typer.Option(help="gateways per store (10)")] = 10,
+    shoppers_per_store: Annotated[
+        int, typer.Option(help="app shoppers per store, each on a WebSocket")
+    ] = 50,
+    workers: Annotated[str, typer.Option(help="worker counts to measure, e.g. 1,2")] = "1,2",
+    duration: Annotated[float, typer.Option(help="wall seconds of traffic per run")] = 60.0,
+    partitions: Annotated[int, typer.Option(help="partitions of the stream")] = 16,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """A chain on one machine (3 NATS nodes, PostgreSQL, workers, an API node), per worker count."""
+    from omnizone.suite.bench.chain import run_chain_bench
+
+    try:
+        counts = [int(w) for w in workers.split(",") if w.strip()]
+    except ValueError:
+        typer.echo(f"omnizone bench chain: --workers {workers!r}: give counts like 1,2", err=True)
+        raise typer.Exit(2) from None
+    try:
+        result = run_chain_bench(
+            stores=stores,
+            gateways_per_store=gateways_per_store,
+            shoppers_per_store=shoppers_per_store,
+            workers=counts,
+            duration_s=duration,
+            partitions=partitions,
+        )
+    except ValueError as error:
+        typer.echo(f"omnizone bench chain: {error}", err=True)
+        raise typer.Exit(2) from None
+    print_result(result, json_output)
