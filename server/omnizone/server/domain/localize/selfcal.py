@@ -206,3 +206,95 @@ def drift(gateways: Sequence[str], hearings: Hearings, recent_from_ms: int) -> l
             DriftAlert(name, kind, round(shift, 2), round(scatter, 2), int(values.size), message)
         )
     return alerts
+
+
+def fit_beacons(
+    beacons: Sequence[str],
+    beacon_positions: NDArray[np.float64],
+    gateway_positions: NDArray[np.float64],
+    hearings: Hearings,
+    gateway_fits: Sequence[AnchorFit],
+) -> list[AnchorFit]:
+    """One fit per fixed beacon, from the gateways hearing it: ``hearings``'
+    ``receiver`` indexes the gateways, ``sender`` the beacons. Each reading
+    is first corrected by its receiving gateway's fitted offset (its power
+    at 1 m less the median over fitted gateways), so what is fitted is the
+    beacon as a typical receiver hears it: its power at 1 m and exponent, the
+    parameters a phone ranging it needs. A beacon heard by fewer than
+    ``MIN_SENDERS_FOR_EXPONENT`` gateways, or over too narrow a range of
+    distances, gets the gateways' shared exponent and its power alone."""
+    fitted_powers = [f.radio.power_1m_dbm for f in gateway_fits if f.fitted]
+    typical = float(np.median(fitted_powers)) if fitted_powers else None
+    offsets = np.array(
+        [
+            f.radio.power_1m_dbm - typical if f.fitted and typical is not None else 0.0
+            for f in gateway_fits
+        ],
+        dtype=np.float64,
+    )
+    own = [f.radio.exponent for f in gateway_fits if f.fitted]
+    shared = float(np.median(own)) if own else AnchorRadio().exponent
+    out = []
+    for k, beacon in enumerate(beacons):
+        mine = hearings.sender == k
+        receivers = hearings.receiver[mine]
+        corrected = (
+            hearings.rssi[mine] - offsets[receivers] if receivers.size else hearings.rssi[mine]
+        )
+        position = (float(beacon_positions[k, 0]), float(beacon_positions[k, 1]))
+        distinct = np.unique(receivers)
+        log_d = np.log10(
+            np.maximum(
+                np.linalg.norm(gateway_positions[distinct] - beacon_positions[k], axis=1),
+                MIN_DISTANCE_M,
+            )
+        )
+        span = float(log_d.max() - log_d.min()) if distinct.size else 0.0
+        fit = fit_anchor(
+            beacon,
+            position,
+            gateway_positions[receivers],
+            corrected,
+            default=AnchorRadio(exponent=shared),
+        )
+        low, high = EXPONENT_RANGE
+        if fit.fitted and (
+            distinct.size < MIN_SENDERS_FOR_EXPONENT
+            or span < MIN_LOG_DISTANCE_SPAN
+            or not low <= fit.radio.exponent <= high
+        ):
+            fit = _beacon_power_only(
+                beacon, position, gateway_positions, receivers, corrected, shared
+            )
+        out.append(fit)
+    return out
+
+
+def _beacon_power_only(
+    beacon: str,
+    position: tuple[float, float],
+    gateway_positions: NDArray[np.float64],
+    receivers: NDArray[np.intp],
+    values: NDArray[np.float64],
+    exponent: float,
+) -> AnchorFit:
+    distance = np.linalg.norm(gateway_positions[receivers] - np.asarray(position), axis=1)
+    log_d = np.log10(np.maximum(distance, MIN_DISTANCE_M))
+    power = float(np.median(values + 10.0 * exponent * log_d))
+    residual = values - (power - 10.0 * exponent * log_d)
+    sigma = max(1.4826 * float(np.median(np.abs(residual - np.median(residual)))), 0.5)
+    spread = float(np.sqrt(np.mean(np.minimum(residual**2, (3.0 * sigma) ** 2))))
+    default = AnchorRadio()
+    return AnchorFit(
+        beacon,
+        AnchorRadio(power_1m_dbm=power, exponent=exponent, spread_db=max(spread, 1.0)),
+        int(values.size),
+        float(np.mean(residual)),
+        float(np.mean(values - (default.power_1m_dbm - 10.0 * default.exponent * log_d))),
+        float(np.mean(np.abs(residual) > 3.0 * sigma)),
+        fitted=True,
+        flags=(
+            f"heard by {np.unique(receivers).size} gateways at too narrow a range of distances "
+            f"to fit its own exponent: the gateways' ({exponent:.2f}) is used",
+        ),
+    )
