@@ -22,7 +22,11 @@ from datetime import UTC, datetime
 import numpy as np
 
 from omnizone.contract import BleSighting
-from omnizone.server.domain.localize.calibration import AnchorFit, store_calibration
+from omnizone.server.domain.localize.calibration import (
+    AnchorFit,
+    store_calibration,
+    with_anchors,
+)
 from omnizone.server.domain.localize.selfcal import (
     DriftAlert,
     Hearings,
@@ -31,7 +35,7 @@ from omnizone.server.domain.localize.selfcal import (
     fit_self,
 )
 from omnizone.store import StorePlan
-from omnizone.store.calibration import AnchorCalibration, StoreCalibration
+from omnizone.store.calibration import StoreCalibration
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +181,7 @@ class SelfCalibration:
                 self._window(state, now, state.beacon_pairs),
                 state.fits,
             )
-            state.calibration = _with_beacons(calibration, state.beacon_fits)
+            state.calibration = with_anchors(calibration, state.beacon_fits)
             state.fitted_ms = now
             return state.calibration
 
@@ -316,21 +320,6 @@ def _state(plan: StorePlan) -> _Store:
             -1, 2
         ),
     )
-
-
-def _with_beacons(calibration: StoreCalibration, fits: Sequence[AnchorFit]) -> StoreCalibration:
-    """The gateways' calibration with each fitted fixed beacon added, its
-    offset from the same store power at 1 m (the gateways' fit is unchanged)."""
-    anchors = dict(calibration.anchors)
-    for f in fits:
-        if f.fitted:
-            anchors[f.anchor] = AnchorCalibration(
-                offset_db=round(f.radio.power_1m_dbm - calibration.power_1m_dbm, 2),
-                exponent=round(f.radio.exponent, 3),
-                spread_db=round(f.radio.spread_db, 2),
-                samples=f.samples,
-            )
-    return calibration.model_copy(update={"anchors": anchors})
 
 
 def _changed(

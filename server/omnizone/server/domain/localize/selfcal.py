@@ -33,9 +33,12 @@ from numpy.typing import NDArray
 from .calibration import (
     EXPONENT_RANGE,
     MIN_LOG_DISTANCE_SPAN,
+    MIN_SAMPLES,
+    POOR_SPREAD_DB,
     AnchorFit,
     AnchorRadio,
     fit_anchor,
+    robust_line,
 )
 from .propagation import MIN_DISTANCE_M
 
@@ -216,85 +219,74 @@ def fit_beacons(
     gateway_fits: Sequence[AnchorFit],
 ) -> list[AnchorFit]:
     """One fit per fixed beacon, from the gateways hearing it: ``hearings``'
-    ``receiver`` indexes the gateways, ``sender`` the beacons. Each reading
-    is first corrected by its receiving gateway's fitted offset (its power
-    at 1 m less the median over fitted gateways), so what is fitted is the
-    beacon as a typical receiver hears it: its power at 1 m and exponent, the
-    parameters a phone ranging it needs. A beacon heard by fewer than
-    ``MIN_SENDERS_FOR_EXPONENT`` gateways, or over too narrow a range of
-    distances, gets the gateways' shared exponent and its power alone."""
-    fitted_powers = [f.radio.power_1m_dbm for f in gateway_fits if f.fitted]
-    typical = float(np.median(fitted_powers)) if fitted_powers else None
-    offsets = np.array(
-        [
-            f.radio.power_1m_dbm - typical if f.fitted and typical is not None else 0.0
-            for f in gateway_fits
-        ],
-        dtype=np.float64,
-    )
-    own = [f.radio.exponent for f in gateway_fits if f.fitted]
-    shared = float(np.median(own)) if own else AnchorRadio().exponent
+    ``receiver`` indexes the gateways, ``sender`` the beacons.
+
+    Each receiving gateway's own fit says what it hears of a phone-like
+    advertiser at that distance (``P_j - 10 n_j log10 d``); a beacon's readings
+    against that curve give how much louder than a phone it is (a robust
+    location of the residuals): its offset. Its power at 1 m is the
+    gateways' typical power plus that offset (what a phone ranging it hears
+    at 1 m, by reciprocity), its exponent the median of the hearing
+    gateways' (the path near it), its spread that of the residuals. Readings
+    by gateways the fit could not place are left out; a beacon heard fewer
+    than ``MIN_SAMPLES`` times keeps the defaults."""
+    fitted = [f.fitted for f in gateway_fits]
+    powers = [f.radio.power_1m_dbm for f in gateway_fits if f.fitted]
+    typical = float(np.median(powers)) if powers else AnchorRadio().power_1m_dbm
+    power = np.array([f.radio.power_1m_dbm for f in gateway_fits], dtype=np.float64)
+    slope = np.array([f.radio.exponent for f in gateway_fits], dtype=np.float64)
     out = []
     for k, beacon in enumerate(beacons):
-        mine = hearings.sender == k
+        mine = (hearings.sender == k) & np.array(
+            [fitted[j] for j in hearings.receiver], dtype=np.bool_
+        ).reshape(-1)
         receivers = hearings.receiver[mine]
-        corrected = (
-            hearings.rssi[mine] - offsets[receivers] if receivers.size else hearings.rssi[mine]
-        )
-        position = (float(beacon_positions[k, 0]), float(beacon_positions[k, 1]))
-        distinct = np.unique(receivers)
-        log_d = np.log10(
-            np.maximum(
-                np.linalg.norm(gateway_positions[distinct] - beacon_positions[k], axis=1),
-                MIN_DISTANCE_M,
+        values = hearings.rssi[mine]
+        if values.size < MIN_SAMPLES:
+            out.append(
+                AnchorFit(
+                    beacon,
+                    AnchorRadio(),
+                    int(values.size),
+                    0.0,
+                    0.0,
+                    0.0,
+                    fitted=False,
+                    flags=(
+                        f"heard {values.size} times by fitted gateways (at least {MIN_SAMPLES} "
+                        "needed): the default radio parameters stand; check it is powered and "
+                        "that a gateway is in range",
+                    ),
+                )
+            )
+            continue
+        distance = np.linalg.norm(gateway_positions[receivers] - beacon_positions[k], axis=1)
+        log_d = np.log10(np.maximum(distance, MIN_DISTANCE_M))
+        residual = values - (power[receivers] - 10.0 * slope[receivers] * log_d)
+        offset, _zero, sigma, _weights = robust_line(np.zeros_like(residual), residual)
+        centred = residual - offset
+        outliers = float(np.mean(np.abs(centred) > 3.0 * sigma))
+        spread = float(np.sqrt(np.mean(np.minimum(centred**2, (3.0 * sigma) ** 2))))
+        exponent = float(np.median(slope[np.unique(receivers)]))
+        default = AnchorRadio()
+        flags = []
+        if sigma > POOR_SPREAD_DB:
+            flags.append(
+                f"the gateways' readings scatter {sigma:.1f} dB around its fit: something "
+                "between it and them, or it moves"
+            )
+        out.append(
+            AnchorFit(
+                beacon,
+                AnchorRadio(
+                    power_1m_dbm=typical + offset, exponent=exponent, spread_db=max(spread, 1.0)
+                ),
+                int(values.size),
+                float(np.mean(centred)),
+                float(np.mean(values - (default.power_1m_dbm - 10.0 * default.exponent * log_d))),
+                outliers,
+                fitted=True,
+                flags=tuple(flags),
             )
         )
-        span = float(log_d.max() - log_d.min()) if distinct.size else 0.0
-        fit = fit_anchor(
-            beacon,
-            position,
-            gateway_positions[receivers],
-            corrected,
-            default=AnchorRadio(exponent=shared),
-        )
-        low, high = EXPONENT_RANGE
-        if fit.fitted and (
-            distinct.size < MIN_SENDERS_FOR_EXPONENT
-            or span < MIN_LOG_DISTANCE_SPAN
-            or not low <= fit.radio.exponent <= high
-        ):
-            fit = _beacon_power_only(
-                beacon, position, gateway_positions, receivers, corrected, shared
-            )
-        out.append(fit)
     return out
-
-
-def _beacon_power_only(
-    beacon: str,
-    position: tuple[float, float],
-    gateway_positions: NDArray[np.float64],
-    receivers: NDArray[np.intp],
-    values: NDArray[np.float64],
-    exponent: float,
-) -> AnchorFit:
-    distance = np.linalg.norm(gateway_positions[receivers] - np.asarray(position), axis=1)
-    log_d = np.log10(np.maximum(distance, MIN_DISTANCE_M))
-    power = float(np.median(values + 10.0 * exponent * log_d))
-    residual = values - (power - 10.0 * exponent * log_d)
-    sigma = max(1.4826 * float(np.median(np.abs(residual - np.median(residual)))), 0.5)
-    spread = float(np.sqrt(np.mean(np.minimum(residual**2, (3.0 * sigma) ** 2))))
-    default = AnchorRadio()
-    return AnchorFit(
-        beacon,
-        AnchorRadio(power_1m_dbm=power, exponent=exponent, spread_db=max(spread, 1.0)),
-        int(values.size),
-        float(np.mean(residual)),
-        float(np.mean(values - (default.power_1m_dbm - 10.0 * default.exponent * log_d))),
-        float(np.mean(np.abs(residual) > 3.0 * sigma)),
-        fitted=True,
-        flags=(
-            f"heard by {np.unique(receivers).size} gateways at too narrow a range of distances "
-            f"to fit its own exponent: the gateways' ({exponent:.2f}) is used",
-        ),
-    )
