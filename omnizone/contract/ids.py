@@ -66,3 +66,16 @@ def eddystone_uid_parts(key: str) -> tuple[bytes, bytes]:
     if kind != "eddystone-uid":
         raise ValueError(f"device key {key!r} is not an Eddystone-UID")
     return bytes.fromhex(namespace), bytes.fromhex(instance)
+
+
+def ibeacon_parts(key: str) -> tuple[uuid.UUID, int, int]:
+    """(proximity UUID, major, minor) of an ``ibeacon:<uuid>:<major>:<minor>`` key."""
+    kind, proximity, major, minor = check_device_key(key).split(":")
+    if kind != "ibeacon":
+        raise ValueError(f"device key {key!r} is not an iBeacon")
+    return uuid.UUID(proximity), int(major), int(minor)
+
+
+def is_rotating(key: str) -> bool:
+    """A shopper app's rotating id (never linked to anything on a gateway)."""
+    return key.startswith("eid:")

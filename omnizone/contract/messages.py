@@ -10,7 +10,7 @@ de-duplicates on (store, gateway, epoch, seq) and reports gaps per epoch.
 """
 
 import json
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 
 from omnizone.contract.base import StrictModel
@@ -55,8 +56,26 @@ class _Envelope(_Strict):
     sent_ms: EpochMs
 
 
+class BeaconTelemetry(_Strict):
+    """A fixed beacon's own report (Eddystone-TLM, version 0), as the gateway
+    last heard it: tied to the beacon's id frame on the gateway, by the
+    address both frames come from, which never leaves the gateway."""
+
+    battery_mv: int | None = Field(
+        None, ge=1, le=10_000, description="absent: mains powered (the frame says 0)"
+    )
+    temperature_c: float | None = Field(None, ge=-128, le=128, description="absent: no sensor")
+    adv_count: int = Field(ge=0, le=2**32 - 1, description="advertising PDUs since power-on")
+    uptime_s: float = Field(ge=0, le=(2**32 - 1) / 10, description="since power-on")
+    heard_ms: EpochMs = Field(description="when the gateway heard this TLM frame")
+
+
 class BleSighting(_Strict):
-    """One device heard by one gateway during one aggregation window."""
+    """One device heard by one gateway during one aggregation window.
+
+    ``telemetry`` (optional, added in v1 without a version change) is set on a
+    fixed beacon's sighting when the gateway heard that beacon's TLM frame
+    since its last sighting; it is never set on a shopper's rotating id."""
 
     device: DeviceKey
     window_start_ms: EpochMs
@@ -65,6 +84,13 @@ class BleSighting(_Strict):
     rssi_mean: Rssi
     rssi_max: Rssi
     tx_power: int | None = Field(None, ge=-127, le=20, description="calibrated dBm at 1 m")
+    telemetry: BeaconTelemetry | None = None
+
+    @model_validator(mode="after")
+    def _no_telemetry_on_rotating_ids(self) -> Self:
+        if self.telemetry is not None and self.device.startswith("eid:"):
+            raise ValueError("telemetry is for fixed beacons, not a rotating id")
+        return self
 
 
 class BleMessage(_Envelope):

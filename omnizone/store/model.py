@@ -270,6 +270,12 @@ class StorePlan(StrictModel):
         return {self.gateway_beacon(gw): gw.id for gw in self.gateways}
 
     @cached_property
+    def fixed_beacons(self) -> dict[str, str]:
+        """advertised key -> fixed beacon id: sightings of these by gateways are
+        the beacon fleet and self-calibration, never a shopper."""
+        return {b.device: b.id for b in self.beacons}
+
+    @cached_property
     def gateway_zones(self) -> dict[str, str]:
         """gateway id -> the zone it covers."""
         return {gw.id: self.gateway_zone(gw) for gw in self.gateways}

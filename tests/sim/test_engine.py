@@ -20,7 +20,9 @@ class RecordingGateway:
 
     def on_advertisement(self, device: BLEDevice, advertisement: AdvertisementData) -> None:
         beacon = decode_advertisement(advertisement.manufacturer_data, advertisement.service_data)
-        assert beacon is not None
+        if beacon is None:
+            assert advertisement.service_data, "only a fixed beacon's TLM frame names no device"
+            return
         self.heard.append((beacon.device, advertisement.rssi, device.address))
 
     def tick(self) -> None:

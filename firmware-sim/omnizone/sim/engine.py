@@ -19,16 +19,19 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
 from omnizone.contract import datetime_to_ms
-from omnizone.contract.ids import eddystone_uid_parts, eid_key
+from omnizone.contract.ids import eddystone_uid_parts, eid_key, ibeacon_parts
 from omnizone.gateway.ble.adstructures import (
     eddystone_eid_payload,
+    eddystone_tlm_payload,
     eddystone_uid_payload,
+    ibeacon_payload,
     parse_ad_structures,
 )
 from omnizone.sim.radio import receptions
-from omnizone.sim.scenario import Scenario, ScenarioError
+from omnizone.sim.scenario import FixedBeaconTruth, Scenario, ScenarioError
 from omnizone.sim.shoppers import AppPhone, Shopper, TripPlanner
 from omnizone.store import StorePlan
+from omnizone.store.model import Beacon
 
 
 def static_address(name: str) -> str:
@@ -73,6 +76,9 @@ class SimCounters:
     adverts_sent: int = 0
     adverts_heard: int = 0
     gateway_beacons_heard: int = 0  # one gateway's own advert heard by another
+    fixed_beacon_adverts: int = 0  # id and TLM frames sent by the store's fixed beacons
+    fixed_beacons_heard: int = 0
+    fixed_beacon_tlm_sent: int = 0
 
 
 class Simulation:
@@ -123,6 +129,20 @@ class Simulation:
         ]
         self._beacon_addresses = [static_address(f"{store.id}:{g}") for g in self._gateway_ids]
         self._next_beacon_ms = self.start_ms
+        self._fixed = [
+            _FixedBeacon.of(b, store.id, scenario.fixed_beacons.beacons.get(b.id))
+            for b in store.beacons
+            if _id_frame(b) is not None
+        ]
+        unknown_beacons = sorted(
+            set(scenario.fixed_beacons.beacons) - {b.id for b in store.beacons}
+        )
+        if unknown_beacons:
+            raise ScenarioError(
+                f"fixed_beacons.beacons.{unknown_beacons[0]}: not a beacon of store {store.id!r}"
+            )
+        self._fixed_rng = np.random.default_rng([scenario.seed, 0xF1BE])
+        self._next_fixed_ms = self.start_ms
         self._payloads: dict[str, bytes] = {}
         self._advertised: dict[str, bytes] = {}  # shopper -> ephemeral id in the payload
         self._app_phones = list(reversed(app_phones))
@@ -153,6 +173,7 @@ class Simulation:
         self.shoppers = [s for s in self.shoppers if not s.gone]
         self._advertise(now)
         self._advertise_gateways(now)
+        self._advertise_fixed_beacons(now)
         for observe in self.observers:
             observe(self)
         for sink in self._sinks:
@@ -279,6 +300,64 @@ class Simulation:
             self._sinks[receiver].on_advertisement(device, advert)
             self.counters.gateway_beacons_heard += 1
 
+    def fixed_beacon_state(self, beacon: str) -> dict[str, float | int | bool | None]:
+        """A fixed beacon's hidden truth now (tests compare the server with it)."""
+        for fixed in self._fixed:
+            if fixed.beacon.id == beacon:
+                return {
+                    "battery_mv": fixed.battery_mv(self.clock.now_ms - self.start_ms),
+                    "adv_count": fixed.adv_count,
+                    "alive": self._alive(fixed, self.clock.now_ms),
+                }
+        raise KeyError(beacon)
+
+    def _alive(self, fixed: "_FixedBeacon", now: int) -> bool:
+        elapsed = now - self.start_ms
+        if fixed.truth.dies_at_s is not None and elapsed >= fixed.truth.dies_at_s * 1000:
+            return False
+        battery = fixed.battery_mv(elapsed)
+        return battery is None or battery >= self.scenario.fixed_beacons.dead_below_mv
+
+    def _advertise_fixed_beacons(self, now: int) -> None:
+        """The store's fixed beacons: the id frame, and every ``tlm_every``-th
+        advert their Eddystone-TLM from the same address, heard through each
+        gateway's hidden radio with the beacon's own offset."""
+        settings = self.scenario.fixed_beacons
+        if settings.interval_ms <= 0 or not self._fixed or not self._sinks:
+            return
+        if now < self._next_fixed_ms:
+            return
+        self._next_fixed_ms += settings.interval_ms
+        elapsed = now - self.start_ms
+        for fixed in self._fixed:
+            if not self._alive(fixed, now):
+                continue
+            fixed.adv_count += 1
+            if fixed.adv_count % settings.tlm_every == 0:
+                payload = eddystone_tlm_payload(
+                    fixed.battery_mv(elapsed),
+                    fixed.truth.temperature_c,
+                    fixed.adv_count,
+                    elapsed / 1000 + fixed.uptime_at_start_s,
+                )
+                self.counters.fixed_beacon_tlm_sent += 1
+            else:
+                payload = fixed.id_frame
+            self.counters.fixed_beacon_adverts += 1
+            rssi, heard = receptions(
+                np.array([fixed.beacon.position], dtype=np.float64),
+                self._gateway_xy,
+                self.scenario.radio,
+                self._fixed_rng,
+                self._power + fixed.truth.power_offset_db,
+                self._exponent,
+            )
+            device = BLEDevice(fixed.address, None, None)
+            for g in np.nonzero(heard[0])[0]:
+                advert = parse_ad_structures(payload, round(float(rssi[0, g])))
+                self._sinks[g].on_advertisement(device, advert)
+                self.counters.fixed_beacons_heard += 1
+
     def _rotate(self, shopper: Shopper, now: int) -> None:
         """An app phone advertises the ephemeral id of its current period, and
         with each new id a new private address: an observer who could follow
@@ -309,3 +388,42 @@ class Simulation:
                 )
                 + "\n"
             )
+
+
+def _id_frame(beacon: Beacon) -> bytes | None:
+    """The advertising payload of a fixed beacon's id frame (iBeacon or
+    Eddystone-UID; other kinds are not simulated)."""
+    kind = beacon.device.split(":", 1)[0]
+    if kind == "ibeacon":
+        return ibeacon_payload(*ibeacon_parts(beacon.device), beacon.tx_power)
+    if kind == "eddystone-uid":
+        namespace, instance = eddystone_uid_parts(beacon.device)
+        return eddystone_uid_payload(namespace, instance, max(-127, beacon.tx_power + 41))
+    return None
+
+
+@dataclass(slots=True)
+class _FixedBeacon:
+    beacon: Beacon
+    truth: FixedBeaconTruth
+    address: str
+    id_frame: bytes
+    adv_count: int = 0
+    uptime_at_start_s: float = 86_400.0  # installed a day before the simulation starts
+
+    @classmethod
+    def of(cls, beacon: Beacon, store: str, truth: FixedBeaconTruth | None) -> "_FixedBeacon":
+        frame = _id_frame(beacon)
+        assert frame is not None
+        return cls(
+            beacon,
+            truth or FixedBeaconTruth(),
+            static_address(f"{store}:beacon:{beacon.id}"),
+            frame,
+        )
+
+    def battery_mv(self, elapsed_ms: int) -> int | None:
+        if self.truth.battery_mv == 0:
+            return None  # mains powered
+        drained = self.truth.drain_mv_per_hour * elapsed_ms / 3_600_000
+        return max(0, round(self.truth.battery_mv - drained))

@@ -60,6 +60,30 @@ class RadioModel(StrictModel):
         return np.array(power, dtype=np.float64), np.array(exponent, dtype=np.float64)
 
 
+class FixedBeaconTruth(StrictModel):
+    """One fixed beacon's hidden truth: how loud it is against a phone, its
+    cell, and when it stops. The server sees only what gateways hear."""
+
+    power_offset_db: float = Field(0.0, ge=-30, le=30, description="louder than a phone at 1 m")
+    battery_mv: int = Field(3000, ge=0, le=10_000, description="at the start; 0: mains powered")
+    drain_mv_per_hour: float = Field(0.0, ge=0, le=100_000)
+    dies_at_s: float | None = Field(None, ge=0, description="stops advertising then (sim time)")
+    temperature_c: float | None = Field(21.0, ge=-40, le=85)
+
+
+class FixedBeacons(StrictModel):
+    """The store file's fixed beacons, advertising their id frame and, every
+    ``tlm_every``-th advert, an Eddystone-TLM frame from the same address.
+    A battery beacon stops when its cell falls to ``dead_below_mv``."""
+
+    interval_ms: int = Field(1000, ge=0, le=60_000, description="0: no fixed beacons advertise")
+    tlm_every: int = Field(10, ge=1, le=1000)
+    dead_below_mv: int = Field(2000, ge=0)
+    beacons: dict[str, FixedBeaconTruth] = Field(
+        default_factory=dict, description="per beacon id; the others use the defaults"
+    )
+
+
 class ShopperBehaviour(StrictModel):
     arrivals_per_minute: float = Field(3.0, ge=0)
     initial_shoppers: int = Field(4, ge=0, description="already walking in at t=0")
@@ -90,6 +114,7 @@ class Scenario(StrictModel):
     ground_truth_interval_ms: int = Field(1000, ge=100)
     shoppers: ShopperBehaviour = ShopperBehaviour()
     radio: RadioModel = RadioModel()
+    fixed_beacons: FixedBeacons = FixedBeacons()
 
 
 class ScenarioError(ValueError):

@@ -33,7 +33,14 @@ from omnizone.contract import (
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.gateway import __version__
 from omnizone.gateway.ble.aggregate import WindowAggregator
-from omnizone.gateway.ble.decode import FrameCounts, decode_advertisement
+from omnizone.gateway.ble.decode import (
+    EDDYSTONE_SERVICE_UUID,
+    EDDYSTONE_TLM,
+    FrameCounts,
+    decode_advertisement,
+    decode_eddystone_tlm,
+)
+from omnizone.gateway.ble.telemetry import TelemetryLinker
 from omnizone.gateway.outbox import Outbox
 
 Clock = Callable[[], int]
@@ -72,6 +79,7 @@ class GatewayNode:
         self._enqueue_lock = threading.Lock()
         self.readers: dict[str, str] = {"ble": "idle"}
         self._aggregator = WindowAggregator(window_ms)
+        self._telemetry = TelemetryLinker()
         self._on_enqueued = on_enqueued
         self._started_ms = clock()
         self._next_health_ms = self._started_ms + health_interval_ms
@@ -86,16 +94,34 @@ class GatewayNode:
     def window_ms(self) -> int:
         return self._aggregator.window_ms
 
-    def on_advertisement(self, _device: BLEDevice, advertisement: AdvertisementData) -> None:
-        """bleak's detection callback. The device (and its MAC) is deliberately unused."""
+    def on_advertisement(self, device: BLEDevice, advertisement: AdvertisementData) -> None:
+        """bleak's detection callback. The device's address is read only to tie a
+        fixed beacon's TLM frame to its id frame, as a keyed digest in memory
+        (``ble/telemetry.py``); it is never stored or sent."""
         self.counters.adverts_seen += 1
         beacon = decode_advertisement(
             advertisement.manufacturer_data, advertisement.service_data, self.frames
         )
         if beacon is None:
+            if advertisement.service_data:
+                self._on_telemetry(device, advertisement.service_data)
             return
         self.counters.adverts_kept += 1
-        self.on_reading(beacon.device, advertisement.rssi, beacon.tx_power, self.clock())
+        now = self.clock()
+        if not beacon.device.startswith("eid:"):
+            self._telemetry.saw(device.address, beacon.device, now)
+        self.on_reading(beacon.device, advertisement.rssi, beacon.tx_power, now)
+
+    def _on_telemetry(self, device: BLEDevice, service_data: Mapping[str, bytes]) -> None:
+        frame = service_data.get(EDDYSTONE_SERVICE_UUID)
+        if not frame or frame[0] != EDDYSTONE_TLM:
+            return
+        tlm = decode_eddystone_tlm(frame)
+        if tlm is None:  # encrypted eTLM: counted in frames, unreadable here
+            return
+        linked = self._telemetry.link(device.address, tlm, self.clock())
+        if linked is not None:
+            self._aggregator.add_telemetry(*linked)
 
     def on_reading(self, device: str, rssi: float, tx_power: int | None, at_ms: int) -> None:
         """One decoded sighting (device key, dBm, calibrated tx power) heard at ``at_ms``:
@@ -156,6 +182,9 @@ class GatewayNode:
             "ble.late_adverts": self._aggregator.late_adverts,
             "ble.bad_rssi": self._aggregator.bad_rssi,
             **self.frames.as_counters("ble.frames."),
+            **{f"ble.tlm.{k}": v for k, v in self._telemetry.counters.as_counters().items()},
+            "ble.tlm.beacons_known": len(self._telemetry),
+            "ble.tlm.pending_dropped": self._aggregator.telemetry_dropped,
             "config.revision": self.config_revision,
             "config.rejected": self.configs_rejected,
         }

@@ -35,6 +35,10 @@ from omnizone.server.domain.identity import may_send_offer
 from omnizone.server.domain.offers import Catalog, load_campaigns, load_catalog
 from omnizone.server.entrypoints.analytics_api import analytics_router
 from omnizone.server.entrypoints.api import RouterFactory, create_app
+from omnizone.server.entrypoints.beacon_fleet_api import (
+    BeaconFleetCollector,
+    beacon_fleet_router,
+)
 from omnizone.server.entrypoints.campaign_api import campaign_router
 from omnizone.server.entrypoints.dashboard import DashboardPart, mount_dashboard
 from omnizone.server.entrypoints.limits import RateSettings
@@ -47,6 +51,7 @@ from omnizone.server.entrypoints.shopper_api import shopper_router
 from omnizone.server.entrypoints.shopper_app import mount_shopper_app
 from omnizone.server.entrypoints.survey_api import survey_router
 from omnizone.server.service.analytics import AnalyticsService, CampaignReport
+from omnizone.server.service.beacon_fleet import BeaconFleet
 from omnizone.server.service.campaign_report import CampaignFigures, campaign_report
 from omnizone.server.service.campaigns import CampaignAdmin
 from omnizone.server.service.delivery import DeliveredOffer, NewOffer, OfferDelivery
@@ -236,6 +241,7 @@ class ServerParts:
     ingest_for: Callable[[Mapping[str, StorePlan]], IngestService] | None = None
     #: Told of every offer stored, after delivery (a chain worker's fan-out).
     offer_taps: list[Callable[[Sequence[DeliveredOffer]], None]] = field(default_factory=list)
+    beacons: BeaconFleet | None = None
     _live_closed: bool = field(default=False, repr=False)
 
     def close_live(self) -> None:
@@ -337,6 +343,7 @@ def build_server(
         identity = RegisteredDevices(shoppers)
         shoppers.subscribe_to_devices(identity.update)
         self_fit = SelfCalibration(running)  # the gateways hearing one another
+        beacons = BeaconFleet(running)  # the store's fixed beacons, as gateways hear them
 
         def ingest_for(
             subset: Mapping[str, StorePlan], kind: LocatorKind | None = None
@@ -351,13 +358,14 @@ def build_server(
                 placement_listeners=[engine.on_placement],
                 try_on_listeners=[engine.on_try_on],
                 dead_letter_bytes=s.dead_letter_payload_bytes,
-                gateway_hearing_listeners=[self_fit.observe],
+                gateway_hearing_listeners=[self_fit.observe, beacons.observe],
             )
 
         # In a chain this process's own ingest takes no gateway message (a
         # worker builds one per partition): the cheap locator, not a radio map
         # per store of the chain.
         ingest = ingest_for(running, "nearest" if s.role != "all" else None)
+        beacons.set_clock(ingest.heard_span)
         # A saved layout or a rewritten survey or calibration rebuilds the
         # store's localizer inside ingest, before the other parts see the plan
         # (docs/architecture.md, "One running plan per store").
@@ -374,6 +382,7 @@ def build_server(
             else None
         )
         running.subscribe(self_fit.replace_plan)  # gateways may have moved
+        running.subscribe(beacons.replace_plan)
         self_calibration = SelfCalibrationJob(
             self_fit,
             plans,  # the store file says whether self-calibration is applied
@@ -451,6 +460,7 @@ def build_server(
             lambda require: survey_router(surveys, shoppers.authenticate, require),
             lambda require: analytics_router(reports.analytics, require),
             lambda require: self_calibration_router(self_calibration, require),
+            lambda require: beacon_fleet_router(beacons, require),
         ]
         app = create_app(
             queries,
@@ -466,7 +476,7 @@ def build_server(
                 if s.open_route_rate_per_minute > 0
                 else None
             ),
-            collectors=[SelfCalibrationCollector(self_calibration)],
+            collectors=[SelfCalibrationCollector(self_calibration), BeaconFleetCollector(beacons)],
         )
         mount_shopper_app(app)
         mount_dashboard(app)
@@ -496,6 +506,7 @@ def build_server(
             self_calibration=self_calibration,
             ingest_for=ingest_for,
             offer_taps=offer_taps,
+            beacons=beacons,
         )
         undo.pop_all()  # built: closing is the parts' (and the runtime's) job now
     return parts

@@ -108,6 +108,26 @@ def eddystone_uid_payload(namespace: bytes, instance: bytes, tx_power_0m: int) -
     )
 
 
+def eddystone_tlm_payload(
+    battery_mv: int | None, temperature_c: float | None, adv_count: int, uptime_s: float
+) -> bytes:
+    """A legacy advertising payload carrying a plain Eddystone-TLM frame
+    (version 0): what a fixed beacon interleaves with its id frame."""
+    temp = -0x8000 if temperature_c is None else round(temperature_c * 256)
+    frame = (
+        bytes([0x20, 0x00])
+        + (battery_mv or 0).to_bytes(2, "big")
+        + temp.to_bytes(2, "big", signed=True)
+        + (adv_count & 0xFFFFFFFF).to_bytes(4, "big")
+        + (round(uptime_s * 10) & 0xFFFFFFFF).to_bytes(4, "big")
+    )
+    return (
+        ad_structure(AD_FLAGS, b"\x06")
+        + ad_structure(AD_UUID16_COMPLETE, (0xFEAA).to_bytes(2, "little"))
+        + ad_structure(AD_SERVICE_DATA16, (0xFEAA).to_bytes(2, "little") + frame)
+    )
+
+
 def ibeacon_payload(proximity_uuid: uuid.UUID, major: int, minor: int, tx_power_1m: int) -> bytes:
     body = (
         (0x004C).to_bytes(2, "little")

@@ -6,10 +6,12 @@ the same windows and the server can compare like with like.
 
 from dataclasses import dataclass, field
 
-from omnizone.contract import BleSighting
+from omnizone.contract import BeaconTelemetry, BleSighting
 
 RSSI_MIN = -127.0
 RSSI_MAX = 20.0
+#: Beacons whose telemetry waits for their next sighting, at most.
+MAX_PENDING_TELEMETRY = 1024
 
 
 @dataclass(slots=True)
@@ -27,8 +29,18 @@ class WindowAggregator:
     _devices: dict[str, _Accumulator] = field(default_factory=dict)
     _closed: list[list[BleSighting]] = field(default_factory=list)
     _closed_until: int = -1  # end of the last closed window: nothing before it reopens
+    _telemetry: dict[str, BeaconTelemetry] = field(default_factory=dict)
     late_adverts: int = 0
     bad_rssi: int = 0
+    telemetry_dropped: int = 0  # pending telemetry pushed out by newer beacons'
+
+    def add_telemetry(self, device: str, telemetry: BeaconTelemetry) -> None:
+        """A fixed beacon's latest TLM: sent with its next closed sighting."""
+        self._telemetry.pop(device, None)
+        self._telemetry[device] = telemetry
+        while len(self._telemetry) > MAX_PENDING_TELEMETRY:
+            del self._telemetry[next(iter(self._telemetry))]
+            self.telemetry_dropped += 1
 
     def add(self, device: str, rssi: float, tx_power: int | None, at_ms: int) -> None:
         if not RSSI_MIN <= rssi <= RSSI_MAX:
@@ -94,6 +106,7 @@ class WindowAggregator:
                     rssi_mean=round(acc.rssi_sum / acc.count, 2),
                     rssi_max=acc.rssi_max,
                     tx_power=acc.tx_power,
+                    telemetry=self._telemetry.pop(device, None) if self._telemetry else None,
                 )
                 for device, acc in devices.items()
             ]

@@ -5,9 +5,10 @@ Eddystone-EID (the shopper app's rotating id). Everything else — including the
 advertiser's MAC address — stays on the gateway. Decoding must be cheap: most
 adverts in a store are phones and headphones we drop on the first byte check.
 
-Eddystone-URL and Eddystone-TLM name no device (a TLM frame is only tied to its
-beacon by the MAC address, which never leaves the gateway), so they are decoded
-for diagnostics and counted, never turned into sightings. See docs/ble.md.
+Eddystone-URL and Eddystone-TLM name no device, so they are never sightings of
+their own: URL frames are only counted; a TLM frame is tied to its beacon's id
+frame by the node (``ble/telemetry.py``, by a keyed digest of the address both
+come from, in memory) and travels as that sighting's telemetry. See docs/ble.md.
 """
 
 import uuid

@@ -39,6 +39,20 @@ class DriftAlertOut(BaseModel):
     message: str
 
 
+class BeaconFitOut(BaseModel):
+    beacon: str
+    fitted: bool = Field(description="False: too few readings, the defaults stand")
+    power_1m_dbm: float = Field(
+        description="as a typical gateway hears it (receiver offsets removed)"
+    )
+    offset_db: float = Field(description="dB louder than the store's typical device")
+    exponent: float
+    spread_db: float
+    samples: int
+    gateways_hearing: int
+    flags: list[str]
+
+
 class SelfCalibrationOut(BaseModel):
     store: str
     source: str = "self"
@@ -47,6 +61,9 @@ class SelfCalibrationOut(BaseModel):
     power_1m_dbm: float | None
     gateways: list[GatewayFitOut]
     alerts: list[DriftAlertOut]
+    beacons: list[BeaconFitOut] = Field(
+        default_factory=list, description="the store's fixed beacons, fitted from the gateways"
+    )
 
 
 def _number(value: float) -> float | None:
@@ -73,6 +90,7 @@ def self_calibration_view(job: SelfCalibrationJob, store: str) -> SelfCalibratio
             for r in view.gateways
         ],
         alerts=[DriftAlertOut(**asdict(a)) for a in view.alerts],
+        beacons=[BeaconFitOut(**{**asdict(b), "flags": list(b.flags)}) for b in view.beacons],
     )
 
 

@@ -104,6 +104,9 @@ class IngestCounters:
     """Registered phones' ids heard outside their period or at a second store."""
     gateway_beacons: int = 0
     """Sightings of the store's own gateways' beacons: self-calibration, never a shopper."""
+    fixed_beacons: int = 0
+    """Gateways' sightings of the store file's fixed beacons: the beacon fleet and
+    self-calibration, never a shopper."""
 
 
 class DeviceIdentity(Protocol):
@@ -145,6 +148,7 @@ class _Pending:
     presence_saved: dict[str, int | None] = field(default_factory=dict)
     tapped: list[tuple[str, Sighting]] = field(default_factory=list)  # (gateway, window)
     gateway_hearings: list[tuple[str, list[BleSighting]]] = field(default_factory=list)
+    heard_ms: int | None = None  # the newest window end of the message
 
     def record(self, device: str, state: DeviceVisitState | None, events: list[VisitEvent]) -> None:
         self.states[device] = state
@@ -156,8 +160,9 @@ class _Pending:
 PlacementListener = Callable[[str, ZonePlacement], None]
 #: Told of every item brought into a fitting room, after commit: (store, reader, gtin, at_ms).
 TryOnListener = Callable[[str, str, str, int], None]
-#: Told, after commit, what a gateway heard of the store's other gateways'
-#: beacons: (store, receiving gateway, sightings). Self-calibration.
+#: Told, after commit, what a gateway heard of the store's fixed anchors: the
+#: other gateways' beacons and the store file's fixed beacons (store,
+#: receiving gateway, sightings). Self-calibration and the beacon fleet.
 GatewayHearingListener = Callable[[str, str, list[BleSighting]], object]
 
 
@@ -204,6 +209,9 @@ class IngestService:
         self._clock_ms: dict[str, int] = {}
         # store -> wall clock of the newest BLE message taken in by this process
         self._received_ms: dict[str, int] = {}
+
+        # store -> (first, newest) BLE window end any gateway reported since start
+        self._heard_span: dict[str, tuple[int, int]] = {}
         # store -> device -> last_heard_ms written to its presence row
         self._presence_saved: dict[str, dict[str, int]] = {}
         self._swept_ms: dict[str, int] = {}
@@ -242,6 +250,12 @@ class IngestService:
         receipt clock); None when none came since it started: the open stays
         are then only what the last run left (the live map calls that stale)."""
         return self._received_ms.get(store)
+
+    def heard_span(self, store: str) -> tuple[int, int] | None:
+        """(first, newest) BLE window end any of the store's gateways reported
+        since start, whatever it heard: the clock the beacon fleet's silence
+        is measured on."""
+        return self._heard_span.get(store)
 
     def present(self, store: str) -> dict[str, DeviceVisitState]:
         """Devices with an open stay in the store (a copy)."""
@@ -390,14 +404,23 @@ class IngestService:
         tx.touch_gateway(store, gateway, received_ms)
         match message:
             case BleMessage():
-                # The store's own gateways hearing one another: radio for
-                # self-calibration, never a shopper (no visit, no offer).
+                pending.heard_ms = max(i.window_start_ms + i.window_ms for i in message.items)
+                # The store's own gateways hearing one another, and its fixed
+                # beacons: radio for self-calibration and the beacon fleet,
+                # never a shopper (no visit, no offer).
                 beacons = plan.gateway_beacons
-                heard = [i for i in message.items if i.device in beacons]
+                fixed = plan.fixed_beacons
+                heard = [i for i in message.items if i.device in beacons or i.device in fixed]
                 if heard:
                     pending.gateway_hearings.append((gateway, heard))
                     message = message.model_copy(
-                        update={"items": [i for i in message.items if i.device not in beacons]}
+                        update={
+                            "items": [
+                                i
+                                for i in message.items
+                                if i.device not in beacons and i.device not in fixed
+                            ]
+                        }
                     )
                 tracked = self._identify(message, pending)
                 stored = [i for i in tracked if self._may_store(i.device)]
@@ -591,8 +614,13 @@ class IngestService:
             for gateway, windows in by_gateway.items():
                 for tap in self._taps:
                     tap.on_windows(store, gateway, windows)
+        if pending.heard_ms is not None:
+            first, newest = self._heard_span.get(store, (pending.heard_ms, pending.heard_ms))
+            self._heard_span[store] = (min(first, pending.heard_ms), max(newest, pending.heard_ms))
         for gateway, heard in pending.gateway_hearings:
-            self.counters.gateway_beacons += len(heard)
+            fixed = sum(1 for i in heard if i.device not in self._stores[store].gateway_beacons)
+            self.counters.fixed_beacons += fixed
+            self.counters.gateway_beacons += len(heard) - fixed
             for hear in self._gateway_hearing_listeners:
                 hear(store, gateway, heard)
         for try_on in pending.try_ons:

@@ -22,8 +22,18 @@ from datetime import UTC, datetime
 import numpy as np
 
 from omnizone.contract import BleSighting
-from omnizone.server.domain.localize.calibration import AnchorFit, store_calibration
-from omnizone.server.domain.localize.selfcal import DriftAlert, Hearings, drift, fit_self
+from omnizone.server.domain.localize.calibration import (
+    AnchorFit,
+    store_calibration,
+    with_anchors,
+)
+from omnizone.server.domain.localize.selfcal import (
+    DriftAlert,
+    Hearings,
+    drift,
+    fit_beacons,
+    fit_self,
+)
 from omnizone.store import StorePlan
 from omnizone.store.calibration import StoreCalibration
 
@@ -56,14 +66,31 @@ class GatewayFitView:
 
 
 @dataclass(frozen=True, slots=True)
+class BeaconFitView:
+    """One fixed beacon's row: its radio as the gateways hearing it say."""
+
+    beacon: str
+    fitted: bool
+    power_1m_dbm: float
+    offset_db: float
+    exponent: float
+    spread_db: float
+    samples: int
+    gateways_hearing: int
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SelfCalibrationView:
-    """The fleet view's self-calibration: the last fit per gateway, the alerts."""
+    """The fleet view's self-calibration: the last fit per gateway and per
+    fixed beacon, the alerts."""
 
     store: str
     fitted_at: str | None
     power_1m_dbm: float | None
     gateways: list[GatewayFitView]
     alerts: list[DriftAlert]
+    beacons: list[BeaconFitView] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -72,8 +99,13 @@ class _Store:
     index: dict[str, int]
     positions: np.ndarray
     pairs: dict[tuple[int, int], deque[tuple[int, float]]] = field(default_factory=dict)
+    beacon_index: dict[str, int] = field(default_factory=dict)  # fixed beacon id -> k
+    beacon_positions: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
+    # (receiving gateway j, fixed beacon k) -> readings
+    beacon_pairs: dict[tuple[int, int], deque[tuple[int, float]]] = field(default_factory=dict)
     last_ms: int = 0
     fits: list[AnchorFit] = field(default_factory=list)
+    beacon_fits: list[AnchorFit] = field(default_factory=list)
     calibration: StoreCalibration | None = None
     fitted_ms: int | None = None
     applied: StoreCalibration | None = None
@@ -98,16 +130,27 @@ class SelfCalibration:
             self._stores[plan.id] = _state(plan)
 
     def observe(self, store: str, receiver: str, sightings: Sequence[BleSighting]) -> int:
-        """Keep the sightings by ``receiver`` of the store's gateway beacons;
-        how many were. Others are not this service's (shoppers, fixed beacons)."""
+        """Keep the sightings by ``receiver`` of the store's gateway beacons and
+        fixed beacons (known positions both); how many were. Others are not
+        this service's (shoppers)."""
         with self._lock:
             state = self._stores.get(store)
             if state is None or receiver not in state.index:
                 return 0
             beacons = state.plan.gateway_beacons
+            fixed = state.plan.fixed_beacons
             j = state.index[receiver]
             kept = 0
             for item in sightings:
+                beacon = fixed.get(item.device)
+                if beacon is not None and beacon in state.beacon_index:
+                    at_ms = item.window_start_ms + item.window_ms
+                    readings = state.beacon_pairs.setdefault(
+                        (j, state.beacon_index[beacon]), deque(maxlen=MAX_PER_PAIR)
+                    )
+                    readings.append((at_ms, float(item.rssi_mean)))
+                    kept += 1
+                    continue
                 sender = beacons.get(item.device)
                 if sender is None or sender == receiver or sender not in state.index:
                     continue
@@ -130,9 +173,15 @@ class SelfCalibration:
             gateways = list(state.index)
             state.fits = fit_self(gateways, state.positions, hearings)
             fitted_at = datetime.fromtimestamp(now / 1000, UTC).isoformat()
-            state.calibration = store_calibration(
-                store, state.fits, source="self", fitted_at=fitted_at
+            calibration = store_calibration(store, state.fits, source="self", fitted_at=fitted_at)
+            state.beacon_fits = fit_beacons(
+                list(state.beacon_index),
+                state.beacon_positions,
+                state.positions,
+                self._window(state, now, state.beacon_pairs),
+                state.fits,
             )
+            state.calibration = with_anchors(calibration, state.beacon_fits)
             state.fitted_ms = now
             return state.calibration
 
@@ -162,7 +211,7 @@ class SelfCalibration:
             return None
         fitted = self.fit(store, now_ms)
         state = self._stores[store]
-        if fitted is None or not fitted.anchors or not _changed(state.applied, fitted):
+        if fitted is None or not fitted.anchors or not _changed(state.applied, fitted, state.index):
             return None
         apply(fitted)
         state.applied = fitted
@@ -182,6 +231,24 @@ class SelfCalibration:
         kinds = {a.gateway: a.kind for a in alerts}
         fits = {f.anchor: f for f in state.fits}
         reference = state.calibration.power_1m_dbm if state.calibration else None
+        beacon_rows = [
+            BeaconFitView(
+                beacon=f.anchor,
+                fitted=f.fitted,
+                power_1m_dbm=round(f.radio.power_1m_dbm, 2),
+                offset_db=round(f.radio.power_1m_dbm - reference, 2)
+                if reference is not None
+                else 0.0,
+                exponent=round(f.radio.exponent, 3),
+                spread_db=round(f.radio.spread_db, 2),
+                samples=f.samples,
+                gateways_hearing=len(
+                    {j for (j, k) in state.beacon_pairs if k == state.beacon_index[f.anchor]}
+                ),
+                flags=f.flags,
+            )
+            for f in state.beacon_fits
+        ]
         rows = []
         for gateway, j in state.index.items():
             partners = set(hearings.sender[hearings.receiver == j].tolist()) | set(
@@ -212,12 +279,20 @@ class SelfCalibration:
             reference,
             rows,
             alerts,
+            beacon_rows,
         )
 
-    def _window(self, state: _Store, now_ms: int) -> Hearings:
+    def _window(
+        self,
+        state: _Store,
+        now_ms: int,
+        pairs: dict[tuple[int, int], deque[tuple[int, float]]] | None = None,
+    ) -> Hearings:
+        """The readings of the window ending at ``now_ms``: gateway pairs, or
+        (gateway, fixed beacon) pairs when given ``state.beacon_pairs``."""
         start = now_ms - self._window_ms
         receiver, sender, rssi, at = [], [], [], []
-        for (r, s), queue in state.pairs.items():
+        for (r, s), queue in (state.pairs if pairs is None else pairs).items():
             while queue and queue[0][0] < start:
                 queue.popleft()
             for at_ms, value in queue:
@@ -240,13 +315,25 @@ def _state(plan: StorePlan) -> _Store:
         plan=plan,
         index={g.id: i for i, g in enumerate(gateways)},
         positions=np.array([g.position for g in gateways], dtype=np.float64).reshape(-1, 2),
+        beacon_index={b.id: k for k, b in enumerate(plan.beacons)},
+        beacon_positions=np.array([b.position for b in plan.beacons], dtype=np.float64).reshape(
+            -1, 2
+        ),
     )
 
 
-def _changed(before: StoreCalibration | None, after: StoreCalibration) -> bool:
+def _changed(
+    before: StoreCalibration | None, after: StoreCalibration, gateways: Mapping[str, int]
+) -> bool:
+    """Whether a gateway's fit moved enough to rebuild the localizer. A fixed
+    beacon's alone does not: the gateway-heard localizer does not range
+    beacons, and a rebuild resets its filter; the beacons' entries travel
+    with the next rebuild a gateway's change makes."""
     if before is None:
         return True
     for anchor, entry in after.anchors.items():
+        if anchor not in gateways:
+            continue
         old = before.anchors.get(anchor)
         if old is None:
             return True

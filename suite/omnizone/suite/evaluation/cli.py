@@ -121,6 +121,36 @@ def eval_selfcal(
     print_result(result, json_output, console)
 
 
+@eval_app.command("beacons")
+def eval_beacons(
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="scenario YAML with fixed_beacons; default: the shipped beacons.yaml"),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    duration: Annotated[float | None, typer.Option(help="simulated seconds")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """The store's fixed beacons through the real gateway and ingest: telemetry,
+    alerts and fitted radio against the simulator's hidden truth."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from omnizone.suite.evaluation.beacons import run_beacon_eval
+
+    console = Console(stderr=True)
+    plan = _scenario_or_exit(
+        console,
+        scenario or shipped_config("scenarios/beacons.yaml"),
+        seed=seed,
+        duration_s=duration,
+    )
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{plan.name} (seed {plan.seed})", total=1.0)
+        result = run_beacon_eval(plan, on_progress=lambda f: progress.update(task, completed=f))
+    print_result(result, json_output, console)
+
+
 @eval_app.command("fingerprint")
 def eval_fingerprint(
     train: Annotated[Path | None, typer.Option(help="survey CSV to learn from")] = None,

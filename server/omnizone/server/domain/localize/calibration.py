@@ -343,6 +343,22 @@ def store_calibration(
     )
 
 
+def with_anchors(calibration: StoreCalibration, fits: Sequence[AnchorFit]) -> StoreCalibration:
+    """``calibration`` with each fitted anchor of ``fits`` added, its offset
+    from the same store power at 1 m: how fixed beacons join the gateways'
+    fit without moving it."""
+    anchors = dict(calibration.anchors)
+    for f in fits:
+        if f.fitted:
+            anchors[f.anchor] = AnchorCalibration(
+                offset_db=round(f.radio.power_1m_dbm - calibration.power_1m_dbm, 2),
+                exponent=round(f.radio.exponent, 3),
+                spread_db=round(f.radio.spread_db, 2),
+                samples=f.samples,
+            )
+    return calibration.model_copy(update={"anchors": anchors})
+
+
 def radio_parameters(
     anchors: Sequence[str], calibration: StoreCalibration | None
 ) -> "RadioParameters":

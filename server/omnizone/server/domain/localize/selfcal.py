@@ -33,9 +33,12 @@ from numpy.typing import NDArray
 from .calibration import (
     EXPONENT_RANGE,
     MIN_LOG_DISTANCE_SPAN,
+    MIN_SAMPLES,
+    POOR_SPREAD_DB,
     AnchorFit,
     AnchorRadio,
     fit_anchor,
+    robust_line,
 )
 from .propagation import MIN_DISTANCE_M
 
@@ -206,3 +209,84 @@ def drift(gateways: Sequence[str], hearings: Hearings, recent_from_ms: int) -> l
             DriftAlert(name, kind, round(shift, 2), round(scatter, 2), int(values.size), message)
         )
     return alerts
+
+
+def fit_beacons(
+    beacons: Sequence[str],
+    beacon_positions: NDArray[np.float64],
+    gateway_positions: NDArray[np.float64],
+    hearings: Hearings,
+    gateway_fits: Sequence[AnchorFit],
+) -> list[AnchorFit]:
+    """One fit per fixed beacon, from the gateways hearing it: ``hearings``'
+    ``receiver`` indexes the gateways, ``sender`` the beacons.
+
+    Each receiving gateway's own fit says what it hears of a phone-like
+    advertiser at that distance (``P_j - 10 n_j log10 d``); a beacon's readings
+    against that curve give how much louder than a phone it is (a robust
+    location of the residuals): its offset. Its power at 1 m is the
+    gateways' typical power plus that offset (what a phone ranging it hears
+    at 1 m, by reciprocity), its exponent the median of the hearing
+    gateways' (the path near it), its spread that of the residuals. Readings
+    by gateways the fit could not place are left out; a beacon heard fewer
+    than ``MIN_SAMPLES`` times keeps the defaults."""
+    fitted = [f.fitted for f in gateway_fits]
+    powers = [f.radio.power_1m_dbm for f in gateway_fits if f.fitted]
+    typical = float(np.median(powers)) if powers else AnchorRadio().power_1m_dbm
+    power = np.array([f.radio.power_1m_dbm for f in gateway_fits], dtype=np.float64)
+    slope = np.array([f.radio.exponent for f in gateway_fits], dtype=np.float64)
+    out = []
+    for k, beacon in enumerate(beacons):
+        mine = (hearings.sender == k) & np.array(
+            [fitted[j] for j in hearings.receiver], dtype=np.bool_
+        ).reshape(-1)
+        receivers = hearings.receiver[mine]
+        values = hearings.rssi[mine]
+        if values.size < MIN_SAMPLES:
+            out.append(
+                AnchorFit(
+                    beacon,
+                    AnchorRadio(),
+                    int(values.size),
+                    0.0,
+                    0.0,
+                    0.0,
+                    fitted=False,
+                    flags=(
+                        f"heard {values.size} times by fitted gateways (at least {MIN_SAMPLES} "
+                        "needed): the default radio parameters stand; check it is powered and "
+                        "that a gateway is in range",
+                    ),
+                )
+            )
+            continue
+        distance = np.linalg.norm(gateway_positions[receivers] - beacon_positions[k], axis=1)
+        log_d = np.log10(np.maximum(distance, MIN_DISTANCE_M))
+        residual = values - (power[receivers] - 10.0 * slope[receivers] * log_d)
+        offset, _zero, sigma, _weights = robust_line(np.zeros_like(residual), residual)
+        centred = residual - offset
+        outliers = float(np.mean(np.abs(centred) > 3.0 * sigma))
+        spread = float(np.sqrt(np.mean(np.minimum(centred**2, (3.0 * sigma) ** 2))))
+        exponent = float(np.median(slope[np.unique(receivers)]))
+        default = AnchorRadio()
+        flags = []
+        if sigma > POOR_SPREAD_DB:
+            flags.append(
+                f"the gateways' readings scatter {sigma:.1f} dB around its fit: something "
+                "between it and them, or it moves"
+            )
+        out.append(
+            AnchorFit(
+                beacon,
+                AnchorRadio(
+                    power_1m_dbm=typical + offset, exponent=exponent, spread_db=max(spread, 1.0)
+                ),
+                int(values.size),
+                float(np.mean(centred)),
+                float(np.mean(values - (default.power_1m_dbm - 10.0 * default.exponent * log_d))),
+                outliers,
+                fitted=True,
+                flags=tuple(flags),
+            )
+        )
+    return out

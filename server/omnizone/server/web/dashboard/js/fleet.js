@@ -3,9 +3,12 @@
 // reader states, counters (errors among them), software version, uptime.
 // Beside it, GET /api/v1/stores/{store}/gateways/calibration: the radio fitted
 // from the gateways hearing one another (self-calibration) and drift alerts.
+// Below, the store's fixed beacons: GET /api/v1/stores/{store}/beacons (last
+// heard, signal, Eddystone-TLM battery, temperature, adverts, alerts) with
+// their radio fitted from the gateways (the calibration route's `beacons`).
 
 import { api } from "./api.js";
-import { ago, el, fmt, storeTime } from "./dom.js";
+import { ago, duration, el, fmt, storeTime } from "./dom.js";
 
 const REFRESH_MS = 10_000;
 
@@ -49,6 +52,30 @@ function radioCells(fit) {
   ];
 }
 
+const ALERT_NAMES = { silent: "silent", "low-battery": "low battery", "weak-signal": "weak signal" };
+
+function beaconRow(b, fit) {
+  const state = b.alerts.length
+    ? b.alerts.map((kind) => el("span", { class: "pill bad", "data-testid": "beacon-alert" }, ALERT_NAMES[kind] || kind), " ")
+    : el("span", { class: "pill ok", "data-testid": "beacon-alert" }, "ok");
+  const battery = b.battery_mv === null ? "–" : `${fmt(b.battery_mv)} mV${b.drain_mv_per_day ? ` (−${fmt(b.drain_mv_per_day, 0)}/day)` : ""}`;
+  return el("tr", { "data-beacon": b.beacon },
+    el("td", {}, el("b", {}, b.beacon)),
+    el("td", { class: "small", title: b.device }, el("code", {}, b.device.length > 28 ? `${b.device.slice(0, 26)}…` : b.device)),
+    el("td", { "data-testid": "beacon-last-heard", title: b.last_heard_ms ? new Date(b.last_heard_ms).toISOString() : "" },
+      b.last_heard_ms === null ? "never" : `${duration(b.silent_s)} ago`),
+    el("td", { class: "num" }, fmt(b.gateways_hearing)),
+    el("td", { class: "num", title: b.strongest_gateway || "" }, b.rssi_dbm === null ? "–" : `${fmt(b.rssi_dbm, 1)} dBm`),
+    el("td", { class: "num", "data-testid": "beacon-battery" }, battery),
+    el("td", { class: "num" }, b.temperature_c === null ? "–" : `${fmt(b.temperature_c, 1)} °C`),
+    el("td", { class: "num", "data-testid": "beacon-adverts" }, fmt(b.adv_count)),
+    el("td", { class: "num" }, b.uptime_s === null ? "–" : duration(b.uptime_s)),
+    el("td", { class: "num", title: fit ? fit.flags.join("\n") : "" }, fit && fit.fitted ? `${fmt(fit.power_1m_dbm, 1)} dBm (${fit.offset_db >= 0 ? "+" : ""}${fmt(fit.offset_db, 1)})` : "–"),
+    el("td", { class: "num" }, fit && fit.fitted ? fmt(fit.exponent, 2) : "–"),
+    el("td", {}, state),
+  );
+}
+
 export async function fleetView(ctx) {
   // One clock: the store's, as on every other view (not the browser's).
   const { info } = await ctx.plan();
@@ -58,6 +85,9 @@ export async function fleetView(ctx) {
   const summary = el("p", { class: "muted", "data-testid": "fleet-summary" });
   const radioSummary = el("p", { class: "muted", "data-testid": "radio-summary" });
   const alerts = el("ul", { "data-testid": "drift-alerts" });
+  const beaconBody = el("tbody");
+  const beaconSummary = el("p", { class: "muted", "data-testid": "beacon-summary" });
+  const beaconAlerts = el("ul", { "data-testid": "beacon-alerts" });
   ctx.view.replaceChildren(
     el("h1", {}, "Gateways"),
     summary,
@@ -73,13 +103,34 @@ export async function fleetView(ctx) {
       "Dropped: messages the outbox had to discard when full. Reader errors: counters of the last health report that count faults. ",
       "Power at 1 m (offset from the store's typical gateway), exponent and spread: the radio fitted from what the gateways hear of one another's beacons (self-calibration); ",
       "Pairs: other gateways it hears or is heard by. Radio: blocked, louder or moved when its recent readings no longer fit the long-run fit."),
+    el("h2", {}, "Beacons"),
+    beaconSummary,
+    beaconAlerts,
+    el("table", { "data-testid": "beacons" },
+      el("thead", {}, el("tr", {},
+        ...["Beacon", "Advertises", "Last heard", "Gateways", "Signal", "Battery", "Temperature", "Adverts", "Uptime", "Power at 1 m", "Exponent", "State"]
+          .map((h, i) => el("th", { class: i >= 3 && i <= 10 ? "num" : "" }, h)))),
+      beaconBody),
+    el("p", { class: "muted small", "data-testid": "beacon-rules" }),
   );
+  const beaconRules = ctx.view.querySelector('[data-testid="beacon-rules"]');
 
   async function refresh() {
-    const [fleet, radio] = await Promise.all([
+    const [fleet, radio, beacons] = await Promise.all([
       api(`/stores/${ctx.store}/gateways`),
       api(`/stores/${ctx.store}/gateways/calibration`),
+      api(`/stores/${ctx.store}/beacons`),
     ]);
+    const beaconFits = Object.fromEntries((radio.beacons || []).map((b) => [b.beacon, b]));
+    const standing = beacons.beacons.filter((b) => b.alerts.length).length;
+    beaconSummary.textContent = beacons.beacons.length
+      ? `${beacons.beacons.length - standing} of ${beacons.beacons.length} beacons ok`
+      : "The store file names no fixed beacons.";
+    beaconAlerts.replaceChildren(...beacons.alerts.map((a) => el("li", { class: "bad", "data-kind": a.kind }, a.message)));
+    beaconBody.replaceChildren(...beacons.beacons.map((b) => beaconRow(b, beaconFits[b.beacon])));
+    beaconRules.textContent = `Last heard, on the store's clock (the newest window its gateways reported). Silent: no gateway heard it for ${duration(beacons.rules.silent_after_s)}. ` +
+      `Low battery: its Eddystone-TLM reports below ${fmt(beacons.rules.low_battery_mv)} mV. Weak signal: the gateways hear it ${fmt(beacons.rules.weak_drop_db, 0)} dB or more quieter than before. ` +
+      "Battery, temperature, adverts and uptime come from the beacon's TLM frames; power at 1 m and exponent are fitted from the gateways hearing it at known distances (self-calibration).";
     const fits = Object.fromEntries(radio.gateways.map((g) => [g.gateway, g]));
     radioSummary.textContent = radio.fitted_at
       ? `Self-calibration: fitted ${clock(radio.fitted_at)}, typical power at 1 m ${fmt(radio.power_1m_dbm, 1)} dBm · ${radio.applied ? "the localizer uses it" : "shown only (the store's calibration file is used)"}`

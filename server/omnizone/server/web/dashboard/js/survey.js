@@ -185,9 +185,11 @@ function reportCard(report) {
     el("h2", {}, "Calibration report"),
     el("p", {}, `${report.samples} samples (${report.positions}) · flagged anchors: `,
       el("b", { "data-testid": "flagged" }, report.flagged.length ? report.flagged.join(", ") : "none")),
-    el("p", { "data-testid": "expected-accuracy" }, "Expected zone accuracy (single windows, cross-validated): default model ",
-      el("b", {}, pct(accuracy.default_model)), ", calibrated ", el("b", {}, pct(accuracy.calibrated_model)),
-      ", calibrated with the survey ", el("b", {}, pct(accuracy.calibrated_with_survey)), "."),
+    accuracy
+      ? el("p", { "data-testid": "expected-accuracy" }, "Expected zone accuracy (single windows, cross-validated): default model ",
+        el("b", {}, pct(accuracy.default_model)), ", calibrated ", el("b", {}, pct(accuracy.calibrated_model)),
+        ", calibrated with the survey ", el("b", {}, pct(accuracy.calibrated_with_survey)), ".")
+      : el("p", { "data-testid": "expected-accuracy" }, "No gateway column: no expected accuracy of the gateways' map."),
     el("table", {},
       el("thead", {}, el("tr", {}, ...["Anchor", "Power at 1 m", "Exponent", "Spread", "Samples", "Flags"].map((h) => el("th", {}, h)))),
       el("tbody", {}, ...anchors)),
