@@ -39,6 +39,12 @@ def eval_localize(
             min=100, help="ground truth every N ms (default: the scenario's, 1000): finer latency"
         ),
     ] = None,
+    phone_mode: Annotated[
+        str | None,
+        typer.Option(
+            help="every phone advertises, listens or both (issue 15); all: one run per mode"
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Simulate the scenario through the real gateway and server path; score the
@@ -52,6 +58,12 @@ def eval_localize(
     if localizer not in ("grid", "zone"):
         console.print(f"[red]--localizer must be grid or zone, not {localizer!r}[/]")
         raise typer.Exit(2)
+    modes = ("advertise", "listen", "both")
+    if phone_mode is not None and phone_mode not in (*modes, "all"):
+        console.print(
+            f"[red]--phone-mode must be advertise, listen, both or all, not {phone_mode!r}[/]"
+        )
+        raise typer.Exit(2)
     plan = _scenario_or_exit(
         console,
         scenario,
@@ -59,15 +71,22 @@ def eval_localize(
         duration_s=duration,
         ground_truth_interval_ms=truth_interval_ms,
     )
+    runs = modes if phone_mode == "all" else (phone_mode,)
+    results: dict[str, dict[str, Any]] = {}
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"{plan.name} (seed {plan.seed})", total=1.0)
-        result = run_localize_eval(
-            plan,
-            localizer="grid" if localizer == "grid" else "zone",
-            enter_probability=enter_probability,
-            on_progress=lambda f: progress.update(task, completed=f),
-        )
-    print_result(result, json_output, console)
+        for mode in runs:
+            task = progress.add_task(f"{plan.name} (seed {plan.seed}) {mode or ''}", total=1.0)
+            results[mode or "scenario"] = run_localize_eval(
+                plan,
+                localizer="grid" if localizer == "grid" else "zone",
+                enter_probability=enter_probability,
+                on_progress=lambda f, task=task: progress.update(task, completed=f),
+                phone_mode=mode,  # type: ignore[arg-type]
+            )
+    if phone_mode == "all":
+        print_result({"scenario": plan.name, "modes": results}, json_output, console)
+    else:
+        print_result(next(iter(results.values())), json_output, console)
 
 
 @eval_app.command("selfcal")
@@ -193,6 +212,12 @@ def eval_replay(
     console = Console(stderr=True)
     if localizer not in ("grid", "zone"):
         console.print(f"[red]--localizer must be grid or zone, not {localizer!r}[/]")
+        raise typer.Exit(2)
+    modes = ("advertise", "listen", "both")
+    if phone_mode is not None and phone_mode not in (*modes, "all"):
+        console.print(
+            f"[red]--phone-mode must be advertise, listen, both or all, not {phone_mode!r}[/]"
+        )
         raise typer.Exit(2)
     try:
         result = run_replay_eval(
