@@ -383,6 +383,7 @@ def build_server(
         shoppers.add_export_section("offer_decisions", storage.campaigns.export_shopper)
         shoppers.add_export_section("store_visits", storage.campaigns.export_store_visits)
         shoppers.add_export_section("beacon_sightings", storage.phones.device_sightings)
+        shoppers.add_export_section("beacon_batches", storage.phones.device_batches)
 
         mqtt = MqttIngest(
             ingest,

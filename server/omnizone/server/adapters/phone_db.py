@@ -109,6 +109,18 @@ class PhoneSightingRepository(PhoneSightingStore):
                 for r in rows
             ]
 
+    def device_batches(self, device: str) -> list[dict[str, Any]]:
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(PhoneBatchRow)
+                .where(PhoneBatchRow.device == device)
+                .order_by(PhoneBatchRow.received_ms, PhoneBatchRow.batch)
+            ).all()
+            return [
+                {"batch": r.batch, "received_ms": r.received_ms, "answer": json.loads(r.answer)}
+                for r in rows
+            ]
+
     def erase_device(self, device: str) -> int:
         with Session(self.engine) as session, session.begin():
             gone = session.execute(

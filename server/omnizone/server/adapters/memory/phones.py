@@ -41,6 +41,14 @@ class MemoryPhoneSightings(PhoneSightingStore):
             )
         return [_exported(r) for r in rows]
 
+    def device_batches(self, device: str) -> list[dict[str, Any]]:
+        with self._lock:
+            found = sorted((k[1], v) for k, v in self._batches.items() if k[0] == device)
+        return [
+            {"batch": batch, "received_ms": at, "answer": copy.deepcopy(answer)}
+            for batch, (at, answer) in found
+        ]
+
     def erase_device(self, device: str) -> int:
         with self._lock:
             before = len(self._rows) + len(self._batches)

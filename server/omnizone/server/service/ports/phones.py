@@ -41,6 +41,10 @@ class PhoneSightingStore(Protocol):
         """The export: every stored window of the shopper's phone."""
         ...
 
+    def device_batches(self, device: str) -> list[dict[str, Any]]:
+        """The export: every batch applied (its id, when, the answer given)."""
+        ...
+
     def erase_device(self, device: str) -> int:
         """Delete every row of the shopper (sightings and batches); how many."""
         ...
