@@ -78,6 +78,10 @@ class ShopperBehaviour(StrictModel):
 PhoneMode = Literal["advertise", "listen", "both"]
 
 
+def _advertise_only() -> dict[PhoneMode, float]:
+    return {"advertise": 1.0}
+
+
 class PhoneBehaviour(StrictModel):
     """How the shoppers' phones use the radio (issue 15, docs/mobile-sdk.md).
 
@@ -89,7 +93,7 @@ class PhoneBehaviour(StrictModel):
     does both."""
 
     modes: dict[PhoneMode, float] = Field(
-        default_factory=lambda: {"advertise": 1.0},
+        default_factory=_advertise_only,
         description="share of shoppers' phones in each mode (drawn per shopper)",
     )
     beacon_interval_ms: int = Field(
