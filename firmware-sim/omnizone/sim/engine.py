@@ -27,8 +27,9 @@ from omnizone.gateway.ble.adstructures import (
     ibeacon_payload,
     parse_ad_structures,
 )
+from omnizone.sim.phones import ListeningPhones, PhoneTransport, advertises, listens
 from omnizone.sim.radio import receptions
-from omnizone.sim.scenario import FixedBeaconTruth, Scenario, ScenarioError
+from omnizone.sim.scenario import FixedBeaconTruth, PhoneMode, Scenario, ScenarioError
 from omnizone.sim.shoppers import AppPhone, Shopper, TripPlanner
 from omnizone.store import StorePlan
 from omnizone.store.model import Beacon
@@ -92,10 +93,14 @@ class Simulation:
         observers: Sequence[Callable[["Simulation"], None]] = (),
         app_phones: Sequence[AppPhone] = (),
         arrivals: Sequence[Callable[[Shopper], None]] = (),
+        phone_transport: PhoneTransport | None = None,
     ) -> None:
         """``app_phones``: phones registered with the server; the first shoppers
         to arrive carry them (and advertise their rotating ids), later ones
-        carry phones without the app. ``arrivals`` are told of each new shopper."""
+        carry phones without the app. ``arrivals`` are told of each new shopper.
+        ``phone_transport``: how a listening phone reaches the server (the
+        public API, or a direct hand-off in evaluations); each shopper's phone
+        mode is drawn from ``scenario.phones.modes`` (issue 15)."""
         self.scenario = scenario
         self.store = store
         self.clock = clock or SimClock.starting_at(scenario.start)
@@ -146,6 +151,16 @@ class Simulation:
         self._payloads: dict[str, bytes] = {}
         self._advertised: dict[str, bytes] = {}  # shopper -> ephemeral id in the payload
         self._app_phones = list(reversed(app_phones))
+        # A stream of its own: the phones' modes leave the world's draws unchanged.
+        self._mode_rng = random.Random(f"{scenario.seed}:phone-modes")
+        modes = scenario.phones.modes
+        self._modes: list[PhoneMode] = [m for m, share in modes.items() if share > 0]
+        self._mode_weights = [modes[m] for m in self._modes]
+        self.listening = (
+            ListeningPhones(scenario, store, phone_transport, self.start_ms)
+            if phone_transport is not None and any(listens(m) for m in self._modes)
+            else None
+        )
         self.arrivals = list(arrivals)
         self._next_arrival_ms = self.start_ms + self._arrival_gap_ms()
         self._next_truth_ms = self.start_ms
@@ -174,6 +189,9 @@ class Simulation:
         self._advertise(now)
         self._advertise_gateways(now)
         self._advertise_fixed_beacons(now)
+
+        if self.listening is not None:
+            self.listening.step(now)
         for observe in self.observers:
             observe(self)
         for sink in self._sinks:
@@ -249,7 +267,11 @@ class Simulation:
         )
         self._payloads[shopper.id] = eddystone_eid_payload(ephemeral, -20)
         self._advertised[shopper.id] = ephemeral
+        if self._modes:
+            shopper.phone_mode = self._mode_rng.choices(self._modes, self._mode_weights)[0]
         self.shoppers.append(shopper)
+        if self.listening is not None:
+            self.listening.arrive(shopper, self.clock.now_ms)
         for tell in self.arrivals:
             tell(shopper)
 
@@ -261,10 +283,15 @@ class Simulation:
         for shopper in sending:
             # BLE adds a 0-10 ms random delay to every advertising event.
             shopper.next_advert_ms += interval + self._rng.randrange(11)
-        xy = np.array([s.position for s in sending], dtype=np.float64)
+        # A listen-only phone (a backgrounded iPhone) sends nothing a gateway
+        # can identify; it is drawn all the same, so the world stays the same.
+        xy_all = np.array([s.position for s in sending], dtype=np.float64)
+        quiet = [not advertises(s.phone_mode) for s in sending]
         rssi, heard = receptions(
-            xy, self._gateway_xy, self.scenario.radio, self._np_rng, self._power, self._exponent
+            xy_all, self._gateway_xy, self.scenario.radio, self._np_rng, self._power, self._exponent
         )
+        if any(quiet):
+            heard[np.array(quiet, dtype=bool)] = False
         self.counters.adverts_sent += len(sending)
         for shopper in sending:
             if shopper.app is not None:

@@ -4,7 +4,7 @@ how they behave and how noisy the radio is. Everything is seeded."""
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
@@ -100,6 +100,42 @@ class ShopperBehaviour(StrictModel):
     advert_interval_ms: int = Field(500, ge=20, le=10_000)
 
 
+PhoneMode = Literal["advertise", "listen", "both"]
+
+
+def _advertise_only() -> dict[PhoneMode, float]:
+    return {"advertise": 1.0}
+
+
+class PhoneBehaviour(StrictModel):
+    """How the shoppers' phones use the radio (issue 15, docs/mobile-sdk.md).
+
+    advertise: the phone sends its rotating id and gateways hear it (an app in
+    the foreground, or Android with a foreground service). listen: a phone in
+    a pocket with the app in the background; an iPhone then does not
+    advertise anything a gateway can identify, but ranges the store's fixed
+    beacons and reports them in batches, late. both: a foreground phone that
+    does both."""
+
+    modes: dict[PhoneMode, float] = Field(
+        default_factory=_advertise_only,
+        description="share of shoppers' phones in each mode (drawn per shopper)",
+    )
+    beacon_interval_ms: int = Field(
+        100, ge=20, le=10_000, description="fixed beacons' advertising interval (iBeacon: 100 ms)"
+    )
+    batch_windows: int = Field(2, ge=1, le=120, description="windows per batch the app sends")
+    upload_delay_ms: tuple[int, int] = Field(
+        (200, 1200), description="a batch reaches the server this long after it is cut"
+    )
+    suspend_per_hour: float = Field(
+        0.0, ge=0, description="chance per hour a listening app is suspended until region entry"
+    )
+    region_exit_delay_ms: int = Field(
+        10_000, ge=0, le=120_000, description="the OS notices region exit this long after"
+    )
+
+
 class Scenario(StrictModel):
     name: str = "default"
     store_file: Path = Field(
@@ -115,6 +151,8 @@ class Scenario(StrictModel):
     shoppers: ShopperBehaviour = ShopperBehaviour()
     radio: RadioModel = RadioModel()
     fixed_beacons: FixedBeacons = FixedBeacons()
+
+    phones: PhoneBehaviour = PhoneBehaviour()
 
 
 class ScenarioError(ValueError):

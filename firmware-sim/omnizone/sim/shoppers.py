@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from omnizone.contract.eid import EidParams
-from omnizone.sim.scenario import ShopperBehaviour
+from omnizone.sim.scenario import PhoneMode, ShopperBehaviour
 from omnizone.store import StorePlan, ZoneKind, geometry
 from omnizone.store.geometry import Point
 
@@ -56,6 +56,7 @@ class Shopper:
     gone: bool = False
     planned_zones: list[str] = field(default_factory=list)
     app: AppPhone | None = None  # None: a phone without the app (a fixed anonymous id)
+    phone_mode: PhoneMode = "advertise"  # issue 15: listen-only phones send no adverts
 
     def advance(self, dt_ms: int) -> None:
         """Move along the legs for dt_ms; mark gone when the last leg is done."""

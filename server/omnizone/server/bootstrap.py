@@ -21,6 +21,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from omnizone.contract import wall_clock_ms
 from omnizone.paths import shipped_config
 from omnizone.server.adapters import schema
 from omnizone.server.adapters.analytics_db import AnalyticsRepository
@@ -29,6 +30,7 @@ from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.adapters.layout_db import LayoutRepository
 from omnizone.server.adapters.mqtt_ingest import MqttIngest
 from omnizone.server.adapters.offer_db import OfferRepository
+from omnizone.server.adapters.phone_db import PhoneSightingRepository
 from omnizone.server.adapters.shopper_db import ShopperRepository
 from omnizone.server.adapters.webpush import VapidKeys, WebPushChannel
 from omnizone.server.domain.identity import may_send_offer
@@ -43,6 +45,7 @@ from omnizone.server.entrypoints.campaign_api import campaign_router
 from omnizone.server.entrypoints.dashboard import DashboardPart, mount_dashboard
 from omnizone.server.entrypoints.limits import RateSettings
 from omnizone.server.entrypoints.offers_api import offers_router
+from omnizone.server.entrypoints.phone_api import phone_router
 from omnizone.server.entrypoints.self_calibration_api import (
     SelfCalibrationCollector,
     self_calibration_router,
@@ -63,13 +66,14 @@ from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
 from omnizone.server.service.live_map import LiveMap
 from omnizone.server.service.locators import LocatorKind, make_locator, make_locators
 from omnizone.server.service.offer_engine import OfferEngine
+from omnizone.server.service.phone_sightings import PhoneSightings
 from omnizone.server.service.queries import StoreQueries
 from omnizone.server.service.radio_reload import LocalizerReload, RadioWatch
 from omnizone.server.service.radio_setup import radio_setups
 from omnizone.server.service.retention import SightingRetention
 from omnizone.server.service.running_stores import RunningStores
 from omnizone.server.service.self_calibration import SelfCalibration, SelfCalibrationJob
-from omnizone.server.service.shoppers import ShopperService
+from omnizone.server.service.shoppers import ShopperNotFound, ShopperService
 from omnizone.server.service.surveys import SurveyService, default_survey_dir
 from omnizone.server.settings import ServerSettings, check_api_keys, check_secrets
 from omnizone.store import StorePlan, load_store
@@ -90,6 +94,7 @@ class Storage:
     campaigns: CampaignRepository  # campaigns, the decision log, store visits
     offers: OfferRepository
     analytics: AnalyticsRepository
+    phones: PhoneSightingRepository  # what listening phones heard (issue 15)
 
     @classmethod
     def over(cls, sql: SqlRepository) -> "Storage":
@@ -102,6 +107,7 @@ class Storage:
             campaigns=CampaignRepository(engine),
             offers=OfferRepository(engine),
             analytics=AnalyticsRepository(engine),
+            phones=PhoneSightingRepository(engine),
         )
 
     def close(self) -> None:
@@ -242,6 +248,8 @@ class ServerParts:
     #: Told of every offer stored, after delivery (a chain worker's fan-out).
     offer_taps: list[Callable[[Sequence[DeliveredOffer]], None]] = field(default_factory=list)
     beacons: BeaconFleet | None = None
+
+    phones: PhoneSightings | None = None
     _live_closed: bool = field(default=False, repr=False)
 
     def close_live(self) -> None:
@@ -401,12 +409,27 @@ def build_server(
         shoppers.subscribe_to_erasure(storage.sql.erase_device)
         shoppers.subscribe_to_erasure(lambda shopper: _erased(delivery.erase_shopper(shopper)))
         shoppers.subscribe_to_erasure(storage.campaigns.erase_shopper)
+        # Phones that listen (issue 15): their beacon windows join ingest's
+        # filter; the rows go with the shopper, and come with the export.
+        phones = PhoneSightings(
+            running,
+            storage.phones,
+            ingest,
+            may_store_location=identity.may_store_location,
+            shopper_store=lambda shopper: _shopper_store(shoppers, shopper),
+            clock=wall_clock_ms,
+            store_clock=ingest.event_time,
+        )
+        shoppers.subscribe_to_erasure(lambda shopper: _erased(storage.phones.erase_device(shopper)))
+        shoppers.subscribe_to_erasure(phones.forget)
         shoppers.subscribe_to_scrub(lambda: _scrubbed(storage.sql.scrub_deleted()))
         shoppers.add_export_section("location", storage.sql.device_history)
         shoppers.add_export_section("presence", storage.sql.device_presence)
         shoppers.add_export_section("offers", delivery.export_shopper)
         shoppers.add_export_section("offer_decisions", storage.campaigns.export_shopper)
         shoppers.add_export_section("store_visits", storage.campaigns.export_store_visits)
+        shoppers.add_export_section("beacon_sightings", storage.phones.device_sightings)
+        shoppers.add_export_section("beacon_batches", storage.phones.device_batches)
 
         mqtt = MqttIngest(
             ingest,
@@ -436,7 +459,10 @@ def build_server(
         )
         undo.callback(dashboard.close)
         retention = (
-            SightingRetention(storage.sql.prune_sightings, s.sighting_retention_days)
+            SightingRetention(
+                lambda before: storage.sql.prune_sightings(before) + storage.phones.prune(before),
+                s.sighting_retention_days,
+            )
             if s.sighting_retention_days > 0
             else None
         )
@@ -461,6 +487,7 @@ def build_server(
             lambda require: analytics_router(reports.analytics, require),
             lambda require: self_calibration_router(self_calibration, require),
             lambda require: beacon_fleet_router(beacons, require),
+            lambda require: phone_router(phones, shoppers.authenticate, require),
         ]
         app = create_app(
             queries,
@@ -507,9 +534,17 @@ def build_server(
             ingest_for=ingest_for,
             offer_taps=offer_taps,
             beacons=beacons,
+            phones=phones,
         )
         undo.pop_all()  # built: closing is the parts' (and the runtime's) job now
     return parts
+
+
+def _shopper_store(shoppers: ShopperService, shopper: str) -> str | None:
+    try:
+        return shoppers.shopper(shopper).store
+    except ShopperNotFound:
+        return None
 
 
 def _erased(_removed: int) -> None:

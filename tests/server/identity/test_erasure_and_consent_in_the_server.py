@@ -90,6 +90,18 @@ class Running:
             self.hear(phones, start + n * 1000)
         self.settle()
 
+    def listen(self, phone: Phone) -> None:
+        """The phone reports one window of the store's beacons (issue 15)."""
+        start = time.time_ns() // 1_000_000 // 1000 * 1000
+        beacon = {"beacon": self.runtime.parts.stores[STORE].beacons[0].device, "rssi": -70}
+        body = {
+            "store": STORE,
+            "batch": "erasure-0001",
+            "windows": [{"start_ms": start, "beacons": [beacon]}],
+        }
+        answer = self.client.post("/api/v1/me/beacons", json=body, headers=phone.auth)
+        assert answer.status_code == 200, answer.text
+
     def settle(self) -> None:
         parts = self.runtime.parts
         assert parts.engine.drain(WAIT_S)
@@ -367,6 +379,8 @@ EXPORTED: dict[str, Callable[[dict[str, Any]], int]] = {
     "offer_redemptions": lambda e: sum(o["redeemed_ms"] is not None for o in e["offers"]["offers"]),
     "push_subscriptions": lambda e: len(e["offers"]["push_subscriptions"]),
     "push_tokens": lambda e: len(e["offers"]["push_tokens"]),
+    "phone_sightings": lambda e: len(e["beacon_sightings"]),
+    "phone_batches": lambda e: len(e["beacon_batches"]),
 }
 
 
@@ -386,6 +400,8 @@ EXPORTED_ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "offer_redemptions": lambda e: e["offers"]["offers"],
     "push_subscriptions": lambda e: e["offers"]["push_subscriptions"],
     "push_tokens": lambda e: e["offers"]["push_tokens"],
+    "phone_sightings": lambda e: e["beacon_sightings"],
+    "phone_batches": lambda e: e["beacon_batches"],
 }
 #: Columns whose value is in the export under another name.
 RENAMED = {
@@ -435,6 +451,7 @@ def test_every_table_that_holds_the_shopper_is_in_the_export_row_for_row_and_col
     running.walk([phone], windows=5)
     assert running.tap(phone).status_code == 200
     running.profile_event(phone)
+    running.listen(phone)
     parts = running.runtime.parts
     inbox = running.client.get("/api/v1/me/offers", headers=phone.auth).json()
     parts.delivery.receipt(phone.shopper_id, inbox[0]["offer_id"], "opened")

@@ -49,6 +49,8 @@ from omnizone.server.domain.visits import (
 )
 from omnizone.server.service.locators import (
     Forgets,
+    ListenedWindow,
+    Listens,
     Locator,
     NearestGatewayLocator,
     Positions,
@@ -328,6 +330,42 @@ class IngestService:
                     received_ms,
                     f"processing failed: {type(error).__name__}: {error}",
                 )
+
+    def observe_listened(self, store: str, device: str, windows: Sequence[ListenedWindow]) -> int:
+        """A listening phone's windows of the store's fixed beacons, already
+        checked and consented (``service/phone_sightings.py``), into the same
+        locator, visits and listeners as the gateways' (issue 15). Returns how
+        many windows came too late to count (the locator had decided them)."""
+        with self._lock:
+            plan, locator = self._stores[store], self._locators[store]
+            if not isinstance(locator, Listens):
+                return len(windows)
+            before = locator.late_listened
+            pending = _Pending()
+            with self._repo.transaction() as tx:
+                self._place(plan, locator.observe_listened(device, windows), tx, pending)
+            self._apply(store, pending)
+            return locator.late_listened - before
+
+    def leave_region(self, store: str, device: str, at_ms: int, grace_ms: int = 5000) -> bool:
+        """The phone says it left the store's beacon region at ``at_ms``: its
+        stay ends there, unless the radio heard it in the store since (then
+        the report is stale and ignored: False)."""
+        with self._lock:
+            plan, locator = self._stores[store], self._locators[store]
+            if isinstance(locator, Listens) and locator.heard_since(device, at_ms + grace_ms):
+                return False
+            at_ms = max(at_ms, self._clock_ms.get(store, at_ms))
+            placements = (
+                locator.leave(device)
+                if isinstance(locator, Listens)
+                else [ZonePlacement(device, None, at_ms, at_ms)]
+            )
+            pending = _Pending()
+            with self._repo.transaction() as tx:
+                self._place(plan, placements, tx, pending)
+            self._apply(store, pending)
+            return True
 
     # -- internals -----------------------------------------------------------
 

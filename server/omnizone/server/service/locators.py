@@ -73,14 +73,54 @@ class Forgets(Protocol):
     def forget(self, device: str) -> None: ...
 
 
+@runtime_checkable
+class Listens(Protocol):
+    """A locator that also takes what listening phones heard of the store's
+    fixed beacons (issue 15)."""
+
+    late_listened: int
+
+    def observe_listened(
+        self, device: str, windows: Sequence["ListenedWindow"]
+    ) -> list[ZonePlacement]: ...
+
+    def leave(self, device: str) -> list[ZonePlacement]:
+        """The phone left the store's beacon region: out now."""
+        ...
+
+    def heard_since(self, device: str, at_ms: int) -> bool: ...
+
+
 class NearestGatewayLocator:
     """The baseline most presence tools use: the zone of the loudest gateway."""
 
     def __init__(self, plan: StorePlan, stale_ms: int = 3000) -> None:
-        self._zones = plan.gateway_zones
+        self._zones = dict(plan.gateway_zones)
+        # a listening phone's nearest beacon stands for its zone (issue 15)
+        beacon_zones = {b.id: plan.zone_at(b.position) for b in plan.beacons}
+        self._zones.update({b: z for b, z in beacon_zones.items() if z is not None})
         self._stale_ms = stale_ms
         self._readings: dict[str, dict[str, Reading]] = {}
         self._observed = 0
+        self.late_listened = 0
+
+    def observe_listened(
+        self, device: str, windows: Sequence["ListenedWindow"]
+    ) -> list[ZonePlacement]:
+        placements: list[ZonePlacement] = []
+        for w in windows:
+            sightings = [Sighting(device, dbm, w.start_ms, w.window_ms) for dbm in w.heard.values()]
+            for beacon, sighting in zip(w.heard, sightings, strict=True):
+                placements += self.observe(beacon, [sighting])
+        return placements
+
+    def heard_since(self, device: str, at_ms: int) -> bool:
+        return any(r.window_end_ms > at_ms for r in self._readings.get(device, {}).values())
+
+    def leave(self, device: str) -> list[ZonePlacement]:
+        heard = self._readings.pop(device, {})
+        at_ms = max((r.window_end_ms for r in heard.values()), default=0)
+        return [ZonePlacement(device, None, at_ms, at_ms)]
 
     def observe(self, gateway: str, sightings: Sequence[Sighting]) -> list[ZonePlacement]:
         placements = []
@@ -112,6 +152,27 @@ class NearestGatewayLocator:
 class _Window:
     readings: dict[str, dict[str, float]] = field(default_factory=dict)  # device -> gateway -> dBm
     reporters: set[str] = field(default_factory=set)
+    listened: set[str] = field(default_factory=set)  # devices whose phone reported this window
+    handed_over: bool = False  # the gateways' part is in (held windows of listening phones)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenedWindow:
+    """One window a phone reported of the store's fixed beacons (issue 15):
+    beacon id -> mean RSSI; empty when it listened and heard none."""
+
+    start_ms: int
+    window_ms: int
+    heard: Mapping[str, float]
+
+
+#: A listening phone's windows are waited for this long (in windows) at most;
+#: its batches arrive late by design (docs/mobile-sdk.md).
+LISTEN_LATENESS_WINDOWS = 8
+#: A listening phone that has sent nothing this long holds no window back.
+LISTEN_STALL_WINDOWS = 5
+#: A phone that stopped reporting this long is placed from the gateways again.
+LISTEN_EXPIRY_MS = 60_000
 
 
 class WindowedLocator:
@@ -146,6 +207,15 @@ class WindowedLocator:
         self._decided_until = -1
         self._expected: set[str] = set()  # gateways that reported the last decided window
         self.late_sightings = 0
+        # Listening phones (issue 15): placed by a filter of their own, whose
+        # windows wait for the phones' batches; the gateways' windows of them
+        # are handed over to it when decided, so both directions are one window.
+        self._listening: dict[str, int] = {}  # device -> end of the last window it reported
+        self._held: dict[int, _Window] = {}
+        self._held_until = -1
+        self._patient: WindowLocalizer | None = None
+        self._last_reading: dict[str, int] = {}  # listening device -> last window it was heard
+        self.late_listened = 0
 
     def observe(self, gateway: str, sightings: Sequence[Sighting]) -> list[ZonePlacement]:
         ready: list[ZonePlacement] = []
@@ -159,8 +229,54 @@ class WindowedLocator:
                 continue
             window = self._windows.setdefault(s.window_start_ms, _Window())
             window.readings.setdefault(s.device, {})[gateway] = s.rssi_mean
+            if s.device in self._listening:
+                end = s.window_start_ms + s.window_ms
+                self._last_reading[s.device] = max(self._last_reading.get(s.device, end), end)
             window.reporters.add(gateway)
             self._newest = max(self._newest, s.window_start_ms)
+        if self._window_ms is None:
+            return ready
+        return ready + self._decide_ready()
+
+    def observe_listened(
+        self, device: str, windows: Sequence[ListenedWindow]
+    ) -> list[ZonePlacement]:
+        """A phone's report of the fixed beacons it heard (issue 15), in time
+        order; the placements ready now. From its first report the device is
+        placed by the listening filter, with what gateways heard of it in the
+        same windows; windows already decided there are counted late."""
+        ready: list[ZonePlacement] = []
+        for w in windows:
+            if self._window_ms != w.window_ms:
+                ready += self.flush() if self._window_ms is not None else []
+                self._window_ms = w.window_ms
+                self._localizer = self._factory(self._plan, w.window_ms)
+                self._patient = None
+            if w.start_ms < self._held_until:
+                self.late_listened += 1
+                continue
+            if device not in self._listening and isinstance(self._localizer, Forgets):
+                self._localizer.forget(device)  # its track moves to the listening filter
+            end = w.start_ms + w.window_ms
+            self._listening[device] = max(self._listening.get(device, end), end)
+            window = self._held.setdefault(w.start_ms, _Window())
+            window.readings.setdefault(device, {}).update(w.heard)
+            window.listened.add(device)
+            self._newest = max(self._newest, w.start_ms)
+            if w.heard:
+                self._last_reading[device] = max(self._last_reading.get(device, end), end)
+        return ready + self._decide_ready()
+
+    @property
+    def listening(self) -> frozenset[str]:
+        return frozenset(self._listening)
+
+    def heard_since(self, device: str, at_ms: int) -> bool:
+        """Did a gateway or the phone itself hear the device after ``at_ms``?"""
+        return self._last_reading.get(device, -1) > at_ms
+
+    def _decide_ready(self) -> list[ZonePlacement]:
+        ready: list[ZonePlacement] = []
         if self._window_ms is None:
             return ready
         horizon = self._newest - self._lateness * self._window_ms
@@ -170,36 +286,116 @@ class WindowedLocator:
                 ready += self._decide(start)
             else:
                 break
+        if self._held:
+            ready += self._decide_held(horizon)
         return ready
+
+    def _decide_held(self, gateway_horizon: int) -> list[ZonePlacement]:
+        """Listening phones' windows: once the gateways' part is in (or can no
+        longer come) and every phone still reporting has covered it, or at
+        the latest ``LISTEN_LATENESS_WINDOWS`` behind the newest window."""
+        assert self._window_ms is not None
+        ready: list[ZonePlacement] = []
+        width = self._window_ms
+        latest = self._newest - LISTEN_LATENESS_WINDOWS * width
+        stalled = self._newest - LISTEN_STALL_WINDOWS * width
+        for start in sorted(self._held):
+            gateways_in = self._held[start].handed_over or start < self._decided_until
+            gateways_in = gateways_in or start <= gateway_horizon
+            covered = all(end >= start + width for end in self._listening.values() if end > stalled)
+            if start <= latest or (gateways_in and covered):
+                ready += self._decide_listening(start)
+            else:
+                break
+        return ready
+
+    def _decide_listening(self, start: int) -> list[ZonePlacement]:
+        window = self._held.pop(start)
+        assert self._window_ms is not None
+        if self._patient is None:
+            self._patient = self._factory(self._plan, self._window_ms)
+        anchors = self._patient.anchors
+        column = {anchor: i for i, anchor in enumerate(anchors)}
+        beacons = np.array([a in self._plan_beacons for a in anchors], dtype=bool)
+        devices = sorted(window.readings)
+        rssi = np.full((len(devices), len(anchors)), np.nan)
+        listened = np.zeros((len(devices), len(anchors)), dtype=bool)
+        for row, device in enumerate(devices):
+            for anchor, dbm in window.readings[device].items():
+                if anchor in column:
+                    rssi[row, column[anchor]] = dbm
+            if device in window.listened:
+                listened[row] = beacons
+        present = np.array([a in window.reporters for a in anchors], dtype=bool)
+        end = start + self._window_ms
+        self._held_until = end
+        decided = max(end, self._newest + self._window_ms)
+        for device, last in list(self._listening.items()):
+            if end - last > LISTEN_EXPIRY_MS:  # its phone went quiet: gateways place it again
+                del self._listening[device]
+                self._last_reading.pop(device, None)
+                if isinstance(self._patient, Forgets):
+                    self._patient.forget(device)
+        decisions = self._patient.update(
+            end, devices, rssi, present, listened=listened if listened.any() else None
+        )
+        return [ZonePlacement(d.device, d.zone, end, decided) for d in decisions]
+
+    @functools.cached_property
+    def _plan_beacons(self) -> frozenset[str]:
+        return frozenset(b.id for b in self._plan.beacons)
 
     def flush(self) -> list[ZonePlacement]:
         ready: list[ZonePlacement] = []
         for start in sorted(self._windows):
             ready += self._decide(start)
+        for start in sorted(self._held):
+            ready += self._decide_listening(start)
         return ready
 
     def forget(self, device: str) -> None:
         """Its readings in the windows still waiting go, and the model's state
         of it, so no placement of the device comes out of this locator again."""
-        for window in self._windows.values():
+        for window in [*self._windows.values(), *self._held.values()]:
             window.readings.pop(device, None)
-        if isinstance(self._localizer, Forgets):
-            self._localizer.forget(device)
+            window.listened.discard(device)
+        self._listening.pop(device, None)
+        self._last_reading.pop(device, None)
+        for model in (self._localizer, self._patient):
+            if isinstance(model, Forgets):
+                model.forget(device)
+
+    def leave(self, device: str) -> list[ZonePlacement]:
+        """The phone reported leaving the store's beacon region: it is out now
+        (zone None), and its filter starts afresh when it is heard again."""
+        at_ms = max(0, self._newest + (self._window_ms or 0))
+        self.forget(device)
+        return [ZonePlacement(device, None, at_ms, at_ms)]
 
     def positions(self) -> dict[str, tuple[float, float]]:
         """The model's expected position of each device, as of the last decided window."""
-        if self._localizer is None:
-            return {}
-        names, xy = self._localizer.positions()
-        known = ~np.isnan(xy).any(axis=1)
-        return {
-            names[i]: (x, y)
-            for i, (x, y) in zip(np.flatnonzero(known).tolist(), xy[known].tolist(), strict=True)
-        }
+        found: dict[str, tuple[float, float]] = {}
+        for model in (self._localizer, self._patient):
+            if model is None:
+                continue
+            names, xy = model.positions()
+            known = ~np.isnan(xy).any(axis=1)
+            for i, (x, y) in zip(np.flatnonzero(known).tolist(), xy[known].tolist(), strict=True):
+                found[names[i]] = (x, y)
+        return found
 
     def _decide(self, start: int) -> list[ZonePlacement]:
         window = self._windows.pop(start)
         self._expected = window.reporters
+        if self._listening:  # listening phones: their gateways' part joins their own window
+            held = self._held.get(start)
+            if held is None and start >= self._held_until:
+                held = self._held[start] = _Window()
+            if held is not None:
+                held.reporters |= window.reporters
+                held.handed_over = True
+                for device in [d for d in window.readings if d in self._listening]:
+                    held.readings.setdefault(device, {}).update(window.readings.pop(device))
         assert self._localizer is not None and self._window_ms is not None
         anchors = self._localizer.anchors
         column = {anchor: i for i, anchor in enumerate(anchors)}
@@ -237,8 +433,16 @@ class WindowLocalizer(Protocol):
     def anchors(self) -> tuple[str, ...]: ...
 
     def update(
-        self, window_end_ms: int, devices: list[str], rssi: np.ndarray, present: np.ndarray
-    ) -> "list[WindowDecision]": ...
+        self,
+        window_end_ms: int,
+        devices: list[str],
+        rssi: np.ndarray,
+        present: np.ndarray,
+        listened: np.ndarray | None = None,
+    ) -> "list[WindowDecision]":
+        """``listened`` (devices × anchors): anchors that reported for that
+        device only (a listening phone's beacons, issue 15)."""
+        ...
 
     def positions(self) -> tuple[list[str], np.ndarray]:
         """Device names and their expected (x, y), NaN where unknown."""
@@ -261,6 +465,7 @@ def grid_localizer(
             window_ms=window_ms,
             hysteresis=hysteresis,
             survey=radio.survey,
+            beacons=bool(plan.beacons),  # the fixed beacons listening phones hear (issue 15)
             **radio.model_parameters(plan),
         ),
     )
@@ -283,6 +488,7 @@ def zone_localizer(
             window_ms=window_ms,
             hysteresis=hysteresis,
             survey=radio.survey,
+            beacons=bool(plan.beacons),  # the fixed beacons listening phones hear (issue 15)
             **radio.model_parameters(plan),
         ),
     )

@@ -1,8 +1,9 @@
 """``omnizone eval …``: accuracy against ground truth, printed as JSON
 (docs/benchmarks.md). Heavy imports stay inside the commands."""
 
+import functools
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -11,10 +12,15 @@ from omnizone.suite.output import print_result
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress, TaskID
 
-    from omnizone.sim.scenario import Scenario
+    from omnizone.sim.scenario import PhoneMode, Scenario
 
 eval_app = typer.Typer(help="Accuracy against ground truth; prints JSON (docs/benchmarks.md).")
+
+
+def _progress(progress: "Progress", task: "TaskID", fraction: float) -> None:
+    progress.update(task, completed=fraction)
 
 
 @eval_app.command("localize")
@@ -39,6 +45,12 @@ def eval_localize(
             min=100, help="ground truth every N ms (default: the scenario's, 1000): finer latency"
         ),
     ] = None,
+    phone_mode: Annotated[
+        str | None,
+        typer.Option(
+            help="every phone advertises, listens or both (issue 15); all: one run per mode"
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Simulate the scenario through the real gateway and server path; score the
@@ -52,6 +64,12 @@ def eval_localize(
     if localizer not in ("grid", "zone"):
         console.print(f"[red]--localizer must be grid or zone, not {localizer!r}[/]")
         raise typer.Exit(2)
+    modes = ("advertise", "listen", "both")
+    if phone_mode is not None and phone_mode not in (*modes, "all"):
+        console.print(
+            f"[red]--phone-mode must be advertise, listen, both or all, not {phone_mode!r}[/]"
+        )
+        raise typer.Exit(2)
     plan = _scenario_or_exit(
         console,
         scenario,
@@ -59,15 +77,22 @@ def eval_localize(
         duration_s=duration,
         ground_truth_interval_ms=truth_interval_ms,
     )
+    runs = modes if phone_mode == "all" else (phone_mode,)
+    results: dict[str, dict[str, Any]] = {}
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"{plan.name} (seed {plan.seed})", total=1.0)
-        result = run_localize_eval(
-            plan,
-            localizer="grid" if localizer == "grid" else "zone",
-            enter_probability=enter_probability,
-            on_progress=lambda f: progress.update(task, completed=f),
-        )
-    print_result(result, json_output, console)
+        for mode in runs:
+            task = progress.add_task(f"{plan.name} (seed {plan.seed}) {mode or ''}", total=1.0)
+            results[mode or "scenario"] = run_localize_eval(
+                plan,
+                localizer="grid" if localizer == "grid" else "zone",
+                enter_probability=enter_probability,
+                on_progress=functools.partial(_progress, progress, task),
+                phone_mode=cast("PhoneMode | None", mode),
+            )
+    if phone_mode == "all":
+        print_result({"scenario": plan.name, "modes": results}, json_output, console)
+    else:
+        print_result(next(iter(results.values())), json_output, console)
 
 
 @eval_app.command("selfcal")

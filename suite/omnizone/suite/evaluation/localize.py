@@ -6,6 +6,7 @@ HMM localizer and one with the nearest-gateway baseline; both are scored
 against the ground truth.
 """
 
+import dataclasses
 import io
 import json
 import tempfile
@@ -15,9 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omnizone.contract.ids import eid_key
+from omnizone.contract.phone import parse_phone_report
+from omnizone.contract.phone_client import Post
 from omnizone.gateway.node import GatewayNode
 from omnizone.gateway.outbox import Outbox
 from omnizone.server.adapters.db import SqlRepository
+from omnizone.server.adapters.memory.phones import MemoryPhoneSightings
 from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.locators import (
     LocatorKind,
@@ -25,9 +30,11 @@ from omnizone.server.service.locators import (
     default_enter_probability,
     make_locators,
 )
+from omnizone.server.service.phone_sightings import PhoneSightings
 from omnizone.server.service.radio_setup import radio_setups
 from omnizone.sim.engine import SimClock, Simulation
-from omnizone.sim.scenario import Scenario
+from omnizone.sim.scenario import PhoneMode, Scenario
+from omnizone.sim.shoppers import Shopper
 from omnizone.store import StorePlan, load_store
 from omnizone.suite.evaluation.metrics import Placement, RecordedVisit, TruthRow, evaluate
 
@@ -40,9 +47,15 @@ def run_localize_eval(
     localizer: LocatorKind = "grid",
     enter_probability: float | None = None,
     on_progress: Callable[[float], None] | None = None,
+    phone_mode: PhoneMode | None = None,
 ) -> dict[str, Any]:
     """``enter_probability``: the filter's hysteresis bar instead of its
-    default, to trace the latency/flap trade-off (the baseline has none)."""
+    default, to trace the latency/flap trade-off (the baseline has none).
+    ``phone_mode``: every shopper's phone advertises, listens or both
+    (issue 15) instead of the scenario's mix."""
+    if phone_mode is not None:
+        phones = scenario.phones.model_copy(update={"modes": {phone_mode: 1.0}})
+        scenario = scenario.model_copy(update={"phones": phones})
     store = load_store(scenario.store_file)
     kinds = (localizer, BASELINE)
     radio = radio_setups({store.id: store})
@@ -68,6 +81,7 @@ def run_localize_eval(
             )
 
         replay = replay_scenario(scenario, store, list(services.values()), on_progress)
+        phone_stats = replay.phones
         min_stay = store.store.visits.min_presence_s
         results = {}
         for kind in kinds:
@@ -89,6 +103,8 @@ def run_localize_eval(
         "gateways": len(store.gateways),
         "truth_interval_ms": scenario.ground_truth_interval_ms,
         "localizer": localizer,
+        "phone_modes": dict(scenario.phones.modes),
+        "phones": phone_stats,
         "enter_probability": (
             default_enter_probability(localizer) if enter_probability is None else enter_probability
         ),
@@ -104,6 +120,7 @@ class Replay:
     truth: list[TruthRow]
     start_ms: int
     end_ms: int
+    phones: dict[str, Any] | None = None  # listening phones' figures, when any listened
 
 
 def replay_scenario(
@@ -127,7 +144,34 @@ def replay_scenario(
         for g in store.gateways
     }
     truth_text = io.StringIO()
-    simulation = Simulation(scenario, store, nodes, clock, truth_text)
+    # Listening phones (issue 15) report through the same use case as the
+    # public API (the reference client's batches, parsed as the server does).
+    listening = [
+        PhoneSightings(
+            {store.id: store},
+            MemoryPhoneSightings(),
+            service,
+            may_store_location=lambda _device: True,
+            shopper_store=lambda _device: store.id,
+            clock=clock,
+            store_clock=service.event_time,
+        )
+        for service in services
+    ]
+
+    def transport(shopper: Shopper) -> Post:
+        device = (
+            shopper.app.shopper_id if shopper.app is not None else eid_key(shopper.ephemeral_id)
+        )
+
+        def post(body: bytes) -> tuple[int, bytes]:
+            report = parse_phone_report(body)
+            answers = [phones.report(device, report) for phones in listening]
+            return 200, answers[0].model_dump_json().encode()
+
+        return post
+
+    simulation = Simulation(scenario, store, nodes, clock, truth_text, phone_transport=transport)
 
     def deliver() -> None:
         for node in nodes.values():
@@ -159,7 +203,13 @@ def replay_scenario(
         TruthRow(r["t_ms"], r["shopper"], r["device"], r["zone"])
         for r in map(json.loads, truth_text.getvalue().splitlines())
     ]
-    return Replay(truth, simulation.start_ms, simulation.end_ms)
+    phones = None
+    if simulation.listening is not None:
+        phones = {
+            "sim": dataclasses.asdict(simulation.listening.counters),
+            "server": listening[0].stats(store.id),
+        }
+    return Replay(truth, simulation.start_ms, simulation.end_ms, phones)
 
 
 def zone_recorder(timeline: dict[str, list[Placement]]) -> Callable[[str, ZonePlacement], None]:

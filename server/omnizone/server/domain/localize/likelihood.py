@@ -81,9 +81,11 @@ class LikelihoodModel:
             return _score(rssi, weights, silent, present)
         # in blocks, so the temporaries stay in the CPU cache: cost stays linear
         result = np.empty((rssi.shape[0], weights.shape[1]))
+        per_row = present is not None and np.ndim(present) == 2
         for start in range(0, rssi.shape[0], BLOCK_ROWS):
             stop = start + BLOCK_ROWS
-            result[start:stop] = _score(rssi[start:stop], weights, silent, present)
+            rows_present = present[start:stop] if per_row and present is not None else present
+            result[start:stop] = _score(rssi[start:stop], weights, silent, rows_present)
         return result
 
     def silence(
@@ -108,7 +110,12 @@ def _score(
     if rssi.ndim != 2 or rssi.shape[1] != silent.shape[0]:
         raise ValueError(f"rssi must have shape (devices, {silent.shape[0]}), got {rssi.shape}")
     heard = ~np.isnan(rssi)
-    if present is not None:
+    if present is not None and np.ndim(present) == 2:
+        # per device (issue 15): a listening phone's own beacons report for it only
+        mask = np.asarray(present, dtype=bool)
+        heard &= mask
+        base = mask.astype(np.float64) @ silent
+    elif present is not None:
         present = np.asarray(present, dtype=bool)
         heard &= present[None, :]
         base = silent[present].sum(axis=0)
@@ -129,7 +136,7 @@ def log_likelihood(
 ) -> NDArray[np.float64]:
     """(D, A) readings in ``radio.anchors`` order, NaN = not heard -> (D, Z) log-likelihoods.
 
-    ``present`` (A,) marks the anchors that reported this window; an anchor
+    ``present`` (A,), or (D, A) per device, marks the anchors that reported this window; an anchor
     that did not report (offline gateway, message not yet arrived) says
     nothing, rather than "not heard". Default: all anchors reported.
     """

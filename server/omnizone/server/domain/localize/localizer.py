@@ -335,6 +335,7 @@ class StoreLocalizer:
         devices: Sequence[str],
         rssi: NDArray[np.float64],
         present: NDArray[np.bool_] | None = None,
+        listened: NDArray[np.bool_] | None = None,
     ) -> list[ZoneDecision]:
         """Advance every tracked device by one window; a decision for each.
 
@@ -345,8 +346,14 @@ class StoreLocalizer:
         with increasing ``window_end_ms``; a gap of k windows advances the
         model k steps. Devices dropped after ``outside_after_windows`` silent
         windows get their final (zone None) decision here.
+
+        ``listened`` (len(devices), A): anchors that reported for that device
+        only, beside ``present`` (a listening phone's report of the fixed
+        beacons it heard and did not hear, issue 15).
         """
-        return self._advance(window_end_ms, devices, rssi, present, only_changes=False)
+        return self._advance(
+            window_end_ms, devices, rssi, present, only_changes=False, listened=listened
+        )
 
     def update_changes(
         self,
@@ -366,6 +373,7 @@ class StoreLocalizer:
         present: NDArray[np.bool_] | None,
         *,
         only_changes: bool,
+        listened: NDArray[np.bool_] | None = None,
     ) -> list[ZoneDecision]:
         """One window: evidence, filter step, hysteresis, then the decisions.
 
@@ -386,13 +394,17 @@ class StoreLocalizer:
             block, column = np.divmod(new_rows, self._block)
             self._posterior[block, :, column] = self._new_prior
         # 1. evidence: what this window says about where each device is
-        heard = heard_devices(n, rows, rssi, present)
+        reporting = present
+        if listened is not None:  # per device: the anchors that reported, and its own
+            shared = np.ones(rssi.shape[1], dtype=bool) if present is None else present
+            reporting = np.asarray(listened, dtype=bool) | np.asarray(shared, dtype=bool)[None, :]
+        heard = heard_devices(n, rows, rssi, reporting)
         unheard = unheard_windows(self._unheard[:n], heard, steps)
         self._unheard[:n] = unheard
         # per radio map row (a cell is one row for both of its modes)
         log_lik = window_evidence(
             self._likelihood.silence(present, with_outside=True),
-            self._likelihood(rssi, present, with_outside=True),
+            self._likelihood(rssi, reporting, with_outside=True),
             rows,
             heard,
             columns=None,
@@ -534,7 +546,8 @@ def heard_devices(
     devices among the ``n`` tracked."""
     reading = ~np.isnan(rssi)
     if present is not None:
-        reading &= np.asarray(present, dtype=bool)[None, :]
+        mask = np.asarray(present, dtype=bool)
+        reading &= mask if mask.ndim == 2 else mask[None, :]
     heard = np.zeros(n, dtype=bool)
     heard[rows[reading.any(axis=1)]] = True
     return heard

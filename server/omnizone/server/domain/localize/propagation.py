@@ -66,3 +66,10 @@ def anchor_positions(plan: StorePlan) -> tuple[tuple[str, ...], NDArray[np.float
     return tuple(gw.id for gw in gateways), np.array(
         [gw.position for gw in gateways], dtype=np.float64
     ).reshape(-1, 2)
+
+
+def beacon_positions(plan: StorePlan) -> tuple[tuple[str, ...], NDArray[np.float64]]:
+    """Fixed beacons: the anchors a listening phone hears (issue 15), by beacon id."""
+    return tuple(b.id for b in plan.beacons), np.array(
+        [b.position for b in plan.beacons], dtype=np.float64
+    ).reshape(-1, 2)

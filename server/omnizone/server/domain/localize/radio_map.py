@@ -17,6 +17,7 @@ from omnizone.store import StorePlan
 
 from .propagation import (
     anchor_positions,
+    beacon_positions,
     mean_rssi_dbm,
     normal_cdf,
     normal_pdf,
@@ -26,6 +27,8 @@ from .propagation import (
 from .survey import Survey
 
 SIGMA_FLOOR_DB = 2.0
+#: Fixed beacons' advertising interval (Apple's iBeacon recommendation, 100 ms).
+BEACON_INTERVAL_MS = 100
 P_HEARD_MIN = 0.01
 P_HEARD_MAX = 0.99
 #: What a map says about a (zone, anchor) pair nobody measured or modelled.
@@ -75,6 +78,8 @@ def path_loss_map(
     advert_interval_ms: int = 500,
     base_loss: float = 0.05,
     loss_per_10m: float = 0.10,
+    beacons: bool = False,
+    beacon_interval_ms: int = BEACON_INTERVAL_MS,
 ) -> RadioMap:
     """A radio map from the floor plan alone.
 
@@ -100,6 +105,8 @@ def path_loss_map(
         base_loss=base_loss,
         loss_per_10m=loss_per_10m,
         sigma_floor_db=SIGMA_FLOOR_DB,
+        beacons=beacons,
+        beacon_interval_ms=beacon_interval_ms,
     )
 
 
@@ -117,10 +124,18 @@ def place_map(
     base_loss: float = 0.05,
     loss_per_10m: float = 0.10,
     sigma_floor_db: float = 1.0,
+    beacons: bool = False,
+    beacon_interval_ms: int = BEACON_INTERVAL_MS,
 ) -> RadioMap:
     """The path-loss model over any set of places (e.g. grid cells), each given
     by sample points ``(places, points, 2)``; rows named ``places``.
-    ``tx_power_1m_dbm``, ``exponent`` and ``shadowing_db`` may be per anchor."""
+    ``tx_power_1m_dbm``, ``exponent`` and ``shadowing_db`` may be per anchor.
+
+    ``beacons``: the store's fixed beacons are anchors too, after the
+    gateways, as a listening phone hears them (issue 15): each at its own
+    ``tx_power`` (the store file's measured power at 1 m), the gateways' mean
+    exponent and spread, and a window averaging the adverts of a beacon
+    sending every ``beacon_interval_ms``."""
     anchors, anchor_xy = anchor_positions(plan)
     mean, spread, p_heard = _place_statistics(
         points,
@@ -133,6 +148,24 @@ def place_map(
         base_loss=base_loss,
         loss_per_10m=loss_per_10m,
     )
+    if beacons and plan.beacons:
+        names, beacon_xy = beacon_positions(plan)
+        heard = _place_statistics(
+            points,
+            beacon_xy,
+            tx_power_1m_dbm=np.array([b.tx_power for b in plan.beacons], dtype=np.float64),
+            exponent=float(np.mean(exponent)),
+            shadowing_db=float(np.mean(shadowing_db)),
+            sensitivity_dbm=sensitivity_dbm,
+            adverts=max(1, round(window_ms / beacon_interval_ms)),
+            base_loss=base_loss,
+            loss_per_10m=loss_per_10m,
+        )
+        anchors = anchors + names
+        mean, spread, p_heard = (
+            np.concatenate([a, b], axis=1)
+            for a, b in zip((mean, spread, p_heard), heard, strict=True)
+        )
     return RadioMap(
         zones=tuple(places),
         anchors=anchors,

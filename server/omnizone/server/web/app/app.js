@@ -216,6 +216,12 @@ async function settingsPage() {
   show(
     el("h1", {}, "Privacy"),
     await consentForm(false),
+    el("h2", {}, "Where you are in the store"),
+    // Said plainly (docs/mobile-sdk.md, "What a web app cannot do"): no Web Bluetooth scanning here.
+    el("p", { "data-testid": "web-app-limits" },
+      "This web app cannot use Bluetooth: it neither sends a signal the store can hear nor hears the store's beacons, ",
+      "so on its own it cannot tell the store which zone you are in, and offers that depend on where you are need the store's native app. ",
+      "How a native app does it: ", el("a", { href: "/docs#/phones" }, "the phone API"), " (docs/mobile-sdk.md)."),
     el("h2", {}, "Your data"),
     el("p", {}, el("button", { class: "secondary", onclick: exportData }, "Download my data")),
     el("p", {}, el("button", { class: "danger", "data-testid": "erase", onclick: erase }, "Erase everything")),
