@@ -116,3 +116,33 @@ def test_unstored_message_is_not_acknowledged_and_comes_back(
         second.stop()
     assert repo.ingest_stats().ingested == 1
     assert repo.presence_by_zone(STORE) == {"shoes": 1}
+
+
+def test_messages_that_arrive_together_are_stored_in_batches(
+    plan: StorePlan, broker: Broker, repo: SqlRepository, gateway_client: mqtt.Client
+) -> None:
+    """A burst is handled in fewer transactions than messages, none larger than
+    ``batch_max``; every message is stored once and acknowledged, and the
+    gateway's retained ack covers the whole run."""
+    service = IngestService({plan.id: plan}, repo)
+    ingest = ingest_for(broker, service, batch_max=4, batch_wait_ms=500)
+    acks: list[bytes] = []
+    gateway_client.on_message = lambda _c, _u, msg: acks.append(bytes(msg.payload))
+    gateway_client.subscribe("omnizone/v1/paris-rivoli/gw-shoes/ack", qos=1)
+    ingest.start()
+    try:
+        assert ingest.wait_connected(WAIT_S)
+        for seq in range(10):
+            info = gateway_client.publish(
+                *ble("gw-shoes", seq, T0 + seq * 1000, {DEVICE_A: -60}), qos=1
+            )
+        info.wait_for_publish(WAIT_S)
+        eventually(lambda: ingest.counters.acknowledged == 10, "ten acknowledgements")
+        eventually(lambda: any(b'"last_seq":9' in a for a in acks), "the gateway's ack up to 9")
+    finally:
+        ingest.stop()
+    assert ingest.counters.handled == 10
+    assert 3 <= ingest.counters.batches < 10
+    assert 1 < ingest.counters.largest_batch <= 4
+    assert repo.ingest_stats().ingested == 10
+    assert b'"first_seq":0' in acks[-1]

@@ -439,6 +439,8 @@ def build_server(
             password=s.mqtt_password.get_secret_value() if s.mqtt_password else None,
             tls_ca=s.mqtt_tls_ca,
             client_id=s.mqtt_client_id,
+            batch_max=s.ingest_batch_max,
+            batch_wait_ms=s.ingest_batch_wait_ms,
         )
         # The guided survey reads the staff phone's raw windows through ingest,
         # and writes where the store file points (radio_reload picks them up).

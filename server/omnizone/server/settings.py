@@ -96,6 +96,20 @@ class ServerSettings(BaseSettings):
     chain_worker_id: str | None = Field(
         None, description="this worker's name in the membership (none: host-pid)"
     )
+    ingest_batch_max: int = Field(
+        200,
+        ge=1,
+        description="most MQTT messages ingest stores in one transaction (a batch: the "
+        "messages that arrived together; 1: one transaction per message)",
+    )
+    ingest_batch_wait_ms: float = Field(
+        20.0,
+        ge=0,
+        le=1000,
+        description="how long ingest waits, after a batch's first message was received, for "
+        "more to join it (0: only what is already queued); each message waits at most this "
+        "before its transaction starts",
+    )
     api_host: str = Field("127.0.0.1", description="HTTP API bind address")
     api_port: int = Field(8600, ge=0, le=65535, description="HTTP API port (0: any free port)")
     api_keys: dict[str, list[str]] = Field(

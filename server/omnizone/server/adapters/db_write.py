@@ -1,5 +1,5 @@
-"""SQLAlchemy storage, the write side: the tables, the engine, and what one
-gateway message writes (``IngestTransaction``) with the few other writes
+"""SQLAlchemy storage, the write side: the tables, the engine, and what a
+batch of gateway messages writes (``IngestTransaction``) with the few other writes
 ingest and gateway admin make.
 
 SQLite (the default, in WAL mode with foreign keys on) and PostgreSQL
@@ -311,7 +311,7 @@ def _deferred(
 
 
 class _SqlTransaction(IngestTransaction):
-    """The write side of one message, inside one session transaction."""
+    """The write side of a batch of messages, inside one session transaction."""
 
     def __init__(self, session: Session) -> None:
         self._s = session
@@ -319,14 +319,19 @@ class _SqlTransaction(IngestTransaction):
         self._writes: list[Callable[[], None]] = []
         self._presence_keys: set[tuple[str, str]] = set()
         self._presence: dict[tuple[str, str], DevicePresenceRow | None] = {}
+        self._sightings: list[tuple[Any, ...]] = []
 
     def write(self) -> None:
-        """Run the queued writes, in the order they were asked for."""
+        """Run the queued writes, in the order they were asked for, then
+        insert every message's sightings in one go."""
         if self._presence_keys:
             self._load_presence_rows()
         writes, self._writes = self._writes, []
         for write in writes:
             write()
+        if self._sightings:
+            rows, self._sightings = self._sightings, []
+            self._insert_sightings(rows)
 
     def received_before(self, key: ReceivedKey) -> bool:
         found = self._s.scalar(
@@ -381,7 +386,7 @@ class _SqlTransaction(IngestTransaction):
         self, store: str, gateway: str, seq: int, items: Sequence[BleSighting]
     ) -> None:
         mid = self._mid()
-        rows = [
+        self._sightings.extend(
             (
                 mid,
                 store,
@@ -395,12 +400,16 @@ class _SqlTransaction(IngestTransaction):
                 i.tx_power,
             )
             for i in items
-        ]
-        # A BLE message holds hundreds of sightings, and SQLAlchemy's per-row
-        # parameter handling costs more than the insert: they go straight to
-        # the driver, by COPY on PostgreSQL (about half the time of
-        # executemany) and by the driver's executemany on SQLite. Other
-        # databases take Core executemany.
+        )
+
+    def _insert_sightings(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """The sightings of every message of the batch, in one statement.
+
+        A BLE message holds hundreds of sightings, and SQLAlchemy's per-row
+        parameter handling costs more than the insert: they go straight to
+        the driver, by COPY on PostgreSQL (about half the time of
+        executemany) and by the driver's executemany on SQLite. Other
+        databases take Core executemany."""
         connection = self._s.connection()
         columns = ", ".join(_SIGHTING_COLUMNS)
         driver = connection.connection.driver_connection
@@ -570,7 +579,7 @@ class _SqlTransaction(IngestTransaction):
 
 class SqlIngestWriter(IngestWrites):
     """The write half of the ingest ``Repository`` over an SQLAlchemy engine:
-    one transaction per message, dead letters, issued gateway configs, and
+    one transaction per batch of messages, dead letters, issued gateway configs, and
     the deletes of erasure and retention."""
 
     def __init__(self, engine: Engine) -> None:
@@ -626,6 +635,8 @@ class SqlIngestWriter(IngestWrites):
 
     @contextmanager
     def transaction(self) -> Iterator[_SqlTransaction]:
+        """One transaction for a batch of messages: their writes run just
+        before the one commit."""
         with Session(self.engine) as session, session.begin():
             tx = _SqlTransaction(session)
             yield tx

@@ -5,6 +5,13 @@ acknowledged only after its database transaction committed, so a crash at any
 point leaves it with the broker, which redelivers it (de-duplication makes the
 second delivery harmless). One worker keeps messages in arrival order.
 
+The worker takes the messages that arrived together as one batch (at most
+``batch_max``, waiting at most ``batch_wait_ms`` after the first for more):
+the gateways of a store publish each window at the same moment, and one
+transaction for them all costs about what one per message did
+(``IngestService.handle_batch``). Nothing of a batch is acknowledged before
+the whole batch is committed.
+
 After the commit the worker also tells the gateway, retained on its ``ack``
 topic, the run of its epoch's sequence numbers now stored (``AckRuns``):
 the gateway deletes those outbox rows then, and only then. Duplicates are
@@ -16,6 +23,7 @@ import logging
 import queue
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,16 +35,23 @@ from paho.mqtt.enums import CallbackAPIVersion
 from omnizone.contract import AckMessage, ack_topic, dump_ack, subscription_filter
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.contract.topics import GATEWAY_KINDS
-from omnizone.server.service.ingest import IngestService
+from omnizone.server.service.ingest import InboundMessage, IngestService
 from omnizone.server.service.ports import ReceivedKey
 
 log = logging.getLogger(__name__)
+
+
+#: Defaults of ``OMNIZONE_INGEST_BATCH_MAX`` and ``OMNIZONE_INGEST_BATCH_WAIT_MS``.
+DEFAULT_BATCH_MAX = 200
+DEFAULT_BATCH_WAIT_MS = 20.0
 
 
 @dataclass(slots=True)
 class MqttIngestCounters:
     received: int = 0
     handled: int = 0
+    batches: int = 0
+    largest_batch: int = 0
     acknowledged: int = 0
     storage_errors: int = 0
     connects: int = 0
@@ -100,6 +115,7 @@ class _Delivery:
     qos: int
     session: int
     received_ms: int
+    queued_s: float  # time.monotonic() when it was queued: the batch's wait counts from it
 
 
 _STOP = object()
@@ -122,7 +138,12 @@ class MqttIngest:
         retry_delay_s: float = 1.0,
         clock: Callable[[], int] = wall_clock_ms,
         ack_every: int = 50,
+        batch_max: int = DEFAULT_BATCH_MAX,
+        batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
     ) -> None:
+        """``batch_max`` and ``batch_wait_ms``: a batch is what is queued, up to
+        ``batch_max`` messages, and what arrives until ``batch_wait_ms`` after
+        its first message was received (1 and 0: one message at a time)."""
         self._service = service
         self._host, self._port = host, port
         # Every gateway kind, never `config`: that is what the server itself sends.
@@ -133,6 +154,8 @@ class MqttIngest:
         self._clock = clock
         # Acks go out when the queue runs dry, or every `ack_every` messages in a burst.
         self._ack_every = max(1, ack_every)
+        self._batch_max = max(1, batch_max)
+        self._batch_wait_s = max(0.0, batch_wait_ms) / 1000
         self._acks = AckRuns()
         self._unpublished = 0
         self.counters = MqttIngestCounters()
@@ -244,44 +267,80 @@ class MqttIngest:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.counters.received += 1
         self._queue.put(
-            _Delivery(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._session, self._clock())
+            _Delivery(
+                msg.topic,
+                bytes(msg.payload),
+                msg.mid,
+                msg.qos,
+                self._session,
+                self._clock(),
+                time.monotonic(),
+            )
         )
 
     # -- worker thread -----------------------------------------------------------
 
     def _work(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is _STOP:
+            first = self._queue.get()
+            if first is _STOP:
                 return
-            assert isinstance(item, _Delivery)
-            if not self._handle(item):
+            assert isinstance(first, _Delivery)
+            batch, stop = self._collect(first)
+            if not self._handle(batch) or stop:
                 return
 
-    def _handle(self, delivery: _Delivery) -> bool:
+    def _collect(self, first: _Delivery) -> tuple[list[_Delivery], bool]:
+        """``first`` and what arrives with it; True when a stop came after them."""
+        batch = [first]
+        deadline = first.queued_s + self._batch_wait_s
+        while len(batch) < self._batch_max:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                wait_s = deadline - time.monotonic()
+                if wait_s <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=wait_s)
+                except queue.Empty:
+                    break
+            if item is _STOP:
+                return batch, True
+            assert isinstance(item, _Delivery)
+            batch.append(item)
+        return batch, False
+
+    def _handle(self, batch: list[_Delivery]) -> bool:
         """Handle until stored; False when stopping before that (leave it unacked)."""
+        inbound = [InboundMessage(d.topic, d.payload, d.received_ms) for d in batch]
         while True:
             try:
-                outcome = self._service.handle(
-                    delivery.topic, delivery.payload, delivery.received_ms
-                )
+                outcomes = self._service.handle_batch(inbound)
                 break
             except Exception:
                 self.counters.storage_errors += 1
-                log.exception("storing a message from %s failed; retrying", delivery.topic)
+                log.exception(
+                    "storing %d messages (first from %s) failed; retrying",
+                    len(batch),
+                    batch[0].topic,
+                )
                 if self._stopping.wait(self._retry_delay_s):
                     return False
-        self.counters.handled += 1
-        # An id from an earlier connection means nothing now: the broker redelivers
-        # that message itself, and de-duplication absorbs it.
-        if delivery.qos > 0 and delivery.session == self._session:
-            self._client.ack(delivery.mid, delivery.qos)
-            self.counters.acknowledged += 1
-        if outcome.key is not None:
-            replaced = self._acks.note(outcome.key)
-            if replaced is not None:
-                self._publish_ack(replaced)
-            self._unpublished += 1
+        self.counters.handled += len(batch)
+        self.counters.batches += 1
+        self.counters.largest_batch = max(self.counters.largest_batch, len(batch))
+        for delivery, outcome in zip(batch, outcomes, strict=True):
+            # An id from an earlier connection means nothing now: the broker
+            # redelivers that message itself, and de-duplication absorbs it.
+            if delivery.qos > 0 and delivery.session == self._session:
+                self._client.ack(delivery.mid, delivery.qos)
+                self.counters.acknowledged += 1
+            if outcome.key is not None:
+                replaced = self._acks.note(outcome.key)
+                if replaced is not None:
+                    self._publish_ack(replaced)
+                self._unpublished += 1
         if self._unpublished and (self._queue.empty() or self._unpublished >= self._ack_every):
             for ack in self._acks.take():
                 self._publish_ack(ack)

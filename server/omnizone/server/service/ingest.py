@@ -1,11 +1,15 @@
-"""Ingest use case: one MQTT message in, one database transaction out.
+"""Ingest use case: a batch of MQTT messages in, one database transaction out.
 
 Every message is validated against the contract, de-duplicated on
 (store, gateway, epoch, seq), stored, and for BLE turned into zone placements and
-visit events. Bad input never raises: it is dead-lettered with a reason that
-says what and where, and the next message is handled as usual. In-memory
-localization state is only updated after the transaction commits, so a
-message that failed half-way is re-processed cleanly when it is redelivered.
+visit events. The messages that arrived together (the gateways of a store
+publish each window at the same moment) are written in one transaction:
+one commit and one insert of all their sightings, not one of each per
+message. Bad input never raises: it is dead-lettered on its own, with a
+reason that says what and where, and the good messages beside it are handled
+as usual. In-memory visit state is only updated after the transaction
+commits, so a batch that failed half-way is re-processed cleanly when it is
+redelivered. ``handle`` is a batch of one.
 """
 
 import json
@@ -86,6 +90,22 @@ class IngestOutcome:
     """The message's identity when it is known, accepted, duplicate or dead-lettered
     alike: the server has committed what it will ever do with it, and may tell
     the gateway so (its end-to-end acknowledgement)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One message as the transport delivered it: topic, raw body, and when it
+    was received (wall ms)."""
+
+    topic: str
+    payload: bytes
+    received_ms: int
+
+
+class _BatchFailed(Exception):
+    """A message of a batch could not be worked out (a bug, not storage): the
+    batch is rolled back and its messages are handled one at a time, so only
+    the one at fault is dead-lettered."""
 
 
 @dataclass(slots=True)
@@ -295,41 +315,41 @@ class IngestService:
                     locator.forget(device)
 
     def handle(self, topic: str, payload: bytes, received_ms: int) -> IngestOutcome:
-        """Process one message. Raises only when storage itself is unavailable
-        (the caller must then not acknowledge the message and retry later)."""
+        """Process one message (a batch of one). Raises only when storage
+        itself is unavailable (the caller must then not acknowledge the
+        message and retry later)."""
+        return self.handle_batch([InboundMessage(topic, payload, received_ms)])[0]
+
+    def handle_batch(self, messages: Sequence[InboundMessage]) -> list[IngestOutcome]:
+        """Process messages that arrived together, in order, with one
+        transaction for all the valid ones; one outcome per message, in the
+        same order. A message that fails validation is dead-lettered on its
+        own and the others are stored; a message whose processing fails
+        (not storage) is dead-lettered and the others are stored one at a
+        time. Raises only when storage itself is unavailable: then nothing
+        of the batch is committed, and the caller acknowledges none of it
+        and retries later (de-duplication makes a retry harmless)."""
         with self._lock:
-            try:
-                message = parse_message(topic, payload)
-            except ContractError as error:
-                return self._dead_letter(topic, payload, received_ms, error.reason)
-            plan = self._stores.get(message.store)
-            if plan is None:
-                known = ", ".join(sorted(self._stores)) or "none"
-                return self._dead_letter(
-                    topic,
-                    payload,
-                    received_ms,
-                    f"unknown store {message.store!r} (this server knows: {known})",
-                )
-            if message.gateway not in plan.gateway_zones:
-                return self._dead_letter(
-                    topic,
-                    payload,
-                    received_ms,
-                    f"gateway {message.gateway!r} is not in the plan of store {message.store!r}",
-                )
-            try:
-                return self._process(plan, message, received_ms)
-            except Exception as error:
-                if self._repo.is_transient(error):
-                    raise
-                log.exception("processing %s seq %s failed", topic, message.seq)
-                return self._dead_letter(
-                    topic,
-                    payload,
-                    received_ms,
-                    f"processing failed: {type(error).__name__}: {error}",
-                )
+            outcomes: list[IngestOutcome | None] = [None] * len(messages)
+            valid: list[tuple[int, StorePlan, GatewayMessage, InboundMessage]] = []
+            for index, inbound in enumerate(messages):
+                checked = self._check(inbound)
+                if isinstance(checked, IngestOutcome):
+                    outcomes[index] = checked
+                else:
+                    valid.append((index, *checked, inbound))
+            if len(valid) > 1:
+                try:
+                    done = self._process(valid)
+                except _BatchFailed:
+                    log.warning("a batch of %d messages failed; one at a time", len(valid))
+                else:
+                    for (index, *_), outcome in zip(valid, done, strict=True):
+                        outcomes[index] = outcome
+                    valid = []
+            for index, plan, message, inbound in valid:  # one at a time
+                outcomes[index] = self._process_alone(plan, message, inbound)
+            return [outcome for outcome in outcomes if outcome is not None]
 
     def observe_listened(self, store: str, device: str, windows: Sequence[ListenedWindow]) -> int:
         """A listening phone's windows of the store's fixed beacons, already
@@ -343,7 +363,8 @@ class IngestService:
             before = locator.late_listened
             pending = _Pending()
             with self._repo.transaction() as tx:
-                self._place(plan, locator.observe_listened(device, windows), tx, pending)
+                self._advance(plan, locator.observe_listened(device, windows), pending)
+                self._write_states(plan.id, tx, pending)
             self._apply(store, pending)
             return locator.late_listened - before
 
@@ -363,11 +384,54 @@ class IngestService:
             )
             pending = _Pending()
             with self._repo.transaction() as tx:
-                self._place(plan, placements, tx, pending)
+                self._advance(plan, placements, pending)
+                self._write_states(plan.id, tx, pending)
             self._apply(store, pending)
             return True
 
     # -- internals -----------------------------------------------------------
+
+    def _check(self, inbound: InboundMessage) -> tuple[StorePlan, GatewayMessage] | IngestOutcome:
+        """The message and its store's plan, or its dead letter."""
+        topic, payload, received_ms = inbound.topic, inbound.payload, inbound.received_ms
+        try:
+            message = parse_message(topic, payload)
+        except ContractError as error:
+            return self._dead_letter(topic, payload, received_ms, error.reason)
+        plan = self._stores.get(message.store)
+        if plan is None:
+            known = ", ".join(sorted(self._stores)) or "none"
+            return self._dead_letter(
+                topic,
+                payload,
+                received_ms,
+                f"unknown store {message.store!r} (this server knows: {known})",
+            )
+        if message.gateway not in plan.gateway_zones:
+            return self._dead_letter(
+                topic,
+                payload,
+                received_ms,
+                f"gateway {message.gateway!r} is not in the plan of store {message.store!r}",
+            )
+        return plan, message
+
+    def _process_alone(
+        self, plan: StorePlan, message: GatewayMessage, inbound: InboundMessage
+    ) -> IngestOutcome:
+        """One message in its own transaction; a processing failure dead-letters it."""
+        try:
+            (outcome,) = self._process([(0, plan, message, inbound)])
+            return outcome
+        except _BatchFailed as failed:
+            error = failed.__cause__ or failed
+            log.error("processing %s seq %s failed", inbound.topic, message.seq, exc_info=error)
+            return self._dead_letter(
+                inbound.topic,
+                inbound.payload,
+                inbound.received_ms,
+                f"processing failed: {type(error).__name__}: {error}",
+            )
 
     def _dead_letter(
         self, topic: str, payload: bytes, received_ms: int, reason: str
@@ -382,32 +446,71 @@ class IngestService:
         self.counters.dead_lettered += 1
         return IngestOutcome(Outcome.DEAD_LETTERED, reason, key=_claimed_key(topic, payload))
 
-    def _process(self, plan: StorePlan, message: GatewayMessage, received_ms: int) -> IngestOutcome:
-        key = ReceivedKey(message.store, message.gateway, message.seq, message.epoch)
-        pending = _Pending()
-        with self._repo.transaction() as tx:
-            if tx.received_before(key):
-                tx.count_duplicate(key)
-                duplicate = True
-            else:
-                duplicate = False
-                items = (
-                    len(message.items)
-                    if isinstance(message, BleMessage | NfcMessage | RfidMessage)
-                    else 0
-                )
-                tx.record_received(key, message.kind, message.sent_ms, received_ms, items)
-                self._store_facts(plan, message, received_ms, tx, pending)
-        if duplicate:
+    def _process(
+        self, batch: Sequence[tuple[int, StorePlan, GatewayMessage, InboundMessage]]
+    ) -> list[IngestOutcome]:
+        """Valid messages in one transaction; memory and listeners after commit.
+        Raises ``_BatchFailed`` (rolled back) when working one out failed, and
+        storage's own errors as they are."""
+        pendings: dict[str, _Pending] = {}
+        received: dict[str, int] = {}  # store -> newest BLE receipt of the batch
+        accepted: list[tuple[ReceivedKey, GatewayMessage] | ReceivedKey] = []
+        try:
+            with self._repo.transaction() as tx:
+                in_batch: set[ReceivedKey] = set()
+                for _, plan, message, inbound in batch:
+                    key = ReceivedKey(message.store, message.gateway, message.seq, message.epoch)
+                    if key in in_batch or tx.received_before(key):
+                        tx.count_duplicate(key)
+                        accepted.append(key)  # a duplicate: only its key
+                        continue
+                    in_batch.add(key)
+                    items = (
+                        len(message.items)
+                        if isinstance(message, BleMessage | NfcMessage | RfidMessage)
+                        else 0
+                    )
+                    pending = pendings.setdefault(plan.id, _Pending())
+                    tx.record_received(
+                        key, message.kind, message.sent_ms, inbound.received_ms, items
+                    )
+                    try:
+                        self._store_facts(plan, message, inbound.received_ms, tx, pending)
+                    except Exception as error:
+                        if self._repo.is_transient(error):
+                            raise
+                        raise _BatchFailed(str(error)) from error
+                    accepted.append((key, message))
+                    if isinstance(message, BleMessage):
+                        received[plan.id] = max(
+                            received.get(plan.id, inbound.received_ms), inbound.received_ms
+                        )
+                for store, pending in pendings.items():
+                    self._write_states(store, tx, pending)
+        except _BatchFailed:
+            raise
+        except Exception as error:
+            # The commit itself refused the batch (a constraint, say): not storage
+            # being away, so the batch is handled one message at a time.
+            if self._repo.is_transient(error):
+                raise
+            raise _BatchFailed(str(error)) from error
+        for store, pending in pendings.items():
+            self._apply(store, pending)
+        self._received_ms.update(received)
+        return [self._committed(done) for done in accepted]
+
+    def _committed(self, done: tuple[ReceivedKey, GatewayMessage] | ReceivedKey) -> IngestOutcome:
+        """After commit: a message's sequence bookkeeping and its outcome."""
+        if isinstance(done, ReceivedKey):
+            key = done
             self.counters.duplicates += 1
             return IngestOutcome(
                 Outcome.DUPLICATE,
                 f"seq {key.seq} of {key.gateway} (epoch {key.epoch}) seen before",
                 key=key,
             )
-        self._apply(plan.id, pending)
-        if isinstance(message, BleMessage):
-            self._received_ms[plan.id] = received_ms
+        key, message = done
         epoch = (key.store, key.gateway, key.epoch)
         if isinstance(message, StatusMessage) and message.state == "online":
             self._wills[epoch] = message.seq + 1
@@ -465,7 +568,7 @@ class IngestService:
                 if stored:
                     tx.add_ble_sightings(store, gateway, seq, stored)
                 if tracked:
-                    self._localize(plan, tracked, message.gateway, message.sent_ms, tx, pending)
+                    self._localize(plan, tracked, message.gateway, message.sent_ms, pending)
             case NfcMessage():
                 tx.add_nfc_taps(store, gateway, seq, message.items)
             case RfidMessage():
@@ -518,7 +621,8 @@ class IngestService:
             pending = _Pending()
             with self._repo.transaction() as tx:
                 placements = self._locators[store].flush()
-                self._place(plan, placements, tx, pending)
+                self._advance(plan, placements, pending)
+                self._write_states(store, tx, pending)
             self._apply(store, pending)
 
     def _identify(self, message: BleMessage, pending: _Pending) -> list[BleSighting]:
@@ -569,7 +673,6 @@ class IngestService:
         items: list[BleSighting],
         gateway: str,
         sent_ms: int,
-        tx: IngestTransaction,
         pending: _Pending,
     ) -> None:
         items = sorted(items, key=lambda s: s.window_start_ms + s.window_ms)
@@ -578,22 +681,15 @@ class IngestService:
             replace(p, published_ms=sent_ms)
             for p in self._locators[plan.id].observe(gateway, sightings)
         ]
-        self._place(plan, placements, tx, pending)
-
-    def _place(
-        self,
-        plan: StorePlan,
-        placements: list[ZonePlacement],
-        tx: IngestTransaction,
-        pending: _Pending,
-    ) -> None:
         self._advance(plan, placements, pending)
-        self._write_states(plan.id, tx, pending)
 
     def _advance(self, plan: StorePlan, placements: list[ZonePlacement], pending: _Pending) -> None:
-        """The stays ``placements`` move, and those that timed out, in ``pending``."""
+        """The stays ``placements`` move, and those that timed out, in ``pending``
+        (which may hold earlier messages of the same batch: its clock and sweep
+        come first)."""
         store, settings = plan.id, plan.store.visits
-        clock = self._clock_ms.get(store, 0)
+        clock = pending.clock_ms if pending.clock_ms is not None else self._clock_ms.get(store, 0)
+        swept = pending.swept_ms if pending.swept_ms is not None else self._swept_ms.get(store, 0)
         for placement in placements:
             device, at_ms = placement.device, placement.at_ms
             state, events = advance(
@@ -603,7 +699,7 @@ class IngestService:
             clock = max(clock, at_ms)
             pending.placements.append(placement)
         pending.clock_ms = clock
-        if clock - self._swept_ms.get(store, 0) >= SWEEP_EVERY_MS:
+        if clock - swept >= SWEEP_EVERY_MS:
             pending.swept_ms = clock
             devices = set(self._states[store]) | set(pending.states)
             for device in sorted(devices):
@@ -612,7 +708,8 @@ class IngestService:
                     pending.record(device, state, events)
 
     def _write_states(self, store: str, tx: IngestTransaction, pending: _Pending) -> None:
-        """The visit events and presence rows of the stays ``pending`` changed."""
+        """The visit events and presence rows of the stays ``pending`` changed:
+        once per store and transaction, after all its messages were worked out."""
         saved = self._presence_saved.setdefault(store, {})
         for device, state in pending.states.items():
             if not self._may_store(device):  # consent: location may not be written down

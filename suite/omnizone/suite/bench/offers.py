@@ -300,7 +300,7 @@ class _Phones:
 
     def start(self) -> None:
         self._process.start()
-        kind, connected = self._results.get(timeout=120)
+        kind, connected = self._results.get(timeout=180)
         self._arrivals.connected = connected
         if kind != "ready":
             raise RuntimeError(f"the bench's WebSocket clients failed to start: {connected}")
@@ -347,7 +347,11 @@ async def _phones_main(url: str, tokens: list[str], stop: Any, results: Any) -> 
     async def phone(token: str) -> None:
         nonlocal connected, duplicates
         try:
-            async with websockets.connect(f"{url}?token={token}&after=0", max_queue=None) as ws:
+            # A long opening handshake: 500 phones connect at once, and on a busy
+            # machine the server answers them slowly (start-up, not the figure).
+            async with websockets.connect(
+                f"{url}?token={token}&after=0", max_queue=None, open_timeout=90
+            ) as ws:
                 connected += 1
                 if connected == len(tokens):
                     all_in.set()
@@ -371,7 +375,7 @@ async def _phones_main(url: str, tokens: list[str], stop: Any, results: Any) -> 
 
     tasks = [asyncio.create_task(phone(t)) for t in tokens]
     try:
-        await asyncio.wait_for(all_in.wait(), 60)
+        await asyncio.wait_for(all_in.wait(), 100)
         results.put(("ready", connected))
     except TimeoutError:
         results.put(("failed", f"{connected} of {len(tokens)} connected; {errors[:3]}"))
