@@ -5,6 +5,7 @@ import pytest
 
 from omnizone.server.domain.localize import StoreLocalizer
 from omnizone.server.domain.localize.hmm import transition_matrix
+from omnizone.server.domain.localize.learned import fit_learned
 from omnizone.server.domain.localize.likelihood import (
     LikelihoodModel,
     ResidualState,
@@ -130,3 +131,23 @@ def test_point_survey_needs_points() -> None:
     survey = Survey(("hall",), ("gw-a",), np.array([[-60.0]]))
     with pytest.raises(ValueError, match="x,y points"):
         point_fingerprint_map(survey, fingerprint_map(survey), ("c",), np.zeros((1, 2)), ["hall"])
+
+
+def test_the_learned_likelihood_can_share_the_filter_evidence() -> None:
+    radio = _map()
+    transition = transition_matrix(ZONES, {z: list(ZONES) for z in ZONES}, ["z0"], window_s=1.0)
+    rng = np.random.default_rng(3)
+    rows = np.repeat(np.arange(len(ZONES)), 30)
+    train = rng.normal(radio.mean_dbm[rows], radio.sigma_db[rows])
+    survey = Survey(tuple(ZONES[r] for r in rows), ANCHORS, train)
+    learned = fit_learned(survey)
+    with pytest.raises(ValueError, match="learned_share"):
+        StoreLocalizer(radio, transition, learned=learned, learned_share=1.5)
+    plain = StoreLocalizer(radio, transition)
+    blended = StoreLocalizer(radio, transition, learned=learned, learned_share=0.5)
+    device = rng.normal(radio.mean_dbm[2], radio.sigma_db[2])[None, :]
+    for window in range(1, 6):
+        plain.update(1000 * window, ["d"], device)
+        decision = blended.update(1000 * window, ["d"], device)[0]
+    assert decision.zone == "z2"
+    assert blended.posterior("d") != plain.posterior("d")
