@@ -12,6 +12,7 @@ device × zone score, which is what keeps the localizer fast.
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -162,3 +163,119 @@ def outside_log_likelihood(
     per_anchor = np.where(heard, heard_term, silent_term) * reporting[None, :]
     result: NDArray[np.float64] = per_anchor.sum(axis=1)
     return result
+
+
+# -- tempering learned from the residuals ------------------------------------------
+
+#: A reading's squared z-score counts at most this much (a 4σ outlier), so a few
+#: wild readings do not decide how far the whole store is trusted.
+RESIDUAL_Z2_CLIP = 16.0
+#: Only windows heard by this many anchors say something about the spread.
+RESIDUAL_MIN_HEARD = 3
+
+
+def best_fit_residuals(
+    radio: RadioMap,
+    rssi: NDArray[np.float64],
+    scores: NDArray[np.float64],
+    present: NDArray[np.bool_] | None = None,
+) -> tuple[float, float]:
+    """(sum of clipped squared z-scores, readings counted) at each device's best row.
+
+    ``scores`` are ``rssi``'s (D, Z[+1]) log-likelihoods (an OUTSIDE column
+    beyond the map's rows is ignored). Where the map's spread is right, the
+    readings of a window sit about one ``sigma_db`` from the best-fitting
+    row's means; where the radio is noisier than the map says they sit
+    further, and where it is steadier they sit closer. Devices heard by fewer
+    than ``RESIDUAL_MIN_HEARD`` anchors are left out."""
+    rssi = np.asarray(rssi, dtype=np.float64)
+    heard = ~np.isnan(rssi)
+    if present is not None:
+        heard &= np.asarray(present, dtype=bool)[None, :]
+    keep = heard.sum(axis=1) >= RESIDUAL_MIN_HEARD
+    if not keep.any():
+        return 0.0, 0.0
+    zones = len(radio.zones)
+    best = np.argmax(scores[keep, :zones], axis=1)
+    mean = radio.mean_dbm[best]
+    sigma = radio.sigma_db[best]
+    h = heard[keep]
+    z = np.where(h, (np.where(h, rssi[keep], 0.0) - mean) / sigma, 0.0)
+    z2 = np.minimum(z * z, RESIDUAL_Z2_CLIP)
+    return float(z2.sum()), float(h.sum())
+
+
+def expected_residual(radio: RadioMap, *, samples: int = 4000, seed: int = 0) -> float:
+    """Mean clipped squared z-score per reading when the radio is exactly the map.
+
+    Readings drawn from the map itself (rows at random, each anchor heard with
+    its ``p_heard`` at ``N(mean, sigma)``), scored and fitted as live windows
+    are: the best row over-fits a little, so this is below 1, and it is what
+    the live figure is compared with (``ResidualTempering``)."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(radio.zones), samples)
+    heard = rng.random((samples, len(radio.anchors))) < radio.p_heard[rows]
+    rssi = rng.normal(radio.mean_dbm[rows], radio.sigma_db[rows])
+    rssi[~heard] = np.nan
+    scores = LikelihoodModel(radio)(rssi)
+    total, count = best_fit_residuals(radio, rssi, scores)
+    return total / count if count > 0 else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ResidualTempering:
+    """Learn the evidence weight from how far readings fall from the map.
+
+    The naive-Bayes sum is overconfident when the radio is noisier than the
+    map says (6 dB of shadowing against a map made for 4) and underconfident
+    when it is steadier (a survey whose spread covers a whole room). The
+    store-wide ratio ``expected / observed`` of mean squared z-scores at the
+    best-fitting row says which, and by how much; the weight is that ratio
+    to the power ``power``, kept within [``min_weight``, ``max_weight``]. The
+    observed figure is a running mean over about ``memory_readings``
+    readings, started at the expected one (weight 1) with
+    ``prior_readings`` of pseudo-evidence. At most ``sample_devices`` devices
+    a window feed it, so it costs nothing at scale."""
+
+    power: float = 1.0
+    min_weight: float = 0.4
+    max_weight: float = 2.5
+    memory_readings: float = 20_000.0
+    prior_readings: float = 500.0
+    sample_devices: int = 256
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_weight <= 1.0 <= self.max_weight:
+            raise ValueError("min_weight must be in (0, 1] and max_weight at least 1")
+        if self.power <= 0 or self.memory_readings <= 0 or self.prior_readings <= 0:
+            raise ValueError("power, memory_readings and prior_readings must be positive")
+        if self.sample_devices < 1:
+            raise ValueError("sample_devices must be at least 1")
+
+
+@dataclass(slots=True)
+class ResidualState:
+    """The running sums behind ``ResidualTempering``: mutable, one per localizer."""
+
+    expected: float
+    z2: float
+    readings: float
+
+    @classmethod
+    def start(cls, expected: float, tempering: ResidualTempering) -> "ResidualState":
+        prior = tempering.prior_readings
+        return cls(expected, expected * prior, prior)
+
+    def add(self, z2: float, readings: float, tempering: ResidualTempering) -> None:
+        if readings <= 0:
+            return
+        keep = tempering.memory_readings / (tempering.memory_readings + readings)
+        self.z2 = self.z2 * keep + z2
+        self.readings = self.readings * keep + readings
+
+    def weight(self, tempering: ResidualTempering) -> float:
+        observed = self.z2 / self.readings
+        if observed <= 0:
+            return tempering.max_weight
+        ratio = (self.expected / observed) ** tempering.power
+        return float(min(tempering.max_weight, max(tempering.min_weight, ratio)))

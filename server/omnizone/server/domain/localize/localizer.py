@@ -40,7 +40,15 @@ from omnizone.store import StorePlan
 
 from .grid import MODES, ModeMotion, Motion, cell_points, floor_grid, mode_motion
 from .hmm import Hysteresis, Transition, forward_step, transition_matrix
-from .likelihood import BLOCK_ROWS, LikelihoodModel
+from .learned import LearnedLikelihood, fit_learned, score_learned
+from .likelihood import (
+    BLOCK_ROWS,
+    LikelihoodModel,
+    ResidualState,
+    ResidualTempering,
+    best_fit_residuals,
+    expected_residual,
+)
 from .radio_map import (
     RadioMap,
     combine,
@@ -48,6 +56,7 @@ from .radio_map import (
     fingerprint_map,
     path_loss_map,
     place_map,
+    point_fingerprint_map,
 )
 from .survey import Survey
 
@@ -88,6 +97,10 @@ class StoreLocalizer:
         state_rows: NDArray[np.intp] | None = None,
         state_points: NDArray[np.float64] | None = None,
         motion: ModeMotion | None = None,
+        tempering: ResidualTempering | None = None,
+        learned: LearnedLikelihood | None = None,
+        learned_share: float = 0.0,
+        state_zone: NDArray[np.intp] | None = None,
     ) -> None:
         """The filter's states are the radio map's rows plus OUTSIDE. By default
         those rows are the zones; for a position grid (``grid.py``) they are
@@ -109,7 +122,18 @@ class StoreLocalizer:
 
         ``motion``, the parts of a grid ``transition`` (``grid.ModeMotion``),
         lets a one-window step skip the full sparse product (``grid_forward``);
-        the states must then be its cells still, its cells walking, OUTSIDE."""
+        the states must then be its cells still, its cells walking, OUTSIDE.
+
+        ``tempering`` learns a factor on ``evidence_weight`` from how far the
+        readings fall from the map (``likelihood.ResidualTempering``); None
+        keeps the weight fixed.
+
+        ``learned`` (``learned.fit_learned`` of the survey) scores each window
+        per zone; with ``learned_share`` w, a radio map row's score is
+        ``(1 - w) · map + w · learned[its zone]`` (``state_zone``: each map
+        row's zone in ``zones``; OUTSIDE and zones the survey lacks get the
+        device's best learned score, so the learned part re-ranks the zones
+        and says nothing about being outside)."""
         rows = np.arange(len(radio.zones)) if state_rows is None else np.asarray(state_rows)
         if rows.ndim != 1 or (rows.size and not 0 <= rows.min() <= rows.max() < len(radio.zones)):
             raise ValueError("state_rows must pick radio map rows, one per state")
@@ -144,6 +168,20 @@ class StoreLocalizer:
         self.window_ms = window_ms
         self.evidence_weight = evidence_weight
         self._likelihood = LikelihoodModel(radio)
+        self.tempering = tempering
+        if not 0.0 <= learned_share <= 1.0:
+            raise ValueError("learned_share must be within [0, 1]")
+        self._learned = learned if learned_share > 0 else None
+        self.learned_share = learned_share
+        self._learned_anchors = np.empty(0, dtype=np.intp)
+        self._learned_columns = np.empty(0, dtype=np.intp)
+        if self._learned is not None:
+            self._learned_anchors, self._learned_columns = _learned_layout(
+                self._learned, radio, zone_names, state_zone
+            )
+        self._residuals: ResidualState | None = (
+            None if tempering is None else ResidualState.start(expected_residual(radio), tempering)
+        )
         self._outside_state = states - 1
         self._outside = len(zone_names)  # OUTSIDE among the reported zones
         self._zones = zone_names
@@ -191,6 +229,7 @@ class StoreLocalizer:
         outside_after_windows: int | None = None,
         evidence_weight: float = DEFAULT_EVIDENCE_WEIGHT,
         silent_window_probability: float = DEFAULT_SILENT_WINDOW_PROBABILITY,
+        tempering: ResidualTempering | None = None,
         **model_kwargs: Any,
     ) -> "StoreLocalizer":
         """The path-loss map of the plan (``model_kwargs`` go to ``path_loss_map``),
@@ -216,6 +255,7 @@ class StoreLocalizer:
             window_ms=window_ms,
             evidence_weight=evidence_weight,
             silent_window_probability=silent_window_probability,
+            tempering=tempering,
         )
 
     @classmethod
@@ -232,6 +272,9 @@ class StoreLocalizer:
         outside_after_windows: int | None = None,
         evidence_weight: float = DEFAULT_EVIDENCE_WEIGHT,
         silent_window_probability: float = DEFAULT_SILENT_WINDOW_PROBABILITY,
+        tempering: ResidualTempering | None = None,
+        point_survey_radius_m: float | None = None,
+        learned_share: float = 0.0,
         **model_kwargs: Any,
     ) -> "StoreLocalizer":
         """The position filter: states are ``cell_m`` grid cells (``grid.py``),
@@ -242,9 +285,21 @@ class StoreLocalizer:
         radio = place_map(plan, names, cell_points(grid), window_ms=window_ms, **model_kwargs)
         if survey is not None:
             surveyed = fingerprint_map(survey, zones=[z for z in grid.zones if z in survey.zones])
-            per_cell = expand_to_places(surveyed, names, [grid.zones[z] for z in grid.cell_zone])
+            cell_zones = [grid.zones[z] for z in grid.cell_zone]
+            if survey.points is not None and point_survey_radius_m is not None:
+                per_cell = point_fingerprint_map(
+                    survey,
+                    surveyed,
+                    names,
+                    grid.centers,
+                    cell_zones,
+                    radius_m=point_survey_radius_m,
+                )
+            else:
+                per_cell = expand_to_places(surveyed, names, cell_zones)
             radio = combine(radio, per_cell, survey_weight)
         parts = mode_motion(grid, plan, window_s=window_ms / 1000, motion=motion)
+        learned = fit_learned(survey) if survey is not None and learned_share > 0 else None
         return cls(
             radio,
             parts.tocsr(),
@@ -258,6 +313,10 @@ class StoreLocalizer:
             state_rows=np.tile(np.arange(len(grid)), MODES),
             state_points=np.tile(grid.centers, (MODES, 1)),
             motion=parts,
+            tempering=tempering,
+            learned=learned,
+            learned_share=learned_share if learned is not None else 0.0,
+            state_zone=grid.cell_zone,
         )
 
     def blank(self) -> "StoreLocalizer":
@@ -268,6 +327,7 @@ class StoreLocalizer:
         fresh._names = []
         fresh._row = {}
         fresh._powers = {1: self.transition}
+        fresh._residuals = copy.copy(self._residuals)
         fresh._posterior = self._posterior[: GRID_BLOCK_DEVICES // self._block].copy()
         for name in ("_zone_posterior", "_zone", "_candidate", "_streak", "_unheard"):
             setattr(fresh, name, getattr(self, name)[:GRID_BLOCK_DEVICES].copy())
@@ -402,14 +462,18 @@ class StoreLocalizer:
         unheard = unheard_windows(self._unheard[:n], heard, steps)
         self._unheard[:n] = unheard
         # per radio map row (a cell is one row for both of its modes)
+        scores = self._likelihood(rssi, reporting, with_outside=True)
+        weight = self._learn_weight(rssi, scores, present)
+        if self._learned is not None and len(devices):
+            scores = self._with_learned(scores, rssi, present)
         log_lik = window_evidence(
             self._likelihood.silence(present, with_outside=True),
-            self._likelihood(rssi, reporting, with_outside=True),
+            scores,
             rows,
             heard,
             columns=None,
             silent_window_probability=self.silent_window_probability,
-            evidence_weight=self.evidence_weight,
+            evidence_weight=weight,
         )
         # 2. filter step: the posterior over states, in place, then over zones
         zone_posterior = self._zone_posterior[:n]
@@ -446,6 +510,45 @@ class StoreLocalizer:
                 del self._row[self._names[i]]
             self._remove_rows(dropped)
         return decisions
+
+    def current_evidence_weight(self) -> float:
+        """The weight the next window's evidence gets (fixed, or as learned so far)."""
+        if self.tempering is None or self._residuals is None:
+            return self.evidence_weight
+        return self.evidence_weight * self._residuals.weight(self.tempering)
+
+    def _learn_weight(
+        self,
+        rssi: NDArray[np.float64],
+        scores: NDArray[np.float64],
+        present: NDArray[np.bool_] | None,
+    ) -> float:
+        """Feed this window's residuals (a sample of devices) to the running
+        figure, and return the evidence weight to use for it."""
+        if self.tempering is None or self._residuals is None:
+            return self.evidence_weight
+        sample = min(rssi.shape[0], self.tempering.sample_devices)
+        if sample:
+            z2, count = best_fit_residuals(self.radio, rssi[:sample], scores[:sample], present)
+            self._residuals.add(z2, count, self.tempering)
+        return self.current_evidence_weight()
+
+    def _with_learned(
+        self,
+        scores: NDArray[np.float64],
+        rssi: NDArray[np.float64],
+        present: NDArray[np.bool_] | None,
+    ) -> NDArray[np.float64]:
+        """The map's scores blended with the learned per-zone scores."""
+        assert self._learned is not None
+        anchors = self._learned_anchors
+        reporting = None if present is None else np.asarray(present, dtype=bool)[anchors]
+        learned = score_learned(self._learned, rssi[:, anchors], reporting, with_prior=False)
+        best = learned.max(axis=1, keepdims=True)
+        per_column = np.concatenate([learned, best], axis=1)[:, self._learned_columns]
+        share = self.learned_share
+        blended: NDArray[np.float64] = (1.0 - share) * scores + share * per_column
+        return blended
 
     # -- bookkeeping ----------------------------------------------------------
 
@@ -932,6 +1035,32 @@ def state_membership(
     membership[:-1, -1] = np.clip(1.0 - share.sum(axis=1), 0.0, 1.0)  # cells off every zone
     membership[-1, -1] = 1.0
     return membership
+
+
+def _learned_layout(
+    learned: LearnedLikelihood,
+    radio: RadioMap,
+    zones: Sequence[str],
+    state_zone: NDArray[np.intp] | None,
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """(the learned model's anchors among the map's, each map column's learned
+    zone with OUTSIDE last) for ``StoreLocalizer._with_learned``. A column
+    whose zone the model lacks, and OUTSIDE, point one past the model's
+    zones (the device's best learned score)."""
+    index = radio.anchor_index()
+    missing = [a for a in learned.anchors if a not in index]
+    if missing:
+        raise ValueError(f"the learned model's anchors {missing} are not in the radio map")
+    anchors = np.array([index[a] for a in learned.anchors], dtype=np.intp)
+    row_zone = (
+        np.arange(len(radio.zones)) if state_zone is None else np.asarray(state_zone, dtype=np.intp)
+    )
+    if row_zone.shape != (len(radio.zones),):
+        raise ValueError("state_zone must give one zone per radio map row")
+    position = {zone: i for i, zone in enumerate(learned.zones)}
+    unknown = len(learned.zones)
+    columns = [position.get(zones[z], unknown) for z in row_zone.tolist()]
+    return anchors, np.array([*columns, unknown], dtype=np.intp)
 
 
 def _resized(array: NDArray[Any], capacity: int) -> NDArray[Any]:

@@ -343,3 +343,83 @@ def combine(model: RadioMap, survey: RadioMap, survey_weight: float = 0.7) -> Ra
         sigma_db=np.maximum(np.sqrt(var), SIGMA_FLOOR_DB),
         p_heard=np.clip(p, P_HEARD_MIN, P_HEARD_MAX),
     )
+
+
+#: How far a point survey's sample reaches (``point_fingerprint_map``), metres.
+POINT_SURVEY_RADIUS_M = 1.0
+#: How many samples' worth of the zone's own row each place starts from.
+POINT_SURVEY_PRIOR_SAMPLES = 5.0
+
+
+def point_fingerprint_map(
+    survey: Survey,
+    zone_map: RadioMap,
+    places: Sequence[str],
+    place_points: NDArray[np.float64],
+    place_zone: Sequence[str],
+    *,
+    radius_m: float = POINT_SURVEY_RADIUS_M,
+    prior_samples: float = POINT_SURVEY_PRIOR_SAMPLES,
+) -> RadioMap:
+    """A survey with positions (``Survey.points``) spread over places by where
+    each sample was taken, not only by its zone.
+
+    Each place (a grid cell, at ``place_points``) takes the samples of its own
+    zone with a Gaussian weight on their distance (``radius_m``, cut at three
+    times that), on top of ``prior_samples`` samples' worth of its zone's
+    row in ``zone_map`` (``fingerprint_map`` of the same survey): a place
+    next to many samples is described by them, one far from every sample by
+    its zone's average, as ``expand_to_places`` does for every place. Near
+    a door, this is what tells the two sides apart: a zone's average row
+    describes its middle. Places in zones the map does not know are left out."""
+    if survey.points is None:
+        raise ValueError("point_fingerprint_map needs a survey with x,y points")
+    if radius_m <= 0 or prior_samples <= 0:
+        raise ValueError("radius_m and prior_samples must be positive")
+    expanded = expand_to_places(zone_map, places, place_zone)
+    kept = [i for i, z in enumerate(place_zone) if z in zone_map.zone_index()]
+    anchors = zone_map.anchors
+    column = {anchor: i for i, anchor in enumerate(survey.anchors)}
+    columns = [column.get(a, -1) for a in anchors]
+    rssi = np.full((len(survey.zones), len(anchors)), np.nan)
+    for a, c in enumerate(columns):
+        if c >= 0:
+            rssi[:, a] = survey.rssi[:, c]
+    heard = ~np.isnan(rssi)
+    values = np.where(heard, rssi, 0.0)
+    labels = np.array(survey.zones, dtype=object)
+    mean = expanded.mean_dbm.copy()
+    var = expanded.sigma_db.copy() ** 2
+    p = expanded.p_heard.copy()
+    centres = np.asarray(place_points, dtype=np.float64)[kept]
+    zones_kept = [place_zone[i] for i in kept]
+    for zone in dict.fromkeys(zones_kept):
+        at = np.flatnonzero(np.array(zones_kept, dtype=object) == zone)
+        samples = np.flatnonzero(labels == zone)
+        if samples.size == 0:
+            continue
+        d2 = ((centres[at, None, :] - survey.points[None, samples, :]) ** 2).sum(axis=2)
+        w = np.exp(-0.5 * d2 / radius_m**2)
+        w[d2 > (3 * radius_m) ** 2] = 0.0
+        h = heard[samples].astype(np.float64)
+        x = values[samples]
+        total = w.sum(axis=1)[:, None]  # (places, 1)
+        w_heard = w @ h  # (places, A)
+        k = prior_samples
+        p0, m0, v0 = p[at], mean[at], var[at]
+        k_heard = k * p0
+        new_p = (w_heard + k * p0) / (total + k)
+        new_mean = (w @ (h * x) + k_heard * m0) / (w_heard + k_heard)
+        second = w @ (h * x * x)  # sum of w x² over heard samples
+        squares = second - 2 * new_mean * (w @ (h * x)) + new_mean**2 * w_heard
+        new_var = (np.maximum(squares, 0.0) + k_heard * (v0 + (m0 - new_mean) ** 2)) / (
+            w_heard + k_heard
+        )
+        p[at], mean[at], var[at] = new_p, new_mean, new_var
+    return RadioMap(
+        zones=expanded.zones,
+        anchors=anchors,
+        mean_dbm=mean,
+        sigma_db=np.maximum(np.sqrt(var), SIGMA_FLOOR_DB),
+        p_heard=np.clip(p, P_HEARD_MIN, P_HEARD_MAX),
+    )
