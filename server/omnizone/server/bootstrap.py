@@ -134,13 +134,17 @@ def stored_campaign_report(
     report: the campaign routes and the analytics' campaigns view answer
     with it alike. ``stores`` give the time zones for "quiet hours now"."""
 
-    def report(store: str) -> list[CampaignFigures]:
+    def report(
+        store: str, *, from_ms: int | None = None, to_ms: int | None = None
+    ) -> list[CampaignFigures]:
         mine = [c for c in storage.campaigns.campaigns() if c.store == store]
         return campaign_report(
             mine,
             storage.campaigns,
             storage.offers.campaign_counts,
             shoppers,
+            from_ms=from_ms,
+            to_ms=to_ms,
             purchases=storage.analytics.purchases_of,
             timezones={k: p.store.timezone for k, p in (stores or {}).items()},
         )
