@@ -17,10 +17,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from omnizone.contract.timefmt import wall_clock_ms
+from omnizone.server.domain.identity import Purpose
 from omnizone.server.domain.offers import Decision, OfferDraft, Outcome
 from omnizone.server.runtime import ServerRuntime
 from omnizone.server.service.delivery import NewOffer
-from omnizone.server.service.shoppers import ProfileEventIn, Purpose
+from omnizone.server.service.shoppers import ProfileEventIn
 from tests.e2e.browser import chromium
 from tests.e2e.dashboard_stack import ADMIN_KEY, READ_KEY, staff_server, store_id
 from tests.e2e.test_dashboard import DENIM, create_campaign, login
@@ -98,7 +99,9 @@ def _seed(server: ServerRuntime) -> None:
 
     (a_offer,) = offers.add_offers([NewOffer(ann, _draft(DAY_A))], created_ms=DAY_A, new_code=code)
     offers.add_offers(
-        [NewOffer(dan, _draft(DAY_B)), NewOffer(eve, _draft(DAY_B))], created_ms=DAY_B, new_code=code
+        [NewOffer(dan, _draft(DAY_B)), NewOffer(eve, _draft(DAY_B))],
+        created_ms=DAY_B,
+        new_code=code,
     )
     offers.ack_many({ann: 1}, DAY_A + 60_000)
     offers.add_receipt(ann, a_offer.offer_id, "opened", DAY_A + 90_000)
@@ -117,7 +120,9 @@ def _local(ms: int) -> str:
 
 
 def _api(base: str, path: str, **params: Any) -> httpx.Response:
-    response = httpx.get(f"{base}/api/v1/stores/{STORE}/{path}", params=params, headers={"X-API-Key": READ_KEY})
+    response = httpx.get(
+        f"{base}/api/v1/stores/{STORE}/{path}", params=params, headers={"X-API-Key": READ_KEY}
+    )
     assert response.status_code == 200, response.text
     return response
 
@@ -150,7 +155,9 @@ def test_the_campaign_view_counts_within_the_range_chosen_in_the_picker(
     assert tuple(whole[k] for k in FIGURES) == (8, 3, 2, 2, 1, 1)
     # The API, JSON and CSV, counts within each range.
     for name, (start, end, figures, groups) in RANGES.items():
-        (answered,) = _api(base, "analytics/campaigns", from_ms=start, to_ms=end).json()["campaigns"]
+        (answered,) = _api(base, "analytics/campaigns", from_ms=start, to_ms=end).json()[
+            "campaigns"
+        ]
         assert tuple(answered[k] for k in FIGURES + GROUPS) == figures + groups, name
         (report,) = _api(base, "campaigns/report", from_ms=start, to_ms=end).json()
         assert tuple(report[k] for k in FIGURES + GROUPS) == figures + groups, name

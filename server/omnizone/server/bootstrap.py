@@ -46,8 +46,12 @@ from omnizone.server.entrypoints.self_calibration_api import (
 from omnizone.server.entrypoints.shopper_api import shopper_router
 from omnizone.server.entrypoints.shopper_app import mount_shopper_app
 from omnizone.server.entrypoints.survey_api import survey_router
-from omnizone.server.service.analytics import AnalyticsService, CampaignReport
-from omnizone.server.service.campaign_report import CampaignFigures, campaign_report
+from omnizone.server.service.analytics import AnalyticsService
+from omnizone.server.service.campaign_report import (
+    CampaignFigures,
+    CampaignReport,
+    campaign_report,
+)
 from omnizone.server.service.campaigns import CampaignAdmin
 from omnizone.server.service.delivery import OfferDelivery
 from omnizone.server.service.device_identity import RegisteredDevices

@@ -219,7 +219,9 @@ def test_campaign_counts_within_a_range_count_receipts_and_redemptions_made_in_i
     storage.offers.ack_many({BOB: 1}, T0 + 1000)
     storage.offers.add_receipt(ANN, first, "opened", T0 + 500)
     storage.offers.add_receipt(BOB, second, "opened", T0 + 1500)
-    codes = {o.offer_id: o.coupon_code for s in (ANN, BOB) for o in storage.offers.offers_after(s, 0, 1)}
+    codes = {
+        o.offer_id: o.coupon_code for s in (ANN, BOB) for o in storage.offers.offers_after(s, 0, 1)
+    }
     storage.offers.redeem(STORE, codes[first], T0 + 600)
     storage.offers.redeem(STORE, codes[second], T0 + 2000)
     counts = storage.offers.campaign_counts

@@ -246,8 +246,12 @@ def campaign_router(
     @router.get("/stores/{store}/campaigns/report", dependencies=read)
     def campaign_report(
         store: str,
-        from_ms: Annotated[int | None, Query(ge=0, description="inclusive; default: no bound")] = None,
-        to_ms: Annotated[int | None, Query(ge=0, description="exclusive; default: no bound")] = None,
+        from_ms: Annotated[
+            int | None, Query(ge=0, description="inclusive; default: no bound")
+        ] = None,
+        to_ms: Annotated[
+            int | None, Query(ge=0, description="exclusive; default: no bound")
+        ] = None,
     ) -> list[dict[str, Any]]:
         """Every figure counted within the range: decisions, offers sent,
         receipts, redemptions, purchases and so the lift. No range: each

@@ -33,8 +33,6 @@ MARGIN_MS = 6 * core.HOUR_MS
 STREET = "street"
 
 
-
-
 #: The store is not one this server serves; the text lists those it does.
 UnknownStore = NotFound
 
