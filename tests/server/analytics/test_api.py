@@ -132,8 +132,18 @@ def test_the_first_day_holds_its_share_of_the_trips(client: TestClient, filled: 
 
 
 def test_campaigns_view_counts_the_logged_decisions(client: TestClient, filled: Filled) -> None:
-    campaigns = {c["campaign_id"]: c for c in get(client, "campaigns", filled).json()["campaigns"]}
-    welcome = campaigns["welcome"]
+    """Over both days the range holds every stored decision, offer and redemption;
+    the first day alone holds fewer (the range is applied)."""
+    start, end = day_ms(FIRST_DAY, days=2)
+    body = get(client, "campaigns", filled, from_ms=start, to_ms=end).json()
+    welcome = {c["campaign_id"]: c for c in body["campaigns"]}["welcome"]
+    (first_day,) = [
+        c
+        for c in get(client, "campaigns", filled).json()["campaigns"]
+        if c["campaign_id"] == "welcome"
+    ]
+    assert 0 < first_day["triggered"] < welcome["triggered"]
+    assert 0 < first_day["sent"] < welcome["sent"]
     assert welcome["triggered"] == filled.rows["offer_decisions"]
     assert welcome["sent"] == filled.rows["offers"]
     assert welcome["redeemed"] == filled.rows["offer_redemptions"]
