@@ -53,9 +53,13 @@ from omnizone.server.entrypoints.self_calibration_api import (
 from omnizone.server.entrypoints.shopper_api import shopper_router
 from omnizone.server.entrypoints.shopper_app import mount_shopper_app
 from omnizone.server.entrypoints.survey_api import survey_router
-from omnizone.server.service.analytics import AnalyticsService, CampaignReport
+from omnizone.server.service.analytics import AnalyticsService
 from omnizone.server.service.beacon_fleet import BeaconFleet
-from omnizone.server.service.campaign_report import CampaignFigures, campaign_report
+from omnizone.server.service.campaign_report import (
+    CampaignFigures,
+    CampaignReport,
+    campaign_report,
+)
 from omnizone.server.service.campaigns import CampaignAdmin
 from omnizone.server.service.delivery import DeliveredOffer, NewOffer, OfferDelivery
 from omnizone.server.service.device_identity import RegisteredDevices
@@ -145,13 +149,17 @@ def stored_campaign_report(
     report: the campaign routes and the analytics' campaigns view answer
     with it alike. ``stores`` give the time zones for "quiet hours now"."""
 
-    def report(store: str) -> list[CampaignFigures]:
+    def report(
+        store: str, *, from_ms: int | None = None, to_ms: int | None = None
+    ) -> list[CampaignFigures]:
         mine = [c for c in storage.campaigns.campaigns() if c.store == store]
         return campaign_report(
             mine,
             storage.campaigns,
             storage.offers.campaign_counts,
             shoppers,
+            from_ms=from_ms,
+            to_ms=to_ms,
             purchases=storage.analytics.purchases_of,
             timezones={k: p.store.timezone for k, p in (stores or {}).items()},
         )

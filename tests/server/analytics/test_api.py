@@ -3,6 +3,7 @@ JSON and CSV of every view, keys and scopes, bad ranges, unknown stores."""
 
 import csv
 import io
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -131,8 +132,18 @@ def test_the_first_day_holds_its_share_of_the_trips(client: TestClient, filled: 
 
 
 def test_campaigns_view_counts_the_logged_decisions(client: TestClient, filled: Filled) -> None:
-    campaigns = {c["campaign_id"]: c for c in get(client, "campaigns", filled).json()["campaigns"]}
-    welcome = campaigns["welcome"]
+    """Over both days the range holds every stored decision, offer and redemption;
+    the first day alone holds fewer (the range is applied)."""
+    start, end = day_ms(FIRST_DAY, days=2)
+    body = get(client, "campaigns", filled, from_ms=start, to_ms=end).json()
+    welcome = {c["campaign_id"]: c for c in body["campaigns"]}["welcome"]
+    (first_day,) = [
+        c
+        for c in get(client, "campaigns", filled).json()["campaigns"]
+        if c["campaign_id"] == "welcome"
+    ]
+    assert 0 < first_day["triggered"] < welcome["triggered"]
+    assert 0 < first_day["sent"] < welcome["sent"]
     assert welcome["triggered"] == filled.rows["offer_decisions"]
     assert welcome["sent"] == filled.rows["offers"]
     assert welcome["redeemed"] == filled.rows["offer_redemptions"]
@@ -214,3 +225,35 @@ def test_batched_purchases_give_the_campaign_report_its_figures(filled: Filled) 
         assert any(f.treated_converted for f in batched)
     finally:
         repository.close()
+
+
+RANGED = ["presence", "dwell", "footfall", "visits", "transitions", "routes", "funnel"]
+
+
+@pytest.mark.parametrize("view", RANGED)
+def test_every_view_applies_the_range_it_is_asked_for(
+    client: TestClient, filled: Filled, view: str
+) -> None:
+    """Issue 16: a range shown is a range applied. Each day alone reads other
+    figures than both days together, and a day before the data reads none
+    of them (the campaigns' range is tested in tests/e2e/test_dashboard_ranges.py)."""
+
+    def figures(start: int, end: int) -> dict[str, Any]:
+        body: dict[str, Any] = get(client, view, filled, from_ms=start, to_ms=end).json()
+        return {k: v for k, v in body.items() if k not in ("from_ms", "to_ms")}
+
+    first, second = day_ms(FIRST_DAY), day_ms(FIRST_DAY + timedelta(days=1))
+    both = day_ms(FIRST_DAY, days=2)
+    before = figures(first[0] - 86_400_000, first[0])
+    day_one, day_two, together = figures(*first), figures(*second), figures(*both)
+    assert day_one != together and day_two != together and day_one != day_two
+    assert before not in (day_one, day_two, together)
+
+
+def test_visits_of_two_days_are_the_sum_of_each_days(client: TestClient, filled: Filled) -> None:
+    def counts(start: int, end: int) -> list[int]:
+        zones = get(client, "visits", filled, from_ms=start, to_ms=end).json()["zones"]
+        return [z["visits"] + z["pass_bys"] for z in zones]
+
+    one, two = counts(*day_ms(FIRST_DAY)), counts(*day_ms(FIRST_DAY + timedelta(days=1)))
+    assert [a + b for a, b in zip(one, two, strict=True)] == counts(*day_ms(FIRST_DAY, days=2))

@@ -58,6 +58,13 @@ def test_report_writes_each_view_as_the_api_answers_it(
             headers=READ,
         )
         assert written == answer.text, view
+    # The campaign file is of the range too (issue 16): one day is not both days.
+    both = client.get(
+        f"/api/v1/stores/{STORE}/analytics/campaigns",
+        params={"from_ms": filled.from_ms, "to_ms": filled.to_ms + 86_400_000, "format": "csv"},
+        headers=READ,
+    )
+    assert (tmp_path / f"{STORE}-campaigns.csv").read_text(encoding="utf-8") != both.text
     for chart in CHARTS:
         path = tmp_path / f"{STORE}-{chart}.png"
         assert path.read_bytes()[:8] == PNG_SIGNATURE

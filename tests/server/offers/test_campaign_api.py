@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from omnizone.server.domain.identity import Purpose
 from omnizone.server.entrypoints.api import _authorizer
 from omnizone.server.entrypoints.campaign_api import campaign_router
+from omnizone.server.service.campaign_report import CampaignFigures
 from omnizone.store import StorePlan
 from tests.server.offers.test_engine import STORE, Store
 
@@ -38,7 +39,11 @@ def setup(plan: StorePlan, tmp_path: Path) -> Iterator[tuple[Store, TestClient]]
     app = FastAPI()
     app.include_router(
         campaign_router(
-            store.campaigns, store.engine, lambda _store: [], store.shoppers.authenticate, require
+            store.campaigns,
+            store.engine,
+            _no_report,
+            store.shoppers.authenticate,
+            require,
         )
     )
     with TestClient(app) as client:
@@ -219,3 +224,10 @@ def test_if_match_follows_the_http_rules(setup: tuple[Store, TestClient]) -> Non
     bad = {**TAP_CAMPAIGN, "trigger": {"kind": "nfc_tap", "tap_points": ["x"]}}
     refused = client.put(f"{URL}/jacket-tap", json=bad, headers={**ADMIN, "If-Match": '"1"'})
     assert refused.status_code == 422
+
+
+def _no_report(
+    store: str, *, from_ms: int | None = None, to_ms: int | None = None
+) -> list[CampaignFigures]:
+    """The report is tested elsewhere (tests/server/analytics/test_api.py)."""
+    return []

@@ -151,6 +151,42 @@ def test_first_decisions_group_each_shopper_by_their_earliest_decision(storage: 
     assert log.outcome_counts("nothing") == {}
 
 
+def test_first_decisions_and_outcome_counts_read_only_the_range(storage: Storage) -> None:
+    """The campaign report's range: ``from_ms`` inclusive, ``to_ms`` exclusive,
+    either bound optional; a shopper's group is their first decision *in* it."""
+    log = storage.campaigns
+    log.log_decisions(
+        STORE,
+        "zone_entered",
+        [
+            _decision(ANN, Outcome.SENT, T0),
+            _decision(ANN, Outcome.HELD_OUT, T0 + 100),
+            _decision(BOB, Outcome.HELD_OUT, T0 + 99),
+            _decision(CY, Outcome.QUIET_HOURS, T0 + 100),
+            _decision(CY, Outcome.SENT, T0 + 200),
+        ],
+    )
+    groups = [Outcome.SENT, Outcome.HELD_OUT]
+    assert log.first_decisions("hello", groups, from_ms=T0 + 100) == {
+        ANN: ("held_out", T0 + 100),
+        CY: ("sent", T0 + 200),
+    }
+    assert log.first_decisions("hello", groups, to_ms=T0 + 100) == {
+        ANN: ("sent", T0),
+        BOB: ("held_out", T0 + 99),
+    }
+    assert log.first_decisions("hello", groups, from_ms=T0 + 1, to_ms=T0 + 200) == {
+        ANN: ("held_out", T0 + 100),
+        BOB: ("held_out", T0 + 99),
+    }
+    assert log.outcome_counts("hello", from_ms=T0 + 100, to_ms=T0 + 200) == {
+        "held_out": 1,
+        "quiet_hours": 1,
+    }
+    assert log.outcome_counts("hello", from_ms=T0 + 201) == {}
+    assert log.outcome_counts("hello", to_ms=T0 + 1) == {"sent": 1}
+
+
 # -- store visits ---------------------------------------------------------------------------
 
 

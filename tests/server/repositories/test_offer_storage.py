@@ -211,6 +211,35 @@ def test_campaign_counts_are_receipts_by_status_and_redemptions(storage: Storage
     assert storage.offers.campaign_counts("other") == {"redeemed": 0}
 
 
+def test_campaign_counts_within_a_range_count_receipts_and_redemptions_made_in_it(
+    storage: Storage,
+) -> None:
+    first, second = _add(storage, ANN, BOB)
+    storage.offers.ack_many({ANN: 1}, T0)  # delivered at T0
+    storage.offers.ack_many({BOB: 1}, T0 + 1000)
+    storage.offers.add_receipt(ANN, first, "opened", T0 + 500)
+    storage.offers.add_receipt(BOB, second, "opened", T0 + 1500)
+    codes = {
+        o.offer_id: o.coupon_code for s in (ANN, BOB) for o in storage.offers.offers_after(s, 0, 1)
+    }
+    storage.offers.redeem(STORE, codes[first], T0 + 600)
+    storage.offers.redeem(STORE, codes[second], T0 + 2000)
+    counts = storage.offers.campaign_counts
+    assert counts("hello", from_ms=T0, to_ms=T0 + 1000) == {
+        "delivered": 1,
+        "opened": 1,
+        "redeemed": 1,
+    }
+    assert counts("hello", from_ms=T0 + 1000) == {"delivered": 1, "opened": 1, "redeemed": 1}
+    assert counts("hello", from_ms=T0 + 1000, to_ms=T0 + 2000) == {
+        "delivered": 1,
+        "opened": 1,
+        "redeemed": 0,
+    }
+    assert counts("hello", to_ms=T0) == {"redeemed": 0}
+    assert counts("hello") == {"delivered": 2, "opened": 2, "redeemed": 2}
+
+
 # -- push addresses ---------------------------------------------------------------------------
 
 

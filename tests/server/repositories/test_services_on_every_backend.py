@@ -127,6 +127,32 @@ def test_offers_decisions_and_the_campaign_report(offers: Offers) -> None:
     )
     assert (figures.triggered, figures.sent, figures.delivered, figures.redeemed) == (3, 2, 1, 1)
     assert (figures.treated_shoppers, figures.treated_converted) == (2, 1)
+
+    # Within a range every figure is of the range: decisions and purchases
+    # (before the delivery and the redemption, at the delivery's clock) ...
+    def ranged(from_ms: int | None, to_ms: int | None) -> tuple[int, ...]:
+        (f,) = campaign_report(
+            offers.campaigns.campaigns(STORE),
+            offers.storage.campaigns,
+            offers.storage.offers.campaign_counts,
+            offers.shoppers,
+            purchases=offers.storage.analytics.purchases_of,
+            from_ms=from_ms,
+            to_ms=to_ms,
+        )
+        return (
+            f.triggered,
+            f.sent,
+            f.delivered,
+            f.redeemed,
+            f.treated_shoppers,
+            f.treated_converted,
+        )
+
+    assert ranged(OFFER_T0, OFFER_T0 + 9000) == (3, 2, 0, 0, 2, 0)  # bought at + 9000
+    assert ranged(OFFER_T0, OFFER_T0 + 9001) == (3, 2, 0, 0, 2, 1)
+    # ... and the receipts and redemptions made later, with no decision then.
+    assert ranged(OFFER_T0 + 10_000, None) == (0, 0, 1, 1, 0, 0)
     # erasure: every part forgets the shopper
     offers.shoppers.subscribe_to_erasure(offers.storage.campaigns.erase_shopper)
     offers.shoppers.subscribe_to_erasure(lambda s: _forget(offers.delivery.erase_shopper(s)))

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from omnizone.server.adapters.db import Base, in_chunks
+from omnizone.server.adapters.db import Base, in_chunks, within_range
 from omnizone.server.domain.offers import Campaign, Decision, Outcome, SentOffer
 from omnizone.server.service.ports.campaigns import (
     CampaignStore,
@@ -256,7 +256,12 @@ class CampaignRepository(CampaignStore):
             ]
 
     def first_decisions(
-        self, campaign_id: str, outcomes: Sequence[Outcome]
+        self,
+        campaign_id: str,
+        outcomes: Sequence[Outcome],
+        *,
+        from_ms: int | None = None,
+        to_ms: int | None = None,
     ) -> dict[str, tuple[str, int]]:
         """Per shopper, the first decision of the campaign among ``outcomes``:
         (outcome, at_ms). A shopper is in one group: the earliest decision wins."""
@@ -265,6 +270,7 @@ class CampaignRepository(CampaignStore):
             .where(
                 DecisionRow.campaign_id == campaign_id,
                 DecisionRow.outcome.in_([str(o) for o in outcomes]),
+                *within_range(DecisionRow.at_ms, from_ms, to_ms),
             )
             .order_by(DecisionRow.at_ms, DecisionRow.id)
         )
@@ -274,11 +280,16 @@ class CampaignRepository(CampaignStore):
                 first.setdefault(shopper, (outcome, at_ms))
         return first
 
-    def outcome_counts(self, campaign_id: str) -> dict[str, int]:
+    def outcome_counts(
+        self, campaign_id: str, *, from_ms: int | None = None, to_ms: int | None = None
+    ) -> dict[str, int]:
         """How often the campaign's trigger matched, by outcome."""
         query = (
             select(DecisionRow.outcome, func.count())
-            .where(DecisionRow.campaign_id == campaign_id)
+            .where(
+                DecisionRow.campaign_id == campaign_id,
+                *within_range(DecisionRow.at_ms, from_ms, to_ms),
+            )
             .group_by(DecisionRow.outcome)
         )
         with Session(self.engine) as session:

@@ -8,6 +8,8 @@ engine helpers are re-exported here: the other adapters declare their tables
 on this ``Base``.
 """
 
+from typing import Any
+
 from sqlalchemy import Engine
 
 from omnizone.server.adapters.db_read import SqlQueries
@@ -54,6 +56,7 @@ __all__ = [
     "create_schema",
     "in_chunks",
     "make_engine",
+    "within_range",
 ]
 
 
@@ -70,3 +73,14 @@ class SqlRepository(SqlIngestWriter, SqlQueries, LocationData):
         if create:
             create_schema(engine)
         return cls(engine)
+
+
+def within_range(column: Any, from_ms: int | None, to_ms: int | None) -> list[Any]:
+    """The conditions ``from_ms <= column < to_ms`` (a report's range), a
+    bound that is None left out."""
+    found = []
+    if from_ms is not None:
+        found.append(column >= from_ms)
+    if to_ms is not None:
+        found.append(column < to_ms)
+    return found

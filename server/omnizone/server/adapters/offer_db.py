@@ -33,7 +33,7 @@ from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from omnizone.server.adapters.db import Base, Id, Ident, in_chunks
+from omnizone.server.adapters.db import Base, Id, Ident, in_chunks, within_range
 from omnizone.server.domain.offers import OfferDraft
 from omnizone.server.service.delivery import (
     DeliveredOffer,
@@ -539,19 +539,28 @@ class OfferRepository(OfferStorage):
 
     # -- the shopper's rights ---------------------------------------------------------
 
-    def campaign_counts(self, campaign_id: str) -> dict[str, int]:
-        """Offers of a campaign by receipt status, and how many were redeemed."""
+    def campaign_counts(
+        self, campaign_id: str, *, from_ms: int | None = None, to_ms: int | None = None
+    ) -> dict[str, int]:
+        """Offers of a campaign by receipt status, and how many were redeemed;
+        with a range, the receipts and redemptions made within it."""
         receipts = (
             select(OfferReceiptRow.status, func.count())
             .join(OfferRow, OfferRow.offer_id == OfferReceiptRow.offer_id)
-            .where(OfferRow.campaign_id == campaign_id)
+            .where(
+                OfferRow.campaign_id == campaign_id,
+                *within_range(OfferReceiptRow.at_ms, from_ms, to_ms),
+            )
             .group_by(OfferReceiptRow.status)
         )
         redeemed = (
             select(func.count())
             .select_from(RedemptionRow)
             .join(OfferRow, OfferRow.offer_id == RedemptionRow.offer_id)
-            .where(OfferRow.campaign_id == campaign_id)
+            .where(
+                OfferRow.campaign_id == campaign_id,
+                *within_range(RedemptionRow.redeemed_ms, from_ms, to_ms),
+            )
         )
         with Session(self.engine) as session:
             counts = {status: int(n) for status, n in session.execute(receipts)}

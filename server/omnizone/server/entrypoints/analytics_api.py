@@ -187,7 +187,7 @@ class FunnelOut(RangeOut):
 
 
 class CampaignsOut(RangeOut):
-    note: str = Field(description="campaign figures cover each campaign's whole life")
+    note: str = Field(description="what the range applies to")
     # The report's own record; lift is campaign_lift (docs/offers.md): rates, interval.
     campaigns: list[CampaignFigures]
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 from omnizone.server.domain.offers import Campaign, is_gtin
 from omnizone.server.entrypoints.http import API_PREFIX
 from omnizone.server.entrypoints.shopper_auth import shopper_dependency
-from omnizone.server.service.campaign_report import CampaignFigures
+from omnizone.server.service.campaign_report import CampaignReport
 from omnizone.server.service.campaigns import (
     CampaignAdmin,
     CampaignChanged,
@@ -96,7 +96,7 @@ class TapOut(BaseModel):
 def campaign_router(
     campaigns: CampaignAdmin,
     engine: OfferEngine,
-    report: Callable[[str], list[CampaignFigures]],
+    report: CampaignReport,
     authenticate: Authenticate,
     require_scope: Callable[[str], Any],
     *,
@@ -244,9 +244,25 @@ def campaign_router(
         return set_status(store, campaign_id, "active", if_match_header, response)
 
     @router.get("/stores/{store}/campaigns/report", dependencies=read)
-    def campaign_report(store: str) -> list[dict[str, Any]]:
+    def campaign_report(
+        store: str,
+        from_ms: Annotated[
+            int | None, Query(ge=0, description="inclusive; default: no bound")
+        ] = None,
+        to_ms: Annotated[
+            int | None, Query(ge=0, description="exclusive; default: no bound")
+        ] = None,
+    ) -> list[dict[str, Any]]:
+        """Every figure counted within the range: decisions, offers sent,
+        receipts, redemptions, purchases and so the lift. No range: each
+        campaign's whole life."""
         known_store(store)
-        return [figures.as_dict() for figures in report(store)]
+        if from_ms is not None and to_ms is not None and from_ms >= to_ms:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                f"to_ms ({to_ms}) must be after from_ms ({from_ms})",
+            )
+        return [f.as_dict() for f in report(store, from_ms=from_ms, to_ms=to_ms)]
 
     # After ".../campaigns/report", which this route would otherwise answer.
     @router.get("/stores/{store}/campaigns/{campaign_id}", dependencies=read)

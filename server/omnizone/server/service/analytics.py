@@ -16,7 +16,7 @@ import numpy as np
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.domain import analytics as core
 from omnizone.server.domain.analytics import Stays
-from omnizone.server.service.campaign_report import CampaignFigures
+from omnizone.server.service.campaign_report import CampaignFigures, CampaignReport
 from omnizone.server.service.ports.analytics import AnalyticsReads
 from omnizone.server.service.queries import NotFound, plan_of
 from omnizone.store import StorePlan, ZoneKind
@@ -31,8 +31,6 @@ MAX_RANGE_DAYS = 92
 #: presence. Nothing a shopper does in a store lasts longer.
 MARGIN_MS = 6 * core.HOUR_MS
 STREET = "street"
-
-CampaignReport = Callable[[str], list[CampaignFigures]]
 
 
 #: The store is not one this server serves; the text lists those it does.
@@ -320,11 +318,11 @@ class AnalyticsService:
             },
         }
 
-    def _campaigns(self, plan: StorePlan, _from: int, _to: int, _limit: int) -> dict[str, Any]:
+    def _campaigns(self, plan: StorePlan, from_ms: int, to_ms: int, _limit: int) -> dict[str, Any]:
         report = self._campaign_report
-        figures = report(plan.id) if report is not None else []
+        figures = report(plan.id, from_ms=from_ms, to_ms=to_ms) if report is not None else []
         return {
-            "note": "campaign figures cover each campaign's whole life; the range is not applied",
+            "note": "decisions, receipts, redemptions and purchases counted within the range",
             "campaigns": [f.as_dict() for f in figures],
         }
 

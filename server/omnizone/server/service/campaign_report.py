@@ -6,11 +6,16 @@ reached but held out (docs/offers.md): a shopper belongs to the group of the
 campaign's *first* decision about them, and converts when they buy (the
 campaign's product, or anything when it has none) within the attribution
 window after that decision, in any channel.
+
+With a range (``from_ms`` inclusive, ``to_ms`` exclusive) every figure is of
+that range: the decisions logged in it (so the groups are of the shoppers
+first decided about in it), the receipts and redemptions made in it, and the
+purchases made in it (a conversion's window is cut at ``to_ms``).
 """
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.domain.offers import Campaign, Outcome, campaign_lift
@@ -23,6 +28,15 @@ ATTRIBUTION_WINDOW_MS = 7 * 24 * 3600 * 1000
 
 #: Shoppers -> their purchases as (gtin, at_ms), read at once for a whole group.
 PurchaseReader = Callable[[Sequence[str]], Mapping[str, Sequence[tuple[str, int]]]]
+
+
+class ReceiptCounts(Protocol):
+    """``CampaignReceipts.campaign_counts``: a campaign's receipts by status and
+    its redemptions, within the range when given."""
+
+    def __call__(
+        self, campaign_id: str, *, from_ms: int | None = None, to_ms: int | None = None
+    ) -> Mapping[str, int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +70,11 @@ class CampaignFigures:
 def campaign_report(
     campaigns: list[Campaign],
     decisions: DecisionReads,
-    receipts: Callable[[str], Mapping[str, int]],
+    receipts: ReceiptCounts,
     shoppers: ShopperService,
     *,
+    from_ms: int | None = None,
+    to_ms: int | None = None,
     attribution_window_ms: int = ATTRIBUTION_WINDOW_MS,
     confidence: float = 0.95,
     purchases: PurchaseReader | None = None,
@@ -69,20 +85,27 @@ def campaign_report(
     ``purchases`` reads every shopper's purchases in one query (the analytics'
     reader); without it each shopper's profile is read on its own.
     ``timezones`` (store -> time zone) with ``clock_ms`` (the offer engine's
-    clock) say what holds each campaign back now; without them it is None."""
+    clock) say what holds each campaign back now; without them it is None.
+    ``from_ms``/``to_ms``: the range every figure is counted in (None: no bound)."""
     report = []
     now_ms = clock_ms()
     for campaign in campaigns:
-        groups = decisions.first_decisions(campaign.id, [Outcome.SENT, Outcome.HELD_OUT])
+        groups = decisions.first_decisions(
+            campaign.id, [Outcome.SENT, Outcome.HELD_OUT], from_ms=from_ms, to_ms=to_ms
+        )
         if purchases is not None:
             bought = purchases(list(groups))
             converted = {
-                shopper: _converted(bought.get(shopper, ()), at_ms, campaign, attribution_window_ms)
+                shopper: _converted(
+                    bought.get(shopper, ()), at_ms, campaign, attribution_window_ms, to_ms
+                )
                 for shopper, (_outcome, at_ms) in groups.items()
             }
         else:
             converted = {
-                shopper: _bought_after(shoppers, shopper, at_ms, campaign, attribution_window_ms)
+                shopper: _bought_after(
+                    shoppers, shopper, at_ms, campaign, attribution_window_ms, to_ms
+                )
                 for shopper, (_outcome, at_ms) in groups.items()
             }
         treated = [s for s, (o, _) in groups.items() if o == Outcome.SENT]
@@ -90,8 +113,8 @@ def campaign_report(
         treated_won = sum(converted[s] for s in treated)
         control_won = sum(converted[s] for s in control)
         lift = campaign_lift(len(treated), treated_won, len(control), control_won, confidence)
-        counts = receipts(campaign.id)
-        logged = decisions.outcome_counts(campaign.id)
+        counts = receipts(campaign.id, from_ms=from_ms, to_ms=to_ms)
+        logged = decisions.outcome_counts(campaign.id, from_ms=from_ms, to_ms=to_ms)
         timezone = (timezones or {}).get(campaign.store)
         now = held_back_now(campaign, local_time(now_ms, timezone)) if timezone else None
         report.append(
@@ -120,29 +143,46 @@ def campaign_report(
 
 
 def _bought_after(
-    shoppers: ShopperService, shopper: str, at_ms: int, campaign: Campaign, window_ms: int
+    shoppers: ShopperService,
+    shopper: str,
+    at_ms: int,
+    campaign: Campaign,
+    window_ms: int,
+    to_ms: int | None = None,
 ) -> bool:
-    product = campaign.content.product_gtin
     try:
         purchases = shoppers.profile(shopper).purchases
     except LookupError:  # erased since: counted as not converted
         return False
-    return any(
-        at_ms <= p.at_ms <= at_ms + window_ms and (product is None or p.gtin == product)
-        for p in purchases
-    )
+    return _converted([(p.gtin, p.at_ms) for p in purchases], at_ms, campaign, window_ms, to_ms)
 
 
 def _converted(
-    purchases: Sequence[tuple[str, int]], at_ms: int, campaign: Campaign, window_ms: int
+    purchases: Sequence[tuple[str, int]],
+    at_ms: int,
+    campaign: Campaign,
+    window_ms: int,
+    to_ms: int | None = None,
 ) -> bool:
-    """``_bought_after`` over purchases already read."""
+    """Bought (the campaign's product, or anything) within the window after the
+    decision, and before the range's end ``to_ms`` when given."""
     product = campaign.content.product_gtin
     return any(
-        at_ms <= bought_ms <= at_ms + window_ms and (product is None or gtin == product)
+        at_ms <= bought_ms <= at_ms + window_ms
+        and (to_ms is None or bought_ms < to_ms)
+        and (product is None or gtin == product)
         for gtin, bought_ms in purchases
     )
 
 
 def _reasons(logged: Mapping[str, int]) -> str:
     return " · ".join(f"{words}: {n}" for _o, words, n in not_sent_reasons(logged))
+
+
+class CampaignReport(Protocol):
+    """A store's campaign report (``service/campaign_report.py``), every
+    figure counted within ``from_ms <= at < to_ms`` (None: no bound)."""
+
+    def __call__(
+        self, store: str, *, from_ms: int | None = None, to_ms: int | None = None
+    ) -> list[CampaignFigures]: ...

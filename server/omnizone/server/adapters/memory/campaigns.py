@@ -162,20 +162,33 @@ class MemoryCampaignStore(CampaignStore):
         ]
 
     def first_decisions(
-        self, campaign_id: str, outcomes: Sequence[Outcome]
+        self,
+        campaign_id: str,
+        outcomes: Sequence[Outcome],
+        *,
+        from_ms: int | None = None,
+        to_ms: int | None = None,
     ) -> dict[str, tuple[str, int]]:
         among = {str(o) for o in outcomes}
-        rows = [r for r in self.log_rows() if r.campaign_id == campaign_id and r.outcome in among]
+        rows = [
+            r
+            for r in self.log_rows()
+            if r.campaign_id == campaign_id
+            and r.outcome in among
+            and within(r.at_ms, from_ms, to_ms)
+        ]
         rows.sort(key=lambda r: (r.at_ms, r.id))
         first: dict[str, tuple[str, int]] = {}
         for r in rows:
             first.setdefault(r.shopper_id, (r.outcome, r.at_ms))
         return first
 
-    def outcome_counts(self, campaign_id: str) -> dict[str, int]:
+    def outcome_counts(
+        self, campaign_id: str, *, from_ms: int | None = None, to_ms: int | None = None
+    ) -> dict[str, int]:
         counts: dict[str, int] = {}
         for r in self.log_rows():
-            if r.campaign_id == campaign_id:
+            if r.campaign_id == campaign_id and within(r.at_ms, from_ms, to_ms):
                 counts[r.outcome] = counts.get(r.outcome, 0) + 1
         return counts
 
@@ -215,3 +228,8 @@ class MemoryCampaignStore(CampaignStore):
 
     def export_shopper(self, shopper_id: str) -> list[dict[str, object]]:
         return decisions_export(self.decisions(shopper_id=shopper_id, limit=100_000))
+
+
+def within(at_ms: int, from_ms: int | None, to_ms: int | None) -> bool:
+    """``from_ms <= at_ms < to_ms``, a bound that is None being no bound (as the SQL reads)."""
+    return (from_ms is None or at_ms >= from_ms) and (to_ms is None or at_ms < to_ms)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from omnizone.server.adapters.memory.campaigns import within
 from omnizone.server.adapters.memory.ingest import json_copy
 from omnizone.server.domain.offers import OfferDraft
 from omnizone.server.service.delivery import (
@@ -292,14 +293,21 @@ class MemoryOfferStore(OfferStorage):
 
     # -- the campaign report and the shopper's rights ---------------------------------
 
-    def campaign_counts(self, campaign_id: str) -> dict[str, int]:
+    def campaign_counts(
+        self, campaign_id: str, *, from_ms: int | None = None, to_ms: int | None = None
+    ) -> dict[str, int]:
         counts: dict[str, int] = {}
         with self._lock:
             mine = [i for i, o in self._offers.items() if o.campaign_id == campaign_id]
             for offer_id in mine:
-                for status in self._receipts.get(offer_id, {}):
-                    counts[status] = counts.get(status, 0) + 1
-            counts["redeemed"] = sum(offer_id in self._redemptions for offer_id in mine)
+                for status, at_ms in self._receipts.get(offer_id, {}).items():
+                    if within(at_ms, from_ms, to_ms):
+                        counts[status] = counts.get(status, 0) + 1
+            counts["redeemed"] = sum(
+                offer_id in self._redemptions
+                and within(self._redemptions[offer_id].redeemed_ms, from_ms, to_ms)
+                for offer_id in mine
+            )
         return counts
 
     def erase_shopper(self, shopper_id: str) -> int:

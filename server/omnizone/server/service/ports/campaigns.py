@@ -72,14 +72,23 @@ class DecisionReads(Protocol):
     """What the campaign report reads of the decision log."""
 
     def first_decisions(
-        self, campaign_id: str, outcomes: Sequence[Outcome]
+        self,
+        campaign_id: str,
+        outcomes: Sequence[Outcome],
+        *,
+        from_ms: int | None = None,
+        to_ms: int | None = None,
     ) -> dict[str, tuple[str, int]]:
         """Per shopper, the first decision of the campaign among ``outcomes``:
-        (outcome, at_ms), the earliest (then the first logged) winning."""
+        (outcome, at_ms), the earliest (then the first logged) winning. With a
+        range, only decisions with ``from_ms <= at_ms < to_ms`` count."""
         ...
 
-    def outcome_counts(self, campaign_id: str) -> dict[str, int]:
-        """How often the campaign's trigger matched, by outcome."""
+    def outcome_counts(
+        self, campaign_id: str, *, from_ms: int | None = None, to_ms: int | None = None
+    ) -> dict[str, int]:
+        """How often the campaign's trigger matched, by outcome (within the
+        range ``from_ms <= at_ms < to_ms`` when given)."""
         ...
 
 

@@ -45,8 +45,11 @@ __all__ = [
 class CampaignReceipts(Protocol):
     """What the campaign report counts of a campaign's offers."""
 
-    def campaign_counts(self, campaign_id: str) -> dict[str, int]:
-        """Offers of the campaign by receipt status, and ``redeemed``."""
+    def campaign_counts(
+        self, campaign_id: str, *, from_ms: int | None = None, to_ms: int | None = None
+    ) -> dict[str, int]:
+        """Offers of the campaign by receipt status, and ``redeemed``; with a
+        range, only receipts and redemptions made ``from_ms <= at < to_ms``."""
         ...
 
 

@@ -17,7 +17,7 @@ const VIEWS = {
   visits: { title: "Visits vs pass-by", apiViews: ["visits"], render: visitsView },
   paths: { title: "Paths: transitions and routes", apiViews: ["transitions", "routes"], render: pathsView },
   funnel: { title: "Funnel", apiViews: ["funnel"], render: funnelView },
-  campaigns: { title: "Campaign performance", apiViews: ["campaigns"], render: campaignsPerformance, ranged: false },
+  campaigns: { title: "Campaign performance", apiViews: ["campaigns"], render: campaignsPerformance },
 };
 
 function savedRange(store) {
@@ -98,17 +98,14 @@ export async function analyticsView(ctx, name) {
   );
   const first = bodies[0];
   const content = el("div", { "data-testid": `view-${name}` });
-  // A range is shown only where it is applied: campaign figures cover each
-  // campaign's whole life, so that view says so instead of offering a range.
-  const ranged = spec.ranged !== false;
+  // Every view applies its range, the campaigns' too (decisions, receipts,
+  // redemptions and purchases counted within it): the label says which.
   ctx.view.replaceChildren(
     el("h1", {}, spec.title),
-    ranged
-      ? el("p", { class: "muted", "data-testid": "range-label" },
-        `${storeTime(first.from_ms, timezone)} – ${storeTime(first.to_ms, timezone)} · `,
-        index.last_event_ms === null ? "no data stored yet" : `data from ${storeTime(index.first_event_ms, timezone)} to ${storeTime(index.last_event_ms, timezone)}`)
-      : el("p", { class: "muted", "data-testid": "range-label" }, "Each campaign's whole life, from its first decision to now (no date range applies here)."),
-    ranged ? toolbar : el("div", { class: "toolbar card" }, el("span", { style: "flex:1" }), ...csvLinks),
+    el("p", { class: "muted", "data-testid": "range-label" },
+      `${storeTime(first.from_ms, timezone)} – ${storeTime(first.to_ms, timezone)} · `,
+      index.last_event_ms === null ? "no data stored yet" : `data from ${storeTime(index.first_event_ms, timezone)} to ${storeTime(index.last_event_ms, timezone)}`),
+    toolbar,
     content,
   );
   await spec.render(ctx, content, ...bodies);
