@@ -214,7 +214,7 @@ class Simulation:
         self.counters.shoppers_arrived += 1
         number = self.counters.shoppers_arrived
         start = self._planner.spawn_point()
-        legs, zones = self._planner.plan(start)
+        legs, zones = self._planner.plan(start, (self.clock.now_ms - self.start_ms) / 1000)
         ephemeral = self._rng.getrandbits(64).to_bytes(8, "big")
         shopper = Shopper(
             id=f"shopper-{number:05d}",
