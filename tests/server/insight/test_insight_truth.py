@@ -182,7 +182,12 @@ def test_headline_figures_match_the_truth(world: World) -> None:
         # A purchase known by then, before the shopper's next trip (which it
         # would belong to); the store-local midnight is after ``hi`` anyway.
         bought = sum(
-            1 for t in trips if any(b < min(hi, _next_start(world.trips, t)) for b in t[3])
+            1
+            for t in trips
+            if any(
+                t[1] <= b < min(hi, _next_start(world.trips, t))
+                for b in world.bought.get(t[0], [])
+            )
         )
         figures = found[key]
         assert figures["visitors"] == len({t[0] for t in trips}), key
