@@ -185,8 +185,7 @@ def test_headline_figures_match_the_truth(world: World) -> None:
             1
             for t in trips
             if any(
-                t[1] <= b < min(hi, _next_start(world.trips, t))
-                for b in world.bought.get(t[0], [])
+                t[1] <= b < min(hi, _next_start(world.trips, t)) for b in world.bought.get(t[0], [])
             )
         )
         figures = found[key]

@@ -2,7 +2,9 @@
 entry before a range, and the registered staff devices (``staff_devices``,
 migration 0009)."""
 
-from sqlalchemy import Engine, String, delete, func, select
+from typing import cast
+
+from sqlalchemy import Engine, String, Table, delete, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omnizone.server.adapters.db import Base, VisitRow
@@ -23,7 +25,7 @@ class StaffDeviceRow(Base):
     registered_ms: Mapped[int]
 
 
-_staff = StaffDeviceRow.__table__
+_staff = cast(Table, StaffDeviceRow.__table__)
 
 
 class InsightRepository(InsightReads):
