@@ -19,7 +19,6 @@ What is checked, against the simulator's ground truth:
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
