@@ -111,6 +111,13 @@ class Simulation:
         unknown = sorted(set(scenario.radio.gateways) - {g.id for g in store.gateways})
         if unknown:
             raise ScenarioError(f"radio.gateways.{unknown[0]}: not a gateway of store {store.id!r}")
+        browsable = set(self._planner.browsable)
+        for k, change in enumerate(scenario.shoppers.attraction):
+            if change.zone not in browsable:
+                raise ScenarioError(
+                    f"shoppers.attraction.{k}.zone: {change.zone!r} is not a sales zone or"
+                    f" fitting room of store {store.id!r} ({', '.join(sorted(browsable))})"
+                )
         # Each receiving gateway's hidden true radio (the server must fit it).
         self._power, self._exponent = scenario.radio.per_gateway(self._gateway_ids)
         # The gateways' own adverts draw from a stream of their own, so a
