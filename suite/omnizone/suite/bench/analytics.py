@@ -467,14 +467,14 @@ def _time_insight(
 ) -> dict[str, dict[str, Any]]:
     """Issue 18's views: the headline at the last day's 17:00, new and repeat
     visitors over the whole range, the staff list, and every view's
-    comparison of the last 7 days with the 7 before (each with a cold staff
+    comparison of the last 7 days with the 7 before (or of the range's halves; each with a cold staff
     cache, as the first request of an hour has), then each once over HTTP."""
     from omnizone.server.service.insight import insight_csv
 
     service = reports.insight
     at = to_ms - 7 * 3_600_000
-    week = 7 * 86_400_000
-    a, b = (max(from_ms, to_ms - 2 * week), to_ms - week), (to_ms - week, to_ms)
+    week = min(7 * 86_400_000, (to_ms - from_ms) // 2)  # a short range: its two halves
+    a, b = (to_ms - 2 * week, to_ms - week), (to_ms - week, to_ms)
     calls: dict[str, tuple[str, Any, dict[str, Any]]] = {
         "headline": ("headline", lambda: service.headline(plan.id, at), {"at_ms": at}),
         "loyalty": (
