@@ -467,8 +467,9 @@ def _time_insight(
 ) -> dict[str, dict[str, Any]]:
     """Issue 18's views: the headline at the last day's 17:00, new and repeat
     visitors over the whole range, the staff list, and every view's
-    comparison of the last 7 days with the 7 before (or of the range's halves; each with a cold staff
-    cache, as the first request of an hour has), then each once over HTTP."""
+    comparison of the last 7 days with the 7 before (a shorter range: its
+    halves), each with a cold staff cache, as the first request of an hour
+    has; then each once over HTTP."""
     from omnizone.server.service.insight import insight_csv
 
     service = reports.insight
