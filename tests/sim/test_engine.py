@@ -4,13 +4,14 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
 from omnizone.gateway.ble.decode import decode_advertisement
 from omnizone.paths import shipped_config
 from omnizone.sim.engine import Simulation
-from omnizone.sim.scenario import load_scenario
+from omnizone.sim.scenario import ScenarioError, load_scenario
 from omnizone.store import load_store
 
 
@@ -148,3 +149,13 @@ def test_app_phone_addresses_leave_the_world_unchanged() -> None:
         return [(r["t_ms"], r["x"], r["y"]) for r in rows]
 
     assert truth([]) == truth([AppPhone("shopper-0", EidParams(bytes(16), 4, 7))])
+
+
+def test_a_moved_display_must_name_a_zone_shoppers_choose() -> None:
+    """Issue 18: an attraction change for a zone no shopper picks is refused, named."""
+    scenario = load_scenario(shipped_config("scenarios/display-moved.yaml"))
+    data = scenario.model_dump()
+    data["shoppers"]["attraction"] = [{"at_s": 1, "zone": "denimm", "weight": 2.0}]
+    bad = type(scenario).model_validate(data)
+    with pytest.raises(ScenarioError, match=r"shoppers.attraction.0.zone: 'denimm'"):
+        Simulation(bad, load_store(scenario.store_file), {})

@@ -122,6 +122,13 @@ class Simulation:
         unknown = sorted(set(scenario.radio.gateways) - {g.id for g in store.gateways})
         if unknown:
             raise ScenarioError(f"radio.gateways.{unknown[0]}: not a gateway of store {store.id!r}")
+        browsable = set(self._planner.browsable)
+        for k, change in enumerate(scenario.shoppers.attraction):
+            if change.zone not in browsable:
+                raise ScenarioError(
+                    f"shoppers.attraction.{k}.zone: {change.zone!r} is not a sales zone or"
+                    f" fitting room of store {store.id!r} ({', '.join(sorted(browsable))})"
+                )
         # Each receiving gateway's hidden true radio (the server must fit it).
         self._power, self._exponent = scenario.radio.per_gateway(self._gateway_ids)
         # The gateways' own adverts draw from a stream of their own, so a
@@ -253,7 +260,7 @@ class Simulation:
         self.counters.shoppers_arrived += 1
         number = self.counters.shoppers_arrived
         start = self._planner.spawn_point()
-        legs, zones = self._planner.plan(start)
+        legs, zones = self._planner.plan(start, (self.clock.now_ms - self.start_ms) / 1000)
         ephemeral = self._rng.getrandbits(64).to_bytes(8, "big")
         shopper = Shopper(
             id=f"shopper-{number:05d}",

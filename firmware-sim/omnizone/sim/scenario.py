@@ -84,6 +84,15 @@ class FixedBeacons(StrictModel):
     )
 
 
+class AttractionChange(StrictModel):
+    """A display moved (issue 18, point 2): from ``at_s`` on, ``zone`` is
+    chosen with ``weight`` relative to a sales zone's 1.0."""
+
+    at_s: float = Field(ge=0, description="simulated seconds after the start")
+    zone: str = Field(min_length=1)
+    weight: float = Field(ge=0)
+
+
 class ShopperBehaviour(StrictModel):
     arrivals_per_minute: float = Field(3.0, ge=0)
     initial_shoppers: int = Field(4, ge=0, description="already walking in at t=0")
@@ -98,6 +107,14 @@ class ShopperBehaviour(StrictModel):
     walking_speed_mps: float = Field(1.1, gt=0)
     browsing_speed_mps: float = Field(0.4, gt=0)
     advert_interval_ms: int = Field(500, ge=20, le=10_000)
+    attraction: list[AttractionChange] = Field(
+        default_factory=list, description="zones whose pull changes during the run"
+    )
+
+    def weight_of(self, zone: str, default: float, elapsed_s: float) -> float:
+        """The zone's weight at ``elapsed_s``: the latest change by then, else ``default``."""
+        changes = [c for c in self.attraction if c.zone == zone and c.at_s <= elapsed_s]
+        return max(changes, key=lambda c: c.at_s).weight if changes else default
 
 
 PhoneMode = Literal["advertise", "listen", "both"]

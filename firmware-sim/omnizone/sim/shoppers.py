@@ -103,14 +103,19 @@ class TripPlanner:
         t = self.rng.uniform(0.2, 0.8)
         return (x1 + (x2 - x1) * t, y1 + (y2 - y1) * t)
 
-    def plan(self, start: Point) -> tuple[deque[Leg], list[str]]:
+    def plan(self, start: Point, elapsed_s: float = 0.0) -> tuple[deque[Leg], list[str]]:
+        """``elapsed_s``: time since the run began, for the scenario's attraction changes."""
         b = self.behaviour
         lo, hi = b.zones_per_trip
-        count = min(self.rng.randint(lo, hi), len(self.browsable))
         weights = [
-            b.fitting_room_weight if self.store.zone(z).kind is ZoneKind.FITTING_ROOM else 1.0
+            b.weight_of(
+                z,
+                b.fitting_room_weight if self.store.zone(z).kind is ZoneKind.FITTING_ROOM else 1.0,
+                elapsed_s,
+            )
             for z in self.browsable
         ]
+        count = min(self.rng.randint(lo, hi), sum(1 for w in weights if w > 0))
         chosen: list[str] = []
         while len(chosen) < count:
             pick = self.rng.choices(self.browsable, weights)[0]

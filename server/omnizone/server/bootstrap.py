@@ -27,6 +27,7 @@ from omnizone.server.adapters import schema
 from omnizone.server.adapters.analytics_db import AnalyticsRepository
 from omnizone.server.adapters.campaign_db import CampaignRepository
 from omnizone.server.adapters.db import SqlRepository
+from omnizone.server.adapters.insight_db import InsightRepository
 from omnizone.server.adapters.layout_db import LayoutRepository
 from omnizone.server.adapters.mqtt_ingest import MqttIngest
 from omnizone.server.adapters.offer_db import OfferRepository
@@ -43,6 +44,7 @@ from omnizone.server.entrypoints.beacon_fleet_api import (
 )
 from omnizone.server.entrypoints.campaign_api import campaign_router
 from omnizone.server.entrypoints.dashboard import DashboardPart, mount_dashboard
+from omnizone.server.entrypoints.insight_api import insight_router
 from omnizone.server.entrypoints.limits import RateSettings
 from omnizone.server.entrypoints.offers_api import offers_router
 from omnizone.server.entrypoints.phone_api import phone_router
@@ -66,6 +68,7 @@ from omnizone.server.service.device_identity import RegisteredDevices
 from omnizone.server.service.endpoints import EndpointGuard
 from omnizone.server.service.gateways import GatewayAdmin
 from omnizone.server.service.ingest import IngestService
+from omnizone.server.service.insight import InsightService
 from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
 from omnizone.server.service.live_map import LiveMap
 from omnizone.server.service.locators import LocatorKind, make_locator, make_locators
@@ -177,6 +180,7 @@ class StoreReports:
     shoppers: ShopperService
     campaign_report: CampaignReport
     analytics: AnalyticsService
+    insight: InsightService  # issue 18; leaves staff out of ``analytics`` too
 
 
 def build_reports(
@@ -192,12 +196,15 @@ def build_reports(
     if shoppers is None:
         shoppers = ShopperService(list(running), storage.shoppers)
     report = stored_campaign_report(storage, shoppers, running)
+    analytics = AnalyticsService(running, storage.analytics, report)
+    insight = InsightService(analytics, storage.analytics, InsightRepository(storage.sql.engine))
     return StoreReports(
         stores=running,
         layout_versions=versions,
         shoppers=shoppers,
         campaign_report=report,
-        analytics=AnalyticsService(running, storage.analytics, report),
+        analytics=analytics,
+        insight=insight,
     )
 
 
@@ -209,7 +216,10 @@ def reports_app(
     return create_app(
         StoreQueries(reports.stores, storage.sql),
         api_keys,
-        routers=[lambda require: analytics_router(reports.analytics, require)],
+        routers=[
+            lambda require: analytics_router(reports.analytics, require),
+            lambda require: insight_router(reports.insight, require),
+        ],
     )
 
 
@@ -495,6 +505,7 @@ def build_server(
             dashboard.router,
             lambda require: survey_router(surveys, shoppers.authenticate, require),
             lambda require: analytics_router(reports.analytics, require),
+            lambda require: insight_router(reports.insight, require),
             lambda require: self_calibration_router(self_calibration, require),
             lambda require: beacon_fleet_router(beacons, require),
             lambda require: phone_router(phones, shoppers.authenticate, require),

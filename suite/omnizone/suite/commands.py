@@ -66,7 +66,9 @@ def report(
     try:
         # The plans the server runs: a layout saved in the dashboard replaces the file's.
         reports = bootstrap.build_reports(storage, plans)
-        result = write_report(reports.stores, reports.analytics, store, from_, to, out)
+        result = write_report(
+            reports.stores, reports.analytics, store, from_, to, out, insight=reports.insight
+        )
     except ReportError as error:
         fail("report", str(error))
     finally:

@@ -30,6 +30,7 @@ from omnizone.server.service.analytics import (
     BadRange,
     to_csv,
 )
+from omnizone.server.service.insight import InsightService, insight_csv
 from omnizone.store import StorePlan, geometry
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -122,6 +123,8 @@ def write_report(
     start: str | None,
     end: str | None,
     out: Path,
+    *,
+    insight: InsightService | None = None,
 ) -> ReportResult:
     """Every view of ``store`` over [start, end) into ``out``: CSVs, PNGs, summary.json.
     ``service`` answers the views as the API does (``bootstrap.build_reports``).
@@ -161,6 +164,17 @@ def write_report(
         name = f"{store}-{view.value}.csv"
         (out / name).write_text(to_csv(view.value, answer), encoding="utf-8")
         files.append(name)
+    if insight is not None:  # issue 18: the same tables as the insight API's format=csv
+        tables = {
+            "headline": insight.headline(store, to_ms - 1),
+            "compare": insight.compare(store, "visits", None, (None, None), (from_ms, to_ms)),
+            "loyalty": insight.loyalty(store, from_ms, to_ms),
+            "staff": insight.staff_view(store, to_ms),
+        }
+        for kind, body in tables.items():
+            name = f"{store}-{kind}.csv"
+            (out / name).write_text(insight_csv(kind, body), encoding="utf-8")
+            files.append(name)
     charts = {
         f"{store}-presence.png": presence_chart(plan, answers[View.PRESENCE]),
         f"{store}-dwell.png": dwell_chart(answers[View.DWELL]),

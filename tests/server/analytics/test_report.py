@@ -73,8 +73,26 @@ def test_report_writes_each_view_as_the_api_answers_it(
         with Image.open(path) as image:
             assert image.format == "PNG" and min(image.size) > 300
             assert len(image.getcolors(maxcolors=1 << 20) or []) > 10  # something drawn
+    # Issue 18's tables: the same bytes as the insight API's format=csv.
+    insight = {
+        "headline": {"at_ms": filled.to_ms - 1},
+        "compare": {"view": "visits", "b_from_ms": filled.from_ms, "b_to_ms": filled.to_ms},
+        "loyalty": {"from_ms": filled.from_ms, "to_ms": filled.to_ms},
+        "staff": {"at_ms": filled.to_ms},
+    }
+    for kind, params in insight.items():
+        written = (tmp_path / f"{STORE}-{kind}.csv").read_text(encoding="utf-8")
+        answer = client.get(
+            f"/api/v1/stores/{STORE}/insight/{kind}",
+            params={**params, "format": "csv"},
+            headers=READ,
+        )
+        assert answer.status_code == 200, answer.text
+        assert written == answer.text, kind
     assert sorted(summary["files"]) == sorted(
-        [f"{STORE}-{v}.csv" for v in VIEWS] + [f"{STORE}-{c}.png" for c in CHARTS]
+        [f"{STORE}-{v}.csv" for v in VIEWS]
+        + [f"{STORE}-{k}.csv" for k in insight]
+        + [f"{STORE}-{c}.png" for c in CHARTS]
     )
 
 

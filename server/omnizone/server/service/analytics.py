@@ -59,6 +59,12 @@ class AnalyticsService:
         self._reads = reads
         self._campaign_report = campaigns
         self._clock_ms = clock_ms
+        self._exclude: Callable[[str, int, int], list[str]] | None = None
+
+    def exclude_devices(self, devices: Callable[[str, int, int], list[str]]) -> None:
+        """Devices to leave out of every view, asked per (store, from_ms, to_ms):
+        staff phones (``service/insight.py``, issue 18)."""
+        self._exclude = devices
 
     @property
     def stores(self) -> Mapping[str, StorePlan]:
@@ -129,6 +135,8 @@ class AnalyticsService:
 
     def _stays(self, plan: StorePlan, from_ms: int, to_ms: int) -> Stays:
         beacons = [b.device for b in plan.beacons]
+        if self._exclude is not None:
+            beacons += self._exclude(plan.id, from_ms, to_ms)
         rows = self._reads.stays(plan.id, from_ms, to_ms, beacons)
         return Stays.from_rows(rows, [z.id for z in plan.zones])
 

@@ -49,6 +49,7 @@ class WeekSpec:
     seed: int = 7
     returning_fraction: float = 0.3
     sent_fraction: float = 0.9  # of trips the welcome campaign decides on: the rest held out
+    staff: int = 0  # staff phones on the floor all day, every day (issue 18, point 5)
 
 
 @dataclass
@@ -62,6 +63,9 @@ class _Rows:
     receipts: list[dict[str, Any]] = field(default_factory=list)
     redemptions: list[dict[str, Any]] = field(default_factory=list)
     shoppers: dict[str, int] = field(default_factory=dict)
+    #: The truth of each trip: (shopper, start_ms, out_ms, bought in the store or online).
+    trips: list[tuple[str, int, int, list[int]]] = field(default_factory=list)
+    staff: list[str] = field(default_factory=list)
 
 
 class _Store:
@@ -103,6 +107,11 @@ class _Store:
 
 def fill_week(engine: Engine, plan: StorePlan, spec: WeekSpec) -> dict[str, int]:
     """Write the simulated week; returns the rows written per table."""
+    return _write(engine, plan, simulate_week(plan, spec))
+
+
+def simulate_week(plan: StorePlan, spec: WeekSpec) -> _Rows:
+    """The rows of the simulated week, with its truth (``trips``, ``staff``)."""
     catalog = load_catalog(shipped_config("catalog/rivoli.yaml"))
     store = _Store(plan, [p.gtin for p in catalog.products])
     rng = random.Random(spec.seed)
@@ -123,7 +132,33 @@ def fill_week(engine: Engine, plan: StorePlan, spec: WeekSpec) -> dict[str, int]
                 regulars.append(shopper)
             rows.shoppers.setdefault(shopper, start_ms)
             busy_until[shopper] = _trip(store, rng, rows, shopper, start_ms, spec)
-    return _write(engine, plan, rows)
+        for k in range(spec.staff):
+            _staff_day(store, rng, rows, f"staff{k:02d}{spec.seed:04d}", open_ms)
+    rows.staff = [f"staff{k:02d}{spec.seed:04d}" for k in range(spec.staff)]
+    return rows
+
+
+def _staff_day(store: _Store, rng: random.Random, rows: _Rows, device: str, open_ms: int) -> None:
+    """A colleague's phone from half an hour before opening to half an hour
+    after closing, moving between the checkout and the sales floor."""
+    plan = store.plan
+    t = open_ms - 1_800_000
+    end = open_ms + (DAY_CLOSE_H - DAY_OPEN_H) * 3_600_000 + 1_800_000
+    posts = [*store.checkouts, *store.browsable, store.entrance]
+    while t < end:
+        dwell = rng.randrange(10 * 60_000, 45 * 60_000)
+        rows.visits.append(
+            {
+                "store": plan.id,
+                "device": device,
+                "zone": rng.choice(posts),
+                "entered_ms": t,
+                "left_ms": t + dwell,
+                "dwell_s": dwell / 1000,
+                "status": "visit",
+            }
+        )
+        t += dwell + rng.randrange(0, 2500)
 
 
 def _trip(
@@ -132,6 +167,7 @@ def _trip(
     """One store trip from ``t``; returns when the shopper is out (plus a
     few minutes, so a next trip of theirs is a separate one)."""
     plan = store.plan
+    start_ms = t
     min_ms = plan.store.visits.min_presence_s * 1000
     wanted = rng.randint(1, 5)
     weights = [0.35 if z in store.fitting else 1.0 for z in store.browsable]
@@ -220,6 +256,7 @@ def _trip(
     _, out_ms = stay(store.entrance, rng.randrange(3000, 12_000))
     if tried and not bought and rng.random() < 0.15:  # thought it over, bought online tonight
         bought.append((rng.choice(tried), out_ms + rng.randrange(3_600_000, 4 * 3_600_000)))
+    rows.trips.append((shopper, start_ms, out_ms, [at for _, at in bought]))
     for gtin, at in bought:
         channel = "pos" if at < out_ms else "online"
         rows.events.append(
@@ -362,10 +399,11 @@ def run_analytics_bench(
     database_url: str | None = None,
     store_file: Path | None = None,
     seed: int = 7,
+    staff: int = 0,
 ) -> dict[str, Any]:
     """Fill a fresh database, then time every view over the whole range."""
     plan = load_store(store_file or shipped_config("stores/rivoli.yaml"))
-    spec = WeekSpec(days=days, trips_per_day=trips_per_day, seed=seed)
+    spec = WeekSpec(days=days, trips_per_day=trips_per_day, seed=seed, staff=staff)
     with _database(database_url) as url:
         storage = bootstrap.open_storage(url)  # the server's schema, its repositories
         engine = storage.sql.engine
@@ -398,9 +436,10 @@ def run_analytics_bench(
             http = _time_http(storage, reports, plan, from_ms, to_ms)
             for view, ms in http.items():
                 views[view]["http_ms"] = ms
+            insight = _time_insight(storage, reports, plan, from_ms, to_ms, runs)
         finally:
             storage.close()
-    slowest = max(max(v["max_ms"], v["http_ms"]) for v in views.values())
+    slowest = max(max(v["max_ms"], v["http_ms"]) for v in (*views.values(), *insight.values()))
     return {
         "store": plan.id,
         "days": days,
@@ -410,10 +449,75 @@ def run_analytics_bench(
         "fill_s": round(fill_s, 1),
         "runs": runs,
         "views": views,
+        "insight": insight,
+        "staff": staff,
         "slowest_ms": slowest,
         "all_under_1s": slowest < 1000,
         "database": "sqlite" if database_url is None else database_url.split(":")[0],
     }
+
+
+def _time_insight(
+    storage: bootstrap.Storage,
+    reports: bootstrap.StoreReports,
+    plan: StorePlan,
+    from_ms: int,
+    to_ms: int,
+    runs: int,
+) -> dict[str, dict[str, Any]]:
+    """Issue 18's views: the headline at the last day's 17:00, new and repeat
+    visitors over the whole range, the staff list, and every view's
+    comparison of the last 7 days with the 7 before (a shorter range: its
+    halves), each with a cold staff cache, as the first request of an hour
+    has; then each once over HTTP."""
+    from omnizone.server.service.insight import insight_csv
+
+    service = reports.insight
+    at = to_ms - 7 * 3_600_000
+    week = min(7 * 86_400_000, (to_ms - from_ms) // 2)  # a short range: its two halves
+    a, b = (to_ms - 2 * week, to_ms - week), (to_ms - week, to_ms)
+    calls: dict[str, tuple[str, Any, dict[str, Any]]] = {
+        "headline": ("headline", lambda: service.headline(plan.id, at), {"at_ms": at}),
+        "loyalty": (
+            "loyalty",
+            lambda: service.loyalty(plan.id, from_ms, to_ms),
+            {"from_ms": from_ms, "to_ms": to_ms},
+        ),
+        "staff": ("staff", lambda: service.staff_view(plan.id, to_ms), {"at_ms": to_ms}),
+    }
+    for view in (*VIEWS, "loyalty"):
+        calls[f"compare_{view}"] = (
+            "compare",
+            lambda view=view: service.compare(plan.id, view, None, a, b),
+            {"view": view, "a_from_ms": a[0], "a_to_ms": a[1], "b_from_ms": b[0], "b_to_ms": b[1]},
+        )
+    out: dict[str, dict[str, Any]] = {}
+    for name, (kind, call, _params) in calls.items():
+        seconds = []
+        body: dict[str, Any] = {}
+        for _ in range(runs):
+            service.forget_staff()  # time the cold path, as an hour's first request
+            t0 = time.perf_counter()
+            body = call()
+            seconds.append(time.perf_counter() - t0)
+        out[name] = {
+            "median_ms": round(statistics.median(seconds) * 1000, 1),
+            "max_ms": round(max(seconds) * 1000, 1),
+            "csv_rows": insight_csv(kind, body).count("\n") - 1,
+        }
+        if kind == "staff":
+            out[name]["staff_found"] = len(body["devices"])
+    http = _time_http(
+        storage,
+        reports,
+        plan,
+        from_ms,
+        to_ms,
+        paths={name: (f"insight/{kind}", params) for name, (kind, _c, params) in calls.items()},
+    )
+    for name, ms in http.items():
+        out[name]["http_ms"] = ms
+    return out
 
 
 def shipped_campaigns(plan: StorePlan) -> list[Campaign]:
@@ -443,8 +547,10 @@ def _time_http(
     plan: StorePlan,
     from_ms: int,
     to_ms: int,
+    paths: dict[str, tuple[str, dict[str, Any]]] | None = None,
 ) -> dict[str, float]:
-    """Each view once over HTTP: the server's app on a real uvicorn, a free port."""
+    """Each view once over HTTP: the server's app on a real uvicorn, a free port
+    (``paths``: name -> (path under the store, query) instead of the views)."""
     import socket
 
     import httpx
@@ -463,15 +569,16 @@ def _time_http(
             time.sleep(0.02)
         out = {}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            for view in VIEWS:
+            todo = paths or {
+                v: (f"analytics/{v}", {"from_ms": from_ms, "to_ms": to_ms}) for v in VIEWS
+            }
+            for name, (path, params) in todo.items():
                 t0 = time.perf_counter()
                 response = client.get(
-                    f"/api/v1/stores/{plan.id}/analytics/{view}",
-                    params={"from_ms": from_ms, "to_ms": to_ms},
-                    headers={"X-API-Key": key},
+                    f"/api/v1/stores/{plan.id}/{path}", params=params, headers={"X-API-Key": key}
                 )
                 response.raise_for_status()
-                out[view] = round((time.perf_counter() - t0) * 1000, 1)
+                out[name] = round((time.perf_counter() - t0) * 1000, 1)
         return out
     finally:
         server.should_exit = True

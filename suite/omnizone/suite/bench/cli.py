@@ -53,18 +53,19 @@ def bench_analytics(
         typer.Option(help="an empty database to fill; default: SQLite in a temp dir"),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    staff: Annotated[int, typer.Option(help="staff phones on the floor every day")] = 0,
 ) -> None:
     """Every analytics view over a simulated week: latency per view and row counts."""
     from omnizone.suite.bench.analytics import run_analytics_bench
 
-    if days < 1 or trips < 1 or runs < 1:
+    if days < 1 or trips < 1 or runs < 1 or staff < 0:
         typer.echo(
             "omnizone bench analytics: --days, --trips and --runs must be positive", err=True
         )
         raise typer.Exit(2)
     try:
         result = run_analytics_bench(
-            days=days, trips_per_day=trips, runs=runs, database_url=database_url
+            days=days, trips_per_day=trips, runs=runs, database_url=database_url, staff=staff
         )
     except ValueError as error:
         typer.echo(f"omnizone bench analytics: {error}", err=True)

@@ -8,6 +8,7 @@ import { analyticsView } from "./analytics.js";
 import { campaignsView } from "./campaigns.js";
 import { editorView } from "./editor.js";
 import { fleetView } from "./fleet.js";
+import { headlineStrip, insightView } from "./insight.js";
 import { liveView } from "./live.js";
 import { surveyView } from "./survey.js";
 
@@ -153,6 +154,7 @@ const ROUTES = [
   [/^#\/campaigns$/, campaignsView],
   [/^#\/layout$/, editorView],
   [/^#\/survey$/, surveyView],
+  [/^#\/insight\/(\w+)$/, insightView],
 ];
 
 async function route() {
@@ -181,6 +183,7 @@ async function route() {
   view.replaceChildren(el("p", { class: "muted" }, "Loading…"));
   try {
     await render(ctx, ...args);
+    if (hash === "#/live") await headlineStrip(ctx);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) { session.key = null; return loginPage("The key is no longer accepted."); }
     console.error(error);
