@@ -14,7 +14,7 @@ server hangs together.
 """
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,7 @@ from omnizone.server.adapters.shopper_db import ShopperRepository
 from omnizone.server.adapters.webpush import VapidKeys, WebPushChannel
 from omnizone.server.domain.identity import may_send_offer
 from omnizone.server.domain.offers import Catalog, load_campaigns, load_catalog
+from omnizone.server.entrypoints.alerts_api import alerts_router
 from omnizone.server.entrypoints.analytics_api import analytics_router
 from omnizone.server.entrypoints.api import RouterFactory, create_app
 from omnizone.server.entrypoints.campaign_api import campaign_router
@@ -46,6 +47,7 @@ from omnizone.server.entrypoints.self_calibration_api import (
 from omnizone.server.entrypoints.shopper_api import shopper_router
 from omnizone.server.entrypoints.shopper_app import mount_shopper_app
 from omnizone.server.entrypoints.survey_api import survey_router
+from omnizone.server.service.alerts import AlertsService
 from omnizone.server.service.analytics import AnalyticsService, CampaignReport
 from omnizone.server.service.campaign_report import CampaignFigures, campaign_report
 from omnizone.server.service.campaigns import CampaignAdmin
@@ -191,6 +193,44 @@ def reports_app(
         StoreQueries(reports.stores, storage.sql),
         api_keys,
         routers=[lambda require: analytics_router(reports.analytics, require)],
+    )
+
+
+def build_alerts(
+    settings: ServerSettings,
+    stores: Mapping[str, StorePlan],
+    storage: Storage,
+    gateways: GatewayAdmin,
+    event_time: Callable[[str], int | None],
+) -> AlertsService:
+    """Store alerts (issue 18 point 7) over the stored stays and the fleet, sent to
+    the dashboard and, when configured, to a signed webhook."""
+    from omnizone.contract.timefmt import wall_clock_ms
+    from omnizone.server.adapters.signed_webhook import SignedWebhook
+    from omnizone.server.domain.analytics.stays import Stays
+    from omnizone.server.service.endpoints import EndpointGuard
+    from omnizone.server.service.queries import plan_of
+
+    sinks = []
+    if settings.alert_webhook_url and settings.alert_webhook_secret is not None:
+        hook = SignedWebhook(
+            settings.alert_webhook_url,
+            settings.alert_webhook_secret.get_secret_value().encode(),
+            guard=EndpointGuard(settings.push_endpoint_allow),
+        )
+        sinks.append(hook.send)
+
+    def stays_of(store: str, from_ms: int, to_ms: int) -> Stays:
+        plan = plan_of(stores, store)
+        rows = storage.analytics.stays(store, from_ms, to_ms, [b.device for b in plan.beacons])
+        return Stays.from_rows(rows, [z.id for z in plan.zones])
+
+    return AlertsService(
+        lambda store: plan_of(stores, store),
+        stays_of,
+        gateways.fleet,
+        lambda store: event_time(store) or wall_clock_ms(),
+        sinks=sinks,
     )
 
 
@@ -387,6 +427,7 @@ def build_server(
         ingest.tap_windows(surveys)
         queries = StoreQueries(running, storage.sql, ingest.event_time)
         gateways = GatewayAdmin(running, storage.sql, mqtt.publish_retained)
+        alerts = build_alerts(s, running, storage, gateways, ingest.event_time)
         dashboard = DashboardPart(
             keys,
             LayoutService(
@@ -420,6 +461,7 @@ def build_server(
             lambda require: survey_router(surveys, shoppers.authenticate, require),
             lambda require: analytics_router(reports.analytics, require),
             lambda require: self_calibration_router(self_calibration, require),
+            lambda require: alerts_router(alerts, require),
         ]
         app = create_app(
             queries,

@@ -126,7 +126,7 @@ class AlertsService:
         plans: Callable[[str], StorePlan],
         stays_of: StaysOf,
         fleet_of: FleetOf,
-        clock_ms: Callable[[], int],
+        now_of: Callable[[str], int],
         *,
         default_rules: AlertRules | None = None,
         sinks: Iterable[AlertSink] = (),
@@ -134,7 +134,7 @@ class AlertsService:
         self._plans = plans
         self._stays_of = stays_of
         self._fleet_of = fleet_of
-        self._clock_ms = clock_ms
+        self._now_of = now_of  # the store's clock: event time when simulated
         self._default = default_rules or AlertRules()
         self._sinks = list(sinks)
         self._monitors: dict[str, AlertMonitor] = {}
@@ -160,7 +160,7 @@ class AlertsService:
 
     def check(self, store: str) -> AlertMonitor:
         monitor = self.monitor(store)
-        now = self._clock_ms()
+        now = self._now_of(store)
         monitor.update(
             self._stays_of(store, now - LOOKBACK_MS, now + 1),
             gateway_states(self._fleet_of(store)),
