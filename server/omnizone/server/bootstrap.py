@@ -38,6 +38,7 @@ from omnizone.server.entrypoints.analytics_api import analytics_router
 from omnizone.server.entrypoints.api import RouterFactory, create_app
 from omnizone.server.entrypoints.campaign_api import campaign_router
 from omnizone.server.entrypoints.dashboard import DashboardPart, mount_dashboard
+from omnizone.server.entrypoints.events_api import EventsAfter, events_router
 from omnizone.server.entrypoints.limits import RateSettings
 from omnizone.server.entrypoints.offers_api import offers_router
 from omnizone.server.entrypoints.self_calibration_api import (
@@ -234,6 +235,34 @@ def build_alerts(
     )
 
 
+def build_event_stream(
+    stores: Mapping[str, StorePlan],
+    storage: Storage,
+    event_time: Callable[[str], int | None],
+    *,
+    batch: int = 10_000,
+) -> EventsAfter:
+    """Zone events after a cursor, from the stored stays (issue 18 point 8)."""
+    from omnizone.contract.timefmt import wall_clock_ms
+    from omnizone.server.domain.analytics.event_stream import StoreEvent, cursor_time, zone_events
+    from omnizone.server.domain.analytics.stays import Stays
+    from omnizone.server.service.queries import plan_of
+
+    day_ms = 86_400_000  # a stay begun longer ago than a day before the cursor is no shopper's
+
+    def events_after(store: str, after: str | None) -> list[StoreEvent]:
+        plan = plan_of(stores, store)
+        now = event_time(store) or wall_clock_ms()
+        start = (cursor_time(after) if after else now) - day_ms
+        rows = storage.analytics.stays(
+            store, max(0, start), now + 1, [b.device for b in plan.beacons]
+        )
+        zones = [z.id for z in plan.zones]
+        return zone_events(Stays.from_rows(rows, zones), zones, store, after)[:batch]
+
+    return events_after
+
+
 # -- the whole server ------------------------------------------------------------------
 
 
@@ -428,6 +457,7 @@ def build_server(
         queries = StoreQueries(running, storage.sql, ingest.event_time)
         gateways = GatewayAdmin(running, storage.sql, mqtt.publish_retained)
         alerts = build_alerts(s, running, storage, gateways, ingest.event_time)
+        events_after = build_event_stream(running, storage, ingest.event_time)
         dashboard = DashboardPart(
             keys,
             LayoutService(
@@ -462,6 +492,7 @@ def build_server(
             lambda require: analytics_router(reports.analytics, require),
             lambda require: self_calibration_router(self_calibration, require),
             lambda require: alerts_router(alerts, require),
+            lambda require: events_router(events_after, require),
         ]
         app = create_app(
             queries,
