@@ -74,6 +74,12 @@ class Gateway(StrictModel):
         description="the Eddystone-UID its own adapter advertises; default: "
         "gateway_beacon_key(store, id) (self-calibration, docs/localization.md)",
     )
+    espresense_room: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="the ESPresense node (its room id in espresense/rooms/<room>) that "
+        "serves as this gateway through `omnizone-gateway espresense` (docs/espresense.md)",
+    )
 
 
 class Beacon(StrictModel):

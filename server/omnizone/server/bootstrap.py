@@ -36,6 +36,7 @@ from omnizone.server.adapters.shopper_db import ShopperRepository
 from omnizone.server.adapters.webpush import VapidKeys, WebPushChannel
 from omnizone.server.domain.identity import may_send_offer
 from omnizone.server.domain.offers import Catalog, load_campaigns, load_catalog
+from omnizone.server.entrypoints.alerts_api import alerts_router
 from omnizone.server.entrypoints.analytics_api import analytics_router
 from omnizone.server.entrypoints.api import RouterFactory, create_app
 from omnizone.server.entrypoints.beacon_fleet_api import (
@@ -44,6 +45,7 @@ from omnizone.server.entrypoints.beacon_fleet_api import (
 )
 from omnizone.server.entrypoints.campaign_api import campaign_router
 from omnizone.server.entrypoints.dashboard import DashboardPart, mount_dashboard
+from omnizone.server.entrypoints.events_api import EventsAfter, events_router
 from omnizone.server.entrypoints.insight_api import insight_router
 from omnizone.server.entrypoints.limits import RateSettings
 from omnizone.server.entrypoints.offers_api import offers_router
@@ -55,6 +57,7 @@ from omnizone.server.entrypoints.self_calibration_api import (
 from omnizone.server.entrypoints.shopper_api import shopper_router
 from omnizone.server.entrypoints.shopper_app import mount_shopper_app
 from omnizone.server.entrypoints.survey_api import survey_router
+from omnizone.server.service.alerts import AlertsService
 from omnizone.server.service.analytics import AnalyticsService
 from omnizone.server.service.beacon_fleet import BeaconFleet
 from omnizone.server.service.campaign_report import (
@@ -221,6 +224,72 @@ def reports_app(
             lambda require: insight_router(reports.insight, require),
         ],
     )
+
+
+def build_alerts(
+    settings: ServerSettings,
+    stores: Mapping[str, StorePlan],
+    storage: Storage,
+    gateways: GatewayAdmin,
+    event_time: Callable[[str], int | None],
+) -> AlertsService:
+    """Store alerts (issue 18 point 7) over the stored stays and the fleet, sent to
+    the dashboard and, when configured, to a signed webhook."""
+    from omnizone.contract.timefmt import wall_clock_ms
+    from omnizone.server.adapters.signed_webhook import SignedWebhook
+    from omnizone.server.domain.analytics.stays import Stays
+    from omnizone.server.service.endpoints import EndpointGuard
+    from omnizone.server.service.queries import plan_of
+
+    sinks = []
+    if settings.alert_webhook_url and settings.alert_webhook_secret is not None:
+        hook = SignedWebhook(
+            settings.alert_webhook_url,
+            settings.alert_webhook_secret.get_secret_value().encode(),
+            guard=EndpointGuard(settings.push_endpoint_allow),
+        )
+        sinks.append(hook.send)
+
+    def stays_of(store: str, from_ms: int, to_ms: int) -> Stays:
+        plan = plan_of(stores, store)
+        rows = storage.analytics.stays(store, from_ms, to_ms, [b.device for b in plan.beacons])
+        return Stays.from_rows(rows, [z.id for z in plan.zones])
+
+    return AlertsService(
+        lambda store: plan_of(stores, store),
+        stays_of,
+        gateways.fleet,
+        lambda store: event_time(store) or wall_clock_ms(),
+        sinks=sinks,
+    )
+
+
+def build_event_stream(
+    stores: Mapping[str, StorePlan],
+    storage: Storage,
+    event_time: Callable[[str], int | None],
+    *,
+    batch: int = 10_000,
+) -> EventsAfter:
+    """Zone events after a cursor, from the stored stays (issue 18 point 8)."""
+    from omnizone.contract.timefmt import wall_clock_ms
+    from omnizone.server.domain.analytics.event_stream import StoreEvent, cursor_time, zone_events
+    from omnizone.server.domain.analytics.stays import Stays
+    from omnizone.server.service.queries import plan_of
+
+    day_ms = 86_400_000  # a stay begun longer ago than a day before the cursor is no shopper's
+
+    def events_after(store: str, after: str | None) -> list[StoreEvent]:
+        plan = plan_of(stores, store)
+        now = event_time(store) or wall_clock_ms()
+        start = (cursor_time(after) if after else now) - day_ms
+        rows = storage.analytics.stays(
+            store, max(0, start), now + 1, [b.device for b in plan.beacons]
+        )
+        zones = [z.id for z in plan.zones]
+        return zone_events(Stays.from_rows(rows, zones), zones, store, after)[:batch]
+
+    return events_after
 
 
 # -- the whole server ------------------------------------------------------------------
@@ -470,6 +539,8 @@ def build_server(
         ingest.tap_windows(surveys)
         queries = StoreQueries(running, storage.sql, ingest.event_time)
         gateways = GatewayAdmin(running, storage.sql, mqtt.publish_retained)
+        alerts = build_alerts(s, running, storage, gateways, ingest.event_time)
+        events_after = build_event_stream(running, storage, ingest.event_time)
         dashboard = DashboardPart(
             keys,
             LayoutService(
@@ -509,6 +580,8 @@ def build_server(
             lambda require: self_calibration_router(self_calibration, require),
             lambda require: beacon_fleet_router(beacons, require),
             lambda require: phone_router(phones, shoppers.authenticate, require),
+            lambda require: alerts_router(alerts, require),
+            lambda require: events_router(events_after, require),
         ]
         app = create_app(
             queries,

@@ -146,6 +146,14 @@ class ServerSettings(BaseSettings):
             " X-Omnizone-Signature; at least 16 characters); none: the webhook is off"
         ),
     )
+    alert_webhook_url: str | None = Field(
+        None,
+        description="where store alerts are POSTed, signed like the profile webhook "
+        "(X-Omnizone-Signature, docs/analytics.md, Alerts); none: dashboard only",
+    )
+    alert_webhook_secret: SecretStr | None = Field(
+        None, description="the secret alert webhooks are signed with (at least 16 characters)"
+    )
     eid_rotation_min_s: int = Field(
         256,
         description="shortest period a new phone's ephemeral BLE id may get (a power of two, "

@@ -434,6 +434,7 @@ def run_analytics_bench(
                     "csv_rows": to_csv(view, body).count("\n") - 1,
                 }
             http = _time_http(storage, reports, plan, from_ms, to_ms)
+            alerts = _time_alerts(storage, plan, to_ms, runs)  # issue 18 point 7
             for view, ms in http.items():
                 views[view]["http_ms"] = ms
             insight = _time_insight(storage, reports, plan, from_ms, to_ms, runs)
@@ -451,6 +452,7 @@ def run_analytics_bench(
         "views": views,
         "insight": insight,
         "staff": staff,
+        "alerts": alerts,
         "slowest_ms": slowest,
         "all_under_1s": slowest < 1000,
         "database": "sqlite" if database_url is None else database_url.split(":")[0],
@@ -584,3 +586,39 @@ def _time_http(
         server.should_exit = True
         thread.join()
         sock.close()
+
+
+def _time_alerts(
+    storage: bootstrap.Storage, plan: StorePlan, now_ms: int, runs: int
+) -> dict[str, Any]:
+    """One alert check at the end of the range, as GET /alerts does it: the
+    stays of the last hours read from the database, then every rule (a
+    capacity and a dwell limit on every zone, the checkout queue)."""
+    from omnizone.server.domain.analytics.alerts import AlertRules
+    from omnizone.server.domain.analytics.stays import Stays
+    from omnizone.server.service.alerts import AlertsService
+
+    zones = [z.id for z in plan.zones]
+
+    def stays_of(store: str, from_ms: int, to_ms: int) -> Stays:
+        return Stays.from_rows(storage.analytics.stays(store, from_ms, to_ms), zones)
+
+    rules = AlertRules(
+        zone_capacity={z: 5 for z in zones},
+        checkout_queue=3,
+        dwell_s={z: 600.0 for z in zones},
+        gateway_silent_s=None,
+    )
+    service = AlertsService(
+        lambda _s: plan, stays_of, lambda _s: [], lambda _s: now_ms, default_rules=rules
+    )
+    seconds = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        monitor = service.check(plan.id)
+        seconds.append(time.perf_counter() - t0)
+    return {
+        "median_ms": round(statistics.median(seconds) * 1000, 1),
+        "max_ms": round(max(seconds) * 1000, 1),
+        "active": len(monitor.active()),
+    }

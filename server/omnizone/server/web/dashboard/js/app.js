@@ -4,6 +4,7 @@
 
 import { api, ApiError, imageUrl, session } from "./api.js";
 import { el } from "./dom.js";
+import { alertsView } from "./alerts.js";
 import { analyticsView } from "./analytics.js";
 import { campaignsView } from "./campaigns.js";
 import { editorView } from "./editor.js";
@@ -150,6 +151,7 @@ export async function storePlan(store, { fresh = false } = {}) {
 const ROUTES = [
   [/^#\/live$/, liveView],
   [/^#\/gateways$/, fleetView],
+  [/^#\/alerts$/, alertsView],
   [/^#\/analytics\/(\w+)$/, analyticsView],
   [/^#\/campaigns$/, campaignsView],
   [/^#\/layout$/, editorView],

@@ -1,0 +1,61 @@
+"""The dashboard's Alerts page (issue 18 point 7), in headless Chromium on a
+real server: gateways never heard and an ESPresense node whose room went
+offline are listed, with the raise in the recent changes."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from omnizone.contract import HealthMessage, dump_message, topic_for
+from omnizone.contract.timefmt import wall_clock_ms
+from omnizone.server.runtime import ServerRuntime
+from tests.e2e.browser import chromium
+from tests.e2e.dashboard_stack import READ_KEY, staff_server, store_id
+
+STORE = store_id()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerRuntime]:
+    with staff_server(tmp_path / "omnizone.db") as running:
+        yield running
+
+
+def test_the_alerts_page_lists_silent_gateways_and_an_offline_espresense_node(
+    server: ServerRuntime,
+) -> None:
+    now = wall_clock_ms()
+    health = HealthMessage(
+        store=STORE,
+        gateway="gw-entrance",
+        seq=0,
+        sent_ms=now,
+        uptime_s=60,
+        outbox_depth=0,
+        outbox_dropped=0,
+        readers={"ble": "scanning", "espresense": "offline"},
+        counters={"espresense.uptime_s": 3605},
+        version="test",
+    )
+    server.ingest.handle(topic_for(STORE, "gw-entrance", "health"), dump_message(health), now)
+    with chromium() as browser:
+        page: Page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{server.api_url}/dashboard/")
+        page.get_by_test_id("api-key").fill(READ_KEY)
+        page.get_by_test_id("login").click()
+        page.get_by_test_id("live-floor").wait_for()
+        page.get_by_test_id("nav-alerts").click()
+        table = page.get_by_test_id("alerts")
+        expect(
+            table.locator("tr[data-alert='gateway_reader:gw-entrance:espresense']")
+        ).to_contain_text("espresense is offline")
+        expect(table.locator("tr[data-alert='gateway_silent:gw-shoes']")).to_contain_text(
+            "never heard"
+        )
+        expect(table.locator("tr[data-alert='gateway_silent:gw-entrance']")).to_have_count(0)
+        expect(page.get_by_test_id("alert-changes")).to_contain_text("raised: gateway gw-shoes")
+        assert errors == [], errors
