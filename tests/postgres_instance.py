@@ -3,8 +3,6 @@ socket, started with the machine's binaries (Debian's ``postgresql``, which
 ``setup.sh`` installs when missing) and stopped at the end. No test touches a
 server it did not start."""
 
-import glob
-import os
 import shutil
 import subprocess
 import tempfile
@@ -13,33 +11,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from omnizone.broker import free_port
-
-
-def _binaries() -> Path | None:
-    """The folder with initdb and pg_ctl: on PATH, or Debian's versioned folder."""
-    found = shutil.which("initdb")
-    if found and shutil.which("pg_ctl"):
-        return Path(found).resolve().parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
-    return Path(versions[0]).parent if versions else None
-
-
-def _as_postgres_user() -> list[str]:
-    """PostgreSQL refuses to run as root: then run its commands as ``postgres``."""
-    if os.geteuid() != 0:
-        return []
-    return ["runuser", "-u", "postgres", "--"]
+from omnizone.suite.chain.postgres import as_postgres_user, postgres_binaries
 
 
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """Yields a SQLAlchemy URL (psycopg) to a fresh database on a private server."""
-    binaries = _binaries()
+    binaries = postgres_binaries()
     if binaries is None:
         raise RuntimeError(
             "PostgreSQL's initdb was not found: run ./setup.sh (installs postgresql)"
         )
-    run_as = _as_postgres_user()
+    run_as = as_postgres_user()
     home = Path(tempfile.mkdtemp(prefix="omnizone-pg-"))
     data, sockets = home / "data", home / "run"
     sockets.mkdir()

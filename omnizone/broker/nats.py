@@ -23,12 +23,12 @@ import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from omnizone.broker.accounts import BrokerAccounts
 from omnizone.broker.files import MESSAGE_SIZE_LIMIT, write_private
 from omnizone.broker.process import BrokerError, BrokerProcess, free_port
 from omnizone.contract.topics import GATEWAY_KINDS, Kind
+from omnizone.lifecycle import Started
 
 NATS_SERVER = "/usr/sbin/nats-server"
 PARTITION_PREFIX = "ozp"
@@ -156,7 +156,7 @@ system_account: SYS
 """
 
 
-class NatsCluster:
+class NatsCluster(Started):
     """N nats-server processes clustered on loopback; restartable node by node.
 
     ``run_dir`` holds each node's config, JetStream directory and log; a fresh
@@ -255,15 +255,3 @@ class NatsCluster:
         self.stop()
         if self._owns:
             shutil.rmtree(self.run_dir, ignore_errors=True)
-
-    def __enter__(self) -> NatsCluster:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _tb: TracebackType | None,
-    ) -> None:
-        self.close()

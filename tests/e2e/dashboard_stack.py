@@ -7,10 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from playwright.sync_api import Page
+
 from omnizone.paths import shipped_config
 from omnizone.server.runtime import ServerRuntime
 from omnizone.server.settings import ServerSettings
 from omnizone.store import load_store
+from tests.e2e.browser import chromium
 
 ADMIN_KEY = "dashboard-admin-key"
 READ_KEY = "dashboard-read-key"
@@ -46,3 +49,19 @@ def staff_server(database: Path, **extra: object) -> Iterator[ServerRuntime]:
 
 def store_id() -> str:
     return load_store(STORE_FILE).id
+
+
+@contextmanager
+def gateways_view(api_url: str) -> Iterator[tuple[Page, list[str]]]:
+    """The dashboard's gateways view, logged in with the read key, in a real
+    Chromium; yields the page and the page errors it has raised so far."""
+    with chromium() as browser:
+        page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{api_url}/dashboard/")
+        page.get_by_test_id("api-key").fill(READ_KEY)
+        page.get_by_test_id("login").click()
+        page.get_by_test_id("live-floor").wait_for()
+        page.get_by_test_id("nav-gateways").click()
+        yield page, errors

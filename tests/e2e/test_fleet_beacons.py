@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from omnizone.contract import BeaconTelemetry, BleMessage, BleSighting, dump_message, topic_for
 from omnizone.server.runtime import ServerRuntime
-from tests.e2e.browser import chromium
-from tests.e2e.dashboard_stack import READ_KEY, staff_server, store_id
+from tests.e2e.dashboard_stack import gateways_view, staff_server, store_id
 
 STORE = store_id()
 T0 = 1_767_225_600_000
@@ -69,15 +68,7 @@ def test_the_fleet_view_lists_beacons_with_battery_and_a_silent_beacons_alert(
     server: ServerRuntime,
 ) -> None:
     _hear(server, 12 * 60)  # the checkout beacon is silent for 11 minutes
-    with chromium() as browser:
-        page: Page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{server.api_url}/dashboard/")
-        page.get_by_test_id("api-key").fill(READ_KEY)
-        page.get_by_test_id("login").click()
-        page.get_by_test_id("live-floor").wait_for()
-        page.get_by_test_id("nav-gateways").click()
+    with gateways_view(server.api_url) as (page, errors):
         wall = page.locator("[data-testid=beacons] tr[data-beacon=bcn-outerwear-wall]")
         expect(wall.get_by_test_id("beacon-battery")).to_have_text("2,380 mV")
         expect(wall.get_by_test_id("beacon-adverts")).to_have_text("40,720")

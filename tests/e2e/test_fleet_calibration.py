@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from omnizone.contract import BleMessage, BleSighting, dump_message, topic_for
 from omnizone.server.runtime import ServerRuntime
-from tests.e2e.browser import chromium
-from tests.e2e.dashboard_stack import READ_KEY, staff_server, store_id
+from tests.e2e.dashboard_stack import gateways_view, staff_server, store_id
 
 STORE = store_id()
 T0 = 1_767_225_600_000
@@ -66,15 +65,7 @@ def test_the_fleet_view_shows_each_gateways_fit_and_a_blocked_gateways_alert(
     # then something stands in front of gw-shoes, for longer than the recent window (5 min)
     _hear(server, 320, 200, "gw-shoes")
     job.run_once()
-    with chromium() as browser:
-        page: Page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{server.api_url}/dashboard/")
-        page.get_by_test_id("api-key").fill(READ_KEY)
-        page.get_by_test_id("login").click()
-        page.get_by_test_id("live-floor").wait_for()
-        page.get_by_test_id("nav-gateways").click()
+    with gateways_view(server.api_url) as (page, errors):
         shoes = page.locator("[data-testid=fleet] tr[data-gateway=gw-shoes]")
         expect(shoes.get_by_test_id("drift")).to_have_text("blocked")
         denim = page.locator("[data-testid=fleet] tr[data-gateway=gw-denim]")

@@ -13,13 +13,12 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Self
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from omnizone.lifecycle import Started
 from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.adapters.mqtt_ingest import MqttIngest
 from omnizone.server.adapters.nats_link import NatsLink
@@ -37,7 +36,7 @@ log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 30.0
 
 
-class ServerRuntime:
+class ServerRuntime(Started):
     def __init__(
         self, settings: ServerSettings, *, stores: Mapping[str, StorePlan] | None = None
     ) -> None:
@@ -135,18 +134,6 @@ class ServerRuntime:
         self._uvicorn = self._thread = self._socket = None
         self._parts = None
         self._api_url = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- internals ------------------------------------------------------------------
 

@@ -16,8 +16,8 @@ from omnizone.server.domain.localize.propagation import anchor_positions, mean_r
 from omnizone.server.domain.localize.survey import Survey, write_survey
 from omnizone.store import load_store
 from omnizone.store.calibration import load_calibration
-from omnizone.store.geometry import contains
 from omnizone.suite.cli import app
+from tests.server.localize.survey_points import points_in_zones
 
 STORE = shipped_config("stores/rivoli.yaml")
 #: (power at 1 m, exponent) of the two fixed beacons, as the phone hears them.
@@ -28,14 +28,7 @@ def survey_with_beacons(path: Path, *, gateways: bool = True) -> None:
     plan = load_store(STORE)
     anchors, xy = anchor_positions(plan)
     rng = np.random.default_rng(17)
-    places, zones = [], []
-    while len(places) < 900:
-        p = rng.uniform((0, 0), (30, 20))
-        zone = next((z.id for z in plan.zones if contains(z.polygon, (p[0], p[1]))), None)
-        if zone is not None:
-            places.append(p)
-            zones.append(zone)
-    where = np.array(places)
+    where, zones = points_in_zones(plan, rng)
     columns: list[str] = []
     blocks = []
     if gateways:

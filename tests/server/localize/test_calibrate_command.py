@@ -15,8 +15,8 @@ from omnizone.server.domain.localize.propagation import anchor_positions, mean_r
 from omnizone.server.domain.localize.survey import Survey, write_survey
 from omnizone.store import load_store
 from omnizone.store.calibration import load_calibration
-from omnizone.store.geometry import contains
 from omnizone.suite.cli import app
+from tests.server.localize.survey_points import points_in_zones
 
 STORE = shipped_config("stores/rivoli.yaml")
 
@@ -25,14 +25,7 @@ def point_survey(path: Path, power: float = -50.0, exponent: float = 1.7) -> Non
     plan = load_store(STORE)
     anchors, xy = anchor_positions(plan)
     rng = np.random.default_rng(11)
-    places, zones = [], []
-    while len(places) < 900:
-        p = rng.uniform((0, 0), (30, 20))
-        zone = next((z.id for z in plan.zones if contains(z.polygon, (p[0], p[1]))), None)
-        if zone is not None:
-            places.append(p)
-            zones.append(zone)
-    where = np.array(places)
+    where, zones = points_in_zones(plan, rng)
     distance = np.linalg.norm(where[:, None, :] - xy[None, :, :], axis=2)
     rssi = mean_rssi_dbm(distance, power, exponent) + rng.normal(0, 3.0, distance.shape)
     rssi[rssi < -95] = np.nan

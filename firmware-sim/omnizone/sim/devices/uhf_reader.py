@@ -16,8 +16,6 @@ import threading
 import tty
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from omnizone.gateway.rfid.protocol import (
     BROADCAST_ADDRESS,
@@ -29,6 +27,7 @@ from omnizone.gateway.rfid.protocol import (
     round_summary_frame,
     tag_report_frame,
 )
+from omnizone.lifecycle import Started
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +70,7 @@ class PlacedTag:
     antenna: int
 
 
-class EmulatedUhfReader:
+class EmulatedUhfReader(Started):
     def __init__(
         self,
         *,
@@ -160,18 +159,6 @@ class EmulatedUhfReader:
             with contextlib.suppress(FileNotFoundError):
                 if os.readlink(self.link) == self._slave_name:
                     self.link.unlink()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- the module ------------------------------------------------------------------
 

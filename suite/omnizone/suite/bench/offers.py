@@ -33,28 +33,19 @@ import websockets
 
 from omnizone.broker import BrokerAccounts, start_broker
 from omnizone.contract.timefmt import wall_clock_ms
-from omnizone.paths import shipped_config
 from omnizone.server import bootstrap
 from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.sim.app_client import register_app_phones
 from omnizone.sim.engine import SimClock, Simulation
 from omnizone.sim.fleet import GatewayFleet
 from omnizone.sim.runner import run_paced
-from omnizone.sim.scenario import load_scenario
 from omnizone.sim.shoppers import AppPhone
 from omnizone.store import load_store
 from omnizone.suite.demo import _log_to, _run_directory
+from omnizone.suite.measured import every_zone_campaign, quick_scenario
 
 #: Every zone entry is worth an offer: the bench measures delivery, not campaign rules.
-BENCH_CAMPAIGN: dict[str, Any] = {
-    "id": "bench-every-zone",
-    "name": "Bench: every zone entry",
-    "priority": 1000,
-    "trigger": {"kind": "zone_entered", "zones": []},
-    "content": {"title": "Bench offer", "body": "Measured, not hoped.", "expires_after_s": 3600},
-    "limits": {"per_visit": 1000},
-    "holdout_fraction": 0,
-}
+BENCH_CAMPAIGN = every_zone_campaign("bench-every-zone", "Bench: every zone entry", "Bench offer")
 
 
 @dataclass
@@ -81,17 +72,7 @@ def run_offers_bench(
     directory); give an empty PostgreSQL database to measure on PostgreSQL."""
     from omnizone.server.settings import ServerSettings
 
-    scenario = load_scenario(
-        shipped_config("scenarios/quick.yaml"),
-        duration_s=duration_s + 5,
-        shoppers={
-            "initial_shoppers": shoppers,
-            "max_shoppers": shoppers,
-            "arrivals_per_minute": 0,
-            "zones_per_trip": [3, 6],
-            "dwell_mean_s": 20,
-        },
-    )
+    scenario = quick_scenario(shoppers, duration_s + 5)
     store = load_store(scenario.store_file)
     with _run_directory(run_dir) as folder, _log_to(folder / "omnizone.log"):
         accounts = BrokerAccounts.for_store(store)

@@ -13,30 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from omnizone.broker import BrokerAccounts
-from omnizone.paths import shipped_config
 from omnizone.sim.app_client import register_app_phones
 from omnizone.sim.engine import SimClock, Simulation
 from omnizone.sim.fleet import GatewayFleet
 from omnizone.sim.runner import run_paced
-from omnizone.sim.scenario import Scenario, load_scenario
+from omnizone.sim.scenario import Scenario
 from omnizone.sim.shoppers import AppPhone
 from omnizone.store import StorePlan
+from omnizone.suite.measured import quick_scenario
 
 
 def chain_scenario(shoppers: int, duration_s: float, seed: int = 7) -> Scenario:
     """The quick scenario with ``shoppers`` in the store from the start."""
-    return load_scenario(
-        shipped_config("scenarios/quick.yaml"),
-        duration_s=duration_s,
-        shoppers={
-            "initial_shoppers": shoppers,
-            "max_shoppers": shoppers,
-            "arrivals_per_minute": 0,
-            "zones_per_trip": [3, 6],
-            "dwell_mean_s": 20,
-        },
-        seed=seed,
-    )
+    return quick_scenario(shoppers, duration_s, seed=seed)
 
 
 class StoreDrive:

@@ -19,7 +19,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -27,22 +26,18 @@ from sqlalchemy import create_engine, text
 
 from omnizone.broker import BrokerAccounts, new_password
 from omnizone.broker.nats import DEFAULT_PARTITIONS, NatsCluster
+from omnizone.lifecycle import Started
 from omnizone.store import StorePlan, load_store
 from omnizone.suite.chain.postgres import PostgresProcess
+from omnizone.suite.measured import every_zone_campaign
 
 START_TIMEOUT_S = 400.0
 _READY = "omnizone server: API on "
 
 #: Every zone entry is worth an offer: the chain measures delivery, not campaign rules.
-EVERY_ZONE_CAMPAIGN: dict[str, Any] = {
-    "id": "chain-every-zone",
-    "name": "Chain: every zone entry",
-    "priority": 1000,
-    "trigger": {"kind": "zone_entered", "zones": []},
-    "content": {"title": "Chain offer", "body": "Measured, not hoped.", "expires_after_s": 3600},
-    "limits": {"per_visit": 1000},
-    "holdout_fraction": 0,
-}
+EVERY_ZONE_CAMPAIGN = every_zone_campaign(
+    "chain-every-zone", "Chain: every zone entry", "Chain offer"
+)
 
 
 @dataclass
@@ -170,7 +165,7 @@ class ChainCounts:
     by_store: dict[str, int] = field(default_factory=dict)
 
 
-class Chain:
+class Chain(Started):
     """Start with ``with Chain(store_files, workers=2) as chain:``."""
 
     def __init__(
@@ -244,18 +239,6 @@ class Chain:
         self.postgres.close()
         if self._owns:
             shutil.rmtree(self.run_dir, ignore_errors=True)
-
-    def __enter__(self) -> "Chain":
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- what callers use -----------------------------------------------------------
 

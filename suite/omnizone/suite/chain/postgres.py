@@ -11,12 +11,14 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
 from omnizone.broker import free_port
+from omnizone.lifecycle import Started
 
 
-def _binaries() -> Path | None:
+def postgres_binaries() -> Path | None:
+    """The folder with initdb and pg_ctl: on PATH, or Debian's versioned folder.
+    (``tests/postgres_instance.py`` finds its server's binaries here too.)"""
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
         return Path(found).resolve().parent
@@ -24,15 +26,22 @@ def _binaries() -> Path | None:
     return Path(versions[0]).parent if versions else None
 
 
-class PostgresProcess:
+def as_postgres_user() -> list[str]:
+    """PostgreSQL refuses to run as root: then run its commands as ``postgres``."""
+    if os.geteuid() != 0:
+        return []
+    return ["runuser", "-u", "postgres", "--"]
+
+
+class PostgresProcess(Started):
     """initdb once, then start / stop / restart any number of times."""
 
     def __init__(self, home: Path | None = None, *, fsync: bool = True) -> None:
-        binaries = _binaries()
+        binaries = postgres_binaries()
         if binaries is None:
             raise RuntimeError("PostgreSQL's initdb was not found: run ./setup.sh")
         self._bin = binaries
-        self._run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self._run_as = as_postgres_user()
         self._owns = home is None
         self.home = Path(tempfile.mkdtemp(prefix="omnizone-chain-pg-")) if home is None else home
         self.home.mkdir(parents=True, exist_ok=True)
@@ -90,15 +99,3 @@ class PostgresProcess:
                 self.stop("immediate")
         if self._owns:
             shutil.rmtree(self.home, ignore_errors=True)
-
-    def __enter__(self) -> "PostgresProcess":
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _tb: TracebackType | None,
-    ) -> None:
-        self.close()
