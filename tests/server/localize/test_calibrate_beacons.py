@@ -35,7 +35,7 @@ def survey_with_beacons(path: Path, *, gateways: bool = True) -> None:
         distance = np.linalg.norm(where[:, None, :] - xy[None, :, :], axis=2)
         blocks.append(mean_rssi_dbm(distance, -50.0, 1.7) + rng.normal(0, 3.0, distance.shape))
         columns += anchors
-    for beacon in plan.beacons:
+    for beacon in (b for b in plan.beacons if b.id in BEACONS):  # the two the phone heard
         power, exponent = BEACONS[beacon.id]
         d = np.linalg.norm(where - np.asarray(beacon.position), axis=1)
         blocks.append((mean_rssi_dbm(d, power, exponent) + rng.normal(0, 3.0, d.shape))[:, None])
