@@ -517,6 +517,9 @@ def build_server(
         shoppers.add_export_section("store_visits", storage.campaigns.export_store_visits)
         shoppers.add_export_section("beacon_sightings", storage.phones.device_sightings)
         shoppers.add_export_section("beacon_batches", storage.phones.device_batches)
+        staff = InsightRepository(storage.sql.engine)  # staff_devices (issue 18)
+        shoppers.subscribe_to_erasure(lambda shopper: _erased(staff.erase_device(shopper)))
+        shoppers.add_export_section("staff_devices", staff.device_staff)
 
         mqtt = MqttIngest(
             ingest,

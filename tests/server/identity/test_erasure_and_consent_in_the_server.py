@@ -90,6 +90,15 @@ class Running:
             self.hear(phones, start + n * 1000)
         self.settle()
 
+    def mark_staff(self, phone: Phone) -> None:
+        """An admin marks the phone as a colleague's (issue 18: ``staff_devices``)."""
+        done = self.client.put(
+            f"/api/v1/stores/{STORE}/staff/{phone.shopper_id}",
+            json={"label": "test colleague"},
+            headers=ADMIN,
+        )
+        assert done.status_code == 204, done.text
+
     def listen(self, phone: Phone) -> None:
         """The phone reports one window of the store's beacons (issue 15)."""
         start = time.time_ns() // 1_000_000 // 1000 * 1000
@@ -252,7 +261,9 @@ def test_after_erasure_no_row_and_no_byte_of_the_shopper_is_left_despite_traffic
         "/api/v1/me/loyalty", json={"loyalty_id": "FR-0042-7781"}, headers=phone.auth
     )
     assert linked.status_code in (200, 201), linked.text
+    running.mark_staff(phone)
     before = rows_about(running.engine, phone.shopper_id)
+    assert before["staff_devices"] == 1
     for table in ("ble_sightings", "visits", "device_presence", "offers", "offer_decisions"):
         assert before[table] > 0, (table, before)
     assert before["shopper_store_visits"] == 1 and before["profile_events"] == 2
@@ -381,6 +392,7 @@ EXPORTED: dict[str, Callable[[dict[str, Any]], int]] = {
     "push_tokens": lambda e: len(e["offers"]["push_tokens"]),
     "phone_sightings": lambda e: len(e["beacon_sightings"]),
     "phone_batches": lambda e: len(e["beacon_batches"]),
+    "staff_devices": lambda e: len(e["staff_devices"]),
 }
 
 
@@ -402,6 +414,7 @@ EXPORTED_ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "push_tokens": lambda e: e["offers"]["push_tokens"],
     "phone_sightings": lambda e: e["beacon_sightings"],
     "phone_batches": lambda e: e["beacon_batches"],
+    "staff_devices": lambda e: e["staff_devices"],
 }
 #: Columns whose value is in the export under another name.
 RENAMED = {
@@ -452,6 +465,7 @@ def test_every_table_that_holds_the_shopper_is_in_the_export_row_for_row_and_col
     assert running.tap(phone).status_code == 200
     running.profile_event(phone)
     running.listen(phone)
+    running.mark_staff(phone)
     parts = running.runtime.parts
     inbox = running.client.get("/api/v1/me/offers", headers=phone.auth).json()
     parts.delivery.receipt(phone.shopper_id, inbox[0]["offer_id"], "opened")

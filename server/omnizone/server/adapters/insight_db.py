@@ -63,3 +63,18 @@ class InsightRepository(InsightReads):
         with self.engine.begin() as conn:
             result = conn.execute(delete(_staff).where(s.store == store, s.device == device))
             return bool(result.rowcount)
+
+    def device_staff(self, device: str) -> list[dict[str, object]]:
+        """The staff registrations of ``device`` (a shopper's export: a phone
+        marked as a colleague's is information about its owner)."""
+        s = _staff.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(s.store, s.label, s.registered_ms).where(s.device == device)
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    def erase_device(self, device: str) -> int:
+        """Erasure: the device's staff registrations in every store."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(_staff).where(_staff.c.device == device)).rowcount)
