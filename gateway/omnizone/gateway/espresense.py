@@ -132,11 +132,8 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def parse_device_report(topic: str, payload: bytes) -> Reading | Dropped:
-    """An ``espresense/devices/<id>/<room>`` message, reduced to a Reading."""
-    parts = topic.split("/")
-    if len(parts) != 4 or parts[0] != TOPIC_ROOT or parts[1] != "devices" or not parts[3]:
-        return Dropped("bad-topic")
+def _json_object(payload: bytes) -> dict[str, object] | Dropped:
+    """A bounded payload that is one JSON object, or why it is dropped."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         return Dropped("too-large")
     try:
@@ -145,6 +142,17 @@ def parse_device_report(topic: str, payload: bytes) -> Reading | Dropped:
         return Dropped("bad-json")
     if not isinstance(report, dict):
         return Dropped("bad-json")
+    return report
+
+
+def parse_device_report(topic: str, payload: bytes) -> Reading | Dropped:
+    """An ``espresense/devices/<id>/<room>`` message, reduced to a Reading."""
+    parts = topic.split("/")
+    if len(parts) != 4 or parts[0] != TOPIC_ROOT or parts[1] != "devices" or not parts[3]:
+        return Dropped("bad-topic")
+    report = _json_object(payload)
+    if isinstance(report, Dropped):
+        return report
     espresense_id = report.get("id")
     if not isinstance(espresense_id, str):
         return Dropped("no-id")
@@ -186,14 +194,9 @@ def parse_room_message(topic: str, payload: bytes) -> RoomStatus | RoomTelemetry
         return RoomStatus(room, state)
     if leaf != "telemetry":
         return None
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        return Dropped("too-large")
-    try:
-        report = json.loads(payload)
-    except (UnicodeDecodeError, ValueError):
-        return Dropped("bad-json")
-    if not isinstance(report, dict):
-        return Dropped("bad-json")
+    report = _json_object(payload)
+    if isinstance(report, Dropped):
+        return report
     counters: dict[str, int] = {}
     for source, name in TELEMETRY_COUNTERS.items():
         value = _number(report.get(source))
