@@ -215,3 +215,27 @@ def test_the_map_has_the_beacons_after_the_gateways(plan: StorePlan) -> None:
     shoes = radio.zone_index()["shoes"]
     column = radio.anchor_index()["bcn-shoes"]
     assert np.argmax(radio.mean_dbm[:, column]) == shoes
+
+
+def test_region_entry_is_a_store_entry_unless_the_radio_saw_it_first(world: World) -> None:
+    entrance = world.plan.entrances[0]
+    enter = {"store": STORE, "batch": "enter-00001", "regions": [{"event": "enter", "at_ms": T0}]}
+    world.now = T0 + 500
+    world.phones.report(SHOPPER, PhoneReport.model_validate(enter))
+    assert world.zones() == [entrance]
+    assert world.placements[0].at_ms == T0
+    # the ranging it woke moves the stay on from the entrance
+    for second in range(2, 20, 2):
+        world.report(T0 + second * 1000, (15.0, 16.0))
+    assert world.zones()[0] == entrance and world.zones()[-1] not in (None, entrance)
+    # already in the store: a second entry report changes nothing
+    before = len(world.placements)
+    again = {
+        "store": STORE,
+        "batch": "enter-00002",
+        "regions": [{"event": "enter", "at_ms": T0 + 20_000}],
+    }
+    world.phones.report(SHOPPER, PhoneReport.model_validate(again))
+    assert len(world.placements) == before
+    stats = world.phones.stats(STORE)["region_events"]
+    assert stats["enter"] == 2 and stats["enter_ignored_in_store_or_stale"] == 1

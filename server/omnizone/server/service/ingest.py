@@ -368,6 +368,28 @@ class IngestService:
             self._apply(store, pending)
             return locator.late_listened - before
 
+    def enter_region(self, store: str, device: str, at_ms: int) -> bool:
+        """The phone says it entered the store's beacon region at ``at_ms``
+        (iOS region monitoring wakes the app there): a store entry at the
+        entrance, unless the radio already has the shopper in the store (then
+        the gateways saw the entry first: False). A report older than the
+        visit timeout says nothing about now and is ignored too. What the
+        radio hears afterwards moves the stay on as any other placement."""
+        with self._lock:
+            plan = self._stores[store]
+            entrances = plan.entrances
+            clock = self._clock_ms.get(store, at_ms)
+            if not entrances or self._states[store].get(device) is not None:
+                return False
+            if at_ms < clock - plan.store.visits.device_timeout_s * 1000:
+                return False
+            pending = _Pending()
+            with self._repo.transaction() as tx:
+                self._advance(plan, [ZonePlacement(device, entrances[0], at_ms, at_ms)], pending)
+                self._write_states(plan.id, tx, pending)
+            self._apply(store, pending)
+            return True
+
     def leave_region(self, store: str, device: str, at_ms: int, grace_ms: int = 5000) -> bool:
         """The phone says it left the store's beacon region at ``at_ms``: its
         stay ends there, unless the radio heard it in the store since (then

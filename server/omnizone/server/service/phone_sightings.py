@@ -10,8 +10,10 @@ answer and in the stats, never stored or localized. Windows too old or from
 the future are counted as stale. The rest is stored (the shopper's export and
 erasure include it) and handed to ingest (``IngestService.observe_listened``),
 which feeds the store's locator, visits, triggers and offers as for gateway
-sightings. A region exit closes the shopper's stay unless the radio heard
-the phone in the store since (``IngestService.leave_region``)."""
+sightings. A region entry opens a stay at the entrance unless the radio has
+the shopper in the store already (``IngestService.enter_region``); a region
+exit closes the shopper's stay unless the radio heard the phone in the store
+since (``IngestService.leave_region``)."""
 
 import threading
 from collections import Counter
@@ -54,6 +56,7 @@ class ListeningIngest(Protocol):
     def observe_listened(
         self, store: str, device: str, windows: Sequence[ListenedWindow]
     ) -> int: ...
+    def enter_region(self, store: str, device: str, at_ms: int) -> bool: ...
     def leave_region(self, store: str, device: str, at_ms: int, grace_ms: int = 5000) -> bool: ...
 
 
@@ -71,6 +74,7 @@ class PhoneCounters:
     refused_store: int = 0
     region_enter: int = 0
     region_exit: int = 0
+    region_enter_ignored: int = 0
     region_exit_ignored: int = 0  # the radio heard the phone in the store after it
     unknown_beacons: Counter[str] = field(default_factory=Counter)
 
@@ -94,6 +98,7 @@ class PhoneCounters:
                 "enter": self.region_enter,
                 "exit": self.region_exit,
                 "exit_ignored_heard_since": self.region_exit_ignored,
+                "enter_ignored_in_store_or_stale": self.region_enter_ignored,
             },
         }
 
@@ -198,6 +203,13 @@ class PhoneSightings:
             with self._lock:
                 counters.duplicates += 1
             return result.model_copy(update={"duplicate": True})
+        # an entry comes before the ranging it woke, an exit after it
+        entries_ignored = sum(
+            1
+            for event in report.regions
+            if event.event == "enter"
+            and not self._ingest.enter_region(plan.id, shopper, event.at_ms)
+        )
         late = self._ingest.observe_listened(plan.id, shopper, windows) if windows else 0
         ignored = 0
         for event in report.regions:
@@ -221,6 +233,7 @@ class PhoneSightings:
             counters.region_enter += sum(1 for e in report.regions if e.event == "enter")
             counters.region_exit += sum(1 for e in report.regions if e.event == "exit")
             counters.region_exit_ignored += ignored
+            counters.region_enter_ignored += entries_ignored
         return result
 
     def _counters(self, store: str) -> PhoneCounters:
