@@ -3,22 +3,25 @@
 from typing import Any
 
 from omnizone.server.adapters.nats_worker import handle_batch, topic_of
-from omnizone.server.service.ingest import IngestOutcome, Outcome
+from omnizone.server.service.ingest import InboundMessage, IngestOutcome, Outcome
 
 
 class _Flaky:
-    """Stands in for IngestService.handle: the storage is down for ``failures`` calls."""
+    """Stands in for IngestService.handle_batch: the storage is down for
+    ``failures`` calls, and then nothing of the chunk is committed."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.handled: list[str] = []
+        self.transactions = 0
 
-    def handle(self, topic: str, payload: bytes, received_ms: int) -> IngestOutcome:
+    def handle_batch(self, messages: list[InboundMessage]) -> list[IngestOutcome]:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("PostgreSQL restarting")
-        self.handled.append(topic)
-        return IngestOutcome(Outcome.ACCEPTED)
+        self.transactions += 1
+        self.handled += [m.topic for m in messages]
+        return [IngestOutcome(Outcome.ACCEPTED) for _ in messages]
 
 
 def _batch(n: int) -> list[tuple[str, bytes]]:
@@ -42,9 +45,16 @@ def test_a_message_is_retried_in_place_until_storage_is_back() -> None:
     assert ingest.handled == [t for t, _ in _batch(3)]  # in order, none skipped
 
 
+def test_a_batch_is_one_transaction_per_chunk() -> None:
+    ingest: Any = _Flaky(failures=0)
+    outcomes = handle_batch(ingest, _batch(450), 0, keep_going=lambda: True)
+    assert len(outcomes) == 450 and ingest.transactions == 3  # 200 + 200 + 50
+    assert ingest.handled == [t for t, _ in _batch(450)]
+
+
 def test_a_lost_lease_stops_the_batch_and_leaves_the_rest_unacknowledged() -> None:
     ingest: Any = _Flaky(failures=0)
     allowed = iter([True, True, False])
-    outcomes = handle_batch(ingest, _batch(5), 0, keep_going=lambda: next(allowed, False))
-    assert len(outcomes) == 2
-    assert ingest.handled == [t for t, _ in _batch(2)]
+    outcomes = handle_batch(ingest, _batch(5), 0, keep_going=lambda: next(allowed, False), most=2)
+    assert len(outcomes) == 4  # two chunks of two committed; the fifth left for the next owner
+    assert ingest.handled == [t for t, _ in _batch(4)]

@@ -20,9 +20,10 @@ Each worker:
 - acknowledges a message to JetStream only after ingest committed it, and
   tells the gateway (``…/ack`` subject, the MQTT ack topic) the run it stored.
 
-Batching: each fetched batch goes through ``handle_batch`` below, which for
-now loops over ``IngestService.handle`` (one transaction per message); the
-one-store batching of issue 17 point 4 replaces it when it lands.
+Batching: each fetched batch goes through ``handle_batch`` below: one
+transaction (COPY on PostgreSQL) for up to ``OMNIZONE_INGEST_BATCH_MAX``
+messages, through the same ``IngestService.handle_batch`` as the one-store
+MQTT path; nothing of a chunk is acknowledged before it committed.
 """
 
 import asyncio
@@ -54,7 +55,7 @@ from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.adapters.mqtt_ingest import AckRuns
 from omnizone.server.adapters.nats_link import NatsLink
 from omnizone.server.domain.partitions import assign, partition_weights, stores_by_partition
-from omnizone.server.service.ingest import IngestOutcome, IngestService
+from omnizone.server.service.ingest import InboundMessage, IngestOutcome, IngestService
 from omnizone.store import StorePlan
 
 log = logging.getLogger(__name__)
@@ -92,21 +93,26 @@ def handle_batch(
     keep_going: Callable[[], bool],
     retry_s: float = 1.0,
     on_error: Callable[[], None] = lambda: None,
+    most: int = 200,
 ) -> list[IngestOutcome]:
-    """Ingest ``batch`` in order, retrying a message while storage is down.
+    """Ingest ``batch`` in order, ``most`` messages to a transaction
+    (``IngestService.handle_batch``), retrying a chunk while storage is down.
     Returns the outcomes of the prefix that committed: fewer than the batch
     when ``keep_going`` turned false (stopping, or the lease was lost)."""
     outcomes: list[IngestOutcome] = []
-    for topic, payload in batch:
+    for first in range(0, len(batch), most):
         if not keep_going():  # the lease may be someone else's soon: leave the rest
             return outcomes
+        chunk = [InboundMessage(t, p, received_ms) for t, p in batch[first : first + most]]
         while True:
             try:
-                outcomes.append(ingest.handle(topic, payload, received_ms))
+                outcomes.extend(ingest.handle_batch(chunk))
                 break
             except Exception:
                 on_error()
-                log.exception("storing a message from %s failed; retrying", topic)
+                log.exception(
+                    "storing %d messages from %s failed; retrying", len(chunk), chunk[0].topic
+                )
                 if not keep_going():
                     return outcomes
                 time.sleep(retry_s)
