@@ -80,6 +80,12 @@ class Gateway(StrictModel):
         description="the ESPresense node (its room id in espresense/rooms/<room>) that "
         "serves as this gateway through `omnizone-gateway espresense` (docs/espresense.md)",
     )
+    street_front: bool = Field(
+        False,
+        description="it hears the street in front of the store: phones it hears that are "
+        "not consented shoppers are counted as passers-by, anonymously (capture rate, "
+        "docs/analytics.md)",
+    )
 
 
 class Beacon(StrictModel):
