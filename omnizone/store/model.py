@@ -288,6 +288,11 @@ class StorePlan(StrictModel):
         return {b.device: b.id for b in self.beacons}
 
     @cached_property
+    def street_gateways(self) -> frozenset[str]:
+        """Ids of the gateways marked ``street_front`` (passers-by are counted there)."""
+        return frozenset(gw.id for gw in self.gateways if gw.street_front)
+
+    @cached_property
     def gateway_zones(self) -> dict[str, str]:
         """gateway id -> the zone it covers."""
         return {gw.id: self.gateway_zone(gw) for gw in self.gateways}
