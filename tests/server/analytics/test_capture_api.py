@@ -66,3 +66,23 @@ def test_capture_needs_the_read_scope(client: TestClient, filled: Filled) -> Non
     bad = client.get(url, params={"from_ms": 10, "to_ms": 5}, headers=READ)
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "to_ms"]
     assert client.get("/api/v1/stores/nowhere/analytics/capture", headers=READ).status_code == 404
+
+
+def test_capture_is_compared_between_two_periods(client: TestClient, filled: Filled) -> None:
+    day = filled.to_ms - filled.from_ms
+    found = client.get(
+        f"/api/v1/stores/{STORE}/insight/compare",
+        params={
+            "view": "capture",
+            "a_from_ms": filled.from_ms,
+            "a_to_ms": filled.to_ms,
+            "b_from_ms": filled.to_ms,
+            "b_to_ms": filled.to_ms + day,
+        },
+        headers=READ,
+    ).json()
+    rows = {r["metric"]: r for r in found["rows"]}
+    assert set(rows) == {"entrants", "passers_by", "capture_rate"}
+    a, b = found["a_view"], found["b_view"]
+    assert (rows["passers_by"]["a"], rows["passers_by"]["b"]) == (a["passers_by"], b["passers_by"])
+    assert rows["capture_rate"]["b"] == b["capture_rate"] and rows["capture_rate"]["z"] is not None
