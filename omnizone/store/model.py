@@ -80,6 +80,12 @@ class Gateway(StrictModel):
         description="the ESPresense node (its room id in espresense/rooms/<room>) that "
         "serves as this gateway through `omnizone-gateway espresense` (docs/espresense.md)",
     )
+    street_front: bool = Field(
+        False,
+        description="it hears the street in front of the store: phones it hears that are "
+        "not consented shoppers are counted as passers-by, anonymously (capture rate, "
+        "docs/analytics.md)",
+    )
 
 
 class Beacon(StrictModel):
@@ -280,6 +286,11 @@ class StorePlan(StrictModel):
         """advertised key -> fixed beacon id: sightings of these by gateways are
         the beacon fleet and self-calibration, never a shopper."""
         return {b.device: b.id for b in self.beacons}
+
+    @cached_property
+    def street_gateways(self) -> frozenset[str]:
+        """Ids of the gateways marked ``street_front`` (passers-by are counted there)."""
+        return frozenset(gw.id for gw in self.gateways if gw.street_front)
 
     @cached_property
     def gateway_zones(self) -> dict[str, str]:

@@ -31,6 +31,7 @@ from omnizone.sim.phones import ListeningPhones, PhoneTransport, advertises, lis
 from omnizone.sim.radio import receptions
 from omnizone.sim.scenario import FixedBeaconTruth, PhoneMode, Scenario, ScenarioError
 from omnizone.sim.shoppers import AppPhone, Shopper, TripPlanner
+from omnizone.sim.street import Street
 from omnizone.store import StorePlan
 from omnizone.store.model import Beacon
 
@@ -171,6 +172,11 @@ class Simulation:
         self.arrivals = list(arrivals)
         self._next_arrival_ms = self.start_ms + self._arrival_gap_ms()
         self._next_truth_ms = self.start_ms
+        # Passers-by at the street front, and the truth of who passed and who came in.
+        self.street = Street(
+            scenario, store, self._planner.street_edge, self.start_ms, private_address
+        )
+        self._hear_calls = [s.on_advertisement for s in self._sinks]
         for _ in range(scenario.shoppers.initial_shoppers):
             self._arrive()
 
@@ -194,6 +200,10 @@ class Simulation:
                 self._advertised.pop(shopper.id, None)
         self.shoppers = [s for s in self.shoppers if not s.gone]
         self._advertise(now)
+        if self.scenario.street.passers_by_per_minute > 0:
+            self.street.step(
+                now, self.end_ms, self._gateway_xy, self._power, self._exponent, self._hear_calls
+            )
         self._advertise_gateways(now)
         self._advertise_fixed_beacons(now)
 
@@ -277,6 +287,7 @@ class Simulation:
         if self._modes:
             shopper.phone_mode = self._mode_rng.choices(self._modes, self._mode_weights)[0]
         self.shoppers.append(shopper)
+        self.street.entered(self.clock.now_ms)
         if self.listening is not None:
             self.listening.arrive(shopper, self.clock.now_ms)
         for tell in self.arrivals:

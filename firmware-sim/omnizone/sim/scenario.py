@@ -153,6 +153,21 @@ class PhoneBehaviour(StrictModel):
     )
 
 
+class StreetTraffic(StrictModel):
+    """People walking past the store front who never enter (issue 18, point 4,
+    capture rate). They walk along the entrance's street edge, ``pavement_m``
+    outside it, from ``beyond_m`` past one end of the floor to as far past the
+    other. Their phones have no shopper app: like the simulator's other
+    app-less phones they advertise a fixed 8-byte id in an Eddystone-EID frame
+    that no registered phone has, from a private address; a gateway forwards
+    it and the server can resolve nothing."""
+
+    passers_by_per_minute: float = Field(0.0, ge=0, description="0: nobody walks past")
+    pavement_m: float = Field(2.5, gt=0, le=50, description="how far outside the street edge")
+    beyond_m: float = Field(15.0, ge=0, le=200)
+    walking_speed_mps: float = Field(1.3, gt=0)
+
+
 class Scenario(StrictModel):
     name: str = "default"
     store_file: Path = Field(
@@ -170,6 +185,7 @@ class Scenario(StrictModel):
     fixed_beacons: FixedBeacons = FixedBeacons()
 
     phones: PhoneBehaviour = PhoneBehaviour()
+    street: StreetTraffic = StreetTraffic()
 
 
 class ScenarioError(ValueError):

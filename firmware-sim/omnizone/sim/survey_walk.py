@@ -169,7 +169,10 @@ def attach_walker(
 def survey_scenario(scenario: Scenario, hours: float = 8.0) -> Scenario:
     """``scenario`` with nobody else in the store, long enough for any walk."""
     nobody = scenario.shoppers.model_copy(update={"arrivals_per_minute": 0, "initial_shoppers": 0})
-    return scenario.model_copy(update={"shoppers": nobody, "duration_s": hours * 3600})
+    empty = scenario.street.model_copy(update={"passers_by_per_minute": 0.0})
+    return scenario.model_copy(
+        update={"shoppers": nobody, "street": empty, "duration_s": hours * 3600}
+    )
 
 
 def walk_survey(

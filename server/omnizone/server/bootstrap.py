@@ -26,6 +26,7 @@ from omnizone.paths import shipped_config
 from omnizone.server.adapters import schema
 from omnizone.server.adapters.analytics_db import AnalyticsRepository
 from omnizone.server.adapters.campaign_db import CampaignRepository
+from omnizone.server.adapters.capture_db import PassersByRepository
 from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.adapters.insight_db import InsightRepository
 from omnizone.server.adapters.layout_db import LayoutRepository
@@ -76,6 +77,7 @@ from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
 from omnizone.server.service.live_map import LiveMap
 from omnizone.server.service.locators import LocatorKind, make_locator, make_locators
 from omnizone.server.service.offer_engine import OfferEngine
+from omnizone.server.service.passers_by import PasserByCounter
 from omnizone.server.service.phone_sightings import PhoneSightings
 from omnizone.server.service.queries import StoreQueries
 from omnizone.server.service.radio_reload import LocalizerReload, RadioWatch
@@ -200,6 +202,7 @@ def build_reports(
         shoppers = ShopperService(list(running), storage.shoppers)
     report = stored_campaign_report(storage, shoppers, running)
     analytics = AnalyticsService(running, storage.analytics, report)
+    analytics.count_passers_by(PassersByRepository(storage.sql.engine))  # capture rate
     insight = InsightService(analytics, storage.analytics, InsightRepository(storage.sql.engine))
     return StoreReports(
         stores=running,
@@ -439,6 +442,8 @@ def build_server(
         shoppers.subscribe_to_devices(identity.update)
         self_fit = SelfCalibration(running)  # the gateways hearing one another
         beacons = BeaconFleet(running)  # the store's fixed beacons, as gateways hear them
+        # Passers-by at the street front, counted not tracked (issue 18 point 4).
+        passers_by = PasserByCounter(running, PassersByRepository(storage.sql.engine))
 
         def ingest_for(
             subset: Mapping[str, StorePlan], kind: LocatorKind | None = None
@@ -454,6 +459,7 @@ def build_server(
                 try_on_listeners=[engine.on_try_on],
                 dead_letter_bytes=s.dead_letter_payload_bytes,
                 gateway_hearing_listeners=[self_fit.observe, beacons.observe],
+                passers_by=passers_by,
             )
 
         # In a chain this process's own ingest takes no gateway message (a

@@ -78,6 +78,7 @@ class DemoResult:
     campaigns: list[dict[str, Any]] = field(default_factory=list)
     funnel: list[dict[str, Any]] = field(default_factory=list)
     purchased_trips: int = 0
+    passers_by: int = 0  # walked past the street front, never entered (issue 18, point 4)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +90,7 @@ class DemoResult:
             "sim_start": self.sim_start,
             "sim_end": self.sim_end,
             "shoppers": self.shoppers,
+            "passers_by": self.passers_by,
             "published": self.published,
             "ingested": self.ingested,
             "duplicates": self.duplicates,
@@ -246,6 +248,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                 result.wall_s = time.monotonic() - wall_start
                 result.simulated_s = (sim_end_ms - simulation.start_ms) / 1000
                 result.shoppers = simulation.counters.shoppers_arrived
+                result.passers_by = simulation.street.passers_by
                 result.shopper_apps = apps.counters.as_json()
                 result.database = str(database) if options.run_dir else None
                 return result

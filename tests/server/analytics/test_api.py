@@ -19,7 +19,17 @@ from omnizone.server.service.shoppers import ShopperService
 
 from .conftest import ADMIN_KEY, FIRST_DAY, POS_KEY, READ, STORE, Filled, day_ms
 
-VIEWS = ["presence", "dwell", "footfall", "visits", "transitions", "routes", "funnel", "campaigns"]
+VIEWS = [
+    "presence",
+    "dwell",
+    "footfall",
+    "visits",
+    "transitions",
+    "routes",
+    "funnel",
+    "campaigns",
+    "capture",
+]
 
 
 def get(client: TestClient, view: str, filled: Filled, **params: Any) -> Any:

@@ -13,7 +13,17 @@ from omnizone.suite.report import ReportError, parse_time
 
 from .conftest import READ, STORE, STORE_FILE, Filled
 
-VIEWS = ["presence", "dwell", "footfall", "visits", "transitions", "routes", "funnel", "campaigns"]
+VIEWS = [
+    "presence",
+    "dwell",
+    "footfall",
+    "visits",
+    "transitions",
+    "routes",
+    "funnel",
+    "campaigns",
+    "capture",
+]
 CHARTS = ["presence", "dwell", "transitions"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

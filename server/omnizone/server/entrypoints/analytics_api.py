@@ -35,6 +35,7 @@ class View(StrEnum):
     ROUTES = "routes"
     FUNNEL = "funnel"
     CAMPAIGNS = "campaigns"
+    CAPTURE = "capture"
 
 
 # -- response models (the dashboard's contract) -------------------------------------
@@ -192,6 +193,32 @@ class CampaignsOut(RangeOut):
     campaigns: list[CampaignFigures]
 
 
+class CaptureHourOut(BaseModel):
+    hour_ms: int = Field(description="store-local hour start")
+    entrants: int = Field(description="trips of consented shoppers that began in the hour")
+    passers_by: int | None = Field(
+        description="distinct other phones the street-front gateways heard; None: not counted"
+    )
+    street: int | None = Field(description="entrants + passers_by")
+    capture_rate: float | None = Field(description="entrants / street")
+    entrants_per_passer_by: float | None = Field(description="entrants / passers_by")
+
+
+class CaptureOut(RangeOut):
+    bucket_ms: int
+    street_gateways: list[str] = Field(description="the store file's street_front gateways")
+    entrants_are: str
+    passers_by_are: str
+    hours: list[CaptureHourOut] = Field(
+        description="every whole store-local hour covering the range (the first may begin"
+        " before from_ms)"
+    )
+    hours_counted: int = Field(description="hours with a stored passer-by count")
+    entrants: int = Field(description="entrants of the counted hours")
+    passers_by: int = Field(description="passers-by of the counted hours")
+    capture_rate: float | None = Field(description="entrants / (entrants + passers_by)")
+
+
 VIEW_MODELS: dict[View, type[RangeOut]] = {
     View.PRESENCE: PresenceOut,
     View.DWELL: DwellOut,
@@ -201,6 +228,7 @@ VIEW_MODELS: dict[View, type[RangeOut]] = {
     View.ROUTES: RoutesOut,
     View.FUNNEL: FunnelOut,
     View.CAMPAIGNS: CampaignsOut,
+    View.CAPTURE: CaptureOut,
 }
 
 AnyViewOut = (
@@ -212,6 +240,7 @@ AnyViewOut = (
     | RoutesOut
     | FunnelOut
     | CampaignsOut
+    | CaptureOut
 )
 
 

@@ -17,12 +17,24 @@ from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.domain import analytics as core
 from omnizone.server.domain.analytics import Stays
 from omnizone.server.service.campaign_report import CampaignFigures, CampaignReport
+from omnizone.server.service.capture import capture_body, capture_csv_rows
 from omnizone.server.service.ports.analytics import AnalyticsReads
+from omnizone.server.service.ports.passers_by import PassersByCounts
 from omnizone.server.service.queries import NotFound, plan_of
 from omnizone.store import StorePlan, ZoneKind
 from omnizone.store.geometry import centroid
 
-VIEWS = ("presence", "dwell", "footfall", "visits", "transitions", "routes", "funnel", "campaigns")
+VIEWS = (
+    "presence",
+    "dwell",
+    "footfall",
+    "visits",
+    "transitions",
+    "routes",
+    "funnel",
+    "campaigns",
+    "capture",
+)
 DEFAULT_SPAN_MS = 24 * core.HOUR_MS
 MAX_RANGE_DAYS = 92
 #: How far outside the range stays and events are read: a trip that began
@@ -60,11 +72,16 @@ class AnalyticsService:
         self._campaign_report = campaigns
         self._clock_ms = clock_ms
         self._exclude: Callable[[str, int, int], list[str]] | None = None
+        self._passers_by: PassersByCounts | None = None
 
     def exclude_devices(self, devices: Callable[[str, int, int], list[str]]) -> None:
         """Devices to leave out of every view, asked per (store, from_ms, to_ms):
         staff phones (``service/insight.py``, issue 18)."""
         self._exclude = devices
+
+    def count_passers_by(self, counts: PassersByCounts) -> None:
+        """Where the capture view reads the anonymous passer-by counts (issue 18)."""
+        self._passers_by = counts
 
     @property
     def stores(self) -> Mapping[str, StorePlan]:
@@ -334,6 +351,14 @@ class AnalyticsService:
             "campaigns": [f.as_dict() for f in figures],
         }
 
+    def _capture(self, plan: StorePlan, from_ms: int, to_ms: int, _limit: int) -> dict[str, Any]:
+        """Whole store-local hours: entrants against passers-by (``service/capture.py``)."""
+        buckets = core.hour_buckets(from_ms, to_ms, plan.store.timezone)
+        lo, hi = int(buckets[0]), int(buckets[-1]) + core.HOUR_MS
+        _stays, trips, chosen = self._trips(plan, lo, hi)
+        counts = self._passers_by.counts(plan.id, lo, hi) if self._passers_by is not None else {}
+        return capture_body(plan, buckets, trips.start_ms[chosen], counts)
+
 
 STEP_LABELS = {
     "store_visit": "Store visit",
@@ -436,6 +461,8 @@ def _csv_rows(view: str, body: Mapping[str, Any]) -> list[list[Any]]:
         rows += [
             [*(c[k] for k in plain), *(c["lift"].get(k) for k in lift_keys)] for c in campaigns
         ]
+    elif view == "capture":
+        rows += capture_csv_rows(body)
     else:
         raise ValueError(f"unknown view {view!r}")
     return rows

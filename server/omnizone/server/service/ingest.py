@@ -34,6 +34,7 @@ from omnizone.contract import (
     parse_message,
     parse_topic,
 )
+from omnizone.contract.ids import is_rotating
 from omnizone.contract.messages import MAX_PAYLOAD_BYTES
 from omnizone.server.domain import sequence
 from omnizone.server.domain.identity import Replay
@@ -171,6 +172,10 @@ class _Pending:
     tapped: list[tuple[str, Sighting]] = field(default_factory=list)  # (gateway, window)
     gateway_hearings: list[tuple[str, list[BleSighting]]] = field(default_factory=list)
     heard_ms: int | None = None  # the newest window end of the message
+    #: (window end, key) of phones a street-front gateway heard that are not
+    #: shoppers whose location may be stored: counted, never stored (capture rate)
+    passers_by: list[tuple[int, str]] = field(default_factory=list)
+    street_heard_ms: int | None = None
 
     def record(self, device: str, state: DeviceVisitState | None, events: list[VisitEvent]) -> None:
         self.states[device] = state
@@ -182,6 +187,15 @@ class _Pending:
 PlacementListener = Callable[[str, ZonePlacement], None]
 #: Told of every item brought into a fitting room, after commit: (store, reader, gtin, at_ms).
 TryOnListener = Callable[[str, str, str, int], None]
+
+
+class PasserCount(Protocol):
+    """Counts passers-by anonymously (``service/passers_by.py``): told, after
+    commit, the (window end, key) pairs a store's street-front gateways heard."""
+
+    def hear(self, store: str, heard: Sequence[tuple[int, str]], saved_ms: int) -> None: ...
+
+
 #: Told, after commit, what a gateway heard of the store's fixed anchors: the
 #: other gateways' beacons and the store file's fixed beacons (store,
 #: receiving gateway, sightings). Self-calibration and the beacon fleet.
@@ -203,6 +217,7 @@ class IngestService:
         try_on_listeners: Sequence[TryOnListener] = (),
         dead_letter_bytes: int = DEFAULT_DEAD_LETTER_BYTES,
         gateway_hearing_listeners: Sequence[GatewayHearingListener] = (),
+        passers_by: PasserCount | None = None,
     ) -> None:
         """``identity`` None keeps every device key as sighted (replays and the
         localization evaluation, whose phones are anonymous); the server
@@ -225,6 +240,7 @@ class IngestService:
         self._try_on_listeners = tuple(try_on_listeners)
         self._taps: tuple[WindowTap, ...] = ()
         self._gateway_hearing_listeners = tuple(gateway_hearing_listeners)
+        self._passers_by = passers_by
         self._lock = threading.Lock()
         self.counters = IngestCounters()
         self._states: dict[str, dict[str, DeviceVisitState]] = {s: {} for s in self._stores}
@@ -585,7 +601,7 @@ class IngestService:
                             ]
                         }
                     )
-                tracked = self._identify(message, pending)
+                tracked = self._identify(message, pending, gateway in plan.street_gateways)
                 stored = [i for i in tracked if self._may_store(i.device)]
                 if stored:
                     tx.add_ble_sightings(store, gateway, seq, stored)
@@ -647,11 +663,22 @@ class IngestService:
                 self._write_states(store, tx, pending)
             self._apply(store, pending)
 
-    def _identify(self, message: BleMessage, pending: _Pending) -> list[BleSighting]:
+    def _identify(
+        self, message: BleMessage, pending: _Pending, street: bool = False
+    ) -> list[BleSighting]:
         """The message's sightings with rotating ids resolved to registered
         devices; unknown ids and shoppers who allow nothing are left out.
-        What a tap wants goes to ``pending.tapped`` either way."""
+        What a tap wants goes to ``pending.tapped`` either way. At a
+        street-front gateway (``street``), every phone that is not a shopper
+        whose location may be stored goes to ``pending.passers_by``: an
+        unknown id as advertised, a registered shopper by their id (so a
+        rotation within the hour is one phone); replays are nobody."""
         identity = self._identity
+        if street and identity is not None and self._passers_by is not None and message.items:
+            pending.street_heard_ms = max(
+                pending.street_heard_ms or 0,
+                max(i.window_start_ms + i.window_ms for i in message.items),
+            )
         if identity is None:
             self._tap(message, [(i, i.device) for i in message.items], pending)
             return list(message.items)
@@ -662,6 +689,14 @@ class IngestService:
             device = identity.resolve(item.device, at_ms, message.store)
             if isinstance(device, str):
                 resolved.append((item, device))
+            if (
+                street
+                and self._passers_by is not None
+                and is_rotating(item.device)  # a phone, not a tag or a fixed beacon
+                and not isinstance(device, Replay)
+                and (device is None or not identity.may_store_location(device))
+            ):
+                pending.passers_by.append((at_ms, item.device if device is None else device))
             if device is None:
                 self.counters.unresolved_dropped += 1
             elif isinstance(device, Replay):
@@ -780,6 +815,8 @@ class IngestService:
             self.counters.gateway_beacons += len(heard) - fixed
             for hear in self._gateway_hearing_listeners:
                 hear(store, gateway, heard)
+        if self._passers_by is not None and pending.street_heard_ms is not None:
+            self._passers_by.hear(store, pending.passers_by, pending.street_heard_ms)
         for try_on in pending.try_ons:
             if try_on.gtin is not None:
                 for tell in self._try_on_listeners:

@@ -376,6 +376,11 @@ class InsightService:
         elif view == "campaigns":
             for c in body["campaigns"]:
                 out[(c["campaign_id"], "redeemed")] = Figure(c["redeemed"], "count")
+        elif view == "capture":  # issue 18, point 4
+            out[("", "entrants")] = Figure(body["entrants"], "count")
+            out[("", "passers_by")] = Figure(body["passers_by"], "count")
+            street = body["entrants"] + body["passers_by"]
+            out[("", "capture_rate")] = Figure(body["capture_rate"], "rate", street)
         elif view == "loyalty":
             for k in ("shoppers", "new", "repeat", "trips"):
                 out[("", k)] = Figure(body[k], "count")

@@ -6,6 +6,7 @@
 import { api, download } from "./api.js";
 import { blues, duration, el, fmt, heat, inkOn, msToZoned, pct, storeTime, svg, zonedToMs } from "./dom.js";
 import { floorPlan, legendStrip, setFigure } from "./floor.js";
+import { captureView } from "./capture.js";
 
 const RANGE_KEY = "omnizone.staff.range";
 const DAY_MS = 86_400_000;
@@ -18,6 +19,7 @@ const VIEWS = {
   paths: { title: "Paths: transitions and routes", apiViews: ["transitions", "routes"], render: pathsView },
   funnel: { title: "Funnel", apiViews: ["funnel"], render: funnelView },
   campaigns: { title: "Campaign performance", apiViews: ["campaigns"], render: campaignsPerformance },
+  capture: { title: "Capture rate: entrants vs passers-by", apiViews: ["capture"], render: captureView },
 };
 
 function savedRange(store) {
