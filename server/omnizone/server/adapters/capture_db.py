@@ -1,5 +1,5 @@
 """Passer-by counts per store and hour (``ports.passers_by``, table
-``passers_by``, migration 0013): a number, no device column at all."""
+``passers_by``, migration 0010): a number, no device column at all."""
 
 from typing import cast
 

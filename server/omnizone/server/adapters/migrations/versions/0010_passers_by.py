@@ -1,6 +1,6 @@
 """Anonymous passer-by counts per store and hour (issue 18, point 4, capture rate).
 
-Revision ID: 0013_passers_by
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-03 18:10:00
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_passers_by"
+revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
