@@ -154,6 +154,22 @@ class ServerSettings(BaseSettings):
     alert_webhook_secret: SecretStr | None = Field(
         None, description="the secret alert webhooks are signed with (at least 16 characters)"
     )
+    alert_check_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="how often the server evaluates every store's alert rules and sends "
+        "the webhooks (alerts, event subscriptions); 0: only when the API is asked",
+    )
+    event_webhook_secret: SecretStr | None = Field(
+        None,
+        description="the secret event-stream webhooks are signed with (at least 16 "
+        "characters; docs/event-stream.md); none: event subscriptions are refused",
+    )
+    event_outbox_days: float = Field(
+        7.0,
+        gt=0,
+        description="how long stream events (and the alert log) are kept for resuming",
+    )
     eid_rotation_min_s: int = Field(
         256,
         description="shortest period a new phone's ephemeral BLE id may get (a power of two, "
