@@ -35,6 +35,7 @@ from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.adapters.phone_db import PhoneSightingRepository
 from omnizone.server.adapters.shopper_db import ShopperRepository
 from omnizone.server.adapters.webpush import VapidKeys, WebPushChannel
+from omnizone.server.domain.analytics.alerts import AlertEpisode
 from omnizone.server.domain.identity import may_send_offer
 from omnizone.server.domain.offers import Catalog, load_campaigns, load_catalog
 from omnizone.server.entrypoints.alerts_api import alerts_router
@@ -226,6 +227,15 @@ def reports_app(
             lambda require: insight_router(reports.insight, require),
         ],
     )
+
+
+def stored_alert_history(storage: Storage) -> Callable[[str, int, int], list[AlertEpisode]]:
+    """The alert history from the stored log, for ``omnizone report``."""
+    from omnizone.server.adapters.alert_db import AlertRepository
+    from omnizone.server.service.alerts import stored_history
+
+    alert_log = AlertRepository(storage.sql.engine)
+    return lambda store, from_ms, to_ms: stored_history(alert_log, store, from_ms, to_ms, to_ms)
 
 
 def build_alerts(

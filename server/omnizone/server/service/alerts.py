@@ -257,12 +257,7 @@ class AlertsService:
         self.monitor(store)
         if self._stored is None:
             return []
-        entries = [c.entry for c in self._stored.log(store, from_ms - RESTORE_MS, to_ms)]
-        return [
-            e
-            for e in alert_episodes(entries, min(to_ms, self._now_of(store)))
-            if e.raised_ms >= from_ms or e.cleared_ms is None or e.cleared_ms >= from_ms
-        ]
+        return stored_history(self._stored, store, from_ms, to_ms, self._now_of(store))
 
     def check(self, store: str) -> AlertMonitor:
         monitor = self.monitor(store)
@@ -273,6 +268,19 @@ class AlertsService:
             now,
         )
         return monitor
+
+
+def stored_history(
+    stored: AlertStore, store: str, from_ms: int, to_ms: int, now_ms: int
+) -> list[AlertEpisode]:
+    """The alert episodes of [from_ms, to_ms) from the log (the API and ``omnizone report``):
+    those raised in it, and those raised before that were still raised in it."""
+    entries = [c.entry for c in stored.log(store, from_ms - RESTORE_MS, to_ms)]
+    return [
+        e
+        for e in alert_episodes(entries, min(to_ms, now_ms))
+        if e.raised_ms >= from_ms or e.cleared_ms is None or e.cleared_ms >= from_ms
+    ]
 
 
 class WebhookSender(Protocol):
