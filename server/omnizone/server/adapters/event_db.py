@@ -128,8 +128,11 @@ class EventRepository(EventOutbox):
             return int(conn.execute(delete(_outbox).where(_outbox.c.device == device)).rowcount)
 
     def device_events(self, device: str) -> list[dict[str, object]]:
+        """The device's stream events (a shopper's export, ``stream_events``)."""
         c = _outbox.c
-        query = select(c.store, c.event, c.at_ms, c.properties).where(c.device == device)
+        query = select(
+            c.seq, c.store, c.event, c.at_ms, c.stored_ms, c.properties, c.message_id
+        ).where(c.device == device)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query.order_by(c.seq)).mappings()]
 
