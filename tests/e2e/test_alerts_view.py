@@ -70,7 +70,9 @@ def test_the_alerts_page_lists_silent_gateways_and_an_offline_espresense_node(
         expect(table.locator("tr[data-alert='gateway_silent:gw-entrance']")).to_have_count(0)
         expect(page.get_by_test_id("alert-changes")).to_contain_text("raised: gateway gw-shoes")
         expect(
-            page.get_by_test_id("alert-history").locator("tr[data-episode='gateway_silent:gw-fitting-1']")
+            page.get_by_test_id("alert-history").locator(
+                "tr[data-episode='gateway_silent:gw-fitting-1']"
+            )
         ).to_contain_text("active")
         expect(page.get_by_test_id("alert-rules")).to_have_value(re.compile("gateway_silent_s"))
         page.get_by_test_id("alert-rules-save").click()

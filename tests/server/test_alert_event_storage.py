@@ -16,8 +16,8 @@ from omnizone.server.bootstrap import Storage, open_storage
 from omnizone.server.domain.analytics.alerts import AlertLogEntry, AlertRules, rules_json
 from omnizone.server.domain.analytics.event_stream import make_event
 from omnizone.server.service.alerts import AlertDelivery
-from omnizone.server.service.event_stream import BadSubscription, EventStream
 from omnizone.server.service.endpoints import EndpointGuard
+from omnizone.server.service.event_stream import BadSubscription, EventStream
 
 from .test_migrations import database_url  # noqa: F401  (sqlite and postgresql)
 
@@ -74,7 +74,9 @@ def test_rules_and_the_alert_log_are_kept_and_sent_once(storage: Storage) -> Non
 
 def test_outbox_cursors_resume_and_are_never_reused(storage: Storage) -> None:
     outbox = EventRepository(storage.sql.engine)
-    made = [make_event(STORE, "zone_entered", 1_000 + i, f"shopper-{i}", zone="shoes") for i in range(3)]
+    made = [
+        make_event(STORE, "zone_entered", 1_000 + i, f"shopper-{i}", zone="shoes") for i in range(3)
+    ]
     outbox.add(made, stored_ms=1)
     outbox.add(made[:1], stored_ms=2)  # the same fact again: not stored twice
     got = outbox.after(STORE, 0, 10)
@@ -122,7 +124,7 @@ def test_a_subscription_moves_on_only_when_the_receiver_took_the_batch(
     assert kept.cursor == sub.cursor and kept.failures == 1 and kept.last_error == "HTTP 503"
     assert stream.deliver_once() == 2
     assert stream.deliver_once() == 0
-    (body, delivery_id), = receiver.bodies
+    ((body, delivery_id),) = receiver.bodies
     batch = body["batch"]
     assert [m["event"] for m in batch] == ["zone_entered", "visit_ended"]
     assert batch[0]["userId"] == "shopper-1" and "userId" not in batch[1]

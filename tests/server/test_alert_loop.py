@@ -117,7 +117,10 @@ def test_a_crowd_over_capacity_raises_then_clears_and_a_stopped_gateway_is_silen
         check_webhook_signature(SECRET.encode(), body, signature)
         sent.append(json.loads(body))
     ours = [(s["type"], s["alert"]["key"]) for s in sent if "womenswear" in s["alert"]["key"]]
-    assert ours == [("alert.raised", "occupancy:womenswear"), ("alert.cleared", "occupancy:womenswear")]
+    assert ours == [
+        ("alert.raised", "occupancy:womenswear"),
+        ("alert.cleared", "occupancy:womenswear"),
+    ]
     assert [s["alert"]["key"] for s in sent].count("gateway_silent:gw-shoes") == 1
     assert len({s["id"] for s in sent}) == len(sent)
 

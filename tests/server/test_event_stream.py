@@ -55,7 +55,7 @@ def stream(client: httpx.Client, after: str | None = None) -> list[dict[str, Any
     return parse_sse(answer.text)
 
 
-def location_only(server: Server) -> Phone:
+def location_only(server: Server) -> Phone:  # noqa: F811
     registered = server.client.post("/api/v1/shoppers", json={"store": STORE})
     phone = Phone.registered(registered.json())
     consent = {Purpose.LOCATION_ANALYTICS.value: True}

@@ -23,6 +23,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon as PolygonPatch
 
+from omnizone.server.domain.analytics.alerts import AlertEpisode
+from omnizone.server.entrypoints.alerts_api import history_csv
 from omnizone.server.entrypoints.analytics_api import View, view_answer
 from omnizone.server.service.analytics import (
     MAX_RANGE_DAYS,
@@ -30,8 +32,6 @@ from omnizone.server.service.analytics import (
     BadRange,
     to_csv,
 )
-from omnizone.server.domain.analytics.alerts import AlertEpisode
-from omnizone.server.entrypoints.alerts_api import history_csv
 from omnizone.server.service.insight import InsightService, insight_csv
 from omnizone.store import StorePlan, geometry
 

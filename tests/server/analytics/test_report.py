@@ -97,8 +97,15 @@ def test_report_writes_each_view_as_the_api_answers_it(
     history = (tmp_path / f"{STORE}-alert-history.csv").read_text(encoding="utf-8").splitlines()
     assert history[0].startswith("key,kind,subject,severity,raised_ms,cleared_ms,duration_s")
     assert [row.split(",")[:7] for row in history[1:]] == [
-        ["occupancy:shoes", "occupancy", "shoes", "warning", str(raised_ms),
-         str(raised_ms + 90_000), "90.0"]
+        [
+            "occupancy:shoes",
+            "occupancy",
+            "shoes",
+            "warning",
+            str(raised_ms),
+            str(raised_ms + 90_000),
+            "90.0",
+        ]
     ]
     assert sorted(summary["files"]) == sorted(
         [f"{STORE}-{v}.csv" for v in VIEWS]
