@@ -205,3 +205,18 @@ def test_visit_started_and_ended_per_device_not_per_zone() -> None:
     assert [(e.event, e.at_ms) for e in gone] == [(ZONE_LEFT, 60_000), (VISIT_ENDED, 60_000)]
     again = visit_events(STORE, "shopper-1", moved, was_present=True, is_present=True)
     assert [e.message_id for e in again] == [e.message_id for e in events]  # stable ids
+
+
+def test_bench_stream_prints_alert_and_stream_figures() -> None:
+    from typer.testing import CliRunner
+
+    from omnizone.suite.cli import app
+
+    args = ["bench", "stream", "--shoppers", "20", "--events", "300", "--runs", "2", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["stream"]["read_all"] is True and figures["stream"]["events"] == 300
+    assert figures["alerts"]["stays"] == 80 and figures["alerts"]["active"] > 0
+    bad = CliRunner().invoke(app, ["bench", "stream", "--events", "0"])
+    assert bad.exit_code == 2
