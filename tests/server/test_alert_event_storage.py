@@ -3,32 +3,53 @@ SQLite and PostgreSQL (migration 0011_alert_rules_and_stream): what a restart
 keeps, a cursor never reused, and webhook delivery that moves on only when
 the receiver took it (issue 18 points 7, 8)."""
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from omnizone.server.adapters.alert_db import AlertRepository
 from omnizone.server.adapters.event_db import EventRepository
-from omnizone.server.bootstrap import Storage, open_storage
+from omnizone.server.adapters.memory.alerts import MemoryAlertStore
+from omnizone.server.adapters.memory.events import MemoryEventOutbox
+from omnizone.server.bootstrap import open_storage
 from omnizone.server.domain.analytics.alerts import AlertLogEntry, AlertRules, rules_json
 from omnizone.server.domain.analytics.event_stream import make_event
 from omnizone.server.service.alerts import AlertDelivery
 from omnizone.server.service.endpoints import EndpointGuard
 from omnizone.server.service.event_stream import BadSubscription, EventStream
+from omnizone.server.service.ports.alerts import AlertStore
+from omnizone.server.service.ports.events import EventOutbox
 
-from .test_migrations import database_url  # noqa: F401  (sqlite and postgresql)
+BACKENDS = ("memory", "sqlite", "postgresql")
 
 STORE = "paris-rivoli"
 
 
-@pytest.fixture
-def storage(database_url: str) -> Iterator[Storage]:  # noqa: F811
-    opened = open_storage(database_url)  # the migrations, as the server runs them
-    yield opened
-    opened.close()
+def _engine(request: pytest.FixtureRequest) -> Any:
+    """SQLite in the test's folder or a fresh PostgreSQL schema, migrated as the server does."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{request.getfixturevalue('tmp_path') / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_schema_url")
+    opened = open_storage(url)
+    request.addfinalizer(opened.close)
+    return opened.sql.engine
+
+
+@pytest.fixture(params=BACKENDS)
+def alerts(request: pytest.FixtureRequest) -> AlertStore:
+    """The alert store: in memory, and in SQLite and PostgreSQL (``storage``)."""
+    if request.param == "memory":
+        return MemoryAlertStore()
+    return AlertRepository(_engine(request))
+
+
+@pytest.fixture(params=BACKENDS)
+def outbox(request: pytest.FixtureRequest) -> EventOutbox:
+    if request.param == "memory":
+        return MemoryEventOutbox()
+    return EventRepository(_engine(request))
 
 
 @dataclass
@@ -54,12 +75,11 @@ def entry(key: str, state: str, at_ms: int) -> AlertLogEntry:
     return AlertLogEntry(key, "occupancy", "shoes", "warning", state, 5, 4, "shoes: 5", at_ms)  # type: ignore[arg-type]
 
 
-def test_rules_and_the_alert_log_are_kept_and_sent_once(storage: Storage) -> None:
-    alerts = AlertRepository(storage.sql.engine)
+def test_rules_and_the_alert_log_are_kept_and_sent_once(alerts: AlertStore) -> None:
     assert alerts.rules(STORE) is None
     rules = rules_json(AlertRules(zone_capacity={"shoes": 4}, checkout_queue=3))
     alerts.save_rules(STORE, rules, 1)
-    assert AlertRepository(storage.sql.engine).rules(STORE) == rules
+    assert alerts.rules(STORE) == rules
     ids = alerts.append(STORE, [entry("occupancy:shoes", "raised", 1_000)])
     ids += alerts.append(STORE, [entry("occupancy:shoes", "cleared", 61_000)])
     receiver = Receiver(fail=1)
@@ -72,8 +92,7 @@ def test_rules_and_the_alert_log_are_kept_and_sent_once(storage: Storage) -> Non
     assert [c.attempts for c in alerts.log(STORE, 0, 10**6)] == [2, 1]
 
 
-def test_outbox_cursors_resume_and_are_never_reused(storage: Storage) -> None:
-    outbox = EventRepository(storage.sql.engine)
+def test_outbox_cursors_resume_and_are_never_reused(outbox: Any) -> None:
     made = [
         make_event(STORE, "zone_entered", 1_000 + i, f"shopper-{i}", zone="shoes") for i in range(3)
     ]
@@ -93,9 +112,8 @@ def test_outbox_cursors_resume_and_are_never_reused(storage: Storage) -> None:
 
 
 def test_a_subscription_moves_on_only_when_the_receiver_took_the_batch(
-    storage: Storage, tmp_path: Path
+    outbox: EventOutbox,
 ) -> None:
-    outbox = EventRepository(storage.sql.engine)
     receiver = Receiver(fail=1)
     stream = EventStream(
         lambda: [STORE],

@@ -55,10 +55,11 @@ def stream(client: httpx.Client, after: str | None = None) -> list[dict[str, Any
     return parse_sse(answer.text)
 
 
-def location_only(server: Server) -> Phone:  # noqa: F811
+def location_only(server: Server, purpose: Purpose = Purpose.LOCATION_ANALYTICS) -> Phone:  # noqa: F811
+    """A phone that consents to one purpose only."""
     registered = server.client.post("/api/v1/shoppers", json={"store": STORE})
     phone = Phone.registered(registered.json())
-    consent = {Purpose.LOCATION_ANALYTICS.value: True}
+    consent = {purpose.value: True}
     assert server.client.put("/api/v1/me/consent", json=consent, headers=phone.auth).is_success
     return phone
 
@@ -67,16 +68,19 @@ def test_every_kind_in_one_resumable_order(server: Server) -> None:  # noqa: F81
     client = server.client
     offers_ok = [server.phone() for _ in range(2)]
     anonymous = location_only(server)
+    untracked = location_only(server, Purpose.PERSONALIZED_OFFERS)  # no location consent
     walker = server.phone()
     start = time.time_ns() // 1_000_000 // 1000 * 1000
     at = start
     for _ in range(15):
         at += 1000
-        hear(server, "gw-womenswear", [*offers_ok, anonymous], at)
+        hear(server, "gw-womenswear", [*offers_ok, anonymous, untracked], at)
     assert server.parts.engine.drain(5)
     first = stream(client)
     names = [e["event"] for e in first]
+    # three, not four: the phone without location consent makes no location event
     assert names.count(VISIT_STARTED) == 3 and names.count(ZONE_ENTERED) == 3
+    assert untracked.shopper_id not in json.dumps(first)
     assert "offer_sent" in names
     assert [int(e["id"]) for e in first] == sorted({int(e["id"]) for e in first})
     by_user = {e.get("userId") for e in first if e["event"] == ZONE_ENTERED}
