@@ -97,8 +97,11 @@ class ServerRuntime(Started):
                     retention.start()
             if parts.radio_watch is not None:
                 parts.radio_watch.start()
-            if parts.alert_loop is not None and self.settings.alert_check_interval_s > 0:
-                parts.alert_loop.start()
+            loop = parts.alert_loop
+            # a chain worker ingests; the processes with the API check the alerts
+            checks = self.settings.alert_check_interval_s > 0 and self.settings.role != "worker"
+            if loop is not None and checks:
+                loop.start()
             parts.storage.sql.start_background_checkpoints()
             if self.settings.role == "all":
                 parts.mqtt.start()
