@@ -22,12 +22,22 @@ from omnizone.server.domain.analytics.event_stream import (
     ZONE_LEFT,
     visit_events,
 )
-from omnizone.server.domain.identity import Purpose
-from omnizone.server.domain.visits import VisitClosed, VisitOpened
+from omnizone.server.domain.identity import Purpose, check_webhook_signature
+from omnizone.server.domain.visits import VisitClosed, VisitEvent, VisitOpened
+from omnizone.server.runtime import ServerRuntime
+from omnizone.store import StorePlan
 
 from .conftest import STORE
 from .test_alert_loop import hear
-from .test_bootstrap import ADMIN, Phone, Server, server  # noqa: F401  (the fixture)
+from .test_alerts_api import _Receiver, hook_url  # noqa: F401  (the fixture)
+from .test_bootstrap import (  # noqa: F401  (server: the fixture)
+    ADMIN,
+    WAIT_S,
+    Phone,
+    Server,
+    server,
+    settings_for,
+)
 
 URL = f"/api/v1/stores/{STORE}/events/stream"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "event-stream.md"
@@ -188,7 +198,7 @@ def check_documented_schema(real: list[dict[str, Any]]) -> None:
 
 
 def test_visit_started_and_ended_per_device_not_per_zone() -> None:
-    moved = [
+    moved: list[VisitEvent] = [
         VisitClosed("entrance", 1_000, 20_000, False),
         VisitOpened("shoes", 15_000),
     ]
@@ -224,3 +234,54 @@ def test_bench_stream_prints_alert_and_stream_figures() -> None:
     assert figures["alerts"]["stays"] == 80 and figures["alerts"]["active"] > 0
     bad = CliRunner().invoke(app, ["bench", "stream", "--events", "0"])
     assert bad.exit_code == 2
+
+
+def test_a_webhook_subscription_gets_signed_segment_batches(
+    plan: StorePlan,
+    tmp_path: Path,
+    hook_url: str,  # noqa: F811
+) -> None:
+    secret = "event-webhook-secret-0001"
+    read_key = {"X-API-Key": "events-read-0001"}
+    settings = settings_for(
+        tmp_path,
+        event_webhook_secret=secret,
+        push_endpoint_allow=["127.0.0.1"],
+        alert_check_interval_s=0,
+        api_keys={ADMIN["X-API-Key"]: ["admin"], read_key["X-API-Key"]: ["read"]},
+    )
+    subs = f"/api/v1/stores/{STORE}/events/subscriptions"
+    with (
+        ServerRuntime(settings, stores={plan.id: plan}) as runtime,
+        httpx.Client(base_url=runtime.api_url, timeout=WAIT_S) as client,
+    ):
+        server = Server(runtime, client)
+        wanted = {"url": hook_url, "events": ["visit_started", "zone_entered"]}
+        assert client.post(subs, json=wanted, headers=read_key).status_code == 403
+        bad = client.post(subs, json={**wanted, "events": ["zone_exploded"]}, headers=ADMIN)
+        assert bad.status_code == 422 and "zone_exploded" in bad.text
+        made = client.post(subs, json=wanted, headers=ADMIN)
+        assert made.status_code == 201, made.text
+        phones = [server.phone() for _ in range(2)]
+        at = time.time_ns() // 1_000_000 // 1000 * 1000
+        for n in range(12):
+            hear(server, "gw-womenswear", phones, at + n * 1000)
+        assert runtime.parts.alert_loop is not None
+        runtime.parts.alert_loop.run_once()
+        runtime.parts.alert_loop.run_once()  # nothing new: nothing sent again
+        (listed,) = client.get(subs, headers=ADMIN).json()["subscriptions"]
+        assert listed["id"] == made.json()["id"] and listed["delivered"] == 4
+    # kept across a restart: still listed, cursor where it was
+    with (
+        ServerRuntime(settings, stores={plan.id: plan}) as runtime,
+        httpx.Client(base_url=runtime.api_url, timeout=WAIT_S) as client,
+    ):
+        (again,) = client.get(subs, headers=ADMIN).json()["subscriptions"]
+        assert again["cursor"] == listed["cursor"]
+        gone = client.delete(f"{subs}/{again['id']}", headers=ADMIN)
+        assert gone.status_code == 204
+    ((body, signature),) = _Receiver.bodies
+    check_webhook_signature(secret.encode(), body, signature)
+    batch = json.loads(body)["batch"]
+    assert sorted(m["event"] for m in batch) == ["visit_started"] * 2 + ["zone_entered"] * 2
+    assert {m["userId"] for m in batch} == {p.shopper_id for p in phones}
