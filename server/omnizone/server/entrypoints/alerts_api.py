@@ -137,9 +137,10 @@ def alerts_router(
                 ],
             )
         try:
-            episodes = [e.as_json() for e in service.history(store, from_ms, end)]
+            found = service.history(store, from_ms, end)
         except UnknownStore as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+        episodes = [e.as_json() for e in found]
         if format == "csv":
             return Response(
                 history_csv(episodes),
@@ -151,7 +152,7 @@ def alerts_router(
         return {
             "store": store,
             "episodes": episodes,
-            "summary": history_summary(service.history(store, from_ms, end)),
+            "summary": history_summary(found),
         }
 
     return router
