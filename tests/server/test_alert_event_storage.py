@@ -150,3 +150,21 @@ def test_a_subscription_moves_on_only_when_the_receiver_took_the_batch(
     (moved,) = outbox.subscriptions(STORE)
     assert moved.cursor == outbox.last_seq(STORE) and moved.delivered == 2
     assert stream.unsubscribe(STORE, sub.id) and outbox.subscriptions(STORE) == []
+
+
+def test_events_just_stored_wait_for_the_settle_window(outbox: EventOutbox) -> None:
+    """On PostgreSQL a number taken earlier may commit later: the stream reads
+    an event only once it has been stored ``settle_ms`` (2 s there)."""
+    now = [10_000]
+    stream = EventStream(
+        lambda: [STORE],
+        outbox,
+        identified=lambda _s: False,
+        settle_ms=2_000,
+        clock_ms=lambda: now[0],
+    )
+    outbox.add([make_event(STORE, "tap", 9_000, None, tap_point="t")], stored_ms=9_500)
+    assert stream.after(STORE, None) == []
+    now[0] = 11_501
+    ((cursor, name, message),) = stream.after(STORE, None)
+    assert name == "tap" and message["context"]["omnizone"]["cursor"] == cursor  # type: ignore[index]
