@@ -1,14 +1,17 @@
-"""The dashboard's Alerts page (issue 18 point 7), in headless Chromium on a
-real server: gateways never heard and an ESPresense node whose room went
-offline are listed, with the raise in the recent changes."""
+"""The dashboard's Alerts page (issue 18 points 7, 8), in headless Chromium on
+a real server: gateways never heard and an ESPresense node whose room went
+offline are listed, with the raise in the recent changes and in the stored
+history; the thresholds are shown and a read key may not change them; a tap
+shows in the store events as other systems get it."""
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from omnizone.contract import HealthMessage, dump_message, topic_for
+from omnizone.contract import HealthMessage, NfcMessage, NfcTap, dump_message, topic_for
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.runtime import ServerRuntime
 from tests.e2e.browser import chromium
@@ -40,6 +43,14 @@ def test_the_alerts_page_lists_silent_gateways_and_an_offline_espresense_node(
         version="test",
     )
     server.ingest.handle(topic_for(STORE, "gw-entrance", "health"), dump_message(health), now)
+    tap = NfcMessage(
+        store=STORE,
+        gateway="gw-outerwear",
+        seq=1,
+        sent_ms=now,
+        items=[NfcTap(tap_point="tap-outerwear-jackets", uid="04a1b2c3d4e5f6", at_ms=now)],
+    )
+    server.ingest.handle(topic_for(STORE, "gw-outerwear", "nfc"), dump_message(tap), now)
     with chromium() as browser:
         page: Page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
         errors: list[str] = []
@@ -58,4 +69,15 @@ def test_the_alerts_page_lists_silent_gateways_and_an_offline_espresense_node(
         )
         expect(table.locator("tr[data-alert='gateway_silent:gw-entrance']")).to_have_count(0)
         expect(page.get_by_test_id("alert-changes")).to_contain_text("raised: gateway gw-shoes")
+        expect(
+            page.get_by_test_id("alert-history").locator(
+                "tr[data-episode='gateway_silent:gw-fitting-1']"
+            )
+        ).to_contain_text("active")
+        expect(page.get_by_test_id("alert-rules")).to_have_value(re.compile("gateway_silent_s"))
+        page.get_by_test_id("alert-rules-save").click()
+        expect(page.get_by_test_id("alert-rules-said")).to_contain_text("needs an admin key")
+        expect(page.get_by_test_id("store-events").locator("tr[data-event='tap']")).to_contain_text(
+            "tap_point=tap-outerwear-jackets"
+        )
         assert errors == [], errors

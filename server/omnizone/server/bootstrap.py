@@ -28,6 +28,7 @@ from omnizone.server.adapters.analytics_db import AnalyticsRepository
 from omnizone.server.adapters.campaign_db import CampaignRepository
 from omnizone.server.adapters.capture_db import PassersByRepository
 from omnizone.server.adapters.db import SqlRepository
+from omnizone.server.adapters.event_db import EventRepository
 from omnizone.server.adapters.insight_db import InsightRepository
 from omnizone.server.adapters.layout_db import LayoutRepository
 from omnizone.server.adapters.mqtt_ingest import MqttIngest
@@ -35,6 +36,7 @@ from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.adapters.phone_db import PhoneSightingRepository
 from omnizone.server.adapters.shopper_db import ShopperRepository
 from omnizone.server.adapters.webpush import VapidKeys, WebPushChannel
+from omnizone.server.domain.analytics.alerts import AlertEpisode
 from omnizone.server.domain.identity import may_send_offer
 from omnizone.server.domain.offers import Catalog, load_campaigns, load_catalog
 from omnizone.server.entrypoints.alerts_api import alerts_router
@@ -46,7 +48,7 @@ from omnizone.server.entrypoints.beacon_fleet_api import (
 )
 from omnizone.server.entrypoints.campaign_api import campaign_router
 from omnizone.server.entrypoints.dashboard import DashboardPart, mount_dashboard
-from omnizone.server.entrypoints.events_api import EventsAfter, events_router
+from omnizone.server.entrypoints.events_api import events_router
 from omnizone.server.entrypoints.insight_api import insight_router
 from omnizone.server.entrypoints.limits import RateSettings
 from omnizone.server.entrypoints.offers_api import offers_router
@@ -58,7 +60,7 @@ from omnizone.server.entrypoints.self_calibration_api import (
 from omnizone.server.entrypoints.shopper_api import shopper_router
 from omnizone.server.entrypoints.shopper_app import mount_shopper_app
 from omnizone.server.entrypoints.survey_api import survey_router
-from omnizone.server.service.alerts import AlertsService
+from omnizone.server.service.alerts import AlertLoop, AlertsService
 from omnizone.server.service.analytics import AnalyticsService
 from omnizone.server.service.beacon_fleet import BeaconFleet
 from omnizone.server.service.campaign_report import (
@@ -70,6 +72,7 @@ from omnizone.server.service.campaigns import CampaignAdmin
 from omnizone.server.service.delivery import DeliveredOffer, NewOffer, OfferDelivery
 from omnizone.server.service.device_identity import RegisteredDevices
 from omnizone.server.service.endpoints import EndpointGuard
+from omnizone.server.service.event_stream import EventStream
 from omnizone.server.service.gateways import GatewayAdmin
 from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.insight import InsightService
@@ -229,70 +232,100 @@ def reports_app(
     )
 
 
+def stored_alert_history(storage: Storage) -> Callable[[str, int, int], list[AlertEpisode]]:
+    """The alert history from the stored log, for ``omnizone report``."""
+    from omnizone.server.adapters.alert_db import AlertRepository
+    from omnizone.server.service.alerts import stored_history
+
+    alert_log = AlertRepository(storage.sql.engine)
+    return lambda store, from_ms, to_ms: stored_history(alert_log, store, from_ms, to_ms, to_ms)
+
+
 def build_alerts(
     settings: ServerSettings,
     stores: Mapping[str, StorePlan],
     storage: Storage,
     gateways: GatewayAdmin,
     event_time: Callable[[str], int | None],
-) -> AlertsService:
-    """Store alerts (issue 18 point 7) over the stored stays and the fleet, sent to
-    the dashboard and, when configured, to a signed webhook."""
+) -> tuple[AlertsService, AlertLoop]:
+    """Store alerts (issue 18 point 7) over the stored stays and the fleet, with
+    their rules and log in the database, evaluated by a loop every
+    ``alert_check_interval_s`` and sent from the log to a signed webhook."""
     from omnizone.contract.timefmt import wall_clock_ms
+    from omnizone.server.adapters.alert_db import AlertRepository
     from omnizone.server.adapters.signed_webhook import SignedWebhook
     from omnizone.server.domain.analytics.stays import Stays
+    from omnizone.server.service.alerts import AlertDelivery
     from omnizone.server.service.endpoints import EndpointGuard
     from omnizone.server.service.queries import plan_of
 
-    sinks = []
-    if settings.alert_webhook_url and settings.alert_webhook_secret is not None:
-        hook = SignedWebhook(
-            settings.alert_webhook_url,
-            settings.alert_webhook_secret.get_secret_value().encode(),
-            guard=EndpointGuard(settings.push_endpoint_allow),
-        )
-        sinks.append(hook.send)
+    stored = AlertRepository(storage.sql.engine)
 
     def stays_of(store: str, from_ms: int, to_ms: int) -> Stays:
         plan = plan_of(stores, store)
         rows = storage.analytics.stays(store, from_ms, to_ms, [b.device for b in plan.beacons])
         return Stays.from_rows(rows, [z.id for z in plan.zones])
 
-    return AlertsService(
+    service = AlertsService(
         lambda store: plan_of(stores, store),
         stays_of,
         gateways.fleet,
         lambda store: event_time(store) or wall_clock_ms(),
-        sinks=sinks,
+        stored=stored,
+        clock_ms=wall_clock_ms,
     )
+    after = []
+    if settings.alert_webhook_url and settings.alert_webhook_secret is not None:
+        hook = SignedWebhook(
+            settings.alert_webhook_url,
+            settings.alert_webhook_secret.get_secret_value().encode(),
+            guard=EndpointGuard(settings.push_endpoint_allow),
+        )
+        after.append(AlertDelivery(stored, hook.send).deliver_once)
+    loop = AlertLoop(service, lambda: list(stores), settings.alert_check_interval_s, after)
+    return service, loop
 
 
 def build_event_stream(
+    settings: ServerSettings,
     stores: Mapping[str, StorePlan],
     storage: Storage,
-    event_time: Callable[[str], int | None],
-    *,
-    batch: int = 10_000,
-) -> EventsAfter:
-    """Zone events after a cursor, from the stored stays (issue 18 point 8)."""
-    from omnizone.contract.timefmt import wall_clock_ms
-    from omnizone.server.domain.analytics.event_stream import StoreEvent, cursor_time, zone_events
-    from omnizone.server.domain.analytics.stays import Stays
-    from omnizone.server.service.queries import plan_of
+    shoppers: ShopperService,
+    outbox: "EventRepository",
+) -> tuple[EventStream, Callable[[], int]]:
+    """The event stream over the outbox (issue 18 point 8), its webhooks signed
+    with ``event_webhook_secret``; and the outbox's (and alert log's) pruning."""
+    from omnizone.server.adapters.alert_db import AlertRepository
+    from omnizone.server.adapters.signed_webhook import DeliveryResult, SignedWebhook
 
-    day_ms = 86_400_000  # a stay begun longer ago than a day before the cursor is no shopper's
+    guard = EndpointGuard(settings.push_endpoint_allow)
+    secret = settings.event_webhook_secret
 
-    def events_after(store: str, after: str | None) -> list[StoreEvent]:
-        plan = plan_of(stores, store)
-        now = event_time(store) or wall_clock_ms()
-        start = (cursor_time(after) if after else now) - day_ms
-        rows = storage.analytics.stays(
-            store, max(0, start), now + 1, [b.device for b in plan.beacons]
-        )
-        zones = [z.id for z in plan.zones]
-        return zone_events(Stays.from_rows(rows, zones), zones, store, after)[:batch]
+    def sender_for(url: str) -> Callable[..., DeliveryResult]:
+        assert secret is not None
+        return SignedWebhook(url, secret.get_secret_value().encode(), guard=guard).send
 
-    return events_after
+    postgres = storage.sql.engine.dialect.name != "sqlite"
+    stream = EventStream(
+        lambda: list(stores),
+        outbox,
+        lambda shopper: may_send_offer(shoppers.consent(shopper)),
+        guard=guard,
+        sender_for=sender_for if secret is not None else None,
+        settle_ms=2000 if postgres else 0,  # sequence numbers may commit out of order there
+    )
+    keep_ms = round(settings.event_outbox_days * 86_400_000)
+    alert_log = AlertRepository(storage.sql.engine)
+    last = [0]
+
+    def prune() -> int:
+        now = wall_clock_ms()
+        if now - last[0] < 3_600_000:
+            return 0
+        last[0] = now
+        return outbox.prune(now - keep_ms) + alert_log.prune(now - keep_ms)
+
+    return stream, prune
 
 
 # -- the whole server ------------------------------------------------------------------
@@ -340,6 +373,8 @@ class ServerParts:
     beacons: BeaconFleet | None = None
 
     phones: PhoneSightings | None = None
+    #: Issue 18 point 7: evaluates the alerts every ``alert_check_interval_s``.
+    alert_loop: AlertLoop | None = None
     _live_closed: bool = field(default=False, repr=False)
 
     def close_live(self) -> None:
@@ -548,8 +583,16 @@ def build_server(
         ingest.tap_windows(surveys)
         queries = StoreQueries(running, storage.sql, ingest.event_time)
         gateways = GatewayAdmin(running, storage.sql, mqtt.publish_retained)
-        alerts = build_alerts(s, running, storage, gateways, ingest.event_time)
-        events_after = build_event_stream(running, storage, ingest.event_time)
+        alerts, alert_loop = build_alerts(s, running, storage, gateways, ingest.event_time)
+        stream_outbox = EventRepository(storage.sql.engine)
+        stream, prune_stream = build_event_stream(s, running, storage, shoppers, stream_outbox)
+        alert_loop.add_step(stream.deliver_once)
+        alert_loop.add_step(prune_stream)
+        offer_taps.append(stream.on_offers)
+        delivery.opened_listeners.append(stream.on_opened)
+        delivery.redeemed_listeners.append(stream.on_redeemed)
+        shoppers.subscribe_to_erasure(lambda shopper: _erased(stream_outbox.erase_device(shopper)))
+        shoppers.add_export_section("stream_events", stream_outbox.device_events)
         dashboard = DashboardPart(
             keys,
             LayoutService(
@@ -590,7 +633,7 @@ def build_server(
             lambda require: beacon_fleet_router(beacons, require),
             lambda require: phone_router(phones, shoppers.authenticate, require),
             lambda require: alerts_router(alerts, require),
-            lambda require: events_router(events_after, require),
+            lambda require: events_router(stream, require),
         ]
         app = create_app(
             queries,
@@ -638,6 +681,7 @@ def build_server(
             offer_taps=offer_taps,
             beacons=beacons,
             phones=phones,
+            alert_loop=alert_loop,
         )
         undo.pop_all()  # built: closing is the parts' (and the runtime's) job now
     return parts

@@ -97,6 +97,11 @@ class ServerRuntime(Started):
                     retention.start()
             if parts.radio_watch is not None:
                 parts.radio_watch.start()
+            loop = parts.alert_loop
+            # a chain worker ingests; the processes with the API check the alerts
+            checks = self.settings.alert_check_interval_s > 0 and self.settings.role != "worker"
+            if loop is not None and checks:
+                loop.start()
             parts.storage.sql.start_background_checkpoints()
             if self.settings.role == "all":
                 parts.mqtt.start()
@@ -121,6 +126,8 @@ class ServerRuntime(Started):
         if parts is not None:
             if parts.radio_watch is not None:  # before ingest stops: a reload flushes into it
                 parts.radio_watch.stop()
+            if parts.alert_loop is not None:
+                parts.alert_loop.stop()
             parts.mqtt.stop()
             if self.worker is not None:
                 self.worker.stop()

@@ -154,6 +154,22 @@ class ServerSettings(BaseSettings):
     alert_webhook_secret: SecretStr | None = Field(
         None, description="the secret alert webhooks are signed with (at least 16 characters)"
     )
+    alert_check_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="how often the server evaluates every store's alert rules and sends "
+        "the webhooks (alerts, event subscriptions); 0: only when the API is asked",
+    )
+    event_webhook_secret: SecretStr | None = Field(
+        None,
+        description="the secret event-stream webhooks are signed with (at least 16 "
+        "characters; docs/event-stream.md); none: event subscriptions are refused",
+    )
+    event_outbox_days: float = Field(
+        7.0,
+        gt=0,
+        description="how long stream events (and the alert log) are kept for resuming",
+    )
     eid_rotation_min_s: int = Field(
         256,
         description="shortest period a new phone's ephemeral BLE id may get (a power of two, "
@@ -261,6 +277,13 @@ class ServerSettings(BaseSettings):
             )
         return value
 
+    @field_validator("alert_webhook_secret", "event_webhook_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("an outgoing webhook secret must be at least 16 characters")
+        return value
+
     @field_validator("eid_rotation_s")
     @classmethod
     def _no_global_period(cls, value: int | None) -> int | None:
@@ -336,6 +359,12 @@ def check_secrets(settings: ServerSettings) -> None:
             settings.webhook_secret.get_secret_value(),
             "the webhook secret (OMNIZONE_WEBHOOK_SECRET)",
         )
+    for outgoing, what in (
+        (settings.alert_webhook_secret, "the alert webhook secret (OMNIZONE_ALERT_WEBHOOK_SECRET)"),
+        (settings.event_webhook_secret, "the event webhook secret (OMNIZONE_EVENT_WEBHOOK_SECRET)"),
+    ):
+        if outgoing is not None:
+            refuse_placeholder(outgoing.get_secret_value(), what)
 
 
 def check_api_keys(keys: dict[str, list[str]]) -> dict[str, frozenset[str]]:

@@ -9,7 +9,7 @@ database the server writes, with the same settings (docs/analytics.md).
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -23,6 +23,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon as PolygonPatch
 
+from omnizone.server.domain.analytics.alerts import AlertEpisode
+from omnizone.server.entrypoints.alerts_api import history_csv
 from omnizone.server.entrypoints.analytics_api import View, view_answer
 from omnizone.server.service.analytics import (
     MAX_RANGE_DAYS,
@@ -125,6 +127,7 @@ def write_report(
     out: Path,
     *,
     insight: InsightService | None = None,
+    alert_history: Callable[[str, int, int], list[AlertEpisode]] | None = None,
 ) -> ReportResult:
     """Every view of ``store`` over [start, end) into ``out``: CSVs, PNGs, summary.json.
     ``service`` answers the views as the API does (``bootstrap.build_reports``).
@@ -175,6 +178,11 @@ def write_report(
             name = f"{store}-{kind}.csv"
             (out / name).write_text(insight_csv(kind, body), encoding="utf-8")
             files.append(name)
+    if alert_history is not None:  # issue 18 point 7: the alert log, raised to cleared
+        episodes = [e.as_json() for e in alert_history(store, from_ms, to_ms)]
+        name = f"{store}-alert-history.csv"
+        (out / name).write_text(history_csv(episodes), encoding="utf-8")
+        files.append(name)
     charts = {
         f"{store}-presence.png": presence_chart(plan, answers[View.PRESENCE]),
         f"{store}-dwell.png": dwell_chart(answers[View.DWELL]),

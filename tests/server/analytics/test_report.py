@@ -53,6 +53,10 @@ def run_report(filled: Filled, out: Path, *extra: str, start: str = "2026-11-16"
 def test_report_writes_each_view_as_the_api_answers_it(
     filled: Filled, client: TestClient, tmp_path: Path
 ) -> None:
+    raised_ms = filled.from_ms + 3_600_000
+    log_alert(filled, "occupancy:shoes", "raised", raised_ms)
+    log_alert(filled, "occupancy:shoes", "cleared", raised_ms + 90_000)
+    log_alert(filled, "gateway_silent:gw-shoes", "raised", filled.to_ms + 1)  # after the range
     result = run_report(filled, tmp_path, "--json")
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     summary = json.loads(result.stdout)  # type: ignore[attr-defined]
@@ -99,11 +103,40 @@ def test_report_writes_each_view_as_the_api_answers_it(
         )
         assert answer.status_code == 200, answer.text
         assert written == answer.text, kind
+    # Issue 18 point 7: the alert history of the range, raised to cleared, from the log.
+    history = (tmp_path / f"{STORE}-alert-history.csv").read_text(encoding="utf-8").splitlines()
+    assert history[0].startswith("key,kind,subject,severity,raised_ms,cleared_ms,duration_s")
+    assert [row.split(",")[:7] for row in history[1:]] == [
+        [
+            "occupancy:shoes",
+            "occupancy",
+            "shoes",
+            "warning",
+            str(raised_ms),
+            str(raised_ms + 90_000),
+            "90.0",
+        ]
+    ]
     assert sorted(summary["files"]) == sorted(
         [f"{STORE}-{v}.csv" for v in VIEWS]
         + [f"{STORE}-{k}.csv" for k in insight]
+        + [f"{STORE}-alert-history.csv"]
         + [f"{STORE}-{c}.png" for c in CHARTS]
     )
+
+
+def log_alert(filled: Filled, key: str, state: str, at_ms: int) -> None:
+    from omnizone.server.adapters.alert_db import AlertRepository
+    from omnizone.server.adapters.db import make_engine
+    from omnizone.server.domain.analytics.alerts import AlertLogEntry
+
+    kind, subject = key.split(":", 1)
+    engine = make_engine(filled.url)
+    try:
+        entry = AlertLogEntry(key, kind, subject, "warning", state, 6, 5, f"{subject}: 6", at_ms)  # type: ignore[arg-type]
+        AlertRepository(engine).append(STORE, [entry])
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize(

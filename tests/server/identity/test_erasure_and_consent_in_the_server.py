@@ -393,6 +393,7 @@ EXPORTED: dict[str, Callable[[dict[str, Any]], int]] = {
     "phone_sightings": lambda e: len(e["beacon_sightings"]),
     "phone_batches": lambda e: len(e["beacon_batches"]),
     "staff_devices": lambda e: len(e["staff_devices"]),
+    "event_outbox": lambda e: len(e["stream_events"]),
 }
 
 
@@ -415,6 +416,7 @@ EXPORTED_ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "phone_sightings": lambda e: e["beacon_sightings"],
     "phone_batches": lambda e: e["beacon_batches"],
     "staff_devices": lambda e: e["staff_devices"],
+    "event_outbox": lambda e: e["stream_events"],
 }
 #: Columns whose value is in the export under another name.
 RENAMED = {

@@ -36,6 +36,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -50,6 +52,7 @@ from omnizone.contract import (
     StatusMessage,
     TryOn,
 )
+from omnizone.server.domain.analytics.event_stream import OutboxEvent
 from omnizone.server.domain.visits import DeviceVisitState, VisitClosed, VisitEvent, VisitOpened
 from omnizone.server.service.ports.ingest import (
     IngestTransaction,
@@ -310,6 +313,29 @@ def _deferred(
     return later
 
 
+class EventOutboxRow(Base):
+    """One event of the stream for other systems (issue 18 point 8,
+    ``adapters/event_db.py``), written with the fact it tells of."""
+
+    __tablename__ = "event_outbox"
+    __table_args__ = (
+        Index("ix_event_outbox_store_seq", "store", "seq"),
+        Index("ix_event_outbox_stored", "stored_ms"),
+        Index("ix_event_outbox_device", "device"),
+        # never reuse a number (a cursor), even when the newest rows were pruned
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    store: Mapped[str] = mapped_column(Ident)
+    event: Mapped[str] = mapped_column(String(31))
+    at_ms: Mapped[int]
+    stored_ms: Mapped[int]
+    device: Mapped[str | None] = mapped_column(String(128))
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
+    message_id: Mapped[str] = mapped_column(String(40), unique=True)
+
+
 class _SqlTransaction(IngestTransaction):
     """The write side of a batch of messages, inside one session transaction."""
 
@@ -427,6 +453,30 @@ class _SqlTransaction(IngestTransaction):
             insert(Base.metadata.tables[BleSightingRow.__tablename__]),
             [dict(zip(_SIGHTING_COLUMNS, row, strict=True)) for row in rows],
         )
+
+    @_deferred
+    def add_stream_events(self, events: Sequence[OutboxEvent]) -> None:
+        """``event_outbox`` rows in this transaction; a message id already
+        stored is skipped (the same fact told again)."""
+        if not events:
+            return
+        table = Base.metadata.tables["event_outbox"]
+        dialect = self._s.get_bind().dialect.name
+        module = sqlite_dialect if dialect == "sqlite" else postgresql_dialect
+        stored_ms = time.time_ns() // 1_000_000
+        rows = [
+            {
+                "store": e.store,
+                "event": e.event,
+                "at_ms": e.at_ms,
+                "stored_ms": stored_ms,
+                "device": e.device,
+                "properties": dict(e.properties),
+                "message_id": e.message_id,
+            }
+            for e in events
+        ]
+        self._s.execute(module.insert(table).on_conflict_do_nothing(), rows)
 
     @_deferred
     def add_nfc_taps(self, store: str, gateway: str, seq: int, items: Sequence[NfcTap]) -> None:

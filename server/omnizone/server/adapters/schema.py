@@ -31,6 +31,8 @@ _TABLE_MODULES = (
     "omnizone.server.adapters.phone_db",
     "omnizone.server.adapters.insight_db",
     "omnizone.server.adapters.capture_db",
+    "omnizone.server.adapters.alert_db",
+    "omnizone.server.adapters.event_db",
 )
 #: The revision whose schema equals what ``create_all`` made before migrations
 #: existed: a database without Alembic's version table but with our tables is

@@ -62,9 +62,11 @@ class SignedWebhook:
         self._sleep = sleep
         self._client = httpx.Client(timeout=timeout_s, follow_redirects=False)
 
-    def send(self, payload: Mapping[str, object]) -> DeliveryResult:
+    def send(self, payload: Mapping[str, object], delivery_id: str | None = None) -> DeliveryResult:
+        """POST ``payload`` until delivered or refused; ``delivery_id``: the
+        caller's stable id (an alert log row, a batch of stream events), else a new one."""
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-        delivery_id = str(uuid.uuid4())
+        delivery_id = delivery_id or str(uuid.uuid4())
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: webhook_signature(self._secret, body),

@@ -443,6 +443,9 @@ class OfferDelivery:
         # Public hosts only unless allowed: push endpoints come from shoppers.
         self._guard = endpoint_guard if endpoint_guard is not None else EndpointGuard()
         self._on_push = on_push
+        #: Told (shopper, offer id, at) of an offer first opened, and of a redemption.
+        self.opened_listeners: list[Callable[[str, str, int], None]] = []
+        self.redeemed_listeners: list[Callable[[Redemption], None]] = []
         self._hub = _Hub()
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, str]] = []  # (due monotonic, tie, offer_id)
@@ -606,13 +609,19 @@ class OfferDelivery:
             self._store.add_receipt(shopper_id, offer_id, "delivered", at)
         done = self._store.add_receipt(shopper_id, offer_id, status, at)
         self._cancel(lambda o: o.offer_id == offer_id)
+        if done.created and status == "opened":
+            for tell in self.opened_listeners:  # the event stream (issue 18 point 8)
+                tell(shopper_id, offer_id, done.at_ms)
         return done
 
     def redeem(self, store: str, code: str) -> Redemption:
         """Redeem at the till; raises ``RedemptionRefused`` with the reason."""
         if not code.strip():
             raise RedemptionRefused("unknown", "code: must not be empty")
-        return self._store.redeem(store, normalize_code(code), self._clock())
+        done = self._store.redeem(store, normalize_code(code), self._clock())
+        for tell in self.redeemed_listeners:  # the event stream (issue 18 point 8)
+            tell(done)
+        return done
 
     def subscribe_push(self, shopper_id: str, endpoint: str, p256dh: str, auth: str) -> None:
         """Raises ``InvalidPushSubscription`` naming the bad field."""

@@ -37,6 +37,7 @@ from omnizone.contract import (
 from omnizone.contract.ids import is_rotating
 from omnizone.contract.messages import MAX_PAYLOAD_BYTES
 from omnizone.server.domain import sequence
+from omnizone.server.domain.analytics.event_stream import tap_event, try_on_event, visit_events
 from omnizone.server.domain.identity import Replay
 from omnizone.server.domain.nearest import DEFAULT_STALE_MS
 from omnizone.server.domain.redact import (
@@ -609,11 +610,18 @@ class IngestService:
                     self._localize(plan, tracked, message.gateway, message.sent_ms, pending)
             case NfcMessage():
                 tx.add_nfc_taps(store, gateway, seq, message.items)
+                tx.add_stream_events(
+                    [tap_event(store, gateway, i.tap_point, i.uid, i.at_ms) for i in message.items]
+                )
             case RfidMessage():
                 tx.add_rfid_reads(store, gateway, seq, message.items)
-                pending.try_ons += [
+                arrived = [
                     i for i in message.items if isinstance(i, TryOn) and i.event == "arrived"
                 ]
+                pending.try_ons += arrived
+                tx.add_stream_events(
+                    [try_on_event(store, i.reader, i.gtin, i.epc, i.at_ms) for i in arrived]
+                )
             case StatusMessage():
                 tx.record_status(message, received_ms)
             case HealthMessage():
@@ -774,6 +782,10 @@ class IngestService:
             events = pending.events.get(device, [])
             if events:
                 tx.apply_visit_events(store, device, events)
+                was_present = self._states[store].get(device) is not None
+                tx.add_stream_events(
+                    visit_events(store, device, events, was_present, state is not None)
+                )
             if _presence_due(self._states[store].get(device), state, saved.get(device)):
                 tx.save_presence(store, device, state)
                 pending.presence_saved[device] = state.last_heard_ms if state else None

@@ -171,3 +171,26 @@ def bench_chain(
         typer.echo(f"omnizone bench chain: {error}", err=True)
         raise typer.Exit(2) from None
     print_result(result, json_output)
+
+
+@bench_app.command("stream")
+def bench_stream(
+    shoppers: Annotated[int, typer.Option(help="shoppers in the store at once (open stays)")] = 500,
+    events: Annotated[
+        int, typer.Option(help="events written to and read from the outbox")
+    ] = 20_000,
+    runs: Annotated[int, typer.Option(help="timed alert evaluations")] = 20,
+    database_url: Annotated[
+        str | None, typer.Option(help="an empty database; default: SQLite in a temp dir")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """One alert evaluation over a crowd, and the event stream's throughput (issue 18)."""
+    from omnizone.suite.bench.stream import run_stream_bench
+
+    if shoppers < 1 or events < 1 or runs < 1:
+        typer.echo(
+            "omnizone bench stream: --shoppers, --events and --runs must be positive", err=True
+        )
+        raise typer.Exit(2)
+    print_result(run_stream_bench(shoppers, events, runs, database_url), json_output)

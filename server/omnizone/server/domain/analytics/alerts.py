@@ -221,3 +221,165 @@ def transitions(before: Sequence[Alert], after: Sequence[Alert], at_ms: int) -> 
     changes = [AlertChange("raised", a, at_ms) for k, a in new.items() if k not in old]
     changes += [AlertChange("cleared", a, at_ms) for k, a in old.items() if k not in new]
     return changes
+
+
+# -- stored rules and the alert log (issue 18 point 7: persisted, in the report) ----------
+
+
+def rules_json(rules: AlertRules) -> dict[str, object]:
+    """The rules as stored and as the API shows them."""
+    return {
+        "zone_capacity": dict(sorted(rules.zone_capacity.items())),
+        "checkout_queue": rules.checkout_queue,
+        "dwell_s": dict(sorted(rules.dwell_s.items())),
+        "gateway_silent_s": rules.gateway_silent_s,
+        "hysteresis": rules.hysteresis,
+    }
+
+
+def rules_from_json(data: Mapping[str, object]) -> AlertRules:
+    """Stored rules back (what ``rules_json`` wrote); unknown keys are ignored."""
+    capacity = data.get("zone_capacity") or {}
+    dwell = data.get("dwell_s") or {}
+    queue = data.get("checkout_queue")
+    silent = data.get("gateway_silent_s", 120.0)
+    hysteresis = data.get("hysteresis", 1)
+    assert isinstance(capacity, Mapping) and isinstance(dwell, Mapping)
+    return AlertRules(
+        zone_capacity={str(k): int(v) for k, v in capacity.items()},
+        checkout_queue=None if queue is None else int(str(queue)),
+        dwell_s={str(k): float(v) for k, v in dwell.items()},
+        gateway_silent_s=None if silent is None else float(str(silent)),
+        hysteresis=int(str(hysteresis)),
+    )
+
+
+def rule_problems(rules: AlertRules, zone_ids: Sequence[str]) -> list[tuple[str, str]]:
+    """(where, what) for each rule that names a zone the store has not, or a
+    threshold below zero: the API answers 422 with them."""
+    known = set(zone_ids)
+    problems: list[tuple[str, str]] = []
+    for field_name, table in (("zone_capacity", rules.zone_capacity), ("dwell_s", rules.dwell_s)):
+        for zone, value in sorted(table.items()):
+            if zone not in known:
+                problems.append(
+                    (
+                        f"{field_name}.{zone}",
+                        f"unknown zone {zone!r} (zones: {', '.join(zone_ids)})",
+                    )
+                )
+            elif value < 0 or (field_name == "dwell_s" and value == 0):
+                problems.append((f"{field_name}.{zone}", f"must be above 0, not {value}"))
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class AlertLogEntry:
+    """One stored change of the alert log."""
+
+    key: str
+    kind: str
+    subject: str
+    severity: str
+    state: Literal["raised", "cleared"]
+    value: float
+    threshold: float
+    message: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEpisode:
+    """An alert from raised to cleared (``cleared_ms`` None: still active at ``until_ms``)."""
+
+    key: str
+    kind: str
+    subject: str
+    severity: str
+    raised_ms: int
+    cleared_ms: int | None
+    duration_s: float
+    peak: float
+    threshold: float
+    message: str
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "key": self.key,
+            "kind": self.kind,
+            "subject": self.subject,
+            "severity": self.severity,
+            "raised_ms": self.raised_ms,
+            "cleared_ms": self.cleared_ms,
+            "duration_s": round(self.duration_s, 3),
+            "peak": self.peak,
+            "threshold": self.threshold,
+            "message": self.message,
+        }
+
+
+def active_from_log(entries: Iterable[AlertLogEntry]) -> list[Alert]:
+    """The alerts the log says are still raised (a restarted server resumes
+    from them, so it neither raises them again nor forgets to clear them)."""
+    open_: dict[str, AlertLogEntry] = {}
+    for e in sorted(entries, key=lambda e: e.at_ms):
+        if e.state == "raised":
+            open_[e.key] = e
+        else:
+            open_.pop(e.key, None)
+    return [
+        Alert(e.key, e.kind, e.subject, e.severity, e.value, e.threshold, e.message)  # type: ignore[arg-type]
+        for e in open_.values()
+    ]
+
+
+def alert_episodes(entries: Iterable[AlertLogEntry], until_ms: int) -> list[AlertEpisode]:
+    """Pair each raise with the clear of the same key that follows it, in
+    order of raising; an alert not yet cleared lasts until ``until_ms``. A clear
+    without a raise before it (the log began mid-alert) is left out."""
+    open_: dict[str, AlertLogEntry] = {}
+    episodes: list[AlertEpisode] = []
+
+    def close(raised: AlertLogEntry, cleared_ms: int | None, last_value: float) -> None:
+        end = until_ms if cleared_ms is None else cleared_ms
+        episodes.append(
+            AlertEpisode(
+                raised.key,
+                raised.kind,
+                raised.subject,
+                raised.severity,
+                raised.at_ms,
+                cleared_ms,
+                max(0.0, (end - raised.at_ms) / 1000),
+                max(raised.value, last_value),
+                raised.threshold,
+                raised.message,
+            )
+        )
+
+    for e in sorted(entries, key=lambda e: e.at_ms):
+        if e.state == "raised":
+            if e.key in open_:  # raised twice (a lost clear): the first ends here
+                close(open_[e.key], e.at_ms, open_[e.key].value)
+            open_[e.key] = e
+        elif e.key in open_:
+            close(open_.pop(e.key), e.at_ms, e.value)
+    for raised in open_.values():
+        close(raised, None, raised.value)
+    episodes.sort(key=lambda ep: (ep.raised_ms, ep.key))
+    return episodes
+
+
+def history_summary(episodes: Sequence[AlertEpisode]) -> dict[str, object]:
+    """Per kind: how many alerts, how many still active, total and longest time raised."""
+    kinds: dict[str, dict[str, float]] = {}
+    for ep in episodes:
+        row = kinds.setdefault(ep.kind, {"fired": 0, "active": 0, "total_s": 0.0, "longest_s": 0.0})
+        row["fired"] += 1
+        row["active"] += ep.cleared_ms is None
+        row["total_s"] += ep.duration_s
+        row["longest_s"] = max(row["longest_s"], ep.duration_s)
+    return {
+        kind: {k: (round(v, 3) if k.endswith("_s") else int(v)) for k, v in row.items()}
+        for kind, row in sorted(kinds.items())
+    }

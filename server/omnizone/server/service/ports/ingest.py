@@ -20,6 +20,7 @@ from omnizone.contract import (
     RfidItem,
     StatusMessage,
 )
+from omnizone.server.domain.analytics.event_stream import OutboxEvent
 from omnizone.server.domain.visits import DeviceVisitState, VisitEvent
 
 VisitStatus = Literal["open", "visit", "pass_by"]
@@ -116,6 +117,11 @@ class IngestTransaction(Protocol):
     ) -> None: ...
 
     def add_nfc_taps(self, store: str, gateway: str, seq: int, items: Sequence[NfcTap]) -> None: ...
+
+    def add_stream_events(self, events: "Sequence[OutboxEvent]") -> None:
+        """The event stream's rows of what this transaction stores (issue 18
+        point 8, ``event_outbox``); a storage without an outbox keeps none."""
+        return None
 
     def add_rfid_reads(
         self, store: str, gateway: str, seq: int, items: Sequence[RfidItem]
