@@ -86,7 +86,7 @@ class LikelihoodModel:
         for start in range(0, rssi.shape[0], BLOCK_ROWS):
             stop = start + BLOCK_ROWS
             rows_present = present[start:stop] if per_row and present is not None else present
-            result[start:stop] = _score(rssi[start:stop], weights, silent, rows_present)
+            _score(rssi[start:stop], weights, silent, rows_present, out=result[start:stop])
         return result
 
     def silence(
@@ -106,7 +106,11 @@ def _score(
     weights: NDArray[np.float64],
     silent: NDArray[np.float64],
     present: NDArray[np.bool_] | None,
+    *,
+    out: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
+    """(D, Z) scores, into ``out`` when given (a block of the caller's result:
+    no temporary of the result's size)."""
     rssi = np.asarray(rssi, dtype=np.float64)
     if rssi.ndim != 2 or rssi.shape[1] != silent.shape[0]:
         raise ValueError(f"rssi must have shape (devices, {silent.shape[0]}), got {rssi.shape}")
@@ -125,7 +129,7 @@ def _score(
     h = heard.astype(np.float64)
     r = np.where(heard, rssi, 0.0)
     features = np.concatenate([r * r, r, h], axis=1)
-    result: NDArray[np.float64] = features @ weights
+    result: NDArray[np.float64] = np.matmul(features, weights, out=out)
     result += base
     return result
 

@@ -756,7 +756,9 @@ class GridStep:
     walk_to: sparse.csr_array  # (C, C) the walk kernel transposed
     doors: NDArray[np.intp]  # the cells that lead outside and back in
     membership: NDArray[np.float64]  # (states, zones + 1), see ``state_membership``
-    cell_membership: NDArray[np.float64]  # (zones + 1, C): a cell's share, either mode
+    # (zones + 1, C): a cell's share, either mode; sparse, as a cell lies in one
+    # zone or a few, so the product costs about C multiply-adds per device
+    cell_membership: sparse.csr_array
 
     @classmethod
     def of(
@@ -788,7 +790,7 @@ class GridStep:
             walk_to=sparse.csr_array(motion.walk.T),
             doors=np.flatnonzero((motion.exits > 0) | (motion.walk_in > 0)),
             membership=membership,
-            cell_membership=np.ascontiguousarray(membership[:cells].T),
+            cell_membership=sparse.csr_array(membership[:cells].T),
         )
 
 
