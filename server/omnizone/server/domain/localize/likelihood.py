@@ -74,14 +74,21 @@ class LikelihoodModel:
         present: NDArray[np.bool_] | None = None,
         *,
         with_outside: bool = False,
+        out: NDArray[np.float64] | None = None,
     ) -> NDArray[np.float64]:
+        """(D, Z) scores, or (D, Z + 1) ``with_outside`` (OUTSIDE last), into
+        ``out`` when given: a caller that scores every window can keep one
+        array, rather than have fresh memory mapped (and zeroed by the
+        kernel) for each window."""
         weights = self.weights_with_outside if with_outside else self.weights
         silent = self.silent_with_outside if with_outside else self.silent
         rssi = np.asarray(rssi, dtype=np.float64)
+        if out is not None and out.shape != (rssi.shape[0], weights.shape[1]):
+            raise ValueError(f"out must be ({rssi.shape[0]}, {weights.shape[1]}), not {out.shape}")
         if rssi.ndim != 2 or rssi.shape[0] <= BLOCK_ROWS:
-            return _score(rssi, weights, silent, present)
+            return _score(rssi, weights, silent, present, out=out)
         # in blocks, so the temporaries stay in the CPU cache: cost stays linear
-        result = np.empty((rssi.shape[0], weights.shape[1]))
+        result = np.empty((rssi.shape[0], weights.shape[1])) if out is None else out
         per_row = present is not None and np.ndim(present) == 2
         for start in range(0, rssi.shape[0], BLOCK_ROWS):
             stop = start + BLOCK_ROWS
