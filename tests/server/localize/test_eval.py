@@ -154,5 +154,10 @@ def test_bench_reports_its_figures() -> None:
     assert [row["devices"] for row in result["scaling"]] == [10, 20, 40]
     for row in result["scaling"]:
         assert {"devices", "sightings_per_s", "seconds_per_window"} <= row.keys()
+        # CPU-based and wall-based figures side by side
+        assert row["us_per_device_window"] > 0 and row["wall_us_per_device_window"] > 0
+        assert row["wall_sightings_per_s"] > 0
+    assert result["us_per_device_window"] == result["scaling"][-1]["us_per_device_window"]
+    assert result["clock"] == "process_time"
     assert isinstance(result["linear"], bool)
     assert result["threads"] == 1

@@ -74,19 +74,26 @@ class LikelihoodModel:
         present: NDArray[np.bool_] | None = None,
         *,
         with_outside: bool = False,
+        out: NDArray[np.float64] | None = None,
     ) -> NDArray[np.float64]:
+        """(D, Z) scores, or (D, Z + 1) ``with_outside`` (OUTSIDE last), into
+        ``out`` when given: a caller that scores every window can keep one
+        array, rather than have fresh memory mapped (and zeroed by the
+        kernel) for each window."""
         weights = self.weights_with_outside if with_outside else self.weights
         silent = self.silent_with_outside if with_outside else self.silent
         rssi = np.asarray(rssi, dtype=np.float64)
+        if out is not None and out.shape != (rssi.shape[0], weights.shape[1]):
+            raise ValueError(f"out must be ({rssi.shape[0]}, {weights.shape[1]}), not {out.shape}")
         if rssi.ndim != 2 or rssi.shape[0] <= BLOCK_ROWS:
-            return _score(rssi, weights, silent, present)
+            return _score(rssi, weights, silent, present, out=out)
         # in blocks, so the temporaries stay in the CPU cache: cost stays linear
-        result = np.empty((rssi.shape[0], weights.shape[1]))
+        result = np.empty((rssi.shape[0], weights.shape[1])) if out is None else out
         per_row = present is not None and np.ndim(present) == 2
         for start in range(0, rssi.shape[0], BLOCK_ROWS):
             stop = start + BLOCK_ROWS
             rows_present = present[start:stop] if per_row and present is not None else present
-            result[start:stop] = _score(rssi[start:stop], weights, silent, rows_present)
+            _score(rssi[start:stop], weights, silent, rows_present, out=result[start:stop])
         return result
 
     def silence(
@@ -106,7 +113,11 @@ def _score(
     weights: NDArray[np.float64],
     silent: NDArray[np.float64],
     present: NDArray[np.bool_] | None,
+    *,
+    out: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
+    """(D, Z) scores, into ``out`` when given (a block of the caller's result:
+    no temporary of the result's size)."""
     rssi = np.asarray(rssi, dtype=np.float64)
     if rssi.ndim != 2 or rssi.shape[1] != silent.shape[0]:
         raise ValueError(f"rssi must have shape (devices, {silent.shape[0]}), got {rssi.shape}")
@@ -125,7 +136,7 @@ def _score(
     h = heard.astype(np.float64)
     r = np.where(heard, rssi, 0.0)
     features = np.concatenate([r * r, r, h], axis=1)
-    result: NDArray[np.float64] = features @ weights
+    result: NDArray[np.float64] = np.matmul(features, weights, out=out)
     result += base
     return result
 

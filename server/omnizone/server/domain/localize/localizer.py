@@ -199,6 +199,7 @@ class StoreLocalizer:
             else GridStep.of(motion, self.transition, self._likelihood_columns, self._membership)
         )
         self._last_window_end_ms: int | None = None
+        self._buffers: dict[str, NDArray[np.float64]] = {}  # see ``_scratch``
         # per-device state, rows [0, n) in use
         self._n = 0
         self._names: list[str] = []
@@ -327,6 +328,7 @@ class StoreLocalizer:
         fresh._names = []
         fresh._row = {}
         fresh._powers = {1: self.transition}
+        fresh._buffers = {}  # never shared: each localizer writes its own
         fresh._residuals = copy.copy(self._residuals)
         fresh._posterior = self._posterior[: GRID_BLOCK_DEVICES // self._block].copy()
         for name in ("_zone_posterior", "_zone", "_candidate", "_streak", "_unheard"):
@@ -462,7 +464,10 @@ class StoreLocalizer:
         unheard = unheard_windows(self._unheard[:n], heard, steps)
         self._unheard[:n] = unheard
         # per radio map row (a cell is one row for both of its modes)
-        scores = self._likelihood(rssi, reporting, with_outside=True)
+        columns = len(self.radio.zones) + 1
+        scores = self._likelihood(
+            rssi, reporting, with_outside=True, out=self._scratch("scores", len(devices), columns)
+        )
         weight = self._learn_weight(rssi, scores, present)
         if self._learned is not None and len(devices):
             scores = self._with_learned(scores, rssi, present)
@@ -474,6 +479,7 @@ class StoreLocalizer:
             columns=None,
             silent_window_probability=self.silent_window_probability,
             evidence_weight=weight,
+            out=self._scratch("evidence", n, columns),
         )
         # 2. filter step: the posterior over states, in place, then over zones
         zone_posterior = self._zone_posterior[:n]
@@ -551,6 +557,18 @@ class StoreLocalizer:
         return blended
 
     # -- bookkeeping ----------------------------------------------------------
+
+    def _scratch(self, name: str, rows: int, columns: int) -> NDArray[np.float64]:
+        """The first ``rows`` rows of a (rows × columns) work array kept from
+        window to window (its content is not kept: each window overwrites
+        it). Fresh arrays of this size would be new memory every window, which
+        the kernel maps and zeroes page by page: about a sixth of a window's
+        CPU time at 5000 devices (docs/localization.md, "Speed")."""
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape[0] < rows or buffer.shape[1] != columns:
+            capacity = max(rows, 2 * buffer.shape[0] if buffer is not None else GRID_BLOCK_DEVICES)
+            buffer = self._buffers[name] = np.empty((capacity, columns))
+        return buffer[:rows]
 
     def _steps_since_last(self, window_end_ms: int) -> int:
         last = self._last_window_end_ms
@@ -676,6 +694,7 @@ def window_evidence(
     columns: NDArray[np.intp] | None,
     silent_window_probability: float,
     evidence_weight: float,
+    out: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
     """(n, states) log-likelihood of this window for every tracked device.
 
@@ -689,8 +708,13 @@ def window_evidence(
     last column, is left as is. Last, ``evidence_weight`` tempers the naive
     Bayes sum over anchors, which are not independent.
 
-    The one (n, states) array is allocated here and worked in place."""
-    log_lik = np.empty((heard.size, silence.size))
+    The one (n, states) array is ``out`` when given (a buffer the caller
+    keeps from window to window; not ``readings`` itself), else allocated
+    here, and worked in place."""
+    shape = (heard.size, silence.size)
+    if out is not None and (out.shape != shape or np.may_share_memory(out, readings)):
+        raise ValueError(f"out must be a {shape} array apart from the readings")
+    log_lik = np.empty(shape) if out is None else out
     if rows.size < heard.size:
         log_lik[:] = silence
     log_lik[rows] = readings
@@ -756,7 +780,9 @@ class GridStep:
     walk_to: sparse.csr_array  # (C, C) the walk kernel transposed
     doors: NDArray[np.intp]  # the cells that lead outside and back in
     membership: NDArray[np.float64]  # (states, zones + 1), see ``state_membership``
-    cell_membership: NDArray[np.float64]  # (zones + 1, C): a cell's share, either mode
+    # (zones + 1, C): a cell's share, either mode; sparse, as a cell lies in one
+    # zone or a few, so the product costs about C multiply-adds per device
+    cell_membership: sparse.csr_array
 
     @classmethod
     def of(
@@ -788,7 +814,7 @@ class GridStep:
             walk_to=sparse.csr_array(motion.walk.T),
             doors=np.flatnonzero((motion.exits > 0) | (motion.walk_in > 0)),
             membership=membership,
-            cell_membership=np.ascontiguousarray(membership[:cells].T),
+            cell_membership=sparse.csr_array(membership[:cells].T),
         )
 
 
