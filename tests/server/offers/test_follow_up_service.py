@@ -22,7 +22,7 @@ BOOTS = "09506000134383"
 
 
 def _tried_on(**changes: object) -> Campaign:
-    body = {
+    body: dict[str, object] = {
         "id": "tried-back",
         "name": "Still thinking about the jeans?",
         "store": STORE,
@@ -35,7 +35,7 @@ def _tried_on(**changes: object) -> Campaign:
 
 
 def _left(**changes: object) -> Campaign:
-    body = {
+    body: dict[str, object] = {
         "id": "thanks-crm",
         "name": "Thanks for visiting (email)",
         "store": STORE,
@@ -135,7 +135,8 @@ def test_bought_before_due_is_not_sent(plan: StorePlan, url: str) -> None:
         assert run.not_sent == 1 and s.delivery.offers_after(shopper, 0, 10) == []
         (decision,) = s.decisions.decisions(campaign_id="tried-back")
         assert decision.outcome == "bought_since" and "online" in decision.reason
-        assert s.report()["tried-back"].follow_up["not_sent_reasons"] == {"bought_since": 1}
+        follow_up = s.report()["tried-back"].follow_up
+        assert follow_up is not None and follow_up["not_sent_reasons"] == {"bought_since": 1}
 
 
 def test_a_crash_in_the_middle_of_a_delivery_sends_it_once(plan: StorePlan, url: str) -> None:
