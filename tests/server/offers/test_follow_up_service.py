@@ -2,8 +2,12 @@
 PostgreSQL: a visit ends -> a durable follow-up -> due later -> Web Push
 offer or signed webhook -> a later purchase (online or at the till) credited
 to it -> lift against the holdout. A restart between scheduling and sending,
-or a crash in the middle of a delivery, neither loses nor duplicates one."""
+or a SIGKILL in the middle of a delivery, neither loses nor duplicates one."""
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +22,7 @@ T0 = 1_781_085_600_000  # 2026-06-10 10:00 UTC, a Wednesday: 12:00 in Paris
 HOUR = 3_600_000
 DAY = 24 * HOUR
 JEANS = "09506000134369"
+PATHS = (".", "gateway", "server", "firmware-sim", "suite")  # pyproject's pythonpath
 BOOTS = "09506000134383"
 
 
@@ -139,30 +144,47 @@ def test_bought_before_due_is_not_sent(plan: StorePlan, url: str) -> None:
         assert follow_up is not None and follow_up["not_sent_reasons"] == {"bought_since": 1}
 
 
-def test_a_crash_in_the_middle_of_a_delivery_sends_it_once(plan: StorePlan, url: str) -> None:
+_KILLED_RUNNER = """
+import os, signal, sys
+from omnizone.paths import shipped_config
+from omnizone.store import load_store
+from tests.server.offers.follow_up_stack import stack
+
+url, now = sys.argv[1], int(sys.argv[2])
+with stack(load_store(shipped_config("stores/rivoli.yaml")), url, [now]) as (s, _receiver):
+    publish = s.delivery.publish
+
+    def publish_then_die(shopper_id, draft):
+        publish(shopper_id, draft)  # the offer is stored...
+        os.kill(os.getpid(), signal.SIGKILL)  # ...and the process dies before marking it sent
+
+    s.follow_ups._publish = publish_then_die
+    s.follow_ups.run_due(now)
+"""
+
+
+def test_a_runner_killed_mid_delivery_sends_it_once(plan: StorePlan, url: str) -> None:
     clock = [T0]
     with stack(plan, url, clock) as (s, _receiver):
         s.campaigns.save_campaign(_tried_on(holdout_fraction=0))
         shopper = s.shopper()
-        left = _visit(s, shopper, T0)
-        due = left + 2 * HOUR
-
-        real_publish = s.delivery.publish
-
-        def publish_then_die(shopper_id: str, draft: object) -> object:
-            real_publish(shopper_id, draft)  # type: ignore[arg-type]
-            raise KeyboardInterrupt("killed after storing the offer")
-
-        s.follow_ups._publish = publish_then_die  # type: ignore[assignment]
-        with pytest.raises(KeyboardInterrupt):
-            s.follow_ups.run_due(due)
-        assert s.storage.counts() == {"sending": 1}  # decided, not marked sent
+        due = _visit(s, shopper, T0) + 2 * HOUR
+    root = Path(__file__).resolve().parents[3]
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_RUNNER, url, str(due)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(str(root / p) for p in PATHS)},
+        capture_output=True,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     clock[0] = due + LEASE_MS + 1
     with stack(plan, url, clock) as (s, _receiver):
+        assert s.storage.counts() == {"sending": 1}  # decided and logged, not marked sent
         assert s.follow_ups.run_due(due + 1000).claimed == 0  # the dead runner's lease holds
         run = s.follow_ups.run_due()
         assert run.sent == 1
-        assert len(s.delivery.offers_after(shopper, 0, 10)) == 1
+        assert len(s.delivery.offers_after(shopper, 0, 10)) == 1  # not stored a second time
         assert [d.outcome for d in s.decisions.decisions(campaign_id="tried-back")] == ["sent"]
         assert s.storage.counts() == {"sent": 1}
 
