@@ -337,19 +337,4 @@ class FollowUpRepository(FollowUpStorage):
         return [{k: getattr(r, k) for k in _EXPORTED} | {"follow_up_id": r.id} for r in rows]
 
 
-_EXPORTED = [
-    "campaign_id",
-    "store",
-    "visit_id",
-    "kind",
-    "via",
-    "products",
-    "zone",
-    "trigger_ms",
-    "due_ms",
-    "status",
-    "outcome",
-    "reason",
-    "decided_ms",
-    "offer_id",
-]
+_EXPORTED = tuple(c.name for c in _t.columns if c.name not in ("id", "shopper_id"))
