@@ -128,9 +128,10 @@ class FollowUpService:
         """Fold the moments into their visits; schedule the follow-ups of the
         visits that ended. How many follow-ups were new."""
         finished: list[VisitFacts] = []
+        listening = {store: self._listens(store) for store in {e.store for e in moments}}
         with self._lock:
             for event in moments:
-                if event.kind == "visit_ended" or not self._listens(event.store):
+                if event.kind == "visit_ended" or not listening[event.store]:
                     continue
                 key = (event.store, event.shopper_id)
                 self._visits[key] = observe(self._visits.get(key), event)
