@@ -17,6 +17,7 @@ from omnizone.server.domain.offers import (
     holdout_draw,
     parse_campaigns,
 )
+from omnizone.server.domain.offers.follow_up_triggers import TriedOnNotBought
 from omnizone.server.domain.offers.follow_ups import (
     FollowUpPlan,
     VisitFacts,
@@ -312,6 +313,7 @@ campaigns:
 """
     )
     trigger = campaign.trigger
+    assert isinstance(trigger, TriedOnNotBought)
     assert (trigger.after, trigger.via, trigger.attribution) == (7200, "webhook", 3 * 86_400)
     dumped = campaign.model_dump(mode="json")["trigger"]
     assert (dumped["after"], dumped["attribution"]) == ("2h", "3d")
