@@ -5,6 +5,7 @@ leave, and the simulated apps, web shop and till after the visit
 campaign report's follow-up figures must equal what the simulation did."""
 
 from collections.abc import Iterator
+from csv import DictReader
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from omnizone.server import bootstrap
 from omnizone.server.domain.offers import campaign_lift, holdout_draw
 from omnizone.server.runtime import ServerRuntime
 from omnizone.server.service.locators import ZonePlacement
 from omnizone.sim.after_visit import AfterVisit
 from omnizone.store import StorePlan
+from omnizone.suite.report import write_report
 from tests.server.test_bootstrap import settings_for
 
 STORE = "paris-rivoli"
@@ -59,7 +62,9 @@ def _register(client: httpx.Client) -> tuple[str, str]:
     return body["shopper_id"], body["token"]
 
 
-def test_the_report_counts_what_the_simulated_shoppers_did(runtime: ServerRuntime) -> None:
+def test_the_report_counts_what_the_simulated_shoppers_did(
+    runtime: ServerRuntime, plan: StorePlan, tmp_path: Path
+) -> None:
     parts = runtime.parts
     assert parts.follow_ups is not None
     with httpx.Client(base_url=runtime.api_url, timeout=15) as client:
@@ -115,3 +120,19 @@ def test_the_report_counts_what_the_simulated_shoppers_did(runtime: ServerRuntim
     assert figures["lift"]["absolute"] == pytest.approx(lift.absolute)
     header = csv.text.splitlines()[0].split(",")
     assert "follow_up_converted_online" in header and "follow_up_sent" in header
+
+    # `omnizone report` writes the same figures into its campaigns CSV.
+    storage = bootstrap.open_storage(runtime.parts.settings.database_url)
+    try:
+        reports = bootstrap.build_reports(storage, {plan.id: plan})
+        out = tmp_path / "report"
+        write_report(reports.stores, reports.analytics, STORE, "2027-01-13", "2027-01-20", out)
+    finally:
+        storage.close()
+    with (out / f"{STORE}-campaigns.csv").open(encoding="utf-8") as file:
+        (row,) = [r for r in DictReader(file) if r["campaign_id"] == "tried-back"]
+    assert int(row["follow_up_sent"]) == len(treated)
+    assert int(row["follow_up_held_out"]) == len(control)
+    assert int(row["follow_up_converted_online"]) == follow_up["converted_online"]
+    assert int(row["follow_up_converted_in_store"]) == follow_up["converted_in_store"]
+    assert int(row["treated_converted"]) == len(won)
