@@ -506,6 +506,7 @@ def build_server(
         # are scrubbed.
         shoppers.subscribe_to_erasure(ingest.forget_device)
         shoppers.subscribe_to_erasure(engine.forget_shopper)
+        shoppers.subscribe_to_erasure(follow_ups.forget_shopper)  # its decisions, before the log's
         shoppers.subscribe_to_erasure(storage.sql.erase_device)
         shoppers.subscribe_to_erasure(lambda shopper: _erased(delivery.erase_shopper(shopper)))
         shoppers.subscribe_to_erasure(storage.campaigns.erase_shopper)
@@ -533,7 +534,6 @@ def build_server(
         staff = InsightRepository(storage.sql.engine)  # staff_devices (issue 18)
         shoppers.subscribe_to_erasure(lambda shopper: _erased(staff.erase_device(shopper)))
         shoppers.add_export_section("staff_devices", staff.device_staff)
-        shoppers.subscribe_to_erasure(follow_ups.forget_shopper)  # follow-ups (issue 18)
         shoppers.subscribe_to_erasure(lambda shopper: _erased(follow_ups.erase_shopper(shopper)))
         shoppers.add_export_section("follow_ups", follow_ups.export_shopper)
 

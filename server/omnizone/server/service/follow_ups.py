@@ -118,6 +118,11 @@ class FollowUpService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._run_lock = threading.Lock()
+        # Held while one follow-up is decided and delivered, with the consent
+        # read inside: an erasure takes it (``forget_shopper``, before the
+        # decision log is deleted), so a follow-up either was written before
+        # the deletes or sees the tombstone and writes nothing.
+        self._erasing = threading.Lock()
 
     # -- the engine's side: visits, and follow-ups scheduled when they end ---------------
 
@@ -160,7 +165,9 @@ class FollowUpService:
         return self._storage.schedule(plans, self._clock()) if plans else 0
 
     def forget_shopper(self, shopper_id: str) -> None:
-        with self._lock:
+        """Erasure (the shopper is tombstoned already): waits for the follow-up
+        being sent, and drops the visit in memory."""
+        with self._erasing, self._lock:
             for key in [k for k in self._visits if k[1] == shopper_id]:
                 del self._visits[key]
 
@@ -201,7 +208,8 @@ class FollowUpService:
             totals: Counter[str] = Counter(self._decisions.sent_by_campaign())
             for record in records:
                 try:
-                    self._one(record, now, totals, run)
+                    with self._erasing:
+                        self._one(record, now, totals, run)
                 except Exception:
                     log.exception("follow-up %s failed", record.plan.follow_up_id)
                     self._storage.release(record.plan.follow_up_id, now)
