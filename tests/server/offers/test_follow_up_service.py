@@ -15,6 +15,7 @@ import pytest
 
 from omnizone.server.domain.offers import Campaign, campaign_lift, holdout_draw
 from omnizone.server.service.follow_ups import LEASE_MS
+from omnizone.server.service.shoppers import ProfileEventIn
 from omnizone.store import StorePlan
 from tests.server.offers.follow_up_stack import STORE, Stack, stack
 
@@ -223,3 +224,48 @@ def test_erasure_and_export_cover_follow_ups(plan: StorePlan, url: str) -> None:
         assert s.follow_ups.erase_shopper(shopper) == 1
         assert s.follow_ups.export_shopper(shopper) == []
         assert s.follow_ups.run_due(T0 + DAY).claimed == 0
+
+
+def test_taps_and_wishlist_lingering_through_the_engine(plan: StorePlan, url: str) -> None:
+    clock = [T0]
+    jacket = "09506000134352"
+    with stack(plan, url, clock) as (s, _receiver):
+        for body in (
+            {
+                "id": "tapped-later",
+                "name": "Tapped, not bought",
+                "store": STORE,
+                "trigger": {"kind": "tapped_not_bought", "after": "3h"},
+                "content": {"title": "The jacket you tapped"},
+            },
+            {
+                "id": "wishlist-later",
+                "name": "Lingered by a wishlist item",
+                "store": STORE,
+                "trigger": {"kind": "wishlist_lingered", "min_dwell_s": 30, "after": "1h"},
+                "content": {"title": "Seen in store"},
+            },
+        ):
+            s.campaigns.save_campaign(Campaign.model_validate(body))
+        tapper, lingerer = s.shopper(), s.shopper()
+        s.shoppers.add_profile_events(
+            lingerer,
+            [
+                ProfileEventIn.model_validate(
+                    {"type": "wishlist_add", "gtin": JEANS, "channel": "online"}
+                )
+            ],
+        )
+        s.place(tapper, "outerwear", T0)
+        s.engine.on_tap(STORE, tapper, "tap-outerwear-jackets", jacket, T0 + 5000)
+        s.place(tapper, None, T0 + 60_000)
+        s.place(lingerer, "denim", T0)
+        s.place(lingerer, "shoes", T0 + 40_000)  # 40 s by the wishlisted jeans
+        s.place(lingerer, None, T0 + 50_000)
+        assert s.follow_ups.run_due(T0 + 2 * HOUR).sent == 1  # the wishlist one, 1 h after
+        assert s.follow_ups.run_due(T0 + 4 * HOUR).sent == 1  # the tap one, 3 h after
+        (tapped,) = s.delivery.offers_after(tapper, 0, 10)
+        (seen,) = s.delivery.offers_after(lingerer, 0, 10)
+        assert (tapped.campaign_id, tapped.product_gtin) == ("tapped-later", jacket)
+        assert (seen.campaign_id, seen.product_gtin) == ("wishlist-later", JEANS)
+        assert seen.trigger["zone"] == "denim"
