@@ -29,6 +29,7 @@ from omnizone.server.adapters.campaign_db import CampaignRepository
 from omnizone.server.adapters.capture_db import PassersByRepository
 from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.adapters.event_db import EventRepository
+from omnizone.server.adapters.follow_up_db import FollowUpRepository
 from omnizone.server.adapters.insight_db import InsightRepository
 from omnizone.server.adapters.layout_db import LayoutRepository
 from omnizone.server.adapters.mqtt_ingest import MqttIngest
@@ -73,6 +74,7 @@ from omnizone.server.service.delivery import DeliveredOffer, NewOffer, OfferDeli
 from omnizone.server.service.device_identity import RegisteredDevices
 from omnizone.server.service.endpoints import EndpointGuard
 from omnizone.server.service.event_stream import EventStream
+from omnizone.server.service.follow_ups import FollowUpService
 from omnizone.server.service.gateways import GatewayAdmin
 from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.insight import InsightService
@@ -110,6 +112,7 @@ class Storage:
     offers: OfferRepository
     analytics: AnalyticsRepository
     phones: PhoneSightingRepository  # what listening phones heard (issue 15)
+    follow_ups: FollowUpRepository  # follow-ups after the visit (issue 18, point 10)
 
     @classmethod
     def over(cls, sql: SqlRepository) -> "Storage":
@@ -123,6 +126,7 @@ class Storage:
             offers=OfferRepository(engine),
             analytics=AnalyticsRepository(engine),
             phones=PhoneSightingRepository(engine),
+            follow_ups=FollowUpRepository(engine),
         )
 
     def close(self) -> None:
@@ -173,6 +177,7 @@ def stored_campaign_report(
             to_ms=to_ms,
             purchases=storage.analytics.purchases_of,
             timezones={k: p.store.timezone for k, p in (stores or {}).items()},
+            follow_ups=storage.follow_ups.of_campaign,
         )
 
     return report
@@ -375,6 +380,7 @@ class ServerParts:
     phones: PhoneSightings | None = None
     #: Issue 18 point 7: evaluates the alerts every ``alert_check_interval_s``.
     alert_loop: AlertLoop | None = None
+    follow_ups: FollowUpService | None = None  # follow-ups after the visit (issue 18)
     _live_closed: bool = field(default=False, repr=False)
 
     def close_live(self) -> None:
@@ -385,6 +391,8 @@ class ServerParts:
         if self.self_calibration is not None:
             self.self_calibration.close()
         self.engine.close()
+        if self.follow_ups is not None:
+            self.follow_ups.close()
         self.delivery.close()
         self.dashboard.close()
 
@@ -462,6 +470,8 @@ def build_server(
                 tap(stored)
             return stored
 
+        follow_ups = build_follow_ups(s, running, campaigns, storage, catalog, shoppers, delivery)
+        undo.callback(follow_ups.close)
         engine = OfferEngine(
             running,
             campaigns,
@@ -470,8 +480,11 @@ def build_server(
             shoppers,
             publish_offers,
             background=True,
+            on_visits=follow_ups.observe,
         )
         undo.callback(engine.close)
+        if s.role != "worker":  # claims with a lease: several API nodes may run it
+            follow_ups.start()
 
         identity = RegisteredDevices(shoppers)
         shoppers.subscribe_to_devices(identity.update)
@@ -534,6 +547,7 @@ def build_server(
         # are scrubbed.
         shoppers.subscribe_to_erasure(ingest.forget_device)
         shoppers.subscribe_to_erasure(engine.forget_shopper)
+        shoppers.subscribe_to_erasure(follow_ups.forget_shopper)  # its decisions, before the log's
         shoppers.subscribe_to_erasure(storage.sql.erase_device)
         shoppers.subscribe_to_erasure(lambda shopper: _erased(delivery.erase_shopper(shopper)))
         shoppers.subscribe_to_erasure(storage.campaigns.erase_shopper)
@@ -561,6 +575,8 @@ def build_server(
         staff = InsightRepository(storage.sql.engine)  # staff_devices (issue 18)
         shoppers.subscribe_to_erasure(lambda shopper: _erased(staff.erase_device(shopper)))
         shoppers.add_export_section("staff_devices", staff.device_staff)
+        shoppers.subscribe_to_erasure(lambda shopper: _erased(follow_ups.erase_shopper(shopper)))
+        shoppers.add_export_section("follow_ups", follow_ups.export_shopper)
 
         mqtt = MqttIngest(
             ingest,
@@ -682,9 +698,48 @@ def build_server(
             beacons=beacons,
             phones=phones,
             alert_loop=alert_loop,
+            follow_ups=follow_ups,
         )
         undo.pop_all()  # built: closing is the parts' (and the runtime's) job now
     return parts
+
+
+def build_follow_ups(
+    settings: ServerSettings,
+    stores: Mapping[str, StorePlan],
+    campaigns: CampaignAdmin,
+    storage: Storage,
+    catalog: Catalog,
+    shoppers: ShopperService,
+    delivery: OfferDelivery,
+) -> FollowUpService:
+    """Follow-ups after the visit (issue 18, point 10): Web Push through
+    delivery, and the signed webhook to the retailer's email/CRM when set."""
+    from omnizone.server.adapters.signed_webhook import SignedWebhook
+
+    webhook = None
+    if settings.follow_up_webhook_url and settings.follow_up_webhook_secret is not None:
+        hook = SignedWebhook(
+            settings.follow_up_webhook_url,
+            settings.follow_up_webhook_secret.get_secret_value().encode(),
+            guard=EndpointGuard(settings.push_endpoint_allow),
+        )
+
+        def webhook(payload: Mapping[str, object]) -> bool:
+            return hook.send(payload).delivered
+
+    return FollowUpService(
+        stores,
+        campaigns.campaigns,
+        storage.follow_ups,
+        storage.campaigns,
+        catalog,
+        shoppers,
+        storage.offers,
+        delivery.publish,
+        webhook=webhook,
+        interval_s=settings.follow_up_interval_s,
+    )
 
 
 def _shopper_store(shoppers: ShopperService, shopper: str) -> str | None:

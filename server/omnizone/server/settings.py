@@ -170,6 +170,17 @@ class ServerSettings(BaseSettings):
         gt=0,
         description="how long stream events (and the alert log) are kept for resuming",
     )
+    follow_up_webhook_url: str | None = Field(
+        None,
+        description="where follow-ups with `via: webhook` are POSTed (the retailer's email or "
+        "CRM system), signed like the profile webhook (docs/offers.md, Follow-ups)",
+    )
+    follow_up_webhook_secret: SecretStr | None = Field(
+        None, description="the secret follow-up webhooks are signed with (at least 16 characters)"
+    )
+    follow_up_interval_s: float = Field(
+        30.0, gt=0, description="how often due follow-ups after the visit are sent"
+    )
     eid_rotation_min_s: int = Field(
         256,
         description="shortest period a new phone's ephemeral BLE id may get (a power of two, "

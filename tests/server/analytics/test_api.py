@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from omnizone.server.adapters.campaign_db import CampaignRepository
 from omnizone.server.adapters.db import SqlRepository
+from omnizone.server.adapters.follow_up_db import FollowUpRepository
 from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.adapters.shopper_db import ShopperRepository
 from omnizone.server.bootstrap import Storage, stored_campaign_report
@@ -228,7 +229,11 @@ def test_batched_purchases_give_the_campaign_report_its_figures(filled: Filled) 
         decisions = CampaignRepository(engine)
         mine = [c for c in decisions.campaigns() if c.store == STORE]
         one_by_one = campaign_report(
-            mine, decisions, OfferRepository(engine).campaign_counts, shoppers
+            mine,
+            decisions,
+            OfferRepository(engine).campaign_counts,
+            shoppers,
+            follow_ups=FollowUpRepository(engine).of_campaign,  # issue 18: follow-ups
         )
         batched = stored_campaign_report(Storage.over(repository), shoppers)(STORE)
         assert batched == one_by_one

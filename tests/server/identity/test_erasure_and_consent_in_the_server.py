@@ -31,6 +31,7 @@ from sqlalchemy import ColumnElement, Engine, Table, func, select
 from omnizone.contract.eid import eid_device_key
 from omnizone.server.adapters.db import Base
 from omnizone.server.domain.identity import hash_token
+from omnizone.server.domain.offers.follow_ups import FollowUpPlan, follow_up_id
 from omnizone.server.runtime import ServerRuntime
 from omnizone.server.service.delivery import PushSubscription
 from omnizone.store import StorePlan
@@ -239,6 +240,24 @@ def found_in_files(db_path: Path, phone: Phone) -> dict[str, list[str]]:
     return found
 
 
+def schedule_follow_up(running: Running, phone: Phone) -> None:
+    """A follow-up after the visit for the phone (issue 18: ``follow_ups``)."""
+    now = running.runtime.parts.engine.now_ms()
+    plan = FollowUpPlan(
+        follow_up_id=follow_up_id("later", STORE, phone.shopper_id, "1"),
+        campaign_id="later",
+        store=STORE,
+        shopper_id=phone.shopper_id,
+        visit_id="1",
+        kind="left_store",
+        visit_started_ms=now - 60_000,
+        trigger_ms=now,
+        due_ms=now + 3_600_000,
+        via="web_push",
+    )
+    assert running.runtime.parts.storage.follow_ups.schedule([plan], now) == 1
+
+
 # -- erasure is complete and final ----------------------------------------------------------
 
 
@@ -262,8 +281,9 @@ def test_after_erasure_no_row_and_no_byte_of_the_shopper_is_left_despite_traffic
     )
     assert linked.status_code in (200, 201), linked.text
     running.mark_staff(phone)
+    schedule_follow_up(running, phone)
     before = rows_about(running.engine, phone.shopper_id)
-    assert before["staff_devices"] == 1
+    assert before["staff_devices"] == 1 and before["follow_ups"] == 1
     for table in ("ble_sightings", "visits", "device_presence", "offers", "offer_decisions"):
         assert before[table] > 0, (table, before)
     assert before["shopper_store_visits"] == 1 and before["profile_events"] == 2
@@ -394,6 +414,7 @@ EXPORTED: dict[str, Callable[[dict[str, Any]], int]] = {
     "phone_batches": lambda e: len(e["beacon_batches"]),
     "staff_devices": lambda e: len(e["staff_devices"]),
     "event_outbox": lambda e: len(e["stream_events"]),
+    "follow_ups": lambda e: len(e["follow_ups"]),
 }
 
 
@@ -417,6 +438,7 @@ EXPORTED_ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "phone_batches": lambda e: e["beacon_batches"],
     "staff_devices": lambda e: e["staff_devices"],
     "event_outbox": lambda e: e["stream_events"],
+    "follow_ups": lambda e: e["follow_ups"],
 }
 #: Columns whose value is in the export under another name.
 RENAMED = {
@@ -468,6 +490,7 @@ def test_every_table_that_holds_the_shopper_is_in_the_export_row_for_row_and_col
     running.profile_event(phone)
     running.listen(phone)
     running.mark_staff(phone)
+    schedule_follow_up(running, phone)
     parts = running.runtime.parts
     inbox = running.client.get("/api/v1/me/offers", headers=phone.auth).json()
     parts.delivery.receipt(phone.shopper_id, inbox[0]["offer_id"], "opened")

@@ -34,6 +34,11 @@ TRIGGER_KINDS = {
     "returning_shopper",
     "wishlist_item_in_zone",
     "cart_item_in_zone",
+    # follow-ups after the visit
+    "left_store",
+    "tried_on_not_bought",
+    "tapped_not_bought",
+    "wishlist_lingered",
 }
 
 

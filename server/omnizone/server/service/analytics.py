@@ -454,12 +454,27 @@ def _csv_rows(view: str, body: Mapping[str, Any]) -> list[list[Any]]:
         campaigns = body["campaigns"]
         lift_keys = sorted({k for c in campaigns for k in c["lift"]})
         # held_back_now is the state at the moment of asking, not a figure of the data.
-        plain = [
-            k for k in CampaignFigures.__dataclass_fields__ if k not in ("lift", "held_back_now")
-        ]
-        rows.append([*plain, *(f"lift_{k}" for k in lift_keys)])
+        skip = ("lift", "held_back_now", "follow_up")
+        plain = [k for k in CampaignFigures.__dataclass_fields__ if k not in skip]
+        # follow-ups after the visit (issue 18): their scalar figures, empty for the others
+        follow = sorted(
+            {
+                k
+                for c in campaigns
+                for k, v in (c.get("follow_up") or {}).items()
+                if not isinstance(v, dict) and k != "lift_words"
+            }
+        )
+        rows.append(
+            [*plain, *(f"lift_{k}" for k in lift_keys), *(f"follow_up_{k}" for k in follow)]
+        )
         rows += [
-            [*(c[k] for k in plain), *(c["lift"].get(k) for k in lift_keys)] for c in campaigns
+            [
+                *(c[k] for k in plain),
+                *(c["lift"].get(k) for k in lift_keys),
+                *((c.get("follow_up") or {}).get(k) for k in follow),
+            ]
+            for c in campaigns
         ]
     elif view == "capture":
         rows += capture_csv_rows(body)

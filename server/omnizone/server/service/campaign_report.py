@@ -14,14 +14,17 @@ purchases made in it (a conversion's window is cut at ``to_ms``).
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from omnizone.contract.timefmt import wall_clock_ms
-from omnizone.server.domain.offers import Campaign, Outcome, campaign_lift
+from omnizone.server.domain.offers import Campaign, Outcome, Purchase, campaign_lift
 from omnizone.server.domain.offers.clock import local_time
 from omnizone.server.domain.offers.explain import held_back_now, lift_in_words, not_sent_reasons
+from omnizone.server.domain.offers.follow_ups import is_follow_up
+from omnizone.server.service.follow_ups import follow_up_figures
 from omnizone.server.service.ports.campaigns import DecisionReads
+from omnizone.server.service.ports.follow_ups import FollowUpRecord
 from omnizone.server.service.shoppers import ShopperService
 
 ATTRIBUTION_WINDOW_MS = 7 * 24 * 3600 * 1000
@@ -62,6 +65,8 @@ class CampaignFigures:
     """The decision log's top reasons for not sending, "quiet hours: 30 · …"."""
     held_back_now: str | None = None
     """What stops the campaign sending at the store's time now ("quiet hours now …")."""
+    follow_up: dict[str, Any] | None = None
+    """A follow-up campaign's own figures (``service.follow_ups.follow_up_figures``)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,13 +85,16 @@ def campaign_report(
     purchases: PurchaseReader | None = None,
     timezones: Mapping[str, str] | None = None,
     clock_ms: Callable[[], int] = wall_clock_ms,
+    follow_ups: "FollowUpReads | None" = None,
 ) -> list[CampaignFigures]:
     """``receipts(campaign_id)`` counts delivered/opened/dismissed/redeemed offers.
     ``purchases`` reads every shopper's purchases in one query (the analytics'
     reader); without it each shopper's profile is read on its own.
     ``timezones`` (store -> time zone) with ``clock_ms`` (the offer engine's
     clock) say what holds each campaign back now; without them it is None.
-    ``from_ms``/``to_ms``: the range every figure is counted in (None: no bound)."""
+    ``from_ms``/``to_ms``: the range every figure is counted in (None: no bound).
+    ``follow_ups``: a follow-up campaign's rows; its groups, conversions and
+    lift are then the follow-ups' own (attribution window of the trigger)."""
     report = []
     now_ms = clock_ms()
     for campaign in campaigns:
@@ -139,7 +147,47 @@ def campaign_report(
                 held_back_now=now,
             )
         )
+        if follow_ups is not None and is_follow_up(campaign):
+            report[-1] = _with_follow_ups(
+                report[-1], campaign, follow_ups, shoppers, from_ms, to_ms, confidence
+            )
     return report
+
+
+class FollowUpReads(Protocol):
+    """``FollowUpStorage.of_campaign``: a campaign's follow-ups, scheduled within the range."""
+
+    def __call__(
+        self, campaign_id: str, *, from_ms: int | None = None, to_ms: int | None = None
+    ) -> Sequence[FollowUpRecord]: ...
+
+
+def _with_follow_ups(
+    figures: CampaignFigures,
+    campaign: Campaign,
+    follow_ups: FollowUpReads,
+    shoppers: ShopperService,
+    from_ms: int | None,
+    to_ms: int | None,
+    confidence: float,
+) -> CampaignFigures:
+    records = follow_ups(campaign.id, from_ms=from_ms, to_ms=to_ms)
+    profiles = shoppers.profiles(sorted({r.plan.shopper_id for r in records}))
+    purchases = {
+        shopper: [Purchase(p.gtin, p.amount or 0.0, p.at_ms, p.channel) for p in profile.purchases]
+        for shopper, profile in profiles.items()
+    }
+    extra = follow_up_figures(campaign, records, purchases, to_ms=to_ms, confidence=confidence)
+    return replace(
+        figures,
+        treated_shoppers=extra["treated_shoppers"],
+        treated_converted=extra["treated_converted"],
+        control_shoppers=extra["control_shoppers"],
+        control_converted=extra["control_converted"],
+        lift=extra["lift"],
+        lift_words=extra["lift_words"],
+        follow_up=extra,
+    )
 
 
 def _bought_after(

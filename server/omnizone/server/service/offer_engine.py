@@ -51,6 +51,8 @@ MAX_BATCH = 2000
 #: delivery (``OfferDelivery.publish_many``): the offers of one batch of
 #: decisions, stored in one go
 Publish = Callable[[Sequence[NewOffer]], object]
+#: follow-ups (``FollowUpService.observe``): a batch's moments and the visits that ended
+VisitListener = Callable[[Sequence[TriggerEvent], Sequence[tuple[str, str, str, int]]], object]
 
 
 @dataclass(slots=True)
@@ -64,6 +66,10 @@ class _Effects:
     decisions: list[tuple[str, str, Sequence[Decision]]] = field(default_factory=list)
     offers: list[NewOffer] = field(default_factory=list)
     then: list[Callable[[], object]] = field(default_factory=list)
+    # for the follow-ups after the visit: the batch's moments, and the visits
+    # that ended in it as (store, shopper, visit id, left at ms)
+    moments: list[TriggerEvent] = field(default_factory=list)
+    ended: list[tuple[str, str, str, int]] = field(default_factory=list)
 
 
 _Job = Callable[[_Effects], None]
@@ -109,6 +115,7 @@ class OfferEngine:
         *,
         clock: Callable[[], int] = wall_clock_ms,
         background: bool = False,
+        on_visits: VisitListener | None = None,
     ) -> None:
         """``background``: placements and try-ons are queued and decided on the
         engine's own thread, so ingest never waits for a decision (the server);
@@ -122,6 +129,7 @@ class OfferEngine:
         self._shoppers = shoppers
         self._publish = publish
         self._clock = clock
+        self._on_visits = on_visits
         self._lock = threading.RLock()
         # Held while a batch's rows are written, with the shoppers' consent
         # read again inside: an erasure takes it once (``forget_shopper``)
@@ -277,6 +285,11 @@ class OfferEngine:
                         self._publish(offers)
                     except Exception:  # delivery must never stop the engine
                         log.exception("%d offers could not be delivered", len(offers))
+                if self._on_visits is not None and (effects.moments or effects.ended):
+                    try:
+                        self._on_visits(effects.moments, effects.ended)
+                    except Exception:  # follow-ups must never stop the engine
+                        log.exception("follow-ups could not be scheduled")
         finally:
             for then in effects.then:
                 then()
@@ -316,6 +329,9 @@ class OfferEngine:
             if journey is None:
                 current = None
                 self._trips.pop(key, None)
+                if trip is not None:  # left the store: the visit ended
+                    ended = (store, device, trip.journey.visit_id, placement.at_ms)
+                    effects.ended.append(ended)
             elif trip is None:
                 current = self._trips[key] = _Trip(journey, None)
                 effects.new_trips.append((store, device, journey.store_entered_ms, current))
@@ -389,6 +405,7 @@ class OfferEngine:
             context = contexts[event.shopper_id]
             batches.append(self._handle(event, campaigns, context, waiting.published_ms, effects))
         effects.waiting.clear()
+        effects.moments.extend(b.event for b in batches)
         return batches
 
     def _count_new_trips(self, effects: _Effects) -> None:

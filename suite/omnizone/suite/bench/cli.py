@@ -194,3 +194,22 @@ def bench_stream(
         )
         raise typer.Exit(2)
     print_result(run_stream_bench(shoppers, events, runs, database_url), json_output)
+
+
+@bench_app.command("follow-ups")
+def bench_follow_ups(
+    shoppers: Annotated[int, typer.Option(help="visits that end with a try-on")] = 2000,
+    database_url: Annotated[
+        str | None, typer.Option(help="an empty database; default: SQLite in a temp dir")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Follow-ups after the visit: scheduling, the due run and the report (CPU per item)."""
+    from omnizone.suite.bench.follow_ups import run_follow_ups_bench
+
+    try:
+        result = run_follow_ups_bench(shoppers=shoppers, database_url=database_url)
+    except ValueError as error:
+        typer.echo(f"omnizone bench follow-ups: {error}", err=True)
+        raise typer.Exit(2) from None
+    print_result(result, json_output)

@@ -21,6 +21,12 @@ from pydantic import (
 from omnizone.contract.base import StrictModel
 from omnizone.contract.topics import IDENTIFIER_PATTERN
 from omnizone.server.domain.offers.catalog import Gtin
+from omnizone.server.domain.offers.follow_up_triggers import (
+    LeftStore,
+    TappedNotBought,
+    TriedOnNotBought,
+    WishlistLingered,
+)
 
 __all__ = [
     "DAYS",
@@ -207,12 +213,19 @@ Trigger = Annotated[
     | TryOn
     | ReturningShopper
     | WishlistItemInZone
-    | CartItemInZone,
+    | CartItemInZone
+    | LeftStore  # follow-ups after the visit (follow_up_triggers.py)
+    | TriedOnNotBought
+    | TappedNotBought
+    | WishlistLingered,
     Field(discriminator="kind"),
 ]
 
 # Triggers whose event names a product the offer can be about.
-PRODUCT_TRIGGERS = frozenset({"nfc_tap", "try_on", "wishlist_item_in_zone", "cart_item_in_zone"})
+PRODUCT_TRIGGERS = frozenset(
+    {"nfc_tap", "try_on", "wishlist_item_in_zone", "cart_item_in_zone"}
+    | {"tried_on_not_bought", "tapped_not_bought", "wishlist_lingered"}
+)
 
 # -- segment rules ------------------------------------------------------------------
 

@@ -20,7 +20,9 @@ __all__ = [
     "TriggerEvent",
 ]
 
-EventKind = Literal["store_entered", "zone_entered", "dwell", "zone_left", "nfc_tap", "try_on"]
+EventKind = Literal[
+    "store_entered", "zone_entered", "dwell", "zone_left", "nfc_tap", "try_on", "visit_ended"
+]
 
 
 class Outcome(StrEnum):
@@ -38,6 +40,8 @@ class Outcome(StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"
     HELD_OUT = "held_out"
     LOST_ARBITRATION = "lost_arbitration"
+    BOUGHT_SINCE = "bought_since"  # a follow-up: bought before it was due
+    CAMPAIGN_REMOVED = "campaign_removed"  # a follow-up whose campaign was deleted or changed
 
 
 # -- inputs ---------------------------------------------------------------------------

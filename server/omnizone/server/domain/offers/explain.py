@@ -30,6 +30,8 @@ NOT_SENT_WORDS: dict[str, str] = {
     Outcome.COOLDOWN: "cool-down after the last offer",
     Outcome.BUDGET_EXHAUSTED: "budget spent",
     Outcome.LOST_ARBITRATION: "another campaign won",
+    Outcome.BOUGHT_SINCE: "bought before the follow-up was due",
+    Outcome.CAMPAIGN_REMOVED: "campaign changed before the follow-up was due",
 }
 
 

@@ -24,6 +24,12 @@ from omnizone.server.domain.offers.campaign import (
 )
 from omnizone.server.domain.offers.catalog import Catalog
 from omnizone.server.domain.offers.events import Purchase, ShopperContext, TriggerEvent
+from omnizone.server.domain.offers.follow_up_triggers import (
+    LeftStore,
+    TappedNotBought,
+    TriedOnNotBought,
+    WishlistLingered,
+)
 
 __all__ = ["TriggerMatch", "match_trigger", "segment_holds"]
 
@@ -85,6 +91,8 @@ def match_trigger(
             return _items_here(shopper.wishlist, zones, event, catalog)
         case CartItemInZone(zones=zones):
             return _items_here(shopper.cart, zones, event, catalog)
+        case LeftStore() | TriedOnNotBought() | TappedNotBought() | WishlistLingered():
+            return None  # after the visit: domain/offers/follow_ups.py
     raise AssertionError(f"unhandled trigger {trigger!r}")  # pragma: no cover
 
 

@@ -344,7 +344,10 @@ async function campaignsPerformance(ctx, content, body) {
   };
   const why = (c) => el("div", { class: "small", "data-testid": "not-sent" },
     c.held_back_now ? el("div", { class: "pill warn", "data-testid": "held-back-now" }, c.held_back_now) : "",
-    c.not_sent ? el("div", {}, "Not sent: ", c.not_sent) : el("span", { class: "muted" }, c.triggered ? "every decision sent or held out" : "no decision yet"));
+    c.not_sent ? el("div", {}, "Not sent: ", c.not_sent) : el("span", { class: "muted" }, c.triggered ? "every decision sent or held out" : "no decision yet"),
+    // follow-ups after the visit (docs/offers.md): what waits, and where the later purchases were
+    c.follow_up ? el("div", { class: "muted", "data-testid": "follow-up" },
+      `after the visit: ${fmt(c.follow_up.scheduled)} scheduled, ${fmt(c.follow_up.pending)} waiting; bought later ${fmt(c.follow_up.converted_online)} online, ${fmt(c.follow_up.converted_in_store)} in store`) : "");
   content.append(
     el("p", { class: "muted small" }, "Lift compares shoppers who got the offer with the holdout who would have got it: how many more of every 100 bought. Hover a lift for the figures."),
     table(["Campaign", "Status", { text: "triggered", num: true }, { text: "sent", num: true }, { text: "held out", num: true }, { text: "delivered", num: true }, { text: "opened", num: true }, { text: "redeemed", num: true }, "Sent → opened → redeemed", "Why not sent", "Lift vs holdout"],

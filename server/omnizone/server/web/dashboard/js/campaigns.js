@@ -25,9 +25,15 @@ const TRIGGERS = {
   returning_shopper: { label: "Returning shopper", returning: true },
   wishlist_item_in_zone: { label: "Wishlist item in the zone entered", zones: true },
   cart_item_in_zone: { label: "Online-cart item in the zone entered", zones: true },
+  // Follow-ups after the visit (docs/offers.md): sent `after` the shopper left.
+  left_store: { label: "After the visit: left the store", followUp: true },
+  tried_on_not_bought: { label: "After the visit: tried on, not bought", zones: true, products: "gtins", followUp: true },
+  tapped_not_bought: { label: "After the visit: tapped, not bought", taps: true, products: "products", followUp: true },
+  wishlist_lingered: { label: "After the visit: lingered by a wishlist item", zones: true, dwell: true, followUp: true },
 };
 // Every trigger field the form edits (the others of a trigger are kept).
-const TRIGGER_FIELDS = ["zones", "min_dwell_s", "min_previous_visits", "tap_points", "products", "gtins"];
+const TRIGGER_FIELDS = ["zones", "min_dwell_s", "min_previous_visits", "tap_points", "products", "gtins", "after", "via", "attribution"];
+const VIA = { web_push: "Web Push to the phone", webhook: "signed webhook to email/CRM" };
 
 const RULES = {
   loyalty_member: { label: "Loyalty member", says: "loyalty member" },
@@ -70,7 +76,14 @@ function describeTrigger(trigger) {
   const where = narrowed.length ? ` (${narrowed.join(", ")})` : "";
   const dwell = trigger.min_dwell_s ? ` ≥ ${trigger.min_dwell_s} s` : "";
   const visits = trigger.min_previous_visits ? `, ≥ ${trigger.min_previous_visits} earlier visits` : "";
-  return `${label}${where}${dwell}${visits}`;
+  const later = trigger.after ? `, ${trigger.after} later by ${VIA[trigger.via] || trigger.via}` : "";
+  return `${label}${where}${dwell}${visits}${later}`;
+}
+
+/** A follow-up campaign's figures from the report, in one line. */
+function describeFollowUp(f) {
+  const bought = `${fmt(f.treated_converted)} bought within ${Math.round(f.attribution_window_s / 86400)} d (${fmt(f.converted_online)} online, ${fmt(f.converted_in_store)} in store)`;
+  return `scheduled ${fmt(f.scheduled)} · waiting ${fmt(f.pending)} · sent ${fmt(f.sent)} · held out ${fmt(f.held_out)} · not sent ${fmt(f.not_sent)} · ${bought}`;
 }
 
 function describeRule(rule) {
@@ -133,7 +146,9 @@ export async function campaignsView(ctx) {
     const figures = Object.fromEntries(report.map((f) => [f.campaign_id, f]));
     list.replaceChildren(...campaigns.map((c) => el("tr", { "data-campaign": c.id },
       el("td", {}, el("b", {}, c.name), el("div", { class: "muted small" }, c.id)),
-      el("td", {}, describeTrigger(c.trigger)),
+      el("td", {}, describeTrigger(c.trigger),
+        figures[c.id]?.follow_up
+          ? el("div", { class: "muted small", "data-testid": "follow-up-figures" }, describeFollowUp(figures[c.id].follow_up)) : ""),
       el("td", { class: "small", "data-testid": "campaign-conditions" }, describeConditions(c.conditions)),
       el("td", {}, c.content.title),
       el("td", { class: "num" }, fmt(c.priority)),
@@ -324,6 +339,15 @@ function campaignForm(ctx, plan, problems, { refresh, marked }) {
   const dwellField = field("Minimum dwell (s)", minDwell);
   const previous = el("input", { type: "number", min: 1, "data-testid": "campaign-previous" });
   const previousField = field("Earlier visits at least", previous);
+  const after = el("input", { "data-testid": "campaign-after", placeholder: "e.g. 2h" });
+  const via = el("select", { "data-testid": "campaign-via" },
+    Object.entries(VIA).map(([value, label]) => el("option", { value }, label)));
+  const attribution = el("input", { "data-testid": "campaign-attribution", placeholder: "7d" });
+  const followUpField = el("fieldset", { "data-testid": "campaign-follow-up" },
+    el("legend", {}, "After the visit"),
+    field("Send after", after, "after the shopper left: 30m, 2h, 1d (1m to 30d)"),
+    field("Send by", via),
+    field("Purchases credited for", attribution, "after sending: 1d, 7d (1h to 90d)"));
 
   const title = el("input", { name: "title", "data-testid": "campaign-title", maxlength: 80 });
   const body = el("textarea", { name: "body", "data-testid": "campaign-body", rows: 2, maxlength: 500 });
@@ -361,6 +385,7 @@ function campaignForm(ctx, plan, problems, { refresh, marked }) {
     productsField.hidden = !t.products;
     dwellField.hidden = !t.dwell;
     previousField.hidden = !t.returning;
+    followUpField.hidden = !t.followUp;
   }
   kind.addEventListener("change", sync);
 
@@ -383,6 +408,9 @@ function campaignForm(ctx, plan, problems, { refresh, marked }) {
     products.value = (trigger.products || trigger.gtins || []).join(", ");
     minDwell.value = trigger.min_dwell_s ?? 60;
     previous.value = trigger.min_previous_visits ?? 2;
+    after.value = trigger.after ?? "2h";
+    via.value = trigger.via ?? "web_push";
+    attribution.value = trigger.attribution ?? "7d";
     title.value = content.title ?? "";
     body.value = content.body ?? "";
     coupon.value = content.coupon_code ?? "";
@@ -438,6 +466,11 @@ function campaignForm(ctx, plan, problems, { refresh, marked }) {
     if (t.products) trigger[t.products] = gtinList(products.value);
     if (t.dwell) trigger.min_dwell_s = numberOrNull(minDwell);
     if (t.returning) trigger.min_previous_visits = numberOrNull(previous);
+    if (t.followUp) {
+      trigger.after = after.value.trim();
+      trigger.via = via.value;
+      trigger.attribution = attribution.value.trim() || "7d";
+    }
 
     const content = { ...(base.content || {}), title: title.value, body: body.value, expires_after_s: numberOrNull(expires) };
     if (coupon.value.trim()) content.coupon_code = coupon.value.trim();
@@ -502,7 +535,7 @@ function campaignForm(ctx, plan, problems, { refresh, marked }) {
   el("div", { class: "row" },
     el("div", { class: "grow" },
       el("label", {}, el("span", {}, "Id"), id, idHint),
-      field("Name", name), field("Trigger", kind), zones.node, taps.node, productsField, dwellField, previousField),
+      field("Name", name), field("Trigger", kind), zones.node, taps.node, productsField, dwellField, previousField, followUpField),
     el("div", { class: "grow" },
       field("Offer title", title), field("Offer text", body),
       field("Till code", coupon, "A-Z, 0-9 and '-'; {code} makes it unique per offer"),
