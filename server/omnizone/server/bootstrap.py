@@ -27,6 +27,7 @@ from omnizone.server.adapters import schema
 from omnizone.server.adapters.analytics_db import AnalyticsRepository
 from omnizone.server.adapters.campaign_db import CampaignRepository
 from omnizone.server.adapters.db import SqlRepository
+from omnizone.server.adapters.heatmap_db import FloorCellRepository
 from omnizone.server.adapters.insight_db import InsightRepository
 from omnizone.server.adapters.layout_db import LayoutRepository
 from omnizone.server.adapters.mqtt_ingest import MqttIngest
@@ -46,6 +47,7 @@ from omnizone.server.entrypoints.beacon_fleet_api import (
 from omnizone.server.entrypoints.campaign_api import campaign_router
 from omnizone.server.entrypoints.dashboard import DashboardPart, mount_dashboard
 from omnizone.server.entrypoints.events_api import EventsAfter, events_router
+from omnizone.server.entrypoints.heatmap_api import heatmap_router
 from omnizone.server.entrypoints.insight_api import insight_router
 from omnizone.server.entrypoints.limits import RateSettings
 from omnizone.server.entrypoints.offers_api import offers_router
@@ -70,6 +72,7 @@ from omnizone.server.service.delivery import DeliveredOffer, NewOffer, OfferDeli
 from omnizone.server.service.device_identity import RegisteredDevices
 from omnizone.server.service.endpoints import EndpointGuard
 from omnizone.server.service.gateways import GatewayAdmin
+from omnizone.server.service.heatmap import FloorPresence, HeatmapService
 from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.insight import InsightService
 from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
@@ -184,6 +187,7 @@ class StoreReports:
     campaign_report: CampaignReport
     analytics: AnalyticsService
     insight: InsightService  # issue 18; leaves staff out of ``analytics`` too
+    heatmap: HeatmapService | None = None  # issue 18 point 6: the floor heatmap
 
 
 def build_reports(
@@ -208,6 +212,7 @@ def build_reports(
         campaign_report=report,
         analytics=analytics,
         insight=insight,
+        heatmap=HeatmapService(running, FloorCellRepository(storage.sql.engine)),
     )
 
 
@@ -222,6 +227,7 @@ def reports_app(
         routers=[
             lambda require: analytics_router(reports.analytics, require),
             lambda require: insight_router(reports.insight, require),
+            *_heatmap_routes(reports),
         ],
     )
 
@@ -337,6 +343,7 @@ class ServerParts:
     beacons: BeaconFleet | None = None
 
     phones: PhoneSightings | None = None
+    floor_presence: FloorPresence | None = None  # the heatmap's cells (issue 18 point 6)
     _live_closed: bool = field(default=False, repr=False)
 
     def close_live(self) -> None:
@@ -354,6 +361,8 @@ class ServerParts:
         """Everything ``close_live`` does, then close the database. Stop the
         runtime's threads (MQTT, retention) first: they write to it."""
         self.close_live()
+        if self.floor_presence is not None:
+            self.floor_presence.flush()  # the hours still held in memory
         self.storage.close()
 
 
@@ -439,6 +448,14 @@ def build_server(
         shoppers.subscribe_to_devices(identity.update)
         self_fit = SelfCalibration(running)  # the gateways hearing one another
         beacons = BeaconFleet(running)  # the store's fixed beacons, as gateways hear them
+        # The floor heatmap's cells (issue 18 point 6): consented shoppers
+        # only, staff left out when an hour is written.
+        floor_presence = FloorPresence(
+            running,
+            FloorCellRepository(storage.sql.engine),
+            may_store=identity.may_store_location,
+            exclude=reports.insight.staff_ids,
+        )
 
         def ingest_for(
             subset: Mapping[str, StorePlan], kind: LocatorKind | None = None
@@ -450,7 +467,7 @@ def build_server(
                     subset, kind or s.localizer, radio={k: radio[k] for k in subset if k in radio}
                 ),
                 identity=identity,
-                placement_listeners=[engine.on_placement],
+                placement_listeners=[engine.on_placement, floor_presence.on_placement],
                 try_on_listeners=[engine.on_try_on],
                 dead_letter_bytes=s.dead_letter_payload_bytes,
                 gateway_hearing_listeners=[self_fit.observe, beacons.observe],
@@ -492,6 +509,7 @@ def build_server(
         # so nothing written on the way outlives the deletes; last, the files
         # are scrubbed.
         shoppers.subscribe_to_erasure(ingest.forget_device)
+        shoppers.subscribe_to_erasure(floor_presence.forget)
         shoppers.subscribe_to_erasure(engine.forget_shopper)
         shoppers.subscribe_to_erasure(storage.sql.erase_device)
         shoppers.subscribe_to_erasure(lambda shopper: _erased(delivery.erase_shopper(shopper)))
@@ -580,6 +598,7 @@ def build_server(
             lambda require: survey_router(surveys, shoppers.authenticate, require),
             lambda require: analytics_router(reports.analytics, require),
             lambda require: insight_router(reports.insight, require),
+            *_heatmap_routes(reports),
             lambda require: self_calibration_router(self_calibration, require),
             lambda require: beacon_fleet_router(beacons, require),
             lambda require: phone_router(phones, shoppers.authenticate, require),
@@ -632,9 +651,15 @@ def build_server(
             offer_taps=offer_taps,
             beacons=beacons,
             phones=phones,
+            floor_presence=floor_presence,
         )
         undo.pop_all()  # built: closing is the parts' (and the runtime's) job now
     return parts
+
+
+def _heatmap_routes(reports: StoreReports) -> list[RouterFactory]:
+    found = reports.heatmap
+    return [] if found is None else [lambda require: heatmap_router(found, require)]
 
 
 def _shopper_store(shoppers: ShopperService, shopper: str) -> str | None:
