@@ -30,6 +30,7 @@ from omnizone.server.service.analytics import (
     BadRange,
     to_csv,
 )
+from omnizone.server.service.heatmap import HeatmapService
 from omnizone.server.service.insight import InsightService, insight_csv
 from omnizone.store import StorePlan, geometry
 
@@ -125,6 +126,7 @@ def write_report(
     out: Path,
     *,
     insight: InsightService | None = None,
+    heatmap: HeatmapService | None = None,
 ) -> ReportResult:
     """Every view of ``store`` over [start, end) into ``out``: CSVs, PNGs, summary.json.
     ``service`` answers the views as the API does (``bootstrap.build_reports``).
@@ -175,6 +177,10 @@ def write_report(
             name = f"{store}-{kind}.csv"
             (out / name).write_text(insight_csv(kind, body), encoding="utf-8")
             files.append(name)
+    if heatmap is not None:  # issue 18 point 6: the floor heatmap, CSV and PNG
+        from omnizone.suite.report_heatmap import write_heatmap
+
+        files += write_heatmap(heatmap, plan, from_ms, to_ms, out)
     charts = {
         f"{store}-presence.png": presence_chart(plan, answers[View.PRESENCE]),
         f"{store}-dwell.png": dwell_chart(answers[View.DWELL]),

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert
 
-from omnizone.server.adapters.heatmap_db import FloorCellRow
+from omnizone.server.adapters.heatmap_db import FloorCellRepository, FloorCellRow
 from omnizone.server.domain.analytics import heatmap as core
 from omnizone.store import StorePlan
 
@@ -26,9 +26,15 @@ CELLS_PER_STAY = 6
 
 
 def fill_floor_cells(
-    engine: Engine, plan: StorePlan, visits: list[dict[str, Any]], seed: int = 7
+    engine: Engine,
+    plan: StorePlan,
+    visits: list[dict[str, Any]],
+    seed: int = 7,
+    exclude: set[str] | frozenset[str] = frozenset(),
 ) -> int:
-    """Write the hourly cells of ``visits`` (the week's stay rows); the rows written."""
+    """Write the hourly cells of ``visits`` (the week's stay rows) but those of
+    the devices in ``exclude``; the rows written."""
+    FloorCellRepository(engine)  # its table, when missing
     rng = random.Random(seed)
     floor = plan.store.floor
     base = core.grid(floor.width_m, floor.depth_m, core.BASE_CELL_M)
@@ -42,6 +48,8 @@ def fill_floor_cells(
     spots = {z: rng.choice(c) for z, c in cells_in.items() if c}
     totals: dict[tuple[int, int, int], float] = {}
     for v in visits:
+        if v["device"] in exclude:
+            continue
         cells = cells_in.get(v["zone"])
         if not cells:
             continue
