@@ -46,16 +46,16 @@ def test_zone_shares_and_the_hottest_cell() -> None:
     g = core.grid(4.0, 2.0, 1.0)
     left = [(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0)]
     right = [(2.0, 0.0), (3.0, 0.0), (3.0, 2.0), (2.0, 2.0)]  # x from 3 to 4: no zone
-    zones = core.zone_of_cells(g, [left, right])
-    assert zones.tolist() == [[0, 0, 1, -1], [0, 0, 1, -1]]
-    ix = np.array([0, 5, 7], dtype=np.int64)
-    iy = np.array([0, 1, 2], dtype=np.int64)
-    found = core.heatmap(g, ix, iy, np.array([1.0, 6.0, 3.0]), zones, 2)
-    assert found.zone_s.tolist() == [1.0, 6.0]
+    assert core.zone_of_cells(g, [left, right]).tolist() == [[0, 0, 1, -1], [0, 0, 1, -1]]
+    zones = core.zone_of_cells(core.grid(4.0, 2.0, 0.5), [left, right])  # counted on 0.5 m
+    ix = np.array([0, 5, 7, 3], dtype=np.int64)
+    iy = np.array([0, 1, 2, 0], dtype=np.int64)
+    found = core.heatmap(g, ix, iy, np.array([1.0, 6.0, 3.0, 2.0]), zones, 2)
+    assert found.zone_s.tolist() == [3.0, 6.0]  # base (3, 0) is left of x 2: the left zone
     assert found.outside_s == 3.0
     assert found.hottest() == (2, 0)
-    assert found.cells() == [(0, 0, 1.0), (2, 0, 6.0), (3, 1, 3.0)]
-    assert core.shares(found.zone_s).tolist() == pytest.approx([1 / 7, 6 / 7])
+    assert found.cells() == [(0, 0, 1.0), (1, 0, 2.0), (2, 0, 6.0), (3, 1, 3.0)]
+    assert core.shares(found.zone_s).tolist() == pytest.approx([1 / 3, 2 / 3])
     empty = core.heatmap(g, ix[:0], iy[:0], np.zeros(0), zones, 2)
     assert empty.hottest() is None and empty.total_s == 0.0
 

@@ -192,7 +192,7 @@ class HeatmapService:
         except ValueError as error:
             raise BadRange("cell_m", str(error)) from None
         start, end = self.resolve_range(store, from_ms, to_ms)
-        zones = self._zones(plan, g)
+        zones = self._zones(plan, core.grid(g.width_m, g.depth_m, core.BASE_CELL_M))
         found = self._map(plan, g, zones, start, end)
         body: dict[str, Any] = {
             "store": store,

@@ -120,7 +120,7 @@ class Heatmap:
     seconds: NDArray[np.float64]
     """rows x columns shopper-seconds."""
     zone_s: NDArray[np.float64]
-    """Per zone, the seconds of the cells whose centre lies in it."""
+    """Per zone, the seconds of the base cells whose centre lies in it."""
     outside_s: float
     """Seconds in cells in no zone (aisles between zones, walls)."""
 
@@ -153,11 +153,15 @@ def heatmap(
     zones: NDArray[np.int64],
     zone_count: int,
 ) -> Heatmap:
-    """The heatmap of stored cells over ``g``; ``zones`` is ``zone_of_cells``."""
+    """The heatmap of stored cells over ``g``. ``zones`` is ``zone_of_cells``
+    of the base (0.5 m) grid of the same floor: zone totals are counted on the
+    base cells whatever ``g`` is, so a coarse cell straddling two zones does
+    not move presence from one to the other."""
     found = density(g, ix, iy, seconds)
+    base = density(Grid(g.width_m, g.depth_m, BASE_CELL_M), ix, iy, seconds)
     inside = zones >= 0
-    zone_s = np.bincount(zones[inside], weights=found[inside], minlength=zone_count)
-    return Heatmap(g, found, zone_s.astype(np.float64), float(found[~inside].sum()))
+    zone_s = np.bincount(zones[inside], weights=base[inside], minlength=zone_count)
+    return Heatmap(g, found, zone_s.astype(np.float64), float(base[~inside].sum()))
 
 
 def shares(values: NDArray[np.float64]) -> NDArray[np.float64]:
