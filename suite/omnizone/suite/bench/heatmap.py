@@ -32,7 +32,7 @@ def fill_floor_cells(
     seed: int = 7,
     exclude: set[str] | frozenset[str] = frozenset(),
 ) -> int:
-    """Write the hourly cells of ``visits`` (the week's stay rows) but those of
+    """Write the hourly (and daily) cells of ``visits`` (the week's stay rows) but those of
     the devices in ``exclude``; the rows written."""
     FloorCellRepository(engine)  # its table, when missing
     rng = random.Random(seed)
@@ -67,9 +67,14 @@ def fill_floor_cells(
                 x, y = rng.choice(cells)
             key = (hour, min(max(x, 0), base.columns - 1), min(max(y, 0), base.rows - 1))
             totals[key] = totals.get(key, 0.0) + seconds / n
+    days: dict[tuple[int, int, int], float] = {}
+    for (h, x, y), s in totals.items():
+        key = (h - h % (24 * HOUR_MS), x, y)
+        days[key] = days.get(key, 0.0) + s
     rows = [
-        {"store": plan.id, "hour_ms": h, "ix": x, "iy": y, "seconds": round(s, 3)}
-        for (h, x, y), s in totals.items()
+        {"store": plan.id, "span_h": span, "start_ms": t, "ix": x, "iy": y, "seconds": round(s, 3)}
+        for span, found in ((1, totals), (24, days))
+        for (t, x, y), s in found.items()
     ]
     with engine.begin() as conn:
         for start in range(0, len(rows), 50_000):

@@ -1,5 +1,6 @@
-"""The floor heatmap's cells (issue 18, point 6): per store, hour and 0.5 m
-floor cell, the shopper-seconds of presence. Aggregates only, no device.
+"""The floor heatmap's cells (issue 18, point 6): per store, hour (and, summed,
+UTC day) and 0.5 m floor cell, the shopper-seconds of presence. Aggregates
+only, no device. WITHOUT ROWID on SQLite (the key holds the rows).
 
 Revision ID: 0010_floor_cells
 Revises: 0009
@@ -23,11 +24,13 @@ def upgrade() -> None:
     op.create_table(
         "floor_cells",
         sa.Column("store", sa.String(length=63), nullable=False),
-        sa.Column("hour_ms", sa.BigInteger(), nullable=False),
+        sa.Column("span_h", sa.SmallInteger(), nullable=False),
+        sa.Column("start_ms", sa.BigInteger(), nullable=False),
         sa.Column("ix", sa.Integer(), nullable=False),
         sa.Column("iy", sa.Integer(), nullable=False),
         sa.Column("seconds", sa.Float(), nullable=False),
-        sa.PrimaryKeyConstraint("store", "hour_ms", "ix", "iy"),
+        sa.PrimaryKeyConstraint("store", "span_h", "start_ms", "ix", "iy"),
+        sqlite_with_rowid=False,
     )
 
 
