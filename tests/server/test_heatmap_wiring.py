@@ -55,9 +55,8 @@ def test_the_server_accumulates_consented_shoppers_only_and_writes_on_close(
         _phone(client, True),
         _phone(client, True),
     )
-    staff = client.put(
-        f"/api/v1/stores/{STORE}/staff/{colleague.shopper_id}", json={"label": "till"}, headers=ADMIN
-    )
+    path = f"/api/v1/stores/{STORE}/staff/{colleague.shopper_id}"
+    staff = client.put(path, json={"label": "till"}, headers=ADMIN)
     assert staff.status_code == 204, staff.text
     t0 = 1_795_000_000_000 // H * H
     for k in range(30):  # 30 s in womenswear, at (3.2, 3.2): base cell (6, 6)
@@ -75,8 +74,7 @@ def test_the_server_accumulates_consented_shoppers_only_and_writes_on_close(
     repository = SqlRepository.from_url(f"sqlite:///{tmp_path / 'server.db'}")
     try:
         # One shopper's 30 s: not the refuser's, the colleague's or the erased one's.
-        assert FloorCellRepository(repository.engine).cells(STORE, t0, t0 + H) == [
-            (6, 6, pytest.approx(30.0))
-        ]
+        [(ix, iy, seconds)] = FloorCellRepository(repository.engine).cells(STORE, t0, t0 + H)
+        assert (ix, iy) == (6, 6) and seconds == pytest.approx(30.0)
     finally:
         repository.close()

@@ -4,6 +4,7 @@ cell size checked with a 422 that names the parameter."""
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -40,9 +41,10 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     repository.close()
 
 
-def get(client: TestClient, headers: dict[str, str] | None = None, **params: object) -> Response:
+def get(client: TestClient, headers: dict[str, str] | None = None, **params: Any) -> Response:
     chosen = READ if headers is None else headers
-    return client.get(f"/api/v1/stores/{STORE}/heatmap", params=params, headers=chosen)
+    answer: Response = client.get(f"/api/v1/stores/{STORE}/heatmap", params=params, headers=chosen)
+    return answer
 
 
 def test_the_heatmap_of_a_range_as_json_and_csv(client: TestClient) -> None:
@@ -84,9 +86,9 @@ def test_only_a_read_key_sees_the_heatmap(client: TestClient) -> None:
     ],
 )
 def test_a_bad_range_or_cell_size_is_a_422_naming_it(
-    client: TestClient, params: dict[str, object], field: str
+    client: TestClient, params: dict[str, int | float], field: str
 ) -> None:
-    response = get(client, **params)
+    response = get(client, None, **params)
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"] == ["query", field]
 

@@ -60,7 +60,9 @@ def test_zone_shares_and_the_hottest_cell() -> None:
     assert empty.hottest() is None and empty.total_s == 0.0
 
 
-def _placement(device: str, at_ms: int, xy: tuple[float, float] | None, zone: str | None = "z"):
+def _placement(
+    device: str, at_ms: int, xy: tuple[float, float] | None, zone: str | None = "z"
+) -> ZonePlacement:
     return ZonePlacement(device, zone, at_ms, at_ms, xy=xy)
 
 
@@ -90,7 +92,8 @@ def test_presence_is_accumulated_per_hour_without_devices_staff_and_refusers_lef
     # Another shopper's placement past the hour and its grace writes the hour.
     floor.on_placement(plan.id, _placement("later", T0 + H + 61_000, (x, y)))
     assert asked == [(plan.id, T0, T0 + H)]
-    assert cells.cells(plan.id, T0, T0 + H) == [(int(x // 0.5), int(y // 0.5), pytest.approx(11.0))]
+    [(ix, iy, seconds)] = cells.cells(plan.id, T0, T0 + H)
+    assert (ix, iy) == (int(x // 0.5), int(y // 0.5)) and seconds == pytest.approx(11.0)
     floor.forget("later")  # erasure: the open hour holds nothing of it any more
     assert floor.flush() == 1
     assert cells.cells(plan.id, T0 + H, T0 + 2 * H) == []
