@@ -127,3 +127,24 @@ def test_the_heatmap_of_a_range_with_its_comparison(plan: StorePlan) -> None:
     with pytest.raises(BadRange) as error:
         service.heatmap(plan.id, T0, T0 + H, compare=(T0 + H, T0))
     assert error.value.field == "compare_to_ms"
+
+
+def test_an_hour_that_cannot_be_written_is_kept_and_written_later(plan: StorePlan) -> None:
+    class Flaky(MemoryFloorCells):
+        down = True
+
+        def add_cells(self, store, hours):  # type: ignore[no-untyped-def]
+            if self.down:
+                raise OSError("database away")
+            super().add_cells(store, hours)
+
+    cells = Flaky()
+    floor = FloorPresence({plan.id: plan}, cells)
+    zone = plan.zones[1]
+    xy = (zone.polygon[0][0] + 0.2, zone.polygon[0][1] + 0.2)
+    floor.on_placement(plan.id, _placement("a", T0, xy))
+    floor.on_placement(plan.id, _placement("b", T0 + H + 61_000, xy))  # the first hour is due
+    assert floor.flushed_hours == 0 and cells.hours(plan.id) == (None, None)
+    cells.down = False
+    assert floor.flush() == 2
+    assert cells.hours(plan.id) == (T0, T0 + H)

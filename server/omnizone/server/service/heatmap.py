@@ -22,6 +22,7 @@ range to compare (docs/analytics.md, "Floor heatmap").
 
 import csv
 import io
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -48,6 +49,7 @@ DAY_MS = 24 * HOUR_MS
 DEFAULT_SPAN_MS = DAY_MS
 
 Exclude = Callable[[str, int, int], Iterable[str]]
+log = logging.getLogger(__name__)
 
 
 class FloorPresence:
@@ -108,6 +110,8 @@ class FloorPresence:
             clock = max(self._clock.get(store, at), at)
             self._clock[store] = clock
             due = [h for h in self._pending.get(store, {}) if h + HOUR_MS + self._grace_ms <= clock]
+            if due:  # once an hour: forget devices not placed for a while
+                self._last[store] = {d: t for d, t in last.items() if t >= clock - self._max_gap_ms}
         if due:
             self._flush(store, due)
 
@@ -122,20 +126,34 @@ class FloorPresence:
         return written
 
     def _flush(self, store: str, hours: list[int]) -> int:
+        """Write ``hours``; when that fails (the database away), they are
+        kept and tried again with the next hour: ingest goes on meanwhile."""
         with self._lock:
             pending = self._pending.get(store, {})
             taken = {h: pending.pop(h) for h in hours if h in pending}
-        out: dict[int, dict[Cell, float]] = {}
-        for hour, devices in taken.items():
-            staff = set(self._exclude(store, hour, hour + HOUR_MS)) if self._exclude else set()
-            total: dict[Cell, float] = {}
-            for device, cells in devices.items():
-                if device not in staff:
-                    total = core.merge(total, cells)
-            out[hour] = total
-        if out:
+        if not taken:
+            return 0
+        try:
+            out: dict[int, dict[Cell, float]] = {}
+            for hour, devices in taken.items():
+                staff = set(self._exclude(store, hour, hour + HOUR_MS)) if self._exclude else set()
+                total: dict[Cell, float] = {}
+                for device, cells in devices.items():
+                    if device not in staff:
+                        for cell, seconds in cells.items():
+                            total[cell] = total.get(cell, 0.0) + seconds
+                out[hour] = total
             self._cells.add_cells(store, out)
-            self.flushed_hours += len(out)
+        except Exception:
+            log.exception("%s: floor heatmap hours not written; kept for the next try", store)
+            with self._lock:
+                pending = self._pending.setdefault(store, {})
+                for hour, devices in taken.items():
+                    held = pending.setdefault(hour, {})
+                    for device, cells in devices.items():
+                        held[device] = core.merge(held.get(device, {}), cells)
+            return 0
+        self.flushed_hours += len(out)
         return len(out)
 
     def forget(self, device: str) -> None:
