@@ -27,10 +27,10 @@ _TABLE_MODULES = (
     "omnizone.server.adapters.offer_db",
     "omnizone.server.adapters.campaign_db",
     "omnizone.server.adapters.layout_db",
+    "omnizone.server.adapters.heatmap_db",
     "omnizone.server.adapters.analytics_db",
     "omnizone.server.adapters.phone_db",
     "omnizone.server.adapters.insight_db",
-    "omnizone.server.adapters.heatmap_db",
 )
 #: The revision whose schema equals what ``create_all`` made before migrations
 #: existed: a database without Alembic's version table but with our tables is
