@@ -23,11 +23,11 @@ from omnizone.server.adapters.db import Base
 #: Every adapter module that declares tables (or indexes) on ``Base``.
 _TABLE_MODULES = (
     "omnizone.server.adapters.db_write",
+    "omnizone.server.adapters.heatmap_db",  # the floor heatmap (issue 18 point 6)
     "omnizone.server.adapters.shopper_db",
     "omnizone.server.adapters.offer_db",
     "omnizone.server.adapters.campaign_db",
     "omnizone.server.adapters.layout_db",
-    "omnizone.server.adapters.heatmap_db",
     "omnizone.server.adapters.analytics_db",
     "omnizone.server.adapters.phone_db",
     "omnizone.server.adapters.insight_db",
