@@ -1,8 +1,8 @@
 """The floor heatmap as ``build_server`` wires it (issue 18 point 6): ingest's
 placements reach ``FloorPresence``; a shopper without location consent and a
 registered staff phone add nothing; an erased shopper's open hour is
-forgotten; closing the server writes the hours held; the heatmap route reads
-them back."""
+forgotten; a heatmap asked for now has the hour under way; closing the
+server writes the rest, added to what was written."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,15 +66,27 @@ def test_the_server_accumulates_consented_shoppers_only_and_writes_on_close(
                 ZonePlacement(phone.shopper_id, "womenswear", t0 + k * 1000, t0, xy=(3.2, 3.2)),
             )
     assert client.delete("/api/v1/me", headers=erased.auth).status_code == 204
-    running.close()  # writes the hour it holds
+    # Asked for now, the heatmap has the hour under way (written as it is asked).
+    now = client.get(
+        f"/api/v1/stores/{STORE}/heatmap",
+        params={"from_ms": t0, "to_ms": t0 + H, "cell_m": 0.5},
+        headers=ADMIN,
+    )
+    assert now.status_code == 200, now.text
+    assert now.json()["cells"] == [[6, 6, 30.0]]
+    for k in range(30, 40):  # 10 s more in the same hour, after it was written once
+        floor.on_placement(
+            STORE, ZonePlacement(shopper.shopper_id, "womenswear", t0 + k * 1000, t0, xy=(3.2, 3.2))
+        )
+    running.close()  # writes what it holds: added to what was written
 
     from omnizone.server.adapters.db import SqlRepository
     from omnizone.server.adapters.heatmap_db import FloorCellRepository
 
     repository = SqlRepository.from_url(f"sqlite:///{tmp_path / 'server.db'}")
     try:
-        # One shopper's 30 s: not the refuser's, the colleague's or the erased one's.
+        # One shopper's 40 s: not the refuser's, the colleague's or the erased one's.
         [(ix, iy, seconds)] = FloorCellRepository(repository.engine).cells(STORE, t0, t0 + H)
-        assert (ix, iy) == (6, 6) and seconds == pytest.approx(30.0)
+        assert (ix, iy) == (6, 6) and seconds == pytest.approx(40.0)
     finally:
         repository.close()

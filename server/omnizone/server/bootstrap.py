@@ -456,6 +456,8 @@ def build_server(
             may_store=identity.may_store_location,
             exclude=reports.insight.staff_ids,
         )
+        if reports.heatmap is not None:  # a heatmap asked for now has the hour under way
+            reports.heatmap.read_after(floor_presence.flush)
 
         def ingest_for(
             subset: Mapping[str, StorePlan], kind: LocatorKind | None = None

@@ -6,7 +6,9 @@ store, hour and 0.5 m cell, the seconds since the device's previous
 placement (at most ``max_gap_ms``; the first placement of a stay counts one
 ``first_s``). Only devices whose location may be stored (consent) count.
 It keeps, in memory, the current hour per device; when the store's event
-time is ``grace_ms`` past an hour's end, that hour is flushed: the devices
+time is ``grace_ms`` past an hour's end, that hour is flushed (and every
+hour held is, whenever a heatmap is asked for: what comes later for an
+hour is added to what was written, so early is safe): the devices
 to leave out (staff, as ``InsightService.staff_ids`` says at that moment)
 are dropped, and the rest is summed over devices and written as cell totals
 (``ports.heatmap``). So what is stored has no device in it: nothing to erase
@@ -76,6 +78,7 @@ class FloorPresence:
         self._first_s = first_s
         self._grace_ms = grace_ms
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # one writer of the table at a time
         # store -> hour start -> device -> cell -> seconds
         self._pending: dict[str, dict[int, dict[str, dict[Cell, float]]]] = {}
         self._last: dict[str, dict[str, int]] = {}  # store -> device -> previous at_ms
@@ -116,7 +119,9 @@ class FloorPresence:
             self._flush(store, due)
 
     def flush(self, store: str | None = None) -> int:
-        """Write every hour held (the end of a replay, a shutdown); the hours written."""
+        """Write every hour held, the current one too (the end of a replay, a
+        shutdown, a heatmap asked for now); the hours written. Writing an hour
+        early is safe: what comes later for it is added to what was written."""
         stores = [store] if store is not None else list(self._pending)
         written = 0
         for s in stores:
@@ -133,6 +138,10 @@ class FloorPresence:
             taken = {h: pending.pop(h) for h in hours if h in pending}
         if not taken:
             return 0
+        with self._write_lock:
+            return self._write(store, taken)
+
+    def _write(self, store: str, taken: dict[int, dict[str, dict[Cell, float]]]) -> int:
         try:
             out: dict[int, dict[Cell, float]] = {}
             for hour, devices in taken.items():
@@ -169,10 +178,23 @@ class FloorPresence:
 class HeatmapService:
     """The heatmap of a range, from the stored cells."""
 
-    def __init__(self, stores: Mapping[str, StorePlan], cells: FloorCells) -> None:
+    def __init__(
+        self,
+        stores: Mapping[str, StorePlan],
+        cells: FloorCells,
+        *,
+        before_read: Callable[[str], object] | None = None,
+    ) -> None:
+        """``before_read``: told the store before each read (the server's
+        ``FloorPresence.flush``, so a heatmap of now has the hour under way)."""
         self._stores = stores
         self._cells = cells
+        self._before_read = before_read
         self._zone_cache: dict[tuple[str, float, str], np.ndarray[Any, np.dtype[np.int64]]] = {}
+
+    def read_after(self, flush: Callable[[str], object]) -> None:
+        """Call ``flush(store)`` before each read (set once the accumulator exists)."""
+        self._before_read = flush
 
     def resolve_range(self, store: str, from_ms: int | None, to_ms: int | None) -> tuple[int, int]:
         """As the analytics views: missing ends default to 24 h, up to just
@@ -209,6 +231,8 @@ class HeatmapService:
             g = core.grid(plan.store.floor.width_m, plan.store.floor.depth_m, cell_m)
         except ValueError as error:
             raise BadRange("cell_m", str(error)) from None
+        if self._before_read is not None:
+            self._before_read(store)
         start, end = self.resolve_range(store, from_ms, to_ms)
         zones = self._zones(plan, core.grid(g.width_m, g.depth_m, core.BASE_CELL_M))
         found = self._map(plan, g, zones, start, end)
