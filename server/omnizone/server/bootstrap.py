@@ -30,6 +30,7 @@ from omnizone.server.adapters.capture_db import PassersByRepository
 from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.adapters.event_db import EventRepository
 from omnizone.server.adapters.follow_up_db import FollowUpRepository
+from omnizone.server.adapters.heatmap_db import FloorCellRepository
 from omnizone.server.adapters.insight_db import InsightRepository
 from omnizone.server.adapters.layout_db import LayoutRepository
 from omnizone.server.adapters.mqtt_ingest import MqttIngest
@@ -50,6 +51,7 @@ from omnizone.server.entrypoints.beacon_fleet_api import (
 from omnizone.server.entrypoints.campaign_api import campaign_router
 from omnizone.server.entrypoints.dashboard import DashboardPart, mount_dashboard
 from omnizone.server.entrypoints.events_api import events_router
+from omnizone.server.entrypoints.heatmap_api import heatmap_router
 from omnizone.server.entrypoints.insight_api import insight_router
 from omnizone.server.entrypoints.limits import RateSettings
 from omnizone.server.entrypoints.offers_api import offers_router
@@ -76,6 +78,7 @@ from omnizone.server.service.endpoints import EndpointGuard
 from omnizone.server.service.event_stream import EventStream
 from omnizone.server.service.follow_ups import FollowUpService
 from omnizone.server.service.gateways import GatewayAdmin
+from omnizone.server.service.heatmap import FloorPresence, HeatmapService
 from omnizone.server.service.ingest import IngestService
 from omnizone.server.service.insight import InsightService
 from omnizone.server.service.layouts import LayoutService, apply_saved_layouts
@@ -194,6 +197,7 @@ class StoreReports:
     campaign_report: CampaignReport
     analytics: AnalyticsService
     insight: InsightService  # issue 18; leaves staff out of ``analytics`` too
+    heatmap: HeatmapService | None = None  # issue 18 point 6: the floor heatmap
 
 
 def build_reports(
@@ -219,6 +223,7 @@ def build_reports(
         campaign_report=report,
         analytics=analytics,
         insight=insight,
+        heatmap=HeatmapService(running, FloorCellRepository(storage.sql.engine)),
     )
 
 
@@ -233,6 +238,7 @@ def reports_app(
         routers=[
             lambda require: analytics_router(reports.analytics, require),
             lambda require: insight_router(reports.insight, require),
+            *_heatmap_routes(reports),
         ],
     )
 
@@ -381,6 +387,7 @@ class ServerParts:
     #: Issue 18 point 7: evaluates the alerts every ``alert_check_interval_s``.
     alert_loop: AlertLoop | None = None
     follow_ups: FollowUpService | None = None  # follow-ups after the visit (issue 18)
+    floor_presence: FloorPresence | None = None  # the heatmap's cells (issue 18 point 6)
     _live_closed: bool = field(default=False, repr=False)
 
     def close_live(self) -> None:
@@ -400,6 +407,8 @@ class ServerParts:
         """Everything ``close_live`` does, then close the database. Stop the
         runtime's threads (MQTT, retention) first: they write to it."""
         self.close_live()
+        if self.floor_presence is not None:
+            self.floor_presence.flush()  # the hours still held in memory
         self.storage.close()
 
 
@@ -492,6 +501,16 @@ def build_server(
         beacons = BeaconFleet(running)  # the store's fixed beacons, as gateways hear them
         # Passers-by at the street front, counted not tracked (issue 18 point 4).
         passers_by = PasserByCounter(running, PassersByRepository(storage.sql.engine))
+        # The floor heatmap's cells (issue 18 point 6): consented shoppers
+        # only, staff left out when an hour is written.
+        floor_presence = FloorPresence(
+            running,
+            FloorCellRepository(storage.sql.engine),
+            may_store=identity.may_store_location,
+            exclude=reports.insight.staff_ids,
+        )
+        if reports.heatmap is not None:  # a heatmap asked for now has the hour under way
+            reports.heatmap.read_after(floor_presence.flush)
 
         def ingest_for(
             subset: Mapping[str, StorePlan], kind: LocatorKind | None = None
@@ -503,7 +522,7 @@ def build_server(
                     subset, kind or s.localizer, radio={k: radio[k] for k in subset if k in radio}
                 ),
                 identity=identity,
-                placement_listeners=[engine.on_placement],
+                placement_listeners=[engine.on_placement, floor_presence.on_placement],
                 try_on_listeners=[engine.on_try_on],
                 dead_letter_bytes=s.dead_letter_payload_bytes,
                 gateway_hearing_listeners=[self_fit.observe, beacons.observe],
@@ -546,6 +565,7 @@ def build_server(
         # so nothing written on the way outlives the deletes; last, the files
         # are scrubbed.
         shoppers.subscribe_to_erasure(ingest.forget_device)
+        shoppers.subscribe_to_erasure(floor_presence.forget)
         shoppers.subscribe_to_erasure(engine.forget_shopper)
         shoppers.subscribe_to_erasure(follow_ups.forget_shopper)  # its decisions, before the log's
         shoppers.subscribe_to_erasure(storage.sql.erase_device)
@@ -645,6 +665,7 @@ def build_server(
             lambda require: survey_router(surveys, shoppers.authenticate, require),
             lambda require: analytics_router(reports.analytics, require),
             lambda require: insight_router(reports.insight, require),
+            *_heatmap_routes(reports),
             lambda require: self_calibration_router(self_calibration, require),
             lambda require: beacon_fleet_router(beacons, require),
             lambda require: phone_router(phones, shoppers.authenticate, require),
@@ -699,6 +720,7 @@ def build_server(
             phones=phones,
             alert_loop=alert_loop,
             follow_ups=follow_ups,
+            floor_presence=floor_presence,
         )
         undo.pop_all()  # built: closing is the parts' (and the runtime's) job now
     return parts
@@ -740,6 +762,9 @@ def build_follow_ups(
         webhook=webhook,
         interval_s=settings.follow_up_interval_s,
     )
+def _heatmap_routes(reports: StoreReports) -> list[RouterFactory]:
+    found = reports.heatmap
+    return [] if found is None else [lambda require: heatmap_router(found, require)]
 
 
 def _shopper_store(shoppers: ShopperService, shopper: str) -> str | None:

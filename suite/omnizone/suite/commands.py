@@ -75,6 +75,7 @@ def report(
             out,
             insight=reports.insight,
             alert_history=bootstrap.stored_alert_history(storage),
+            heatmap=reports.heatmap,
         )
     except ReportError as error:
         fail("report", str(error))

@@ -32,6 +32,7 @@ from omnizone.server.service.analytics import (
     BadRange,
     to_csv,
 )
+from omnizone.server.service.heatmap import HeatmapService
 from omnizone.server.service.insight import InsightService, insight_csv
 from omnizone.store import StorePlan, geometry
 
@@ -128,6 +129,7 @@ def write_report(
     *,
     insight: InsightService | None = None,
     alert_history: Callable[[str, int, int], list[AlertEpisode]] | None = None,
+    heatmap: HeatmapService | None = None,
 ) -> ReportResult:
     """Every view of ``store`` over [start, end) into ``out``: CSVs, PNGs, summary.json.
     ``service`` answers the views as the API does (``bootstrap.build_reports``).
@@ -183,6 +185,10 @@ def write_report(
         name = f"{store}-alert-history.csv"
         (out / name).write_text(history_csv(episodes), encoding="utf-8")
         files.append(name)
+    if heatmap is not None:  # issue 18 point 6: the floor heatmap, CSV and PNG
+        from omnizone.suite.report_heatmap import write_heatmap
+
+        files += write_heatmap(heatmap, plan, from_ms, to_ms, out)
     charts = {
         f"{store}-presence.png": presence_chart(plan, answers[View.PRESENCE]),
         f"{store}-dwell.png": dwell_chart(answers[View.DWELL]),

@@ -117,11 +117,23 @@ def test_report_writes_each_view_as_the_api_answers_it(
             "90.0",
         ]
     ]
+    # Issue 18 point 6: the floor heatmap at 1 m, as the heatmap route answers it.
+    written = (tmp_path / f"{STORE}-heatmap.csv").read_text(encoding="utf-8")
+    answer = client.get(
+        f"/api/v1/stores/{STORE}/heatmap",
+        params={"from_ms": filled.from_ms, "to_ms": filled.to_ms, "cell_m": 1, "format": "csv"},
+        headers=READ,
+    )
+    assert written == answer.text
+    assert len(written.splitlines()) > 100  # the fill's cells: most of the floor
+    with Image.open(tmp_path / f"{STORE}-heatmap.png") as image:
+        assert image.format == "PNG" and len(image.getcolors(maxcolors=1 << 20) or []) > 10
     assert sorted(summary["files"]) == sorted(
         [f"{STORE}-{v}.csv" for v in VIEWS]
         + [f"{STORE}-{k}.csv" for k in insight]
         + [f"{STORE}-alert-history.csv"]
         + [f"{STORE}-{c}.png" for c in CHARTS]
+        + [f"{STORE}-heatmap.csv", f"{STORE}-heatmap.png"]
     )
 
 

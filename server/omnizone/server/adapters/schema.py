@@ -23,6 +23,7 @@ from omnizone.server.adapters.db import Base
 #: Every adapter module that declares tables (or indexes) on ``Base``.
 _TABLE_MODULES = (
     "omnizone.server.adapters.db_write",
+    "omnizone.server.adapters.heatmap_db",  # the floor heatmap (issue 18 point 6)
     "omnizone.server.adapters.shopper_db",
     "omnizone.server.adapters.offer_db",
     "omnizone.server.adapters.campaign_db",

@@ -36,6 +36,7 @@ class ZonePlacement:
     at_ms: int  # end of the window the decision is about
     decided_ms: int  # the store's event time when it was decided (at_ms + any wait)
     published_ms: int | None = None  # when the gateway sent the message that completed it
+    xy: tuple[float, float] | None = None  # the model's expected position then (metres), if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +340,7 @@ class WindowedLocator:
         decisions = self._patient.update(
             end, devices, rssi, present, listened=listened if listened.any() else None
         )
-        return [ZonePlacement(d.device, d.zone, end, decided) for d in decisions]
+        return _placed(self._patient, decisions, end, decided)
 
     @functools.cached_property
     def _plan_beacons(self) -> frozenset[str]:
@@ -413,10 +414,27 @@ class WindowedLocator:
         # Decided now: when the last expected report arrived (at the latest, a
         # report `lateness` windows newer), i.e. at the newest window seen.
         decided = max(end, self._newest + self._window_ms)
-        return [
-            ZonePlacement(d.device, d.zone, end, decided)
-            for d in self._localizer.update(end, devices, rssi, present)
-        ]
+        decisions = self._localizer.update(end, devices, rssi, present)
+        return _placed(self._localizer, decisions, end, decided)
+
+
+def _placed(
+    model: "WindowLocalizer", decisions: "list[WindowDecision]", end: int, decided: int
+) -> list[ZonePlacement]:
+    """The window's decisions as placements, each placed device with the
+    model's expected position (the floor heatmap, issue 18 point 6)."""
+    if not decisions:
+        return []
+    names, xy = model.positions()
+    row = {name: i for i, name in enumerate(names)}
+    out = []
+    for d in decisions:
+        at = row.get(d.device) if d.zone is not None else None
+        point = None
+        if at is not None and not np.isnan(xy[at]).any():
+            point = (float(xy[at, 0]), float(xy[at, 1]))
+        out.append(ZonePlacement(d.device, d.zone, end, decided, xy=point))
+    return out
 
 
 class WindowDecision(Protocol):

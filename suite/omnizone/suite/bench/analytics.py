@@ -36,6 +36,7 @@ from omnizone.server.adapters.shopper_db import ProfileEventRow, ShopperRow
 from omnizone.server.domain.offers import Campaign, load_campaigns, load_catalog
 from omnizone.server.service.analytics import VIEWS, to_csv
 from omnizone.store import StorePlan, ZoneKind, load_store
+from omnizone.suite.bench.heatmap import fill_floor_cells, time_heatmap
 
 DAY_OPEN_H, DAY_CLOSE_H = 10, 20
 #: Relative arrivals per opening hour (10:00 ... 19:00): lunch and after-work peaks.
@@ -109,8 +110,15 @@ class _Store:
 
 
 def fill_week(engine: Engine, plan: StorePlan, spec: WeekSpec) -> dict[str, int]:
-    """Write the simulated week; returns the rows written per table."""
-    return _write(engine, plan, simulate_week(plan, spec))
+    """Write the simulated week; returns the rows written per table. The
+    floor heatmap's hourly cells (issue 18 point 6) come from its stays,
+    staff phones left out as the server leaves them out when it writes them."""
+    week = simulate_week(plan, spec)
+    written = _write(engine, plan, week)
+    written["floor_cells"] = fill_floor_cells(
+        engine, plan, week.visits, spec.seed, exclude=set(week.staff)
+    )
+    return written
 
 
 def simulate_week(plan: StorePlan, spec: WeekSpec) -> _Rows:
@@ -461,9 +469,13 @@ def run_analytics_bench(
             for view, ms in http.items():
                 views[view]["http_ms"] = ms
             insight = _time_insight(storage, reports, plan, from_ms, to_ms, runs)
+            heatmap = _time_floor_heatmap(storage, reports, plan, from_ms, to_ms, runs)
         finally:
             storage.close()
-    slowest = max(max(v["max_ms"], v["http_ms"]) for v in (*views.values(), *insight.values()))
+    slowest = max(
+        max(v["max_ms"], v["http_ms"])
+        for v in (*views.values(), *insight.values(), *heatmap.values())
+    )
     return {
         "store": plan.id,
         "days": days,
@@ -476,6 +488,7 @@ def run_analytics_bench(
         "insight": insight,
         "staff": staff,
         "alerts": alerts,
+        "heatmap": heatmap,
         "slowest_ms": slowest,
         "all_under_1s": slowest < 1000,
         "database": "sqlite" if database_url is None else database_url.split(":")[0],
@@ -539,6 +552,43 @@ def _time_insight(
         from_ms,
         to_ms,
         paths={name: (f"insight/{kind}", params) for name, (kind, _c, params) in calls.items()},
+    )
+    for name, ms in http.items():
+        out[name]["http_ms"] = ms
+    return out
+
+
+def _time_floor_heatmap(
+    storage: bootstrap.Storage,
+    reports: bootstrap.StoreReports,
+    plan: StorePlan,
+    from_ms: int,
+    to_ms: int,
+    runs: int,
+) -> dict[str, dict[str, Any]]:
+    """Issue 18 point 6: the floor heatmap over the whole range, then once over HTTP."""
+    assert reports.heatmap is not None
+    out = time_heatmap(reports.heatmap.heatmap, plan.id, from_ms, to_ms, runs)
+    params = {"from_ms": from_ms, "to_ms": to_ms}
+    http = _time_http(
+        storage,
+        reports,
+        plan,
+        from_ms,
+        to_ms,
+        paths={
+            "heatmap_1m": ("heatmap", {**params, "cell_m": 1.0}),
+            "heatmap_0.5m": ("heatmap", {**params, "cell_m": 0.5}),
+            "heatmap_compare_halves": (
+                "heatmap",
+                {
+                    "from_ms": (from_ms + to_ms) // 2,
+                    "to_ms": to_ms,
+                    "compare_from_ms": from_ms,
+                    "compare_to_ms": (from_ms + to_ms) // 2,
+                },
+            ),
+        },
     )
     for name, ms in http.items():
         out[name]["http_ms"] = ms

@@ -200,7 +200,7 @@ def replay_scenario(
         for node in nodes.values():
             node.outbox.close()
     truth = [
-        TruthRow(r["t_ms"], r["shopper"], r["device"], r["zone"])
+        TruthRow(r["t_ms"], r["shopper"], r["device"], r["zone"], r.get("x"), r.get("y"))
         for r in map(json.loads, truth_text.getvalue().splitlines())
     ]
     phones = None

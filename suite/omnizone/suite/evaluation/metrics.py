@@ -54,6 +54,8 @@ class TruthRow:
     shopper: str
     device: str
     zone: str | None
+    x: float | None = None  # the true position (metres), when the truth has it
+    y: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

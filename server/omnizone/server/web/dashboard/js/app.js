@@ -9,6 +9,7 @@ import { analyticsView } from "./analytics.js";
 import { campaignsView } from "./campaigns.js";
 import { editorView } from "./editor.js";
 import { fleetView } from "./fleet.js";
+import { floorHeatmapView } from "./heatmap.js";
 import { headlineStrip, insightView } from "./insight.js";
 import { liveView } from "./live.js";
 import { surveyView } from "./survey.js";
@@ -157,6 +158,7 @@ const ROUTES = [
   [/^#\/layout$/, editorView],
   [/^#\/survey$/, surveyView],
   [/^#\/insight\/(\w+)$/, insightView],
+  [/^#\/floor-heatmap$/, floorHeatmapView],
 ];
 
 async function route() {
