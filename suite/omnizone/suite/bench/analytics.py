@@ -142,6 +142,11 @@ def fill_week(engine: Engine, plan: StorePlan, spec: WeekSpec) -> dict[str, int]
     return _write(engine, plan, simulate_week(plan, spec))
 
 
+def write_rows(engine: Engine, plan: StorePlan, rows: _Rows) -> dict[str, int]:
+    """Write rows ``simulate_week`` made (their truth at hand); returns the rows per table."""
+    return _write(engine, plan, rows)
+
+
 def simulate_week(plan: StorePlan, spec: WeekSpec) -> _Rows:
     """The rows of the simulated week, with its truth (``trips``, ``staff``)."""
     catalog = load_catalog(shipped_config("catalog/rivoli.yaml"))

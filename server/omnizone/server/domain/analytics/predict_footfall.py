@@ -172,11 +172,15 @@ def last_week_forecast(history: Floats, horizon_days: int = 7) -> Floats:
     return np.asarray(history[:, picks, :], dtype=np.float64)
 
 
-def footfall_errors(forecast: Floats, actual: Floats) -> dict[str, float | None]:
-    """Mean absolute error per zone-hour cell and WAPE; hours where both are
-    zero (the store closed) are left out of the mean."""
+def footfall_errors(
+    forecast: Floats, actual: Floats, cells: NDArray[np.bool_] | None = None
+) -> dict[str, float | None]:
+    """Mean absolute error per zone-hour cell and WAPE. The mean is over
+    ``cells`` (default: where the forecast or the actual is not zero; give
+    the same cells to compare two forecasts), so closed hours do not dilute it."""
     error = np.abs(forecast - actual)
-    cells = (forecast > 0) | (actual > 0)
+    if cells is None:
+        cells = (forecast > 0) | (actual > 0)
     total = float(actual.sum())
     return {
         "mae": round(float(error[cells].mean()), 4) if cells.any() else None,

@@ -1,0 +1,17 @@
+"""What the predictions read beyond the analytics' rows: which shoppers of a
+store consented to personalisation, and their profile events."""
+
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class PredictionReads(Protocol):
+    def consented_shoppers(self, store: str) -> list[str]:
+        """Shoppers of ``store`` whose current consent grants personalized_offers."""
+        ...
+
+    def profile_rows(
+        self, shoppers: Sequence[str], from_ms: int, to_ms: int
+    ) -> list[tuple[str, str, str, int]]:
+        """(shopper, type, gtin, at_ms) of their profile events in [from_ms, to_ms)."""
+        ...
