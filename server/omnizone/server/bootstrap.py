@@ -32,6 +32,7 @@ from omnizone.server.adapters.layout_db import LayoutRepository
 from omnizone.server.adapters.mqtt_ingest import MqttIngest
 from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.adapters.phone_db import PhoneSightingRepository
+from omnizone.server.adapters.prediction_db import PredictionRepository
 from omnizone.server.adapters.shopper_db import ShopperRepository
 from omnizone.server.adapters.webpush import VapidKeys, WebPushChannel
 from omnizone.server.domain.identity import may_send_offer
@@ -50,6 +51,7 @@ from omnizone.server.entrypoints.insight_api import insight_router
 from omnizone.server.entrypoints.limits import RateSettings
 from omnizone.server.entrypoints.offers_api import offers_router
 from omnizone.server.entrypoints.phone_api import phone_router
+from omnizone.server.entrypoints.predictions_api import predictions_router
 from omnizone.server.entrypoints.self_calibration_api import (
     SelfCalibrationCollector,
     self_calibration_router,
@@ -77,6 +79,7 @@ from omnizone.server.service.live_map import LiveMap
 from omnizone.server.service.locators import LocatorKind, make_locator, make_locators
 from omnizone.server.service.offer_engine import OfferEngine
 from omnizone.server.service.phone_sightings import PhoneSightings
+from omnizone.server.service.predictions import PredictionService
 from omnizone.server.service.queries import StoreQueries
 from omnizone.server.service.radio_reload import LocalizerReload, RadioWatch
 from omnizone.server.service.radio_setup import radio_setups
@@ -184,6 +187,7 @@ class StoreReports:
     campaign_report: CampaignReport
     analytics: AnalyticsService
     insight: InsightService  # issue 18; leaves staff out of ``analytics`` too
+    predictions: PredictionService  # issue 18, point 9
 
 
 def build_reports(
@@ -191,6 +195,7 @@ def build_reports(
     stores: Mapping[str, StorePlan],
     *,
     shoppers: ShopperService | None = None,
+    catalog: Catalog | None = None,
 ) -> StoreReports:
     """The read side over ``storage``. ``shoppers``: the server's own; without
     it one is made that only reads (``omnizone report``, the benchmarks)."""
@@ -201,6 +206,12 @@ def build_reports(
     report = stored_campaign_report(storage, shoppers, running)
     analytics = AnalyticsService(running, storage.analytics, report)
     insight = InsightService(analytics, storage.analytics, InsightRepository(storage.sql.engine))
+    predictions = PredictionService(
+        running,
+        storage.analytics,
+        PredictionRepository(storage.sql.engine),
+        catalog or load_catalog(shipped_config("catalog/rivoli.yaml")),
+    )
     return StoreReports(
         stores=running,
         layout_versions=versions,
@@ -208,6 +219,7 @@ def build_reports(
         campaign_report=report,
         analytics=analytics,
         insight=insight,
+        predictions=predictions,
     )
 
 
@@ -222,6 +234,12 @@ def reports_app(
         routers=[
             lambda require: analytics_router(reports.analytics, require),
             lambda require: insight_router(reports.insight, require),
+            lambda require: predictions_router(
+                reports.predictions,
+                require,
+                reports.shoppers.authenticate,
+                lambda shopper: reports.shoppers.shopper(shopper).store,
+            ),
         ],
     )
 
@@ -375,7 +393,7 @@ def build_server(
         shoppers = ShopperService(
             list(plans), storage.shoppers, eid_policy=s.eid_policy(), webhook_secret=secret
         )
-        reports = build_reports(storage, plans, shoppers=shoppers)
+        reports = build_reports(storage, plans, shoppers=shoppers, catalog=_catalog(s, plans))
         running = reports.stores  # one mapping every part reads; a saved layout replaces
         # What each store's localizer learns from (its survey, its calibration):
         # read now, so a bad file stops the start naming its lines, before any
@@ -580,6 +598,12 @@ def build_server(
             lambda require: survey_router(surveys, shoppers.authenticate, require),
             lambda require: analytics_router(reports.analytics, require),
             lambda require: insight_router(reports.insight, require),
+            lambda require: predictions_router(
+                reports.predictions,
+                require,
+                reports.shoppers.authenticate,
+                lambda shopper: reports.shoppers.shopper(shopper).store,
+            ),
             lambda require: self_calibration_router(self_calibration, require),
             lambda require: beacon_fleet_router(beacons, require),
             lambda require: phone_router(phones, shoppers.authenticate, require),

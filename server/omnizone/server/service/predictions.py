@@ -28,13 +28,13 @@ from omnizone.server.domain.analytics.stays import Stays
 from omnizone.server.domain.offers import Catalog
 from omnizone.server.service.ports.analytics import AnalyticsReads
 from omnizone.server.service.ports.predictions import PredictionReads
-from omnizone.server.service.queries import NotFound, plan_of
+from omnizone.server.service.queries import plan_of
 from omnizone.store import StorePlan
 
 __all__ = [
     "FOOTFALL_WEEKS",
-    "Fitted",
     "PRODUCT_HISTORY_DAYS",
+    "Fitted",
     "NoPrediction",
     "PredictionService",
     "predictions_csv",
@@ -90,11 +90,7 @@ class PredictionService:
 
     def categories(self, store: str) -> dict[str, str]:
         """Each catalog product's category here: the first zone it is displayed in."""
-        return {
-            p.gtin: p.zones[store][0]
-            for p in self._catalog.products
-            if p.zones.get(store)
-        }
+        return {p.gtin: p.zones[store][0] for p in self._catalog.products if p.zones.get(store)}
 
     # -- the inputs -----------------------------------------------------------------
 
@@ -154,6 +150,8 @@ class PredictionService:
             return cached
         categories = self.categories(store)
         gtins = sorted(categories)
+        if not gtins:
+            raise NoPrediction(f"the catalog displays no product in store {store!r}")
         consented = self._shoppers.consented_shoppers(store)
         history = self.interactions(
             store, consented, as_of_ms - PRODUCT_HISTORY_DAYS * core.DAY_MS, as_of_ms
@@ -171,9 +169,7 @@ class PredictionService:
 
     # -- products -------------------------------------------------------------------
 
-    def _ranked(
-        self, store: str, fitted: Fitted, shopper: str, top: int
-    ) -> dict[str, Any]:
+    def _ranked(self, store: str, fitted: Fitted, shopper: str, top: int) -> dict[str, Any]:
         ranking = pp.rank_products(fitted.model, fitted.events.get(shopper, ()))
         category_of = self.categories(store)
         return {
@@ -222,19 +218,30 @@ class PredictionService:
             )
         as_of_ms = self.as_of(store, at_ms)
         fitted = self.fitted(store, as_of_ms)
-        return {**self._model_out(store, fitted, as_of_ms), **self._ranked(store, fitted, shopper, top)}
+        return {
+            **self._model_out(store, fitted, as_of_ms),
+            **self._ranked(store, fitted, shopper, top),
+        }
 
     def products(
         self, store: str, at_ms: int | None = None, top: int = 3, limit: int = 100
     ) -> dict[str, Any]:
         """The consented shoppers with events, most confident first, at most ``limit``."""
         as_of_ms = self.as_of(store, at_ms)
-        fitted = self.fitted(store, as_of_ms)
+        try:
+            fitted = self.fitted(store, as_of_ms)
+        except NoPrediction:
+            return {
+                "store": store,
+                "as_of_ms": as_of_ms,
+                "history_days": PRODUCT_HISTORY_DAYS,
+                "model": None,
+                "shoppers_total": 0,
+                "shoppers": [],
+            }
         consented = set(self._shoppers.consented_shoppers(store))  # as of now, not the fit
         rows = [
-            self._ranked(store, fitted, s, top)
-            for s in sorted(fitted.events)
-            if s in consented
+            self._ranked(store, fitted, s, top) for s in sorted(fitted.events) if s in consented
         ]
         rows.sort(key=lambda r: (-r["products"][0]["probability"], r["shopper_id"]))
         return {
@@ -249,7 +256,7 @@ class PredictionService:
         """For campaigns: each consented shopper's top products and categories."""
         consented = set(self._shoppers.consented_shoppers(store))
         wanted = [s for s in shoppers if s in consented]
-        if not wanted:
+        if not wanted or not self.categories(store):
             return {}
         fitted = self.fitted(store, at_ms)
         out = {}
@@ -297,7 +304,9 @@ class PredictionService:
             "store": store,
             "timezone": plan.store.timezone,
             "as_of_ms": as_of_ms,
-            "from_ms": round(datetime(today.year, today.month, today.day, tzinfo=tz).timestamp() * 1000),
+            "from_ms": round(
+                datetime(today.year, today.month, today.day, tzinfo=tz).timestamp() * 1000
+            ),
             "history_days": 7 * weeks,
             "days": dates,
             "model": {
@@ -351,4 +360,3 @@ def predictions_csv(kind: str, body: Mapping[str, Any]) -> str:
     else:
         raise ValueError(f"unknown prediction {kind!r}")
     return out.getvalue()
-

@@ -119,8 +119,12 @@ def run_predict_eval(
             )
             tz = ZoneInfo(plan.store.timezone)
             cut_date = spec.first_day + timedelta(days=cut_day)
-            cut_ms = round(datetime(cut_date.year, cut_date.month, cut_date.day, tzinfo=tz)
-                           .astimezone(UTC).timestamp() * 1000)
+            cut_ms = round(
+                datetime(cut_date.year, cut_date.month, cut_date.day, tzinfo=tz)
+                .astimezone(UTC)
+                .timestamp()
+                * 1000
+            )
             products = _products(service, plan.id, cut_ms, rows.preference, set(consenting))
             footfall = _footfall(service, plan.id, cut_date)
         finally:
@@ -165,7 +169,9 @@ def _products(
     history = [e for events in fitted.events.values() for e in events]
     baseline_order = pp.popular_ranking(history, gtins, cut_ms)
     t0 = time.process_time()
-    model_rank = {s: [g for g, _ in pp.rank_products(fitted.model, fitted.events[s])] for s in truth}
+    model_rank = {
+        s: [g for g, _ in pp.rank_products(fitted.model, fitted.events[s])] for s in truth
+    }
     rank_cpu_s = time.process_time() - t0
     base_rank = {s: baseline_order for s in truth}
     model = pp.ranking_scores(model_rank, truth, K)
@@ -176,8 +182,9 @@ def _products(
         s: pp.category_ranking(pp.rank_products(fitted.model, fitted.events[s]), categories)[0][0]
         for s in known
     }
-    base_category = pp.category_ranking([(g, 1.0 / (k + 1)) for k, g in enumerate(baseline_order)],
-                                        categories)[0][0]
+    base_category = pp.category_ranking(
+        [(g, 1.0 / (k + 1)) for k, g in enumerate(baseline_order)], categories
+    )[0][0]
     hit = f"hit_rate_at_{K}"
     return {
         "catalog_products": len(gtins),
@@ -191,8 +198,8 @@ def _products(
         "model": model,
         "baseline_most_popular": base,
         "improvement": {
-            hit: _lift(model[hit], base[hit], lower_is_better=False),  # type: ignore[arg-type]
-            "mrr": _lift(model["mrr"], base["mrr"], lower_is_better=False),  # type: ignore[arg-type]
+            hit: _lift(model[hit], base[hit], lower_is_better=False),
+            "mrr": _lift(model["mrr"], base["mrr"], lower_is_better=False),
             f"{hit}_points": round(float(model[hit] or 0) - float(base[hit] or 0), 4),
         },
         "favourite_category": {

@@ -48,9 +48,7 @@ _OUTLIER_LOG = 0.35
 _OUTLIER_SIGMAS = 4.0
 
 
-def daily_hours(
-    stays: Stays, zones: int, first_day: str, days: int, timezone: str
-) -> Floats:
+def daily_hours(stays: Stays, zones: int, first_day: str, days: int, timezone: str) -> Floats:
     """(Z, days, 24): stays that began in each store-local hour of each day
     from ``first_day`` (ISO date), for ``days`` days."""
     zone = ZoneInfo(timezone)
@@ -65,9 +63,7 @@ def daily_hours(
         noon = datetime(day.year, day.month, day.day, 12, tzinfo=zone)
         offset = noon.utcoffset()
         offset_ms = round(offset.total_seconds() * 1000) if offset is not None else 0
-        local_midnight = lo + round(
-            (midnight.utcoffset() or timedelta()).total_seconds() * 1000
-        )
+        local_midnight = lo + round((midnight.utcoffset() or timedelta()).total_seconds() * 1000)
         chosen = stays.entered_within(lo, hi)
         hour = (stays.entered_ms[chosen] + offset_ms - local_midnight) // HOUR_MS
         hour = np.clip(hour, 0, 23)
