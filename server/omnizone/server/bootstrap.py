@@ -450,6 +450,7 @@ def build_server(
             shoppers,
             publish_offers,
             background=True,
+            likely=reports.predictions.likely,
         )
         undo.callback(engine.close)
 

@@ -51,6 +51,9 @@ MAX_BATCH = 2000
 #: delivery (``OfferDelivery.publish_many``): the offers of one batch of
 #: decisions, stored in one go
 Publish = Callable[[Sequence[NewOffer]], object]
+#: (store, shoppers, at_ms) -> per consented shopper its likely next products
+#: and categories, most likely first (``PredictionService.likely``).
+Likely = Callable[[str, Sequence[str], int], Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]]
 
 
 @dataclass(slots=True)
@@ -109,6 +112,7 @@ class OfferEngine:
         *,
         clock: Callable[[], int] = wall_clock_ms,
         background: bool = False,
+        likely: Likely | None = None,
     ) -> None:
         """``background``: placements and try-ons are queued and decided on the
         engine's own thread, so ingest never waits for a decision (the server);
@@ -122,6 +126,7 @@ class OfferEngine:
         self._shoppers = shoppers
         self._publish = publish
         self._clock = clock
+        self._likely = likely  # predicted next purchases, for likely_to_buy rules (issue 18)
         self._lock = threading.RLock()
         # Held while a batch's rows are written, with the shoppers' consent
         # read again inside: an erasure takes it once (``forget_shopper``)
@@ -378,6 +383,7 @@ class OfferEngine:
             listening = [(w, self._listening(w.event)) for w in effects.waiting]
         shoppers = sorted({w.event.shopper_id for w, campaigns in listening if campaigns})
         contexts = self._contexts(shoppers)
+        self._add_predictions(contexts, listening)
         self._load_history(shoppers)
         batches = []
         for waiting, campaigns in listening:
@@ -485,6 +491,31 @@ class OfferEngine:
                 loyalty_id=loyalty.get(shopper_id),
             )
         return contexts
+
+    def _add_predictions(
+        self,
+        contexts: dict[str, ShopperContext],
+        listening: Sequence[tuple[_Waiting, list[Campaign]]],
+    ) -> None:
+        """Predicted next purchases, read only for shoppers a campaign with a
+        likely_to_buy rule listens for (the prediction needs their consent)."""
+        if self._likely is None:
+            return
+        wanted: dict[str, tuple[int, set[str]]] = {}
+        for waiting, campaigns in listening:
+            if any(r.rule == "likely_to_buy" for c in campaigns for r in c.conditions.segments):
+                event = waiting.event
+                at, who = wanted.setdefault(event.store, (event.at_ms, set()))
+                who.add(event.shopper_id)
+                wanted[event.store] = (max(at, event.at_ms), who)
+        for store, (at_ms, who) in wanted.items():
+            for shopper, (products, categories) in self._likely(store, sorted(who), at_ms).items():
+                if shopper in contexts:
+                    contexts[shopper] = replace(
+                        contexts[shopper],
+                        likely_products=products,
+                        likely_categories=categories,
+                    )
 
     def _day_visit(self, store: str, at_ms: int) -> str:
         """A shopper the store does not place (no location consent) still has
