@@ -512,6 +512,7 @@ def build_server(
         # are scrubbed.
         shoppers.subscribe_to_erasure(ingest.forget_device)
         shoppers.subscribe_to_erasure(engine.forget_shopper)
+        shoppers.subscribe_to_erasure(reports.predictions.forget_shopper)
         shoppers.subscribe_to_erasure(storage.sql.erase_device)
         shoppers.subscribe_to_erasure(lambda shopper: _erased(delivery.erase_shopper(shopper)))
         shoppers.subscribe_to_erasure(storage.campaigns.erase_shopper)

@@ -67,7 +67,14 @@ def report(
         # The plans the server runs: a layout saved in the dashboard replaces the file's.
         reports = bootstrap.build_reports(storage, plans)
         result = write_report(
-            reports.stores, reports.analytics, store, from_, to, out, insight=reports.insight
+            reports.stores,
+            reports.analytics,
+            store,
+            from_,
+            to,
+            out,
+            insight=reports.insight,
+            predictions=reports.predictions,
         )
     except ReportError as error:
         fail("report", str(error))

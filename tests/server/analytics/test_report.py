@@ -89,9 +89,21 @@ def test_report_writes_each_view_as_the_api_answers_it(
         )
         assert answer.status_code == 200, answer.text
         assert written == answer.text, kind
+    # Issue 18 point 9: the predictions as of the range's end, as their API's format=csv.
+    predictions = {"footfall-forecast": "footfall", "next-products": "products"}
+    for name, route in predictions.items():
+        written = (tmp_path / f"{STORE}-{name}.csv").read_text(encoding="utf-8")
+        answer = client.get(
+            f"/api/v1/stores/{STORE}/predictions/{route}",
+            params={"at_ms": filled.to_ms, "format": "csv", "limit": 1000},
+            headers=READ,
+        )
+        assert answer.status_code == 200, answer.text
+        assert written == answer.text, name
     assert sorted(summary["files"]) == sorted(
         [f"{STORE}-{v}.csv" for v in VIEWS]
         + [f"{STORE}-{k}.csv" for k in insight]
+        + [f"{STORE}-{k}.csv" for k in predictions]
         + [f"{STORE}-{c}.png" for c in CHARTS]
     )
 

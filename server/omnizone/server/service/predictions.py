@@ -79,6 +79,12 @@ class PredictionService:
         self._lock = threading.Lock()
         self._fitted: dict[tuple[str, int], Fitted] = {}
 
+    def forget_shopper(self, shopper_id: str) -> None:
+        """Erasure: drop every fitted model that holds the shopper's events."""
+        with self._lock:
+            for key in [k for k, f in self._fitted.items() if shopper_id in f.events]:
+                del self._fitted[key]
+
     # -- the moment -----------------------------------------------------------------
 
     def as_of(self, store: str, at_ms: int | None) -> int:
