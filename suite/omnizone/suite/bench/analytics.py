@@ -169,7 +169,14 @@ def simulate_week(plan: StorePlan, spec: WeekSpec) -> _Rows:
         for hour in sorted(hours):
             start_ms = open_ms + hour * 3_600_000 + rng.randrange(3_600_000)
             shopper = rng.choice(regulars) if regulars else ""
-            if rng.random() >= spec.returning_fraction or busy_until.get(shopper, 0) > start_ms:
+            # The first trip may draw no regular ("") and keep it; a preferences
+            # history makes it a new shopper (the older outputs stay as they were).
+            fresh = spec.preferences and not shopper
+            if (
+                fresh
+                or rng.random() >= spec.returning_fraction
+                or busy_until.get(shopper, 0) > start_ms
+            ):
                 shopper = f"{rng.getrandbits(128):032x}"
                 regulars.append(shopper)
                 if spec.preferences and store.categories:

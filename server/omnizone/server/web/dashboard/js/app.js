@@ -11,6 +11,7 @@ import { editorView } from "./editor.js";
 import { fleetView } from "./fleet.js";
 import { headlineStrip, insightView } from "./insight.js";
 import { liveView } from "./live.js";
+import { predictionsView } from "./predictions.js";
 import { surveyView } from "./survey.js";
 
 const view = document.getElementById("view");
@@ -157,6 +158,7 @@ const ROUTES = [
   [/^#\/layout$/, editorView],
   [/^#\/survey$/, surveyView],
   [/^#\/insight\/(\w+)$/, insightView],
+  [/^#\/predict\/(\w+)$/, predictionsView],
 ];
 
 async function route() {
