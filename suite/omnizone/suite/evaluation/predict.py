@@ -20,7 +20,7 @@ Nothing at or after ``T`` is read by a model. The simulator's hidden truth
 import random
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -127,6 +127,7 @@ def run_predict_eval(
             )
             products = _products(service, plan.id, cut_ms, rows.preference, set(consenting))
             footfall = _footfall(service, plan.id, cut_date)
+            answers = _answer_times(service, plan.id, cut_ms)
         finally:
             storage.close()
     return {
@@ -145,6 +146,7 @@ def run_predict_eval(
         },
         "products": products,
         "footfall": footfall,
+        "answers": answers,
         "fill_cpu_s": round(fill_cpu_s, 2),
         "cpu_s": round(time.process_time() - cpu0, 2),
         "database": "sqlite" if database_url is None else database_url.split(":")[0],
@@ -247,6 +249,25 @@ def _footfall(service: PredictionService, store: str, cut: date) -> dict[str, An
         },
         "cpu_s": round(cpu_s, 3),
     }
+
+
+def _answer_times(service: PredictionService, store: str, at_ms: int) -> dict[str, Any]:
+    """What the API's answers cost, as of the cut: CPU and wall ms, the
+    products once with a cold model (a new hour) and once warm."""
+    out: dict[str, Any] = {}
+    calls: dict[str, Callable[[], object]] = {
+        "footfall": lambda: service.footfall(store, at_ms),
+        "products_cold": lambda: service.products(store, at_ms + 3_600_000, limit=100),
+        "products_warm": lambda: service.products(store, at_ms + 3_600_000, limit=100),
+    }
+    for name, call in calls.items():
+        cpu, wall = time.process_time(), time.perf_counter()
+        call()
+        out[name] = {
+            "cpu_ms": round(1000 * (time.process_time() - cpu), 1),
+            "wall_ms": round(1000 * (time.perf_counter() - wall), 1),
+        }
+    return out
 
 
 @contextmanager
