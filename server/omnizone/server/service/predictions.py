@@ -201,6 +201,7 @@ class PredictionService:
         model = fitted.model
         return {
             "store": store,
+            "timezone": plan_of(self._stores, store).store.timezone,
             "as_of_ms": as_of_ms,
             "history_days": PRODUCT_HISTORY_DAYS,
             "model": {
@@ -239,6 +240,7 @@ class PredictionService:
         except NoPrediction:
             return {
                 "store": store,
+                "timezone": plan_of(self._stores, store).store.timezone,
                 "as_of_ms": as_of_ms,
                 "history_days": PRODUCT_HISTORY_DAYS,
                 "model": None,

@@ -63,11 +63,11 @@ async function productsView(ctx) {
     el("td", { class: "num" }, fmt(s.known_events)),
     ...s.products.map((p) => el("td", {}, `${p.name} `, el("span", { class: "muted small" }, pct(p.probability, 0)))),
     el("td", {}, s.categories.length ? s.categories[0].category : "–")));
-  const trained = body.model ? `fitted on ${fmt(body.model.trained_on)} earlier purchases` : "no catalog products here";
+  const trained = body.model ? `the model learnt from ${fmt(body.model.trained_on)} earlier first purchases` : "no catalog products here";
   ctx.view.replaceChildren(el("div", { class: "card" },
     el("h1", {}, "Likely next products"),
     el("p", { class: "muted", "data-testid": "products-model" },
-      `As of ${storeTime(body.as_of_ms, "UTC")} UTC: ${fmt(body.shoppers_total)} consented shoppers (personalized offers), most confident first; ${trained}. `
+      `As of ${storeTime(body.as_of_ms, body.timezone)}: ${fmt(body.shoppers_total)} consented shoppers (personalized offers), most confident first; ${trained}. `
       + "Campaigns can target them with the likely_to_buy segment rule."),
     csvButton(ctx, `/stores/${ctx.store}/predictions/products?format=csv&limit=1000`, `${ctx.store}-next-products.csv`),
     el("table", { "data-testid": "products-table" },
