@@ -2,6 +2,10 @@
 stored, read back through the server's PredictionService, and the models
 beat the naive baselines; the simulator's hidden favourites are found."""
 
+import pytest
+from typer.testing import CliRunner
+
+from omnizone.suite.cli import app
 from omnizone.suite.evaluation.predict import run_predict_eval
 
 
@@ -22,3 +26,17 @@ def test_models_beat_the_baselines_on_a_held_out_seed() -> None:
     assert fm["wape"] < fb["wape"]
     assert footfall["dropped_days"] == ["2026-11-11"]  # the holiday, and only it
     assert 0.0 < footfall["trend_per_week"] < 0.1  # the simulated 4 % a week
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cut-day", "3"], "--cut-day must be 14 .. days - 7 (28), got 3"),
+        (["--trips-per-day", "0"], "--trips-per-day must be at least 1"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["eval", "predict", "--json", *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
