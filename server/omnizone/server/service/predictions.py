@@ -13,7 +13,7 @@ import csv
 import io
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -59,6 +59,15 @@ class NoPrediction(LookupError):
 class Fitted:
     model: pp.ProductModel
     events: Mapping[str, list[pp.Interaction]]  # per consented shopper
+    #: Each shopper's ranking once asked for (the model and events do not change).
+    rankings: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+
+    def ranking(self, shopper: str) -> list[tuple[str, float]]:
+        found = self.rankings.get(shopper)
+        if found is None:
+            found = pp.rank_products(self.model, self.events.get(shopper, ()))
+            self.rankings[shopper] = found
+        return found
 
 
 class PredictionService:
@@ -112,7 +121,8 @@ class PredictionService:
             for s, t, g, at in self._shoppers.profile_rows(list(shoppers), from_ms, to_ms)
             if t in _PROFILE_KINDS
         ]
-        zones = [z.id for z in plan.zones]
+        # Only the zones where taps and try-ons happen: attribution is within a zone.
+        zones = sorted({t.zone for t in plan.nfc_tap_points} | {r.zone for r in plan.rfid_readers})
         stays = Stays.from_rows(
             self._reads.stays(store, from_ms, to_ms, [b.device for b in plan.beacons]), zones
         )
@@ -176,7 +186,7 @@ class PredictionService:
     # -- products -------------------------------------------------------------------
 
     def _ranked(self, store: str, fitted: Fitted, shopper: str, top: int) -> dict[str, Any]:
-        ranking = pp.rank_products(fitted.model, fitted.events.get(shopper, ()))
+        ranking = fitted.ranking(shopper)
         category_of = self.categories(store)
         return {
             "shopper_id": shopper,
