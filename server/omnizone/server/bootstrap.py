@@ -535,6 +535,12 @@ def build_server(
         shoppers.add_export_section("offers", delivery.export_shopper)
         shoppers.add_export_section("offer_decisions", storage.campaigns.export_shopper)
         shoppers.add_export_section("store_visits", storage.campaigns.export_store_visits)
+        shoppers.add_export_section(
+            "predictions",
+            lambda shopper: reports.predictions.export_shopper(
+                shoppers.shopper(shopper).store, shopper
+            ),
+        )
         shoppers.add_export_section("beacon_sightings", storage.phones.device_sightings)
         shoppers.add_export_section("beacon_batches", storage.phones.device_batches)
         staff = InsightRepository(storage.sql.engine)  # staff_devices (issue 18)

@@ -48,7 +48,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, 
     reports = build_reports(storage, {plan.id: plan})
     app = reports_app(storage, reports, {READ["X-API-Key"]: ["read"], POS["X-API-Key"]: ["pos"]})
     with TestClient(app) as client:
-        yield client, reports.shoppers, consenting
+        yield client, reports, consenting
     storage.close()
 
 
@@ -97,7 +97,12 @@ def test_products_only_for_consented_shoppers(api: tuple[TestClient, Any, set[st
 def test_a_shopper_sees_their_own_prediction_only_with_consent(
     api: tuple[TestClient, Any, set[str]],
 ) -> None:
-    client, shoppers, _ = api
+    client, reports, _ = api
+    shoppers = reports.shoppers
+
+    def export(shopper: str) -> Any:
+        return reports.predictions.export_shopper(STORE, shopper)
+
     me = shoppers.register(STORE)
     mine = {"Authorization": f"Bearer {me.token}"}
     route = "/api/v1/me/predictions/products"
@@ -109,6 +114,8 @@ def test_a_shopper_sees_their_own_prediction_only_with_consent(
     # Staff see it too, under the read scope; withdrawing consent hides it from both.
     staff = f"/api/v1/stores/{STORE}/predictions/products/{me.shopper_id}"
     assert client.get(staff, headers=READ).status_code == 200
+    assert export(me.shopper_id)["shopper_id"] == me.shopper_id  # in the shopper's export too
     shoppers.set_consent(me.shopper_id, {Purpose.PERSONALIZED_OFFERS: False})
+    assert export(me.shopper_id) is None
     assert client.get(route, headers=mine).status_code == 403
     assert client.get(staff, headers=READ).status_code == 404

@@ -240,6 +240,13 @@ class PredictionService:
             **self._ranked(store, fitted, shopper, top),
         }
 
+    def export_shopper(self, store: str, shopper: str) -> dict[str, Any] | None:
+        """The shopper's export section: their prediction now, or None without one."""
+        try:
+            return self.shopper_products(store, shopper)
+        except NoPrediction:
+            return None
+
     def products(
         self, store: str, at_ms: int | None = None, top: int = 3, limit: int = 100
     ) -> dict[str, Any]:
