@@ -6,8 +6,10 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, Table, select
 
+from omnizone.server.adapters.analytics_db import stays_query
 from omnizone.server.adapters.db import in_chunks
 from omnizone.server.adapters.shopper_db import ConsentRow, ProfileEventRow, ShopperRow
+from omnizone.server.domain.analytics import StayRow
 from omnizone.server.domain.identity import Purpose
 from omnizone.server.service.ports.predictions import PredictionReads
 
@@ -34,6 +36,15 @@ class PredictionRepository(PredictionReads):
                 latest[shopper] = bool(granted)  # the latest change wins
         return sorted(s for s, granted in latest.items() if granted)
 
+    def zone_stays(
+        self, store: str, zones: Sequence[str], from_ms: int, to_ms: int, exclude: Sequence[str]
+    ) -> list[StayRow]:
+        if not zones:
+            return []
+        query = stays_query(store, from_ms, to_ms, exclude, zones)
+        with self.engine.connect() as conn:
+            return cast(list[StayRow], conn.execute(query).cursor.fetchall())
+
     def profile_rows(
         self, shoppers: Sequence[str], from_ms: int, to_ms: int
     ) -> list[tuple[str, str, str, int]]:
@@ -44,5 +55,5 @@ class PredictionRepository(PredictionReads):
                 query: Any = select(e.shopper_id, e.type, e.gtin, e.at_ms).where(
                     e.shopper_id.in_(chunk), e.at_ms >= from_ms, e.at_ms < to_ms
                 )
-                out += [(s, t, g, int(at)) for s, t, g, at in conn.execute(query)]
+                out += conn.execute(query).cursor.fetchall()  # the driver's tuples
         return out

@@ -123,8 +123,9 @@ class PredictionService:
         ]
         # Only the zones where taps and try-ons happen: attribution is within a zone.
         zones = sorted({t.zone for t in plan.nfc_tap_points} | {r.zone for r in plan.rfid_readers})
+        beacons = [b.device for b in plan.beacons]
         stays = Stays.from_rows(
-            self._reads.stays(store, from_ms, to_ms, [b.device for b in plan.beacons]), zones
+            self._shoppers.zone_stays(store, zones, from_ms, to_ms, beacons), zones
         )
         index = {z: i for i, z in enumerate(zones)}
         slack = round(plan.store.visits.exit_grace_s * 1000)

@@ -190,19 +190,22 @@ def _newton(cases: Sequence[tuple[Floats, int]], steps: int = 25) -> Floats:
     w[-1] = 1.0
     if not cases:
         return w
+    x = np.stack([c[0] for c in cases])  # (N, P, F)
+    chosen = x[np.arange(len(cases)), np.array([c[1] for c in cases])]  # (N, F)
     for _ in range(steps):
-        grad = -_L2 * w
-        hess = -_L2 * np.eye(_FEATURES)
-        for x, y in cases:
-            p = _softmax(x @ w)
-            mean = p @ x
-            grad += x[y] - mean
-            hess -= (x * p[:, None]).T @ x - np.outer(mean, mean)
+        scores = x @ w  # (N, P)
+        scores -= scores.max(axis=1, keepdims=True)
+        p = np.exp(scores)
+        p /= p.sum(axis=1, keepdims=True)
+        mean = np.einsum("np,npf->nf", p, x)
+        grad = (chosen - mean).sum(axis=0) - _L2 * w
+        second = np.einsum("np,npf,npg->fg", p, x, x) - mean.T @ mean
+        hess = -second - _L2 * np.eye(_FEATURES)
         step = np.linalg.solve(hess, grad)
         w = w - step
         if float(np.abs(step).max()) < 1e-6:
             break
-    return w
+    return np.asarray(w, dtype=np.float64)
 
 
 def rank_products(
