@@ -19,7 +19,7 @@ from omnizone.store import load_store
 from omnizone.suite.bench.analytics import simulate_week, write_rows
 from omnizone.suite.evaluation.predict import predict_spec
 from tests.e2e.browser import chromium
-from tests.e2e.dashboard_stack import READ_KEY, STORE_FILE, staff_server
+from tests.e2e.dashboard_stack import ADMIN_KEY, READ_KEY, STORE_FILE, staff_server
 
 pytestmark = pytest.mark.e2e
 STORE = load_store(STORE_FILE).id
@@ -82,3 +82,54 @@ def test_prediction_pages_show_the_api_figures(server: ServerRuntime) -> None:
         assert listed.first.get_attribute("data-shopper") == first["shopper_id"]
         assert first["products"][0]["name"] in listed.first.inner_text()
         assert errors == [], errors
+
+
+def test_a_likely_to_buy_campaign_is_described_and_edited_in_the_browser(
+    server: ServerRuntime,
+) -> None:
+    base = server.api_url
+    admin = {"X-API-Key": ADMIN_KEY}
+    campaigns = f"{base}/api/v1/stores/{STORE}/campaigns"
+    body = {
+        "id": "denim-likely",
+        "name": "Denim, predicted",
+        "store": STORE,
+        "trigger": {"kind": "store_entered"},
+        "conditions": {"segments": [{"rule": "likely_to_buy", "categories": ["denim"]}]},
+        "content": {"title": "Denim for you"},
+    }
+    assert httpx.post(campaigns, json=body, headers=admin).status_code == 201
+    with chromium() as browser:
+        page: Page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{base}/dashboard/")
+        page.get_by_test_id("api-key").fill(ADMIN_KEY)
+        page.get_by_test_id("login").click()
+        page.get_by_test_id("live-floor").wait_for()
+        page.get_by_test_id("nav-campaigns").click()
+        row = page.locator("[data-testid=campaigns] tr[data-campaign=denim-likely]")
+        row.wait_for()
+        conditions = row.get_by_test_id("campaign-conditions").inner_text()
+        assert "likely to buy denim (top 3)" in conditions
+        row.get_by_test_id("edit").click()
+        page.locator("[data-testid=new-campaign][data-mode=edit]").wait_for()
+        assert page.get_by_test_id("segment-rule").input_value() == "likely_to_buy"
+        assert page.get_by_test_id("segment-categories").input_value() == "denim"
+        page.get_by_test_id("segment-categories").fill("denim, shoes")
+        page.get_by_test_id("segment-top").fill("2")
+        page.get_by_test_id("save-campaign").click()
+        page.locator("[data-testid=new-campaign][data-mode=new]").wait_for()
+        assert errors == [], errors
+    stored = next(
+        c for c in httpx.get(campaigns, headers=admin).json() if c["id"] == "denim-likely"
+    )
+    assert stored["conditions"]["segments"] == [
+        {
+            "rule": "likely_to_buy",
+            "gtins": [],
+            "categories": ["denim", "shoes"],
+            "top": 2,
+            "negate": False,
+        }
+    ]
