@@ -6,6 +6,7 @@ import pytest
 
 from omnizone.server.adapters.prediction_db import PredictionRepository
 from omnizone.server.domain.identity import ConsentChange, ProfileEvent, Purpose, Shopper
+from omnizone.server.domain.visits import VisitClosed
 
 from .conftest import Storage
 
@@ -43,3 +44,26 @@ def test_consented_shoppers_and_their_events(storage: Storage) -> None:
     assert sorted(reads.profile_rows([ANN], T0, T0 + 20)) == [(ANN, "wishlist_add", JEANS, T0 + 10)]
     assert len(reads.profile_rows([ANN, BOB], T0, T0 + 21)) == 4
     assert reads.profile_rows([], T0, T0 + 21) == []
+
+
+def test_stays_are_counted_per_zone_and_bin(storage: Storage) -> None:
+    if storage.backend == "memory":
+        pytest.skip("the predictions read the SQL database only")
+    engine = storage.ingest.engine  # type: ignore[attr-defined]
+    bin_ms = 900_000
+    with storage.ingest.transaction() as tx:
+        for device, zone, at in (
+            (ANN, "shoes", T0 + 1),
+            (BOB, "shoes", T0 + bin_ms - 1),  # the same first bin
+            (ANN, "shoes", T0 + 2 * bin_ms),  # the third
+            (CY, "denim", T0 + 5),
+            (DAN, "denim", T0 + 7),  # excluded below
+            (ANN, "denim", T0 + 4 * bin_ms),  # at to_ms: outside
+        ):
+            tx.apply_visit_events(
+                STORE, device, [VisitClosed(zone, at, at + 60_000, pass_by=False)]
+            )
+    reads = PredictionRepository(engine)
+    found = sorted(reads.entry_bins(STORE, T0, T0 + 4 * bin_ms, bin_ms, [DAN]))
+    assert found == [("denim", 0, 1), ("shoes", 0, 2), ("shoes", 2, 1)]
+    assert reads.entry_bins(OTHER, T0, T0 + 4 * bin_ms, bin_ms, []) == []

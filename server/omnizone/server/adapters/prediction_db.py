@@ -4,10 +4,10 @@ database: SQLAlchemy Core, plain tuples, no table of their own."""
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, Table, func, select
 
 from omnizone.server.adapters.analytics_db import stays_query
-from omnizone.server.adapters.db import in_chunks
+from omnizone.server.adapters.db import VisitRow, in_chunks
 from omnizone.server.adapters.shopper_db import ConsentRow, ProfileEventRow, ShopperRow
 from omnizone.server.domain.analytics import StayRow
 from omnizone.server.domain.identity import Purpose
@@ -44,6 +44,21 @@ class PredictionRepository(PredictionReads):
         query = stays_query(store, from_ms, to_ms, exclude, zones)
         with self.engine.connect() as conn:
             return cast(list[StayRow], conn.execute(query).cursor.fetchall())
+
+    def entry_bins(
+        self, store: str, from_ms: int, to_ms: int, bin_ms: int, exclude: Sequence[str]
+    ) -> list[tuple[str, int, int]]:
+        v = cast(Table, VisitRow.__table__).c
+        bin_index = ((v.entered_ms - from_ms) // bin_ms).label("bin")
+        query: Any = (
+            select(v.zone, bin_index, func.count())
+            .where(v.store == store, v.entered_ms >= from_ms, v.entered_ms < to_ms)
+            .group_by(v.zone, bin_index)
+        )
+        if exclude:
+            query = query.where(v.device.not_in(list(exclude)))
+        with self.engine.connect() as conn:
+            return [(z, int(b), int(n)) for z, b, n in conn.execute(query)]
 
     def profile_rows(
         self, shoppers: Sequence[str], from_ms: int, to_ms: int

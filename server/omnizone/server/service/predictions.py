@@ -43,6 +43,9 @@ __all__ = [
 #: How much history each model reads before ``as_of``.
 PRODUCT_HISTORY_DAYS = 56
 FOOTFALL_WEEKS = 4
+#: Stays are counted per bin this long by the database, then put into local
+#: hours: 15 minutes divides every UTC offset in use.
+_BIN_MS = 15 * 60_000
 _PROFILE_KINDS = {
     "purchase": "purchase",
     "wishlist_add": "wishlist",
@@ -306,11 +309,23 @@ class PredictionService:
         end = start + timedelta(days=days)
         lo = round(start.timestamp() * 1000)
         hi = round(end.timestamp() * 1000)
-        stays = Stays.from_rows(
-            self._reads.stays(store, lo, hi, [b.device for b in plan.beacons]),
-            [z.id for z in plan.zones],
+        index = {z.id: i for i, z in enumerate(plan.zones)}
+        bins = [
+            (index[z], lo + b * _BIN_MS, n)
+            for z, b, n in self._shoppers.entry_bins(
+                store, lo, hi, _BIN_MS, [b.device for b in plan.beacons]
+            )
+            if z in index
+        ]
+        return pf.binned_daily_hours(
+            np.array([b[0] for b in bins], dtype=np.int64),
+            np.array([b[1] for b in bins], dtype=np.int64),
+            np.array([b[2] for b in bins], dtype=np.float64),
+            len(plan.zones),
+            first_day,
+            days,
+            plan.store.timezone,
         )
-        return pf.daily_hours(stays, len(plan.zones), first_day, days, plan.store.timezone)
 
     def footfall(
         self, store: str, at_ms: int | None = None, days: int = 7, weeks: int = FOOTFALL_WEEKS

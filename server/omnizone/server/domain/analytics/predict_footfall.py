@@ -51,23 +51,38 @@ _OUTLIER_SIGMAS = 4.0
 def daily_hours(stays: Stays, zones: int, first_day: str, days: int, timezone: str) -> Floats:
     """(Z, days, 24): stays that began in each store-local hour of each day
     from ``first_day`` (ISO date), for ``days`` days."""
-    zone = ZoneInfo(timezone)
+    return binned_daily_hours(
+        stays.zone, stays.entered_ms, np.ones(len(stays)), zones, first_day, days, timezone
+    )
+
+
+def binned_daily_hours(
+    zone: NDArray[np.int64],
+    at_ms: NDArray[np.int64],
+    count: Floats,
+    zones: int,
+    first_day: str,
+    days: int,
+    timezone: str,
+) -> Floats:
+    """(Z, days, 24): ``count[i]`` entries of ``zone[i]`` at ``at_ms[i]`` (an
+    event, or the start of a bin shorter than any UTC offset's step), added
+    into the store-local hour of each day from ``first_day``."""
+    tz = ZoneInfo(timezone)
     start = datetime.fromisoformat(first_day).date()
     out = np.zeros((zones, days, 24), dtype=np.float64)
     for d in range(days):
         day = start + timedelta(days=d)
-        midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
+        midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
         lo = round(midnight.astimezone(UTC).timestamp() * 1000)
         nxt = day + timedelta(days=1)
-        hi = round(datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone).timestamp() * 1000)
-        noon = datetime(day.year, day.month, day.day, 12, tzinfo=zone)
-        offset = noon.utcoffset()
-        offset_ms = round(offset.total_seconds() * 1000) if offset is not None else 0
+        hi = round(datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz).timestamp() * 1000)
+        noon = datetime(day.year, day.month, day.day, 12, tzinfo=tz)
+        offset_ms = round((noon.utcoffset() or timedelta()).total_seconds() * 1000)
         local_midnight = lo + round((midnight.utcoffset() or timedelta()).total_seconds() * 1000)
-        chosen = stays.entered_within(lo, hi)
-        hour = (stays.entered_ms[chosen] + offset_ms - local_midnight) // HOUR_MS
-        hour = np.clip(hour, 0, 23)
-        np.add.at(out[:, d, :], (stays.zone[chosen], hour), 1.0)
+        chosen = (at_ms >= lo) & (at_ms < hi)
+        hour = np.clip((at_ms[chosen] + offset_ms - local_midnight) // HOUR_MS, 0, 23)
+        np.add.at(out[:, d, :], (zone[chosen], hour), count[chosen])
     return out
 
 

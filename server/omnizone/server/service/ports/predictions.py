@@ -19,6 +19,13 @@ class PredictionReads(Protocol):
         ``AnalyticsReads.stays`` gives them, devices in ``exclude`` left out."""
         ...
 
+    def entry_bins(
+        self, store: str, from_ms: int, to_ms: int, bin_ms: int, exclude: Sequence[str]
+    ) -> list[tuple[str, int, int]]:
+        """(zone, bin, stays) of the stays that entered in [from_ms, to_ms):
+        bin ``k`` holds those entered in [from_ms + k * bin_ms, + bin_ms)."""
+        ...
+
     def profile_rows(
         self, shoppers: Sequence[str], from_ms: int, to_ms: int
     ) -> list[tuple[str, str, str, int]]:
