@@ -72,6 +72,12 @@ class Fitted:
             self.rankings[shopper] = found
         return found
 
+    def rank_all(self, shoppers: Sequence[str]) -> None:
+        """Rank the shoppers not ranked yet, all at once."""
+        todo = [s for s in shoppers if s not in self.rankings]
+        if todo:
+            self.rankings.update(pp.rank_many(self.model, self.events, todo))
+
 
 class PredictionService:
     def __init__(
@@ -269,6 +275,7 @@ class PredictionService:
                 "shoppers": [],
             }
         consented = set(self._shoppers.consented_shoppers(store))  # as of now, not the fit
+        fitted.rank_all([s for s in fitted.events if s in consented])
         rows = [
             self._ranked(store, fitted, s, top) for s in sorted(fitted.events) if s in consented
         ]

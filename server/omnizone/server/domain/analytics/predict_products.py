@@ -35,9 +35,11 @@ __all__ = [
     "Interaction",
     "ProductModel",
     "category_ranking",
+    "feature_tensor",
     "fit_product_model",
     "next_purchases",
     "popular_ranking",
+    "rank_many",
     "rank_products",
     "ranking_scores",
 ]
@@ -87,31 +89,41 @@ def _popularity(events: Sequence[Interaction], gtins: Sequence[str], at_ms: int)
     return np.asarray(np.log(counts / counts.sum()), dtype=np.float64)
 
 
-def _features(
-    events: Iterable[Interaction],
+def feature_tensor(
+    events: Mapping[str, Sequence[Interaction]],
+    shoppers: Sequence[str],
     gtins: Sequence[str],
     categories: Sequence[str],
     popularity: Floats,
     at_ms: int,
 ) -> Floats:
-    """(P, F) for one shopper: only events before ``at_ms`` count."""
+    """(S, P, F): each shopper's features of each product; only events
+    before ``at_ms`` count."""
     index = {g: i for i, g in enumerate(gtins)}
     names = sorted(set(categories))
     cat_of = np.array([names.index(c) for c in categories], dtype=np.int64)
     kind_index = {k: i for i, k in enumerate(KINDS)}
-    per_product = np.zeros((len(gtins), len(KINDS)))
-    per_category = np.zeros((len(names), len(KINDS)))
-    half_life_ms = HALF_LIFE_DAYS * DAY_MS
-    for e in events:
-        if e.at_ms >= at_ms or e.gtin not in index or e.kind not in kind_index:
-            continue
-        weight = 0.5 ** ((at_ms - e.at_ms) / half_life_ms)
-        p, k = index[e.gtin], kind_index[e.kind]
-        per_product[p, k] += weight
-        per_category[cat_of[p], k] += weight
-    x = np.concatenate(
-        [np.log1p(per_product), np.log1p(per_category[cat_of]), popularity[:, None]], axis=1
-    )
+    rows: list[int] = []
+    products: list[int] = []
+    kinds: list[int] = []
+    ages: list[int] = []
+    for row, shopper in enumerate(shoppers):
+        for e in events.get(shopper, ()):
+            if e.at_ms < at_ms and e.gtin in index and e.kind in kind_index:
+                rows.append(row)
+                products.append(index[e.gtin])
+                kinds.append(kind_index[e.kind])
+                ages.append(at_ms - e.at_ms)
+    r = np.array(rows, dtype=np.int64)
+    p = np.array(products, dtype=np.int64)
+    k = np.array(kinds, dtype=np.int64)
+    weight = 0.5 ** (np.array(ages, dtype=np.float64) / (HALF_LIFE_DAYS * DAY_MS))
+    per_product = np.zeros((len(shoppers), len(gtins), len(KINDS)))
+    per_category = np.zeros((len(shoppers), len(names), len(KINDS)))
+    np.add.at(per_product, (r, p, k), weight)
+    np.add.at(per_category, (r, cat_of[p], k), weight)
+    pop = np.broadcast_to(popularity[None, :, None], (len(shoppers), len(gtins), 1))
+    x = np.concatenate([np.log1p(per_product), np.log1p(per_category[:, cat_of, :]), pop], axis=2)
     return np.asarray(x, dtype=np.float64)
 
 
@@ -138,12 +150,6 @@ def _by_shopper(events: Iterable[Interaction]) -> dict[str, list[Interaction]]:
     return found
 
 
-def _softmax(scores: Floats) -> Floats:
-    z = scores - scores.max()
-    e = np.exp(z)
-    return np.asarray(e / e.sum(), dtype=np.float64)
-
-
 def fit_product_model(
     events: Sequence[Interaction],
     gtins: Sequence[str],
@@ -167,11 +173,10 @@ def fit_product_model(
             break  # too little history before this cut to learn from
         labels = next_purchases(past, cut, cut + horizon_days * DAY_MS, gtins)
         popularity = _popularity(past, gtins, cut)
-        for shopper, gtin in labels.items():
-            before = [e for e in shoppers.get(shopper, ()) if e.at_ms < cut]
-            if not before:
-                continue  # nothing known of the shopper then: nothing to learn
-            cases.append((_features(before, gtins, categories, popularity, cut), index[gtin]))
+        # Nothing known of a shopper before the cut: nothing to learn from them.
+        known = [s for s in labels if any(e.at_ms < cut for e in shoppers.get(s, ()))]
+        x = feature_tensor(shoppers, known, gtins, categories, popularity, cut)
+        cases += [(x[i], index[labels[s]]) for i, s in enumerate(known)]
     weights = _newton(cases)
     return ProductModel(
         gtins=tuple(gtins),
@@ -212,11 +217,27 @@ def rank_products(
     model: ProductModel, events: Iterable[Interaction], at_ms: int | None = None
 ) -> list[tuple[str, float]]:
     """One shopper's products, most likely first, with their probability."""
+    return rank_many(model, {"": list(events)}, [""], at_ms)[""]
+
+
+def rank_many(
+    model: ProductModel,
+    events: Mapping[str, Sequence[Interaction]],
+    shoppers: Sequence[str],
+    at_ms: int | None = None,
+) -> dict[str, list[tuple[str, float]]]:
+    """Each shopper's products, most likely first, with their probability."""
     at = model.as_of_ms if at_ms is None else at_ms
-    x = _features(events, model.gtins, model.categories, model.popularity, at)
-    p = _softmax(x @ model.weights)
-    order = np.lexsort((np.arange(p.size), -p))
-    return [(model.gtins[i], round(float(p[i]), 4)) for i in order]
+    x = feature_tensor(events, shoppers, model.gtins, model.categories, model.popularity, at)
+    scores = x @ model.weights  # (S, P)
+    scores -= scores.max(axis=1, keepdims=True) if len(shoppers) else 0.0
+    p = np.exp(scores)
+    p /= p.sum(axis=1, keepdims=True)
+    order = np.argsort(-p, axis=1, kind="stable")  # ties: catalog order
+    out: dict[str, list[tuple[str, float]]] = {}
+    for row, shopper in enumerate(shoppers):
+        out[shopper] = [(model.gtins[i], round(float(p[row, i]), 4)) for i in order[row]]
+    return out
 
 
 def category_ranking(
