@@ -275,15 +275,14 @@ class PredictionService:
                 "shoppers": [],
             }
         consented = set(self._shoppers.consented_shoppers(store))  # as of now, not the fit
-        fitted.rank_all([s for s in fitted.events if s in consented])
-        rows = [
-            self._ranked(store, fitted, s, top) for s in sorted(fitted.events) if s in consented
-        ]
-        rows.sort(key=lambda r: (-r["products"][0]["probability"], r["shopper_id"]))
+        shoppers = [s for s in fitted.events if s in consented]
+        fitted.rank_all(shoppers)
+        # Most confident first: the top product's probability, then the id.
+        shoppers.sort(key=lambda s: (-fitted.rankings[s][0][1], s))
         return {
             **self._model_out(store, fitted, as_of_ms),
-            "shoppers_total": len(rows),
-            "shoppers": rows[:limit],
+            "shoppers_total": len(shoppers),
+            "shoppers": [self._ranked(store, fitted, s, top) for s in shoppers[:limit]],
         }
 
     def likely(
