@@ -36,6 +36,7 @@ from omnizone.server.adapters.layout_db import LayoutRepository
 from omnizone.server.adapters.mqtt_ingest import MqttIngest
 from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.adapters.phone_db import PhoneSightingRepository
+from omnizone.server.adapters.prediction_db import PredictionRepository
 from omnizone.server.adapters.shopper_db import ShopperRepository
 from omnizone.server.adapters.webpush import VapidKeys, WebPushChannel
 from omnizone.server.domain.analytics.alerts import AlertEpisode
@@ -56,6 +57,7 @@ from omnizone.server.entrypoints.insight_api import insight_router
 from omnizone.server.entrypoints.limits import RateSettings
 from omnizone.server.entrypoints.offers_api import offers_router
 from omnizone.server.entrypoints.phone_api import phone_router
+from omnizone.server.entrypoints.predictions_api import predictions_router
 from omnizone.server.entrypoints.self_calibration_api import (
     SelfCalibrationCollector,
     self_calibration_router,
@@ -87,6 +89,7 @@ from omnizone.server.service.locators import LocatorKind, make_locator, make_loc
 from omnizone.server.service.offer_engine import OfferEngine
 from omnizone.server.service.passers_by import PasserByCounter
 from omnizone.server.service.phone_sightings import PhoneSightings
+from omnizone.server.service.predictions import PredictionService
 from omnizone.server.service.queries import StoreQueries
 from omnizone.server.service.radio_reload import LocalizerReload, RadioWatch
 from omnizone.server.service.radio_setup import radio_setups
@@ -197,6 +200,7 @@ class StoreReports:
     campaign_report: CampaignReport
     analytics: AnalyticsService
     insight: InsightService  # issue 18; leaves staff out of ``analytics`` too
+    predictions: PredictionService  # issue 18, point 9
     heatmap: HeatmapService | None = None  # issue 18 point 6: the floor heatmap
 
 
@@ -205,6 +209,7 @@ def build_reports(
     stores: Mapping[str, StorePlan],
     *,
     shoppers: ShopperService | None = None,
+    catalog: Catalog | None = None,
 ) -> StoreReports:
     """The read side over ``storage``. ``shoppers``: the server's own; without
     it one is made that only reads (``omnizone report``, the benchmarks)."""
@@ -216,6 +221,12 @@ def build_reports(
     analytics = AnalyticsService(running, storage.analytics, report)
     analytics.count_passers_by(PassersByRepository(storage.sql.engine))  # capture rate
     insight = InsightService(analytics, storage.analytics, InsightRepository(storage.sql.engine))
+    predictions = PredictionService(
+        running,
+        storage.analytics,
+        PredictionRepository(storage.sql.engine),
+        catalog or load_catalog(shipped_config("catalog/rivoli.yaml")),
+    )
     return StoreReports(
         stores=running,
         layout_versions=versions,
@@ -224,6 +235,7 @@ def build_reports(
         analytics=analytics,
         insight=insight,
         heatmap=HeatmapService(running, FloorCellRepository(storage.sql.engine)),
+        predictions=predictions,
     )
 
 
@@ -239,6 +251,12 @@ def reports_app(
             lambda require: analytics_router(reports.analytics, require),
             lambda require: insight_router(reports.insight, require),
             *_heatmap_routes(reports),
+            lambda require: predictions_router(
+                reports.predictions,
+                require,
+                reports.shoppers.authenticate,
+                lambda shopper: reports.shoppers.shopper(shopper).store,
+            ),
         ],
     )
 
@@ -430,7 +448,7 @@ def build_server(
         shoppers = ShopperService(
             list(plans), storage.shoppers, eid_policy=s.eid_policy(), webhook_secret=secret
         )
-        reports = build_reports(storage, plans, shoppers=shoppers)
+        reports = build_reports(storage, plans, shoppers=shoppers, catalog=_catalog(s, plans))
         running = reports.stores  # one mapping every part reads; a saved layout replaces
         # What each store's localizer learns from (its survey, its calibration):
         # read now, so a bad file stops the start naming its lines, before any
@@ -490,6 +508,7 @@ def build_server(
             publish_offers,
             background=True,
             on_visits=follow_ups.observe,
+            likely=reports.predictions.likely,
         )
         undo.callback(engine.close)
         if s.role != "worker":  # claims with a lease: several API nodes may run it
@@ -568,6 +587,7 @@ def build_server(
         shoppers.subscribe_to_erasure(floor_presence.forget)
         shoppers.subscribe_to_erasure(engine.forget_shopper)
         shoppers.subscribe_to_erasure(follow_ups.forget_shopper)  # its decisions, before the log's
+        shoppers.subscribe_to_erasure(reports.predictions.forget_shopper)
         shoppers.subscribe_to_erasure(storage.sql.erase_device)
         shoppers.subscribe_to_erasure(lambda shopper: _erased(delivery.erase_shopper(shopper)))
         shoppers.subscribe_to_erasure(storage.campaigns.erase_shopper)
@@ -590,6 +610,12 @@ def build_server(
         shoppers.add_export_section("offers", delivery.export_shopper)
         shoppers.add_export_section("offer_decisions", storage.campaigns.export_shopper)
         shoppers.add_export_section("store_visits", storage.campaigns.export_store_visits)
+        shoppers.add_export_section(
+            "predictions",
+            lambda shopper: reports.predictions.export_shopper(
+                shoppers.shopper(shopper).store, shopper
+            ),
+        )
         shoppers.add_export_section("beacon_sightings", storage.phones.device_sightings)
         shoppers.add_export_section("beacon_batches", storage.phones.device_batches)
         staff = InsightRepository(storage.sql.engine)  # staff_devices (issue 18)
@@ -666,6 +692,12 @@ def build_server(
             lambda require: analytics_router(reports.analytics, require),
             lambda require: insight_router(reports.insight, require),
             *_heatmap_routes(reports),
+            lambda require: predictions_router(
+                reports.predictions,
+                require,
+                reports.shoppers.authenticate,
+                lambda shopper: reports.shoppers.shopper(shopper).store,
+            ),
             lambda require: self_calibration_router(self_calibration, require),
             lambda require: beacon_fleet_router(beacons, require),
             lambda require: phone_router(phones, shoppers.authenticate, require),
@@ -762,6 +794,8 @@ def build_follow_ups(
         webhook=webhook,
         interval_s=settings.follow_up_interval_s,
     )
+
+
 def _heatmap_routes(reports: StoreReports) -> list[RouterFactory]:
     found = reports.heatmap
     return [] if found is None else [lambda require: heatmap_router(found, require)]

@@ -76,6 +76,7 @@ def report(
             insight=reports.insight,
             alert_history=bootstrap.stored_alert_history(storage),
             heatmap=reports.heatmap,
+            predictions=reports.predictions,
         )
     except ReportError as error:
         fail("report", str(error))

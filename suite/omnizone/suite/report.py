@@ -34,6 +34,7 @@ from omnizone.server.service.analytics import (
 )
 from omnizone.server.service.heatmap import HeatmapService
 from omnizone.server.service.insight import InsightService, insight_csv
+from omnizone.server.service.predictions import PredictionService, predictions_csv
 from omnizone.store import StorePlan, geometry
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -130,6 +131,7 @@ def write_report(
     insight: InsightService | None = None,
     alert_history: Callable[[str, int, int], list[AlertEpisode]] | None = None,
     heatmap: HeatmapService | None = None,
+    predictions: PredictionService | None = None,
 ) -> ReportResult:
     """Every view of ``store`` over [start, end) into ``out``: CSVs, PNGs, summary.json.
     ``service`` answers the views as the API does (``bootstrap.build_reports``).
@@ -189,6 +191,15 @@ def write_report(
         from omnizone.suite.report_heatmap import write_heatmap
 
         files += write_heatmap(heatmap, plan, from_ms, to_ms, out)
+    if predictions is not None:  # issue 18 point 9: as of the range's end, as the API's csv
+        forecasts = {
+            "footfall-forecast": ("footfall", predictions.footfall(store, to_ms)),
+            "next-products": ("products", predictions.products(store, to_ms, limit=1000)),
+        }
+        for suffix, (kind, body) in forecasts.items():
+            name = f"{store}-{suffix}.csv"
+            (out / name).write_text(predictions_csv(kind, body), encoding="utf-8")
+            files.append(name)
     charts = {
         f"{store}-presence.png": presence_chart(plan, answers[View.PRESENCE]),
         f"{store}-dwell.png": dwell_chart(answers[View.DWELL]),

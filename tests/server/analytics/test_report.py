@@ -128,9 +128,21 @@ def test_report_writes_each_view_as_the_api_answers_it(
     assert len(written.splitlines()) > 100  # the fill's cells: most of the floor
     with Image.open(tmp_path / f"{STORE}-heatmap.png") as image:
         assert image.format == "PNG" and len(image.getcolors(maxcolors=1 << 20) or []) > 10
+    # Issue 18 point 9: the predictions as of the range's end, as their API's format=csv.
+    predictions = {"footfall-forecast": "footfall", "next-products": "products"}
+    for name, route in predictions.items():
+        written = (tmp_path / f"{STORE}-{name}.csv").read_text(encoding="utf-8")
+        answer = client.get(
+            f"/api/v1/stores/{STORE}/predictions/{route}",
+            params={"at_ms": filled.to_ms, "format": "csv", "limit": 1000},
+            headers=READ,
+        )
+        assert answer.status_code == 200, answer.text
+        assert written == answer.text, name
     assert sorted(summary["files"]) == sorted(
         [f"{STORE}-{v}.csv" for v in VIEWS]
         + [f"{STORE}-{k}.csv" for k in insight]
+        + [f"{STORE}-{k}.csv" for k in predictions]
         + [f"{STORE}-alert-history.csv"]
         + [f"{STORE}-{c}.png" for c in CHARTS]
         + [f"{STORE}-heatmap.csv", f"{STORE}-heatmap.png"]

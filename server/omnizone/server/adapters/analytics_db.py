@@ -7,9 +7,9 @@ on other parts' tables are declared here and created when missing.
 """
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Engine, Index, Table, and_, func, select
+from sqlalchemy import Engine, Index, Select, Table, and_, func, select
 
 from omnizone.server.adapters.campaign_db import DecisionRow
 from omnizone.server.adapters.db import (
@@ -72,6 +72,32 @@ TABLES: list[Table] = [
 ]
 
 
+def stays_query(
+    store: str, from_ms: int, to_ms: int, exclude: Sequence[str] = (), zones: Sequence[str] = ()
+) -> Select[Any]:
+    """The query of ``AnalyticsRepository.stays`` (``zones``: only those, when given)."""
+    v, p = _visits.c, _presence.c
+    last_placed = (
+        select(p.last_in_zone_ms)
+        .where(
+            p.store == v.store,
+            p.device == v.device,
+            p.zone == v.zone,
+            p.entered_ms == v.entered_ms,
+        )
+        .scalar_subquery()
+    )
+    end = func.coalesce(v.left_ms, last_placed, v.entered_ms)
+    query = select(v.device, v.zone, v.entered_ms, end, v.status).where(
+        v.store == store, v.entered_ms >= from_ms, v.entered_ms < to_ms
+    )
+    if exclude:
+        query = query.where(v.device.not_in(list(exclude)))
+    if zones:
+        query = query.where(v.zone.in_(list(zones)))
+    return query
+
+
 class AnalyticsRepository(AnalyticsStore):
     """Read-only queries over the server's database (any engine of ``db.make_engine``)."""
 
@@ -110,23 +136,7 @@ class AnalyticsRepository(AnalyticsStore):
         end_ms, status). An open stay ends, for now, where its device was last
         placed in the zone; one whose device has no such presence any more (an
         interrupted run) ends where it began."""
-        v, p = _visits.c, _presence.c
-        last_placed = (
-            select(p.last_in_zone_ms)
-            .where(
-                p.store == v.store,
-                p.device == v.device,
-                p.zone == v.zone,
-                p.entered_ms == v.entered_ms,
-            )
-            .scalar_subquery()
-        )
-        end = func.coalesce(v.left_ms, last_placed, v.entered_ms)
-        query = select(v.device, v.zone, v.entered_ms, end, v.status).where(
-            v.store == store, v.entered_ms >= from_ms, v.entered_ms < to_ms
-        )
-        if exclude:
-            query = query.where(v.device.not_in(list(exclude)))
+        query = stays_query(store, from_ms, to_ms, exclude)
         with self.engine.connect() as conn:
             # The driver's own tuples: plain ints and strings, and a week of
             # stays costs half as much without a Row object per stay.

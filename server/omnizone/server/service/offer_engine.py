@@ -53,6 +53,9 @@ MAX_BATCH = 2000
 Publish = Callable[[Sequence[NewOffer]], object]
 #: follow-ups (``FollowUpService.observe``): a batch's moments and the visits that ended
 VisitListener = Callable[[Sequence[TriggerEvent], Sequence[tuple[str, str, str, int]]], object]
+#: (store, shoppers, at_ms) -> per consented shopper its likely next products
+#: and categories, most likely first (``PredictionService.likely``).
+Likely = Callable[[str, Sequence[str], int], Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]]
 
 
 @dataclass(slots=True)
@@ -116,6 +119,7 @@ class OfferEngine:
         clock: Callable[[], int] = wall_clock_ms,
         background: bool = False,
         on_visits: VisitListener | None = None,
+        likely: Likely | None = None,
     ) -> None:
         """``background``: placements and try-ons are queued and decided on the
         engine's own thread, so ingest never waits for a decision (the server);
@@ -130,6 +134,7 @@ class OfferEngine:
         self._publish = publish
         self._clock = clock
         self._on_visits = on_visits
+        self._likely = likely  # predicted next purchases, for likely_to_buy rules (issue 18)
         self._lock = threading.RLock()
         # Held while a batch's rows are written, with the shoppers' consent
         # read again inside: an erasure takes it once (``forget_shopper``)
@@ -394,6 +399,7 @@ class OfferEngine:
             listening = [(w, self._listening(w.event)) for w in effects.waiting]
         shoppers = sorted({w.event.shopper_id for w, campaigns in listening if campaigns})
         contexts = self._contexts(shoppers)
+        self._add_predictions(contexts, listening)
         self._load_history(shoppers)
         batches = []
         for waiting, campaigns in listening:
@@ -502,6 +508,31 @@ class OfferEngine:
                 loyalty_id=loyalty.get(shopper_id),
             )
         return contexts
+
+    def _add_predictions(
+        self,
+        contexts: dict[str, ShopperContext],
+        listening: Sequence[tuple[_Waiting, list[Campaign]]],
+    ) -> None:
+        """Predicted next purchases, read only for shoppers a campaign with a
+        likely_to_buy rule listens for (the prediction needs their consent)."""
+        if self._likely is None:
+            return
+        wanted: dict[str, tuple[int, set[str]]] = {}
+        for waiting, campaigns in listening:
+            if any(r.rule == "likely_to_buy" for c in campaigns for r in c.conditions.segments):
+                event = waiting.event
+                at, who = wanted.setdefault(event.store, (event.at_ms, set()))
+                who.add(event.shopper_id)
+                wanted[event.store] = (max(at, event.at_ms), who)
+        for store, (at_ms, who) in wanted.items():
+            for shopper, (products, categories) in self._likely(store, sorted(who), at_ms).items():
+                if shopper in contexts:
+                    contexts[shopper] = replace(
+                        contexts[shopper],
+                        likely_products=products,
+                        likely_categories=categories,
+                    )
 
     def _day_visit(self, store: str, at_ms: int) -> str:
         """A shopper the store does not place (no location consent) still has

@@ -41,6 +41,12 @@ from omnizone.suite.bench.heatmap import fill_floor_cells, time_heatmap
 DAY_OPEN_H, DAY_CLOSE_H = 10, 20
 #: Relative arrivals per opening hour (10:00 ... 19:00): lunch and after-work peaks.
 HOURLY_WEIGHT = (0.5, 0.8, 1.0, 1.3, 1.0, 0.9, 1.0, 1.4, 1.5, 0.9)
+#: With ``WeekSpec.seasonal``: weekends peak in the afternoon, not after work ...
+WEEKEND_HOURLY_WEIGHT = (0.6, 0.9, 1.2, 1.4, 1.6, 1.7, 1.6, 1.3, 1.0, 0.6)
+#: ... and each weekday (Monday ... Sunday) brings its own share of the week.
+WEEKDAY_FACTOR = (0.75, 0.8, 0.9, 0.95, 1.15, 1.6, 0.85)
+#: A public holiday's trips, against an ordinary day (shortened, quiet).
+HOLIDAY_FACTOR = 0.35
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,28 @@ class WeekSpec:
     returning_fraction: float = 0.3
     sent_fraction: float = 0.9  # of trips the welcome campaign decides on: the rest held out
     staff: int = 0  # staff phones on the floor all day, every day (issue 18, point 5)
+    # Issue 18, point 9 (predictions): structure a model can learn, all off by
+    # default so every existing bench and test sees the same rows as before.
+    seasonal: bool = False  # weekday x hour seasonality (WEEKDAY_FACTOR, weekend hours)
+    trend_per_week: float = 0.0  # trips grow by this fraction of trips_per_day each week
+    holidays: tuple[date, ...] = ()  # days with HOLIDAY_FACTOR of the trips
+    preferences: bool = False  # each shopper favours a category: try-ons, views, purchases
+
+
+def trips_on(spec: WeekSpec, day: date) -> int:
+    """The trips simulated on ``day`` (``trips_per_day`` unless seasonal, trend or holiday)."""
+    if not spec.seasonal and not spec.trend_per_week and not spec.holidays:
+        return spec.trips_per_day
+    factor = WEEKDAY_FACTOR[day.weekday()] if spec.seasonal else 1.0
+    factor *= 1.0 + spec.trend_per_week * (day - spec.first_day).days / 7
+    if day in spec.holidays:
+        factor *= HOLIDAY_FACTOR
+    return max(0, round(spec.trips_per_day * factor))
+
+
+def hourly_weight(spec: WeekSpec, day: date) -> tuple[float, ...]:
+    """Relative arrivals per opening hour on ``day``."""
+    return WEEKEND_HOURLY_WEIGHT if spec.seasonal and day.weekday() >= 5 else HOURLY_WEIGHT
 
 
 @dataclass
@@ -65,6 +93,8 @@ class _Rows:
     receipts: list[dict[str, Any]] = field(default_factory=list)
     redemptions: list[dict[str, Any]] = field(default_factory=list)
     shoppers: dict[str, int] = field(default_factory=dict)
+    #: With ``WeekSpec.preferences``: each shopper's favourite category (a zone).
+    preference: dict[str, str] = field(default_factory=dict)
     #: The truth of each trip: (shopper, start_ms, out_ms, bought in the store or online).
     trips: list[tuple[str, int, int, list[int]]] = field(default_factory=list)
     staff: list[str] = field(default_factory=list)
@@ -86,6 +116,8 @@ class _Store:
         self.taps = {t.zone: t for t in plan.nfc_tap_points}
         self.readers = {r.zone: r for r in plan.rfid_readers}
         self.gtins = list(gtins)
+        #: Per category (the first zone a product is displayed in here), its GTINs.
+        self.categories: dict[str, list[str]] = {}
         self._paths: dict[tuple[str, str], list[str]] = {}
 
     def path(self, a: str, b: str) -> list[str]:
@@ -121,10 +153,19 @@ def fill_week(engine: Engine, plan: StorePlan, spec: WeekSpec) -> dict[str, int]
     return written
 
 
+def write_rows(engine: Engine, plan: StorePlan, rows: _Rows) -> dict[str, int]:
+    """Write rows ``simulate_week`` made (their truth at hand); returns the rows per table."""
+    return _write(engine, plan, rows)
+
+
 def simulate_week(plan: StorePlan, spec: WeekSpec) -> _Rows:
     """The rows of the simulated week, with its truth (``trips``, ``staff``)."""
     catalog = load_catalog(shipped_config("catalog/rivoli.yaml"))
     store = _Store(plan, [p.gtin for p in catalog.products])
+    for product in catalog.products:
+        shown = product.zones.get(plan.id)
+        if shown:
+            store.categories.setdefault(shown[0], []).append(product.gtin)
     rng = random.Random(spec.seed)
     rows = _Rows()
     zone_tz = ZoneInfo(plan.store.timezone)
@@ -134,13 +175,23 @@ def simulate_week(plan: StorePlan, spec: WeekSpec) -> _Rows:
         day = spec.first_day + timedelta(days=d)
         opening = datetime(day.year, day.month, day.day, DAY_OPEN_H, tzinfo=zone_tz)
         open_ms = round(opening.astimezone(UTC).timestamp() * 1000)
-        hours = rng.choices(range(len(HOURLY_WEIGHT)), HOURLY_WEIGHT, k=spec.trips_per_day)
+        weights = hourly_weight(spec, day)
+        hours = rng.choices(range(len(weights)), weights, k=trips_on(spec, day))
         for hour in sorted(hours):
             start_ms = open_ms + hour * 3_600_000 + rng.randrange(3_600_000)
             shopper = rng.choice(regulars) if regulars else ""
-            if rng.random() >= spec.returning_fraction or busy_until.get(shopper, 0) > start_ms:
+            # The first trip may draw no regular ("") and keep it; a preferences
+            # history makes it a new shopper (the older outputs stay as they were).
+            fresh = spec.preferences and not shopper
+            if (
+                fresh
+                or rng.random() >= spec.returning_fraction
+                or busy_until.get(shopper, 0) > start_ms
+            ):
                 shopper = f"{rng.getrandbits(128):032x}"
                 regulars.append(shopper)
+                if spec.preferences and store.categories:
+                    rows.preference[shopper] = _favourite(store, rng)
             rows.shoppers.setdefault(shopper, start_ms)
             busy_until[shopper] = _trip(store, rng, rows, shopper, start_ms, spec)
         for k in range(spec.staff):
@@ -154,6 +205,25 @@ def simulate_week(plan: StorePlan, spec: WeekSpec) -> _Rows:
             )
     rows.staff = [f"staff{k:02d}{spec.seed:04d}" for k in range(spec.staff)]
     return rows
+
+
+#: How often a shopper with a favourite category acts on it (else: any product).
+PREFERENCE_STRENGTH = 0.7
+#: Relative popularity of each category as a favourite (others: 1.0).
+CATEGORY_WEIGHT = {"denim": 2.0, "womenswear": 1.6, "shoes": 1.3, "accessories": 0.8}
+
+
+def _favourite(store: _Store, rng: random.Random) -> str:
+    names = sorted(store.categories)
+    return rng.choices(names, [CATEGORY_WEIGHT.get(n, 1.0) for n in names])[0]
+
+
+def _product(store: _Store, rng: random.Random, rows: _Rows, shopper: str) -> str:
+    """A product the shopper picks: from their favourite category, mostly."""
+    favourite = rows.preference.get(shopper)
+    if favourite is not None and rng.random() < PREFERENCE_STRENGTH:
+        return rng.choice(store.categories[favourite])
+    return rng.choice(store.gtins)
 
 
 def _staff_day(store: _Store, rng: random.Random, rows: _Rows, device: str, open_ms: int) -> None:
@@ -190,6 +260,11 @@ def _trip(
     wanted = rng.randint(1, 5)
     weights = [0.35 if z in store.fitting else 1.0 for z in store.browsable]
     chosen: list[str] = []
+    favourite = rows.preference.get(shopper)
+    if favourite in store.browsable and rng.random() < PREFERENCE_STRENGTH:
+        chosen.append(favourite)
+        if rng.random() < 0.5:  # and tries its things on
+            chosen.append(rng.choice(sorted(store.fitting)))
     while len(chosen) < min(wanted, len(store.browsable)):
         pick = rng.choices(store.browsable, weights)[0]
         if pick not in chosen:
@@ -235,7 +310,7 @@ def _trip(
         if zone in store.readers and left - entered > 20_000:
             reader = store.readers[zone]
             for _ in range(rng.randint(1, 3)):
-                gtin = rng.choice(store.gtins)
+                gtin = _product(store, rng, rows, shopper)
                 tried.append(gtin)
                 for event, at in (
                     ("arrived", entered + rng.randrange(3000, 15_000)),
@@ -269,7 +344,7 @@ def _trip(
                 if rng.random() < 0.4:
                     bought.append((gtin, left - 2000))
             if not bought and rng.random() < 0.7:
-                bought.append((rng.choice(store.gtins), left - 2000))
+                bought.append((_product(store, rng, rows, shopper), left - 2000))
     walk_through(here, store.entrance)
     _, out_ms = stay(store.entrance, rng.randrange(3000, 12_000))
     if tried and not bought and rng.random() < 0.15:  # thought it over, bought online tonight
@@ -292,10 +367,21 @@ def _trip(
             {
                 "shopper_id": shopper,
                 "type": "product_view",
-                "gtin": rng.choice(store.gtins),
+                "gtin": _product(store, rng, rows, shopper),
                 "channel": "app",
                 "amount": None,
                 "at_ms": t,
+            }
+        )
+    if favourite is not None and rng.random() < 0.3:  # saved for later, on the app
+        rows.events.append(
+            {
+                "shopper_id": shopper,
+                "type": "wishlist_add",
+                "gtin": _product(store, rng, rows, shopper),
+                "channel": "app",
+                "amount": None,
+                "at_ms": t + 1,
             }
         )
     return out_ms + 10 * 60_000

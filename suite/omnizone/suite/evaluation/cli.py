@@ -272,3 +272,34 @@ def _scenario_or_exit(console: "Console", path: Path, **overrides: Any) -> "Scen
     except ScenarioError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
+
+
+@eval_app.command("predict")
+def eval_predict(
+    seed: Annotated[int, typer.Option(help="the simulated history's seed")] = 1,
+    days: Annotated[int, typer.Option(help="days of history")] = 35,
+    cut_day: Annotated[int, typer.Option(help="train on days before it, score the 7 after")] = 28,
+    trips_per_day: Annotated[int, typer.Option(help="store trips on an ordinary day")] = 600,
+    holiday: Annotated[
+        bool, typer.Option(help="a public holiday (11 November) in the history")
+    ] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Backtest next-product and footfall predictions on a simulated history
+    against the naive baselines (most popular products; same hour last week)."""
+    from rich.console import Console
+
+    from omnizone.suite.evaluation.predict import run_predict_eval
+
+    console = Console(stderr=True)
+    if not 14 <= cut_day <= days - 7:
+        console.print(f"[red]--cut-day must be 14 .. days - 7 ({days - 7}), got {cut_day}[/]")
+        raise typer.Exit(2)
+    if trips_per_day < 1:
+        console.print(f"[red]--trips-per-day must be at least 1, got {trips_per_day}[/]")
+        raise typer.Exit(2)
+    with console.status(f"predictions backtest (seed {seed})"):
+        result = run_predict_eval(
+            seed=seed, days=days, cut_day=cut_day, trips_per_day=trips_per_day, holiday=holiday
+        )
+    print_result(result, json_output, console)

@@ -37,6 +37,7 @@ __all__ = [
     "Content",
     "Dwell",
     "HasPurchasedGtin",
+    "LikelyToBuy",
     "Limits",
     "LoyaltyMember",
     "MinPurchases",
@@ -260,8 +261,27 @@ class MinSpend(_Rule):
     within_days: int | None = Field(None, ge=1)
 
 
+class LikelyToBuy(_Rule):
+    """The shopper's predicted next purchases (issue 18, point 9; the service
+    supplies them, see docs/analytics.md "Predictions"): one of the ``top``
+    most likely products is in ``gtins``, or one of the ``top`` most likely
+    categories (the zone a product is displayed in) is in ``categories``.
+    A shopper without a prediction (no consent, nothing known) never holds."""
+
+    rule: Literal["likely_to_buy"]
+    gtins: list[Gtin] = []
+    categories: list[Identifier] = []
+    top: int = Field(3, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _names_something(self) -> Self:
+        if not self.gtins and not self.categories:
+            raise ValueError("likely_to_buy needs gtins or categories (or both)")
+        return self
+
+
 SegmentRule = Annotated[
-    LoyaltyMember | NotEmpty | HasPurchasedGtin | MinPurchases | MinSpend,
+    LoyaltyMember | NotEmpty | HasPurchasedGtin | MinPurchases | MinSpend | LikelyToBuy,
     Field(discriminator="rule"),
 ]
 

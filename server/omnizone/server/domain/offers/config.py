@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from omnizone.server.domain.offers.campaign import Campaign, HasPurchasedGtin
+from omnizone.server.domain.offers.campaign import Campaign, HasPurchasedGtin, LikelyToBuy
 from omnizone.server.domain.offers.catalog import Catalog
 from omnizone.server.domain.offers.errors import (
     OffersConfigError,
@@ -95,6 +95,13 @@ def _check_plan(campaign: Campaign, plan: StorePlan) -> list[str]:
                 f"trigger.tap_points[{j}]: tap point {tap!r} is not in store {plan.id}"
                 + did_you_mean(tap, taps)
             )
+    for i, rule in enumerate(campaign.conditions.segments):
+        for j, zone in enumerate(getattr(rule, "categories", [])):
+            if zone not in zones:
+                problems.append(
+                    f"conditions.segments[{i}].categories[{j}]: category {zone!r} is not a "
+                    f"zone of store {plan.id}" + did_you_mean(zone, zones)
+                )
     return problems
 
 
@@ -107,7 +114,7 @@ def _check_catalog(campaign: Campaign, catalog: Catalog) -> list[str]:
     if campaign.content.product_gtin is not None:
         named.append(("content.product_gtin", campaign.content.product_gtin))
     for i, rule in enumerate(campaign.conditions.segments):
-        if isinstance(rule, HasPurchasedGtin):
+        if isinstance(rule, HasPurchasedGtin | LikelyToBuy):
             named += [(f"conditions.segments[{i}].gtins[{j}]", g) for j, g in enumerate(rule.gtins)]
     return [
         f"{where}: product {gtin!r} is not in the catalog"

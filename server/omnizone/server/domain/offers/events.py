@@ -81,6 +81,10 @@ class ShopperContext:
     wishlist: frozenset[str] = frozenset()
     purchases: tuple[Purchase, ...] = ()
     loyalty_id: str | None = None
+    #: Predicted next purchases, most likely first (supplied by the service;
+    #: empty without consent or prediction): products, and their categories.
+    likely_products: tuple[str, ...] = ()
+    likely_categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from omnizone.server.domain.offers.campaign import (
     CartItemInZone,
     Dwell,
     HasPurchasedGtin,
+    LikelyToBuy,
     LoyaltyMember,
     MinPurchases,
     MinSpend,
@@ -120,6 +121,10 @@ def _rule_matches(rule: SegmentRule, shopper: ShopperContext, now_ms: int) -> bo
             return len(_recent(shopper, days, now_ms)) >= count
         case MinSpend(amount=amount, within_days=days):
             return sum(p.amount for p in _recent(shopper, days, now_ms)) >= amount
+        case LikelyToBuy(gtins=gtins, categories=categories, top=top):
+            return any(g in gtins for g in shopper.likely_products[:top]) or any(
+                c in categories for c in shopper.likely_categories[:top]
+            )
     raise AssertionError(f"unhandled rule {rule!r}")  # pragma: no cover
 
 

@@ -12,6 +12,7 @@ import { fleetView } from "./fleet.js";
 import { floorHeatmapView } from "./heatmap.js";
 import { headlineStrip, insightView } from "./insight.js";
 import { liveView } from "./live.js";
+import { predictionsView } from "./predictions.js";
 import { surveyView } from "./survey.js";
 
 const view = document.getElementById("view");
@@ -159,6 +160,7 @@ const ROUTES = [
   [/^#\/survey$/, surveyView],
   [/^#\/insight\/(\w+)$/, insightView],
   [/^#\/floor-heatmap$/, floorHeatmapView],
+  [/^#\/predict\/(\w+)$/, predictionsView],
 ];
 
 async function route() {

@@ -42,9 +42,10 @@ const RULES = {
   has_purchased_gtin: { label: "Has bought product(s)", gtins: true, days: true },
   min_purchases: { label: "At least N purchases", count: true, days: true },
   min_spend: { label: "Has spent at least", amount: true, days: true },
+  likely_to_buy: { label: "Likely to buy next (prediction)", gtins: true, categories: true, top: true },
 };
 // Every rule field the form edits.
-const RULE_FIELDS = ["negate", "gtins", "count", "amount", "within_days"];
+const RULE_FIELDS = ["negate", "gtins", "count", "amount", "within_days", "categories", "top"];
 
 const DAYS = [["mon", "Mon"], ["tue", "Tue"], ["wed", "Wed"], ["thu", "Thu"], ["fri", "Fri"], ["sat", "Sat"], ["sun", "Sun"]];
 
@@ -92,6 +93,10 @@ function describeRule(rule) {
   if (rule.rule === "has_purchased_gtin") text = `bought ${rule.gtins.join(", ")}`;
   else if (rule.rule === "min_purchases") text = `≥ ${rule.count} purchases`;
   else if (rule.rule === "min_spend") text = `spent ≥ ${fmt(rule.amount, 2)}`;
+  else if (rule.rule === "likely_to_buy") {
+    const what = [...(rule.categories || []), ...(rule.gtins || [])].join(", ");
+    text = `likely to buy ${what} (top ${rule.top ?? 3})`;
+  }
   else text = spec?.says || rule.rule;
   if (rule.within_days) text += ` in ${rule.within_days} d`;
   return rule.negate ? `not ${text}` : text;
@@ -261,8 +266,14 @@ function segmentList() {
     const countField = field("Purchases at least", count);
     const amountField = field("Spent at least (store currency)", amount);
     const daysField = field("Within the last … days", days, "empty: ever");
+    const categories = el("input", { "data-testid": "segment-categories", placeholder: "denim, shoes …", value: (rule.categories || []).join(", ") });
+    const top = el("input", { type: "number", min: 1, max: 20, step: 1, "data-testid": "segment-top", value: rule.top ?? 3 });
+    const categoriesField = field("Categories (zone ids, comma-separated)", categories);
+    const topField = field("Among the top … predictions", top);
     function sync() {
       const spec = RULES[kind.value] || {};
+      categoriesField.hidden = !spec.categories;
+      topField.hidden = !spec.top;
       gtinsField.hidden = !spec.gtins;
       countField.hidden = !spec.count;
       amountField.hidden = !spec.amount;
@@ -274,7 +285,7 @@ function segmentList() {
       el("div", { class: "segment-head" }, kind,
         el("button", { type: "button", class: "secondary small", "data-testid": "remove-segment", onclick: () => row.remove() }, "Remove")),
       el("label", { class: "inline" }, negate, " the shopper must NOT match this rule"),
-      gtinsField, countField, amountField, daysField);
+      gtinsField, countField, amountField, daysField, categoriesField, topField);
     row.read = () => {
       const spec = RULES[kind.value] || {};
       // The same rule keeps any field the form does not know; another rule starts afresh.
@@ -282,6 +293,8 @@ function segmentList() {
       for (const name of RULE_FIELDS) delete out[name];
       if (negate.checked) out.negate = true;
       if (spec.gtins) out.gtins = gtinList(gtins.value);
+      if (spec.categories) out.categories = categories.value.split(",").map((c) => c.trim()).filter(Boolean);
+      if (spec.top) out.top = numberOrNull(top) ?? 3;
       if (spec.count) out.count = numberOrNull(count);
       if (spec.amount) out.amount = numberOrNull(amount);
       if (spec.days) {
