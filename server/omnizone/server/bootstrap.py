@@ -650,6 +650,8 @@ def build_server(
         stream, prune_stream = build_event_stream(s, running, storage, shoppers, stream_outbox)
         alert_loop.add_step(stream.deliver_once)
         alert_loop.add_step(prune_stream)
+        # the hour's product model, fitted before anyone asks (issue 18 point 9)
+        alert_loop.add_step(reports.predictions.warm)
         offer_taps.append(stream.on_offers)
         delivery.opened_listeners.append(stream.on_opened)
         delivery.redeemed_listeners.append(stream.on_redeemed)

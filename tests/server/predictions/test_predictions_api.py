@@ -119,3 +119,25 @@ def test_a_shopper_sees_their_own_prediction_only_with_consent(
     assert export(me.shopper_id) is None
     assert client.get(route, headers=mine).status_code == 403
     assert client.get(staff, headers=READ).status_code == 404
+
+
+def test_one_model_per_hour_whoever_asks_first_and_warm_fits_it_ahead(
+    api: tuple[TestClient, Any, set[str]],
+) -> None:
+    """The model of an hour is fitted on what came before the hour began, so
+    two questions inside one hour get the same model in either order, and the
+    background step fits the current hour before anyone asks."""
+    _, reports, _ = api
+    service = reports.predictions
+    hour_ms = 3_600_000
+    now = service.as_of(STORE, None)
+    early = (now // hour_ms - 1) * hour_ms  # the start of the hour before now's
+    first = service.fitted(STORE, early + hour_ms - 1)  # the end of that hour, asked first
+    second = service.fitted(STORE, early)  # the start of that same hour
+    assert first is second and first.model.as_of_ms == early
+    service.forget_shopper(next(iter(first.events)))  # empties the models holding them
+    service._fitted.clear()
+    service.warm()
+    this_hour = now - now % hour_ms
+    assert service._fitted[(STORE, now // hour_ms)].model.as_of_ms == this_hour
+    assert service.fitted(STORE, now) is service._fitted[(STORE, now // hour_ms)]

@@ -11,6 +11,7 @@ which exist only with location_analytics (docs/analytics.md, "Predictions").
 
 import csv
 import io
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,9 @@ _PROFILE_KINDS = {
     "cart_add": "cart",
     "product_view": "view",
 }
+
+
+log = logging.getLogger(__name__)
 
 
 class NoPrediction(LookupError):
@@ -167,13 +171,17 @@ class PredictionService:
         return found
 
     def fitted(self, store: str, as_of_ms: int) -> "Fitted":
-        """The product model fitted on the consented shoppers' events before
-        ``as_of_ms``, and those events per shopper (kept for the hour)."""
+        """The product model of ``as_of_ms``'s hour: fitted on the consented
+        shoppers' events before the hour began, with those events per shopper.
+        One model per store and hour, whoever asks first and whenever, so an
+        answer does not depend on the order of the questions, and the
+        background step (``warm``) can fit it before anyone asks."""
         hour = as_of_ms // core.HOUR_MS
         with self._lock:
             cached = self._fitted.get((store, hour))
-        if cached is not None and cached.model.as_of_ms <= as_of_ms:
+        if cached is not None:
             return cached
+        as_of_ms = hour * core.HOUR_MS
         categories = self.categories(store)
         gtins = sorted(categories)
         if not gtins:
@@ -192,6 +200,19 @@ class PredictionService:
                 self._fitted.clear()
             self._fitted[(store, hour)] = fitted
         return fitted
+
+    def warm(self) -> None:
+        """Fit each store's model of the current hour (the store's data clock:
+        just after its latest event) if nobody has yet, so that the dashboard,
+        the API and ``likely_to_buy`` campaigns in the moment find it ready.
+        A step of the server's background loop; cheap once the hour is fitted."""
+        for store in self._stores:
+            try:
+                self.fitted(store, self.as_of(store, None))
+            except NoPrediction:
+                continue
+            except Exception:
+                log.exception("fitting the product model of store %s failed", store)
 
     # -- products -------------------------------------------------------------------
 
