@@ -22,7 +22,8 @@ from omnizone.server.adapters.db import (
 )
 from omnizone.server.adapters.offer_db import OfferRow, RedemptionRow
 from omnizone.server.adapters.shopper_db import ProfileEventRow
-from omnizone.server.domain.analytics import StayRow
+from omnizone.server.adapters.stay_rollup_db import StayRollup, stays_query
+from omnizone.server.domain.analytics import StayRow, Stays
 from omnizone.server.service.ports.analytics import AnalyticsStore, Extent
 
 _visits = VisitRow.__table__
@@ -80,6 +81,7 @@ class AnalyticsRepository(AnalyticsStore):
         Base.metadata.create_all(engine, tables=TABLES)
         for index in INDEXES:
             index.create(engine, checkfirst=True)
+        self.days = StayRollup(engine)
 
     def extent(self, store: str) -> Extent:
         """Earliest stay entry and latest event time of the store."""
@@ -110,27 +112,27 @@ class AnalyticsRepository(AnalyticsStore):
         end_ms, status). An open stay ends, for now, where its device was last
         placed in the zone; one whose device has no such presence any more (an
         interrupted run) ends where it began."""
-        v, p = _visits.c, _presence.c
-        last_placed = (
-            select(p.last_in_zone_ms)
-            .where(
-                p.store == v.store,
-                p.device == v.device,
-                p.zone == v.zone,
-                p.entered_ms == v.entered_ms,
-            )
-            .scalar_subquery()
-        )
-        end = func.coalesce(v.left_ms, last_placed, v.entered_ms)
-        query = select(v.device, v.zone, v.entered_ms, end, v.status).where(
-            v.store == store, v.entered_ms >= from_ms, v.entered_ms < to_ms
-        )
-        if exclude:
-            query = query.where(v.device.not_in(list(exclude)))
+        query = stays_query(store, from_ms, to_ms, exclude)
         with self.engine.connect() as conn:
             # The driver's own tuples: plain ints and strings, and a week of
             # stays costs half as much without a Row object per stay.
             return cast(list[StayRow], conn.execute(query).cursor.fetchall())
+
+    def stay_columns(
+        self,
+        store: str,
+        from_ms: int,
+        to_ms: int,
+        zones: Sequence[str],
+        exclude: Sequence[str] = (),
+    ) -> Stays:
+        """``Stays.from_rows(self.stays(...), zones)``, closed days from the
+        daily roll-up (``adapters/stay_rollup_db.py``)."""
+        return self.days.stays(store, from_ms, to_ms, zones, exclude)
+
+    def erase_device(self, device: str) -> int:
+        """Erasure: the rolled-up days that name the device."""
+        return self.days.erase_device(device)
 
     def purchases_of(self, shoppers: Sequence[str]) -> dict[str, list[tuple[str, int]]]:
         """Every purchase of each shopper as (gtin, at_ms), in a few queries
@@ -139,11 +141,31 @@ class AnalyticsRepository(AnalyticsStore):
         found: dict[str, list[tuple[str, int]]] = {}
         with self.engine.connect() as conn:
             for chunk in in_chunks(shoppers):
-                query = select(e.shopper_id, e.gtin, e.at_ms).where(
-                    e.shopper_id.in_(chunk), e.type == "purchase"
-                )
-                for shopper, gtin, at_ms in conn.execute(query):
-                    found.setdefault(shopper, []).append((gtin, int(at_ms)))
+                # The type is checked here, not in SQL: with it there SQLite
+                # scans every purchase by (type, at_ms) for each chunk instead
+                # of looking the shoppers up (10 s a month's campaign report).
+                query = select(e.shopper_id, e.gtin, e.at_ms, e.type).where(e.shopper_id.in_(chunk))
+                for shopper, gtin, at_ms, kind in conn.execute(query).cursor.fetchall():
+                    if kind == "purchase":
+                        found.setdefault(shopper, []).append((gtin, int(at_ms)))
+        return found
+
+    def purchases_between(
+        self, from_ms: int | None, to_ms: int | None
+    ) -> dict[str, list[tuple[str, int]]]:
+        """Every purchase made in [from_ms, to_ms) (None: no bound) as (gtin,
+        at_ms) per shopper: one range scan of (type, at_ms), for a report whose
+        conversions all fall in its range."""
+        e = _events.c
+        query = select(e.shopper_id, e.gtin, e.at_ms).where(e.type == "purchase")
+        if from_ms is not None:
+            query = query.where(e.at_ms >= from_ms)
+        if to_ms is not None:
+            query = query.where(e.at_ms < to_ms)
+        found: dict[str, list[tuple[str, int]]] = {}
+        with self.engine.connect() as conn:
+            for shopper, gtin, at_ms in conn.execute(query).cursor.fetchall():
+                found.setdefault(shopper, []).append((gtin, int(at_ms)))
         return found
 
     def nfc_taps(self, store: str, from_ms: int, to_ms: int) -> list[tuple[str, int]]:
@@ -153,7 +175,7 @@ class AnalyticsRepository(AnalyticsStore):
             t.store == store, t.at_ms >= from_ms, t.at_ms < to_ms
         )
         with self.engine.connect() as conn:
-            return [(p, int(at)) for p, at in conn.execute(query)]
+            return [(p, int(at)) for p, at in conn.execute(query).cursor.fetchall()]
 
     def app_taps(self, store: str, from_ms: int, to_ms: int) -> list[tuple[str, int]]:
         """(shopper, at_ms) of the shopper app's taps, from the decision log
@@ -165,7 +187,7 @@ class AnalyticsRepository(AnalyticsStore):
             .distinct()
         )
         with self.engine.connect() as conn:
-            return [(s, int(at)) for s, at in conn.execute(query)]
+            return [(s, int(at)) for s, at in conn.execute(query).cursor.fetchall()]
 
     def try_ons(self, store: str, from_ms: int, to_ms: int) -> list[tuple[str, str | None, int]]:
         """(reader, gtin, at_ms) of garments carried into a fitting room."""
@@ -174,7 +196,7 @@ class AnalyticsRepository(AnalyticsStore):
             t.store == store, t.event == "arrived", t.at_ms >= from_ms, t.at_ms < to_ms
         )
         with self.engine.connect() as conn:
-            return [(r, g, int(at)) for r, g, at in conn.execute(query)]
+            return [(r, g, int(at)) for r, g, at in conn.execute(query).cursor.fetchall()]
 
     def purchases(self, store: str, from_ms: int, to_ms: int) -> list[tuple[str, str | None, int]]:
         """(shopper, gtin, at_ms): profile purchases (any channel; they carry no
@@ -190,6 +212,6 @@ class AnalyticsRepository(AnalyticsStore):
             .where(r.store == store, r.redeemed_ms >= from_ms, r.redeemed_ms < to_ms)
         )
         with self.engine.connect() as conn:
-            rows = [(s, g, int(at)) for s, g, at in conn.execute(bought)]
+            rows = [(s, g, int(at)) for s, g, at in conn.execute(bought).cursor.fetchall()]
             rows += [(s, g, int(at)) for s, g, at in conn.execute(redeemed)]
         return rows

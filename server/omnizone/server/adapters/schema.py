@@ -30,6 +30,7 @@ _TABLE_MODULES = (
     "omnizone.server.adapters.analytics_db",
     "omnizone.server.adapters.phone_db",
     "omnizone.server.adapters.insight_db",
+    "omnizone.server.adapters.stay_rollup_db",
 )
 #: The revision whose schema equals what ``create_all`` made before migrations
 #: existed: a database without Alembic's version table but with our tables is

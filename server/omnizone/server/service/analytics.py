@@ -137,8 +137,9 @@ class AnalyticsService:
         beacons = [b.device for b in plan.beacons]
         if self._exclude is not None:
             beacons += self._exclude(plan.id, from_ms, to_ms)
-        rows = self._reads.stays(plan.id, from_ms, to_ms, beacons)
-        return Stays.from_rows(rows, [z.id for z in plan.zones])
+        return self._reads.stay_columns(
+            plan.id, from_ms, to_ms, [z.id for z in plan.zones], beacons
+        )
 
     def _presence(self, plan: StorePlan, from_ms: int, to_ms: int, _limit: int) -> dict[str, Any]:
         stays = self._stays(plan, from_ms - MARGIN_MS, to_ms)

@@ -1,0 +1,38 @@
+"""The daily roll-up of the stays (issue 18: every view within a second on a
+month): one row per closed UTC day of a store, its stays as packed columns
+(``adapters/stay_rollup_db.py``).
+
+Revision ID: 0014_daily_rollups
+Revises: 0009 (0009_staff_devices.py)
+Create Date: 2026-12-03 18:20:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0014_daily_rollups"
+down_revision: str | None = "0009"  # the revision of 0009_staff_devices.py
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    if sa.inspect(op.get_bind()).has_table("stay_rollups"):
+        return
+    op.create_table(
+        "stay_rollups",
+        sa.Column("store", sa.String(length=63), nullable=False),
+        sa.Column("hour_ms", sa.BigInteger(), nullable=False),
+        sa.Column("rows", sa.Integer(), nullable=False),
+        sa.Column("devices", sa.Text(), nullable=False),
+        sa.Column("zones", sa.Text(), nullable=False),
+        sa.Column("columns", sa.LargeBinary(), nullable=False),
+        sa.Column("built_ms", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("store", "hour_ms"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("stay_rollups")
