@@ -54,6 +54,9 @@ INDEXES = (
         "ix_decisions_store_trigger_time", DecisionRow.store, DecisionRow.trigger, DecisionRow.at_ms
     ),
     Index("ix_redemptions_store_time", RedemptionRow.store, RedemptionRow.redeemed_ms),
+    # The campaign report's receipt and redemption counts of one campaign
+    # (without it SQLite scans every receipt for each campaign: migration 0014).
+    Index("ix_offers_campaign", OfferRow.campaign_id),
 )
 
 TABLES: list[Table] = [

@@ -45,8 +45,9 @@ from omnizone.server.domain.analytics import STATUS_CODES, Stays
 HOUR_MS = 3_600_000
 #: An hour is rolled up once the store's latest stay entry is this far past its end.
 SETTLE_MS = 3_600_000
-#: Decoded hours kept in memory (all stores): three months of one store's trading hours.
-MEMORY_HOURS = 92 * 24
+#: Decoded hours kept in memory (all stores): the longest range (92 days) and
+#: the loyalty lookback (28 days) before it, of one store.
+MEMORY_HOURS = 130 * 24
 #: Device codes kept per store before they are started again.
 MAX_CODES = 2_000_000
 
@@ -85,6 +86,10 @@ class _Hour:
     end_ms: NDArray[np.int64]
 
 
+_NONE = np.zeros(0, dtype=np.int64)
+_EMPTY = _Hour(0, (), (), _NONE.astype(np.int32), _NONE.astype(np.int32),
+               _NONE.astype(np.int8), _NONE, _NONE)  # fmt: skip
+
 #: One hour's rows in a read: (hour, store-wide code of each of its devices,
 #: first row, end row).
 _Part = tuple[_Hour, NDArray[np.int64], int, int]
@@ -101,6 +106,7 @@ class StayRollup:
         #: Per store, a code for every device of the hours held (and the names by code).
         self._codes: dict[str, dict[str, int]] = {}
         self._names: dict[str, list[str]] = {}
+        self._pending: list[tuple[int, _Hour]] = []  # built, not written yet
         self._lock = threading.Lock()
         self.built = 0  # hours rolled up by this process (the bench reports it)
 
@@ -185,29 +191,26 @@ class StayRollup:
         with self.engine.connect() as conn, _no_gc():
             latest = conn.scalar(select(func.max(v.entered_ms)).where(v.store == store))
             hours = range(from_ms // HOUR_MS * HOUR_MS, to_ms, HOUR_MS)
-            closed = [
-                d for d in hours if latest is not None and int(latest) >= d + HOUR_MS + SETTLE_MS
-            ]
+            closed = [] if latest is None else [
+                h for h in hours if int(latest) >= h + HOUR_MS + SETTLE_MS
+            ]  # fmt: skip
             # Closed hours come first; when every one is in memory, one count
-            # over them all checks them at once.
-            held = [self._memory.get((store, d)) for d in closed]
+            # over them all checks them at once, else one count per hour.
+            held = [self._memory.get((store, h)) for h in closed]
             if closed and all(h is not None for h in held):
                 total = _count(conn, store, closed[0], closed[-1] + HOUR_MS)
                 if total != sum(h[0].rows for h in held if h is not None):
-                    held = [None] * len(closed)
-            else:
-                held = [None] * len(closed)
+                    held = self._closed_hours(conn, store, closed, int(latest))
+            elif closed:
+                held = self._closed_hours(conn, store, closed, int(latest))
             for k, hour_ms in enumerate(hours):
                 lo, hi = max(from_ms, hour_ms), min(to_ms, hour_ms + HOUR_MS)
                 found = held[k] if k < len(held) else None
-                if found is None and k < len(closed):
-                    found = self._closed_hour(conn, store, hour_ms, int(latest))
-                if found is None:
+                if found is None:  # not closed, or an open stay in it
                     hour = _to_hour(conn.execute(stays_query(store, lo, hi)).cursor.fetchall())
                     parts.append((hour, self._code(store, hour), 0, hour.rows))
                     continue
                 hour, codes = found
-                self._memory.move_to_end((store, hour_ms))
                 a, b = np.searchsorted(hour.entered_ms, [lo, hi], side="left")
                 parts.append((hour, codes, int(a), int(b)))
         return parts
@@ -229,48 +232,91 @@ class StayRollup:
             out[i] = code
         return out
 
-    def _closed_hour(
-        self, conn: Any, store: str, hour_ms: int, latest: int
-    ) -> tuple[_Hour, NDArray[np.int64]] | None:
-        """A closed hour from memory, the table or the visits (then stored),
-        after checking its count; None when it holds an open stay."""
-        count = _count(conn, store, hour_ms, hour_ms + HOUR_MS)
-        key = (store, hour_ms)
-        held = self._memory.get(key)
-        if held is not None and held[0].rows == count:
-            return held
-        d = _hours.c
-        stored = conn.execute(
-            select(d.rows, d.devices, d.zones, d.columns).where(
-                d.store == store, d.hour_ms == hour_ms
-            )
-        ).first()
-        if stored is not None and int(stored[0]) == count:
-            hour = _unpack(int(stored[0]), stored[1], stored[2], stored[3])
-        else:
-            rows = conn.execute(stays_query(store, hour_ms, hour_ms + HOUR_MS)).cursor.fetchall()
-            if any(r[4] == "open" for r in rows):
-                return None
-            hour = _to_hour(rows)
-            with self.engine.begin() as write:
-                write.execute(delete(_hours).where(d.store == store, d.hour_ms == hour_ms))
-                write.execute(
-                    _hours.insert().values(
-                        store=store,
-                        hour_ms=hour_ms,
-                        rows=hour.rows,
-                        devices=json.dumps(hour.devices),
-                        zones=json.dumps(hour.zones),
-                        columns=_pack(hour),
-                        built_ms=latest,
-                    )
-                )
-            self.built += 1
-        held = (hour, self._code(store, hour))
-        self._memory[key] = held
+    def _closed_hours(
+        self, conn: Any, store: str, closed: list[int], latest: int
+    ) -> list[tuple[_Hour, NDArray[np.int64]] | None]:
+        """Each closed hour (consecutive starts) from memory, the table or the
+        visits (then stored), after checking its count; None for an hour that
+        holds an open stay."""
+        v, r = _visits.c, _hours.c
+        lo, hi = closed[0], closed[-1] + HOUR_MS
+        hour_of = v.entered_ms // HOUR_MS
+        counts = {
+            int(h) * HOUR_MS: int(n)
+            for h, n in conn.execute(
+                select(hour_of, func.count())
+                .where(v.store == store, v.entered_ms >= lo, v.entered_ms < hi)
+                .group_by(hour_of)
+            ).all()
+        }
+        out: list[tuple[_Hour, NDArray[np.int64]] | None] = []
+        stored: dict[int, Any] | None = None
+        for hour_ms in closed:
+            count = counts.get(hour_ms, 0)
+            key = (store, hour_ms)
+            held = self._memory.get(key)
+            if held is None or held[0].rows != count:
+                if count == 0:
+                    hour: _Hour | None = _EMPTY
+                else:
+                    if stored is None:  # the table's hours of the range, at once
+                        stored = {
+                            int(row[0]): row
+                            for row in conn.execute(
+                                select(r.hour_ms, r.rows, r.devices, r.zones, r.columns).where(
+                                    r.store == store, r.hour_ms >= lo, r.hour_ms < hi
+                                )
+                            ).all()
+                        }
+                    row = stored.get(hour_ms)
+                    if row is not None and int(row[1]) == count:
+                        hour = _unpack(count, row[2], row[3], row[4])
+                    else:
+                        rows = conn.execute(
+                            stays_query(store, hour_ms, hour_ms + HOUR_MS)
+                        ).cursor.fetchall()
+                        hour = None if any(x[4] == "open" for x in rows) else _to_hour(rows)
+                        if hour is not None:
+                            self._pending.append((hour_ms, hour))
+                if hour is None:
+                    out.append(None)
+                    continue
+                held = (hour, self._code(store, hour))
+                self._memory[key] = held
+            self._memory.move_to_end(key)
+            out.append(held)
         while len(self._memory) > MEMORY_HOURS:
             self._memory.popitem(last=False)
-        return held
+        if self._pending:
+            self._store(store, latest)
+        return out
+
+    def _store(self, store: str, latest: int) -> None:
+        """Write the hours just built, in one transaction."""
+        r = _hours.c
+        pending, self._pending = self._pending, []
+        with self.engine.begin() as write:
+            write.execute(
+                delete(_hours).where(
+                    r.store == store, r.hour_ms.in_([hour_ms for hour_ms, _h in pending])
+                )
+            )
+            write.execute(
+                _hours.insert(),
+                [
+                    {
+                        "store": store,
+                        "hour_ms": hour_ms,
+                        "rows": hour.rows,
+                        "devices": json.dumps(hour.devices),
+                        "zones": json.dumps(hour.zones),
+                        "columns": _pack(hour),
+                        "built_ms": latest,
+                    }
+                    for hour_ms, hour in pending
+                ],
+            )
+        self.built += len(pending)
 
 
 def _count(conn: Any, store: str, from_ms: int, to_ms: int) -> int:

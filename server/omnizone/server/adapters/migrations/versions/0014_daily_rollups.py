@@ -1,6 +1,7 @@
 """The daily roll-up of the stays (issue 18: every view within a second on a
-month): one row per closed UTC day of a store, its stays as packed columns
-(``adapters/stay_rollup_db.py``).
+month): one row per closed UTC hour of a store, its stays as packed columns
+(``adapters/stay_rollup_db.py``); and an index on offers.campaign_id for the
+campaign report's counts.
 
 Revision ID: 0014_daily_rollups
 Revises: 0009 (0009_staff_devices.py)
@@ -19,7 +20,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    if sa.inspect(op.get_bind()).has_table("stay_rollups"):
+    inspector = sa.inspect(op.get_bind())
+    if "ix_offers_campaign" not in {i["name"] for i in inspector.get_indexes("offers")}:
+        # The campaign report's counts of one campaign's receipts and redemptions.
+        op.create_index("ix_offers_campaign", "offers", ["campaign_id"], unique=False)
+    if inspector.has_table("stay_rollups"):
         return
     op.create_table(
         "stay_rollups",
@@ -36,3 +41,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("stay_rollups")
+    op.drop_index("ix_offers_campaign", table_name="offers")
