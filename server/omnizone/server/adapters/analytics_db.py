@@ -89,11 +89,14 @@ class AnalyticsRepository(AnalyticsStore):
     def extent(self, store: str) -> Extent:
         """Earliest stay entry and latest event time of the store."""
         with self.engine.connect() as conn:
-            first, last_entry = conn.execute(
-                select(func.min(_visits.c.entered_ms), func.max(_visits.c.entered_ms)).where(
-                    _visits.c.store == store
-                )
-            ).one()
+            # Two queries: SQLite answers a lone min() or max() from the index's
+            # ends, but both in one query scan every stay of the store.
+            first = conn.scalar(
+                select(func.min(_visits.c.entered_ms)).where(_visits.c.store == store)
+            )
+            last_entry = conn.scalar(
+                select(func.max(_visits.c.entered_ms)).where(_visits.c.store == store)
+            )
             heard = conn.scalar(
                 select(func.max(_presence.c.last_heard_ms)).where(_presence.c.store == store)
             )
