@@ -448,9 +448,13 @@ def _columns(
 ) -> tuple[Any, Any, tuple[Any, ...]]:
     """Rows of ints (and at most one text column, ``text``) as the events'
     columns: (first int column, second int column, the text column or ())."""
-    columns = list(zip(*rows, strict=True)) if rows else [()] * width
-    ints = [np.asarray(c, dtype=np.int64).reshape(-1) for k, c in enumerate(columns) if k != text]
-    return ints[0], ints[1], (tuple(columns[text]) if text is not None else ())
+    n = len(rows)
+    ints = [
+        np.fromiter((r[k] for r in rows), dtype=np.int64, count=n)
+        for k in range(width)
+        if k != text
+    ]
+    return ints[0], ints[1], (tuple([r[text] for r in rows]) if text is not None else ())
 
 
 def _ints(values: Any) -> np.ndarray[Any, np.dtype[np.int64]]:
