@@ -13,6 +13,7 @@ subscribes one part to another, so this file is where to read how the
 server hangs together.
 """
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
@@ -174,6 +175,15 @@ def stored_campaign_report(
         store: str, *, from_ms: int | None = None, to_ms: int | None = None
     ) -> list[CampaignFigures]:
         mine = [c for c in storage.campaigns.campaigns() if c.store == store]
+        purchases: Callable[[Sequence[str]], Mapping[str, Sequence[tuple[str, int]]]]
+        purchases = storage.analytics.purchases_of
+        if from_ms is not None or to_ms is not None:
+            # A conversion is a purchase after a decision of the range and before
+            # its end: the range's purchases, read once for every campaign.
+            purchases = functools.partial(
+                _among, storage.analytics.purchases_between(from_ms, to_ms)
+            )
+
         return campaign_report(
             mine,
             storage.campaigns,
@@ -181,12 +191,18 @@ def stored_campaign_report(
             shoppers,
             from_ms=from_ms,
             to_ms=to_ms,
-            purchases=storage.analytics.purchases_of,
+            purchases=purchases,
             timezones={k: p.store.timezone for k, p in (stores or {}).items()},
             follow_ups=storage.follow_ups.of_campaign,
         )
 
     return report
+
+
+def _among(
+    bought: Mapping[str, Sequence[tuple[str, int]]], shoppers: Sequence[str]
+) -> Mapping[str, Sequence[tuple[str, int]]]:
+    return {s: bought[s] for s in shoppers if s in bought}
 
 
 @dataclass(frozen=True)
@@ -220,7 +236,11 @@ def build_reports(
     report = stored_campaign_report(storage, shoppers, running)
     analytics = AnalyticsService(running, storage.analytics, report)
     analytics.count_passers_by(PassersByRepository(storage.sql.engine))  # capture rate
-    insight = InsightService(analytics, storage.analytics, InsightRepository(storage.sql.engine))
+    insight = InsightService(
+        analytics,
+        storage.analytics,
+        InsightRepository(storage.sql.engine, storage.analytics.days),
+    )
     predictions = PredictionService(
         running,
         storage.analytics,
@@ -620,6 +640,10 @@ def build_server(
         shoppers.add_export_section("beacon_batches", storage.phones.device_batches)
         staff = InsightRepository(storage.sql.engine)  # staff_devices (issue 18)
         shoppers.subscribe_to_erasure(lambda shopper: _erased(staff.erase_device(shopper)))
+        # The daily roll-up of the stays (issue 18, speed): days naming the shopper.
+        shoppers.subscribe_to_erasure(
+            lambda shopper: _erased(storage.analytics.erase_device(shopper))
+        )
         shoppers.add_export_section("staff_devices", staff.device_staff)
         shoppers.subscribe_to_erasure(lambda shopper: _erased(follow_ups.erase_shopper(shopper)))
         shoppers.add_export_section("follow_ups", follow_ups.export_shopper)

@@ -7,9 +7,9 @@ on other parts' tables are declared here and created when missing.
 """
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import Engine, Index, Select, Table, and_, func, select
+from sqlalchemy import Engine, Index, Table, and_, func, select
 
 from omnizone.server.adapters.campaign_db import DecisionRow
 from omnizone.server.adapters.db import (
@@ -22,7 +22,8 @@ from omnizone.server.adapters.db import (
 )
 from omnizone.server.adapters.offer_db import OfferRow, RedemptionRow
 from omnizone.server.adapters.shopper_db import ProfileEventRow
-from omnizone.server.domain.analytics import StayRow
+from omnizone.server.adapters.stay_rollup_db import StayRollup, stays_query
+from omnizone.server.domain.analytics import StayRow, Stays
 from omnizone.server.service.ports.analytics import AnalyticsStore, Extent
 
 _visits = VisitRow.__table__
@@ -53,6 +54,9 @@ INDEXES = (
         "ix_decisions_store_trigger_time", DecisionRow.store, DecisionRow.trigger, DecisionRow.at_ms
     ),
     Index("ix_redemptions_store_time", RedemptionRow.store, RedemptionRow.redeemed_ms),
+    # The campaign report's receipt and redemption counts of one campaign
+    # (without it SQLite scans every receipt for each campaign: migration 0014).
+    Index("ix_offers_campaign", OfferRow.campaign_id),
 )
 
 TABLES: list[Table] = [
@@ -72,32 +76,6 @@ TABLES: list[Table] = [
 ]
 
 
-def stays_query(
-    store: str, from_ms: int, to_ms: int, exclude: Sequence[str] = (), zones: Sequence[str] = ()
-) -> Select[Any]:
-    """The query of ``AnalyticsRepository.stays`` (``zones``: only those, when given)."""
-    v, p = _visits.c, _presence.c
-    last_placed = (
-        select(p.last_in_zone_ms)
-        .where(
-            p.store == v.store,
-            p.device == v.device,
-            p.zone == v.zone,
-            p.entered_ms == v.entered_ms,
-        )
-        .scalar_subquery()
-    )
-    end = func.coalesce(v.left_ms, last_placed, v.entered_ms)
-    query = select(v.device, v.zone, v.entered_ms, end, v.status).where(
-        v.store == store, v.entered_ms >= from_ms, v.entered_ms < to_ms
-    )
-    if exclude:
-        query = query.where(v.device.not_in(list(exclude)))
-    if zones:
-        query = query.where(v.zone.in_(list(zones)))
-    return query
-
-
 class AnalyticsRepository(AnalyticsStore):
     """Read-only queries over the server's database (any engine of ``db.make_engine``)."""
 
@@ -106,15 +84,19 @@ class AnalyticsRepository(AnalyticsStore):
         Base.metadata.create_all(engine, tables=TABLES)
         for index in INDEXES:
             index.create(engine, checkfirst=True)
+        self.days = StayRollup(engine)
 
     def extent(self, store: str) -> Extent:
         """Earliest stay entry and latest event time of the store."""
         with self.engine.connect() as conn:
-            first, last_entry = conn.execute(
-                select(func.min(_visits.c.entered_ms), func.max(_visits.c.entered_ms)).where(
-                    _visits.c.store == store
-                )
-            ).one()
+            # Two queries: SQLite answers a lone min() or max() from the index's
+            # ends, but both in one query scan every stay of the store.
+            first = conn.scalar(
+                select(func.min(_visits.c.entered_ms)).where(_visits.c.store == store)
+            )
+            last_entry = conn.scalar(
+                select(func.max(_visits.c.entered_ms)).where(_visits.c.store == store)
+            )
             heard = conn.scalar(
                 select(func.max(_presence.c.last_heard_ms)).where(_presence.c.store == store)
             )
@@ -142,6 +124,22 @@ class AnalyticsRepository(AnalyticsStore):
             # stays costs half as much without a Row object per stay.
             return cast(list[StayRow], conn.execute(query).cursor.fetchall())
 
+    def stay_columns(
+        self,
+        store: str,
+        from_ms: int,
+        to_ms: int,
+        zones: Sequence[str],
+        exclude: Sequence[str] = (),
+    ) -> Stays:
+        """``Stays.from_rows(self.stays(...), zones)``, closed days from the
+        daily roll-up (``adapters/stay_rollup_db.py``)."""
+        return self.days.stays(store, from_ms, to_ms, zones, exclude)
+
+    def erase_device(self, device: str) -> int:
+        """Erasure: the rolled-up days that name the device."""
+        return self.days.erase_device(device)
+
     def purchases_of(self, shoppers: Sequence[str]) -> dict[str, list[tuple[str, int]]]:
         """Every purchase of each shopper as (gtin, at_ms), in a few queries
         (the campaign report's conversions)."""
@@ -149,11 +147,31 @@ class AnalyticsRepository(AnalyticsStore):
         found: dict[str, list[tuple[str, int]]] = {}
         with self.engine.connect() as conn:
             for chunk in in_chunks(shoppers):
-                query = select(e.shopper_id, e.gtin, e.at_ms).where(
-                    e.shopper_id.in_(chunk), e.type == "purchase"
-                )
-                for shopper, gtin, at_ms in conn.execute(query):
-                    found.setdefault(shopper, []).append((gtin, int(at_ms)))
+                # The type is checked here, not in SQL: with it there SQLite
+                # scans every purchase by (type, at_ms) for each chunk instead
+                # of looking the shoppers up (10 s a month's campaign report).
+                query = select(e.shopper_id, e.gtin, e.at_ms, e.type).where(e.shopper_id.in_(chunk))
+                for shopper, gtin, at_ms, kind in conn.execute(query).cursor.fetchall():
+                    if kind == "purchase":
+                        found.setdefault(shopper, []).append((gtin, int(at_ms)))
+        return found
+
+    def purchases_between(
+        self, from_ms: int | None, to_ms: int | None
+    ) -> dict[str, list[tuple[str, int]]]:
+        """Every purchase made in [from_ms, to_ms) (None: no bound) as (gtin,
+        at_ms) per shopper: one range scan of (type, at_ms), for a report whose
+        conversions all fall in its range."""
+        e = _events.c
+        query = select(e.shopper_id, e.gtin, e.at_ms).where(e.type == "purchase")
+        if from_ms is not None:
+            query = query.where(e.at_ms >= from_ms)
+        if to_ms is not None:
+            query = query.where(e.at_ms < to_ms)
+        found: dict[str, list[tuple[str, int]]] = {}
+        with self.engine.connect() as conn:
+            for shopper, gtin, at_ms in conn.execute(query).cursor.fetchall():
+                found.setdefault(shopper, []).append((gtin, int(at_ms)))
         return found
 
     def nfc_taps(self, store: str, from_ms: int, to_ms: int) -> list[tuple[str, int]]:
@@ -163,7 +181,7 @@ class AnalyticsRepository(AnalyticsStore):
             t.store == store, t.at_ms >= from_ms, t.at_ms < to_ms
         )
         with self.engine.connect() as conn:
-            return [(p, int(at)) for p, at in conn.execute(query)]
+            return [(p, int(at)) for p, at in conn.execute(query).cursor.fetchall()]
 
     def app_taps(self, store: str, from_ms: int, to_ms: int) -> list[tuple[str, int]]:
         """(shopper, at_ms) of the shopper app's taps, from the decision log
@@ -175,7 +193,7 @@ class AnalyticsRepository(AnalyticsStore):
             .distinct()
         )
         with self.engine.connect() as conn:
-            return [(s, int(at)) for s, at in conn.execute(query)]
+            return [(s, int(at)) for s, at in conn.execute(query).cursor.fetchall()]
 
     def try_ons(self, store: str, from_ms: int, to_ms: int) -> list[tuple[str, str | None, int]]:
         """(reader, gtin, at_ms) of garments carried into a fitting room."""
@@ -184,7 +202,7 @@ class AnalyticsRepository(AnalyticsStore):
             t.store == store, t.event == "arrived", t.at_ms >= from_ms, t.at_ms < to_ms
         )
         with self.engine.connect() as conn:
-            return [(r, g, int(at)) for r, g, at in conn.execute(query)]
+            return [(r, g, int(at)) for r, g, at in conn.execute(query).cursor.fetchall()]
 
     def purchases(self, store: str, from_ms: int, to_ms: int) -> list[tuple[str, str | None, int]]:
         """(shopper, gtin, at_ms): profile purchases (any channel; they carry no
@@ -200,6 +218,6 @@ class AnalyticsRepository(AnalyticsStore):
             .where(r.store == store, r.redeemed_ms >= from_ms, r.redeemed_ms < to_ms)
         )
         with self.engine.connect() as conn:
-            rows = [(s, g, int(at)) for s, g, at in conn.execute(bought)]
+            rows = [(s, g, int(at)) for s, g, at in conn.execute(bought).cursor.fetchall()]
             rows += [(s, g, int(at)) for s, g, at in conn.execute(redeemed)]
         return rows

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from omnizone.server.adapters.db import Base, VisitRow
 from omnizone.server.adapters.db_write import Ident
+from omnizone.server.adapters.stay_rollup_db import StayRollup
 from omnizone.server.service.ports.insight import InsightReads
 
 _visits = VisitRow.__table__
@@ -29,12 +30,18 @@ _staff = cast(Table, StaffDeviceRow.__table__)
 
 
 class InsightRepository(InsightReads):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, days: StayRollup | None = None) -> None:
+        """``days``: the analytics' daily roll-up (``stay_rollup_db``), which
+        ``last_entries`` then reads closed days from."""
         self.engine = engine
+        self._days = days
         Base.metadata.create_all(engine, tables=[_staff])
 
     def last_entries(self, store: str, from_ms: int, to_ms: int) -> dict[str, int]:
-        """A range scan of ``ix_visits_analytics`` (store, entered_ms, ..., device)."""
+        """A range scan of ``ix_visits_analytics`` (store, entered_ms, ..., device),
+        or the same from the daily roll-up."""
+        if self._days is not None:
+            return self._days.last_entries(store, from_ms, to_ms)
         v = _visits.c
         query = (
             select(v.device, func.max(v.entered_ms))

@@ -6,9 +6,9 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, Table, func, select
 
-from omnizone.server.adapters.analytics_db import stays_query
 from omnizone.server.adapters.db import VisitRow, in_chunks
 from omnizone.server.adapters.shopper_db import ConsentRow, ProfileEventRow, ShopperRow
+from omnizone.server.adapters.stay_rollup_db import stays_query
 from omnizone.server.domain.analytics import StayRow
 from omnizone.server.domain.identity import Purpose
 from omnizone.server.service.ports.predictions import PredictionReads

@@ -35,6 +35,7 @@ _TABLE_MODULES = (
     "omnizone.server.adapters.alert_db",
     "omnizone.server.adapters.event_db",
     "omnizone.server.adapters.follow_up_db",
+    "omnizone.server.adapters.stay_rollup_db",
 )
 #: The revision whose schema equals what ``create_all`` made before migrations
 #: existed: a database without Alembic's version table but with our tables is

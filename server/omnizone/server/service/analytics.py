@@ -154,8 +154,9 @@ class AnalyticsService:
         beacons = [b.device for b in plan.beacons]
         if self._exclude is not None:
             beacons += self._exclude(plan.id, from_ms, to_ms)
-        rows = self._reads.stays(plan.id, from_ms, to_ms, beacons)
-        return Stays.from_rows(rows, [z.id for z in plan.zones])
+        return self._reads.stay_columns(
+            plan.id, from_ms, to_ms, [z.id for z in plan.zones], beacons
+        )
 
     def _presence(self, plan: StorePlan, from_ms: int, to_ms: int, _limit: int) -> dict[str, Any]:
         stays = self._stays(plan, from_ms - MARGIN_MS, to_ms)
@@ -301,20 +302,10 @@ class AnalyticsService:
             trips,
             chosen,
             browse,
-            taps=core.ZoneEvents(_ints(t[0] for t in taps), _ints(t[1] for t in taps)),
-            app_taps=core.ShopperEvents(
-                _ints(t[0] for t in app_taps), _ints(t[1] for t in app_taps)
-            ),
-            try_ons=core.ZoneEvents(
-                _ints(t[0] for t in try_ons),
-                _ints(t[2] for t in try_ons),
-                tuple(t[1] for t in try_ons),
-            ),
-            purchases=core.ShopperEvents(
-                _ints(p[0] for p in purchases),
-                _ints(p[2] for p in purchases),
-                tuple(p[1] for p in purchases),
-            ),
+            taps=core.ZoneEvents(*_columns(taps, 2)[:2]),
+            app_taps=core.ShopperEvents(*_columns(app_taps, 2)[:2]),
+            try_ons=core.ZoneEvents(*_columns(try_ons, 3, text=1)),
+            purchases=core.ShopperEvents(*_columns(purchases, 3, text=1)),
             slack_ms=round(plan.store.visits.exit_grace_s * 1000),
             midnights=midnights,
             from_ms=from_ms,
@@ -492,6 +483,20 @@ def _exit_via(plan: StorePlan) -> np.ndarray[Any, np.dtype[np.int64]]:
     return core.nearest_exit(
         [centroid(z.polygon) for z in plan.zones], [index[e] for e in plan.entrances]
     )
+
+
+def _columns(
+    rows: list[Any], width: int, *, text: int | None = None
+) -> tuple[Any, Any, tuple[Any, ...]]:
+    """Rows of ints (and at most one text column, ``text``) as the events'
+    columns: (first int column, second int column, the text column or ())."""
+    n = len(rows)
+    ints = [
+        np.fromiter((r[k] for r in rows), dtype=np.int64, count=n)
+        for k in range(width)
+        if k != text
+    ]
+    return ints[0], ints[1], (tuple([r[text] for r in rows]) if text is not None else ())
 
 
 def _ints(values: Any) -> np.ndarray[Any, np.dtype[np.int64]]:

@@ -307,7 +307,10 @@ class InsightService:
         fa = self._figures(plan, view, body_a, ra)
         fb = self._figures(plan, view, body_b, rb)
         rows = []
-        for key in sorted(set(fa) | set(fb), key=lambda k: (_order(plan, k[0]), k[1])):
+        # Ties (figures of no zone of the plan) keep the views' own order: a set's
+        # order would change from one process to the next.
+        keys = list(dict.fromkeys([*fa, *fb]))
+        for key in sorted(keys, key=lambda k: (_order(plan, k[0]), k[1])):
             zone, metric = key
             found = difference(fa.get(key, Figure(None)), fb.get(key, Figure(None)))
             rows.append({"zone": zone, "metric": metric, **_difference_dict(found)})
@@ -397,8 +400,9 @@ class InsightService:
         self, plan: StorePlan, from_ms: int, to_ms: int, exclude: list[str] | tuple[str, ...]
     ) -> Stays:
         beacons = [b.device for b in plan.beacons]
-        rows = self._reads.stays(plan.id, from_ms, to_ms, [*beacons, *exclude])
-        return Stays.from_rows(rows, [z.id for z in plan.zones])
+        return self._reads.stay_columns(
+            plan.id, from_ms, to_ms, [z.id for z in plan.zones], [*beacons, *exclude]
+        )
 
 
 def _last_entries(stays: Stays, before_ms: int) -> dict[str, int]:

@@ -11,7 +11,7 @@ from omnizone.server.adapters.memory.campaigns import MemoryCampaignStore
 from omnizone.server.adapters.memory.ingest import MemoryRepository
 from omnizone.server.adapters.memory.offers import MemoryOfferStore
 from omnizone.server.adapters.memory.shoppers import MemoryShopperStore
-from omnizone.server.domain.analytics import StayRow
+from omnizone.server.domain.analytics import StayRow, Stays
 from omnizone.server.service.ports.analytics import AnalyticsStore, Extent
 
 DAY_MS = 86_400_000
@@ -68,6 +68,16 @@ class MemoryAnalyticsReads(AnalyticsStore):
                 end = state.last_in_zone_ms if state is not None and placed else v.entered_ms
             rows.append((v.device, v.zone, v.entered_ms, end, v.status))
         return rows
+
+    def stay_columns(
+        self,
+        store: str,
+        from_ms: int,
+        to_ms: int,
+        zones: Sequence[str],
+        exclude: Sequence[str] = (),
+    ) -> Stays:
+        return Stays.from_rows(self.stays(store, from_ms, to_ms, exclude), zones)
 
     def purchases_of(self, shoppers: Sequence[str]) -> dict[str, list[tuple[str, int]]]:
         return self._shoppers.purchases_of(shoppers)

@@ -197,17 +197,16 @@ def funnel(
         reached = reached & condition
         steps.append((name, int(reached.sum()), int(np.unique(trips.device[reached]).size)))
 
-    # Try-on -> purchase: distinct (trip, GTIN) pairs of the chosen trips.
-    bought = {
-        (int(t), purchases.gtin[i])
-        for i, t in enumerate(bought_trip.tolist())
-        if t >= 0 and purchases.gtin and purchases.gtin[i] is not None
-    }
-    pairs = {
-        (int(t), try_ons.gtin[e])
-        for e, t in zip(try_event.tolist(), try_trip.tolist(), strict=True)
-        if chosen[t] and try_ons.gtin and try_ons.gtin[e] is not None
-    }
+    # Try-on -> purchase: distinct (trip, GTIN) pairs of the chosen trips, each
+    # pair as one integer (trip * number of GTINs + the GTIN's code).
+    vocabulary: dict[str, int] = {}
+    try_gtin = _gtin_codes(try_ons.gtin, try_ons.zone.size, vocabulary)[try_event]
+    buy_gtin = _gtin_codes(purchases.gtin, purchases.device.size, vocabulary)
+    width = len(vocabulary) + 1
+    paired = (try_gtin >= 0) & chosen[try_trip]
+    pairs = np.unique(try_trip[paired] * width + try_gtin[paired])
+    is_bought = (bought_trip >= 0) & (buy_gtin >= 0)
+    bought = np.unique(bought_trip[is_bought] * width + buy_gtin[is_bought])
     in_range = (try_ons.at_ms >= from_ms) & (try_ons.at_ms < to_ms)
     attributed = try_stay >= 0
     return FunnelFigures(
@@ -215,7 +214,18 @@ def funnel(
         purchased_trips=int((chosen & purchased).sum()),
         try_on_events=int(in_range.sum()),
         try_on_unattributed=int((in_range & ~attributed).sum()),
-        try_on_pairs=len(pairs),
-        try_on_purchased=len(pairs & bought),
-        try_on_shoppers=len({int(trips.device[t]) for t, _ in pairs}),
+        try_on_pairs=int(pairs.size),
+        try_on_purchased=int(np.intersect1d(pairs, bought, assume_unique=True).size),
+        try_on_shoppers=int(np.unique(trips.device[pairs // width]).size),
     )
+
+
+def _gtin_codes(gtins: tuple[str | None, ...], n: int, vocabulary: dict[str, int]) -> Ints:
+    """Per event, its GTIN's code in ``vocabulary`` (added when new), -1 for
+    none; all -1 when the events carry no GTINs."""
+    if not gtins:
+        return np.full(n, -1, dtype=np.int64)
+    code = vocabulary.setdefault
+    return np.asarray(
+        [-1 if g is None else code(g, len(vocabulary)) for g in gtins], dtype=np.int64
+    ).reshape(-1)

@@ -12,6 +12,7 @@ to the zone holding the store's exit (``exit_via``), adding the step into it.
 
 from collections import Counter
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -107,14 +108,22 @@ def routes(stays: Stays, trips: Trips, chosen_trips: Ints, limit: int) -> Routes
     ordered_status = stays.status[trips.order]
     keep = wanted[trips.trip] & (ordered_status != PASS_BY)
     zone, trip = _collapsed(stays.zone[trips.order][keep], trips.trip[keep])
-    counter: Counter[tuple[int, ...]] = Counter()
+    # Each route as bytes: two big-endian bytes a zone, so that comparing the
+    # bytes orders routes as comparing their tuples of zone indices would.
+    counter: Counter[bytes] = Counter()
     if zone.size:
+        if int(zone.max()) >= 1 << 16:
+            raise ValueError("more than 65,536 zones")
         cuts = np.flatnonzero(trip[1:] != trip[:-1]) + 1
-        for part in np.split(zone, cuts):
-            counter[tuple(part.tolist())] += 1
+        edges = (2 * np.concatenate([[0], cuts, [zone.size]])).tolist()
+        packed = zone.astype(">u2").tobytes()
+        counter.update(packed[a:b] for a, b in pairwise(edges))
     with_stop = len(np.unique(trip))
     stopless = int(chosen_trips.size) - with_stop
     if stopless:
-        counter[()] += stopless
-    ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        counter[b""] += stopless
+    ranked = [
+        (tuple(np.frombuffer(route, dtype=">u2").tolist()), n)
+        for route, n in sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    ]
     return Routes(trips=int(chosen_trips.size), ranked=ranked, distinct=len(counter))

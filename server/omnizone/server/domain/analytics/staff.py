@@ -56,7 +56,11 @@ def detect_staff(
         )
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_hours = np.where(present > 0, per_day.sum(axis=1) / np.maximum(present, 1), 0.0)
-        for d, name in enumerate(stays.devices):
+        # Only the devices that qualify, or are registered, are looked at one by one.
+        named = np.fromiter((n in registered for n in stays.devices), dtype=bool, count=n_dev)
+        candidates = named | (back_s >= MIN_BACK_OFFICE_S) | (long_days >= min_days)
+        for d in np.flatnonzero(candidates).tolist():
+            name = stays.devices[d]
             reason = (
                 "registered"
                 if name in registered

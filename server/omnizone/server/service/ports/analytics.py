@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from omnizone.server.domain.analytics import StayRow
+from omnizone.server.domain.analytics import StayRow, Stays
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,18 @@ class AnalyticsReads(Protocol):
         self, store: str, from_ms: int, to_ms: int, exclude: Sequence[str] = ()
     ) -> list[StayRow]:
         """Stays that entered in [from_ms, to_ms), devices in ``exclude`` left out."""
+        ...
+
+    def stay_columns(
+        self,
+        store: str,
+        from_ms: int,
+        to_ms: int,
+        zones: Sequence[str],
+        exclude: Sequence[str] = (),
+    ) -> Stays:
+        """``Stays.from_rows(stays(store, from_ms, to_ms, exclude), zones)``, row
+        for row; an adapter may serve closed days from a roll-up."""
         ...
 
     def nfc_taps(self, store: str, from_ms: int, to_ms: int) -> list[tuple[str, int]]:
