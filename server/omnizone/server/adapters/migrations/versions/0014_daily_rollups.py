@@ -4,7 +4,7 @@ month): one row per closed UTC hour of a store, its stays as packed columns
 campaign report's counts.
 
 Revision ID: 0014
-Revises: 0013 (0009_staff_devices.py)
+Revises: 0013 (0013_floor_cells.py)
 Create Date: 2026-12-03 18:20:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0013"  # the revision of 0009_staff_devices.py
+down_revision: str | None = "0013"  # the revision of 0013_floor_cells.py
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
