@@ -24,6 +24,7 @@ from sqlalchemy import insert, select
 
 from omnizone.server import bootstrap
 from omnizone.server.adapters.analytics_db import AnalyticsRepository
+from omnizone.server.adapters.capture_db import PassersByRepository
 from omnizone.server.adapters.db import VisitRow
 from omnizone.server.adapters.insight_db import InsightRepository
 from omnizone.server.adapters.stay_rollup_db import HOUR_MS, StayRollupRow
@@ -92,9 +93,11 @@ def _scratch(
             to_ms=to_ms,
             purchases=reads.purchases_of,  # each group's purchases, shopper by shopper
             timezones={plan.id: plan.store.timezone},
+            follow_ups=storage.follow_ups.of_campaign,
         )
 
     analytics = AnalyticsService(running, reads, report)
+    analytics.count_passers_by(PassersByRepository(storage.sql.engine))  # the capture view
     insight = InsightService(analytics, reads, InsightRepository(storage.sql.engine))
     return analytics, insight, report
 
