@@ -8,6 +8,7 @@ topics, and the gateway receives the ack a server publishes on core NATS."""
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -24,7 +25,7 @@ STORES = ["rivoli", "lyon", "s000", "s017", "marseille-vieux-port"]
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> "NatsCluster":
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
     gateways = {f"{s}-gw": (s, f"pw-{s}-0123456789") for s in STORES}
     accounts = BrokerAccounts("omnizone-server", "server-pw-0123456789", gateways=gateways)
     made = NatsCluster(accounts, nodes=3, partitions=16, run_dir=tmp_path_factory.mktemp("nats"))
