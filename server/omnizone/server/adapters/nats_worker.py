@@ -294,7 +294,7 @@ class NatsWorker:
             mine = set(assign(self._weights, members).get(self.worker_id, []))
             # Side by side: a beat must stay well inside the lease's TTL on a busy
             # machine, so the leases are not written one round trip after another.
-            # A lease is rewritten only when a quarter of its TTL has passed, not
+            # A lease is rewritten only when a fifth of its TTL has passed, not
             # every beat: every write is a quorum write of the R3 bucket.
             due = {
                 k
