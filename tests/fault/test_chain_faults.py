@@ -81,11 +81,11 @@ class ChainRig:
         self.drive.register()  # before the workers start: they load the devices then
         self.chain.add_workers(2)
         self.drive.start()
-        broker = SimpleNamespace(host="127.0.0.1", port=self.chain.nats.mqtt_port(0))
+        broker: Any = SimpleNamespace(host="127.0.0.1", port=self.chain.nats.mqtt_port(0))
         self.gateways = [
             Gateway(
                 plan, plan.gateways[0].id, tmp / f"taps-{plan.id}.db", broker, self.chain.accounts
-            )  # type: ignore[arg-type]
+            )
             for plan in plans[2:]
         ]
         for gateway in self.gateways:
