@@ -33,9 +33,9 @@ from tests.fault.conftest import WAIT_S, Gateway, until
 pytestmark = [
     pytest.mark.fault,
     pytest.mark.e2e,
-    # Seven minutes of three NATS nodes, PostgreSQL and four server processes:
-    # on the shared 2-core machine they fail when the load average passes
-    # about 20 (JetStream's R3 groups stall; docs/benchmarks.md, "Issue 17").
+    # About eight minutes of three NATS nodes, PostgreSQL and four server
+    # processes: they pass on the shared 2-core machine (docs/scaling.md,
+    # "What the fault-test runs showed"), but take too long for CI.
     # Run them on purpose: OMNIZONE_CHAIN_FAULTS=1 pytest tests/fault/test_chain_faults.py
     pytest.mark.skipif(
         os.environ.get("OMNIZONE_CHAIN_FAULTS") != "1",
@@ -43,7 +43,7 @@ pytestmark = [
     ),
 ]
 
-LEASE_TTL_S = 15.0
+LEASE_TTL_S = 5.0
 
 
 class ChainRig:
@@ -56,7 +56,8 @@ class ChainRig:
         # gateway each. With two workers, each holds one of each kind
         # (partitions 6, 9, 0, 3: domain.partitions.assign).
         files = chain_store_files(4, tmp / "stores")
-        # The lease's TTL above the default (5 s): this machine is shared and slow.
+        # The default lease TTL (5 s): with the members read from the bucket's
+        # stream it holds on the loaded machine (it needed 15 s before; docs/scaling.md).
         self.chain = Chain(
             files,
             workers=0,
@@ -80,11 +81,11 @@ class ChainRig:
         self.drive.register()  # before the workers start: they load the devices then
         self.chain.add_workers(2)
         self.drive.start()
-        broker = SimpleNamespace(host="127.0.0.1", port=self.chain.nats.mqtt_port(0))
+        broker: Any = SimpleNamespace(host="127.0.0.1", port=self.chain.nats.mqtt_port(0))
         self.gateways = [
             Gateway(
                 plan, plan.gateways[0].id, tmp / f"taps-{plan.id}.db", broker, self.chain.accounts
-            )  # type: ignore[arg-type]
+            )
             for plan in plans[2:]
         ]
         for gateway in self.gateways:

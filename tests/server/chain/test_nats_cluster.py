@@ -8,6 +8,7 @@ topics, and the gateway receives the ack a server publishes on core NATS."""
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -24,7 +25,7 @@ STORES = ["rivoli", "lyon", "s000", "s017", "marseille-vieux-port"]
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> "NatsCluster":
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
     gateways = {f"{s}-gw": (s, f"pw-{s}-0123456789") for s in STORES}
     accounts = BrokerAccounts("omnizone-server", "server-pw-0123456789", gateways=gateways)
     made = NatsCluster(accounts, nodes=3, partitions=16, run_dir=tmp_path_factory.mktemp("nats"))
@@ -123,3 +124,54 @@ def test_configs_are_private_and_each_node_has_its_own_store(cluster: NatsCluste
     for folder in dirs:
         assert (folder / "nats.conf").stat().st_mode & 0o077 == 0
         assert f'store_dir: "{folder / "jetstream"}"' in (folder / "nats.conf").read_text()
+
+
+def test_workers_split_the_partitions_and_one_that_stops_is_gone_at_once(
+    cluster: NatsCluster,
+) -> None:
+    """Membership is read from the lease bucket's stream (no consumer per
+    beat); a worker that stops purges its member key, so the other takes
+    every partition without waiting for the TTL."""
+    from typing import Any, cast
+
+    from omnizone.server.adapters.nats_link import NatsLink
+    from omnizone.server.adapters.nats_worker import NatsWorker
+
+    def worker(name: str) -> tuple[NatsWorker, NatsLink]:
+        link = NatsLink(
+            cluster.urls,
+            name=name,
+            username=cluster.accounts.server_username,
+            password=cluster.accounts.server_password,
+        )
+        link.start()
+        made = NatsWorker(
+            {},
+            lambda _stores: cast(Any, object()),
+            link,
+            worker_id=name,
+            partitions=4,
+            stream="MEMBERS_TEST",
+            lease_ttl_s=30.0,  # longer than the test waits: only the purge can free them
+            heartbeat_s=0.3,
+        )
+        made.start()
+        return made, link
+
+    (a, link_a), (b, link_b) = worker("wa"), worker("wb")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (len(a.held) == len(b.held) == 2):
+            time.sleep(0.2)
+        assert sorted(a.held + b.held) == [0, 1, 2, 3]
+        assert set(a.held).isdisjoint(b.held)
+        b.stop()
+        assert link_a.run(a._members(), 30) == ["wa"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and a.held != [0, 1, 2, 3]:
+            time.sleep(0.2)
+        assert a.held == [0, 1, 2, 3]
+    finally:
+        for w, link in ((a, link_a), (b, link_b)):
+            w.stop()
+            link.stop()

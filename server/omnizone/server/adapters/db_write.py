@@ -29,10 +29,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     create_engine,
     delete,
     event,
+    func,
     insert,
+    or_,
     select,
     update,
 )
@@ -337,38 +340,93 @@ class EventOutboxRow(Base):
 
 
 class _SqlTransaction(IngestTransaction):
-    """The write side of a batch of messages, inside one session transaction."""
+    """The write side of a batch of messages, inside one session transaction.
+
+    A batch costs a fixed number of round trips, not a few per message: the
+    duplicate check of every message is one ``SELECT`` (``received_among``),
+    the messages themselves one multi-row ``INSERT … RETURNING id``, the
+    gateways' last-heard times one upsert, the sightings one ``COPY``."""
 
     def __init__(self, session: Session) -> None:
         self._s = session
-        self._message_id: int | None = None
         self._writes: list[Callable[[], None]] = []
         self._presence_keys: set[tuple[str, str]] = set()
         self._presence: dict[tuple[str, str], DevicePresenceRow | None] = {}
-        self._sightings: list[tuple[Any, ...]] = []
+        # The messages of the batch, inserted together; their ids by key after.
+        self._received: list[tuple[ReceivedKey, dict[str, Any]]] = []
+        self._ids: dict[ReceivedKey, int] = {}
+        self._current: ReceivedKey | None = None
+        self._sightings: list[tuple[ReceivedKey, str, str, Sequence[BleSighting]]] = []
+        self._touched: dict[tuple[str, str], int] = {}
 
     def write(self) -> None:
         """Run the queued writes, in the order they were asked for, then
         insert every message's sightings in one go."""
         if self._presence_keys:
             self._load_presence_rows()
+        if self._received:
+            self._insert_received()
+        if self._touched:
+            self._touch_gateways()
         writes, self._writes = self._writes, []
         for write in writes:
             write()
         if self._sightings:
-            rows, self._sightings = self._sightings, []
-            self._insert_sightings(rows)
+            pending, self._sightings = self._sightings, []
+            self._insert_sightings(
+                [
+                    (
+                        self._ids[key],
+                        store,
+                        gateway,
+                        i.device,
+                        i.window_start_ms,
+                        i.window_ms,
+                        i.count,
+                        i.rssi_mean,
+                        i.rssi_max,
+                        i.tx_power,
+                    )
+                    for key, store, gateway, items in pending
+                    for i in items
+                ]
+            )
 
     def received_before(self, key: ReceivedKey) -> bool:
-        found = self._s.scalar(
-            select(ReceivedMessage.id).where(
-                ReceivedMessage.store == key.store,
-                ReceivedMessage.gateway == key.gateway,
-                ReceivedMessage.epoch == key.epoch,
-                ReceivedMessage.seq == key.seq,
+        return key in self.received_among([key])
+
+    def received_among(self, keys: Sequence[ReceivedKey]) -> set[ReceivedKey]:
+        """The keys stored already, in one query: per gateway epoch, the seq
+        range the batch spans (then filtered to the keys asked)."""
+        wanted = set(keys)
+        if not wanted:
+            return set()
+        spans: dict[tuple[str, str, int], tuple[int, int]] = {}
+        for key in wanted:
+            epoch = (key.store, key.gateway, key.epoch)
+            low, high = spans.get(epoch, (key.seq, key.seq))
+            spans[epoch] = (min(low, key.seq), max(high, key.seq))
+        table = Base.metadata.tables[ReceivedMessage.__tablename__]
+        found: set[ReceivedKey] = set()
+        items = sorted(spans.items())
+        for first in range(0, len(items), 200):
+            rows = self._s.execute(
+                select(table.c.store, table.c.gateway, table.c.seq, table.c.epoch).where(
+                    or_(
+                        *(
+                            and_(
+                                table.c.store == store,
+                                table.c.gateway == gateway,
+                                table.c.epoch == epoch,
+                                table.c.seq.between(low, high),
+                            )
+                            for (store, gateway, epoch), (low, high) in items[first : first + 200]
+                        )
+                    )
+                )
             )
-        )
-        return found is not None
+            found.update(ReceivedKey(r[0], r[1], r[2], r[3]) for r in rows)
+        return found & wanted
 
     @_deferred
     def count_duplicate(self, key: ReceivedKey) -> None:
@@ -383,50 +441,50 @@ class _SqlTransaction(IngestTransaction):
             .values(duplicates=ReceivedMessage.duplicates + 1)
         )
 
-    @_deferred
     def record_received(
         self, key: ReceivedKey, kind: str, sent_ms: int, received_ms: int, items: int
     ) -> None:
-        row = ReceivedMessage(
-            store=key.store,
-            gateway=key.gateway,
-            epoch=key.epoch,
-            seq=key.seq,
-            kind=kind,
-            sent_ms=sent_ms,
-            received_ms=received_ms,
-            items=items,
-            duplicates=0,
-        )
-        self._s.add(row)
-        self._s.flush()
-        self._message_id = row.id
+        row = {
+            "store": key.store,
+            "gateway": key.gateway,
+            "epoch": key.epoch,
+            "seq": key.seq,
+            "kind": kind,
+            "sent_ms": sent_ms,
+            "received_ms": received_ms,
+            "items": items,
+            "duplicates": 0,
+        }
+        self._received.append((key, row))
+        self._current = key
 
-    def _mid(self) -> int:
-        if self._message_id is None:
+    def _insert_received(self) -> None:
+        """Every message of the batch in one multi-row insert per 500; the
+        database's ids come back by key (the sightings and taps refer to them)."""
+        table = Base.metadata.tables[ReceivedMessage.__tablename__]
+        pending, self._received = self._received, []
+        for first in range(0, len(pending), 500):
+            rows = [row for _, row in pending[first : first + 500]]
+            returned = self._s.execute(
+                insert(table)
+                .values(rows)
+                .returning(table.c.id, table.c.store, table.c.gateway, table.c.seq, table.c.epoch)
+            )
+            for r in returned:
+                self._ids[ReceivedKey(r[1], r[2], r[3], r[4])] = int(r[0])
+
+    def _key(self) -> ReceivedKey:
+        if self._current is None:
             raise RuntimeError("record_received must come before the message's items")
-        return self._message_id
+        return self._current
 
-    @_deferred
+    def _mid_of(self, key: ReceivedKey) -> int:
+        return self._ids[key]
+
     def add_ble_sightings(
         self, store: str, gateway: str, seq: int, items: Sequence[BleSighting]
     ) -> None:
-        mid = self._mid()
-        self._sightings.extend(
-            (
-                mid,
-                store,
-                gateway,
-                i.device,
-                i.window_start_ms,
-                i.window_ms,
-                i.count,
-                i.rssi_mean,
-                i.rssi_max,
-                i.tx_power,
-            )
-            for i in items
-        )
+        self._sightings.append((self._key(), store, gateway, list(items)))
 
     def _insert_sightings(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """The sightings of every message of the batch, in one statement.
@@ -478,9 +536,14 @@ class _SqlTransaction(IngestTransaction):
         ]
         self._s.execute(module.insert(table).on_conflict_do_nothing(), rows)
 
-    @_deferred
     def add_nfc_taps(self, store: str, gateway: str, seq: int, items: Sequence[NfcTap]) -> None:
-        mid = self._mid()
+        key, items = self._key(), list(items)
+        self._writes.append(lambda: self._add_nfc_taps(key, store, gateway, items))
+
+    def _add_nfc_taps(
+        self, key: ReceivedKey, store: str, gateway: str, items: Sequence[NfcTap]
+    ) -> None:
+        mid = self._mid_of(key)
         self._s.add_all(
             NfcTapRow(
                 message_id=mid,
@@ -495,9 +558,14 @@ class _SqlTransaction(IngestTransaction):
             for i in items
         )
 
-    @_deferred
     def add_rfid_reads(self, store: str, gateway: str, seq: int, items: Sequence[RfidItem]) -> None:
-        mid = self._mid()
+        key, items = self._key(), list(items)
+        self._writes.append(lambda: self._add_rfid_reads(key, store, gateway, items))
+
+    def _add_rfid_reads(
+        self, key: ReceivedKey, store: str, gateway: str, items: Sequence[RfidItem]
+    ) -> None:
+        mid = self._mid_of(key)
         self._s.add_all(
             RfidReadRow(
                 message_id=mid,
@@ -536,12 +604,36 @@ class _SqlTransaction(IngestTransaction):
         if row is None:
             row = GatewayStatusRow(store=store, gateway=gateway, received_ms=received_ms)
             self._s.add(row)
-        row.received_ms = received_ms
+        row.received_ms = max(row.received_ms or 0, received_ms)
         return row
 
-    @_deferred
     def touch_gateway(self, store: str, gateway: str, received_ms: int) -> None:
-        self._status_row(store, gateway, received_ms)
+        key = (store, gateway)
+        self._touched[key] = max(self._touched.get(key, received_ms), received_ms)
+
+    def _touch_gateways(self) -> None:
+        """Every gateway the batch heard from: its last-heard time, one upsert
+        (in key order, so two batches never lock the same rows the other way)."""
+        touched, self._touched = self._touched, {}
+        ordered = sorted(touched.items())
+        dialect = self._s.get_bind().dialect.name
+        if dialect not in ("postgresql", "sqlite"):
+            for (store, gateway), ms in ordered:
+                self._status_row(store, gateway, ms)
+            return
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        rows = [{"store": s, "gateway": g, "received_ms": ms} for (s, g), ms in ordered]
+        make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = make(Base.metadata.tables[GatewayStatusRow.__tablename__]).values(rows)
+        newest: Any = (func.greatest if dialect == "postgresql" else func.max)(
+            statement.excluded.received_ms, GatewayStatusRow.received_ms
+        )
+        self._s.execute(
+            statement.on_conflict_do_update(
+                index_elements=["store", "gateway"], set_={"received_ms": newest}
+            )
+        )
 
     @_deferred
     def record_status(self, message: StatusMessage, received_ms: int) -> None:

@@ -47,7 +47,7 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.client import JetStreamContext
-from nats.js.errors import KeyWrongLastSequenceError, NoKeysError, NotFoundError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from omnizone.contract import ack_topic, dump_ack
@@ -73,6 +73,10 @@ FETCH_WAIT_S = 0.2
 """A fetch returns what came within this long: the most a message waits for its batch."""
 STALE_FRACTION = 0.6
 """A lease not refreshed for this part of its TTL is no longer acted on."""
+REFRESH_FRACTION = 0.2
+"""Member and lease keys are rewritten when this part of the TTL has passed:
+two tries before a lease goes stale, and a fifth of the quorum writes a
+per-beat refresh would make at the default TTL."""
 
 IngestFactory = Callable[[Mapping[str, StorePlan]], IngestService]
 
@@ -175,6 +179,9 @@ class NatsWorker:
         self._max_age_s = max_age_s
         self._ttl = lease_ttl_s
         self._heartbeat = heartbeat_s
+        #: Member and lease keys are rewritten this often (each a quorum write).
+        self._refresh_every = max(heartbeat_s, lease_ttl_s * REFRESH_FRACTION)
+        self._member_written = -1e9
         self._batch = fetch_batch
         self._ack_wait = ack_wait_s
         self._clock = clock
@@ -277,19 +284,25 @@ class NatsWorker:
         kv = self._kv
         assert kv is not None
         try:
-            await kv.put(f"member.{self.worker_id}", self.worker_id.encode())
-            try:
-                keys = await kv.keys()
-            except NoKeysError:
-                keys = []
-            members = [k.split(".", 1)[1] for k in keys if k.startswith("member.")]
+            now = time.monotonic()
+            if now - self._member_written >= self._refresh_every:
+                await kv.put(f"member.{self.worker_id}", self.worker_id.encode())
+                self._member_written = now
+            members = await self._members()
             if self.worker_id not in members:
                 members.append(self.worker_id)
             mine = set(assign(self._weights, members).get(self.worker_id, []))
             # Side by side: a beat must stay well inside the lease's TTL on a busy
             # machine, so the leases are not written one round trip after another.
+            # A lease is rewritten only when a fifth of its TTL has passed, not
+            # every beat: every write is a quorum write of the R3 bucket.
+            due = {
+                k
+                for k in set(self._held) & mine
+                if now - self._held[k].refreshed >= self._refresh_every
+            }
             outcomes = await asyncio.gather(
-                *(self._refresh(k) for k in sorted(set(self._held) & mine)),
+                *(self._refresh(k) for k in sorted(due)),
                 *(self._release(k) for k in sorted(set(self._held) - mine)),
                 return_exceptions=True,
             )
@@ -317,6 +330,17 @@ class NatsWorker:
                 log.warning("worker %s: lease of partition %d is stale", self.worker_id, k)
                 self.counters.lost += 1
                 await self._stop_consuming(k)
+
+    async def _members(self) -> list[str]:
+        """The live members: the ``member.*`` subjects the bucket's stream holds,
+        from one stream-info request to its leader. ``kv.keys()`` would create
+        (and delete) a consumer on the R3 bucket every beat, which on a loaded
+        machine is what made the bucket stop answering in time."""
+        js = self._link.client.jetstream()
+        prefix = f"$KV.{LEASE_BUCKET}.member."
+        info = await js.stream_info(f"KV_{LEASE_BUCKET}", subjects_filter=f"{prefix}>")
+        subjects = info.state.subjects or {}
+        return sorted(subject[len(prefix) :] for subject in subjects)
 
     async def _acquire(self, k: int) -> None:
         kv = self._kv
@@ -378,8 +402,12 @@ class NatsWorker:
             with contextlib.suppress(Exception):
                 await self._release(k)
         if self._kv is not None:
+            # Purged, not deleted: a delete leaves a marker under the subject,
+            # which the member list (stream subjects) would still count.
             with contextlib.suppress(Exception):
-                await self._kv.delete(f"member.{self.worker_id}")
+                await self._link.client.jetstream().purge_stream(
+                    f"KV_{LEASE_BUCKET}", subject=f"$KV.{LEASE_BUCKET}.member.{self.worker_id}"
+                )
         if self._main is not None:
             self._main.cancel()
             with contextlib.suppress(BaseException):

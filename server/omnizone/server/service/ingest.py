@@ -497,9 +497,10 @@ class IngestService:
         try:
             with self._repo.transaction() as tx:
                 in_batch: set[ReceivedKey] = set()
-                for _, plan, message, inbound in batch:
-                    key = ReceivedKey(message.store, message.gateway, message.seq, message.epoch)
-                    if key in in_batch or tx.received_before(key):
+                keys = [ReceivedKey(m.store, m.gateway, m.seq, m.epoch) for _, _, m, _ in batch]
+                seen = tx.received_among(keys)  # one query for the batch, not one each
+                for (_, plan, message, inbound), key in zip(batch, keys, strict=True):
+                    if key in in_batch or key in seen:
                         tx.count_duplicate(key)
                         accepted.append(key)  # a duplicate: only its key
                         continue

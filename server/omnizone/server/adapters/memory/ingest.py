@@ -185,6 +185,10 @@ class MemoryTransaction(IngestTransaction):
         with self._t.lock:
             return _k(key) in self._t.received
 
+    def received_among(self, keys: Sequence[ReceivedKey]) -> set[ReceivedKey]:
+        with self._t.lock:
+            return {key for key in keys if _k(key) in self._t.received}
+
     def count_duplicate(self, key: ReceivedKey) -> None:
         def write(undo: Undo) -> None:
             found = self._t.received.get(_k(key))

@@ -21,6 +21,7 @@ Rules of motion (``motion_transition``), per window:
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,8 @@ from omnizone.store import StorePlan
 
 #: Sub-samples per cell side: used for the cell's share of each zone.
 _SUBSAMPLES = 4
+_EPS = 1e-9
+"""As ``omnizone.store.geometry``'s tolerance on a boundary."""
 #: Steps less likely than this (relative to standing still) are left out of the
 #: sparse transition: a still shopper then stays in the cell.
 _NEGLIGIBLE_STEP = 1e-4
@@ -63,33 +66,64 @@ def floor_grid(plan: StorePlan, cell_m: float = 1.0) -> FloorGrid:
     columns = max(1, math.ceil(floor.width_m / cell_m - 1e-9))
     rows = max(1, math.ceil(floor.depth_m / cell_m - 1e-9))
     zone_ids = [z.id for z in plan.zones]
-    index = {z: i for i, z in enumerate(zone_ids)}
     offsets = (np.arange(_SUBSAMPLES) + 0.5) / _SUBSAMPLES * cell_m
-    centers: list[tuple[float, float]] = []
-    lattice: list[tuple[int, int]] = []
-    shares: list[NDArray[np.float64]] = []
-    for r in range(rows):
-        for c in range(columns):
-            x0, y0 = c * cell_m, r * cell_m
-            share = np.zeros(len(zone_ids))
-            for dx in offsets:
-                for dy in offsets:
-                    zone = plan.zone_at((x0 + float(dx), y0 + float(dy)))
-                    if zone is not None:
-                        share[index[zone]] += 1
-            if share.any():
-                centers.append((x0 + cell_m / 2, y0 + cell_m / 2))
-                lattice.append((c, r))
-                shares.append(share / _SUBSAMPLES**2)
-    if not centers:
+    # Every cell's sub-samples at once, in the order the cells are kept
+    # (row by row): (rows * columns, _SUBSAMPLES²) points, each given the
+    # first zone that contains it, as ``plan.zone_at`` does one by one.
+    r, c = np.meshgrid(np.arange(rows), np.arange(columns), indexing="ij")
+    x0 = (c.ravel() * cell_m)[:, None]
+    y0 = (r.ravel() * cell_m)[:, None]
+    dx, dy = np.meshgrid(offsets, offsets, indexing="ij")
+    xs = x0 + dx.ravel()[None, :]
+    ys = y0 + dy.ravel()[None, :]
+    owner = np.full(xs.shape, -1, dtype=np.intp)
+    for i, zone in enumerate(plan.zones):
+        free = owner < 0
+        if not free.any():
+            break
+        inside = contains_points(zone.polygon, xs[free], ys[free])
+        picked = owner[free]
+        picked[inside] = i
+        owner[free] = picked
+    counts = np.stack([(owner == i).sum(axis=1) for i in range(len(zone_ids))], axis=1)
+    kept = counts.sum(axis=1) > 0
+    if not kept.any():
         raise ValueError("no grid cell falls inside a zone: check the zones and the floor size")
+    centers = np.stack([x0[kept, 0] + cell_m / 2, y0[kept, 0] + cell_m / 2], axis=1)
+    lattice = np.stack([c.ravel()[kept], r.ravel()[kept]], axis=1)
     return FloorGrid(
         cell_m=cell_m,
-        centers=np.array(centers, dtype=np.float64),
-        lattice=np.array(lattice, dtype=np.intp),
-        zone_share=np.array(shares, dtype=np.float64),
+        centers=centers.astype(np.float64),
+        lattice=lattice.astype(np.intp),
+        zone_share=counts[kept].astype(np.float64) / _SUBSAMPLES**2,
         zones=tuple(zone_ids),
     )
+
+
+def contains_points(
+    polygon: Sequence[tuple[float, float]], xs: NDArray[np.float64], ys: NDArray[np.float64]
+) -> NDArray[np.bool_]:
+    """``omnizone.store.geometry.contains`` for many points at once (the same
+    ray casting and boundary test, the same arithmetic): building a store's
+    grid point by point in Python was most of a chain worker's take-over."""
+    inside = np.zeros(xs.shape, dtype=bool)
+    on_edge = np.zeros(xs.shape, dtype=bool)
+    points = list(polygon)
+    for k, (x1, y1) in enumerate(points):
+        x2, y2 = points[(k + 1) % len(points)]
+        cross = (x2 - x1) * (ys - y1) - (y2 - y1) * (xs - x1)
+        on_edge |= (
+            (np.abs(cross) <= 1e-7)
+            & (min(x1, x2) - _EPS <= xs)
+            & (xs <= max(x1, x2) + _EPS)
+            & (min(y1, y2) - _EPS <= ys)
+            & (ys <= max(y1, y2) + _EPS)
+        )
+        if y2 != y1:  # a level edge is never crossed (and would divide by 0)
+            straddles = (y1 > ys) != (y2 > ys)
+            x_cross = x1 + (ys - y1) * (x2 - x1) / (y2 - y1)
+            inside ^= straddles & (xs < x_cross)
+    return inside | on_edge
 
 
 def cell_points(grid: FloorGrid, per_side: int = 3) -> NDArray[np.float64]:

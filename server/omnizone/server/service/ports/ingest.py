@@ -106,6 +106,10 @@ class IngestTransaction(Protocol):
 
     def received_before(self, key: ReceivedKey) -> bool: ...
 
+    def received_among(self, keys: Sequence[ReceivedKey]) -> set[ReceivedKey]:
+        """Which of ``keys`` are stored already (one look-up for a batch)."""
+        ...
+
     def count_duplicate(self, key: ReceivedKey) -> None: ...
 
     def record_received(
