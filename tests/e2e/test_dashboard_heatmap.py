@@ -13,7 +13,7 @@ from omnizone.server import bootstrap
 from omnizone.server.runtime import ServerRuntime
 from omnizone.store import load_store
 from omnizone.suite.bench.analytics import WeekSpec, fill_week
-from tests.e2e.browser import chromium
+from tests.e2e.dashboard_page import checked_page, log_in
 from tests.e2e.dashboard_stack import READ_KEY, STORE_FILE, staff_server
 
 pytestmark = pytest.mark.e2e
@@ -33,21 +33,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerRuntime]:
 
 @pytest.fixture
 def page(server: ServerRuntime) -> Iterator[Page]:
-    with chromium() as browser:
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+    with checked_page() as page:
         yield page
-        assert errors == [], errors
 
 
 def test_the_floor_heatmap_draws_the_api_cells(server: ServerRuntime, page: Page) -> None:
     base = server.api_url
     api = httpx.Client(base_url=f"{base}/api/v1/stores/{STORE}", headers={"X-API-Key": READ_KEY})
-    page.goto(f"{base}/dashboard/")
-    page.get_by_test_id("api-key").fill(READ_KEY)
-    page.get_by_test_id("login").click()
-    page.get_by_test_id("live-floor").wait_for()
+    log_in(page, base, READ_KEY)
     page.get_by_test_id("nav-floor-heatmap").click()
     page.get_by_test_id("heatmap-floor-cells").wait_for()
 

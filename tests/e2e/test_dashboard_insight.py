@@ -14,7 +14,7 @@ from omnizone.server import bootstrap
 from omnizone.server.runtime import ServerRuntime
 from omnizone.store import load_store
 from omnizone.suite.bench.analytics import WeekSpec, fill_week
-from tests.e2e.browser import chromium
+from tests.e2e.dashboard_page import checked_page, log_in
 from tests.e2e.dashboard_stack import ADMIN_KEY, READ_KEY, STORE_FILE, staff_server
 
 pytestmark = pytest.mark.e2e
@@ -34,25 +34,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerRuntime]:
 
 @pytest.fixture
 def page(server: ServerRuntime) -> Iterator[Page]:
-    with chromium() as browser:
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+    with checked_page() as page:
         yield page
-        assert errors == [], errors
 
 
 def _login(page: Page, base: str, key: str) -> None:
-    page.goto(f"{base}/dashboard/")
-    page.get_by_test_id("api-key").fill(key)
-    page.get_by_test_id("login").click()
-    page.get_by_test_id("live-floor").wait_for()
+    log_in(page, base, key)
 
 
 def test_insight_pages_show_the_api_figures(server: ServerRuntime, page: Page) -> None:
     base = server.api_url
     api = httpx.Client(base_url=f"{base}/api/v1/stores/{STORE}", headers={"X-API-Key": READ_KEY})
-    _login(page, base, READ_KEY)
+    log_in(page, base, READ_KEY)
     # The first screen: shoppers now against the usual, today against last week.
     page.get_by_test_id("headline-conversion-note").wait_for()
     headline = api.get("/insight/headline").json()
@@ -90,7 +83,7 @@ def test_insight_pages_show_the_api_figures(server: ServerRuntime, page: Page) -
 
 
 def test_an_admin_registers_a_staff_phone(server: ServerRuntime, page: Page) -> None:
-    _login(page, server.api_url, ADMIN_KEY)
+    log_in(page, server.api_url, ADMIN_KEY)
     page.get_by_test_id("nav-staff").click()
     page.get_by_test_id("staff-device").fill("till-phone-1")
     page.get_by_test_id("staff-label").fill("Till 1")
