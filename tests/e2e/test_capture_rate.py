@@ -45,11 +45,7 @@ def test_capture_rate_matches_the_simulated_street_and_no_passer_by_id_is_stored
     )
     stack.clock.now_ms = datetime_to_ms(start)
     simulation = stack.simulation()
-    simulation.run()
-    simulation.close_windows()
-    stack.fleet.flush(timeout_s=10)
-    published = stack.fleet.acknowledged_keys()
-    assert stack.wait_until(lambda: published <= stack.received())
+    stack.run_delivered(simulation)
 
     truth = {h.hour_ms: h for h in simulation.street.truth()}
     assert len(truth) == 2 and sum(h.passed for h in truth.values()) >= 20
