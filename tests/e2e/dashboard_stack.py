@@ -10,9 +10,11 @@ from pathlib import Path
 from playwright.sync_api import Page
 
 from omnizone.paths import shipped_config
+from omnizone.server import bootstrap
 from omnizone.server.runtime import ServerRuntime
 from omnizone.server.settings import ServerSettings
 from omnizone.store import load_store
+from omnizone.suite.bench.analytics import WeekSpec, fill_week
 from tests.e2e.dashboard_page import log_in, watched_page
 
 ADMIN_KEY = "dashboard-admin-key"
@@ -45,6 +47,16 @@ def staff_settings(database: Path, **extra: object) -> ServerSettings:
 def staff_server(database: Path, **extra: object) -> Iterator[ServerRuntime]:
     with ServerRuntime(staff_settings(database, **extra)) as server:
         yield server
+
+
+@contextmanager
+def filled_staff_server(database: Path, spec: WeekSpec) -> Iterator[ServerRuntime]:
+    """A staff server over a new database the bench's generator filled with ``spec``."""
+    storage = bootstrap.open_storage(f"sqlite:///{database}")
+    fill_week(storage.sql.engine, load_store(STORE_FILE), spec)
+    storage.close()
+    with staff_server(database) as running:
+        yield running
 
 
 def store_id() -> str:

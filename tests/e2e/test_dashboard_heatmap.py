@@ -9,12 +9,11 @@ import httpx
 import pytest
 from playwright.sync_api import Page
 
-from omnizone.server import bootstrap
 from omnizone.server.runtime import ServerRuntime
 from omnizone.store import load_store
-from omnizone.suite.bench.analytics import WeekSpec, fill_week
+from omnizone.suite.bench.analytics import WeekSpec
 from tests.e2e.dashboard_page import checked_page, log_in
-from tests.e2e.dashboard_stack import READ_KEY, STORE_FILE, staff_server
+from tests.e2e.dashboard_stack import READ_KEY, STORE_FILE, filled_staff_server
 
 pytestmark = pytest.mark.e2e
 STORE = load_store(STORE_FILE).id
@@ -24,10 +23,7 @@ SPEC = WeekSpec(days=3, trips_per_day=60, first_day=date(2026, 11, 16), seed=6)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerRuntime]:
     database = tmp_path_factory.mktemp("heatmap") / "omnizone.db"
-    storage = bootstrap.open_storage(f"sqlite:///{database}")
-    fill_week(storage.sql.engine, load_store(STORE_FILE), SPEC)  # with its hourly floor cells
-    storage.close()
-    with staff_server(database) as running:
+    with filled_staff_server(database, SPEC) as running:  # with its hourly floor cells
         yield running
 
 
