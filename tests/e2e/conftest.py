@@ -66,6 +66,15 @@ class StoreStack(Backend):
             self.scenario, self.store, self.fleet.nodes, self.clock, truth, app_phones=phones
         )
 
+    def run_delivered(self, simulation: Simulation) -> None:
+        """Run it to the end and close its windows; wait until the server holds
+        every message the gateways had acknowledged."""
+        simulation.run()
+        simulation.close_windows()
+        self.fleet.flush(timeout_s=10)
+        published = self.fleet.acknowledged_keys()
+        assert self.wait_until(lambda: published <= self.received())
+
 
 @pytest.fixture
 def backend(tmp_path: Path) -> Iterator[Backend]:

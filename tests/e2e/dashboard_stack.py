@@ -10,10 +10,12 @@ from pathlib import Path
 from playwright.sync_api import Page
 
 from omnizone.paths import shipped_config
+from omnizone.server import bootstrap
 from omnizone.server.runtime import ServerRuntime
 from omnizone.server.settings import ServerSettings
 from omnizone.store import load_store
-from tests.e2e.browser import chromium
+from omnizone.suite.bench.analytics import WeekSpec, fill_week
+from tests.e2e.dashboard_page import log_in, watched_page
 
 ADMIN_KEY = "dashboard-admin-key"
 READ_KEY = "dashboard-read-key"
@@ -47,6 +49,16 @@ def staff_server(database: Path, **extra: object) -> Iterator[ServerRuntime]:
         yield server
 
 
+@contextmanager
+def filled_staff_server(database: Path, spec: WeekSpec) -> Iterator[ServerRuntime]:
+    """A staff server over a new database the bench's generator filled with ``spec``."""
+    storage = bootstrap.open_storage(f"sqlite:///{database}")
+    fill_week(storage.sql.engine, load_store(STORE_FILE), spec)
+    storage.close()
+    with staff_server(database) as running:
+        yield running
+
+
 def store_id() -> str:
     return load_store(STORE_FILE).id
 
@@ -55,13 +67,7 @@ def store_id() -> str:
 def gateways_view(api_url: str) -> Iterator[tuple[Page, list[str]]]:
     """The dashboard's gateways view, logged in with the read key, in a real
     Chromium; yields the page and the page errors it has raised so far."""
-    with chromium() as browser:
-        page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{api_url}/dashboard/")
-        page.get_by_test_id("api-key").fill(READ_KEY)
-        page.get_by_test_id("login").click()
-        page.get_by_test_id("live-floor").wait_for()
+    with watched_page(width=1600) as (page, errors):
+        log_in(page, api_url, READ_KEY)
         page.get_by_test_id("nav-gateways").click()
         yield page, errors

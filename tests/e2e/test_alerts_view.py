@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from omnizone.contract import HealthMessage, NfcMessage, NfcTap, dump_message, topic_for
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.runtime import ServerRuntime
-from tests.e2e.browser import chromium
+from tests.e2e.dashboard_page import checked_page, log_in
 from tests.e2e.dashboard_stack import READ_KEY, staff_server, store_id
 
 STORE = store_id()
@@ -51,14 +51,8 @@ def test_the_alerts_page_lists_silent_gateways_and_an_offline_espresense_node(
         items=[NfcTap(tap_point="tap-outerwear-jackets", uid="04a1b2c3d4e5f6", at_ms=now)],
     )
     server.ingest.handle(topic_for(STORE, "gw-outerwear", "nfc"), dump_message(tap), now)
-    with chromium() as browser:
-        page: Page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{server.api_url}/dashboard/")
-        page.get_by_test_id("api-key").fill(READ_KEY)
-        page.get_by_test_id("login").click()
-        page.get_by_test_id("live-floor").wait_for()
+    with checked_page(height=900) as page:
+        log_in(page, server.api_url, READ_KEY)
         page.get_by_test_id("nav-alerts").click()
         table = page.get_by_test_id("alerts")
         expect(
@@ -80,4 +74,3 @@ def test_the_alerts_page_lists_silent_gateways_and_an_offline_espresense_node(
         expect(page.get_by_test_id("store-events").locator("tr[data-event='tap']")).to_contain_text(
             "tap_point=tap-outerwear-jackets"
         )
-        assert errors == [], errors

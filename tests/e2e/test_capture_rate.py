@@ -25,8 +25,8 @@ import pytest
 from sqlalchemy import inspect, text
 
 from omnizone.contract import datetime_to_ms
-from tests.e2e.browser import chromium
 from tests.e2e.conftest import API_KEY, StoreStack
+from tests.e2e.dashboard_page import checked_page, log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -45,11 +45,7 @@ def test_capture_rate_matches_the_simulated_street_and_no_passer_by_id_is_stored
     )
     stack.clock.now_ms = datetime_to_ms(start)
     simulation = stack.simulation()
-    simulation.run()
-    simulation.close_windows()
-    stack.fleet.flush(timeout_s=10)
-    published = stack.fleet.acknowledged_keys()
-    assert stack.wait_until(lambda: published <= stack.received())
+    stack.run_delivered(simulation)
 
     truth = {h.hour_ms: h for h in simulation.street.truth()}
     assert len(truth) == 2 and sum(h.passed for h in truth.values()) >= 20
@@ -85,14 +81,8 @@ def test_capture_rate_matches_the_simulated_street_and_no_passer_by_id_is_stored
 
     # The dashboard's capture page shows the same figures.
     base = stack.server.api_url
-    with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{base}/dashboard/")
-        page.get_by_test_id("api-key").fill(API_KEY)
-        page.get_by_test_id("login").click()
-        page.get_by_test_id("live-floor").wait_for()
+    with checked_page(height=900) as page:
+        log_in(page, base, API_KEY)
         assert page.get_by_test_id("nav-capture").count() == 1
         page.goto(f"{base}/dashboard/#/analytics/capture")
         page.get_by_test_id("view-capture").wait_for()
@@ -110,4 +100,3 @@ def test_capture_rate_matches_the_simulated_street_and_no_passer_by_id_is_stored
         assert rate.rstrip("%").strip() == f"{100 * found['capture_rate']:.1f}"
         passers = page.get_by_test_id("capture-passers-by").inner_text().replace(",", "")
         assert int(passers) == found["passers_by"]
-        assert errors == [], errors

@@ -9,12 +9,11 @@ import httpx
 import pytest
 from playwright.sync_api import Page
 
-from omnizone.server import bootstrap
 from omnizone.server.runtime import ServerRuntime
 from omnizone.store import load_store
-from omnizone.suite.bench.analytics import WeekSpec, fill_week
-from tests.e2e.browser import chromium
-from tests.e2e.dashboard_stack import READ_KEY, STORE_FILE, staff_server
+from omnizone.suite.bench.analytics import WeekSpec
+from tests.e2e.dashboard_page import checked_page, log_in
+from tests.e2e.dashboard_stack import READ_KEY, STORE_FILE, filled_staff_server
 
 pytestmark = pytest.mark.e2e
 STORE = load_store(STORE_FILE).id
@@ -24,30 +23,20 @@ SPEC = WeekSpec(days=3, trips_per_day=60, first_day=date(2026, 11, 16), seed=6)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerRuntime]:
     database = tmp_path_factory.mktemp("heatmap") / "omnizone.db"
-    storage = bootstrap.open_storage(f"sqlite:///{database}")
-    fill_week(storage.sql.engine, load_store(STORE_FILE), SPEC)  # with its hourly floor cells
-    storage.close()
-    with staff_server(database) as running:
+    with filled_staff_server(database, SPEC) as running:  # with its hourly floor cells
         yield running
 
 
 @pytest.fixture
 def page(server: ServerRuntime) -> Iterator[Page]:
-    with chromium() as browser:
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+    with checked_page() as page:
         yield page
-        assert errors == [], errors
 
 
 def test_the_floor_heatmap_draws_the_api_cells(server: ServerRuntime, page: Page) -> None:
     base = server.api_url
     api = httpx.Client(base_url=f"{base}/api/v1/stores/{STORE}", headers={"X-API-Key": READ_KEY})
-    page.goto(f"{base}/dashboard/")
-    page.get_by_test_id("api-key").fill(READ_KEY)
-    page.get_by_test_id("login").click()
-    page.get_by_test_id("live-floor").wait_for()
+    log_in(page, base, READ_KEY)
     page.get_by_test_id("nav-floor-heatmap").click()
     page.get_by_test_id("heatmap-floor-cells").wait_for()
 

@@ -10,12 +10,11 @@ import httpx
 import pytest
 from playwright.sync_api import Page
 
-from omnizone.server import bootstrap
 from omnizone.server.runtime import ServerRuntime
 from omnizone.store import load_store
-from omnizone.suite.bench.analytics import WeekSpec, fill_week
-from tests.e2e.browser import chromium
-from tests.e2e.dashboard_stack import ADMIN_KEY, READ_KEY, STORE_FILE, staff_server
+from omnizone.suite.bench.analytics import WeekSpec
+from tests.e2e.dashboard_page import checked_page, log_in
+from tests.e2e.dashboard_stack import ADMIN_KEY, READ_KEY, STORE_FILE, filled_staff_server
 
 pytestmark = pytest.mark.e2e
 STORE = load_store(STORE_FILE).id
@@ -25,34 +24,24 @@ SPEC = WeekSpec(days=15, trips_per_day=60, first_day=date(2026, 11, 16), seed=4,
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerRuntime]:
     database = tmp_path_factory.mktemp("insight") / "omnizone.db"
-    storage = bootstrap.open_storage(f"sqlite:///{database}")
-    fill_week(storage.sql.engine, load_store(STORE_FILE), SPEC)
-    storage.close()
-    with staff_server(database) as running:
+    with filled_staff_server(database, SPEC) as running:
         yield running
 
 
 @pytest.fixture
 def page(server: ServerRuntime) -> Iterator[Page]:
-    with chromium() as browser:
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+    with checked_page() as page:
         yield page
-        assert errors == [], errors
 
 
 def _login(page: Page, base: str, key: str) -> None:
-    page.goto(f"{base}/dashboard/")
-    page.get_by_test_id("api-key").fill(key)
-    page.get_by_test_id("login").click()
-    page.get_by_test_id("live-floor").wait_for()
+    log_in(page, base, key)
 
 
 def test_insight_pages_show_the_api_figures(server: ServerRuntime, page: Page) -> None:
     base = server.api_url
     api = httpx.Client(base_url=f"{base}/api/v1/stores/{STORE}", headers={"X-API-Key": READ_KEY})
-    _login(page, base, READ_KEY)
+    log_in(page, base, READ_KEY)
     # The first screen: shoppers now against the usual, today against last week.
     page.get_by_test_id("headline-conversion-note").wait_for()
     headline = api.get("/insight/headline").json()
@@ -90,7 +79,7 @@ def test_insight_pages_show_the_api_figures(server: ServerRuntime, page: Page) -
 
 
 def test_an_admin_registers_a_staff_phone(server: ServerRuntime, page: Page) -> None:
-    _login(page, server.api_url, ADMIN_KEY)
+    log_in(page, server.api_url, ADMIN_KEY)
     page.get_by_test_id("nav-staff").click()
     page.get_by_test_id("staff-device").fill("till-phone-1")
     page.get_by_test_id("staff-label").fill("Till 1")

@@ -120,11 +120,7 @@ def test_every_analytics_view_opens_on_simulated_data_and_exports_csv(
     stack = store_stack
     base = stack.server.api_url
     simulation = stack.simulation()
-    simulation.run()
-    simulation.close_windows()
-    stack.fleet.flush(timeout_s=10)
-    published = stack.fleet.acknowledged_keys()
-    assert stack.wait_until(lambda: published <= stack.received())
+    stack.run_delivered(simulation)
     zones = len(stack.store.zones)
     with chromium() as browser:
         context = browser.new_context(

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Page
 from sqlalchemy import insert
 
 from omnizone.server import bootstrap
@@ -18,7 +17,7 @@ from omnizone.server.runtime import ServerRuntime
 from omnizone.store import load_store
 from omnizone.suite.bench.analytics import simulate_week, write_rows
 from omnizone.suite.evaluation.predict import predict_spec
-from tests.e2e.browser import chromium
+from tests.e2e.dashboard_page import checked_page, log_in
 from tests.e2e.dashboard_stack import ADMIN_KEY, READ_KEY, STORE_FILE, staff_server
 
 pytestmark = pytest.mark.e2e
@@ -51,14 +50,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerRuntime]:
 def test_prediction_pages_show_the_api_figures(server: ServerRuntime) -> None:
     base = server.api_url
     api = httpx.Client(base_url=f"{base}/api/v1/stores/{STORE}", headers={"X-API-Key": READ_KEY})
-    with chromium() as browser:
-        page: Page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{base}/dashboard/")
-        page.get_by_test_id("api-key").fill(READ_KEY)
-        page.get_by_test_id("login").click()
-        page.get_by_test_id("live-floor").wait_for()
+    with checked_page() as page:
+        log_in(page, base, READ_KEY)
 
         page.get_by_test_id("nav-forecast").click()
         page.get_by_test_id("forecast-table").wait_for()
@@ -81,7 +74,6 @@ def test_prediction_pages_show_the_api_figures(server: ServerRuntime) -> None:
         first = products["shoppers"][0]
         assert listed.first.get_attribute("data-shopper") == first["shopper_id"]
         assert first["products"][0]["name"] in listed.first.inner_text()
-        assert errors == [], errors
 
 
 def test_a_likely_to_buy_campaign_is_described_and_edited_in_the_browser(
@@ -99,14 +91,8 @@ def test_a_likely_to_buy_campaign_is_described_and_edited_in_the_browser(
         "content": {"title": "Denim for you"},
     }
     assert httpx.post(campaigns, json=body, headers=admin).status_code == 201
-    with chromium() as browser:
-        page: Page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{base}/dashboard/")
-        page.get_by_test_id("api-key").fill(ADMIN_KEY)
-        page.get_by_test_id("login").click()
-        page.get_by_test_id("live-floor").wait_for()
+    with checked_page() as page:
+        log_in(page, base, ADMIN_KEY)
         page.get_by_test_id("nav-campaigns").click()
         row = page.locator("[data-testid=campaigns] tr[data-campaign=denim-likely]")
         row.wait_for()
@@ -120,7 +106,6 @@ def test_a_likely_to_buy_campaign_is_described_and_edited_in_the_browser(
         page.get_by_test_id("segment-top").fill("2")
         page.get_by_test_id("save-campaign").click()
         page.locator("[data-testid=new-campaign][data-mode=new]").wait_for()
-        assert errors == [], errors
     stored = next(
         c for c in httpx.get(campaigns, headers=admin).json() if c["id"] == "denim-likely"
     )

@@ -16,7 +16,7 @@ from playwright.sync_api import Page
 from omnizone.server.domain.identity import Purpose
 from omnizone.server.runtime import ServerRuntime
 from omnizone.server.service.locators import ZonePlacement
-from tests.e2e.browser import chromium
+from tests.e2e.dashboard_page import checked_page, log_in
 from tests.e2e.dashboard_stack import ADMIN_KEY, READ_KEY, staff_server, store_id
 
 STORE = store_id()
@@ -32,12 +32,8 @@ def server(tmp_path: Path) -> Iterator[ServerRuntime]:
 
 @pytest.fixture
 def page(server: ServerRuntime) -> Iterator[Page]:
-    with chromium() as browser:
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+    with checked_page() as page:
         yield page
-        assert errors == [], errors
 
 
 def _visit_and_follow_up(server: ServerRuntime) -> None:
@@ -60,10 +56,7 @@ def test_a_follow_up_campaign_is_made_in_the_editor_and_reported(
     server: ServerRuntime, page: Page
 ) -> None:
     base = server.api_url
-    page.goto(f"{base}/dashboard/")
-    page.get_by_test_id("api-key").fill(ADMIN_KEY)
-    page.get_by_test_id("login").click()
-    page.get_by_test_id("live-floor").wait_for()
+    log_in(page, base, ADMIN_KEY)
     page.get_by_test_id("nav-campaigns").click()
     page.get_by_test_id("new-campaign").wait_for()
     assert not page.get_by_test_id("campaign-follow-up").is_visible()  # store_entered

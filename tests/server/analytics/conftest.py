@@ -27,6 +27,19 @@ ADMIN_KEY = "analytics-admin-123"
 POS_KEY = "analytics-pos-1234"
 READ = {"X-API-Key": READ_KEY}
 FIRST_DAY = date(2026, 11, 16)
+#: Every analytics view, written out here (not read from the service) so a
+#: view dropped from the service fails the API and report tests.
+VIEWS = [
+    "presence",
+    "dwell",
+    "footfall",
+    "visits",
+    "transitions",
+    "routes",
+    "funnel",
+    "campaigns",
+    "capture",
+]
 
 
 @dataclass(frozen=True)

@@ -18,19 +18,7 @@ from omnizone.server.bootstrap import Storage, stored_campaign_report
 from omnizone.server.service.campaign_report import campaign_report
 from omnizone.server.service.shoppers import ShopperService
 
-from .conftest import ADMIN_KEY, FIRST_DAY, POS_KEY, READ, STORE, Filled, day_ms
-
-VIEWS = [
-    "presence",
-    "dwell",
-    "footfall",
-    "visits",
-    "transitions",
-    "routes",
-    "funnel",
-    "campaigns",
-    "capture",
-]
+from .conftest import ADMIN_KEY, FIRST_DAY, POS_KEY, READ, STORE, VIEWS, Filled, day_ms
 
 
 def get(client: TestClient, view: str, filled: Filled, **params: Any) -> Any:

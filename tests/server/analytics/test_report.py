@@ -11,19 +11,8 @@ from typer.testing import CliRunner
 from omnizone.suite.cli import app
 from omnizone.suite.report import ReportError, parse_time
 
-from .conftest import READ, STORE, STORE_FILE, Filled
+from .conftest import READ, STORE, STORE_FILE, VIEWS, Filled
 
-VIEWS = [
-    "presence",
-    "dwell",
-    "footfall",
-    "visits",
-    "transitions",
-    "routes",
-    "funnel",
-    "campaigns",
-    "capture",
-]
 CHARTS = ["presence", "dwell", "transitions"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

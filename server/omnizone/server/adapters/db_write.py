@@ -12,7 +12,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Concatenate, ParamSpec
@@ -316,6 +316,22 @@ def _deferred(
     return later
 
 
+def outbox_values(events: Iterable[OutboxEvent], stored_ms: int) -> list[dict[str, Any]]:
+    """Insert values of ``event_outbox`` rows (ingest's transaction, ``event_db.py``)."""
+    return [
+        {
+            "store": e.store,
+            "event": e.event,
+            "at_ms": e.at_ms,
+            "stored_ms": stored_ms,
+            "device": e.device,
+            "properties": dict(e.properties),
+            "message_id": e.message_id,
+        }
+        for e in events
+    ]
+
+
 class EventOutboxRow(Base):
     """One event of the stream for other systems (issue 18 point 8,
     ``adapters/event_db.py``), written with the fact it tells of."""
@@ -522,18 +538,7 @@ class _SqlTransaction(IngestTransaction):
         dialect = self._s.get_bind().dialect.name
         module = sqlite_dialect if dialect == "sqlite" else postgresql_dialect
         stored_ms = time.time_ns() // 1_000_000
-        rows = [
-            {
-                "store": e.store,
-                "event": e.event,
-                "at_ms": e.at_ms,
-                "stored_ms": stored_ms,
-                "device": e.device,
-                "properties": dict(e.properties),
-                "message_id": e.message_id,
-            }
-            for e in events
-        ]
+        rows = outbox_values(events, stored_ms)
         self._s.execute(module.insert(table).on_conflict_do_nothing(), rows)
 
     def add_nfc_taps(self, store: str, gateway: str, seq: int, items: Sequence[NfcTap]) -> None:

@@ -9,14 +9,14 @@ late it was written. Rows are kept for ``event_outbox_days`` (the resume
 window) and go with a shopper's erasure (``device``). A subscription is a
 URL, the events it wants and how far it has been sent (``cursor``)."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import JSON, Engine, String, Table, delete, func, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omnizone.server.adapters.db import Base
-from omnizone.server.adapters.db_write import EventOutboxRow, Ident
+from omnizone.server.adapters.db_write import EventOutboxRow, Ident, outbox_values
 from omnizone.server.domain.analytics.event_stream import OutboxEvent, StoredEvent
 from omnizone.server.service.ports.events import EventOutbox, Subscription
 
@@ -37,22 +37,6 @@ class EventSubscriptionRow(Base):
 
 _outbox = cast(Table, EventOutboxRow.__table__)
 _subs = cast(Table, EventSubscriptionRow.__table__)
-
-
-def outbox_values(events: Iterable[OutboxEvent], stored_ms: int) -> list[dict[str, Any]]:
-    """Insert values of ``event_outbox`` rows (ingest's transaction uses them too)."""
-    return [
-        {
-            "store": e.store,
-            "event": e.event,
-            "at_ms": e.at_ms,
-            "stored_ms": stored_ms,
-            "device": e.device,
-            "properties": dict(e.properties),
-            "message_id": e.message_id,
-        }
-        for e in events
-    ]
 
 
 def _sub(row: Any) -> Subscription:

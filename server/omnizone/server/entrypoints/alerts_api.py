@@ -9,10 +9,11 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from omnizone.server.domain.analytics.alerts import AlertRules, history_summary, rules_json
+from omnizone.server.entrypoints.answers import csv_download
 from omnizone.server.entrypoints.http import API_PREFIX
 from omnizone.server.service.alerts import AlertsService, UnusableRules
 from omnizone.server.service.analytics import UnknownStore
@@ -78,11 +79,7 @@ def alerts_router(
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
         active = [a.as_json() for a in monitor.active()]
         if format == "csv":
-            return Response(
-                alerts_csv(active),
-                media_type="text/csv; charset=utf-8",
-                headers={"Content-Disposition": f'attachment; filename="{store}-alerts.csv"'},
-            )
+            return csv_download(alerts_csv(active), f"{store}-alerts")
         return JSONResponse(
             {
                 "store": store,
@@ -142,13 +139,7 @@ def alerts_router(
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
         episodes = [e.as_json() for e in found]
         if format == "csv":
-            return Response(
-                history_csv(episodes),
-                media_type="text/csv; charset=utf-8",
-                headers={
-                    "Content-Disposition": f'attachment; filename="{store}-alert-history.csv"'
-                },
-            )
+            return csv_download(history_csv(episodes), f"{store}-alert-history")
         return {
             "store": store,
             "episodes": episodes,

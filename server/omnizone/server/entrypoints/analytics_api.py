@@ -13,13 +13,13 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from omnizone.server.entrypoints.answers import csv_download, store_range_errors
 from omnizone.server.entrypoints.http import API_PREFIX
 from omnizone.server.service.analytics import (
     AnalyticsService,
-    BadRange,
     UnknownStore,
     to_csv,
 )
@@ -294,22 +294,11 @@ def analytics_router(
         format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
         limit: Annotated[int, Query(ge=1, le=100, description="routes: how many")] = 10,
     ) -> Any:
-        try:
+        with store_range_errors():
             out = view_answer(service, store, view, from_ms, to_ms, limit=limit)
-        except UnknownStore as error:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
-        except BadRange as error:
-            raise HTTPException(
-                422,  # the name changed across Starlette versions
-                [{"loc": ["query", error.field], "msg": str(error), "type": "value_error"}],
-            ) from None
         # Returned as is: a union response_model would validate the body again.
         if format == "csv":
-            return Response(
-                to_csv(view.value, out),
-                media_type="text/csv; charset=utf-8",
-                headers={"Content-Disposition": f'attachment; filename="{store}-{view.value}.csv"'},
-            )
+            return csv_download(to_csv(view.value, out), f"{store}-{view.value}")
         return JSONResponse(out)
 
     return router

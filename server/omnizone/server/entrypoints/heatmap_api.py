@@ -7,11 +7,11 @@ and, to compare two ranges, ``&compare_from_ms=&compare_to_ms=`` (docs/analytics
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
+from omnizone.server.entrypoints.answers import csv_download, store_range_errors
 from omnizone.server.entrypoints.http import API_PREFIX
-from omnizone.server.service.analytics import BadRange, UnknownStore
 from omnizone.server.service.heatmap import HeatmapService, heatmap_csv
 
 Ms = Annotated[int | None, Query(ge=0, description="epoch ms, store event time")]
@@ -46,20 +46,10 @@ def heatmap_router(
             if compare_from_ms is not None or compare_to_ms is not None
             else None
         )
-        try:
+        with store_range_errors():
             body = service.heatmap(store, from_ms, to_ms, cell_m=cell_m, compare=compare)
-        except UnknownStore as error:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
-        except BadRange as error:
-            raise HTTPException(
-                422, [{"loc": ["query", error.field], "msg": str(error), "type": "value_error"}]
-            ) from None
         if format == "csv":
-            return Response(
-                heatmap_csv(body),
-                media_type="text/csv; charset=utf-8",
-                headers={"Content-Disposition": f'attachment; filename="{store}-heatmap.csv"'},
-            )
+            return csv_download(heatmap_csv(body), f"{store}-heatmap")
         return JSONResponse(body)
 
     return router

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from omnizone.server.entrypoints.answers import csv_download, store_range_errors
 from omnizone.server.entrypoints.http import API_PREFIX
-from omnizone.server.service.analytics import BadRange, UnknownStore
+from omnizone.server.service.analytics import UnknownStore
 from omnizone.server.service.insight import InsightService, insight_csv
 
 Ms = Annotated[int | None, Query(ge=0, description="epoch ms")]
@@ -33,20 +34,10 @@ def insight_router(
     admin = [Depends(require_scope("admin"))]
 
     def answer(store: str, view: str, fmt: str, make: Callable[[], dict[str, Any]]) -> Response:
-        try:
+        with store_range_errors():
             body = make()
-        except UnknownStore as error:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
-        except BadRange as error:
-            raise HTTPException(
-                422, [{"loc": ["query", error.field], "msg": str(error), "type": "value_error"}]
-            ) from None
         if fmt == "csv":
-            return Response(
-                insight_csv(view, body),
-                media_type="text/csv; charset=utf-8",
-                headers={"Content-Disposition": f'attachment; filename="{store}-{view}.csv"'},
-            )
+            return csv_download(insight_csv(view, body), f"{store}-{view}")
         return JSONResponse(body)
 
     @router.get("/stores/{store}/insight/headline", dependencies=read)

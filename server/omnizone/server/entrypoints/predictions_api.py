@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse, Response
 
+from omnizone.server.entrypoints.answers import csv_download
 from omnizone.server.entrypoints.http import API_PREFIX
 from omnizone.server.entrypoints.shopper_auth import shopper_dependency
 from omnizone.server.service.predictions import NoPrediction, PredictionService, predictions_csv
@@ -29,11 +30,7 @@ Top = Annotated[int, Query(ge=1, le=20, description="products per shopper")]
 
 def _answer(kind: str, body: dict[str, Any], format: str, name: str) -> Response:
     if format == "csv":
-        return Response(
-            predictions_csv(kind, body),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-        )
+        return csv_download(predictions_csv(kind, body), name)
     return JSONResponse(body)
 
 

@@ -51,6 +51,7 @@ from omnizone.server.domain.offers.follow_ups import (
 from omnizone.server.service.delivery import DeliveredOffer, NewOffer, NoOfferConsent, OfferStore
 from omnizone.server.service.ports.campaigns import CampaignStore
 from omnizone.server.service.ports.follow_ups import FollowUpRecord, FollowUpStorage
+from omnizone.server.service.shopper_context import shopper_context
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.store import StorePlan
 
@@ -329,19 +330,7 @@ class FollowUpService:
         except LookupError:
             profile = None
         loyalty = self._shoppers.loyalty_ids([shopper_id]).get(shopper_id) if profile else None
-        return ShopperContext(
-            shopper_id=shopper_id,
-            consent_offers=consent is not None and may_send_offer(consent),
-            consent_location=consent is not None and may_store_location(consent),
-            cart=frozenset(profile.cart) if profile else frozenset(),
-            wishlist=frozenset(profile.wishlist) if profile else frozenset(),
-            purchases=tuple(
-                Purchase(p.gtin, p.amount or 0.0, p.at_ms, p.channel) for p in profile.purchases
-            )
-            if profile
-            else (),
-            loyalty_id=loyalty,
-        )
+        return shopper_context(shopper_id, consent, profile, loyalty)
 
     def status_counts(self) -> dict[str, int]:
         return self._storage.counts()

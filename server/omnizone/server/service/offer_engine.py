@@ -25,7 +25,6 @@ from omnizone.server.domain.offers import (
     Decision,
     DecisionBatch,
     OfferHistory,
-    Purchase,
     SentOffer,
     ShopperContext,
     TriggerEvent,
@@ -39,6 +38,7 @@ from omnizone.server.service.ports.campaigns import (
     CampaignStore,
     LoggedDecision,
 )
+from omnizone.server.service.shopper_context import shopper_context
 from omnizone.server.service.shoppers import ShopperService
 from omnizone.store import StorePlan
 
@@ -494,18 +494,8 @@ class OfferEngine:
         contexts = {}
         for shopper_id, consent in consents.items():
             profile = profiles.get(shopper_id)
-            contexts[shopper_id] = ShopperContext(
-                shopper_id=shopper_id,
-                consent_offers=consent is not None and may_send_offer(consent),
-                consent_location=consent is not None and may_store_location(consent),
-                cart=frozenset(profile.cart) if profile else frozenset(),
-                wishlist=frozenset(profile.wishlist) if profile else frozenset(),
-                purchases=tuple(
-                    Purchase(p.gtin, p.amount or 0.0, p.at_ms, p.channel) for p in profile.purchases
-                )
-                if profile
-                else (),
-                loyalty_id=loyalty.get(shopper_id),
+            contexts[shopper_id] = shopper_context(
+                shopper_id, consent, profile, loyalty.get(shopper_id)
             )
         return contexts
 

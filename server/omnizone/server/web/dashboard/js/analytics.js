@@ -4,7 +4,7 @@
 // has a "Download CSV" link: the same table the API answers with format=csv.
 
 import { api, download } from "./api.js";
-import { blues, duration, el, fmt, heat, inkOn, msToZoned, pct, storeTime, svg, zonedToMs } from "./dom.js";
+import { blues, duration, el, fmt, heat, inkOn, msToZoned, pct, rangeFields, storeTime, svg } from "./dom.js";
 import { floorPlan, legendStrip, setFigure } from "./floor.js";
 import { captureView } from "./capture.js";
 
@@ -75,18 +75,7 @@ export async function analyticsView(ctx, name) {
   }, spec.apiViews.length > 1 ? `Download CSV (${apiView})` : "Download CSV"));
 
   const toolbar = el("div", { class: "toolbar card", "data-testid": "range" },
-    el("label", {}, "From", fromInput),
-    el("label", {}, "to", toInput),
-    el("span", { class: "muted small" }, `(${timezone})`),
-    el("button", {
-      "data-testid": "range-apply",
-      onclick: () => {
-        const from_ms = zonedToMs(fromInput.value, timezone);
-        const to_ms = zonedToMs(toInput.value, timezone);
-        if (!(to_ms > from_ms)) { problem.textContent = "The end must come after the start."; return; }
-        choose({ from_ms, to_ms });
-      },
-    }, "Apply"),
+    ...rangeFields(fromInput, toInput, timezone, problem, "range-apply", choose),
     el("button", { class: "secondary", onclick: () => choose(null) }, "Last 24 h of data"),
     el("button", { class: "secondary", onclick: () => choose(preset(7)) }, "Last 7 days"),
     el("button", { class: "secondary", onclick: () => choose(preset(null)) }, "All data"),

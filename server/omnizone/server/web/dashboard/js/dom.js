@@ -107,6 +107,25 @@ export function msToZoned(ms, timeZone) {
   return shifted.toISOString().slice(0, 16);
 }
 
+/** A range toolbar's From/to pickers, the store's time zone and an Apply button
+ * that refuses an end before the start (in `problem`) or calls choose({from_ms, to_ms}). */
+export function rangeFields(fromInput, toInput, timezone, problem, applyTestId, choose) {
+  return [
+    el("label", {}, "From", fromInput),
+    el("label", {}, "to", toInput),
+    el("span", { class: "muted small" }, `(${timezone})`),
+    el("button", {
+      "data-testid": applyTestId,
+      onclick: () => {
+        const from_ms = zonedToMs(fromInput.value, timezone);
+        const to_ms = zonedToMs(toInput.value, timezone);
+        if (!(to_ms > from_ms)) { problem.textContent = "The end must come after the start."; return; }
+        choose({ from_ms, to_ms });
+      },
+    }, "Apply"),
+  ];
+}
+
 // -- colour ---------------------------------------------------------------------------
 
 const RAMP = [

@@ -5,7 +5,7 @@
 // Every figure comes from GET /stores/{store}/heatmap (docs/analytics.md).
 
 import { api, download } from "./api.js";
-import { duration, el, fmt, heat, msToZoned, pct, storeTime, svg, zonedToMs } from "./dom.js";
+import { duration, el, fmt, heat, msToZoned, pct, rangeFields, storeTime, svg } from "./dom.js";
 import { floorPlan, legendStrip } from "./floor.js";
 
 const DAY_MS = 86_400_000;
@@ -82,18 +82,7 @@ export async function floorHeatmapView(ctx) {
   const compareBox = el("input", { type: "checkbox", "data-testid": "heatmap-compare", checked: compare, onchange: () => choose({ compare: compareBox.checked }) });
   const csvPath = `/stores/${ctx.store}/heatmap${query({ ...params, compare_from_ms: null, compare_to_ms: null, format: "csv" })}`;
   const toolbar = el("div", { class: "toolbar card", "data-testid": "heatmap-range" },
-    el("label", {}, "From", fromInput),
-    el("label", {}, "to", toInput),
-    el("span", { class: "muted small" }, `(${timezone})`),
-    el("button", {
-      "data-testid": "heatmap-apply",
-      onclick: () => {
-        const from_ms = zonedToMs(fromInput.value, timezone);
-        const to_ms = zonedToMs(toInput.value, timezone);
-        if (!(to_ms > from_ms)) { problem.textContent = "The end must come after the start."; return; }
-        choose({ from_ms, to_ms });
-      },
-    }, "Apply"),
+    ...rangeFields(fromInput, toInput, timezone, problem, "heatmap-apply", choose),
     el("button", { class: "secondary", onclick: () => choose({ from_ms: end - DAY_MS, to_ms: end }) }, "Last 24 h of data"),
     el("button", { class: "secondary", onclick: () => choose({ from_ms: end - 7 * DAY_MS, to_ms: end }) }, "Last 7 days"),
     cellPicker,
