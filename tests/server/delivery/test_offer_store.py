@@ -354,3 +354,55 @@ def test_without_consent_nothing_is_stored(repo: OfferRepository) -> None:
         assert delivery.offers_after("bob", 0) == []
     finally:
         delivery.close()
+
+
+def test_a_write_postgresql_aborts_as_a_deadlock_is_run_again_and_stored_once(
+    postgres_schema_url: str,
+) -> None:
+    """Two offer writes lock two shoppers' cursors in opposite orders: the
+    server aborts one as a deadlock, and the repository runs it again, so
+    both writes land once (issue 17: deadlocks between chain workers)."""
+    from sqlalchemy import select, update
+    from sqlalchemy.orm import Session
+
+    from omnizone.server.adapters.offer_db import OfferCursorRow
+
+    engine = make_engine(postgres_schema_url)
+    repo = OfferRepository(engine)
+    with Session(engine) as session, session.begin():
+        session.add_all(
+            OfferCursorRow(shopper_id=s, last_seq=0, acked_seq=0, acked_ms=None)
+            for s in ("alice", "bob")
+        )
+    both_hold_one = threading.Barrier(2, timeout=10)
+    runs: list[str] = []
+
+    def bump(first: str, second: str) -> None:
+        def work(session: Session) -> None:
+            runs.append(first)
+            for n, shopper in enumerate((first, second)):
+                session.execute(
+                    update(OfferCursorRow)
+                    .where(OfferCursorRow.shopper_id == shopper)
+                    .values(last_seq=OfferCursorRow.last_seq + 1)
+                )
+                if n == 0 and runs.count(first) == 1:  # the first try waits for the other
+                    both_hold_one.wait()
+
+        repo._write(work)
+
+    threads = [
+        threading.Thread(target=bump, args=pair) for pair in (("alice", "bob"), ("bob", "alice"))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(runs) == 3  # one of the two ran twice: the deadlock's victim
+    with Session(engine) as session:
+        found = {
+            s: n
+            for s, n in session.execute(select(OfferCursorRow.shopper_id, OfferCursorRow.last_seq))
+        }
+    assert found == {"alice": 2, "bob": 2}  # each write once
+    engine.dispose()

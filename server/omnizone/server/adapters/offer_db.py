@@ -9,6 +9,7 @@ there (two first offers of a shopper, two redemptions of one code) is retried
 or reported as what it is.
 """
 
+import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import CursorResult, Result
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from omnizone.server.adapters.db import Base, Id, Ident, in_chunks, within_range
@@ -179,6 +180,21 @@ def _ack_one(session: Session, shopper_id: str, seq: int, at_ms: int) -> int:
     return new
 
 
+#: SQLSTATEs of a transaction the server aborted and that may simply be run again.
+log = logging.getLogger(__name__)
+
+RETRY_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return state if isinstance(state, str) else None
+
+
+def _aborted_by_the_server(error: DBAPIError) -> bool:
+    return _sqlstate(error) in RETRY_SQLSTATES
+
+
 def _bump_cursors(session: Session, counts: Mapping[str, int]) -> dict[str, int]:
     """Move each shopper's last seq on by their offers in the batch (the UPDATE
     write-locks the cursor rows); the new last seq per shopper. A shopper's
@@ -270,7 +286,10 @@ class OfferRepository(OfferStorage):
     # -- helpers ----------------------------------------------------------------------
 
     def _write(self, work: Callable[[Session], T], *, retry_integrity: bool = True) -> T:
-        """Run ``work`` in its own transaction, retrying a lost unique-key race."""
+        """Run ``work`` in its own transaction, retrying a lost unique-key race
+        and a transaction PostgreSQL chose to abort (a deadlock between two
+        publishers, a serialization failure): the whole transaction was
+        rolled back, so running it again stores everything once."""
         for attempt in range(ATTEMPTS):
             try:
                 with Session(self.engine) as session, session.begin():
@@ -278,6 +297,10 @@ class OfferRepository(OfferStorage):
             except IntegrityError:
                 if not retry_integrity or attempt == ATTEMPTS - 1:
                     raise
+            except DBAPIError as error:
+                if not _aborted_by_the_server(error) or attempt == ATTEMPTS - 1:
+                    raise
+                log.warning("offer write aborted by the database (%s); retrying", _sqlstate(error))
         raise AssertionError("unreachable")
 
     @staticmethod
