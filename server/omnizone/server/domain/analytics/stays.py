@@ -137,9 +137,8 @@ def split_trips(stays: Stays, gap_ms: int) -> Trips:
     starts = new_device | gap
     trip = np.cumsum(starts) - 1
     first = np.flatnonzero(starts).astype(np.int64)
-    trips = int(trip[-1]) + 1
-    trip_end = np.full(trips, np.iinfo(np.int64).min, dtype=np.int64)
-    np.maximum.at(trip_end, trip, end)
+    # a trip's stays are contiguous in ``order``: its end is the max of its run
+    trip_end = np.maximum.reduceat(end, first).astype(np.int64)
     return Trips(
         order=order,
         trip=trip.astype(np.int64),
