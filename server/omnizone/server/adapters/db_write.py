@@ -55,6 +55,7 @@ from omnizone.contract import (
     StatusMessage,
     TryOn,
 )
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.domain.analytics.event_stream import OutboxEvent
 from omnizone.server.domain.visits import DeviceVisitState, VisitClosed, VisitEvent, VisitOpened
 from omnizone.server.service.ports.ingest import (
@@ -537,7 +538,7 @@ class _SqlTransaction(IngestTransaction):
         table = Base.metadata.tables["event_outbox"]
         dialect = self._s.get_bind().dialect.name
         module = sqlite_dialect if dialect == "sqlite" else postgresql_dialect
-        stored_ms = time.time_ns() // 1_000_000
+        stored_ms = wall_clock_ms()
         rows = outbox_values(events, stored_ms)
         self._s.execute(module.insert(table).on_conflict_do_nothing(), rows)
 

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.domain.analytics.alerts import (
     Alert,
     AlertChange,
@@ -175,7 +176,7 @@ class AlertsService:
         default_rules: AlertRules | None = None,
         sinks: Iterable[AlertSink] = (),
         stored: AlertStore | None = None,
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._plans = plans
         self._stays_of = stays_of
@@ -304,7 +305,7 @@ class AlertDelivery:
         stored: AlertStore,
         send: WebhookSender,
         *,
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = wall_clock_ms,
         max_attempts: int = 20,
         batch: int = 100,
     ) -> None:

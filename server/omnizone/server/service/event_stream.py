@@ -12,11 +12,11 @@ asked when an event is sent: ``userId`` goes only to shoppers who consent to
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
+from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.domain.analytics.event_stream import (
     EVENT_NAMES,
     OFFER_OPENED,
@@ -49,7 +49,7 @@ class Sender(Protocol):
 
 
 def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return wall_clock_ms()
 
 
 class EventStream:
