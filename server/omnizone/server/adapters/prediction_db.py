@@ -8,8 +8,6 @@ from sqlalchemy import Engine, Table, func, select
 
 from omnizone.server.adapters.db import VisitRow, in_chunks
 from omnizone.server.adapters.shopper_db import ConsentRow, ProfileEventRow, ShopperRow
-from omnizone.server.adapters.stay_rollup_db import stays_query
-from omnizone.server.domain.analytics import StayRow
 from omnizone.server.domain.identity import Purpose
 from omnizone.server.service.ports.predictions import PredictionReads
 
@@ -35,15 +33,6 @@ class PredictionRepository(PredictionReads):
             for shopper, granted in conn.execute(query):
                 latest[shopper] = bool(granted)  # the latest change wins
         return sorted(s for s, granted in latest.items() if granted)
-
-    def zone_stays(
-        self, store: str, zones: Sequence[str], from_ms: int, to_ms: int, exclude: Sequence[str]
-    ) -> list[StayRow]:
-        if not zones:
-            return []
-        query = stays_query(store, from_ms, to_ms, exclude, zones)
-        with self.engine.connect() as conn:
-            return cast(list[StayRow], conn.execute(query).cursor.fetchall())
 
     def entry_bins(
         self, store: str, from_ms: int, to_ms: int, bin_ms: int, exclude: Sequence[str]

@@ -4,19 +4,10 @@ store consented to personalisation, and their profile events."""
 from collections.abc import Sequence
 from typing import Protocol
 
-from omnizone.server.domain.analytics import StayRow
-
 
 class PredictionReads(Protocol):
     def consented_shoppers(self, store: str) -> list[str]:
         """Shoppers of ``store`` whose current consent grants personalized_offers."""
-        ...
-
-    def zone_stays(
-        self, store: str, zones: Sequence[str], from_ms: int, to_ms: int, exclude: Sequence[str]
-    ) -> list[StayRow]:
-        """Stays in ``zones`` that entered in [from_ms, to_ms), as
-        ``AnalyticsReads.stays`` gives them, devices in ``exclude`` left out."""
         ...
 
     def entry_bins(
