@@ -57,6 +57,7 @@ from omnizone.suite.evaluation.fingerprint import (
     TEST_SUFFIX,
     TRAIN_SUFFIX,
     SuiteError,
+    classifier_features,
     evaluate_fingerprint,
     suite_pairs,
 )
@@ -88,6 +89,7 @@ def evaluate_through_phone(
     model_zones = server_model_zones(plan, test, sequences)
     best = direct["best_peer"]
     accuracy = _accuracy(truth, phone_zones)
+    placed = [(t, z) for t, z in zip(truth, phone_zones, strict=True) if z is not None]
     margin = round(accuracy - direct["peers"][best]["zone_accuracy"], 4)
     return {
         "store": plan.id,
@@ -99,8 +101,9 @@ def evaluate_through_phone(
         "zones": len(plan.zones),
         "through_phone": {
             "zone_accuracy": accuracy,
-            "placed": sum(z is not None for z in phone_zones),
-            "unplaced": sum(z is None for z in phone_zones),
+            "placed": len(placed),
+            "unplaced": len(truth) - len(placed),
+            "accuracy_of_placed": _accuracy([t for t, _ in placed], [z for _, z in placed]),
             **phone,
         },
         "server_model": {
@@ -117,6 +120,7 @@ def evaluate_through_phone(
             "radio_map": direct["radio_map"],
         },
         "peers": {k: v["zone_accuracy"] for k, v in direct["peers"].items()},
+        **_walk_peer(train, test, sequences, accuracy, mode),
         "best_peer": best,
         "best_peer_accuracy": direct["peers"][best]["zone_accuracy"],
         "margin_over_best_peer": margin,
@@ -313,6 +317,42 @@ def server_model_zones(
         for device, row in sending:
             zones[row] = zone.get(device)
     return zones
+
+
+def _walk_peer(
+    train: Survey, test: Survey, sequences: Sequence[Sequence[int]], ours: float, mode: SendMode
+) -> dict[str, Any]:
+    if mode != "walk":
+        return {}
+    forest = walk_forest(train, test, sequences)
+    margin = round(ours - forest["zone_accuracy"], 4)
+    return {
+        "walk_forest": forest,
+        "margin_over_walk_forest": margin,
+        "ahead_of_walk_forest": margin >= REQUIRED_MARGIN,
+    }
+
+
+def walk_forest(train: Survey, test: Survey, sequences: Sequence[Sequence[int]]) -> dict[str, Any]:
+    """The walk's advantage given to a peer: the random forest (200 trees, as
+    in ``eval fingerprint``) with its class probabilities averaged over the
+    phone's windows so far, so it too places a row knowing the rows before."""
+    from sklearn.ensemble import RandomForestClassifier  # type: ignore[import-untyped]
+
+    forest = RandomForestClassifier(n_estimators=200, random_state=0, n_jobs=1)
+    forest.fit(classifier_features(train.rssi), list(train.zones))
+    aligned, _ = align_readings(test, train.anchors)
+    proba = forest.predict_proba(classifier_features(aligned))
+    classes = np.array([str(c) for c in forest.classes_], dtype=object)
+    guesses: list[str | None] = [None] * len(test)
+    for rows in sequences:
+        running = np.cumsum(proba[list(rows)], axis=0)
+        for row, best in zip(rows, running.argmax(axis=1).tolist(), strict=True):
+            guesses[row] = str(classes[best])
+    return {
+        "zone_accuracy": _accuracy(list(test.zones), guesses),
+        "what": "random forest 200, probabilities averaged over the walk so far",
+    }
 
 
 def _accuracy(truth: Sequence[str], guesses: Sequence[str | None]) -> float:
