@@ -126,6 +126,7 @@ def test_every_row_reaches_the_server_and_is_placed_as_its_filter_places_it(
     assert result["margin_over_best_peer"] == pytest.approx(
         phone["zone_accuracy"] - result["best_peer_accuracy"], abs=1e-4
     )
+    assert ("walk_forest" in result) == (mode == "walk")
     if mode == "walk":  # a phone standing in a sector is placed more often than one window
         rows = evaluate_through_phone(sliced / f"{name}.yaml", sliced / f"{name}-test.csv")
         assert phone["placed"] > rows["through_phone"]["placed"]
