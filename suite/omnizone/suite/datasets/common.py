@@ -4,7 +4,7 @@ cell named by file and line), train/test splits, and the manifest entries."""
 import csv
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -155,9 +155,12 @@ class Output:
 
     def surveys(
         self, stem: str, survey: Survey, order: Sequence[float], source: str, what: str
-    ) -> None:
-        """The whole survey and its four halves: random and time-ordered, train and test."""
+    ) -> dict[str, NDArray[np.bool_]]:
+        """The whole survey and its four halves: random and time-ordered, train
+        and test. Returns each split's train mask (the stores of phones that
+        listen place their beacons from the train half alone)."""
         write_survey(survey, self.add(f"{stem}.csv", "survey", source, what, **_facts(survey)))
+        masks: dict[str, NDArray[np.bool_]] = {}
         for split, mask in (
             ("random", random_split(survey.zones)),
             ("time", time_split(survey.zones, order)),
@@ -172,7 +175,146 @@ class Output:
                 label = how if half == "train" else f"the rest ({split} split)"
                 name = f"{stem}-{split}-{half}.csv"
                 write_survey(part, self.add(name, "survey", source, label, **_facts(part)))
+            masks[split] = mask
+        return masks
 
 
 def _facts(survey: Survey) -> dict[str, Any]:
     return {"rows": len(survey), "zones": len(set(survey.zones))}
+
+
+# -- stores of phones that listen (issue 15) ----------------------------------------
+
+#: The data sets name their beacons but not their iBeacon UUID: the converted
+#: stores advertise under this one (uuid5 of the project's URL namespace and
+#: ``omnizone/shared-data``), major 1, minor = the beacon's number.
+CONVERTED_UUID = "fdc37a6e-0653-50b6-b0a1-4e21e35c05eb"
+#: A beacon's place is the centre of the training cell where it is loudest,
+#: among cells where the training rows heard it at least this often.
+MIN_HEARD_ROWS = 3
+LISTENING_GATEWAY = "gw-placeholder"
+
+
+@dataclass(frozen=True, slots=True)
+class Square:
+    """A zone (or a cell) as an axis-aligned rectangle, metres."""
+
+    id: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return ((self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2)
+
+    @property
+    def polygon(self) -> list[list[float]]:
+        return [[self.x0, self.y0], [self.x1, self.y0], [self.x1, self.y1], [self.x0, self.y1]]
+
+
+def loudest_places(
+    places: Sequence[str], rssi: NDArray[np.float64], mask: NDArray[np.bool_]
+) -> list[str]:
+    """For each anchor column, the place (cell, sector) whose ``mask``-ed rows
+    hear it loudest (median RSSI), preferring places that heard it at least
+    ``MIN_HEARD_ROWS`` times: where a beacon most probably is when the data
+    set does not say. Train rows only, so the test rows never place a beacon."""
+    names = np.array(places, dtype=object)[mask]
+    values = rssi[mask]
+    found: list[str] = []
+    for column in range(values.shape[1]):
+        best: tuple[bool, float, str] | None = None
+        for place in sorted(set(names.tolist())):
+            heard = values[names == place, column]
+            heard = heard[np.isfinite(heard)]
+            if heard.size == 0:
+                continue
+            key = (heard.size >= MIN_HEARD_ROWS, float(np.median(heard)), place)
+            if best is None or key[:2] > best[:2]:
+                best = key
+        found.append(best[2] if best is not None else sorted(set(names.tolist()))[0])
+    return found
+
+
+def listening_store_document(
+    store_id: str,
+    name: str,
+    zones: Sequence[Square],
+    beacons: Sequence[tuple[str, tuple[float, float], int]],
+    survey: str,
+) -> dict[str, Any]:
+    """A store file (YAML-ready) for a data set where a phone heard fixed
+    beacons: its zones, the beacons (``id``, position, iBeacon minor) under
+    ``CONVERTED_UUID``, major 1, and the training survey the localizer
+    learns from. The store file needs a gateway: one placeholder in the first
+    zone, which never reports (a window it did not report says nothing)."""
+    width = max(z.x1 for z in zones)
+    depth = max(z.y1 for z in zones)
+    return {
+        "store": {
+            "id": store_id,
+            "name": name,
+            "timezone": "UTC",
+            "floor": {"width_m": width, "depth_m": depth},
+        },
+        "zones": [
+            {"id": z.id, "name": z.id.upper(), "kind": "sales", "polygon": z.polygon} for z in zones
+        ],
+        "gateways": [{"id": LISTENING_GATEWAY, "position": list(zones[0].centre)}],
+        "beacons": [
+            {
+                "id": beacon,
+                "position": [round(x, 3), round(y, 3)],
+                "device": f"ibeacon:{CONVERTED_UUID}:1:{minor}",
+            }
+            for beacon, (x, y), minor in beacons
+        ],
+        "localization": {"survey": survey},
+    }
+
+
+def write_listening_stores(
+    out: "Output",
+    stem: str,
+    name: str,
+    zones: Sequence[Square],
+    anchors: Sequence[str],
+    minors: Sequence[int],
+    places: Mapping[str, Square],
+    place_of_row: Sequence[str],
+    rssi: NDArray[np.float64],
+    masks: Mapping[str, NDArray[np.bool_]],
+    source: str,
+    licence: str,
+) -> dict[str, dict[str, str]]:
+    """One store file per split, ``<stem>-<split>.yaml``, naming that split's
+    training survey, its beacons placed by ``loudest_places`` on the training
+    rows. Each is parsed here (the converter's own check). Returns, per
+    split, where each beacon was placed (for the manifest)."""
+    import yaml
+
+    from omnizone.store import parse_store
+
+    placed: dict[str, dict[str, str]] = {}
+    for split, mask in masks.items():
+        loudest = loudest_places(place_of_row, rssi, mask)
+        beacons = [
+            (anchor, places[place].centre, minor)
+            for anchor, place, minor in zip(anchors, loudest, minors, strict=True)
+        ]
+        survey = f"{stem}-{split}-train.csv"
+        document = listening_store_document(f"{stem}-{split}", name, zones, beacons, survey)
+        file = f"{stem}-{split}.yaml"
+        text = f"# {name}: converted from {source} ({licence}); see docs/real-data.md\n"
+        text += "# beacon positions: the loudest training cell of each (the data set gives none)\n"
+        text += yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100)
+        plan = parse_store(text, source=file)
+        what = (
+            f"store file for phones that listen, {len(plan.zones)} zones, "
+            f"{len(plan.beacons)} beacons, localization.survey: {survey}"
+        )
+        out.add(file, "store", source, what, zones=len(plan.zones)).write_text(text)
+        placed[split] = dict(zip(anchors, loudest, strict=True))
+    return placed

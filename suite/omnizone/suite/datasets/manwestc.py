@@ -19,13 +19,18 @@ import numpy as np
 
 from omnizone.server.domain.localize.survey import Survey
 
-from .common import Cells, DatasetError, Output, read_table
+from .common import Cells, DatasetError, Output, Square, read_table, write_listening_stores
 
 SOURCE = "manwestc-ble-sectors"
 LICENCE = "Apache-2.0"
 CITATION = "github.com/manwestc/ble-rssi-indoor-localization-dataset"
 FILE = "data/Tx0.csv"
 BEACONS = tuple(f"B{k}" for k in range(1, 7))
+#: The data set gives no geometry: each sector is drawn as a square this wide.
+SECTOR_M = 4.0
+#: Sectors per row on the drawn plan; the first floor's row sits apart from
+#: the ground floor's rows (a gap of one sector), so the floors never touch.
+PER_ROW = 7
 
 
 def read_floors(folder: Path) -> list[str]:
@@ -61,6 +66,7 @@ def convert(folder: Path, out: Output) -> dict[str, Any]:
         "sectors": [f"s{k:02d}" for k in labels],
         "floors": [floors[k - 1].replace("_", "-") for k in labels],
     }
+    masks = {}
     for key, zones in names.items():
         survey = Survey(zones=tuple(zones), anchors=anchors, rssi=matrix)
         what = (
@@ -68,7 +74,22 @@ def convert(folder: Path, out: Output) -> dict[str, Any]:
             if key == "sectors"
             else "sectors merged by floor (label k = k-th row of sector_metadata.csv; assumed)"
         )
-        out.surveys(f"manwestc-{key}", survey, order, SOURCE, f"{FILE}: {what}")
+        masks[key] = out.surveys(f"manwestc-{key}", survey, order, SOURCE, f"{FILE}: {what}")
+    squares = sector_squares(floors)
+    placed = write_listening_stores(
+        out,
+        "manwestc-sectors",
+        "Two-floor building, 28 sectors (phones that listen; drawn plan)",
+        squares,
+        anchors,
+        list(range(1, len(BEACONS) + 1)),  # B1 -> minor 1
+        {square.id: square for square in squares},
+        names["sectors"],
+        matrix,
+        masks["sectors"],
+        SOURCE,
+        LICENCE,
+    )
     return {
         "source": SOURCE,
         "licence": LICENCE,
@@ -76,4 +97,22 @@ def convert(folder: Path, out: Output) -> dict[str, Any]:
         "rows": len(rows),
         "sectors": len(set(labels)),
         "file_order": "each sector's 100 rows in the order they were taken",
+        "plan": f"drawn, not surveyed: {SECTOR_M:g} m squares, {PER_ROW} a row, floors apart",
+        "beacon_sectors_by_split": placed,
     }
+
+
+def sector_squares(floors: list[str]) -> list[Square]:
+    """A drawn plan (the data set has none): the sectors of each floor in
+    label order, ``PER_ROW`` to a row; each floor's rows start one empty row
+    below the last floor's, so no sector touches one on another floor."""
+    squares: list[Square] = []
+    y = 0.0
+    for floor in dict.fromkeys(floors):
+        labels = [k for k, f in enumerate(floors, start=1) if f == floor]
+        for i, label in enumerate(labels):
+            row, col = divmod(i, PER_ROW)
+            x0, y0 = col * SECTOR_M, y + row * SECTOR_M
+            squares.append(Square(f"s{label:02d}", x0, y0, x0 + SECTOR_M, y0 + SECTOR_M))
+        y += (-(-len(labels) // PER_ROW) + 1) * SECTOR_M
+    return squares

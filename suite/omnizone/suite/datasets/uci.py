@@ -17,7 +17,7 @@ import numpy as np
 
 from omnizone.server.domain.localize.survey import NOT_HEARD_AT_OR_BELOW_DBM, Survey
 
-from .common import Cells, DatasetError, Output, read_table
+from .common import Cells, DatasetError, Output, Square, read_table, write_listening_stores
 
 SOURCE = "uci-wmu-ibeacon"
 LICENCE = "CC BY 4.0 (UCI)"
@@ -27,6 +27,8 @@ CITATION = (
 )
 FILE = "iBeacon_RSSI_Labeled.csv"
 BLOCK = 3
+#: The data set gives no cell size; the converted store assumes this (metres).
+CELL_M = 3.0
 _DATE_FORMATS = ("%m-%d-%Y %H:%M:%S", "%m-%d-%Y %H:%M")
 
 
@@ -83,6 +85,7 @@ def convert(folder: Path, out: Output) -> dict[str, Any]:
         "cells": [f"{chr(ord('a') + c)}{r:02d}" for c, r in locations],
         "blocks": [block_of(c, r) for c, r in locations],
     }
+    masks = {}
     for key, zones in names.items():
         survey = Survey(zones=tuple(zones), anchors=anchors, rssi=matrix)
         what = (
@@ -90,7 +93,21 @@ def convert(folder: Path, out: Output) -> dict[str, Any]:
             if key == "cells"
             else f"grid cells merged {BLOCK} x {BLOCK} (columns a-c, d-f, …; rows 1-3, 4-6, …)"
         )
-        out.surveys(f"uci-{key}", survey, order, SOURCE, f"{FILE}: {what}")
+        masks[key] = out.surveys(f"uci-{key}", survey, order, SOURCE, f"{FILE}: {what}")
+    placed = write_listening_stores(
+        out,
+        "uci-blocks",
+        f"WMU library floor ({BLOCK} x {BLOCK} cells, phones that listen)",
+        block_squares(sorted(set(names["blocks"]))),
+        anchors,
+        [int(a[1:]) for a in anchors],  # b3001 -> minor 3001
+        {name: cell_square(c, r) for name, (c, r) in zip(names["cells"], locations, strict=True)},
+        names["cells"],
+        matrix,
+        masks["blocks"],
+        SOURCE,
+        LICENCE,
+    )
     return {
         "source": SOURCE,
         "licence": LICENCE,
@@ -100,4 +117,24 @@ def convert(folder: Path, out: Output) -> dict[str, Any]:
         "blocks": len(set(names["blocks"])),
         "file_order": "newest first (dates never increase down the file)",
         "not_heard_cells_other_than_-200": odd_not_heard,
+        "cell_m_assumed": CELL_M,
+        "beacon_cells_by_split": placed,
     }
+
+
+def cell_square(column: int, row: int) -> Square:
+    """Cell ``(column, row)`` on the floor: column A at x 0, row 1 at y 0."""
+    name = f"{chr(ord('a') + column)}{row:02d}"
+    return Square(name, column * CELL_M, (row - 1) * CELL_M, (column + 1) * CELL_M, row * CELL_M)
+
+
+def block_squares(blocks: list[str]) -> list[Square]:
+    """Each ``d01-f03`` block as the rectangle of its 3 × 3 cells."""
+    squares = []
+    for block in blocks:
+        first, last = block.split("-")
+        c0, r0 = cell_of(first) or (0, 1)
+        c1, r1 = cell_of(last) or (0, 1)
+        low, high = cell_square(c0, r0), cell_square(c1, r1)
+        squares.append(Square(block, low.x0, low.y0, high.x1, high.y1))
+    return squares

@@ -184,36 +184,83 @@ def eval_fingerprint(
         Path | None,
         typer.Option(help="folder: run every <name>-train.csv / <name>-test.csv pair in it"),
     ] = None,
+    through_phone: Annotated[
+        bool,
+        typer.Option(
+            "--through-phone",
+            help="send the test rows as phones' beacon windows through the shopper API "
+            "into a server started from the store file (--store, or <name>.yaml beside "
+            "each suite pair) that names the training survey (issue 15)",
+        ),
+    ] = False,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            help="with --through-phone and --test: the store file naming the train survey"
+        ),
+    ] = None,
+    send: Annotated[
+        str,
+        typer.Option(
+            help="with --through-phone: rows (each row one phone's only window) or walk "
+            "(each zone's rows as one phone's consecutive windows)"
+        ),
+    ] = "rows",
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Train on one survey, classify the other; compare with scikit-learn peers
-    (kNN k=3, random forest, gradient boosting) and a tuned kNN baseline."""
+    (kNN k=3, random forest, gradient boosting) and a tuned kNN baseline.
+    With --through-phone, the rows go through the phone path and the server."""
     from rich.console import Console
 
     from omnizone.server.domain.localize.survey import SurveyError, load_survey
+    from omnizone.store import StoreConfigError
     from omnizone.suite.evaluation.fingerprint import (
         SuiteError,
         evaluate_fingerprint,
         evaluate_fingerprint_suite,
     )
+    from omnizone.suite.evaluation.phone_fingerprint import (
+        SendMode,
+        evaluate_through_phone,
+        evaluate_through_phone_suite,
+    )
 
     console = Console(stderr=True)
-    if (suite is None) == (train is None or test is None) or (
+    if through_phone:
+        if send not in ("rows", "walk"):
+            console.print(f"[red]--send must be rows or walk, not {send!r}[/]")
+            raise typer.Exit(2)
+        if train is not None or (suite is None) == (store is None or test is None):
+            console.print("[red]with --through-phone give --store and --test, or --suite DIR[/]")
+            raise typer.Exit(2)
+    elif (suite is None) == (train is None or test is None) or (
         suite is not None and (train is not None or test is not None)
     ):
         console.print("[red]give either --train and --test, or --suite DIR[/]")
         raise typer.Exit(2)
+    mode: SendMode = "walk" if send == "walk" else "rows"
     try:
         if suite is not None:
             with console.status("fingerprint suite") as status:
-                result = evaluate_fingerprint_suite(
-                    suite, on_pair=lambda name: status.update(f"fingerprint suite: {name}")
-                )
+                if through_phone:
+                    result = evaluate_through_phone_suite(
+                        suite,
+                        mode=mode,
+                        on_pair=lambda name: status.update(f"through the phone: {name}"),
+                    )
+                else:
+                    result = evaluate_fingerprint_suite(
+                        suite, on_pair=lambda name: status.update(f"fingerprint suite: {name}")
+                    )
+        elif through_phone:
+            assert store is not None and test is not None
+            result = evaluate_through_phone(store, test, mode=mode)
         else:
             assert train is not None and test is not None
             result = evaluate_fingerprint(load_survey(train), load_survey(test))
-    except (SurveyError, SuiteError) as error:
-        console.print(f"[red]{error}[/]")
+    except (SurveyError, SuiteError, StoreConfigError) as error:
+        console.print(str(error), style="red", markup=False)
         raise typer.Exit(2) from None
     print_result(result, json_output, console)
 
