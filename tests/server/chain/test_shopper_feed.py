@@ -1,0 +1,194 @@
+"""The shopper change feed on real processes (issue 17, docs/scaling.md):
+three nats-server nodes, a private PostgreSQL, an API node and a worker.
+
+A worker loads the devices and consents when it starts. Without the feed, a
+shopper erased or whose consent was revoked on the API node afterwards is
+still resolved and tracked by the worker, and one registered afterwards is
+not known to it at all. Every wait is a bounded poll on a condition.
+"""
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+
+from omnizone.broker import free_port
+from omnizone.broker.accounts import BrokerAccounts
+from omnizone.broker.nats import NatsCluster, find_nats_server
+from omnizone.contract.eid import eid_device_key
+from omnizone.server.domain.identity import Consent
+from omnizone.server.domain.partitions import partition_of
+from omnizone.server.runtime import ServerRuntime
+from omnizone.server.settings import ServerSettings
+from omnizone.store import StorePlan
+from omnizone.suite.chain.postgres import postgres_binaries
+from tests.postgres_instance import postgres_server
+from tests.server.conftest import STORE, ble
+from tests.server.identity.test_erasure_and_consent_in_the_server import rows_about
+from tests.server.test_bootstrap import ADMIN, VIP, Phone
+
+pytestmark = [
+    pytest.mark.skipif(find_nats_server() is None, reason="needs nats-server"),
+    pytest.mark.skipif(postgres_binaries() is None, reason="needs PostgreSQL (./setup.sh)"),
+]
+
+WAIT_S = 90.0  # only bounds a hang (the shared machine is slow to elect leaders)
+PARTITIONS = 16
+GATEWAY = "gw-womenswear"
+
+
+def until(condition: Callable[[], object], what: str, wait_s: float = WAIT_S) -> None:
+    deadline = time.monotonic() + wait_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {wait_s:.0f} s: {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, plan: StorePlan) -> Iterator[NatsCluster]:
+    gateways = {g.id: (STORE, f"pw-{g.id}-0123456789") for g in plan.gateways}
+    accounts = BrokerAccounts("omnizone-server", "server-pw-0123456789", gateways=gateways)
+    made = NatsCluster(
+        accounts, nodes=3, partitions=PARTITIONS, run_dir=tmp_path_factory.mktemp("nats")
+    )
+    made.start()
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+def chain_settings(
+    tmp: Path, role: str, cluster: NatsCluster, database: str, **extra: object
+) -> ServerSettings:
+    values: dict[str, object] = {
+        "role": role,
+        "database_url": database,
+        "api_port": 0,
+        "mqtt_port": free_port(),  # the chain roles speak NATS, not MQTT
+        "api_keys": {ADMIN["X-API-Key"]: ["admin"]},
+        "campaign_files": [],
+        "vapid_key_file": tmp / "vapid.pem",
+        "localizer": "nearest",  # plumbing: one window places a device
+        "nats_urls": cluster.urls,
+        "nats_username": cluster.accounts.server_username,
+        "nats_password": cluster.accounts.server_password,
+        "chain_partitions": PARTITIONS,
+        "chain_worker_id": f"{role}-feed-test",
+    }
+    values.update(extra)
+    return ServerSettings(**values)  # type: ignore[arg-type]
+
+
+def register(api: httpx.Client, *, location: bool, offers: bool) -> Phone:
+    made = api.post("/api/v1/shoppers", json={"store": STORE})
+    assert made.status_code == 201, made.text
+    phone = Phone.registered(made.json())
+    set_consent(api, phone, location=location, offers=offers)
+    return phone
+
+
+def set_consent(api: httpx.Client, phone: Phone, *, location: bool, offers: bool) -> None:
+    body = {"location_analytics": location, "personalized_offers": offers}
+    answer = api.put("/api/v1/me/consent", json=body, headers=phone.auth)
+    assert answer.status_code == 200, answer.text
+
+
+def publish_windows(
+    cluster: NatsCluster, phones: list[Phone], windows: int, first_seq: int
+) -> None:
+    """The gateway hears every phone's current rotating id, ``windows`` times,
+    on core NATS: nats-server maps each message into the store's partition."""
+    import asyncio
+
+    async def send() -> None:
+        nc = await nats.connect(
+            cluster.urls,
+            user=cluster.accounts.server_username,
+            password=cluster.accounts.server_password,
+        )
+        start = time.time_ns() // 1_000_000 // 1000 * 1000
+        for n in range(windows):
+            at_ms = start + (n + 1) * 1000
+            heard = {eid_device_key(p.eid, at_ms): -55.0 for p in phones}
+            topic, payload = ble(GATEWAY, first_seq + n, at_ms, heard, epoch=7)
+            await nc.publish(topic.replace("/", "."), payload)
+        await nc.flush()
+        await nc.close()
+
+    asyncio.run(send())
+
+
+def test_changes_on_the_api_node_reach_a_running_worker(
+    cluster: NatsCluster, database: str, plan: StorePlan, tmp_path: Path
+) -> None:
+    stores = {plan.id: plan}
+    api_settings = chain_settings(tmp_path / "api", "api", cluster, database)
+    with (
+        ServerRuntime(api_settings, stores=stores) as api_node,
+        httpx.Client(base_url=api_node.api_url, timeout=30) as api,
+    ):
+        made = api.post(f"/api/v1/stores/{STORE}/campaigns", json=VIP, headers=ADMIN)
+        assert made.status_code == 201, made.text
+        # Known to the worker when it starts (it reads them from PostgreSQL).
+        erased = register(api, location=True, offers=True)
+        revoked = register(api, location=True, offers=True)
+
+        worker_settings = chain_settings(tmp_path / "worker", "worker", cluster, database)
+        with ServerRuntime(worker_settings, stores=stores) as worker_node:
+            worker = worker_node.worker
+            assert worker is not None
+            k = partition_of(STORE, PARTITIONS)
+            until(lambda: k in worker.ingests, f"the worker holds partition {k}")
+            on_worker = worker_node.shoppers
+            assert on_worker.consent(erased.shopper_id) == Consent(True, True)
+
+            # After the worker started, all on the API node: one registration
+            # with consent, one erasure, one revocation.
+            joined = register(api, location=True, offers=True)
+            gone = api.delete("/api/v1/me", headers=erased.auth)
+            assert gone.status_code == 204, gone.text
+            set_consent(api, revoked, location=False, offers=False)
+
+            until(
+                lambda: on_worker.consent(joined.shopper_id) == Consent(True, True),
+                "the worker knows the shopper registered after it started, and their consent",
+            )
+            until(lambda: on_worker.is_erased(erased.shopper_id), "the worker saw the erasure")
+            until(
+                lambda: on_worker.consent(revoked.shopper_id) == Consent(False, False),
+                "the worker saw the revocation",
+            )
+
+            # Now the gateway hears all three phones.
+            publish_windows(cluster, [erased, revoked, joined], windows=3, first_seq=1)
+            engine = worker_node.parts.storage.sql.engine
+            until(
+                lambda: rows_about(engine, joined.shopper_id).get("visits", 0) > 0,
+                "a visit of the shopper registered after the worker started",
+            )
+            until(
+                lambda: rows_about(engine, joined.shopper_id).get("offers", 0) > 0,
+                "an offer for the shopper registered after the worker started",
+            )
+            until(lambda: worker.counters.accepted == 3, "every window ingested")
+            assert worker_node.parts.engine.drain(30)
+
+            left = {t: n for t, n in rows_about(engine, erased.shopper_id).items() if n}
+            assert left == {}, f"rows about the erased shopper: {left}"
+            tracked = {
+                t: n
+                for t, n in rows_about(engine, revoked.shopper_id).items()
+                if n and t not in ("shoppers", "shopper_consents")
+            }
+            assert tracked == {}, f"rows about the shopper who revoked consent: {tracked}"
+            feed = worker_node.shopper_feed
+            assert feed is not None and feed.counters.gaps == 0
