@@ -192,3 +192,63 @@ def test_changes_on_the_api_node_reach_a_running_worker(
             assert tracked == {}, f"rows about the shopper who revoked consent: {tracked}"
             feed = worker_node.shopper_feed
             assert feed is not None and feed.counters.gaps == 0
+
+
+def test_a_missed_notice_is_caught_up_and_a_lost_stream_is_read_again(
+    cluster: NatsCluster, database: str, plan: StorePlan, tmp_path: Path
+) -> None:
+    """A change whose notice never left its node (it died after its commit)
+    reaches the worker with the next full re-read; a feed stream deleted and
+    made again is noticed, re-read, and followed from its new start."""
+    import asyncio
+
+    from omnizone.server.adapters.db import make_engine
+    from omnizone.server.adapters.shopper_db import ShopperRepository
+    from omnizone.server.domain.identity import Purpose
+    from omnizone.server.service.shoppers import ShopperService
+
+    stores = {plan.id: plan}
+    api_settings = chain_settings(tmp_path / "api", "api", cluster, database)
+    worker_settings = chain_settings(
+        tmp_path / "worker", "worker", cluster, database, chain_shopper_refresh_s=2.0
+    )
+    engine = make_engine(database)
+    with (
+        ServerRuntime(api_settings, stores=stores) as api_node,
+        httpx.Client(base_url=api_node.api_url, timeout=30) as api,
+        ServerRuntime(worker_settings, stores=stores) as worker_node,
+    ):
+        feed = worker_node.shopper_feed
+        assert feed is not None
+        on_worker = worker_node.shoppers
+        # A node with no feed: its commits are never announced.
+        silent = ShopperService([STORE], ShopperRepository(engine))
+        quiet = silent.register(STORE).shopper_id
+        silent.set_consent(quiet, {Purpose.LOCATION_ANALYTICS: True})
+        until(
+            lambda: on_worker.consent(quiet) == Consent(True, False),
+            "the worker re-read a registration nobody announced",
+        )
+        assert feed.counters.full_refreshes >= 2  # the start, then at least one periodic
+
+        async def delete_stream() -> None:
+            nc = await nats.connect(
+                cluster.urls,
+                user=cluster.accounts.server_username,
+                password=cluster.accounts.server_password,
+            )
+            await nc.jetstream().delete_stream(worker_settings.chain_shopper_stream)
+            await nc.close()
+
+        asyncio.run(delete_stream())
+        until(lambda: feed.counters.stream_resets >= 1, "the worker noticed the new stream")
+        applied = feed.counters.applied
+        joined = register(api, location=True, offers=False)
+        until(
+            lambda: (
+                feed.counters.applied > applied
+                and on_worker.consent(joined.shopper_id) == Consent(True, False)
+            ),
+            "a notice on the new stream reached the worker",
+        )
+    engine.dispose()

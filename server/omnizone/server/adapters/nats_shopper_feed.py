@@ -79,6 +79,7 @@ class FeedCounters:
     applied: int = 0
     full_refreshes: int = 0
     gaps: int = 0
+    stream_resets: int = 0
     malformed: int = 0
     last_seq: int = 0
 
@@ -209,15 +210,23 @@ class ShopperFeed:
         before it is in the re-read (or both, harmlessly)."""
         js = self._link.client.jetstream()
         started = False
+        created: object = None  # which stream we follow: its creation time
         next_refresh = time.monotonic() + self._refresh_s
         while not self._stopping.is_set():
             try:
-                info = await js.stream_info(self._stream)
+                try:
+                    info = await js.stream_info(self._stream)
+                except NotFoundError:  # deleted (by hand, or lost): made again, empty
+                    await self._ensure_stream(30.0)
+                    info = await js.stream_info(self._stream)
                 last_stored = info.state.last_seq
-                if not started or last_stored < self._last:
-                    # First read, or the stream lost what we had (re-created):
-                    # everything stored so far is in the database.
+                made_again = started and (info.created != created or last_stored < self._last)
+                if not started or made_again:
+                    # First read, or the stream is not the one we read (made
+                    # again): re-read everything, follow from what it holds now.
+                    created = info.created
                     self._last = last_stored
+                    self.counters.stream_resets += made_again
                     await self._refresh_all("start" if not started else "stream reset")
                     started = True
                     next_refresh = time.monotonic() + self._refresh_s
@@ -230,6 +239,9 @@ class ShopperFeed:
                         try:
                             msgs = await sub.fetch(1, timeout=min(FETCH_WAIT_S, self._refresh_s))
                         except NatsTimeout:
+                            # Idle, or our consumer is gone (its node died, the
+                            # stream was deleted): asking about it raises then.
+                            await sub.consumer_info()
                             continue
                         for msg in msgs:
                             await self._take(msg.metadata.sequence.stream, msg.data)
