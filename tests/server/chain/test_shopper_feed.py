@@ -252,3 +252,52 @@ def test_a_missed_notice_is_caught_up_and_a_lost_stream_is_read_again(
             "a notice on the new stream reached the worker",
         )
     engine.dispose()
+
+
+def test_what_a_worker_wrote_before_the_erasure_reached_it_is_deleted_by_it(
+    cluster: NatsCluster, database: str, plan: StorePlan, tmp_path: Path
+) -> None:
+    """The notice is late (the worker's feed thread is held): the worker
+    stores sightings and a visit of a shopper the API node has already
+    erased. When the notice comes, the worker's own erasure pass deletes them,
+    and later windows of the phone store nothing."""
+    import threading
+
+    stores = {plan.id: plan}
+    api_settings = chain_settings(tmp_path / "api", "api", cluster, database)
+    worker_settings = chain_settings(tmp_path / "worker", "worker", cluster, database)
+    with (
+        ServerRuntime(api_settings, stores=stores) as api_node,
+        httpx.Client(base_url=api_node.api_url, timeout=30) as api,
+    ):
+        erased = register(api, location=True, offers=False)
+        with ServerRuntime(worker_settings, stores=stores) as worker_node:
+            worker, feed = worker_node.worker, worker_node.shopper_feed
+            assert worker is not None and feed is not None
+            k = partition_of(STORE, PARTITIONS)
+            until(lambda: k in worker.ingests, f"the worker holds partition {k}")
+            engine = worker_node.parts.storage.sql.engine
+            late = threading.Event()
+            # Every re-read of the worker runs on this one thread: hold it.
+            feed._apply.submit(late.wait, WAIT_S)
+            try:
+                gone = api.delete("/api/v1/me", headers=erased.auth)
+                assert gone.status_code == 204, gone.text
+                assert worker_node.shoppers.consent(erased.shopper_id) == Consent(True, False)
+                accepted = worker.counters.accepted
+                publish_windows(cluster, [erased], windows=2, first_seq=1001)
+                until(lambda: worker.counters.accepted == accepted + 2, "the windows ingested")
+                written = {t: n for t, n in rows_about(engine, erased.shopper_id).items() if n}
+                assert written.get("visits", 0) > 0  # written after the erasure's deletes
+            finally:
+                late.set()
+            until(lambda: worker_node.shoppers.is_erased(erased.shopper_id), "the notice came")
+            until(
+                lambda: not any(rows_about(engine, erased.shopper_id).values()),
+                "the worker deleted what it wrote about the erased shopper",
+            )
+            accepted = worker.counters.accepted
+            publish_windows(cluster, [erased], windows=2, first_seq=1003)
+            until(lambda: worker.counters.accepted == accepted + 2, "the later windows ingested")
+            left = {t: n for t, n in rows_about(engine, erased.shopper_id).items() if n}
+            assert left == {}, f"rows about the erased shopper: {left}"
