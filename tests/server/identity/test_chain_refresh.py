@@ -5,7 +5,7 @@ and in whatever order they came."""
 
 from omnizone.contract.eid import EidParams
 from omnizone.server.adapters.shopper_db import ShopperRepository
-from omnizone.server.domain.identity import Consent, Purpose, shopper_drift
+from omnizone.server.domain.identity import Consent, Purpose, current_consent, shopper_drift
 from omnizone.server.service.device_identity import RegisteredDevices
 from omnizone.server.service.shoppers import ShopperService
 
@@ -129,3 +129,72 @@ def test_a_full_re_read_catches_up_on_every_missed_notice(
     assert worker.shoppers.consent(kept) == Consent(False, False)
     assert worker.shoppers.is_erased(gone) and worker.forgotten == [gone]
     assert worker.shoppers.refresh_all().empty  # nothing left to do
+
+
+class _RegistersDuringTheRead:
+    """The repository, with a registration on the same node between the
+    re-read's two queries (devices, then consents)."""
+
+    def __init__(self, repo: ShopperRepository) -> None:
+        self._repo = repo
+        self.during: list[str] = []
+        self.node: ShopperService | None = None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._repo, name)
+
+    def current_consents(self) -> dict[str, Consent]:
+        if self.node is not None and not self.during:
+            self.during.append(self.node.register(STORE).shopper_id)
+        return self._repo.current_consents()
+
+
+def test_a_registration_during_the_full_re_read_is_not_taken_for_an_erasure(
+    shopper_repo: ShopperRepository, clock: Clock
+) -> None:
+    repo = _RegistersDuringTheRead(shopper_repo)
+    node = make_service(repo, clock)  # type: ignore[arg-type]
+    forgotten: list[str] = []
+    node.subscribe_to_erasure(forgotten.append)
+    repo.node = node
+    drift = node.refresh_all()
+    (joined,) = repo.during
+    assert joined not in drift.erased and forgotten == []
+    assert node.consent(joined) == Consent() and shopper_repo.shopper(joined) is not None
+
+
+def test_a_consent_changed_here_during_a_re_read_is_kept(
+    shopper_repo: ShopperRepository, clock: Clock
+) -> None:
+    api, worker = Node(shopper_repo, clock), Node(shopper_repo, clock)
+    shopper = api.shoppers.register(STORE).shopper_id
+    worker.shoppers.refresh_shopper(shopper)
+    api.shoppers.set_consent(shopper, BOTH)  # the notice the worker is about to read
+
+    real = shopper_repo.consent_history
+
+    def history_then_a_local_change(shopper_id: str) -> list:  # type: ignore[type-arg]
+        read = real(shopper_id)
+        shopper_repo.consent_history = real  # type: ignore[method-assign]
+        worker.shoppers.set_consent(shopper, NONE)  # on the worker, while it reads
+        return read
+
+    shopper_repo.consent_history = history_then_a_local_change  # type: ignore[method-assign]
+    worker.shoppers.refresh_shopper(shopper)
+    # The newer one stays, and it is what the database holds.
+    assert worker.shoppers.consent(shopper) == Consent(False, False)
+    assert current_consent(shopper_repo.consent_history(shopper)) == Consent(False, False)
+
+
+def test_a_change_on_a_node_not_yet_told_of_another_is_recorded(
+    shopper_repo: ShopperRepository, clock: Clock
+) -> None:
+    """The shopper granted on one node and revokes on another whose memory
+    still says nothing was granted: the revocation is stored all the same."""
+    api, other = Node(shopper_repo, clock), Node(shopper_repo, clock)
+    shopper = api.shoppers.register(STORE).shopper_id
+    other.shoppers.refresh_shopper(shopper)
+    api.shoppers.set_consent(shopper, BOTH)  # the other node has not heard yet
+    assert other.shoppers.set_consent(shopper, NONE) == Consent(False, False)
+    assert current_consent(shopper_repo.consent_history(shopper)) == Consent(False, False)
+    assert other.changes == [(shopper, "consent")]

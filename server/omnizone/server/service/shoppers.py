@@ -373,11 +373,13 @@ class ShopperService:
             return shopper_id in self._erased
 
     def set_consent(self, shopper_id: str, changes: Mapping[Purpose, bool]) -> Consent:
-        """Records a history row for each purpose whose value actually changes."""
+        """Records a history row for each purpose whose value actually changes
+        from what the database holds (on a chain, another node may have changed
+        it since this one's memory was last told)."""
         with self._lock:
-            current = self._consents.get(shopper_id)
-            if current is None:
+            if self._consents.get(shopper_id) is None:
                 raise ShopperNotFound(f"no shopper {shopper_id!r} (unknown or erased)")
+            current = current_consent(self._repo.consent_history(shopper_id))
             now = self._clock()
             rows = [
                 ConsentChange(purpose, granted, now)
@@ -558,20 +560,25 @@ class ShopperService:
         and make memory say the same. The notice says only *who*; the database
         says *what*, so notices may come late, twice or out of order.
         Returns what changed here: ``added``, ``consent``, ``erased``,
-        ``unchanged`` or ``unknown`` (not in the database, never known here)."""
+        ``unchanged`` or ``unknown`` (not in the database, never known here).
+
+        Memory is looked at *before* the database is read: a shopper known
+        then was stored then (a registration stores before it is known), so
+        one the read does not find was erased; and a consent that changed
+        here while the read ran is newer than the read, so it stays."""
+        with self._lock:
+            before = None if shopper_id in self._erased else self._consents.get(shopper_id)
         stored = self._repo.shopper(shopper_id)
         if stored is None:
-            with self._lock:
-                known = shopper_id in self._consents and shopper_id not in self._erased
-            if not known:
+            if before is None:
                 return "unknown"
             self._forget_erased(shopper_id)
             return "erased"
         consent = current_consent(self._repo.consent_history(shopper_id))
         with self._lock:
-            if shopper_id in self._erased:  # being erased here: the tombstone wins
-                return "unchanged"
-            before = self._consents.get(shopper_id)
+            # ``is``: the very value read before (an equal one may be a newer change).
+            if shopper_id in self._erased or self._consents.get(shopper_id) is not before:
+                return "unchanged"  # being erased here, or changed here meanwhile
             self._consents[shopper_id] = consent
         if before is None:
             self._notify_devices(shopper_id, stored.eid)
@@ -581,17 +588,19 @@ class ShopperService:
     def refresh_all(self) -> ShopperDrift:
         """Re-read every shopper and apply the difference (``shopper_drift``):
         what a node does when it starts following the feed, when the feed had
-        a gap, and every so often, so a missed notice is only late."""
-        devices = self._repo.devices()
-        consents = self._repo.current_consents()
+        a gap, and every so often, so a missed notice is only late. Memory is
+        looked at before the database is read, as in ``refresh_shopper``: a
+        registration made here during the read is not taken for an erasure."""
         with self._lock:
             known = {s: c for s, c in self._consents.items() if s not in self._erased}
+        devices = self._repo.devices()
+        consents = self._repo.current_consents()
         drift = shopper_drift(known, devices, consents)
         for shopper_id in sorted(drift.erased):
             self._forget_erased(shopper_id)
         with self._lock:
             for shopper_id, consent in drift.consents.items():
-                if shopper_id in self._consents and shopper_id not in self._erased:
+                if self._consents.get(shopper_id) is known[shopper_id]:  # not changed meanwhile
                     self._consents[shopper_id] = consent
             added = {
                 s: eid
