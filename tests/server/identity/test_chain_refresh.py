@@ -198,3 +198,16 @@ def test_a_change_on_a_node_not_yet_told_of_another_is_recorded(
     assert other.shoppers.set_consent(shopper, NONE) == Consent(False, False)
     assert current_consent(shopper_repo.consent_history(shopper)) == Consent(False, False)
     assert other.changes == [(shopper, "consent")]
+
+
+def test_consent_given_on_a_node_that_has_not_heard_of_the_registration(
+    shopper_repo: ShopperRepository, clock: Clock
+) -> None:
+    """The app registers on one API node and sets consent through another at
+    once: the second reads the shopper from the database instead of refusing."""
+    first, second = Node(shopper_repo, clock), Node(shopper_repo, clock)
+    shopper = first.shoppers.register(STORE).shopper_id
+    assert second.shoppers.set_consent(shopper, BOTH) == Consent(True, True)
+    assert (shopper, True) in second.devices
+    assert second.changes == [(shopper, "consent")]
+    assert first.shoppers.refresh_shopper(shopper) == "consent"

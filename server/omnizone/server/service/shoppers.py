@@ -377,6 +377,10 @@ class ShopperService:
         from what the database holds (on a chain, another node may have changed
         it since this one's memory was last told)."""
         with self._lock:
+            unheard = shopper_id not in self._consents and shopper_id not in self._erased
+        if unheard:  # registered on another node, its notice not here yet
+            self.refresh_shopper(shopper_id)
+        with self._lock:
             if self._consents.get(shopper_id) is None:
                 raise ShopperNotFound(f"no shopper {shopper_id!r} (unknown or erased)")
             current = current_consent(self._repo.consent_history(shopper_id))
