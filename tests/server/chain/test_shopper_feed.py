@@ -301,3 +301,59 @@ def test_what_a_worker_wrote_before_the_erasure_reached_it_is_deleted_by_it(
             until(lambda: worker.counters.accepted == accepted + 2, "the later windows ingested")
             left = {t: n for t, n in rows_about(engine, erased.shopper_id).items() if n}
             assert left == {}, f"rows about the erased shopper: {left}"
+
+
+def test_the_node_holding_a_workers_feed_consumer_dies(
+    cluster: NatsCluster, database: str, plan: StorePlan, tmp_path: Path
+) -> None:
+    """SIGKILL the NATS node that holds the worker's feed consumer: the worker
+    makes the consumer again from the last notice it applied, and a change
+    made on the API node meanwhile reaches it. Last in the module: it kills a
+    node (restarted at the end)."""
+    import asyncio
+
+    stores = {plan.id: plan}
+    api_settings = chain_settings(tmp_path / "api", "api", cluster, database)
+    worker_settings = chain_settings(tmp_path / "worker", "worker", cluster, database)
+
+    async def consumer_node(name: str) -> str:
+        nc = await nats.connect(
+            cluster.urls,
+            user=cluster.accounts.server_username,
+            password=cluster.accounts.server_password,
+        )
+        info = await nc.jetstream().consumer_info(worker_settings.chain_shopper_stream, name)
+        await nc.close()
+        assert info.cluster is not None and info.cluster.leader is not None
+        return str(info.cluster.leader)
+
+    killed: int | None = None
+    try:
+        with (
+            ServerRuntime(api_settings, stores=stores) as api_node,
+            httpx.Client(base_url=api_node.api_url, timeout=60) as api,
+            ServerRuntime(worker_settings, stores=stores) as worker_node,
+        ):
+            feed = worker_node.shopper_feed
+            assert feed is not None
+            until(lambda: feed.consumer is not None, "the worker follows the feed")
+            before = register(api, location=True, offers=False)
+            until(
+                lambda: worker_node.shoppers.consent(before.shopper_id) == Consent(True, False),
+                "a notice before the kill",
+            )
+            assert feed.consumer is not None
+            killed = cluster.names.index(asyncio.run(consumer_node(feed.consumer)))
+            first = feed.consumer
+            cluster.kill(killed)
+            after = register(api, location=False, offers=True)
+            until(
+                lambda: worker_node.shoppers.consent(after.shopper_id) == Consent(False, True),
+                "a notice after the kill",
+            )
+            assert feed.consumer != first  # made again, on a node alive
+            assert feed.counters.gaps == 0 and feed.counters.stream_resets == 0
+            assert feed.counters.full_refreshes == 1  # the start: the notices did it
+    finally:
+        if killed is not None:
+            cluster.restart(killed)

@@ -110,6 +110,8 @@ class ShopperFeed:
         # order: the later database read is the one that stays.
         self._apply = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shopper-feed")
         self.counters = FeedCounters()
+        self.consumer: str | None = None
+        """The name of the ephemeral consumer this node reads the stream with."""
 
     # -- this node's changes ----------------------------------------------------------
 
@@ -279,4 +281,6 @@ class ShopperFeed:
             mem_storage=True,
             num_replicas=1,
         )
-        return await js.pull_subscribe(f"{FEED_PREFIX}.>", stream=self._stream, config=config)
+        sub = await js.pull_subscribe(f"{FEED_PREFIX}.>", stream=self._stream, config=config)
+        self.consumer = config.name  # pull_subscribe names it
+        return sub
