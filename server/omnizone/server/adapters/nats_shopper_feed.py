@@ -76,6 +76,8 @@ def decode_notice(payload: bytes) -> tuple[str, ShopperChange] | None:
 class FeedCounters:
     published: int = 0
     publish_retries: int = 0
+    not_published: int = 0
+    """Given up (stopping, or retried for ``RETRY_FOR_S``): the full re-reads bring them."""
     applied: int = 0
     full_refreshes: int = 0
     gaps: int = 0
@@ -118,6 +120,10 @@ class ShopperFeed:
     def publish(self, shopper_id: str, change: ShopperChange) -> None:
         """``ShopperService.subscribe_to_changes``: called after the commit,
         on the request's thread, which waits for the stream's ack (bounded)."""
+        if self._stopping.is_set() or not self._link.loop.is_running():
+            log.warning("shopper feed stopped: %s of %s not announced", change, shopper_id)
+            self.counters.not_published += 1
+            return
         future = self._link.submit(self._publish(shopper_id, change))
         with contextlib.suppress(Exception):  # still retried on the loop
             future.result(PUBLISH_WAIT_S)
@@ -135,6 +141,7 @@ class ShopperFeed:
             except Exception as error:
                 if time.monotonic() > deadline or self._stopping.is_set():
                     log.error("shopper feed: %s of %s not published: %r", change, shopper_id, error)
+                    self.counters.not_published += 1
                     return  # the others' full re-read brings it
                 self.counters.publish_retries += 1
                 await asyncio.sleep(wait)
