@@ -303,6 +303,61 @@ def test_what_a_worker_wrote_before_the_erasure_reached_it_is_deleted_by_it(
             assert left == {}, f"rows about the erased shopper: {left}"
 
 
+def test_notices_gone_from_the_stream_before_a_worker_read_them_are_re_read(
+    cluster: NatsCluster, database: str, plan: StorePlan, tmp_path: Path
+) -> None:
+    """A notice removed from the stream before the worker read it (as the
+    max age removes old ones): the sequence jumps, and the worker re-reads
+    every shopper, so the shopper whose notice is gone is known all the same."""
+    import asyncio
+    import threading
+
+    stores = {plan.id: plan}
+    api_settings = chain_settings(tmp_path / "api", "api", cluster, database)
+    worker_settings = chain_settings(tmp_path / "worker", "worker", cluster, database)
+    stream = worker_settings.chain_shopper_stream
+
+    async def drop_last_notice() -> int:
+        nc = await nats.connect(
+            cluster.urls,
+            user=cluster.accounts.server_username,
+            password=cluster.accounts.server_password,
+        )
+        js = nc.jetstream()
+        seq = (await js.stream_info(stream)).state.last_seq
+        await js.delete_msg(stream, seq)
+        await nc.close()
+        return seq
+
+    def registered(api: httpx.Client) -> str:
+        made = api.post("/api/v1/shoppers", json={"store": STORE})  # no consent: one notice
+        assert made.status_code == 201, made.text
+        return str(made.json()["shopper_id"])
+
+    with (
+        ServerRuntime(api_settings, stores=stores) as api_node,
+        httpx.Client(base_url=api_node.api_url, timeout=30) as api,
+        ServerRuntime(worker_settings, stores=stores) as worker_node,
+    ):
+        feed = worker_node.shopper_feed
+        assert feed is not None
+        until(lambda: feed.counters.full_refreshes == 1, "the worker's first full re-read")
+        late = threading.Event()
+        feed._apply.submit(late.wait, WAIT_S)  # the worker reads one notice, then waits
+        try:
+            first = registered(api)
+            missed = registered(api)
+            dropped = asyncio.run(drop_last_notice())  # the notice of ``missed``
+            last = registered(api)
+        finally:
+            late.set()
+        on_worker = worker_node.shoppers
+        until(lambda: on_worker.consent(last) is not None, "the last notice applied")
+        assert on_worker.consent(first) == on_worker.consent(missed) == Consent()
+        assert feed.counters.gaps == 1, f"notice {dropped} was gone"
+        assert feed.counters.full_refreshes == 2  # the start, and the gap
+
+
 def test_the_node_holding_a_workers_feed_consumer_dies(
     cluster: NatsCluster, database: str, plan: StorePlan, tmp_path: Path
 ) -> None:
