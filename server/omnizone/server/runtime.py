@@ -23,6 +23,7 @@ from omnizone.server.adapters.db import SqlRepository
 from omnizone.server.adapters.mqtt_ingest import MqttIngest
 from omnizone.server.adapters.nats_link import NatsLink
 from omnizone.server.adapters.nats_offers import NatsOfferFanout, NatsOfferRelay
+from omnizone.server.adapters.nats_shopper_feed import ShopperFeed
 from omnizone.server.adapters.nats_worker import NatsWorker
 from omnizone.server.bootstrap import ServerParts, build_server
 from omnizone.server.entrypoints.dashboard import DashboardPart
@@ -50,6 +51,7 @@ class ServerRuntime(Started):
         self.nats: NatsLink | None = None
         self.worker: NatsWorker | None = None
         self.relay: NatsOfferRelay | None = None
+        self.shopper_feed: ShopperFeed | None = None
 
     # -- what callers use -----------------------------------------------------------
 
@@ -131,9 +133,11 @@ class ServerRuntime(Started):
             parts.mqtt.stop()
             if self.worker is not None:
                 self.worker.stop()
+            if self.shopper_feed is not None:
+                self.shopper_feed.stop()
             if self.nats is not None:
                 self.nats.stop()
-            self.worker = self.relay = self.nats = None
+            self.worker = self.relay = self.nats = self.shopper_feed = None
             for retention in (parts.retention, parts.dead_letter_retention):
                 if retention is not None:
                     retention.stop()
@@ -154,6 +158,18 @@ class ServerRuntime(Started):
             s.nats_urls, name=f"omnizone-{s.role}", username=s.nats_username, password=password
         )
         link.start()
+        # Registrations, consent changes and erasures made on any node reach
+        # every other: published after the commit, re-read from the database.
+        self.shopper_feed = feed = ShopperFeed(
+            link,
+            parts.shoppers,
+            stream=s.chain_shopper_stream,
+            replicas=s.chain_stream_replicas,
+            max_age_s=s.chain_stream_max_age_s,
+            refresh_s=s.chain_shopper_refresh_s,
+        )
+        parts.shoppers.subscribe_to_changes(feed.publish)
+        feed.start()
         if s.role == "worker":
             assert parts.ingest_for is not None
             parts.offer_taps.append(NatsOfferFanout(link))
@@ -171,6 +187,9 @@ class ServerRuntime(Started):
                 fetch_batch=s.chain_fetch_batch,
                 ack_wait_s=s.chain_ack_wait_s,
             )
+            # An erasure (here or from the feed) reaches the partitions' ingests
+            # first: their batch in hand is committed before any row is deleted.
+            parts.shoppers.subscribe_to_erasure(self.worker.forget_device, first=True)
             self.worker.start()
         else:
             self.relay = NatsOfferRelay(link, parts.delivery.hand_to_live)

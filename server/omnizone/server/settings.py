@@ -93,6 +93,17 @@ class ServerSettings(BaseSettings):
     chain_ack_wait_s: float = Field(
         30.0, gt=0, description="JetStream redelivers a message not acknowledged this long"
     )
+    chain_shopper_stream: str = Field(
+        "SHOPPERS",
+        description="JetStream stream of the shopper change feed: registrations, consent "
+        "changes and erasures made on one chain node, re-read by the others",
+    )
+    chain_shopper_refresh_s: float = Field(
+        300.0,
+        gt=0,
+        description="every chain node re-reads every shopper's device and consent this "
+        "often, besides the feed: the longest a change whose notice was lost stays unseen",
+    )
     chain_worker_id: str | None = Field(
         None, description="this worker's name in the membership (none: host-pid)"
     )

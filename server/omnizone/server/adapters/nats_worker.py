@@ -217,6 +217,13 @@ class NatsWorker:
     def ingests(self) -> dict[int, IngestService]:
         return dict(self._ingests)
 
+    def forget_device(self, device: str) -> None:
+        """Erasure (``ShopperService.subscribe_to_erasure``): every partition's
+        ingest waits for the batch in hand and drops the device's stays and
+        filter state, as the one-store ingest does."""
+        for ingest in list(self._ingests.values()):
+            ingest.forget_device(device)
+
     def start(self, timeout_s: float = 60.0) -> None:
         """Make sure the stream and the lease bucket exist, then run."""
         self._link.run(self._setup(timeout_s), timeout_s + 5)

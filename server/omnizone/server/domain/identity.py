@@ -98,6 +98,45 @@ def current_consent(history: Iterable[ConsentChange]) -> Consent:
     return consent
 
 
+@dataclass(frozen=True, slots=True)
+class ShopperDrift:
+    """How a node's view of the shoppers differs from what the database holds."""
+
+    added: dict[str, tuple[EidParams, Consent]]
+    """Registered elsewhere: the device's rotating-id parameters and its consent."""
+    erased: frozenset[str]
+    """Known here, gone from the database: erased elsewhere."""
+    consents: dict[str, Consent]
+    """Known on both sides, consent changed elsewhere: the stored one."""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.erased or self.consents)
+
+
+def shopper_drift(
+    known: Mapping[str, Consent],
+    stored_devices: Mapping[str, EidParams],
+    stored_consents: Mapping[str, Consent],
+) -> ShopperDrift:
+    """What a chain node must change so its memory matches the database
+    (docs/scaling.md, "The shopper change feed"): the full re-read a node
+    makes at start, when its feed had a gap, and every so often, so that a
+    missed change notice is never more than stale. A device whose consent
+    rows are not there yet has the default consent (nothing granted)."""
+    added = {
+        shopper: (eid, stored_consents.get(shopper, Consent()))
+        for shopper, eid in stored_devices.items()
+        if shopper not in known
+    }
+    changed = {
+        shopper: stored_consents.get(shopper, Consent())
+        for shopper, consent in known.items()
+        if shopper in stored_devices and stored_consents.get(shopper, Consent()) != consent
+    }
+    return ShopperDrift(added, frozenset(known.keys() - stored_devices.keys()), changed)
+
+
 def may_store_location(consent: Consent | None) -> bool:
     """Sightings, zone placements and visits of a device are written only with this."""
     return consent is not None and consent.location_analytics

@@ -9,8 +9,14 @@ subscribed where the server is put together (``bootstrap.py``):
 ``add_export_section`` adds a section to a shopper's export (visits,
 offers...), ``subscribe_to_erasure`` deletes what a part holds about a
 shopper, ``subscribe_to_scrub`` makes deleted rows unreadable in the
-storage's files after an erasure, and ``subscribe_to_devices`` hears of
-every device added or removed with its parameters (the resolver's ``update``).
+storage's files after an erasure, ``subscribe_to_devices`` hears of
+every device added or removed with its parameters (the resolver's ``update``),
+and ``subscribe_to_changes`` hears of every registration, consent change and
+erasure once it is committed (a chain's shopper change feed, docs/scaling.md).
+
+On a chain every node keeps its own copy of the devices and consents in
+memory; ``refresh_shopper`` (one shopper, on a change notice from another
+node) and ``refresh_all`` (everyone) bring it back to what the database holds.
 """
 
 import logging
@@ -19,7 +25,7 @@ import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -36,10 +42,13 @@ from omnizone.server.domain.identity import (
     ProfileSummary,
     Purpose,
     Shopper,
+    ShopperDrift,
     check_webhook_signature,
+    current_consent,
     hash_token,
     may_show_associate_context,
     read_qr_token,
+    shopper_drift,
     sign_qr_token,
     summarize_profile,
 )
@@ -222,6 +231,8 @@ ExportProvider = Callable[[str], object]
 EraseListener = Callable[[str], None]
 DeviceListener = Callable[[str, EidParams | None], None]
 ScrubListener = Callable[[], None]
+ShopperChange = Literal["registered", "consent", "erased"]
+ChangeListener = Callable[[str, ShopperChange], None]
 
 _EXPORT_SECTIONS = frozenset(
     {"shopper", "consent", "consent_history", "profile_events", "exported_ms"}
@@ -261,6 +272,7 @@ class ShopperService:
         self._erase_listeners: list[EraseListener] = []
         self._scrub_listeners: list[ScrubListener] = []
         self._device_listeners: list[DeviceListener] = []
+        self._change_listeners: list[ChangeListener] = []
         # Shoppers erased (or being erased) by this process: nothing may be
         # written for them again, whatever was already on its way. After a
         # restart their keys are gone from the database, so nothing resolves
@@ -274,10 +286,15 @@ class ShopperService:
         holds about the shopper, as JSON-able data)."""
         self._export_providers[name] = provide
 
-    def subscribe_to_erasure(self, listener: EraseListener) -> None:
+    def subscribe_to_erasure(self, listener: EraseListener, *, first: bool = False) -> None:
         """``listener(shopper_id)`` erases what its part holds, before the
-        shopper's own rows go; if it raises, the shopper stays whole."""
-        self._erase_listeners.append(listener)
+        shopper's own rows go; if it raises, the shopper stays whole.
+        ``first``: before the listeners already there (a part whose work in
+        flight must end before the others delete rows, as ingest's does)."""
+        if first:
+            self._erase_listeners.insert(0, listener)
+        else:
+            self._erase_listeners.append(listener)
 
     def subscribe_to_scrub(self, listener: ScrubListener) -> None:
         """``listener()`` runs after an erasure has deleted every row: it makes
@@ -289,6 +306,13 @@ class ShopperService:
         """``listener(device, key)`` hears of every device key added (a
         registration) or removed (``None``: an erasure)."""
         self._device_listeners.append(listener)
+
+    def subscribe_to_changes(self, listener: ChangeListener) -> None:
+        """``listener(shopper_id, change)`` hears of a registration, a consent
+        change or an erasure made here, after it is committed (a chain node
+        publishes it to the others). A listener that raises is logged: the
+        change itself is done."""
+        self._change_listeners.append(listener)
 
     # -- identity ------------------------------------------------------------------
 
@@ -312,6 +336,7 @@ class ShopperService:
         with self._lock:
             self._consents[shopper_id] = Consent()
         self._notify_devices(shopper_id, eid)
+        self._notify_change(shopper_id, "registered")
         return Registration(shopper_id, token, eid)
 
     def authenticate(self, token: str) -> str | None:
@@ -348,11 +373,17 @@ class ShopperService:
             return shopper_id in self._erased
 
     def set_consent(self, shopper_id: str, changes: Mapping[Purpose, bool]) -> Consent:
-        """Records a history row for each purpose whose value actually changes."""
+        """Records a history row for each purpose whose value actually changes
+        from what the database holds (on a chain, another node may have changed
+        it since this one's memory was last told)."""
         with self._lock:
-            current = self._consents.get(shopper_id)
-            if current is None:
+            unheard = shopper_id not in self._consents and shopper_id not in self._erased
+        if unheard:  # registered on another node, its notice not here yet
+            self.refresh_shopper(shopper_id)
+        with self._lock:
+            if self._consents.get(shopper_id) is None:
                 raise ShopperNotFound(f"no shopper {shopper_id!r} (unknown or erased)")
+            current = current_consent(self._repo.consent_history(shopper_id))
             now = self._clock()
             rows = [
                 ConsentChange(purpose, granted, now)
@@ -363,6 +394,8 @@ class ShopperService:
                 self._repo.add_consent_changes(shopper_id, rows)
             updated = current.changed(changes)
             self._consents[shopper_id] = updated
+        if rows:
+            self._notify_change(shopper_id, "consent")
         return updated
 
     def consent_history(self, shopper_id: str) -> list[ConsentChange]:
@@ -511,10 +544,100 @@ class ShopperService:
                 scrub()
             except Exception:  # the rows are gone; the next erasure scrubs again
                 log.exception("erasure of %s: the storage files could not be scrubbed", shopper_id)
+        self._notify_change(shopper_id, "erased")
 
     def _notify_devices(self, device: str, eid: EidParams | None) -> None:
         for listener in self._device_listeners:
             listener(device, eid)
+
+    def _notify_change(self, shopper_id: str, change: ShopperChange) -> None:
+        for listener in self._change_listeners:
+            try:
+                listener(shopper_id, change)
+            except Exception:  # committed already; the others' full re-read catches up
+                log.exception("telling the chain of %s (%s) failed", change, shopper_id)
+
+    # -- changes made on another node of a chain -------------------------------------
+
+    def refresh_shopper(self, shopper_id: str) -> str:
+        """Another node changed this shopper: read what the database holds now
+        and make memory say the same. The notice says only *who*; the database
+        says *what*, so notices may come late, twice or out of order.
+        Returns what changed here: ``added``, ``consent``, ``erased``,
+        ``unchanged`` or ``unknown`` (not in the database, never known here).
+
+        Memory is looked at *before* the database is read: a shopper known
+        then was stored then (a registration stores before it is known), so
+        one the read does not find was erased; and a consent that changed
+        here while the read ran is newer than the read, so it stays."""
+        with self._lock:
+            before = None if shopper_id in self._erased else self._consents.get(shopper_id)
+        stored = self._repo.shopper(shopper_id)
+        if stored is None:
+            if before is None:
+                return "unknown"
+            self._forget_erased(shopper_id)
+            return "erased"
+        consent = current_consent(self._repo.consent_history(shopper_id))
+        with self._lock:
+            # ``is``: the very value read before (an equal one may be a newer change).
+            if shopper_id in self._erased or self._consents.get(shopper_id) is not before:
+                return "unchanged"  # being erased here, or changed here meanwhile
+            self._consents[shopper_id] = consent
+        if before is None:
+            self._notify_devices(shopper_id, stored.eid)
+            return "added"
+        return "unchanged" if before == consent else "consent"
+
+    def refresh_all(self) -> ShopperDrift:
+        """Re-read every shopper and apply the difference (``shopper_drift``):
+        what a node does when it starts following the feed, when the feed had
+        a gap, and every so often, so a missed notice is only late. Memory is
+        looked at before the database is read, as in ``refresh_shopper``: a
+        registration made here during the read is not taken for an erasure."""
+        with self._lock:
+            known = {s: c for s, c in self._consents.items() if s not in self._erased}
+        devices = self._repo.devices()
+        consents = self._repo.current_consents()
+        drift = shopper_drift(known, devices, consents)
+        for shopper_id in sorted(drift.erased):
+            self._forget_erased(shopper_id)
+        with self._lock:
+            for shopper_id, consent in drift.consents.items():
+                if self._consents.get(shopper_id) is known[shopper_id]:  # not changed meanwhile
+                    self._consents[shopper_id] = consent
+            added = {
+                s: eid
+                for s, (eid, consent) in drift.added.items()
+                if s not in self._erased and self._consents.setdefault(s, consent) is consent
+            }
+        for shopper_id, eid in added.items():
+            self._notify_devices(shopper_id, eid)
+        return drift
+
+    def _forget_erased(self, shopper_id: str) -> None:
+        """Erased on another node: the same steps as ``erase`` from the
+        tombstone on. Each part's listener waits for its work in flight and
+        deletes again what this process may have written about the shopper
+        since the other node's deletes; the shopper's own rows are gone."""
+        with self._lock:
+            if shopper_id in self._erased:
+                return
+            self._erased.add(shopper_id)
+            self._consents.pop(shopper_id, None)
+        self._notify_devices(shopper_id, None)
+        for listener in self._erase_listeners:
+            try:
+                listener(shopper_id)
+            except Exception:  # the tombstone stays: nothing new is written for them
+                log.exception("erasure of %s (made elsewhere): a part failed", shopper_id)
+        with self._lock:
+            self._repo.erase(shopper_id)
+        for scrub in self._scrub_listeners:
+            try:
+                scrub()
+            except Exception:
+                log.exception("erasure of %s: the storage files could not be scrubbed", shopper_id)
 
     # -- the associate's QR hand-off ----------------------------------------------
 
