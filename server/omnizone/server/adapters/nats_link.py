@@ -10,12 +10,16 @@ It reconnects for ever: a NATS node that dies is replaced by another from
 import asyncio
 import logging
 import threading
-from collections.abc import Coroutine, Sequence
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client
+from nats.js.api import StreamConfig
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +123,26 @@ class NatsLink:
             reconnected_cb=reconnected,
             error_cb=error,
         )
+
+
+async def when_jetstream_ready(step: Callable[[], Awaitable[T]], what: str, timeout_s: float) -> T:
+    """``step`` again every half second until it succeeds: a fresh cluster is
+    still electing its JetStream leaders for a while. Past ``timeout_s`` the
+    last error is raised as a RuntimeError naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await step()
+        except Exception as error:  # JetStream still electing its leaders
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"JetStream not ready for {what}: {error!r}") from error
+            await asyncio.sleep(0.5)
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """The stream as configured, made when it does not exist yet."""
+    assert config.name is not None
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)

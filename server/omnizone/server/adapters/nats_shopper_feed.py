@@ -34,7 +34,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from omnizone.server.adapters.nats_link import NatsLink
+from omnizone.server.adapters.nats_link import NatsLink, ensure_stream, when_jetstream_ready
 from omnizone.server.service.shoppers import ShopperChange, ShopperService
 
 log = logging.getLogger(__name__)
@@ -182,20 +182,7 @@ class ShopperFeed:
             max_age=self._max_age_s,
             storage=StorageType.FILE,
         )
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                try:
-                    await js.stream_info(self._stream)
-                except NotFoundError:
-                    await js.add_stream(config)
-                return
-            except Exception as error:  # JetStream still electing its leaders
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"JetStream not ready for {self._stream!r}: {error!r}"
-                    ) from error
-                await asyncio.sleep(0.5)
+        await when_jetstream_ready(lambda: ensure_stream(js, config), repr(self._stream), timeout_s)
 
     async def _run_apply(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._apply, fn, *args)

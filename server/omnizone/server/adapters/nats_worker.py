@@ -53,7 +53,7 @@ from nats.js.kv import KeyValue
 from omnizone.contract import ack_topic, dump_ack
 from omnizone.contract.timefmt import wall_clock_ms
 from omnizone.server.adapters.mqtt_ingest import AckRuns
-from omnizone.server.adapters.nats_link import NatsLink
+from omnizone.server.adapters.nats_link import NatsLink, ensure_stream, when_jetstream_ready
 from omnizone.server.domain.partitions import assign, partition_weights, stores_by_partition
 from omnizone.server.service.ingest import InboundMessage, IngestOutcome, IngestService
 from omnizone.store import StorePlan
@@ -258,24 +258,15 @@ class NatsWorker:
         kv_config = KeyValueConfig(
             bucket=LEASE_BUCKET, ttl=self._ttl, replicas=self._replicas, history=1
         )
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        async def ready() -> None:
+            await ensure_stream(js, config)
             try:
-                try:
-                    await js.stream_info(self._stream)
-                except NotFoundError:
-                    await js.add_stream(config)
-                try:
-                    self._kv = await js.key_value(LEASE_BUCKET)
-                except Exception:
-                    self._kv = await js.create_key_value(kv_config)
-                return
-            except Exception as error:  # JetStream still electing its leaders
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"JetStream not ready on {self._stream!r}: {error!r}"
-                    ) from error
-                await asyncio.sleep(0.5)
+                self._kv = await js.key_value(LEASE_BUCKET)
+            except Exception:
+                self._kv = await js.create_key_value(kv_config)
+
+        await when_jetstream_ready(ready, repr(self._stream), timeout_s)
 
     async def _membership(self) -> None:
         """The heartbeat, for as long as the worker runs: one failed beat (a node
