@@ -178,7 +178,8 @@ def test_the_migration_moves_every_row_in_and_out_of_the_partitions(engine: Engi
         db.execute(
             text(
                 "INSERT INTO ble_sightings (message_id, store, gateway, device, window_start_ms,"
-                " window_ms, count, rssi_mean, rssi_max) VALUES (2, 's', 'g', 'd', :t, 1, 1, -5, -5)"
+                " window_ms, count, rssi_mean, rssi_max)"
+                " VALUES (2, 's', 'g', 'd', :t, 1, 1, -5, -5)"
             ),
             {"t": T0},
         )
