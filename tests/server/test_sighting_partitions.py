@@ -193,3 +193,18 @@ def test_the_migration_moves_every_row_in_and_out_of_the_partitions(engine: Engi
     assert _partitions(engine) == []
     assert schema.differences(engine) == []
     assert schema.upgrade(engine) == "0015" and _contents(engine) == after_delete
+
+
+def test_the_bench_prunes_the_same_day_from_both_tables(postgres_url: str) -> None:
+    """``omnizone bench partitions`` on small numbers: the same rows go from
+    the plain table by DELETE and from the partitioned one by a drop."""
+    from omnizone.suite.bench.partitions import run_partitions_bench
+
+    result = run_partitions_bench(
+        sightings=3000, days=3, batches=2, messages_per_batch=2, items_per_message=5,
+        database_url=postgres_url,
+    )  # fmt: skip
+    plain, by_day = result["plain"], result["by_day"]
+    assert plain["partitions_made"] == 0 and by_day["partitions_made"] > 0
+    assert plain["prune_one_day"]["rows"] == by_day["prune_one_day"]["rows"] == 1000
+    assert plain["rows_left"] == by_day["rows_left"] == 3000 - 1000 + 2 * 2 * 5
