@@ -208,3 +208,25 @@ def test_the_bench_prunes_the_same_day_from_both_tables(postgres_url: str) -> No
     assert plain["partitions_made"] == 0 and by_day["partitions_made"] > 0
     assert plain["prune_one_day"]["rows"] == by_day["prune_one_day"]["rows"] == 1000
     assert plain["rows_left"] == by_day["rows_left"] == 3000 - 1000 + 2 * 2 * 5
+
+
+def test_a_started_server_makes_the_coming_days_partitions(
+    postgres_schema_url: str, engine: Engine
+) -> None:
+    """At start (after the migrations) the server makes today's partition and the next days'."""
+    from omnizone.contract import wall_clock_ms
+    from omnizone.server.runtime import ServerRuntime
+    from omnizone.server.settings import ServerSettings
+
+    settings = ServerSettings(
+        database_url=postgres_schema_url,
+        api_keys={"key-1234567890abcdef": ["read"]},
+        api_port=0,
+        mqtt_port=1,  # no broker: ingest keeps retrying in the background
+        sighting_retention_days=0,  # no retention round: the start alone makes them
+    )
+    with ServerRuntime(settings):
+        today = wall_clock_ms() // DAY_MS  # read after the start: a midnight between is covered
+        made = _partitions(engine)
+    assert _relkind(engine) == "p"
+    assert {day_name(today + n) for n in range(3)} <= set(made)
