@@ -146,6 +146,8 @@ def open_storage(database_url: str) -> Storage:
     sql = SqlRepository.from_url(database_url, create=False)
     try:
         schema.upgrade(sql.engine)
+        # PostgreSQL's sightings by day (0015): today's and the next days' partitions.
+        sql.prepare_sighting_partitions(wall_clock_ms())
         return Storage.over(sql)
     except BaseException:
         sql.close()
@@ -689,9 +691,15 @@ def build_server(
             LiveMap(running, ingest.live, ingest.event_time, received_ms=ingest.last_received_ms),
         )
         undo.callback(dashboard.close)
+
+        def prune_sightings(before: int) -> int:
+            """Each round also makes the coming days' partitions (PostgreSQL, 0015)."""
+            storage.sql.prepare_sighting_partitions(wall_clock_ms())
+            return storage.sql.prune_sightings(before) + storage.phones.prune(before)
+
         retention = (
             SightingRetention(
-                lambda before: storage.sql.prune_sightings(before) + storage.phones.prune(before),
+                prune_sightings,
                 s.sighting_retention_days,
             )
             if s.sighting_retention_days > 0

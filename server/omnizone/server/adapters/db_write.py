@@ -56,6 +56,8 @@ from omnizone.contract import (
     TryOn,
 )
 from omnizone.contract.timefmt import wall_clock_ms
+from omnizone.server.adapters import sighting_partitions
+from omnizone.server.adapters.sighting_partitions import day_name
 from omnizone.server.domain.analytics.event_stream import OutboxEvent
 from omnizone.server.domain.visits import DeviceVisitState, VisitClosed, VisitEvent, VisitOpened
 from omnizone.server.service.ports.ingest import (
@@ -755,21 +757,56 @@ class SqlIngestWriter(IngestWrites):
         self._checkpointer = threading.Thread(target=run, name="sqlite-checkpoint", daemon=True)
         self._checkpointer.start()
 
+    def prepare_sighting_partitions(
+        self, now_ms: int, ahead: int = sighting_partitions.DAYS_AHEAD
+    ) -> int:
+        """PostgreSQL with ``ble_sightings`` partitioned (migration 0015): make
+        the partitions of today and the ``ahead`` days after it, each in its
+        own transaction; how many were made. Otherwise nothing to do (0)."""
+        made = 0
+        with self.engine.connect() as connection:
+            if not sighting_partitions.is_partitioned(connection):
+                return 0
+            existing = sighting_partitions.day_partitions(connection)
+            connection.rollback()
+            for day in sighting_partitions.days_to_make(now_ms, existing, ahead):
+                try:
+                    with connection.begin():
+                        sighting_partitions.make_day(connection, day)
+                    made += 1
+                except DBAPIError as error:  # another server made it first, or a lock
+                    sighting_partitions.failed(f"making {day_name(day)}", error)
+        return made
+
     def prune_sightings(self, older_than_ms: int, batch: int = 20_000) -> int:
         """Delete raw sightings whose window started before ``older_than_ms``
-        (the retention limit), a batch per transaction so ingest is never
-        kept waiting long; returns how many were deleted."""
-        table = Base.metadata.tables[BleSightingRow.__tablename__]
+        (the retention limit); returns how many were deleted.
+
+        With day partitions (PostgreSQL, migration 0015) every day wholly
+        before the limit is dropped, one transaction each; what is left
+        before it (the boundary day, DEFAULT, a day whose drop lost its lock)
+        is deleted a batch per transaction, so ingest is never kept waiting long."""
         deleted = 0
+        with self.engine.connect() as connection:
+            if sighting_partitions.is_partitioned(connection):
+                days = sighting_partitions.day_partitions(connection)
+                connection.rollback()
+                for day in sighting_partitions.expired(days, older_than_ms):
+                    try:
+                        with connection.begin():
+                            deleted += sighting_partitions.drop_day(connection, day)
+                    except DBAPIError as error:  # the rows go by DELETE below
+                        sighting_partitions.failed(f"dropping {day.name}", error)
+        table = Base.metadata.tables[BleSightingRow.__tablename__]
+        old = table.c.window_start_ms < older_than_ms
         while True:
             with self.engine.begin() as connection:
-                oldest = (
-                    select(table.c.id)
-                    .where(table.c.window_start_ms < older_than_ms)
-                    .limit(batch)
-                    .scalar_subquery()
-                )
-                count = connection.execute(delete(table).where(table.c.id.in_(oldest))).rowcount
+                oldest = select(table.c.id).where(old).limit(batch).scalar_subquery()
+                # ``old`` again outside: PostgreSQL then looks only in the
+                # partitions that can hold such rows.
+                count = connection.execute(
+                    delete(table).where(table.c.id.in_(oldest), old)
+                ).rowcount
             deleted += count
             if count < batch:
                 return deleted

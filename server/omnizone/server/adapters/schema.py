@@ -19,6 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, inspect
 
 from omnizone.server.adapters.db import Base
+from omnizone.server.adapters.sighting_partitions import is_partition_name
 
 #: Every adapter module that declares tables (or indexes) on ``Base``.
 _TABLE_MODULES = (
@@ -103,9 +104,17 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
     return current_revision(engine)
 
 
+def _not_a_partition(name: str | None, type_: str, _parent: Any) -> bool:
+    """The day partitions of ``ble_sightings`` (PostgreSQL, 0015) are the
+    table's, not tables of the models."""
+    return not (type_ == "table" and name is not None and is_partition_name(name))
+
+
 def differences(engine: Engine) -> list[Any]:
     """What the database lacks or has beyond the models (Alembic's autogenerate
     diff); empty when the migrations and the models agree."""
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_name": _not_a_partition}
+        )
         return list(compare_metadata(context, server_metadata()))

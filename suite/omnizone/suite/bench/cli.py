@@ -213,3 +213,29 @@ def bench_follow_ups(
         typer.echo(f"omnizone bench follow-ups: {error}", err=True)
         raise typer.Exit(2) from None
     print_result(result, json_output)
+
+
+@bench_app.command("partitions")
+def bench_partitions(
+    sightings: Annotated[
+        int, typer.Option(help="sightings spread over --days UTC days")
+    ] = 2_000_000,
+    days: Annotated[int, typer.Option(help="days of sightings; the first is pruned")] = 5,
+    batches: Annotated[int, typer.Option(help="timed ingest COPY batches per table")] = 20,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="a PostgreSQL database; default: a private server the bench starts"),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Sightings by day on PostgreSQL: pruning a day by DELETE vs a dropped partition; COPY cost."""
+    from omnizone.suite.bench.partitions import run_partitions_bench
+
+    try:
+        result = run_partitions_bench(
+            sightings=sightings, days=days, batches=batches, database_url=database_url
+        )
+    except ValueError as error:
+        typer.echo(f"omnizone bench partitions: {error}", err=True)
+        raise typer.Exit(2) from None
+    print_result(result, json_output)
