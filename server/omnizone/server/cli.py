@@ -199,6 +199,8 @@ def run(
             "dead_lettered": worker.counters.dead_lettered,
             "partitions_acquired": worker.counters.acquired,
             "redelivered": worker.counters.redelivered,
+            "warmed": worker.counters.warmed,
+            "warm_cpu_s": round(worker.counters.warm_cpu_s, 3),
             "storage_errors": worker.counters.storage_errors,
             "by_store": worker.counters.by_store,
         }

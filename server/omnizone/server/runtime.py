@@ -186,6 +186,7 @@ class ServerRuntime(Started):
                 heartbeat_s=s.chain_heartbeat_s,
                 fetch_batch=s.chain_fetch_batch,
                 ack_wait_s=s.chain_ack_wait_s,
+                warm_s=s.chain_warm_s,
             )
             # An erasure (here or from the feed) reaches the partitions' ingests
             # first: their batch in hand is committed before any row is deleted.

@@ -93,6 +93,13 @@ class ServerSettings(BaseSettings):
     chain_ack_wait_s: float = Field(
         30.0, gt=0, description="JetStream redelivers a message not acknowledged this long"
     )
+    chain_warm_s: float = Field(
+        60.0,
+        ge=0,
+        description="a worker taking a partition first replays this many seconds of it "
+        "(what the last owner stored) into the stores' filters, without writing: the "
+        "filter goes on where it was instead of starting cold (0: start cold)",
+    )
     chain_shopper_stream: str = Field(
         "SHOPPERS",
         description="JetStream stream of the shopper change feed: registrations, consent "

@@ -17,6 +17,10 @@ Each worker:
   not acknowledged is read again, in stream order, and ingest's
   de-duplication on (gateway, epoch, seq) makes what it had already
   committed harmless (at-least-once transport, exactly-once effects);
+- before consuming, warms the stores' filters on the last ``warm_s`` seconds
+  of the partition that the last owner committed (``IngestService.warm``:
+  the locators only, nothing written), so a take-over does not start the
+  filter's belief cold;
 - acknowledges a message to JetStream only after ingest committed it, and
   tells the gateway (``…/ack`` subject, the MQTT ack topic) the run it stored.
 
@@ -33,9 +37,11 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import (
@@ -64,6 +70,11 @@ PARTITION_PREFIX = "ozp"
 LEASE_BUCKET = "omnizone_leases"
 EMPTY_PARTITION_WEIGHT = 0.001
 """A partition with no known store still has an owner: it dead-letters strays."""
+
+WARM_FETCH = 500
+"""Messages a warm-up reads from the stream at once."""
+WARM_IDLE_S = 30.0
+"""A warm-up's consumer left behind by a worker that died is removed this long after."""
 
 REBIND_AFTER_FAILURES = 25
 """Fetches failing in a row (not timeouts) before the consumer is re-created."""
@@ -134,6 +145,9 @@ class WorkerCounters:
     released: int = 0
     lost: int = 0
     fetch_errors: int = 0
+    warmed: int = 0
+    """Messages replayed into a taken partition's filters before consuming it."""
+    warm_cpu_s: float = 0.0
     redelivered: int = 0
     """Messages JetStream delivered more than once (an ack lost or late, a take-over)."""
     cpu_s: float = 0.0
@@ -167,6 +181,7 @@ class NatsWorker:
         heartbeat_s: float = 1.0,
         fetch_batch: int = 100,
         ack_wait_s: float = 30.0,
+        warm_s: float = 60.0,
         clock: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._plans = dict(plans)
@@ -184,6 +199,7 @@ class NatsWorker:
         self._member_written = -1e9
         self._batch = fetch_batch
         self._ack_wait = ack_wait_s
+        self._warm_s = warm_s
         self._clock = clock
         self._stores = stores_by_partition(self._plans, partitions)
         weights = partition_weights(
@@ -420,6 +436,10 @@ class NatsWorker:
         # The stores' visit state as last committed (by whoever held them).
         ingest = await loop.run_in_executor(self._pool, self._ingest_for, stores)
         self._ingests[k] = ingest
+        try:
+            await self._warm(k, ingest, held)
+        except Exception as error:  # a warm-up is a help, never a condition
+            log.warning("partition %d: warming its filters: %r", k, error)
         sub = None
         while sub is None and not held.stop.is_set():
             try:
@@ -508,6 +528,54 @@ class NatsWorker:
         subject = ack_topic(ack.store, ack.gateway).replace("/", ".")
         with contextlib.suppress(Exception):
             await self._link.client.publish(subject, dump_ack(ack))
+
+    async def _warm(self, k: int, ingest: IngestService, held: _Held) -> None:
+        """Replay the last ``warm_s`` seconds of partition ``k`` into its
+        filters, up to the first message not yet stored; bounded by the same
+        time, after which the rest of the filter starts cold."""
+        if self._warm_s <= 0 or not ingest.stores:
+            return
+        js = self._link.client.jetstream()
+        name = f"warm-{k}-{uuid.uuid4().hex[:12]}"
+        config = ConsumerConfig(
+            name=name,
+            filter_subject=f"{PARTITION_PREFIX}.{k}.>",
+            ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.BY_START_TIME,
+            opt_start_time=datetime.now(UTC) - timedelta(seconds=self._warm_s),
+            inactive_threshold=WARM_IDLE_S,
+            mem_storage=True,
+            num_replicas=1,
+        )
+        await js.add_consumer(self._stream, config)
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + self._warm_s
+        warmed = 0
+        try:
+            sub = await js.pull_subscribe_bind(name, stream=self._stream)
+            while not held.stop.is_set() and time.monotonic() < deadline:
+                try:
+                    msgs = await sub.fetch(WARM_FETCH, timeout=1.0)
+                except NatsTimeout:
+                    break  # nothing (more) in the window
+                batch = [InboundMessage(topic_of(m.subject), m.data, 0) for m in msgs]
+                taken = await loop.run_in_executor(self._pool, self._timed_warm, ingest, batch)
+                warmed += taken
+                if taken < len(batch) or msgs[-1].metadata.num_pending == 0:
+                    break  # reached what was never stored, or the end
+        finally:
+            self.counters.warmed += warmed
+            with contextlib.suppress(Exception):
+                await js.delete_consumer(self._stream, name)
+        log.warning("worker %s warmed partition %d on %d messages", self.worker_id, k, warmed)
+
+    def _timed_warm(self, ingest: IngestService, batch: list[InboundMessage]) -> int:
+        start = time.thread_time()
+        try:
+            return ingest.warm(batch)
+        finally:
+            with self._lock:
+                self.counters.warm_cpu_s += time.thread_time() - start
 
     async def _bind_at_ack_floor(self, k: int) -> JetStreamContext.PullSubscription:
         """The partition's durable consumer, re-created at its ack floor: what

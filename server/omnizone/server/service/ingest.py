@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Protocol
 
@@ -589,20 +589,9 @@ class IngestService:
                 # The store's own gateways hearing one another, and its fixed
                 # beacons: radio for self-calibration and the beacon fleet,
                 # never a shopper (no visit, no offer).
-                beacons = plan.gateway_beacons
-                fixed = plan.fixed_beacons
-                heard = [i for i in message.items if i.device in beacons or i.device in fixed]
+                heard, message = _without_anchors(plan, message)
                 if heard:
                     pending.gateway_hearings.append((gateway, heard))
-                    message = message.model_copy(
-                        update={
-                            "items": [
-                                i
-                                for i in message.items
-                                if i.device not in beacons and i.device not in fixed
-                            ]
-                        }
-                    )
                 tracked = self._identify(message, pending, gateway in plan.street_gateways)
                 stored = [i for i in tracked if self._may_store(i.device)]
                 if stored:
@@ -671,6 +660,51 @@ class IngestService:
                 self._advance(plan, placements, pending)
                 self._write_states(store, tx, pending)
             self._apply(store, pending)
+
+    def warm(self, messages: Sequence[InboundMessage]) -> int:
+        """A store taken over from another chain worker: the messages its last
+        owner committed, replayed in stream order into the locators only, so
+        the filter's belief per device and the windows waiting for gateways
+        are where the last owner left them (the stays came from the
+        database). Nothing is written, no listener is told, no counter moves:
+        it is not new traffic. Stops at the first BLE message that is not
+        stored yet (the consumer delivers it and what follows as new) and
+        returns how many of ``messages`` it went through before it; anything
+        else (status, taps, try-ons, a malformed or unknown message) is
+        passed over, as it says nothing to a locator."""
+        with self._lock:
+            ble: list[tuple[int, StorePlan, BleMessage, ReceivedKey]] = []
+            for index, inbound in enumerate(messages):
+                try:
+                    message = parse_message(inbound.topic, inbound.payload)
+                except ContractError:
+                    continue
+                plan = self._stores.get(message.store)
+                if (
+                    not isinstance(message, BleMessage)
+                    or plan is None
+                    or message.gateway not in plan.gateway_zones
+                ):
+                    continue
+                key = ReceivedKey(message.store, message.gateway, message.seq, message.epoch)
+                ble.append((index, plan, message, key))
+            if not ble:
+                return len(messages)
+            with self._repo.transaction() as tx:
+                stored = tx.received_among([key for *_, key in ble])
+            counted = replace(self.counters)
+            try:
+                for index, plan, message, key in ble:
+                    if key not in stored:
+                        return index
+                    _heard, message = _without_anchors(plan, message)
+                    tracked = self._identify(message, _Pending())
+                    if tracked:
+                        self._locators[plan.id].observe(message.gateway, _in_window_order(tracked))
+            finally:
+                for counter in fields(IngestCounters):
+                    setattr(self.counters, counter.name, getattr(counted, counter.name))
+            return len(messages)
 
     def _identify(
         self, message: BleMessage, pending: _Pending, street: bool = False
@@ -741,11 +775,9 @@ class IngestService:
         sent_ms: int,
         pending: _Pending,
     ) -> None:
-        items = sorted(items, key=lambda s: s.window_start_ms + s.window_ms)
-        sightings = [Sighting(i.device, i.rssi_mean, i.window_start_ms, i.window_ms) for i in items]
         placements = [
             replace(p, published_ms=sent_ms)
-            for p in self._locators[plan.id].observe(gateway, sightings)
+            for p in self._locators[plan.id].observe(gateway, _in_window_order(items))
         ]
         self._advance(plan, placements, pending)
 
@@ -834,6 +866,24 @@ class IngestService:
             if try_on.gtin is not None:
                 for tell in self._try_on_listeners:
                     tell(store, try_on.reader, try_on.gtin, try_on.at_ms)
+
+
+def _without_anchors(plan: StorePlan, message: BleMessage) -> tuple[list[BleSighting], BleMessage]:
+    """What a gateway heard of the store's own gateways' beacons and its fixed
+    beacons (radio for self-calibration and the beacon fleet, never a
+    shopper), and the message without them."""
+    beacons, fixed = plan.gateway_beacons, plan.fixed_beacons
+    heard = [i for i in message.items if i.device in beacons or i.device in fixed]
+    if not heard:
+        return heard, message
+    shoppers = [i for i in message.items if i.device not in beacons and i.device not in fixed]
+    return heard, message.model_copy(update={"items": shoppers})
+
+
+def _in_window_order(items: Sequence[BleSighting]) -> list[Sighting]:
+    """A message's sightings as the locator takes them, oldest window first."""
+    ordered = sorted(items, key=lambda s: s.window_start_ms + s.window_ms)
+    return [Sighting(i.device, i.rssi_mean, i.window_start_ms, i.window_ms) for i in ordered]
 
 
 def _claimed_key(topic: str, payload: bytes) -> ReceivedKey | None:
