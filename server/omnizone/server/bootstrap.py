@@ -497,15 +497,15 @@ def build_server(
         vapid = VapidKeys(_vapid_path(s))
         guard = EndpointGuard(s.push_endpoint_allow)
         # A chain worker holds no shopper's socket: it stores offers and fans
-        # them out to the API nodes; background push is not sent from it.
-        push = (
-            []
-            if s.role == "worker"
-            else [WebPushChannel(storage.offers, vapid, s.vapid_subject, guard=guard)]
-        )
+        # them out to the API nodes, and sends the background push itself
+        # when the phone did not acknowledge on any node within the timeout
+        # (the API nodes only hand offers to their sockets). Every node reads
+        # the same VAPID key (OMNIZONE_VAPID_KEY_FILE, docs/scaling.md).
+        push = [WebPushChannel(storage.offers, vapid, s.vapid_subject, guard=guard)]
         delivery = OfferDelivery(
             storage.offers,
             channels=push,
+            sessions_elsewhere=s.role == "worker",
             ack_timeout_s=s.offer_ack_timeout_s,
             endpoint_guard=guard,
             may_deliver=lambda shopper: may_send_offer(shoppers.consent(shopper)),

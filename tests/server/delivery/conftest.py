@@ -285,6 +285,7 @@ def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
         channels: tuple[PushChannel, ...] = (),
         may_deliver: Callable[[str], bool] | None = None,
         push_hosts: Sequence[str] = LOCAL_PUSH_HOSTS,
+        sessions_elsewhere: bool = False,
     ) -> Stack:
         engine = make_engine(f"sqlite:///{tmp_path / 'omnizone.db'}")
         repo = OfferRepository(engine)
@@ -303,6 +304,7 @@ def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
             clock=clock,
             allow_http_push_endpoints=True,
             endpoint_guard=local,
+            sessions_elsewhere=sessions_elsewhere,
         )
         keys = {key: frozenset(scopes) for key, scopes in API_KEYS.items()}
         app = FastAPI()

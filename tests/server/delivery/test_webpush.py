@@ -163,3 +163,45 @@ class _NoSubscriptions:
 
     def remove_push_subscription(self, endpoint: str, shopper_id: str | None = None) -> bool:
         return False
+
+
+def test_a_chain_worker_pushes_an_offer_no_node_saw_acknowledged(
+    make_stack: StackFactory, push_service: PushService
+) -> None:
+    """The worker stores the offer and an API node holds the phone's socket
+    (docs/scaling.md): the phone took it but never acknowledged (the app went
+    to the background), so the worker pushes it after the timeout."""
+    api = make_stack()
+    worker = make_stack(webpush=True, ack_timeout_s=0.3, sessions_elsewhere=True)
+    browser = new_subscriber(push_service.endpoint("alice"))
+    subscribe(api.base, browser)
+    with api.ws("tok-alice", after=0) as ws:
+        wait_for_sessions(api, "alice", 1)
+        offer = worker.delivery.publish("alice", draft(1))
+        assert api.delivery.hand_to_live(offer) == 1  # the relay through NATS
+        assert recv_json(ws)["seq"] == 1
+        (request,) = push_service.server.wait_for(1)
+    assert decrypt(request, browser)["offer"]["offer_id"] == offer.offer_id
+
+
+def test_a_chain_worker_does_not_push_what_the_phone_acknowledged_on_an_api_node(
+    make_stack: StackFactory, push_service: PushService
+) -> None:
+    """No socket is open on the worker, yet it must not push at once: it
+    waits the timeout and finds the API node's acknowledgement in the
+    database."""
+    api = make_stack()
+    worker = make_stack(webpush=True, ack_timeout_s=3.0, sessions_elsewhere=True)
+    subscribe(api.base, new_subscriber(push_service.endpoint("alice")))
+    with api.ws("tok-alice", after=0) as ws:
+        wait_for_sessions(api, "alice", 1)
+        offer = worker.delivery.publish("alice", draft(1))
+        api.delivery.hand_to_live(offer)
+        assert recv_json(ws)["seq"] == 1
+        ws.send(json.dumps({"type": "ack", "seq": 1}))
+        deadline = time.monotonic() + WAIT_S
+        while api.repo.cursor("alice")[1] < 1:
+            assert time.monotonic() < deadline, "the API node did not store the ack"
+            time.sleep(0.05)
+    assert worker.delivery.settle(WAIT_S)
+    assert push_service.server.requests == []

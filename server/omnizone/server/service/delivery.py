@@ -433,8 +433,15 @@ class OfferDelivery:
         endpoint_guard: EndpointGuard | None = None,
         push_workers: int = 4,
         on_push: Callable[[DeliveredOffer, PushReceipt], None] | None = None,
+        sessions_elsewhere: bool = False,
     ) -> None:
+        """``sessions_elsewhere``: the shoppers' sockets are held by other nodes
+        (a chain worker, whose offers reach the phones through the API nodes):
+        the background channels then always wait ``ack_timeout_s`` and ask the
+        database whether the phone acknowledged, instead of pushing at once
+        because no socket is open here."""
         self._store = store
+        self._sessions_elsewhere = sessions_elsewhere
         self._channels = tuple(channels)
         self._ack_timeout_s = ack_timeout_s
         self._may_deliver = may_deliver
@@ -499,7 +506,8 @@ class OfferDelivery:
         """Committed: to the live sessions, and the fallback scheduled."""
         for offer in stored:
             live = self._hub.notify(offer.shopper_id, offer)
-            self._schedule(offer, self._ack_timeout_s if live else 0.0)
+            waits = live or self._sessions_elsewhere
+            self._schedule(offer, self._ack_timeout_s if waits else 0.0)
         return stored
 
     def hand_to_live(self, offer: DeliveredOffer) -> int:
