@@ -147,7 +147,7 @@ def test_a_worker_taking_a_partition_through_a_cluster_warms_on_what_was_stored(
         second = worker("w2")
         try:
             _wait(lambda: second.counters.accepted >= len(rest))
-            assert second.counters.duplicates == 0
+            # (a duplicate may come too: an ack of worker one's lost on its way out)
             assert second.counters.warmed >= len(done)
         finally:
             second.stop()
