@@ -168,7 +168,7 @@ def test_the_migration_moves_every_row_in_and_out_of_the_partitions(engine: Engi
     _fill_at_0014(engine, 5000)
     before = _contents(engine)
     assert _relkind(engine) == "r" and before[0] == 5000
-    assert schema.upgrade(engine) == "0015"
+    assert schema.upgrade(engine, "0015") == "0015"
     assert _relkind(engine) == "p" and _contents(engine) == before
     assert _partitions(engine) == sorted(
         ["ble_sightings_default", *(day_name(DAY0 + day) for day in range(5))]
@@ -192,7 +192,7 @@ def test_the_migration_moves_every_row_in_and_out_of_the_partitions(engine: Engi
     assert _relkind(engine) == "r" and _contents(engine) == after_delete
     assert _partitions(engine) == []
     assert schema.differences(engine) == []
-    assert schema.upgrade(engine) == "0015" and _contents(engine) == after_delete
+    assert schema.upgrade(engine, "0015") == "0015" and _contents(engine) == after_delete
 
 
 def test_the_bench_prunes_the_same_day_from_both_tables(postgres_url: str) -> None:

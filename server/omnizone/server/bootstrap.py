@@ -39,6 +39,7 @@ from omnizone.server.adapters.offer_db import OfferRepository
 from omnizone.server.adapters.phone_db import PhoneSightingRepository
 from omnizone.server.adapters.prediction_db import PredictionRepository
 from omnizone.server.adapters.shopper_db import ShopperRepository
+from omnizone.server.adapters.time_partitions import prepare_month_partitions
 from omnizone.server.adapters.webpush import VapidKeys, WebPushChannel
 from omnizone.server.domain.analytics.alerts import AlertEpisode
 from omnizone.server.domain.identity import may_send_offer
@@ -146,8 +147,10 @@ def open_storage(database_url: str) -> Storage:
     sql = SqlRepository.from_url(database_url, create=False)
     try:
         schema.upgrade(sql.engine)
-        # PostgreSQL's sightings by day (0015): today's and the next days' partitions.
+        # PostgreSQL's sightings by day (0015): today's and the next days' partitions;
+        # visits and offer decisions by month (0016): this month's and the next.
         sql.prepare_sighting_partitions(wall_clock_ms())
+        prepare_month_partitions(sql.engine, wall_clock_ms())
         return Storage.over(sql)
     except BaseException:
         sql.close()
@@ -693,8 +696,10 @@ def build_server(
         undo.callback(dashboard.close)
 
         def prune_sightings(before: int) -> int:
-            """Each round also makes the coming days' partitions (PostgreSQL, 0015)."""
+            """Each round also makes the coming days' and months' partitions
+            (PostgreSQL, 0015 and 0016)."""
             storage.sql.prepare_sighting_partitions(wall_clock_ms())
+            prepare_month_partitions(storage.sql.engine, wall_clock_ms())
             return storage.sql.prune_sightings(before) + storage.phones.prune(before)
 
         retention = (

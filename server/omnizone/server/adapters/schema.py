@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, MetaData, inspect
 
 from omnizone.server.adapters.db import Base
 from omnizone.server.adapters.sighting_partitions import is_partition_name
+from omnizone.server.adapters.time_partitions import is_month_partition_name
 
 #: Every adapter module that declares tables (or indexes) on ``Base``.
 _TABLE_MODULES = (
@@ -105,9 +106,11 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
 
 
 def _not_a_partition(name: str | None, type_: str, _parent: Any) -> bool:
-    """The day partitions of ``ble_sightings`` (PostgreSQL, 0015) are the
-    table's, not tables of the models."""
-    return not (type_ == "table" and name is not None and is_partition_name(name))
+    """The day partitions of ``ble_sightings`` (PostgreSQL, 0015) and the month
+    partitions of visits and offer decisions (0016) are their tables', not
+    tables of the models."""
+    partition = name is not None and (is_partition_name(name) or is_month_partition_name(name))
+    return not (type_ == "table" and partition)
 
 
 def differences(engine: Engine) -> list[Any]:

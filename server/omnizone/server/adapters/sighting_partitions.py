@@ -13,33 +13,24 @@ from before migration 0015) or on SQLite is plain: then nothing here runs and
 retention deletes, as before. Names are made in the parent's schema and read
 through ``to_regclass`` (the connection's ``search_path``)."""
 
-import logging
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-log = logging.getLogger(__name__)
+from omnizone.server.adapters import time_partitions
+from omnizone.server.adapters.time_partitions import LOCK_TIMEOUT, RangePartition
 
 DAY_MS = 86_400_000
 #: Days after today whose partitions exist before their first sighting.
 DAYS_AHEAD = 3
 TABLE = "ble_sightings"
-DEFAULT_PARTITION = f"{TABLE}_default"
+DEFAULT_PARTITION = time_partitions.default_name(TABLE)
 _DAY_NAME = re.compile(rf"^{TABLE}_d\d{{8}}$")
-_BOUND = re.compile(r"FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)")
-#: How long a retention round waits for the locks of a drop before it gives
-#: up until the next round (a long export must not stall ingest behind it).
-LOCK_TIMEOUT = "5s"
 
-
-@dataclass(frozen=True)
-class DayPartition:
-    name: str
-    from_ms: int
-    to_ms: int  # exclusive
+DayPartition = RangePartition
+"""One day's partition (``time_partitions.RangePartition``)."""
 
 
 def is_partition_name(name: str) -> bool:
@@ -65,57 +56,23 @@ def expired(partitions: list[DayPartition], cutoff_ms: int) -> list[DayPartition
 
 
 def is_partitioned(connection: Connection) -> bool:
-    if connection.dialect.name != "postgresql":
-        return False
-    kind = connection.exec_driver_sql(
-        f"SELECT relkind FROM pg_class WHERE oid = to_regclass('{TABLE}')"
-    ).scalar()
-    return bool(kind == "p")
+    return time_partitions.is_partitioned(connection, TABLE)
 
 
 def _schema(connection: Connection) -> str:
-    return str(
-        connection.exec_driver_sql(
-            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            f" WHERE c.oid = to_regclass('{TABLE}')"
-        ).scalar_one()
-    )
+    return time_partitions.schema_of(connection, TABLE)
 
 
 def day_partitions(connection: Connection) -> list[DayPartition]:
     """The range partitions of the table (not DEFAULT), oldest first."""
-    rows = connection.exec_driver_sql(
-        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
-        f" JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass('{TABLE}')"
-    ).all()
-    found = []
-    for name, bound in rows:
-        match = _BOUND.search(str(bound))
-        if match:
-            found.append(DayPartition(str(name), int(match[1]), int(match[2])))
-    return sorted(found, key=lambda p: p.from_ms)
+    return time_partitions.range_partitions(connection, TABLE)
 
 
 def make_day(connection: Connection, day: int) -> None:
-    """The partition of UTC day ``day``, in the caller's transaction.
-
-    Rows of that day already in DEFAULT (it had no partition when they came)
-    move into it: the new table is filled from DEFAULT, then attached, which
-    PostgreSQL refuses should DEFAULT still hold a row of the day (nothing
-    lost: the transaction rolls back and the next round tries again)."""
-    schema = _schema(connection)
-    name = f'"{schema}".{day_name(day)}'
+    """The partition of UTC day ``day``, in the caller's transaction; rows of
+    the day already in DEFAULT move into it (``time_partitions.make_partition``)."""
     low, high = day * DAY_MS, (day + 1) * DAY_MS
-    connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-    connection.exec_driver_sql(f"CREATE TABLE {name} (LIKE {TABLE} INCLUDING DEFAULTS)")
-    connection.exec_driver_sql(
-        f'WITH moved AS (DELETE FROM "{schema}".{DEFAULT_PARTITION}'
-        f" WHERE window_start_ms >= {low} AND window_start_ms < {high} RETURNING *)"
-        f" INSERT INTO {name} SELECT * FROM moved"
-    )
-    connection.exec_driver_sql(
-        f"ALTER TABLE {TABLE} ATTACH PARTITION {name} FOR VALUES FROM ({low}) TO ({high})"
-    )
+    time_partitions.make_partition(connection, TABLE, "window_start_ms", day_name(day), low, high)
 
 
 def drop_day(connection: Connection, partition: DayPartition) -> int:
@@ -132,6 +89,5 @@ def drop_day(connection: Connection, partition: DayPartition) -> int:
 
 
 def failed(what: str, error: DBAPIError) -> None:
-    """A partition step that lost a race (another server made the same day, a
-    lock not had in time): logged, and the next round tries again."""
-    log.warning("sighting partitions: %s failed: %s", what, error.orig)
+    """A partition step that lost a race: logged, the next round tries again."""
+    time_partitions.failed(f"sightings: {what}", error)
