@@ -29,6 +29,7 @@ import pytest
 
 from omnizone.broker.nats import find_nats_server
 from tests.fault.conftest import WAIT_S, Gateway, until
+from tests.fault.link import LinkProxy
 
 pytestmark = [
     pytest.mark.fault,
@@ -81,7 +82,10 @@ class ChainRig:
         self.drive.register()  # before the workers start: they load the devices then
         self.chain.add_workers(2)
         self.drive.start()
-        broker: Any = SimpleNamespace(host="127.0.0.1", port=self.chain.nats.mqtt_port(0))
+        # The tap gateways reach the cluster through the store's "internet link",
+        # a forwarder the link test cuts (tests/fault/link.py).
+        self.link = LinkProxy("127.0.0.1", self.chain.nats.mqtt_port(0))
+        broker: Any = SimpleNamespace(host=self.link.host, port=self.link.port)
         self.gateways = [
             Gateway(
                 plan, plan.gateways[0].id, tmp / f"taps-{plan.id}.db", broker, self.chain.accounts
@@ -97,6 +101,7 @@ class ChainRig:
                 gateway.stop()
         with contextlib.suppress(Exception):
             self.drive.stop(flush_timeout_s=5)
+        self.link.close()
         self.chain.close()
 
     @contextlib.contextmanager
@@ -219,6 +224,24 @@ def test_restart_postgresql_mid_stream(rig: ChainRig) -> None:
     rig.assert_exactly_once()
     before: dict[str, Any] = rig.chain.counts().__dict__
     assert before["received"] > 0
+
+
+def test_the_stores_internet_link_drops_mid_stream(rig: ChainRig) -> None:
+    """The direct path (docs/scaling.md, "Gateways"): the link between the
+    store's gateways and the cluster is cut for 15 s while they keep tapping.
+    Their outboxes hold what they could not send; when the link is back they
+    reconnect, send the backlog, and every tap is stored exactly once."""
+    with rig.streaming():
+        time.sleep(2)
+        before = len([uid for g in rig.gateways for uid in g.produced])
+        rig.link.cut()
+        time.sleep(15)
+        during = len([uid for g in rig.gateways for uid in g.produced]) - before
+        backlog = sum(g.outbox.depth() for g in rig.gateways)
+        rig.link.restore()
+        time.sleep(3)
+    assert during > 0 and backlog >= during  # nothing went while the link was down
+    rig.assert_exactly_once()
 
 
 def test_after_the_faults_every_gateway_message_is_stored_once(rig: ChainRig) -> None:
