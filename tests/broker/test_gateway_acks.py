@@ -1,7 +1,9 @@
 """The gateway's link on a real broker: a row leaves the outbox on the server's
 ack only, never on the broker's PUBACK, and what is not acknowledged is sent again."""
 
+import contextlib
 import json
+import queue
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +25,7 @@ from omnizone.gateway.outbox import Outbox
 from omnizone.server.adapters.mqtt_ingest import AckRuns
 from omnizone.server.service.ports import ReceivedKey
 from tests.broker.conftest import WAIT_S, MqttProbe
+from tests.fault.link import LinkProxy
 
 STORE, GATEWAY = "paris-rivoli", "gw-menswear"
 T0 = 1_795_251_600_000
@@ -181,3 +184,58 @@ def test_a_publish_the_acl_denies_stays_in_the_outbox(
         link.stop(flush_timeout_s=0)
         outbox.close()
         server.disconnect()
+
+
+def test_a_link_down_for_a_while_leaves_no_hole_in_the_gateways_sequence(
+    broker_factory: Callable[..., RunningBroker], tmp_path: Path
+) -> None:
+    """The store's uplink drops and turns the gateway's reconnects away for a
+    while. Only a connection the broker accepted has a will there: a try that
+    never got that far must not use up sequence numbers, or the server counts
+    gaps (lost messages) where nothing was lost."""
+    broker = broker_factory("mosquitto")
+    server = MqttProbe(broker, broker.accounts.server_username, broker.accounts.server_password)
+    server.connect()
+    server.subscribe("omnizone/v1/#")
+    outbox = Outbox(tmp_path / "outbox.db")
+    for _ in range(3):
+        _health(outbox)
+    uplink = LinkProxy(broker.host, broker.port)
+    user, password = broker.accounts.gateway_credentials(GATEWAY)
+    link = MqttLink(
+        BrokerAddress(uplink.host, uplink.port, user, password),
+        STORE,
+        GATEWAY,
+        outbox,
+        lambda: T0,
+        "test",
+        ack_timeout_s=0.5,
+        max_ack_timeout_s=1.0,
+    )
+    seen: set[int] = set()
+
+    def collect_until(done: Callable[[], bool]) -> None:
+        end = time.monotonic() + WAIT_S
+        while not done():
+            assert time.monotonic() < end, f"seen {sorted(seen)}"
+            with contextlib.suppress(queue.Empty):
+                message = server.messages.get(timeout=0.1)
+                if message.topic.split("/")[3] == GATEWAY:
+                    seen.add(json.loads(message.payload)["seq"])
+
+    link.start()
+    try:
+        collect_until(lambda: {0, 1, 2} <= seen)
+        uplink.cut()
+        later = [_health(outbox) for _ in range(3)]
+        assert _until(lambda: uplink.refused >= 3)  # tries the link turned away
+        uplink.restore()
+        collect_until(lambda: set(later) <= seen and link.connects >= 2)
+    finally:
+        link.stop()
+        uplink.close()
+    last_will = link._will_seq  # the offline status stop() published
+    collect_until(lambda: last_will in seen)
+    outbox.close()
+    server.disconnect()
+    assert seen == set(range(max(seen) + 1)), f"holes: {sorted(set(range(max(seen))) - seen)}"

@@ -21,6 +21,8 @@ class LinkProxy:
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
         self.cuts = 0
+        self.refused = 0
+        """Connections the link turned away while down (a gateway's reconnect tries)."""
         threading.Thread(target=self._accept, name="link-proxy", daemon=True).start()
 
     def cut(self) -> None:
@@ -52,6 +54,7 @@ class LinkProxy:
                 return
             if not self._up.is_set():
                 client.close()  # the link is down: the gateway's connect fails
+                self.refused += 1
                 continue
             try:
                 upstream = socket.create_connection(self._target, timeout=5)

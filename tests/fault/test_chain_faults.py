@@ -187,6 +187,31 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainRig]:
         made.close()
 
 
+def _gaps(rig: ChainRig) -> list[tuple[str, str, int, int, str | None]]:
+    """The first missing (store, gateway, epoch, seq), with the kind stored just
+    before each: what a failure message should name."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(rig.chain.postgres.url)
+    try:
+        with engine.connect() as db:
+            rows = db.execute(
+                text(
+                    "SELECT g.store, g.gateway, g.epoch, g.s, (SELECT b.kind"
+                    " FROM received_messages b WHERE b.store = g.store"
+                    " AND b.gateway = g.gateway AND b.epoch = g.epoch"
+                    " AND b.seq = g.s - 1) FROM (SELECT store, gateway, epoch,"
+                    " generate_series(min(seq), max(seq)) AS s FROM received_messages"
+                    " GROUP BY store, gateway, epoch) AS g WHERE NOT EXISTS (SELECT 1 FROM"
+                    " received_messages r WHERE r.store = g.store AND r.gateway = g.gateway"
+                    " AND r.epoch = g.epoch AND r.seq = g.s) ORDER BY 1, 2, 3, 4 LIMIT 20"
+                )
+            ).all()
+            return [(str(r[0]), str(r[1]), int(r[2]), int(r[3]), r[4]) for r in rows]
+    finally:
+        engine.dispose()
+
+
 def _visits_grow(rig: ChainRig) -> bool:
     return rig.chain.counts().visits > 0
 
@@ -248,7 +273,7 @@ def test_after_the_faults_every_gateway_message_is_stored_once(rig: ChainRig) ->
     """The simulated stores' gateways too: once they have drained their
     outboxes, every sequence number of every epoch is stored, none twice."""
     rig.drive.stop(flush_timeout_s=WAIT_S)
-    assert until(lambda: rig.chain.counts().gaps == 0, WAIT_S), rig.chain.counts()
+    assert until(lambda: rig.chain.counts().gaps == 0, WAIT_S), (rig.chain.counts(), _gaps(rig))
     stored = rig.chain.counts()
     assert stored.duplicate_keys == 0
     assert stored.duplicate_visits == 0, stored

@@ -194,13 +194,21 @@ class MqttLink:
         self._wake.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        accepted = self._connected
         self._connected = False
         self._generation += 1
         if not self._stopping.is_set():
             self.last_error = f"disconnected: {reason}"
-            # The broker publishes the old will; the next connection gets a
-            # fresh birth/will pair.
-            self._prepare_session()
+            if accepted:
+                # The broker publishes the old will; the next connection gets a
+                # fresh birth/will pair.
+                self._prepare_session()
+            # A try the broker never accepted (the link turned it away, no
+            # CONNACK) keeps its pair for the next try: reserving one per try
+            # would leave holes the server counts as lost messages. Had the
+            # broker got that CONNECT after all, it publishes that will, and
+            # the next session's offline status with the same seq is dropped
+            # by the server as a duplicate.
         self._wake.set()
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, _mid: int, _r: Any, _p: Any) -> None:
