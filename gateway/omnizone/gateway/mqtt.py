@@ -10,9 +10,10 @@ again after a reconnect, or when no acknowledgement came for
 ``ack_timeout_s`` (doubling up to ``max_ack_timeout_s`` while none comes, so
 an absent server sees a trickle, not a storm); at most ``max_unacked`` rows
 wait for the server at a time. The server drops duplicates by (gateway, epoch,
-seq). Each connection reserves two sequence numbers: the retained "online"
-birth and, above it, the "offline" last will, so the sequence stays gap-free
-however the session ends.
+seq). Each connection the broker accepts reserves two sequence numbers: the
+retained "online" birth and, above it, the "offline" last will, so the
+sequence stays gap-free however the session ends (a try the broker never
+accepted keeps its pair for the next).
 
 Only the drain thread touches the in-flight list; paho's callbacks just set
 flags and wake it, so no lock is ever held across a call into paho.
