@@ -94,7 +94,7 @@ class ServerSettings(BaseSettings):
         30.0, gt=0, description="JetStream redelivers a message not acknowledged this long"
     )
     chain_warm_s: float = Field(
-        60.0,
+        20.0,
         ge=0,
         description="a worker taking a partition first replays this many seconds of it "
         "(what the last owner stored) into the stores' filters, without writing: the "

@@ -181,7 +181,7 @@ class NatsWorker:
         heartbeat_s: float = 1.0,
         fetch_batch: int = 100,
         ack_wait_s: float = 30.0,
-        warm_s: float = 60.0,
+        warm_s: float = 20.0,
         clock: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._plans = dict(plans)
