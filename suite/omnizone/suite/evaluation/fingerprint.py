@@ -38,10 +38,18 @@ from omnizone.server.domain.localize import (
     log_likelihood,
     path_loss_map,
 )
-from omnizone.server.domain.localize.learned import align_readings, fit_learned, score_learned
+from omnizone.server.domain.localize.learned import (
+    LearnedLikelihood,
+    align_readings,
+    fit_learned,
+    score_learned,
+)
+from omnizone.server.domain.localize.trees import TreeEnsemble, score_trees, tree_features
 from omnizone.store import StorePlan, load_store
 
 KNN_MISSING_DBM = -100.0
+#: Trees of our model's extremely randomized forest (fixed, never tuned per survey).
+OUR_TREES = 300
 KNN_NEIGHBOURS = (1, 3, 5, 7, 9, 15, 25)
 #: Ours must beat the best peer by this much on every set (issue 14, point 5).
 REQUIRED_MARGIN = 0.03
@@ -65,10 +73,12 @@ def evaluate_fingerprint(
 ) -> dict[str, Any]:
     """Zone accuracy and confusion on ``test`` for ours, the radio map, the peers and kNN."""
     model = fit_learned(train)
+    trees = fit_trees(train, seed=seed)
     aligned, present = align_readings(test, model.anchors)
-    log_p = score_learned(model, aligned, present)
+    log_p = score_ours(model, trees, aligned, present)
     zones = np.array(model.zones, dtype=object)
     ours = zones[log_p.argmax(axis=1)]
+    tables_only = zones[score_learned(model, aligned, present).argmax(axis=1)]
     peers = _peers(train, test)
     best = max(peers, key=lambda name: peers[name]["zone_accuracy"])
     summary = _summary(test.zones, ours.tolist())
@@ -76,12 +86,15 @@ def evaluate_fingerprint(
     knn, chosen = _knn_predict(train, test, seed)
     return {
         **summary,
-        "method": "learned",
+        "method": "learned+trees",
+        "tables_only": _summary(test.zones, tables_only.tolist())["zone_accuracy"],
         "log_loss": _log_loss(model.zones, log_p, test.zones),
         "model": {
             "bandwidth_db": model.bandwidth_db,
             "temperature": round(model.temperature, 4),
             "linear_weight": round(model.linear_weight, 4),
+            "trees": len(trees.roots),
+            "tree_nodes": len(trees.feature),
         },
         "n_train": len(train),
         "radio_map": _radio_map_result(train, test, plan, survey_weight),
@@ -149,6 +162,7 @@ def evaluate_fingerprint_suite(
                 "zones": len(result["per_zone_accuracy"]),
                 "zone_accuracy": result["zone_accuracy"],
                 "log_loss": result["log_loss"],
+                "tables_only": result["tables_only"],
                 "radio_map": result["radio_map"]["zone_accuracy"],
                 "peers": {k: v["zone_accuracy"] for k, v in result["peers"].items()},
                 "best_peer": best,
@@ -166,6 +180,73 @@ def evaluate_fingerprint_suite(
         "behind": behind,
         "ahead_everywhere": not behind,
     }
+
+
+def fit_trees(survey: Survey, *, trees: int = OUR_TREES, seed: int = 0) -> TreeEnsemble:
+    """Our forest: scikit-learn's extremely randomized trees on ``survey``, as flat arrays.
+
+    Fully grown, sqrt(anchors) candidate anchors per split (scikit-learn's
+    defaults); nothing is chosen per survey. The arrays are scored by
+    ``trees.score_trees`` in numpy, so a server can use the result without
+    scikit-learn.
+    """
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    zones = tuple(sorted(set(survey.zones)))
+    index = {zone: i for i, zone in enumerate(zones)}
+    labels = np.array([index[zone] for zone in survey.zones], dtype=np.intp)
+    forest = ExtraTreesClassifier(n_estimators=trees, random_state=seed, n_jobs=1)
+    forest.fit(tree_features(survey.rssi), labels)
+    columns = np.asarray(forest.classes_, dtype=np.intp)
+    features, thresholds, lefts, rights, roots, shares = [], [], [], [], [], []
+    offset, depth = 0, 0
+    for estimator in forest.estimators_:
+        tree = estimator.tree_
+        n = int(tree.node_count)
+        leaf = tree.children_left < 0
+        own = np.arange(n) + offset
+        features.append(np.where(leaf, 0, tree.feature).astype(np.intp))
+        thresholds.append(np.where(leaf, 0.0, tree.threshold))
+        lefts.append(np.where(leaf, own, tree.children_left + offset).astype(np.intp))
+        rights.append(np.where(leaf, own, tree.children_right + offset).astype(np.intp))
+        value = np.zeros((n, len(zones)), dtype=np.float64)
+        value[:, columns] = tree.value[:, 0, :]
+        totals = value.sum(axis=1, keepdims=True)
+        shares.append((value / np.where(totals > 0, totals, 1.0)).astype(np.float32))
+        roots.append(offset)
+        offset += n
+        depth = max(depth, int(tree.max_depth))
+    return TreeEnsemble(
+        zones=zones,
+        anchors=survey.anchors,
+        feature=np.concatenate(features),
+        threshold=np.concatenate(thresholds),
+        left=np.concatenate(lefts),
+        right=np.concatenate(rights),
+        roots=np.array(roots, dtype=np.intp),
+        leaf_shares=np.concatenate(shares),
+        depth=depth,
+    )
+
+
+def score_ours(
+    model: LearnedLikelihood,
+    trees: TreeEnsemble,
+    rssi: NDArray[np.float64],
+    present: NDArray[np.bool_] | None = None,
+) -> NDArray[np.float64]:
+    """(N, Z) log-probabilities of our model: the learned tables' posterior times the trees'.
+
+    A product of the two experts with equal weight, renormalised; both were
+    fitted on the same survey with the same zones in the same (sorted) order.
+    """
+    if model.zones != trees.zones or model.anchors != trees.anchors:
+        raise ValueError("the tables and the trees were fitted on different surveys")
+    logits = score_learned(model, rssi, present) + score_trees(trees, rssi)
+    top = logits.max(axis=1, keepdims=True)
+    total = top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+    result: NDArray[np.float64] = logits - total
+    return result
 
 
 def _radio_map_result(
