@@ -3,10 +3,16 @@
 Every model is trained on one survey and classifies each sample of another on
 its own (no filter, no time): this measures the per-window likelihood alone.
 
-- **Ours** is the learned likelihood (``learned.fit_learned``: per-zone,
+- **Ours** is the product of two posteriors fitted on the training survey,
+  renormalised (``score_ours``), and the zone with the highest
+  log-probability: the learned likelihood (``learned.fit_learned``: per-zone,
   per-anchor kernel densities as lookup tables, bandwidth and temperature by
-  blocked cross-validation inside the training survey) and the zone with the
-  highest log-probability. The Gaussian radio map (``fingerprint_map``,
+  blocked cross-validation inside the training survey, with the survey's zone
+  shares as prior) and an extremely randomized forest (``fit_trees``: 300
+  fully grown trees, scikit-learn's defaults otherwise, scored in numpy by
+  ``trees.score_trees``). Nothing in it is chosen per set beyond what the
+  tables' cross-validation picks. ``tables_only`` is the learned likelihood
+  alone (the model before issue 14 point 5). The Gaussian radio map (``fingerprint_map``,
   blended with the floor plan's path-loss map when a store plan is given) and
   ``log_likelihood`` is reported beside it under ``radio_map``.
 - **Peers** (issue 14): k-nearest neighbours (k=3), a random forest (200
@@ -44,7 +50,12 @@ from omnizone.server.domain.localize.learned import (
     fit_learned,
     score_learned,
 )
-from omnizone.server.domain.localize.trees import TreeEnsemble, score_trees, tree_features
+from omnizone.server.domain.localize.trees import (
+    TreeEnsemble,
+    layout_tree,
+    score_trees,
+    tree_features,
+)
 from omnizone.store import StorePlan, load_store
 
 KNN_MISSING_DBM = -100.0
@@ -95,6 +106,7 @@ def evaluate_fingerprint(
             "linear_weight": round(model.linear_weight, 4),
             "trees": len(trees.roots),
             "tree_nodes": len(trees.feature),
+            "tree_leaves": len(trees.leaf_shares),
         },
         "n_train": len(train),
         "radio_map": _radio_map_result(train, test, plan, survey_weight),
@@ -190,7 +202,7 @@ def fit_trees(survey: Survey, *, trees: int = OUR_TREES, seed: int = 0) -> TreeE
     ``trees.score_trees`` in numpy, so a server can use the result without
     scikit-learn.
     """
-    from sklearn.ensemble import ExtraTreesClassifier
+    from sklearn.ensemble import ExtraTreesClassifier  # type: ignore[import-untyped]
 
     zones = tuple(sorted(set(survey.zones)))
     index = {zone: i for i, zone in enumerate(zones)}
@@ -198,34 +210,35 @@ def fit_trees(survey: Survey, *, trees: int = OUR_TREES, seed: int = 0) -> TreeE
     forest = ExtraTreesClassifier(n_estimators=trees, random_state=seed, n_jobs=1)
     forest.fit(tree_features(survey.rssi), labels)
     columns = np.asarray(forest.classes_, dtype=np.intp)
-    features, thresholds, lefts, rights, roots, shares = [], [], [], [], [], []
-    offset, depth = 0, 0
+    features, thresholds, children, roots, shares = [], [], [], [], []
+    nodes = leaves = 0
     for estimator in forest.estimators_:
         tree = estimator.tree_
-        n = int(tree.node_count)
-        leaf = tree.children_left < 0
-        own = np.arange(n) + offset
-        features.append(np.where(leaf, 0, tree.feature).astype(np.intp))
-        thresholds.append(np.where(leaf, 0.0, tree.threshold))
-        lefts.append(np.where(leaf, own, tree.children_left + offset).astype(np.intp))
-        rights.append(np.where(leaf, own, tree.children_right + offset).astype(np.intp))
-        value = np.zeros((n, len(zones)), dtype=np.float64)
+        value = np.zeros((int(tree.node_count), len(zones)))
         value[:, columns] = tree.value[:, 0, :]
-        totals = value.sum(axis=1, keepdims=True)
-        shares.append((value / np.where(totals > 0, totals, 1.0)).astype(np.float32))
-        roots.append(offset)
-        offset += n
-        depth = max(depth, int(tree.max_depth))
+        feature, threshold, child, share = layout_tree(
+            tree.feature.astype(np.intp),
+            tree.threshold,
+            tree.children_left.astype(np.intp),
+            tree.children_right.astype(np.intp),
+            value,
+        )
+        inner = feature >= 0
+        features.append(feature)
+        thresholds.append(threshold)
+        children.append(np.where(inner, child + nodes, child + leaves))
+        shares.append(share.astype(np.float32))
+        roots.append(nodes)
+        nodes += len(feature)
+        leaves += len(share)
     return TreeEnsemble(
         zones=zones,
         anchors=survey.anchors,
         feature=np.concatenate(features),
         threshold=np.concatenate(thresholds),
-        left=np.concatenate(lefts),
-        right=np.concatenate(rights),
+        child=np.concatenate(children),
         roots=np.array(roots, dtype=np.intp),
         leaf_shares=np.concatenate(shares),
-        depth=depth,
     )
 
 
@@ -262,7 +275,7 @@ def _radio_map_result(
 
 
 def _peer_models() -> dict[str, Any]:
-    from sklearn.ensemble import (  # type: ignore[import-untyped]
+    from sklearn.ensemble import (
         HistGradientBoostingClassifier,
         RandomForestClassifier,
     )
