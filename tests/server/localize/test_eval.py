@@ -102,7 +102,7 @@ def test_fingerprint_eval_with_the_plan_prior(plan: StorePlan) -> None:
     train = simulate_survey(plan, 8, 6.0, seed=5)
     test = simulate_survey(plan, 30, 6.0, seed=6)
     result = evaluate_fingerprint(train, test, plan=plan)
-    assert result["method"] == "learned"
+    assert result["method"] == "learned+trees"
     assert result["radio_map"]["method"] == "fingerprint+path-loss"
     assert result["radio_map"]["zone_accuracy"] >= result["baseline"]["zone_accuracy"]
 

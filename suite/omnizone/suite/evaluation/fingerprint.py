@@ -3,10 +3,16 @@
 Every model is trained on one survey and classifies each sample of another on
 its own (no filter, no time): this measures the per-window likelihood alone.
 
-- **Ours** is the learned likelihood (``learned.fit_learned``: per-zone,
+- **Ours** is the product of two posteriors fitted on the training survey,
+  renormalised (``score_ours``), and the zone with the highest
+  log-probability: the learned likelihood (``learned.fit_learned``: per-zone,
   per-anchor kernel densities as lookup tables, bandwidth and temperature by
-  blocked cross-validation inside the training survey) and the zone with the
-  highest log-probability. The Gaussian radio map (``fingerprint_map``,
+  blocked cross-validation inside the training survey, with the survey's zone
+  shares as prior) and an extremely randomized forest (``fit_trees``: 300
+  fully grown trees, scikit-learn's defaults otherwise, scored in numpy by
+  ``trees.score_trees``). Nothing in it is chosen per set beyond what the
+  tables' cross-validation picks. ``tables_only`` is the learned likelihood
+  alone (the model before issue 14 point 5). The Gaussian radio map (``fingerprint_map``,
   blended with the floor plan's path-loss map when a store plan is given) and
   ``log_likelihood`` is reported beside it under ``radio_map``.
 - **Peers** (issue 14): k-nearest neighbours (k=3), a random forest (200
@@ -38,10 +44,23 @@ from omnizone.server.domain.localize import (
     log_likelihood,
     path_loss_map,
 )
-from omnizone.server.domain.localize.learned import align_readings, fit_learned, score_learned
+from omnizone.server.domain.localize.learned import (
+    LearnedLikelihood,
+    align_readings,
+    fit_learned,
+    score_learned,
+)
+from omnizone.server.domain.localize.trees import (
+    TreeEnsemble,
+    layout_tree,
+    score_trees,
+    tree_features,
+)
 from omnizone.store import StorePlan, load_store
 
 KNN_MISSING_DBM = -100.0
+#: Trees of our model's extremely randomized forest (fixed, never tuned per survey).
+OUR_TREES = 300
 KNN_NEIGHBOURS = (1, 3, 5, 7, 9, 15, 25)
 #: Ours must beat the best peer by this much on every set (issue 14, point 5).
 REQUIRED_MARGIN = 0.03
@@ -65,10 +84,12 @@ def evaluate_fingerprint(
 ) -> dict[str, Any]:
     """Zone accuracy and confusion on ``test`` for ours, the radio map, the peers and kNN."""
     model = fit_learned(train)
+    trees = fit_trees(train, seed=seed)
     aligned, present = align_readings(test, model.anchors)
-    log_p = score_learned(model, aligned, present)
+    log_p = score_ours(model, trees, aligned, present)
     zones = np.array(model.zones, dtype=object)
     ours = zones[log_p.argmax(axis=1)]
+    tables_only = zones[score_learned(model, aligned, present).argmax(axis=1)]
     peers = _peers(train, test)
     best = max(peers, key=lambda name: peers[name]["zone_accuracy"])
     summary = _summary(test.zones, ours.tolist())
@@ -76,12 +97,16 @@ def evaluate_fingerprint(
     knn, chosen = _knn_predict(train, test, seed)
     return {
         **summary,
-        "method": "learned",
+        "method": "learned+trees",
+        "tables_only": _summary(test.zones, tables_only.tolist())["zone_accuracy"],
         "log_loss": _log_loss(model.zones, log_p, test.zones),
         "model": {
             "bandwidth_db": model.bandwidth_db,
             "temperature": round(model.temperature, 4),
             "linear_weight": round(model.linear_weight, 4),
+            "trees": len(trees.roots),
+            "tree_nodes": len(trees.feature),
+            "tree_leaves": len(trees.leaf_shares),
         },
         "n_train": len(train),
         "radio_map": _radio_map_result(train, test, plan, survey_weight),
@@ -149,6 +174,7 @@ def evaluate_fingerprint_suite(
                 "zones": len(result["per_zone_accuracy"]),
                 "zone_accuracy": result["zone_accuracy"],
                 "log_loss": result["log_loss"],
+                "tables_only": result["tables_only"],
                 "radio_map": result["radio_map"]["zone_accuracy"],
                 "peers": {k: v["zone_accuracy"] for k, v in result["peers"].items()},
                 "best_peer": best,
@@ -168,6 +194,74 @@ def evaluate_fingerprint_suite(
     }
 
 
+def fit_trees(survey: Survey, *, trees: int = OUR_TREES, seed: int = 0) -> TreeEnsemble:
+    """Our forest: scikit-learn's extremely randomized trees on ``survey``, as flat arrays.
+
+    Fully grown, sqrt(anchors) candidate anchors per split (scikit-learn's
+    defaults); nothing is chosen per survey. The arrays are scored by
+    ``trees.score_trees`` in numpy, so a server can use the result without
+    scikit-learn.
+    """
+    from sklearn.ensemble import ExtraTreesClassifier  # type: ignore[import-untyped]
+
+    zones = tuple(sorted(set(survey.zones)))
+    index = {zone: i for i, zone in enumerate(zones)}
+    labels = np.array([index[zone] for zone in survey.zones], dtype=np.intp)
+    forest = ExtraTreesClassifier(n_estimators=trees, random_state=seed, n_jobs=1)
+    forest.fit(tree_features(survey.rssi), labels)
+    columns = np.asarray(forest.classes_, dtype=np.intp)
+    features, thresholds, children, roots, shares = [], [], [], [], []
+    nodes = leaves = 0
+    for estimator in forest.estimators_:
+        tree = estimator.tree_
+        value = np.zeros((int(tree.node_count), len(zones)))
+        value[:, columns] = tree.value[:, 0, :]
+        feature, threshold, child, share = layout_tree(
+            tree.feature.astype(np.intp),
+            tree.threshold,
+            tree.children_left.astype(np.intp),
+            tree.children_right.astype(np.intp),
+            value,
+        )
+        inner = feature >= 0
+        features.append(feature)
+        thresholds.append(threshold)
+        children.append(np.where(inner, child + nodes, child + leaves))
+        shares.append(share.astype(np.float32))
+        roots.append(nodes)
+        nodes += len(feature)
+        leaves += len(share)
+    return TreeEnsemble(
+        zones=zones,
+        anchors=survey.anchors,
+        feature=np.concatenate(features),
+        threshold=np.concatenate(thresholds),
+        child=np.concatenate(children),
+        roots=np.array(roots, dtype=np.intp),
+        leaf_shares=np.concatenate(shares),
+    )
+
+
+def score_ours(
+    model: LearnedLikelihood,
+    trees: TreeEnsemble,
+    rssi: NDArray[np.float64],
+    present: NDArray[np.bool_] | None = None,
+) -> NDArray[np.float64]:
+    """(N, Z) log-probabilities of our model: the learned tables' posterior times the trees'.
+
+    A product of the two experts with equal weight, renormalised; both were
+    fitted on the same survey with the same zones in the same (sorted) order.
+    """
+    if model.zones != trees.zones or model.anchors != trees.anchors:
+        raise ValueError("the tables and the trees were fitted on different surveys")
+    logits = score_learned(model, rssi, present) + score_trees(trees, rssi)
+    top = logits.max(axis=1, keepdims=True)
+    total = top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+    result: NDArray[np.float64] = logits - total
+    return result
+
+
 def _radio_map_result(
     train: Survey, test: Survey, plan: StorePlan | None, survey_weight: float
 ) -> dict[str, Any]:
@@ -181,7 +275,7 @@ def _radio_map_result(
 
 
 def _peer_models() -> dict[str, Any]:
-    from sklearn.ensemble import (  # type: ignore[import-untyped]
+    from sklearn.ensemble import (
         HistGradientBoostingClassifier,
         RandomForestClassifier,
     )

@@ -27,7 +27,7 @@ Two ways to send the rows:
   against the per-row classifiers, and is reported beside them, not instead.
 
 Beside it, from the same training survey and test rows:
-``evaluate_fingerprint`` (the learned model, the Gaussian radio map with the
+``evaluate_fingerprint`` (our model: the learned tables × the trees; the Gaussian radio map with the
 store's path-loss map, the peers kNN k=3, random forest 200 and gradient
 boosting) and ``server_model`` (the server's own filter, built as the server
 builds it and fed each row directly, no API: what the phone path must
