@@ -51,6 +51,14 @@ def eval_localize(
             help="every phone advertises, listens or both (issue 15); all: one run per mode"
         ),
     ] = None,
+    delayed_truth: Annotated[
+        list[float] | None,
+        typer.Option(
+            min=0.0,
+            help="also score the true zones reported this many seconds late (repeatable): "
+            "the ceiling of a localizer with that latency",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Simulate the scenario through the real gateway and server path; score the
@@ -88,6 +96,7 @@ def eval_localize(
                 enter_probability=enter_probability,
                 on_progress=functools.partial(_progress, progress, task),
                 phone_mode=cast("PhoneMode | None", mode),
+                truth_delays_s=tuple(delayed_truth or ()),
             )
     if phone_mode == "all":
         print_result({"scenario": plan.name, "modes": results}, json_output, console)
