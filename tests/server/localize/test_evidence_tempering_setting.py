@@ -2,8 +2,15 @@
 
 import pytest
 
+from omnizone.server.domain.localize.localizer import StoreLocalizer
 from omnizone.server.service.locators import evidence_tempering, grid_localizer
 from omnizone.store import StorePlan
+
+
+def _filter(plan: StorePlan) -> StoreLocalizer:
+    built = grid_localizer(plan, 1000)
+    assert isinstance(built, StoreLocalizer)
+    return built
 
 
 def _with(plan: StorePlan, setting: str) -> StorePlan:
@@ -13,7 +20,7 @@ def _with(plan: StorePlan, setting: str) -> StorePlan:
 
 def test_off_keeps_the_fixed_weight(plan: StorePlan) -> None:
     assert evidence_tempering(plan) is None  # the default
-    assert getattr(grid_localizer(plan, 1000), "tempering") is None
+    assert _filter(plan).tempering is None
 
 
 @pytest.mark.parametrize(("setting", "most"), [("lower", 1.0), ("learn", 2.5)])
@@ -22,4 +29,4 @@ def test_lower_may_only_lower_the_weight_and_learn_may_raise_it(
 ) -> None:
     tempering = evidence_tempering(_with(plan, setting))
     assert tempering is not None and tempering.max_weight == most
-    assert getattr(grid_localizer(_with(plan, setting), 1000), "tempering") == tempering
+    assert _filter(_with(plan, setting)).tempering == tempering
