@@ -123,6 +123,7 @@ def run_localize_eval(
         "shadowing_db": scenario.radio.shadowing_sigma_db,
         "gateways": len(store.gateways),
         "truth_interval_ms": scenario.ground_truth_interval_ms,
+        "window_ms": scenario.window_ms,
         "localizer": localizer,
         "phone_modes": dict(scenario.phones.modes),
         "phones": phone_stats,
