@@ -149,6 +149,12 @@ class Localization(StrictModel):
         description="the radio fitted from the gateways hearing one another: auto = applied "
         "when no calibration file is named; always = applied over it; never = shown only",
     )
+    evidence_tempering: Literal["off", "lower", "learn"] = Field(
+        "off",
+        description="learn the evidence weight from how far readings fall from the radio map: "
+        "lower = only ever below 1 (a radio noisier than the map); learn = above 1 too; "
+        "off = the fixed weight (docs/localization.md)",
+    )
 
 
 class StorePlan(StrictModel):

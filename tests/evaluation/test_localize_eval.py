@@ -66,3 +66,30 @@ def test_the_command_takes_a_finer_truth_and_another_hysteresis_bar() -> None:
         app, ["eval", "localize", "--scenario", str(scenario), "--enter-probability", "1.5"]
     )
     assert refused.exit_code == 2
+
+
+def test_the_command_takes_a_window_and_scores_the_delayed_truth() -> None:
+    """`--window-ms 500 --delayed-truth 2.0`: half-second gateway windows, and
+    the true zones reported 2 s late beside the localizer (the ceiling)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from omnizone.suite.cli import app
+
+    scenario = shipped_config("scenarios/quick.yaml")
+    outcome = CliRunner().invoke(
+        app,
+        [
+            "eval", "localize", "--scenario", str(scenario), "--duration", "120",
+            "--window-ms", "500", "--delayed-truth", "0", "--delayed-truth", "2.0", "--json",
+        ],
+    )  # fmt: skip
+    assert outcome.exit_code == 0, outcome.output
+    result = json.loads(outcome.stdout.strip().splitlines()[-1])
+    assert result["window_ms"] == 500
+    exact, late = result["delayed_truth"]["0"], result["delayed_truth"]["2"]
+    assert exact["zone_accuracy"] == 1.0 and exact["flaps_per_shopper_hour"] == 0
+    assert late["zone_accuracy"] < 1.0 and late["flaps_per_shopper_hour"] == 0
+    if late["entries_scored"]:
+        assert late["change_latency_median_s"] == 2.0

@@ -1,6 +1,15 @@
 """The accuracy definitions on hand-made timelines: each figure moves when it should."""
 
-from omnizone.suite.evaluation.metrics import Placement, RecordedVisit, TruthRow, evaluate
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from omnizone.suite.evaluation.metrics import (
+    Placement,
+    RecordedVisit,
+    TruthRow,
+    delayed_truth,
+    evaluate,
+)
 
 T0 = 1_795_251_600_000
 
@@ -150,3 +159,36 @@ def test_every_true_change_is_counted_short_stays_and_leaving_included() -> None
     assert result["n_truth_changes"] == 3
     # scored: only the return to a; b lasted 1 s, and leaving is not an entry
     assert result["entries_scored"] == 1
+
+
+def test_delayed_truth_reports_every_change_late_and_never_flaps() -> None:
+    truth = _truth([None] * 2 + ["a"] * 20 + ["b"] * 20 + ["a"] * 10)
+    placements = delayed_truth(truth, 2000)
+    assert placements["eid:01"] == [
+        Placement(T0 + 2000, None),
+        Placement(T0 + 4000, "a"),
+        Placement(T0 + 24_000, "b"),
+        Placement(T0 + 44_000, "a"),
+    ]
+    result = evaluate(truth, placements, [], min_stay_s=5)
+    assert result["flaps_per_shopper_hour"] == 0
+    assert result["change_latency_median_s"] == 2.0
+    # late by 2 rows at every change, and the first 2 rows have no report yet (None is right)
+    assert result["zone_accuracy"] == round((52 - 6) / 52, 4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    zones=st.lists(st.sampled_from(["a", "b", "c", None]), min_size=1, max_size=80),
+    delay=st.integers(min_value=0, max_value=5),
+)
+def test_delayed_truth_is_exact_at_no_delay_and_loses_at_most_the_delay_per_change(
+    zones: list[str | None], delay: int
+) -> None:
+    truth = _truth(zones)
+    assert evaluate(truth, delayed_truth(truth, 0), [], min_stay_s=0)["zone_accuracy"] == 1.0
+    placements = delayed_truth(truth, delay * 1000)
+    result = evaluate(truth, placements, [], min_stay_s=0)
+    changes = len(placements["eid:01"])  # the first placement included
+    assert result["zone_accuracy"] >= round(1 - changes * delay / len(zones), 4)
+    assert result["flaps_per_shopper_hour"] == 0

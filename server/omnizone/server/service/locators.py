@@ -23,6 +23,7 @@ from omnizone.store import StorePlan
 
 if TYPE_CHECKING:
     from omnizone.server.domain.localize.hmm import Hysteresis
+    from omnizone.server.domain.localize.likelihood import ResidualTempering
 
 #: grid: the position filter over floor cells (the default); zone: the filter
 #: over zones directly; nearest: the loudest-gateway baseline.
@@ -483,6 +484,7 @@ def grid_localizer(
             window_ms=window_ms,
             hysteresis=hysteresis,
             survey=radio.survey,
+            tempering=evidence_tempering(plan),
             beacons=bool(plan.beacons),  # the fixed beacons listening phones hear (issue 15)
             **radio.model_parameters(plan),
         ),
@@ -506,10 +508,22 @@ def zone_localizer(
             window_ms=window_ms,
             hysteresis=hysteresis,
             survey=radio.survey,
+            tempering=evidence_tempering(plan),
             beacons=bool(plan.beacons),  # the fixed beacons listening phones hear (issue 15)
             **radio.model_parameters(plan),
         ),
     )
+
+
+def evidence_tempering(plan: StorePlan) -> "ResidualTempering | None":
+    """The store's ``localization.evidence_tempering`` as the filter's
+    tempering (``likelihood.ResidualTempering``); None when off."""
+    from omnizone.server.domain.localize.likelihood import ResidualTempering
+
+    setting = plan.localization.evidence_tempering
+    if setting == "off":
+        return None
+    return ResidualTempering(max_weight=1.0) if setting == "lower" else ResidualTempering()
 
 
 def default_enter_probability(kind: LocatorKind) -> float | None:

@@ -51,6 +51,22 @@ def eval_localize(
             help="every phone advertises, listens or both (issue 15); all: one run per mode"
         ),
     ] = None,
+    window_ms: Annotated[
+        int | None,
+        typer.Option(
+            min=100,
+            help="the gateways' BLE window instead of the scenario's (1000 ms by default): "
+            "shorter windows let the filter decide sooner",
+        ),
+    ] = None,
+    delayed_truth: Annotated[
+        list[float] | None,
+        typer.Option(
+            min=0.0,
+            help="also score the true zones reported this many seconds late (repeatable): "
+            "the ceiling of a localizer with that latency",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Simulate the scenario through the real gateway and server path; score the
@@ -76,6 +92,7 @@ def eval_localize(
         seed=seed,
         duration_s=duration,
         ground_truth_interval_ms=truth_interval_ms,
+        window_ms=window_ms,
     )
     runs = modes if phone_mode == "all" else (phone_mode,)
     results: dict[str, dict[str, Any]] = {}
@@ -88,6 +105,7 @@ def eval_localize(
                 enter_probability=enter_probability,
                 on_progress=functools.partial(_progress, progress, task),
                 phone_mode=cast("PhoneMode | None", mode),
+                truth_delays_s=tuple(delayed_truth or ()),
             )
     if phone_mode == "all":
         print_result({"scenario": plan.name, "modes": results}, json_output, console)
@@ -280,6 +298,12 @@ def eval_replay(
     localizer: Annotated[
         str, typer.Option(help="grid (position filter, the default) or zone (zone filter)")
     ] = "grid",
+    window_ms: Annotated[
+        int,
+        typer.Option(
+            min=100, help="the BLE window the readings are cut into (a gateway's window_ms)"
+        ),
+    ] = 1000,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Replay real readings through the deployed server (build_server, ingest);
@@ -303,6 +327,7 @@ def eval_replay(
             truth,
             survey_path=survey,
             localizer="grid" if localizer == "grid" else "zone",
+            window_ms=window_ms,
         )
     except (ImportProblems, SurveyError, StoreConfigError) as error:
         console.print(str(error), markup=False, style="red")

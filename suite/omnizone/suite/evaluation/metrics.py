@@ -204,6 +204,29 @@ def evaluate(
     }
 
 
+def delayed_truth(truth: Iterable[TruthRow], delay_ms: int) -> dict[str, list[Placement]]:
+    """The ceiling of a causal localizer: each device's true zone timeline,
+    every change reported ``delay_ms`` after it happened (its changes only, as
+    ``zone_recorder`` keeps a server's). Scored with ``evaluate``, it has no
+    flaps and a stable-entry latency of ``delay_ms`` (at the truth's
+    resolution), so its zone accuracy is the most any localizer that
+    reports entries that late can reach."""
+    if delay_ms < 0:
+        raise ValueError("delay_ms must not be negative")
+    by_device: dict[str, list[TruthRow]] = defaultdict(list)
+    for row in truth:
+        by_device[row.device].append(row)
+    timelines: dict[str, list[Placement]] = {}
+    for device, rows in by_device.items():
+        rows.sort(key=lambda r: r.t_ms)
+        timeline: list[Placement] = []
+        for row in rows:
+            if not timeline or timeline[-1].zone != row.zone:
+                timeline.append(Placement(row.t_ms + delay_ms, row.zone))
+        timelines[device] = timeline
+    return timelines
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     """One stretch of a reported timeline in one zone."""
