@@ -47,7 +47,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from omnizone.broker.secrets import private_file
 from omnizone.contract import (
-    BleSighting,
     HealthMessage,
     NfcTap,
     RfidItem,
@@ -64,6 +63,7 @@ from omnizone.server.service.ports.ingest import (
     IngestTransaction,
     IngestWrites,
     ReceivedKey,
+    SightingFields,
     VisitStatus,
 )
 
@@ -375,7 +375,7 @@ class _SqlTransaction(IngestTransaction):
         self._received: list[tuple[ReceivedKey, dict[str, Any]]] = []
         self._ids: dict[ReceivedKey, int] = {}
         self._current: ReceivedKey | None = None
-        self._sightings: list[tuple[ReceivedKey, str, str, Sequence[BleSighting]]] = []
+        self._sightings: list[tuple[ReceivedKey, str, str, Sequence[SightingFields]]] = []
         self._touched: dict[tuple[str, str], int] = {}
 
     def write(self) -> None:
@@ -501,7 +501,7 @@ class _SqlTransaction(IngestTransaction):
         return self._ids[key]
 
     def add_ble_sightings(
-        self, store: str, gateway: str, seq: int, items: Sequence[BleSighting]
+        self, store: str, gateway: str, seq: int, items: Sequence[SightingFields]
     ) -> None:
         self._sightings.append((self._key(), store, gateway, list(items)))
 
