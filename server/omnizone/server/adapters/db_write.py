@@ -10,6 +10,7 @@ Every part's adapter declares its tables on this ``Base``. The reads live in
 
 import functools
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -277,7 +278,14 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> Engine:
             sidecar = database.with_name(database.name + extra)
             if sidecar.exists():
                 sidecar.chmod(0o600)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url,
+        connect_args={
+            "check_same_thread": False,
+            "timeout": SQLITE_BUSY_TIMEOUT_S,
+            "factory": _serialized_writers(parsed.database or ":memory:"),
+        },
+    )
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -291,6 +299,93 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> Engine:
         cursor.close()
 
     return engine
+
+
+#: How long a writer waits for SQLite's write lock (and for this process's
+#: writer lock in front of it) before giving up.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+_WRITER_LOCKS: dict[str, threading.Lock] = {}
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def _serialized_writers(database: str) -> type[sqlite3.Connection]:
+    """A SQLite connection class whose writers queue, within this process, on
+    one lock per database file from their first write to their commit or
+    rollback. SQLite lets one writer in at a time and makes the others poll
+    (its busy handler sleeps 1, 2, 5 ... up to 100 ms between tries), so a
+    writer could sleep for most of 100 ms after the lock was free: with the
+    offer engine, the phones' acks and ingest all writing, a window's commit
+    waited that way. A thread waiting on the lock here is woken as soon as
+    it is released. Other processes still meet SQLite's own lock and busy
+    timeout, as before; a writer that waited ``SQLITE_BUSY_TIMEOUT_S`` here
+    goes on to SQLite's."""
+    key = database if database == ":memory:" else str(Path(database).resolve())
+    with _WRITER_LOCKS_GUARD:
+        lock = _WRITER_LOCKS.setdefault(key, threading.Lock())
+
+    class SerializedWriters(sqlite3.Connection):
+        _holds = False
+
+        def _before(self, statement: str) -> None:
+            if not self._holds and statement.lstrip()[:7].upper().startswith(_WRITES):
+                self._holds = lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S)
+
+        def _after(self) -> None:
+            if self._holds and not self.in_transaction:
+                self._holds = False
+                lock.release()
+
+        def cursor(self, factory: Any = None) -> sqlite3.Cursor:
+            return super().cursor(factory or _WriterCursor)
+
+        def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+            return self.cursor().execute(sql, parameters)
+
+        def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+            return self.cursor().executemany(sql, parameters)
+
+        def commit(self) -> None:
+            try:
+                super().commit()
+            finally:
+                self._after()
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            finally:
+                self._after()
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                if self._holds:
+                    self._holds = False
+                    lock.release()
+
+    return SerializedWriters
+
+
+class _WriterCursor(sqlite3.Cursor):
+    """Tells its ``SerializedWriters`` connection of each statement."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        connection: Any = self.connection
+        connection._before(sql)
+        try:
+            return super().execute(sql, parameters)
+        finally:
+            connection._after()  # a write outside a transaction is done
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        connection: Any = self.connection
+        connection._before(sql)
+        try:
+            return super().executemany(sql, parameters)
+        finally:
+            connection._after()
 
 
 def in_chunks(ids: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
