@@ -310,3 +310,45 @@ def test_visit_events_of_a_batch_close_the_open_rows_of_earlier_ones(repo: SqlRe
         ("c", "z2", t + 2000, "pass_by"),
         ("d", "z3", t + 1000, "visit"),
     ]
+
+
+def test_sqlite_writers_of_one_process_queue_instead_of_failing(repo: SqlRepository) -> None:
+    """A second writer waits in this process for the first one's commit, even
+    when SQLite itself would refuse it at once (its busy timeout at 0)."""
+    import threading
+
+    from sqlalchemy import text
+
+    started, done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with repo.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA busy_timeout = 0")
+                connection.commit()
+                started.set()
+                with connection.begin():
+                    connection.execute(
+                        text(
+                            "INSERT INTO device_presence VALUES "
+                            "('s', 'b', 'z', 1, 1, 1, NULL, NULL)"
+                        )
+                    )
+        except BaseException as error:  # reported below
+            errors.append(error)
+        finally:
+            done.set()
+
+    with repo.engine.connect() as first, first.begin():
+        first.execute(
+            text("INSERT INTO device_presence VALUES ('s', 'a', 'z', 1, 1, 1, NULL, NULL)")
+        )
+        writer = threading.Thread(target=second)
+        writer.start()
+        started.wait(10)
+        assert not done.wait(0.5), f"the second writer did not wait: {errors}"
+    writer.join(10)
+    assert errors == []
+    with Session(repo.engine) as session:
+        assert sorted(session.scalars(select(DevicePresenceRow.device))) == ["a", "b"]
