@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Concatenate, ParamSpec
+from typing import Any, ClassVar, Concatenate, ParamSpec, Self
 
 from sqlalchemy import (
     JSON,
@@ -336,7 +336,7 @@ def _serialized_writers(database: str) -> type[sqlite3.Connection]:
                 self._holds = False
                 lock.release()
 
-        def cursor(self, factory: Any = None) -> sqlite3.Cursor:
+        def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]
             return super().cursor(factory or _WriterCursor)
 
         def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
@@ -371,7 +371,7 @@ def _serialized_writers(database: str) -> type[sqlite3.Connection]:
 class _WriterCursor(sqlite3.Cursor):
     """Tells its ``SerializedWriters`` connection of each statement."""
 
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+    def execute(self, sql: str, parameters: Any = (), /) -> Self:
         connection: Any = self.connection
         connection._before(sql)
         try:
@@ -379,7 +379,7 @@ class _WriterCursor(sqlite3.Cursor):
         finally:
             connection._after()  # a write outside a transaction is done
 
-    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+    def executemany(self, sql: str, parameters: Any, /) -> Self:
         connection: Any = self.connection
         connection._before(sql)
         try:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from omnizone.contract import (
     MAX_SEQ,
@@ -109,10 +109,11 @@ class InboundMessage:
     received_ms: int
 
 
-class ResolvedSighting(NamedTuple):
+@dataclass(slots=True)
+class ResolvedSighting:
     """A sighting whose rotating id was resolved: the contract's fields with
-    the shopper as the device (a tuple, not a validated model: it is made
-    for every resolved sighting of every message)."""
+    the shopper as the device (a plain record, not a validated model: it is
+    made for every resolved sighting of every message)."""
 
     device: str
     window_start_ms: int
