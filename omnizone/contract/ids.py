@@ -21,6 +21,11 @@ _MAC_LIKE = re.compile(r"(?i)\b[0-9a-f]{2}(?:[:-][0-9a-f]{2}){5}\b")
 
 
 def check_device_key(value: str) -> str:
+    if _DEVICE_KEY.match(value):
+        # A key of the valid pattern cannot hold a MAC address: none of its
+        # forms has six two-character groups in a row (the common case first,
+        # one regular expression instead of two per sighting).
+        return value
     if _MAC_LIKE.search(value):
         raise ValueError(f"device key {value!r} contains a MAC address; MACs never leave a gateway")
     if not _DEVICE_KEY.match(value):

@@ -22,6 +22,7 @@ from omnizone.server.adapters.db import (
     VisitRow,
 )
 from omnizone.server.adapters.memory import MemoryRepository
+from omnizone.server.domain.visits import VisitClosed, VisitOpened
 from omnizone.server.service.ingest import InboundMessage, IngestService, Outcome
 from omnizone.server.service.locators import ZonePlacement
 from omnizone.server.service.ports import Repository
@@ -224,3 +225,130 @@ def test_batches_on_the_memory_twin_match_sqlite(plan: StorePlan, repo: SqlRepos
     assert memory.recent_visits(STORE, 1000, None) == repo.recent_visits(STORE, 1000, None)
     assert memory.presence_by_zone(STORE) == repo.presence_by_zone(STORE)
     assert memory.ingest_stats() == repo.ingest_stats()
+
+
+class _Registered:
+    """The server's ``DeviceIdentity`` in small: DEVICES[0..9] are shoppers who
+    allow everything, DEVICES[10] a shopper who allows offers only (tracked,
+    never stored), DEVICES[11] nobody; every call to ``resolve`` is counted."""
+
+    def __init__(self) -> None:
+        self.resolved: list[tuple[str, int]] = []
+
+    def resolve(self, device: str, at_ms: int, store: str) -> str | None:
+        self.resolved.append((device, at_ms))
+        index = DEVICES.index(device)
+        return None if index == 11 else f"shopper-{index}"
+
+    def may_store_location(self, device: str) -> bool:
+        return device != "shopper-10"
+
+    def may_track(self, device: str) -> bool:
+        return True
+
+
+def test_a_batch_resolves_each_rotating_id_once_per_window_and_stores_what_one_at_a_time_does(
+    plan: StorePlan, tmp_path: Path
+) -> None:
+    messages = _walk(plan, 30, seed=11)
+    gateways = len(plan.gateway_zones)
+    one, many = (SqlRepository.from_url(f"sqlite:///{tmp_path / n}.db") for n in ("one", "many"))
+    try:
+        identities = _Registered(), _Registered()
+        alone, batched = (
+            IngestService({plan.id: plan}, repo, identity=identity)
+            for repo, identity in zip((one, many), identities, strict=True)
+        )
+        placed_alone, placed_batched = _recording(alone), _recording(batched)
+        for m in messages:
+            alone.handle(m.topic, m.payload, m.received_ms)
+        for start in range(0, len(messages), gateways):  # a window's messages together
+            batched.handle_batch(messages[start : start + gateways])
+        stored = _stored(many)
+        assert stored == _stored(one)
+        assert placed_batched == placed_alone
+        assert batched.counters == alone.counters
+        assert alone.counters.unresolved_dropped > 0
+        # One-at-a-time asks for every sighting; a window's batch once per id.
+        asked_alone, asked_batched = (i.resolved for i in identities)
+        assert len(asked_alone) > len(set(asked_alone))
+        assert sorted(asked_batched) == sorted(set(asked_alone))
+        with Session(many.engine) as session:
+            devices = set(session.scalars(select(BleSightingRow.device).distinct()))
+        assert devices and all(d.startswith("shopper-") for d in devices)  # no raw id stored
+        assert "shopper-10" not in devices  # offers only: placed, never written down
+        assert any(p.device == "shopper-10" for _s, p in placed_batched)
+    finally:
+        one.close()
+        many.close()
+
+
+def test_visit_events_of_a_batch_close_the_open_rows_of_earlier_ones(repo: SqlRepository) -> None:
+    """A batch's visit events are written together: a close finds the row an
+    earlier batch opened, or the one this batch opened, or stores the visit
+    closed when no open row exists (a stay resumed from a presence row)."""
+    t = T0
+    with repo.transaction() as tx:
+        tx.apply_visit_events(STORE, "a", [VisitOpened("z1", t)])
+        tx.apply_visit_events(STORE, "b", [VisitOpened("z1", t)])
+    with repo.transaction() as tx:
+        tx.apply_visit_events(STORE, "a", [VisitClosed("z1", t, t + 9000, pass_by=False)])
+        tx.apply_visit_events(STORE, "c", [VisitOpened("z2", t + 1000)])
+        tx.apply_visit_events(STORE, "c", [VisitClosed("z2", t + 1000, t + 2000, pass_by=True)])
+        tx.apply_visit_events(STORE, "d", [VisitClosed("z3", t - 5000, t + 1000, pass_by=False)])
+        tx.apply_visit_events(STORE, "a", [VisitOpened("z2", t + 9000)])
+    with Session(repo.engine) as session:
+        rows = session.execute(
+            select(VisitRow.device, VisitRow.zone, VisitRow.left_ms, VisitRow.status).order_by(
+                VisitRow.device, VisitRow.entered_ms
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("a", "z1", t + 9000, "visit"),
+        ("a", "z2", None, "open"),
+        ("b", "z1", None, "open"),
+        ("c", "z2", t + 2000, "pass_by"),
+        ("d", "z3", t + 1000, "visit"),
+    ]
+
+
+def test_sqlite_writers_of_one_process_queue_instead_of_failing(repo: SqlRepository) -> None:
+    """A second writer waits in this process for the first one's commit, even
+    when SQLite itself would refuse it at once (its busy timeout at 0)."""
+    import threading
+
+    from sqlalchemy import text
+
+    started, done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with repo.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA busy_timeout = 0")
+                connection.commit()
+                started.set()
+                with connection.begin():
+                    connection.execute(
+                        text(
+                            "INSERT INTO device_presence VALUES "
+                            "('s', 'b', 'z', 1, 1, 1, NULL, NULL)"
+                        )
+                    )
+        except BaseException as error:  # reported below
+            errors.append(error)
+        finally:
+            done.set()
+
+    with repo.engine.connect() as first, first.begin():
+        first.execute(
+            text("INSERT INTO device_presence VALUES ('s', 'a', 'z', 1, 1, 1, NULL, NULL)")
+        )
+        writer = threading.Thread(target=second)
+        writer.start()
+        started.wait(10)
+        assert not done.wait(0.5), f"the second writer did not wait: {errors}"
+    writer.join(10)
+    assert errors == []
+    with Session(repo.engine) as session:
+        assert sorted(session.scalars(select(DevicePresenceRow.device))) == ["a", "b"]

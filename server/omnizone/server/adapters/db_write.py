@@ -10,12 +10,13 @@ Every part's adapter declares its tables on this ``Base``. The reads live in
 
 import functools
 import logging
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Concatenate, ParamSpec
+from typing import Any, ClassVar, Concatenate, ParamSpec, Self
 
 from sqlalchemy import (
     JSON,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -47,7 +49,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from omnizone.broker.secrets import private_file
 from omnizone.contract import (
-    BleSighting,
     HealthMessage,
     NfcTap,
     RfidItem,
@@ -64,6 +65,7 @@ from omnizone.server.service.ports.ingest import (
     IngestTransaction,
     IngestWrites,
     ReceivedKey,
+    SightingFields,
     VisitStatus,
 )
 
@@ -276,7 +278,14 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> Engine:
             sidecar = database.with_name(database.name + extra)
             if sidecar.exists():
                 sidecar.chmod(0o600)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url,
+        connect_args={
+            "check_same_thread": False,
+            "timeout": SQLITE_BUSY_TIMEOUT_S,
+            "factory": _serialized_writers(parsed.database or ":memory:"),
+        },
+    )
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -290,6 +299,93 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> Engine:
         cursor.close()
 
     return engine
+
+
+#: How long a writer waits for SQLite's write lock (and for this process's
+#: writer lock in front of it) before giving up.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+_WRITER_LOCKS: dict[str, threading.Lock] = {}
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def _serialized_writers(database: str) -> type[sqlite3.Connection]:
+    """A SQLite connection class whose writers queue, within this process, on
+    one lock per database file from their first write to their commit or
+    rollback. SQLite lets one writer in at a time and makes the others poll
+    (its busy handler sleeps 1, 2, 5 ... up to 100 ms between tries), so a
+    writer could sleep for most of 100 ms after the lock was free: with the
+    offer engine, the phones' acks and ingest all writing, a window's commit
+    waited that way. A thread waiting on the lock here is woken as soon as
+    it is released. Other processes still meet SQLite's own lock and busy
+    timeout, as before; a writer that waited ``SQLITE_BUSY_TIMEOUT_S`` here
+    goes on to SQLite's."""
+    key = database if database == ":memory:" else str(Path(database).resolve())
+    with _WRITER_LOCKS_GUARD:
+        lock = _WRITER_LOCKS.setdefault(key, threading.Lock())
+
+    class SerializedWriters(sqlite3.Connection):
+        _holds = False
+
+        def _before(self, statement: str) -> None:
+            if not self._holds and statement.lstrip()[:7].upper().startswith(_WRITES):
+                self._holds = lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S)
+
+        def _after(self) -> None:
+            if self._holds and not self.in_transaction:
+                self._holds = False
+                lock.release()
+
+        def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]
+            return super().cursor(factory or _WriterCursor)
+
+        def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+            return self.cursor().execute(sql, parameters)
+
+        def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+            return self.cursor().executemany(sql, parameters)
+
+        def commit(self) -> None:
+            try:
+                super().commit()
+            finally:
+                self._after()
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            finally:
+                self._after()
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                if self._holds:
+                    self._holds = False
+                    lock.release()
+
+    return SerializedWriters
+
+
+class _WriterCursor(sqlite3.Cursor):
+    """Tells its ``SerializedWriters`` connection of each statement."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Self:
+        connection: Any = self.connection
+        connection._before(sql)
+        try:
+            return super().execute(sql, parameters)
+        finally:
+            connection._after()  # a write outside a transaction is done
+
+    def executemany(self, sql: str, parameters: Any, /) -> Self:
+        connection: Any = self.connection
+        connection._before(sql)
+        try:
+            return super().executemany(sql, parameters)
+        finally:
+            connection._after()
 
 
 def in_chunks(ids: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
@@ -369,20 +465,22 @@ class _SqlTransaction(IngestTransaction):
     def __init__(self, session: Session) -> None:
         self._s = session
         self._writes: list[Callable[[], None]] = []
-        self._presence_keys: set[tuple[str, str]] = set()
-        self._presence: dict[tuple[str, str], DevicePresenceRow | None] = {}
+        # What the batch leaves of each device's presence row (None: deleted),
+        # its visit events in order, and its event-stream rows: each written
+        # in a statement or two for the whole batch, not an ORM row at a time.
+        self._presence: dict[tuple[str, str], DeviceVisitState | None] = {}
+        self._visit_events: list[tuple[str, str, VisitEvent]] = []
+        self._stream_events: list[OutboxEvent] = []
         # The messages of the batch, inserted together; their ids by key after.
         self._received: list[tuple[ReceivedKey, dict[str, Any]]] = []
         self._ids: dict[ReceivedKey, int] = {}
         self._current: ReceivedKey | None = None
-        self._sightings: list[tuple[ReceivedKey, str, str, Sequence[BleSighting]]] = []
+        self._sightings: list[tuple[ReceivedKey, str, str, Sequence[SightingFields]]] = []
         self._touched: dict[tuple[str, str], int] = {}
 
     def write(self) -> None:
         """Run the queued writes, in the order they were asked for, then
         insert every message's sightings in one go."""
-        if self._presence_keys:
-            self._load_presence_rows()
         if self._received:
             self._insert_received()
         if self._touched:
@@ -390,6 +488,15 @@ class _SqlTransaction(IngestTransaction):
         writes, self._writes = self._writes, []
         for write in writes:
             write()
+        if self._visit_events:
+            events, self._visit_events = self._visit_events, []
+            self._write_visits(events)
+        if self._presence:
+            presence, self._presence = self._presence, {}
+            self._write_presence(presence)
+        if self._stream_events:
+            stream, self._stream_events = self._stream_events, []
+            self._insert_stream_events(stream)
         if self._sightings:
             pending, self._sightings = self._sightings, []
             self._insert_sightings(
@@ -501,7 +608,7 @@ class _SqlTransaction(IngestTransaction):
         return self._ids[key]
 
     def add_ble_sightings(
-        self, store: str, gateway: str, seq: int, items: Sequence[BleSighting]
+        self, store: str, gateway: str, seq: int, items: Sequence[SightingFields]
     ) -> None:
         self._sightings.append((self._key(), store, gateway, list(items)))
 
@@ -531,18 +638,21 @@ class _SqlTransaction(IngestTransaction):
             [dict(zip(_SIGHTING_COLUMNS, row, strict=True)) for row in rows],
         )
 
-    @_deferred
     def add_stream_events(self, events: Sequence[OutboxEvent]) -> None:
-        """``event_outbox`` rows in this transaction; a message id already
-        stored is skipped (the same fact told again)."""
-        if not events:
-            return
+        self._stream_events.extend(events)
+
+    def _insert_stream_events(self, events: Sequence[OutboxEvent]) -> None:
+        """``event_outbox`` rows of the whole batch in one statement, in the
+        order they were told; a message id already stored is skipped (the
+        same fact told again)."""
         table = Base.metadata.tables["event_outbox"]
-        dialect = self._s.get_bind().dialect.name
-        module = sqlite_dialect if dialect == "sqlite" else postgresql_dialect
-        stored_ms = wall_clock_ms()
-        rows = outbox_values(events, stored_ms)
-        self._s.execute(module.insert(table).on_conflict_do_nothing(), rows)
+        rows = outbox_values(events, wall_clock_ms())
+        self._s.connection().execute(self._dialect().insert(table).on_conflict_do_nothing(), rows)
+
+    def _dialect(self) -> Any:
+        """The dialect module whose ``insert`` has ON CONFLICT (SQLite or PostgreSQL)."""
+        name = self._s.get_bind().dialect.name
+        return sqlite_dialect if name == "sqlite" else postgresql_dialect
 
     def add_nfc_taps(self, store: str, gateway: str, seq: int, items: Sequence[NfcTap]) -> None:
         key, items = self._key(), list(items)
@@ -660,71 +770,131 @@ class _SqlTransaction(IngestTransaction):
             row.health = message.model_dump(mode="json")
             row.version = message.version
 
-    @_deferred
     def apply_visit_events(self, store: str, device: str, events: Sequence[VisitEvent]) -> None:
-        for ev in events:
+        self._visit_events.extend((store, device, ev) for ev in events)
+
+    def _write_visits(self, events: Sequence[tuple[str, str, VisitEvent]]) -> None:
+        """The batch's visit events: an opened visit is a new row; a closed one
+        closes the open row of the same (store, device, zone, entered_ms),
+        whether the batch opened it or an earlier one did, or is stored
+        closed when there is none. One look-up of the open rows, one update
+        and one insert for the whole batch."""
+        table = Base.metadata.tables[VisitRow.__tablename__]
+        new: list[dict[str, Any]] = []  # in the order of the events
+        opened: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+        closing: list[tuple[tuple[str, str, str, int], dict[str, Any]]] = []
+        for store, device, ev in events:
+            key = (store, device, ev.zone, ev.entered_ms)
             if isinstance(ev, VisitOpened):
-                self._s.add(
-                    VisitRow(
-                        store=store,
-                        device=device,
-                        zone=ev.zone,
-                        entered_ms=ev.entered_ms,
-                        status="open",
-                    )
-                )
+                row: dict[str, Any] = {
+                    "store": store,
+                    "device": device,
+                    "zone": ev.zone,
+                    "entered_ms": ev.entered_ms,
+                    "left_ms": None,
+                    "dwell_s": None,
+                    "status": "open",
+                }
+                new.append(row)
+                opened[key] = row
                 continue
             assert isinstance(ev, VisitClosed)
             status: VisitStatus = "pass_by" if ev.pass_by else "visit"
-            row = self._s.scalar(
-                select(VisitRow).where(
-                    VisitRow.store == store,
-                    VisitRow.device == device,
-                    VisitRow.status == "open",
-                    VisitRow.zone == ev.zone,
-                    VisitRow.entered_ms == ev.entered_ms,
+            closed = {"left_ms": ev.left_ms, "dwell_s": ev.dwell_s, "status": status}
+            if key in opened:  # opened in this batch: inserted closed
+                opened.pop(key).update(closed)
+                continue
+            row = {"store": store, "device": device, "zone": ev.zone, "entered_ms": ev.entered_ms}
+            row.update(closed)
+            new.append(row)  # unless an open row is found below
+            closing.append((key, row))
+        connection = self._s.connection()
+        if closing:
+            stored: dict[tuple[str, str, str, int], list[int]] = {}
+            by_store: dict[str, list[str]] = {}
+            for (store, device, _zone, _entered), _row in closing:
+                by_store.setdefault(store, []).append(device)
+            for store, devices in by_store.items():
+                for chunk in in_chunks(sorted(set(devices))):
+                    found = connection.execute(
+                        select(table.c.id, table.c.device, table.c.zone, table.c.entered_ms)
+                        .where(
+                            table.c.store == store,
+                            table.c.status == "open",
+                            table.c.device.in_(chunk),
+                        )
+                        .order_by(table.c.id)
+                    )
+                    for id_, device, zone, entered in found:
+                        stored.setdefault((store, device, zone, entered), []).append(id_)
+            updates, in_place = [], set()
+            for key, row in closing:
+                ids = stored.get(key)
+                if ids:  # the open row of an earlier batch: closed in place
+                    updates.append({"row_id": ids.pop(0), **{k: row[k] for k in _CLOSED}})
+                    in_place.add(id(row))
+            new = [row for row in new if id(row) not in in_place]
+            if updates:
+                connection.execute(
+                    update(table)
+                    .where(table.c.id == bindparam("row_id"))
+                    .values({k: bindparam(k) for k in _CLOSED}),
+                    updates,
                 )
-            )
-            if row is None:
-                row = VisitRow(store=store, device=device, zone=ev.zone, entered_ms=ev.entered_ms)
-                self._s.add(row)
-            row.left_ms, row.dwell_s, row.status = ev.left_ms, ev.dwell_s, status
+        if new:
+            connection.execute(insert(table), new)
 
     def save_presence(self, store: str, device: str, state: DeviceVisitState | None) -> None:
-        self._presence_keys.add((store, device))
-        self._writes.append(functools.partial(self._save_presence, store, device, state))
+        self._presence[(store, device)] = state
 
-    def _load_presence_rows(self) -> None:
-        """One query for every presence row the message rewrites, not one each."""
-        by_store: dict[str, list[str]] = {}
-        for store, device in self._presence_keys:
-            by_store.setdefault(store, []).append(device)
-        for store, devices in by_store.items():
-            for chunk in in_chunks(devices):
-                found = self._s.scalars(
-                    select(DevicePresenceRow).where(
-                        DevicePresenceRow.store == store, DevicePresenceRow.device.in_(chunk)
-                    )
-                )
-                self._presence.update({(store, device): None for device in chunk})
-                self._presence.update({(r.store, r.device): r for r in found})
-        self._presence_keys.clear()
+    def _write_presence(self, presence: Mapping[tuple[str, str], DeviceVisitState | None]) -> None:
+        """Every presence row the batch rewrites: one upsert and one delete
+        for them all (SQLite and PostgreSQL both have ON CONFLICT)."""
+        table = Base.metadata.tables[DevicePresenceRow.__tablename__]
+        connection = self._s.connection()
+        gone = [{"s": s, "d": d} for (s, d), state in presence.items() if state is None]
+        rows = [
+            {
+                "store": store,
+                "device": device,
+                "zone": state.zone,
+                "entered_ms": state.entered_ms,
+                "last_in_zone_ms": state.last_in_zone_ms,
+                "last_heard_ms": state.last_heard_ms,
+                "away_zone": state.away_zone,
+                "away_since_ms": state.away_since_ms,
+            }
+            for (store, device), state in presence.items()
+            if state is not None
+        ]
+        if gone:
+            connection.execute(
+                delete(table).where(
+                    table.c.store == bindparam("s"), table.c.device == bindparam("d")
+                ),
+                gone,
+            )
+        if rows:
+            upsert = self._dialect().insert(table)
+            connection.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[table.c.store, table.c.device],
+                    set_={name: upsert.excluded[name] for name in _PRESENCE_STATE},
+                ),
+                rows,
+            )
 
-    def _save_presence(self, store: str, device: str, state: DeviceVisitState | None) -> None:
-        key = (store, device)
-        row = self._presence[key] if key in self._presence else self._s.get(DevicePresenceRow, key)
-        if state is None:
-            if row is not None:
-                self._s.delete(row)
-                self._presence[key] = None
-            return
-        if row is None:
-            row = DevicePresenceRow(store=store, device=device)
-            self._s.add(row)
-            self._presence[key] = row
-        row.zone, row.entered_ms = state.zone, state.entered_ms
-        row.last_in_zone_ms, row.last_heard_ms = state.last_in_zone_ms, state.last_heard_ms
-        row.away_zone, row.away_since_ms = state.away_zone, state.away_since_ms
+
+#: The columns a closed visit sets, and those of a presence row's state.
+_CLOSED = ("left_ms", "dwell_s", "status")
+_PRESENCE_STATE = (
+    "zone",
+    "entered_ms",
+    "last_in_zone_ms",
+    "last_heard_ms",
+    "away_zone",
+    "away_since_ms",
+)
 
 
 class SqlIngestWriter(IngestWrites):

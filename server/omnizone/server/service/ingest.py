@@ -63,7 +63,12 @@ from omnizone.server.service.locators import (
     Sighting,
     ZonePlacement,
 )
-from omnizone.server.service.ports import IngestTransaction, ReceivedKey, Repository
+from omnizone.server.service.ports import (
+    IngestTransaction,
+    ReceivedKey,
+    Repository,
+    SightingFields,
+)
 from omnizone.store import StorePlan
 
 log = logging.getLogger(__name__)
@@ -102,6 +107,21 @@ class InboundMessage:
     topic: str
     payload: bytes
     received_ms: int
+
+
+@dataclass(slots=True)
+class ResolvedSighting:
+    """A sighting whose rotating id was resolved: the contract's fields with
+    the shopper as the device (a plain record, not a validated model: it is
+    made for every resolved sighting of every message)."""
+
+    device: str
+    window_start_ms: int
+    window_ms: int
+    count: int
+    rssi_mean: float
+    rssi_max: float
+    tx_power: int | None
 
 
 class _BatchFailed(Exception):
@@ -263,6 +283,13 @@ class IngestService:
         self._highest: dict[tuple[str, str, int], int] = repository.sequence_heads()
         # live sessions: (store, gateway, epoch) -> the seq reserved for the will
         self._wills: dict[tuple[str, str, int], int] = {}
+        # Within one batch: (key, window end, store) -> what it resolved to, and
+        # device -> (may track, may store its location). A store's ten gateways
+        # report the same phones in the same window: each is resolved once, not
+        # ten times. Emptied at the start of every transaction (consent and
+        # registrations may change between batches, never within one).
+        self._resolved: dict[tuple[str, int, str], str | Replay | None] = {}
+        self._consents: dict[str, tuple[bool, bool]] = {}
 
     def subscribe_to_placements(self, listener: PlacementListener) -> None:
         """Tell ``listener`` of every placement from now on, after its message
@@ -535,6 +562,9 @@ class IngestService:
             if self._repo.is_transient(error):
                 raise
             raise _BatchFailed(str(error)) from error
+        finally:  # what the batch resolved is not kept past it (an erasure, a new phone)
+            self._resolved.clear()
+            self._consents.clear()
         for store, pending in pendings.items():
             self._apply(store, pending)
         self._received_ms.update(received)
@@ -593,7 +623,7 @@ class IngestService:
                 if heard:
                     pending.gateway_hearings.append((gateway, heard))
                 tracked = self._identify(message, pending, gateway in plan.street_gateways)
-                stored = [i for i in tracked if self._may_store(i.device)]
+                stored = [i for i in tracked if self._may_store_now(i.device)]
                 if stored:
                     tx.add_ble_sightings(store, gateway, seq, stored)
                 if tracked:
@@ -708,7 +738,7 @@ class IngestService:
 
     def _identify(
         self, message: BleMessage, pending: _Pending, street: bool = False
-    ) -> list[BleSighting]:
+    ) -> list[SightingFields]:
         """The message's sightings with rotating ids resolved to registered
         devices; unknown ids and shoppers who allow nothing are left out.
         What a tap wants goes to ``pending.tapped`` either way. At a
@@ -725,33 +755,60 @@ class IngestService:
         if identity is None:
             self._tap(message, [(i, i.device) for i in message.items], pending)
             return list(message.items)
-        kept: list[BleSighting] = []
+        kept: list[SightingFields] = []
         resolved: list[tuple[BleSighting, str]] = []
+        store = message.store
+        cache = self._resolved
+        counting = street and self._passers_by is not None
         for item in message.items:
             at_ms = item.window_start_ms + item.window_ms
-            device = identity.resolve(item.device, at_ms, message.store)
-            if isinstance(device, str):
-                resolved.append((item, device))
-            if (
-                street
-                and self._passers_by is not None
-                and is_rotating(item.device)  # a phone, not a tag or a fixed beacon
-                and not isinstance(device, Replay)
-                and (device is None or not identity.may_store_location(device))
-            ):
-                pending.passers_by.append((at_ms, item.device if device is None else device))
+            key = (item.device, at_ms, store)
+            if key in cache:
+                device = cache[key]
+            else:
+                device = cache[key] = identity.resolve(item.device, at_ms, store)
             if device is None:
                 self.counters.unresolved_dropped += 1
-            elif isinstance(device, Replay):
+                if counting and is_rotating(item.device):  # a phone, not a tag or a beacon
+                    pending.passers_by.append((at_ms, item.device))
+                continue
+            if isinstance(device, Replay):
                 self.counters.replayed_dropped += 1
-            elif not identity.may_track(device):
+                continue
+            resolved.append((item, device))
+            track, store_location = self._consent(device)
+            if counting and not store_location and is_rotating(item.device):
+                pending.passers_by.append((at_ms, device))
+            if not track:
                 self.counters.not_consented_dropped += 1
+            elif device == item.device:
+                kept.append(item)
             else:
                 kept.append(
-                    item if device == item.device else item.model_copy(update={"device": device})
+                    ResolvedSighting(
+                        device,
+                        item.window_start_ms,
+                        item.window_ms,
+                        item.count,
+                        item.rssi_mean,
+                        item.rssi_max,
+                        item.tx_power,
+                    )
                 )
         self._tap(message, resolved, pending)
         return kept
+
+    def _consent(self, device: str) -> tuple[bool, bool]:
+        """(may track, may store location) of a resolved device, asked once a batch."""
+        known = self._consents.get(device)
+        if known is None:
+            identity = self._identity
+            assert identity is not None
+            known = self._consents[device] = (
+                identity.may_track(device),
+                identity.may_store_location(device),
+            )
+        return known
 
     def _tap(
         self, message: BleMessage, resolved: list[tuple[BleSighting, str]], pending: _Pending
@@ -767,10 +824,14 @@ class IngestService:
     def _may_store(self, device: str) -> bool:
         return self._identity is None or self._identity.may_store_location(device)
 
+    def _may_store_now(self, device: str) -> bool:
+        """``_may_store`` inside a transaction: asked once a batch per device."""
+        return self._identity is None or self._consent(device)[1]
+
     def _localize(
         self,
         plan: StorePlan,
-        items: list[BleSighting],
+        items: list[SightingFields],
         gateway: str,
         sent_ms: int,
         pending: _Pending,

@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from omnizone.contract import (
-    BleSighting,
     HealthMessage,
     NfcTap,
     RfidItem,
@@ -34,6 +33,7 @@ from omnizone.server.service.ports.ingest import (
     LocationData,
     ReceivedKey,
     Repository,
+    SightingFields,
     StoredGatewayConfig,
     VisitRecord,
     VisitStatus,
@@ -216,7 +216,7 @@ class MemoryTransaction(IngestTransaction):
             raise RuntimeError("record_received must come before the message's items")
 
     def add_ble_sightings(
-        self, store: str, gateway: str, seq: int, items: Sequence[BleSighting]
+        self, store: str, gateway: str, seq: int, items: Sequence[SightingFields]
     ) -> None:
         def write(undo: Undo) -> None:
             self._check_message()

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from omnizone.contract import (
-    BleSighting,
     HealthMessage,
     NfcTap,
     RfidItem,
@@ -101,6 +100,27 @@ class DeadLetter:
             object.__setattr__(self, "original_bytes", len(self.payload))
 
 
+class SightingFields(Protocol):
+    """What is stored of one BLE sighting: a contract ``BleSighting`` as it
+    came, or ingest's copy of one whose rotating id was resolved to its
+    shopper (``service.ingest.ResolvedSighting``)."""
+
+    @property
+    def device(self) -> str: ...
+    @property
+    def window_start_ms(self) -> int: ...
+    @property
+    def window_ms(self) -> int: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def rssi_mean(self) -> float: ...
+    @property
+    def rssi_max(self) -> float: ...
+    @property
+    def tx_power(self) -> int | None: ...
+
+
 class IngestTransaction(Protocol):
     """Everything one message changes; committed together or not at all."""
 
@@ -117,7 +137,7 @@ class IngestTransaction(Protocol):
     ) -> None: ...
 
     def add_ble_sightings(
-        self, store: str, gateway: str, seq: int, items: Sequence[BleSighting]
+        self, store: str, gateway: str, seq: int, items: Sequence[SightingFields]
     ) -> None: ...
 
     def add_nfc_taps(self, store: str, gateway: str, seq: int, items: Sequence[NfcTap]) -> None: ...
