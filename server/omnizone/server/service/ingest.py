@@ -734,6 +734,8 @@ class IngestService:
             finally:
                 for counter in fields(IngestCounters):
                     setattr(self.counters, counter.name, getattr(counted, counter.name))
+                self._resolved.clear()  # as after a batch: nothing resolved is kept
+                self._consents.clear()
             return len(messages)
 
     def _identify(
@@ -941,7 +943,7 @@ def _without_anchors(plan: StorePlan, message: BleMessage) -> tuple[list[BleSigh
     return heard, message.model_copy(update={"items": shoppers})
 
 
-def _in_window_order(items: Sequence[BleSighting]) -> list[Sighting]:
+def _in_window_order(items: Sequence[SightingFields]) -> list[Sighting]:
     """A message's sightings as the locator takes them, oldest window first."""
     ordered = sorted(items, key=lambda s: s.window_start_ms + s.window_ms)
     return [Sighting(i.device, i.rssi_mean, i.window_start_ms, i.window_ms) for i in ordered]
