@@ -61,6 +61,21 @@ def _health(outbox: Outbox) -> int:
     )
 
 
+def _link(broker: RunningBroker, outbox: Outbox, host: str, port: int, ack_s: float) -> MqttLink:
+    """The gateway's link to ``host:port`` (the broker, or a forwarder in front of it)."""
+    user, password = broker.accounts.gateway_credentials(GATEWAY)
+    return MqttLink(
+        BrokerAddress(host, port, user, password),
+        STORE,
+        GATEWAY,
+        outbox,
+        lambda: T0,
+        "test",
+        ack_timeout_s=ack_s,
+        max_ack_timeout_s=2 * ack_s,
+    )
+
+
 @pytest.mark.parametrize("kind", ["mosquitto", "embedded"])
 def test_rows_leave_on_the_servers_ack_only_and_unacked_ones_are_sent_again(
     broker_factory: Callable[..., RunningBroker], tmp_path: Path, kind: str
@@ -71,17 +86,7 @@ def test_rows_leave_on_the_servers_ack_only_and_unacked_ones_are_sent_again(
     server.subscribe(topic_for(STORE, GATEWAY, Kind.HEALTH))
     outbox = Outbox(tmp_path / "outbox.db")
     seqs = [_health(outbox) for _ in range(3)]
-    user, password = broker.accounts.gateway_credentials(GATEWAY)
-    link = MqttLink(
-        BrokerAddress(broker.host, broker.port, user, password),
-        STORE,
-        GATEWAY,
-        outbox,
-        lambda: T0,
-        "test",
-        ack_timeout_s=0.5,
-        max_ack_timeout_s=1.0,
-    )
+    link = _link(broker, outbox, broker.host, broker.port, 0.5)
     link.start()
     try:
         got = [json.loads(server.next_message().payload)["seq"] for _ in seqs]
@@ -201,17 +206,7 @@ def test_a_link_down_for_a_while_leaves_no_hole_in_the_gateways_sequence(
     for _ in range(3):
         _health(outbox)
     uplink = LinkProxy(broker.host, broker.port)
-    user, password = broker.accounts.gateway_credentials(GATEWAY)
-    link = MqttLink(
-        BrokerAddress(uplink.host, uplink.port, user, password),
-        STORE,
-        GATEWAY,
-        outbox,
-        lambda: T0,
-        "test",
-        ack_timeout_s=0.5,
-        max_ack_timeout_s=1.0,
-    )
+    link = _link(broker, outbox, uplink.host, uplink.port, 0.5)
     seen: set[int] = set()
 
     def collect_until(done: Callable[[], bool]) -> None:

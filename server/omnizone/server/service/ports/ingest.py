@@ -100,13 +100,9 @@ class DeadLetter:
             object.__setattr__(self, "original_bytes", len(self.payload))
 
 
-class SightingFields(Protocol):
-    """What is stored of one BLE sighting: a contract ``BleSighting`` as it
-    came, or ingest's copy of one whose rotating id was resolved to its
-    shopper (``service.ingest.ResolvedSighting``)."""
+class _WindowFields(Protocol):
+    """One BLE window's radio, whoever's it is."""
 
-    @property
-    def device(self) -> str: ...
     @property
     def window_start_ms(self) -> int: ...
     @property
@@ -119,6 +115,15 @@ class SightingFields(Protocol):
     def rssi_max(self) -> float: ...
     @property
     def tx_power(self) -> int | None: ...
+
+
+class SightingFields(_WindowFields, Protocol):
+    """What is stored of one BLE sighting: a contract ``BleSighting`` as it
+    came, or ingest's copy of one whose rotating id was resolved to its
+    shopper (``service.ingest.ResolvedSighting``)."""
+
+    @property
+    def device(self) -> str: ...
 
 
 class IngestTransaction(Protocol):
@@ -253,23 +258,11 @@ class _StoredVisit(Protocol):
     def status(self) -> str: ...
 
 
-class _StoredSighting(Protocol):
+class _StoredSighting(_WindowFields, Protocol):
     @property
     def store(self) -> str: ...
     @property
     def gateway(self) -> str: ...
-    @property
-    def window_start_ms(self) -> int: ...
-    @property
-    def window_ms(self) -> int: ...
-    @property
-    def count(self) -> int: ...
-    @property
-    def rssi_mean(self) -> float: ...
-    @property
-    def rssi_max(self) -> float: ...
-    @property
-    def tx_power(self) -> int | None: ...
 
 
 def location_export(
